@@ -1,0 +1,1 @@
+"""The HTTP API (Starlette routes); thin adapters over flows and the store."""

@@ -1,0 +1,131 @@
+"""``/api/v1/alerts``: ingest, fetch, list."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from pydantic import ValidationError
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from securitybot.api.common import ApiError, authenticate, parse_json, read_body
+from securitybot.ingest.schema import AlertIn, field_errors
+from securitybot.ingest.service import ingest_alert
+from securitybot.runtime import Runtime
+from securitybot.store import alerts as alert_store
+
+STATUSES = {"new", "awaiting_ack", "awaiting_2fa", "resolved", "escalated", "triaging", "closed"}
+
+
+def _rt(request: Request) -> Runtime:
+    rt: Runtime = request.app.state.runtime
+    return rt
+
+
+async def create_alert(request: Request) -> JSONResponse:
+    rt = _rt(request)
+    body = await read_body(request, rt.settings.server.max_body_bytes)
+    principal = authenticate(request, rt.authenticator, body)
+    data = parse_json(body)
+    if not isinstance(data, dict):
+        raise ApiError(400, "malformed_json", "the body must be a JSON object")
+    try:
+        payload = AlertIn.model_validate(data)
+    except ValidationError as exc:
+        errors = field_errors(exc)
+        first = errors[0]
+        raise ApiError(
+            422, "validation_error", f"{first['field']}: {first['reason']}", errors
+        ) from None
+    if payload.source and payload.source != principal.source:
+        raise ApiError(
+            403,
+            "forbidden",
+            f"source: this credential belongs to {principal.source!r}, not {payload.source!r}",
+        )
+    result = await run_in_threadpool(
+        ingest_alert,
+        rt.db,
+        payload,
+        source=principal.source,
+        kinds=rt.kinds,
+        policy=rt.settings.policy,
+    )
+    body_out = alert_store.to_public(result.alert)
+    body_out["created"] = result.created
+    rt.notify_new_work()
+    return JSONResponse(body_out, status_code=201 if result.created else 200)
+
+
+async def get_alert(request: Request) -> JSONResponse:
+    rt = _rt(request)
+    authenticate(request, rt.authenticator, b"")
+    raw_id = request.path_params["alert_id"]
+    if not raw_id.isdigit():
+        raise ApiError(404, "not_found", f"no alert {raw_id!r}")
+
+    def load() -> dict[str, object] | None:
+        with rt.db.read() as session:
+            alert = alert_store.get(session, int(raw_id))
+            return None if alert is None else alert_store.to_public(alert)
+
+    found = await run_in_threadpool(load)
+    if found is None:
+        raise ApiError(404, "not_found", f"no alert {raw_id}")
+    return JSONResponse(found)
+
+
+def _filter_from_query(request: Request) -> alert_store.AlertFilter:
+    q = request.query_params
+    statuses = [s for s in q.get("status", "").split(",") if s]
+    bad = [s for s in statuses if s not in STATUSES]
+    if bad:
+        raise ApiError(422, "validation_error", f"status: unknown status {bad[0]!r}",
+                       [{"field": "status", "reason": f"must be one of {sorted(STATUSES)}"}])
+    since = None
+    if q.get("since"):
+        try:
+            since = datetime.fromisoformat(q["since"].replace("Z", "+00:00"))
+        except ValueError:
+            raise ApiError(422, "validation_error", "since: must be an ISO 8601 time") from None
+        since = since.replace(tzinfo=UTC) if since.tzinfo is None else since
+    limit_raw = q.get("limit", "50")
+    if not limit_raw.isdigit() or not 1 <= int(limit_raw) <= 500:
+        raise ApiError(422, "validation_error", "limit: must be a whole number from 1 to 500")
+    before = None
+    if q.get("cursor"):
+        try:
+            before = alert_store.decode_cursor(q["cursor"])
+        except ValueError as exc:
+            raise ApiError(422, "validation_error", f"cursor: {exc}") from None
+    return alert_store.AlertFilter(
+        status=statuses,
+        user=q.get("user") or None,
+        kind=q.get("kind") or None,
+        since=since,
+        before_id=before,
+        limit=int(limit_raw),
+    )
+
+
+async def list_alerts(request: Request) -> JSONResponse:
+    rt = _rt(request)
+    authenticate(request, rt.authenticator, b"")
+    flt = _filter_from_query(request)
+
+    def load() -> tuple[list[dict[str, object]], str | None]:
+        with rt.db.read() as session:
+            rows, cursor = alert_store.list_alerts(session, flt)
+            return [alert_store.to_public(a) for a in rows], cursor
+
+    rows, cursor = await run_in_threadpool(load)
+    return JSONResponse({"alerts": rows, "next_cursor": cursor})
+
+
+routes = [
+    Route("/api/v1/alerts", create_alert, methods=["POST"]),
+    Route("/api/v1/alerts", list_alerts, methods=["GET"]),
+    Route("/api/v1/alerts/{alert_id}", get_alert, methods=["GET"]),
+]

@@ -1,0 +1,63 @@
+"""Shared pieces of the HTTP edge: JSON errors, bounded body reading, authentication."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from securitybot.ingest.auth import AuthError, Authenticator, Principal
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, error: str, message: str, detail: Any = None) -> None:
+        super().__init__(message)
+        self.status, self.error, self.message, self.detail = status, error, message, detail
+
+    def response(self) -> JSONResponse:
+        body: dict[str, Any] = {"error": self.error, "message": self.message}
+        if self.detail is not None:
+            body["detail"] = self.detail
+        headers = {"WWW-Authenticate": "Bearer"} if self.status == 401 else None
+        return JSONResponse(body, status_code=self.status, headers=headers)
+
+
+def error_response(status: int, error: str, message: str, detail: Any = None) -> JSONResponse:
+    return ApiError(status, error, message, detail).response()
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """Read at most ``limit`` bytes; refuse early on Content-Length so nothing big is buffered."""
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise ApiError(400, "body_too_large", f"the body is over the {limit // 1024} KiB limit")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise ApiError(400, "body_too_large", f"the body is over the {limit // 1024} KiB limit")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def parse_json(body: bytes) -> Any:
+    if not body.strip():
+        raise ApiError(400, "malformed_json", "the body is empty; send a JSON object")
+    try:
+        return json.loads(body)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ApiError(400, "malformed_json", f"the body is not valid JSON: {exc}") from None
+
+
+def authenticate(
+    request: Request, authenticator: Authenticator, body: bytes, *, allow_query: bool = False
+) -> Principal:
+    query_token = request.query_params.get("token") if allow_query else None
+    try:
+        return authenticator.authenticate(request.headers, body, query_token)
+    except AuthError as exc:
+        raise ApiError(401, "unauthorized", exc.reason) from None
+

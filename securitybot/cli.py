@@ -1,0 +1,139 @@
+"""Command line: serve | migrate | check-config | send-alert."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from typing import Any, NoReturn
+
+import click
+import yaml
+
+from securitybot.config import ConfigError, Settings, load_config
+from securitybot.logs import configure_logging
+from securitybot.store.db import Database, SchemaNotReady, check_schema, migrate
+
+CONFIG_HELP = "Config file (default: $SECURITYBOT_CONFIG, else ./config.yaml)."
+
+
+def _fail(message: str, code: int = 2) -> NoReturn:
+    click.echo(message, err=True)
+    sys.exit(code)
+
+
+def _settings(config: str | None) -> Settings:
+    try:
+        return load_config(config)
+    except ConfigError as exc:
+        _fail(str(exc))
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """Securitybot: ask the person who did it, verify with Duo, escalate the rest."""
+
+
+@main.command("check-config")
+@click.option("--config", "config", type=click.Path(dir_okay=False), help=CONFIG_HELP)
+def check_config(config: str | None) -> None:
+    """Validate the configuration and print it with secrets masked."""
+    settings = _settings(config)
+    from securitybot.kinds import load_kinds
+
+    try:
+        kinds = load_kinds(settings.alerts.dir)
+    except ConfigError as exc:
+        _fail(str(exc))
+    click.echo(yaml.safe_dump(settings.masked(), sort_keys=False), nl=False)
+    click.echo(f"# alert kinds: {', '.join(kinds.names())}")
+    for note in settings.unconfigured():
+        click.echo(f"# not configured: {note}")
+    click.echo("# config OK")
+
+
+@main.command("migrate")
+@click.option("--config", "config", type=click.Path(dir_okay=False), help=CONFIG_HELP)
+@click.option("--revision", default="head", show_default=True, help="Target revision.")
+def migrate_cmd(config: str | None, revision: str) -> None:
+    """Create or upgrade the database schema (safe to run from several replicas)."""
+    settings = _settings(config)
+    configure_logging(settings.logging)
+    db = Database.from_url(settings.database.url)
+    try:
+        migrate(db.engine, revision)
+    except Exception as exc:  # surface driver errors as one line, not a traceback
+        _fail(f"migrate failed: {type(exc).__name__}: {exc}".splitlines()[0], 1)
+    finally:
+        db.dispose()
+    click.echo(f"database at {db.engine.url.render_as_string(hide_password=True)} is up to date")
+
+
+@main.command("serve")
+@click.option("--config", "config", type=click.Path(dir_okay=False), help=CONFIG_HELP)
+@click.option("--host", default=None, help="Override server.host.")
+@click.option("--port", type=int, default=None, help="Override server.port.")
+@click.option("--socket-mode", is_flag=True, help="Also receive Slack events over Socket Mode.")
+def serve(config: str | None, host: str | None, port: int | None, socket_mode: bool) -> None:
+    """Run the HTTP API, the Slack app and the background workers."""
+    settings = _settings(config)
+    configure_logging(settings.logging)
+    from securitybot.service import ServiceError, run_service
+
+    try:
+        run_service(settings, host=host, port=port, socket_mode=socket_mode)
+    except (ConfigError, SchemaNotReady, ServiceError) as exc:
+        _fail(str(exc), 1)
+
+
+@main.command("send-alert")
+@click.option("--config", "config", type=click.Path(dir_okay=False), help=CONFIG_HELP)
+@click.option("--url", default=None, help="Server base URL (default: from server.host/port).")
+@click.option("--token", envvar="SECURITYBOT_TOKEN", default=None,
+              help="Bearer token (default: $SECURITYBOT_TOKEN, else the first in ingest.tokens).")
+@click.option("--user", required=True, help="Email or Slack user id of the implicated person.")
+@click.option("--kind", default="sensitive_command", show_default=True)
+@click.option("--title", default="Test alert from securitybot send-alert", show_default=True)
+@click.option("--description", default="")
+@click.option("--dedup-key", default=None)
+@click.option("--detail", "details", multiple=True, metavar="KEY=VALUE",
+              help="A details entry; repeat for more.")
+def send_alert(
+    config: str | None, url: str | None, token: str | None, user: str, kind: str, title: str,
+    description: str, dedup_key: str | None, details: tuple[str, ...],
+) -> None:  # fmt: skip
+    """Post a test alert to a running server and print the answer."""
+    import httpx
+
+    settings = _settings(config)
+    if token is None:
+        first = next((t.token for t in settings.ingest.tokens if t.token), None)
+        if first is None:
+            _fail("send-alert: no --token given and no bearer token in ingest.tokens")
+        token = first.get_secret_value()
+    base = url or f"http://{settings.server.host}:{settings.server.port}"
+    detail_map: dict[str, Any] = {}
+    for item in details:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            _fail(f"send-alert: --detail {item!r} must look like KEY=VALUE")
+        detail_map[key] = value
+    payload: dict[str, Any] = {"kind": kind, "user": user, "title": title,
+                               "description": description, "details": detail_map}
+    if dedup_key:
+        payload["dedup_key"] = dedup_key
+    try:
+        resp = httpx.post(f"{base.rstrip('/')}/api/v1/alerts", json=payload,
+                          headers={"Authorization": f"Bearer {token}"}, timeout=10)
+    except httpx.HTTPError as exc:
+        _fail(f"send-alert: cannot reach {base}: {exc}", 1)
+    click.echo(f"HTTP {resp.status_code}")
+    try:
+        click.echo(json.dumps(resp.json(), indent=2))
+    except ValueError:
+        click.echo(resp.text)
+    if resp.status_code >= 400:
+        sys.exit(1)
+
+
+logging.captureWarnings(True)

@@ -1,0 +1,312 @@
+"""Typed configuration: config.yaml + ${ENV} substitution + SECURITYBOT_<SECTION>__<KEY> overrides.
+
+Everything the service reads from its configuration goes through :func:`load_config`, so a typo
+or a bad value stops the program at start-up with one line naming the key, instead of failing
+later in the middle of an alert.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+ENV_PREFIX = "SECURITYBOT_"
+DEFAULT_CONFIG_PATH = "config.yaml"
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+_DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
+_ENV_REF_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+class ConfigError(Exception):
+    """A configuration problem, phrased as one line that names the key."""
+
+
+def parse_duration(value: Any) -> float:
+    """Seconds from a number or a string like ``"90s"``, ``"10m"``, ``"1.5h"``, ``"2d"``."""
+    if isinstance(value, bool):
+        raise ValueError("expected a duration such as 300, '90s', '10m', '1h'")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    elif isinstance(value, str) and (m := _DURATION_RE.match(value)):
+        seconds = float(m.group(1)) * _UNIT_SECONDS[m.group(2)]
+    else:
+        raise ValueError(f"{value!r} is not a duration (use seconds, or '90s', '10m', '1h', '2d')")
+    if seconds <= 0:
+        raise ValueError("must be greater than zero")
+    return seconds
+
+
+Duration = Annotated[float, BeforeValidator(parse_duration)]
+
+
+class _Section(BaseModel):
+    # Unknown keys are almost always typos ("ack_timout"); refusing them is kinder than ignoring.
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _empty_is_unset(cls, data: Any) -> Any:
+        # "${SLACK_BOT_TOKEN:-}" yields "", which means "not configured", not "an empty token".
+        if isinstance(data, dict):
+            return {k: v for k, v in data.items() if not (v == "" and k in cls.model_fields
+                    and cls.model_fields[k].default is None)}
+        return data
+
+
+class DatabaseConfig(_Section):
+    url: str = "sqlite:///securitybot.db"
+    pool_size: int = Field(default=10, ge=1, le=200)
+    echo: bool = False
+
+
+class ServerConfig(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+    max_body_bytes: int = Field(default=64 * 1024, ge=1024, le=16 * 1024 * 1024)
+
+
+class SlackConfig(_Section):
+    bot_token: SecretStr | None = None
+    signing_secret: SecretStr | None = None
+    app_token: SecretStr | None = None
+    admin_token: SecretStr | None = None
+    api_url: str = "https://slack.com/api/"
+    security_channel: str | None = None
+    user_cache_ttl: Duration = 3600.0
+
+    @field_validator("api_url")
+    @classmethod
+    def _slash(cls, v: str) -> str:
+        if not v.startswith(("http://", "https://")):
+            raise ValueError("must be an http(s) URL")
+        return v if v.endswith("/") else v + "/"
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.bot_token and self.signing_secret)
+
+
+class DuoConfig(_Section):
+    ikey: str | None = None
+    skey: SecretStr | None = None
+    api_host: str | None = None
+    ca_certs: str | None = None
+    username: Literal["email", "email_local_part", "slack_name"] = "email_local_part"
+    timeout: Duration = 10.0
+
+    @field_validator("api_host")
+    @classmethod
+    def _host(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        host, _, port = v.partition(":")
+        if not host or (port and not port.isdigit()):
+            raise ValueError("must be 'host' or 'host:port'")
+        return v
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.ikey and self.skey and self.api_host)
+
+    @property
+    def host_and_port(self) -> tuple[str, int | None]:
+        assert self.api_host
+        host, _, port = self.api_host.partition(":")
+        return host, int(port) if port else None
+
+
+class IngestToken(_Section):
+    source: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.\-]+$")
+    token: SecretStr | None = None
+    hmac_secret: SecretStr | None = None
+
+    @model_validator(mode="after")
+    def _one_credential(self) -> IngestToken:
+        if not self.token and not self.hmac_secret:
+            raise ValueError(f"source {self.source!r} needs a 'token' or an 'hmac_secret'")
+        for name, secret in (("token", self.token), ("hmac_secret", self.hmac_secret)):
+            if secret is not None and len(secret.get_secret_value()) < 16:
+                raise ValueError(f"source {self.source!r}: {name} must be at least 16 characters")
+        return self
+
+
+class IngestConfig(_Section):
+    tokens: list[IngestToken] = Field(default_factory=list)
+    replay_window: Duration = 300.0
+
+    @field_validator("tokens")
+    @classmethod
+    def _unique(cls, v: list[IngestToken]) -> list[IngestToken]:
+        seen: set[str] = set()
+        for t in v:
+            for secret in (t.token, t.hmac_secret):
+                if secret is None:
+                    continue
+                value = secret.get_secret_value()
+                if value in seen:
+                    raise ValueError("the same token or secret is used twice")
+                seen.add(value)
+        return v
+
+
+class PolicyConfig(_Section):
+    ack_timeout: Duration = 600.0
+    duo_timeout: Duration = 120.0
+
+
+class SchedulerConfig(_Section):
+    sweep_interval: Duration = 5.0
+    enabled: bool = True
+
+
+class AlertsConfig(_Section):
+    dir: str = str(REPO_ROOT / "alerts")
+
+
+class LoggingConfig(_Section):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    json_format: bool = Field(default=False, alias="json")
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class Settings(_Section):
+    database: DatabaseConfig = DatabaseConfig()
+    server: ServerConfig = ServerConfig()
+    slack: SlackConfig = SlackConfig()
+    duo: DuoConfig = DuoConfig()
+    ingest: IngestConfig = IngestConfig()
+    policy: PolicyConfig = PolicyConfig()
+    scheduler: SchedulerConfig = SchedulerConfig()
+    alerts: AlertsConfig = AlertsConfig()
+    logging: LoggingConfig = LoggingConfig()
+
+    def masked(self) -> dict[str, Any]:
+        """The effective configuration as plain data, every secret shown as ``**********``."""
+        data: dict[str, Any] = self.model_dump(mode="json", by_alias=True)
+        return data
+
+    def unconfigured(self) -> list[str]:
+        """Human-readable notes on what is not set up yet (reported at start, not as tracebacks)."""
+        notes = []
+        if not self.slack.configured:
+            notes.append("Slack (slack.bot_token, slack.signing_secret): alerts are stored, no DMs")
+        if not self.duo.configured:
+            notes.append("Duo (duo.ikey, duo.skey, duo.api_host): 'it was me' escalates")
+        if not self.ingest.tokens:
+            notes.append("ingest.tokens: nobody can post alerts")
+        return notes
+
+
+def find_config_path(cli_path: str | None, environ: Mapping[str, str] = os.environ) -> Path:
+    """``--config PATH``, else ``$SECURITYBOT_CONFIG``, else ``./config.yaml``."""
+    return Path(cli_path or environ.get("SECURITYBOT_CONFIG") or DEFAULT_CONFIG_PATH)
+
+
+def _substitute(value: Any, environ: Mapping[str, str], where: str) -> Any:
+    if isinstance(value, str):
+
+        def repl(m: re.Match[str]) -> str:
+            name, default = m.group(1), m.group(2)
+            if name in environ:
+                return environ[name]
+            if default is not None:
+                return default
+            raise ConfigError(f"config error: {where}: environment variable ${{{name}}} is not set")
+
+        return _ENV_REF_RE.sub(repl, value)
+    if isinstance(value, dict):
+        return {k: _substitute(v, environ, f"{where}.{k}" if where else str(k)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_substitute(v, environ, f"{where}[{i}]") for i, v in enumerate(value)]
+    return value
+
+
+def _apply_env_overrides(data: dict[str, Any], environ: Mapping[str, str]) -> None:
+    for name, raw in environ.items():
+        if not name.startswith(ENV_PREFIX) or "__" not in name:
+            continue
+        path = name[len(ENV_PREFIX) :].lower().split("__")
+        if len(path) < 2 or not all(path):
+            continue
+        value: Any
+        if path[-1].endswith("_file") and len(path) == 2:
+            # *_FILE variables point at a mounted secret (Docker/Kubernetes style).
+            path[-1] = path[-1][: -len("_file")]
+            try:
+                value = Path(raw).read_text().strip()
+            except OSError as exc:
+                raise ConfigError(f"config error: {name}: cannot read {raw!r}: {exc.strerror}") from None
+        else:
+            # Structured values (lists of tokens, mappings) arrive as YAML/JSON; scalars stay the
+            # exact text typed, and pydantic coerces them ("8080" -> 8080, "10m" -> 600.0).
+            try:
+                parsed = yaml.safe_load(raw) if raw.strip() else None
+            except yaml.YAMLError:
+                parsed = None
+            value = parsed if isinstance(parsed, dict | list) else raw
+        node = data
+        for key in path[:-1]:
+            child = node.get(key)
+            if not isinstance(child, dict):
+                child = {}
+                node[key] = child
+            node = child
+        node[path[-1]] = value
+
+
+def _first_error_line(exc: ValidationError) -> str:
+    err = exc.errors()[0]
+    loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
+    msg = err["msg"].removeprefix("Value error, ")
+    if err["type"] == "extra_forbidden":
+        msg = "unknown key (check the spelling against config.yaml)"
+    more = len(exc.errors()) - 1
+    suffix = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
+    return f"config error: {loc}: {msg}{suffix}"
+
+
+def load_config(
+    path: str | Path | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    required: bool = False,
+) -> Settings:
+    """Load, substitute, override and validate. Raises :class:`ConfigError` with one line."""
+    env = os.environ if environ is None else environ
+    cfg_path = find_config_path(str(path) if path else None, env)
+    data: dict[str, Any] = {}
+    if cfg_path.exists():
+        try:
+            loaded = yaml.safe_load(cfg_path.read_text()) or {}
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f" line {mark.line + 1}" if mark else ""
+            raise ConfigError(f"config error: {cfg_path}{where}: not valid YAML") from None
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"config error: {cfg_path}: the top level must be a mapping")
+        data = _substitute(loaded, env, "")
+    elif required or path:
+        raise ConfigError(f"config error: {cfg_path}: file not found")
+    _apply_env_overrides(data, env)
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_first_error_line(exc)) from None

@@ -1,0 +1,1 @@
+"""Alert ingest: per-source authentication, schema validation, idempotent insert."""

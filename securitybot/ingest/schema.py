@@ -1,0 +1,59 @@
+"""The generic alert payload and how validation errors are reported to callers."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+SLACK_ID_RE = re.compile(r"^[UW][A-Z0-9]{2,30}$")
+EMAIL_RE = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,190}\.[^@\s]{2,63}$")
+MAX_FUTURE_SKEW = timedelta(minutes=5)
+
+
+class AlertIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    kind: str | None = Field(default=None, pattern=r"^[a-z][a-z0-9_]{0,63}$")
+    user: str = Field(min_length=3, max_length=254)
+    title: str = Field(min_length=1, max_length=300)
+    description: str = Field(default="", max_length=8000)
+    source: str | None = Field(default=None, max_length=64)
+    occurred_at: datetime | None = None
+    dedup_key: str | None = Field(default=None, min_length=1, max_length=200)
+    details: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("user")
+    @classmethod
+    def _user(cls, v: str) -> str:
+        if SLACK_ID_RE.match(v):
+            return v
+        if EMAIL_RE.match(v):
+            return v.lower()
+        raise ValueError("must be an email address or a Slack user id (U… or W…)")
+
+    @field_validator("occurred_at")
+    @classmethod
+    def _aware(cls, v: datetime | None) -> datetime | None:
+        if v is None:
+            return v
+        v = v.replace(tzinfo=UTC) if v.tzinfo is None else v.astimezone(UTC)
+        if v > datetime.now(UTC) + MAX_FUTURE_SKEW:
+            raise ValueError("is in the future")
+        return v
+
+
+def field_errors(exc: ValidationError) -> list[dict[str, str]]:
+    """Pydantic's errors as ``[{"field": "user", "reason": "..."}]``, readable by a person."""
+    out = []
+    for err in exc.errors(include_url=False):
+        field = ".".join(str(p) for p in err["loc"]) or "(body)"
+        reason = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            reason = "unknown field"
+        elif err["type"] == "missing":
+            reason = "is required"
+        out.append({"field": field, "reason": reason})
+    return out

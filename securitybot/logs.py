@@ -1,0 +1,43 @@
+"""Logging set-up: readable lines by default, one JSON object per line when configured."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from datetime import UTC, datetime
+from typing import Any
+
+from securitybot.config import LoggingConfig
+
+_STANDARD = set(vars(logging.makeLogRecord({})).keys()) | {"message", "asctime"}
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        out: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        for key, value in vars(record).items():
+            if key not in _STANDARD and not key.startswith("_"):
+                out[key] = value
+        if record.exc_info:
+            out["exc_info"] = self.formatException(record.exc_info)
+        return json.dumps(out, default=str)
+
+
+def configure_logging(cfg: LoggingConfig) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    if cfg.json_format:
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(cfg.level)
+    # Library chatter at INFO would log request URLs that can carry user emails.
+    for noisy in ("slack_sdk", "slack_bolt", "urllib3", "httpx", "apscheduler"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))

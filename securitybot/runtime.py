@@ -1,0 +1,56 @@
+"""The one place that builds the service's long-lived objects and hands them to the edges."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from securitybot.config import Settings
+from securitybot.ingest.auth import Authenticator
+from securitybot.kinds import KindRegistry, load_kinds
+from securitybot.store.db import Database
+
+Hook = Callable[[], Awaitable[None]]
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    db: Database
+    kinds: KindRegistry
+    authenticator: Authenticator
+    # Background work (dispatcher, scheduler, Socket Mode) registers start/stop hooks here.
+    on_start: list[Hook] = field(default_factory=list)
+    on_stop: list[Hook] = field(default_factory=list)
+    _wake: list[asyncio.Event] = field(default_factory=list)
+
+    @classmethod
+    def build(cls, settings: Settings, db: Database | None = None) -> Runtime:
+        database = db or Database.from_url(
+            settings.database.url, pool_size=settings.database.pool_size, echo=settings.database.echo
+        )
+        return cls(
+            settings=settings,
+            db=database,
+            kinds=load_kinds(settings.alerts.dir),
+            authenticator=Authenticator(settings.ingest),
+        )
+
+    def wake_event(self) -> asyncio.Event:
+        """An event set whenever new work is written, so workers need not poll tightly."""
+        ev = asyncio.Event()
+        self._wake.append(ev)
+        return ev
+
+    def notify_new_work(self) -> None:
+        for ev in self._wake:
+            ev.set()
+
+    async def start(self) -> None:
+        for hook in self.on_start:
+            await hook()
+
+    async def stop(self) -> None:
+        for hook in reversed(self.on_stop):
+            await hook()

@@ -1,0 +1,83 @@
+"""Assembling and running the whole service (used by ``serve``, the demo and end-to-end tests)."""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+from pathlib import Path
+from typing import IO
+
+import uvicorn
+from sqlalchemy.engine import make_url
+from starlette.applications import Starlette
+
+from securitybot.app import create_app
+from securitybot.config import Settings
+from securitybot.runtime import Runtime
+from securitybot.store.db import Database, check_schema, normalise_url
+
+logger = logging.getLogger(__name__)
+
+
+class ServiceError(RuntimeError):
+    """A start-up problem worth one clear line."""
+
+
+def sqlite_single_process_lock(url: str) -> IO[str] | None:
+    """Hold an exclusive lock beside an SQLite file: one serving process per file.
+
+    SQLite has no row locks to share work between replicas, so a second process would DM and
+    escalate everything twice. PostgreSQL is the store for several replicas.
+    """
+    parsed = make_url(normalise_url(url))
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    lock_path = Path(f"{parsed.database}.lock")
+    handle = lock_path.open("a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise ServiceError(
+            f"another securitybot process is already serving {parsed.database}; SQLite supports "
+            "one process (use PostgreSQL for several replicas)"
+        ) from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(str(os.getpid()))
+    handle.flush()
+    return handle
+
+
+def build_service(
+    settings: Settings, db: Database | None = None, *, socket_mode: bool = False
+) -> tuple[Runtime, Starlette]:
+    runtime = Runtime.build(settings, db)
+    check_schema(runtime.db.engine)
+    from securitybot.wiring import wire_workers
+
+    extra_routes = wire_workers(runtime, socket_mode=socket_mode)
+    return runtime, create_app(runtime, extra_routes)
+
+
+def run_service(
+    settings: Settings, *, host: str | None = None, port: int | None = None,
+    socket_mode: bool = False,
+) -> None:  # fmt: skip
+    lock = sqlite_single_process_lock(settings.database.url)
+    try:
+        _runtime, app = build_service(settings, socket_mode=socket_mode)
+        notes = settings.unconfigured()
+        if notes:
+            logger.warning("not configured yet: %s", "; ".join(notes))
+        uvicorn.run(
+            app,
+            host=host or settings.server.host,
+            port=port if port is not None else settings.server.port,
+            log_level="warning",
+            timeout_graceful_shutdown=10,
+        )
+    finally:
+        if lock is not None:
+            lock.close()

@@ -1,0 +1,134 @@
+"""Alert queries: idempotent creation, lookup, filtered listing with cursor pagination."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import insert, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from securitybot.store.models import Alert, AuditLog, utcnow
+
+PUBLIC_FIELDS = (
+    "id", "kind", "severity", "source", "dedup_key", "user_given", "user_id", "title",
+    "description", "details", "status", "outcome", "escalation_reason", "respond_by",
+    "occurred_at", "user_answer", "user_comment", "duo_result", "claimed_by", "created_at",
+    "updated_at",
+)  # fmt: skip
+
+
+def to_public(alert: Alert) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name in PUBLIC_FIELDS:
+        value = getattr(alert, name)
+        out[name] = value.isoformat() if isinstance(value, datetime) else value
+    out["user"] = alert.user_given
+    return out
+
+
+def insert_alert_once(session: Session, values: dict[str, Any]) -> int | None:
+    """Insert unless ``(source, dedup_key)`` exists; returns the new id, or None if it existed.
+
+    ON CONFLICT DO NOTHING (rather than catching IntegrityError) keeps the transaction usable
+    on PostgreSQL and makes two concurrent posts of the same alert race-free.
+    """
+    dialect = session.get_bind().dialect.name
+    stmt: Any
+    if dialect == "postgresql":
+        stmt = postgresql.insert(Alert).values(values).on_conflict_do_nothing(
+            constraint="uq_alerts_source_dedup_key"
+        )
+    elif dialect == "sqlite":
+        stmt = sqlite.insert(Alert).values(values).on_conflict_do_nothing()
+    else:
+        stmt = insert(Alert).values(values)
+    row = session.execute(stmt.returning(Alert.id)).first()
+    return None if row is None else int(row[0])
+
+
+def find_by_dedup(session: Session, source: str, dedup_key: str) -> Alert | None:
+    return session.scalars(
+        select(Alert).where(Alert.source == source, Alert.dedup_key == dedup_key)
+    ).first()
+
+
+def get(session: Session, alert_id: int) -> Alert | None:
+    return session.get(Alert, alert_id)
+
+
+def audit(
+    session: Session,
+    *,
+    action: str,
+    actor: str,
+    alert_id: int | None = None,
+    from_status: str | None = None,
+    to_status: str | None = None,
+    details: dict[str, Any] | None = None,
+    org: str | None = None,
+    subject_user: str | None = None,
+    at: datetime | None = None,
+) -> None:
+    session.execute(
+        insert(AuditLog).values(
+            alert_id=alert_id,
+            actor=actor,
+            action=action,
+            from_status=from_status,
+            to_status=to_status,
+            details=details or {},
+            org=org,
+            subject_user=subject_user,
+            created_at=at or utcnow(),
+        )
+    )
+
+
+def encode_cursor(last_id: int) -> str:
+    return base64.urlsafe_b64encode(f"a:{last_id}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> int:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        prefix, _, value = raw.partition(":")
+        if prefix != "a":
+            raise ValueError
+        return int(value)
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise ValueError("cursor is not one this server handed out") from None
+
+
+@dataclass(frozen=True)
+class AlertFilter:
+    status: Sequence[str] = ()
+    user: str | None = None
+    kind: str | None = None
+    since: datetime | None = None
+    before_id: int | None = None
+    limit: int = 50
+
+
+def list_alerts(session: Session, f: AlertFilter) -> tuple[list[Alert], str | None]:
+    """Newest first; the cursor is the last id seen, so pages stay stable while alerts arrive."""
+    q = select(Alert).order_by(Alert.id.desc()).limit(f.limit + 1)
+    if f.status:
+        q = q.where(Alert.status.in_(list(f.status)))
+    if f.user:
+        q = q.where((Alert.user_given == f.user) | (Alert.user_id == f.user))
+    if f.kind:
+        q = q.where(Alert.kind == f.kind)
+    if f.since:
+        q = q.where(Alert.created_at >= f.since)
+    if f.before_id is not None:
+        q = q.where(Alert.id < f.before_id)
+    rows = list(session.scalars(q))
+    more = len(rows) > f.limit
+    rows = rows[: f.limit]
+    return rows, (encode_cursor(rows[-1].id) if more and rows else None)
