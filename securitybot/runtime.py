@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 from securitybot.config import Settings
 from securitybot.ingest.auth import Authenticator
+from securitybot.ingest.service import GroupCommitter
 from securitybot.kinds import KindRegistry, load_kinds
 from securitybot.store.db import Database
 
@@ -20,6 +21,7 @@ class Runtime:
     db: Database
     kinds: KindRegistry
     authenticator: Authenticator
+    ingest: GroupCommitter
     # Background work (dispatcher, scheduler, Socket Mode) registers start/stop hooks here.
     on_start: list[Hook] = field(default_factory=list)
     on_stop: list[Hook] = field(default_factory=list)
@@ -28,13 +30,17 @@ class Runtime:
     @classmethod
     def build(cls, settings: Settings, db: Database | None = None) -> Runtime:
         database = db or Database.from_url(
-            settings.database.url, pool_size=settings.database.pool_size, echo=settings.database.echo
+            settings.database.url,
+            pool_size=settings.database.pool_size,
+            echo=settings.database.echo,
         )
+        kinds = load_kinds(settings.alerts.dir)
         return cls(
             settings=settings,
             db=database,
-            kinds=load_kinds(settings.alerts.dir),
+            kinds=kinds,
             authenticator=Authenticator(settings.ingest),
+            ingest=GroupCommitter(database, kinds, settings.policy),
         )
 
     def wake_event(self) -> asyncio.Event:
@@ -54,3 +60,4 @@ class Runtime:
     async def stop(self) -> None:
         for hook in reversed(self.on_stop):
             await hook()
+        await self.ingest.close()

@@ -12,7 +12,6 @@ from starlette.routing import Route
 
 from securitybot.api.common import ApiError, authenticate, parse_json, read_body
 from securitybot.ingest.schema import AlertIn, field_errors
-from securitybot.ingest.service import ingest_alert
 from securitybot.runtime import Runtime
 from securitybot.store import alerts as alert_store
 
@@ -45,14 +44,7 @@ async def create_alert(request: Request) -> JSONResponse:
             "forbidden",
             f"source: this credential belongs to {principal.source!r}, not {payload.source!r}",
         )
-    result = await run_in_threadpool(
-        ingest_alert,
-        rt.db,
-        payload,
-        source=principal.source,
-        kinds=rt.kinds,
-        policy=rt.settings.policy,
-    )
+    result = await rt.ingest.submit(payload, principal.source)
     body_out = alert_store.to_public(result.alert)
     body_out["created"] = result.created
     rt.notify_new_work()
@@ -82,8 +74,12 @@ def _filter_from_query(request: Request) -> alert_store.AlertFilter:
     statuses = [s for s in q.get("status", "").split(",") if s]
     bad = [s for s in statuses if s not in STATUSES]
     if bad:
-        raise ApiError(422, "validation_error", f"status: unknown status {bad[0]!r}",
-                       [{"field": "status", "reason": f"must be one of {sorted(STATUSES)}"}])
+        raise ApiError(
+            422,
+            "validation_error",
+            f"status: unknown status {bad[0]!r}",
+            [{"field": "status", "reason": f"must be one of {sorted(STATUSES)}"}],
+        )
     since = None
     if q.get("since"):
         try:

@@ -8,7 +8,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from securitybot.ingest.auth import AuthError, Authenticator, Principal
+from securitybot.ingest.auth import Authenticator, AuthError, Principal
 
 
 class ApiError(Exception):
@@ -60,4 +60,3 @@ def authenticate(
         return authenticator.authenticate(request.headers, body, query_token)
     except AuthError as exc:
         raise ApiError(401, "unauthorized", exc.reason) from None
-

@@ -46,9 +46,7 @@ def sign(secret: str, timestamp: int | str, body: bytes) -> str:
 
 
 class Authenticator:
-    def __init__(
-        self, cfg: IngestConfig, *, clock: Callable[[], float] = time.time
-    ) -> None:
+    def __init__(self, cfg: IngestConfig, *, clock: Callable[[], float] = time.time) -> None:
         # Compare fixed-length digests so every comparison takes the same time whatever the
         # length or prefix of what a caller sends.
         self._tokens = [
@@ -73,7 +71,9 @@ class Authenticator:
             return Principal(self._verify_hmac(headers, body), "hmac")
         if query_token:
             return Principal(self._match_token(query_token), "query_token")
-        raise AuthError("missing credentials: send 'Authorization: Bearer <token>' or an HMAC signature")
+        raise AuthError(
+            "missing credentials: send 'Authorization: Bearer <token>' or an HMAC signature"
+        )
 
     def _match_token(self, token: str) -> str:
         given = _digest(token)

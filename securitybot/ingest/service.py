@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
+
+from starlette.concurrency import run_in_threadpool
 
 from securitybot.config import PolicyConfig
 from securitybot.ingest.schema import AlertIn
@@ -11,7 +18,7 @@ from securitybot.kinds import KindRegistry
 from securitybot.store import alerts as alert_store
 from securitybot.store.db import Database
 from securitybot.store.models import Alert, utcnow
-from securitybot.store.outbox import enqueue
+from securitybot.store.outbox import enqueue_many
 
 # The first job of every alert: find the Slack user and start the conversation.
 START_EFFECT = "start_conversation"
@@ -34,22 +41,16 @@ def frozen_policy(kind_name: str, kinds: KindRegistry, policy: PolicyConfig) -> 
     }
 
 
-def ingest_alert(
-    db: Database,
-    payload: AlertIn,
-    *,
-    source: str,
-    kinds: KindRegistry,
-    policy: PolicyConfig,
-) -> IngestResult:
-    """Store the alert, its audit row and its first outbox job in one transaction.
-
-    The same ``(source, dedup_key)`` returns the stored alert instead (no second DM later).
-    """
-    kind_name = payload.kind if payload.kind in kinds else "default"
+def _values(
+    payload: AlertIn, source: str, kinds: KindRegistry, policy: PolicyConfig, now: datetime
+) -> dict[str, Any]:
+    kind_name = payload.kind if payload.kind and payload.kind in kinds else "default"
     kind = kinds.get(kind_name)
-    now = utcnow()
-    values = {
+    details = payload.details
+    if payload.kind and payload.kind != kind_name:
+        # Keep what the tool said so the team can add the kind later.
+        details = {**details, "requested_kind": payload.kind}
+    return {
         "kind": kind_name,
         "severity": kind.severity.value,
         "source": source,
@@ -57,7 +58,7 @@ def ingest_alert(
         "user_given": payload.user,
         "title": payload.title,
         "description": payload.description,
-        "details": payload.details,
+        "details": details,
         "status": "new",
         "occurred_at": payload.occurred_at,
         "policy": frozen_policy(kind_name, kinds, policy),
@@ -65,26 +66,113 @@ def ingest_alert(
         "created_at": now,
         "updated_at": now,
     }
-    if payload.kind and payload.kind != kind_name:
-        # Keep what the tool said so the team can add the kind later.
-        values["details"] = {**payload.details, "requested_kind": payload.kind}
+
+
+def ingest_batch(
+    db: Database,
+    items: Sequence[tuple[AlertIn, str]],
+    *,
+    kinds: KindRegistry,
+    policy: PolicyConfig,
+) -> list[IngestResult]:
+    """Store alerts, each with its audit row and first outbox job, in ONE transaction.
+
+    The same ``(source, dedup_key)`` returns the stored alert instead (no second DM later).
+    One commit for many alerts is what lets ingest keep up with bursts (group commit).
+    """
+    now = utcnow()
+    rows = [_values(p, src, kinds, policy, now) for p, src in items]
+    results: list[IngestResult] = []
+    audits: list[dict[str, Any]] = []
+    jobs: list[dict[str, Any]] = []
     with db.write() as session:
-        new_id = alert_store.insert_alert_once(session, values)
-        if new_id is None:
-            assert payload.dedup_key is not None  # only the dedup constraint can conflict
-            existing = alert_store.find_by_dedup(session, source, payload.dedup_key)
-            assert existing is not None
-            return IngestResult(existing, created=False)
-        alert_store.audit(
-            session,
-            alert_id=new_id,
-            actor=f"source:{source}",
-            action="alert.ingested",
-            to_status="new",
-            details={"kind": kind_name, "dedup_key": payload.dedup_key},
-            subject_user=payload.user,
-            at=now,
-        )
-        enqueue(session, effect=START_EFFECT, alert_id=new_id, idempotency_key=f"start:{new_id}")
-        alert = Alert(id=new_id, **values)
-    return IngestResult(alert, created=True)
+        for values, new_id in zip(rows, alert_store.insert_alerts_once(session, rows), strict=True):
+            if new_id is None:
+                existing = alert_store.find_by_dedup(session, values["source"], values["dedup_key"])
+                assert existing is not None  # only the (source, dedup_key) constraint conflicts
+                results.append(IngestResult(existing, created=False))
+                continue
+            audits.append(
+                {
+                    "alert_id": new_id,
+                    "actor": f"source:{values['source']}",
+                    "action": "alert.ingested",
+                    "from_status": None,
+                    "to_status": "new",
+                    "details": {"kind": values["kind"], "dedup_key": values["dedup_key"]},
+                    "org": None,
+                    "subject_user": values["user_given"],
+                    "created_at": now,
+                }
+            )
+            jobs.append(
+                {"effect": START_EFFECT, "alert_id": new_id, "idempotency_key": f"start:{new_id}"}
+            )
+            results.append(IngestResult(Alert(id=new_id, **values), created=True))
+        alert_store.audit_many(session, audits)
+        enqueue_many(session, jobs)
+    return results
+
+
+def ingest_alert(
+    db: Database, payload: AlertIn, *, source: str, kinds: KindRegistry, policy: PolicyConfig
+) -> IngestResult:
+    return ingest_batch(db, [(payload, source)], kinds=kinds, policy=policy)[0]
+
+
+class GroupCommitter:
+    """Collects concurrent ingest requests and commits them together from one writer.
+
+    Each request still gets its own answer after its rows are durably committed; if a batch
+    fails, its items are retried one by one so one bad row cannot fail its neighbours.
+    """
+
+    def __init__(
+        self, db: Database, kinds: KindRegistry, policy: PolicyConfig, max_batch: int = 256
+    ) -> None:
+        self._db, self._kinds, self._policy, self._max = db, kinds, policy, max_batch
+        self._queue: asyncio.Queue[tuple[AlertIn, str, asyncio.Future[IngestResult]]] | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    async def submit(self, payload: AlertIn, source: str) -> IngestResult:
+        if self._task is None or self._task.done():
+            self._queue = asyncio.Queue()
+            self._task = asyncio.get_running_loop().create_task(self._run())
+        assert self._queue is not None
+        fut: asyncio.Future[IngestResult] = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait((payload, source, fut))
+        return await fut
+
+    async def _run(self) -> None:
+        assert self._queue is not None
+        queue = self._queue
+        while True:
+            batch = [await queue.get()]
+            while len(batch) < self._max and not queue.empty():
+                batch.append(queue.get_nowait())
+            await self._commit(batch)
+
+    async def _commit(self, batch: list[tuple[AlertIn, str, asyncio.Future[IngestResult]]]) -> None:
+        items = [(p, s) for p, s, _ in batch]
+        try:
+            results = await run_in_threadpool(
+                ingest_batch, self._db, items, kinds=self._kinds, policy=self._policy
+            )
+        except Exception:
+            if len(batch) == 1:
+                if not batch[0][2].done():
+                    batch[0][2].set_exception(sys.exc_info()[1] or RuntimeError("ingest failed"))
+                return
+            for one in batch:
+                await self._commit([one])
+            return
+        for (_, _, fut), result in zip(batch, results, strict=True):
+            if not fut.done():
+                fut.set_result(result)
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import insert, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -32,24 +32,57 @@ def to_public(alert: Alert) -> dict[str, Any]:
     return out
 
 
+ALERTS = Alert.__table__
+AUDIT = AuditLog.__table__
+# Statements are built once with bind parameters: SQLAlchemy then caches their compiled form,
+# which matters on the ingest hot path (building .values(...) per call costs more than the SQL).
+_INSERT_ONCE = {
+    "postgresql": postgresql.insert(ALERTS)
+    .on_conflict_do_nothing(constraint="uq_alerts_source_dedup_key")
+    .returning(ALERTS.c.id),
+    "sqlite": sqlite.insert(ALERTS).on_conflict_do_nothing().returning(ALERTS.c.id),
+}
+_INSERT_AUDIT = insert(AUDIT)
+
+
 def insert_alert_once(session: Session, values: dict[str, Any]) -> int | None:
     """Insert unless ``(source, dedup_key)`` exists; returns the new id, or None if it existed.
 
     ON CONFLICT DO NOTHING (rather than catching IntegrityError) keeps the transaction usable
     on PostgreSQL and makes two concurrent posts of the same alert race-free.
     """
-    dialect = session.get_bind().dialect.name
-    stmt: Any
-    if dialect == "postgresql":
-        stmt = postgresql.insert(Alert).values(values).on_conflict_do_nothing(
-            constraint="uq_alerts_source_dedup_key"
-        )
-    elif dialect == "sqlite":
-        stmt = sqlite.insert(Alert).values(values).on_conflict_do_nothing()
-    else:
-        stmt = insert(Alert).values(values)
-    row = session.execute(stmt.returning(Alert.id)).first()
+    stmt = _INSERT_ONCE.get(session.get_bind().dialect.name, insert(ALERTS).returning(ALERTS.c.id))
+    row = session.connection().execute(stmt, values).first()
     return None if row is None else int(row[0])
+
+
+def insert_alerts_once(session: Session, rows: Sequence[dict[str, Any]]) -> list[int | None]:
+    """Batch form of :func:`insert_alert_once`: new ids in input order, None where it existed.
+
+    On PostgreSQL each statement is a network round trip, so ids are reserved from the sequence
+    in one query and the rows go in as one multi-row INSERT; RETURNING then says which of the
+    reserved ids were actually inserted (the others hit the dedup constraint).
+    """
+    conn = session.connection()
+    if conn.dialect.name != "postgresql" or len(rows) < 2:
+        return [insert_alert_once(session, r) for r in rows]
+    ids = list(
+        conn.execute(
+            text(
+                "SELECT nextval(pg_get_serial_sequence('alerts', 'id')) FROM generate_series(1, :n)"
+            ),
+            {"n": len(rows)},
+        ).scalars()
+    )
+    with_ids = [{**r, "id": i} for r, i in zip(rows, ids, strict=True)]
+    inserted = set(conn.execute(_INSERT_ONCE["postgresql"], with_ids).scalars())
+    return [i if i in inserted else None for i in ids]
+
+
+def audit_many(session: Session, rows: Sequence[dict[str, Any]]) -> None:
+    """Several audit rows in one executemany (a single multi-row INSERT on PostgreSQL)."""
+    if rows:
+        session.connection().execute(_INSERT_AUDIT, list(rows))
 
 
 def find_by_dedup(session: Session, source: str, dedup_key: str) -> Alert | None:
@@ -75,18 +108,19 @@ def audit(
     subject_user: str | None = None,
     at: datetime | None = None,
 ) -> None:
-    session.execute(
-        insert(AuditLog).values(
-            alert_id=alert_id,
-            actor=actor,
-            action=action,
-            from_status=from_status,
-            to_status=to_status,
-            details=details or {},
-            org=org,
-            subject_user=subject_user,
-            created_at=at or utcnow(),
-        )
+    session.connection().execute(
+        _INSERT_AUDIT,
+        {
+            "alert_id": alert_id,
+            "actor": actor,
+            "action": action,
+            "from_status": from_status,
+            "to_status": to_status,
+            "details": details or {},
+            "org": org,
+            "subject_user": subject_user,
+            "created_at": at or utcnow(),
+        },
     )
 
 

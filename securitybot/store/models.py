@@ -1,4 +1,4 @@
-"""SQLAlchemy models: the database is the single source of truth (state, deadlines, side effects)."""
+"""SQLAlchemy models: the database is the single source of truth (state, deadlines, effects)."""
 
 from __future__ import annotations
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -10,6 +11,13 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from securitybot.store.models import Outbox, utcnow
+
+OUTBOX = Outbox.__table__
+_INSERT = insert(OUTBOX)
+_INSERT_IDEMPOTENT = {
+    "postgresql": postgresql.insert(OUTBOX).on_conflict_do_nothing(),
+    "sqlite": sqlite.insert(OUTBOX).on_conflict_do_nothing(),
+}
 
 
 def enqueue(
@@ -34,9 +42,27 @@ def enqueue(
         "created_at": now,
     }
     dialect = session.get_bind().dialect.name
-    if idempotency_key is not None and dialect == "postgresql":
-        session.execute(postgresql.insert(Outbox).values(values).on_conflict_do_nothing())
-    elif idempotency_key is not None and dialect == "sqlite":
-        session.execute(sqlite.insert(Outbox).values(values).on_conflict_do_nothing())
-    else:
-        session.execute(insert(Outbox).values(values))
+    stmt = _INSERT_IDEMPOTENT.get(dialect, _INSERT) if idempotency_key else _INSERT
+    session.connection().execute(stmt, values)
+
+
+def enqueue_many(session: Session, rows: Sequence[dict[str, Any]]) -> None:
+    """Several idempotent outbox rows (each with an ``idempotency_key``) in one executemany."""
+    if not rows:
+        return
+    now = utcnow()
+    values = [
+        {
+            "alert_id": r.get("alert_id"),
+            "effect": r["effect"],
+            "payload": r.get("payload") or {},
+            "idempotency_key": r["idempotency_key"],
+            "status": "pending",
+            "attempts": 0,
+            "next_attempt_at": r.get("at") or now,
+            "created_at": now,
+        }
+        for r in rows
+    ]
+    dialect = session.get_bind().dialect.name
+    session.connection().execute(_INSERT_IDEMPOTENT.get(dialect, _INSERT), values)

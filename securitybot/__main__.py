@@ -1,0 +1,3 @@
+from securitybot.cli import main
+
+main()

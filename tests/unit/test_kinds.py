@@ -1,0 +1,49 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from securitybot.config import ConfigError
+from securitybot.kinds import load_kinds, render
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_the_shipped_kinds_load_and_cover_the_required_set() -> None:
+    kinds = load_kinds(REPO / "alerts")
+    for name in (
+        "sensitive_command",
+        "new_login_location",
+        "ssh_key_added",
+        "mass_download",
+        "default",
+    ):
+        assert name in kinds
+    assert kinds.get("ssh_key_added").always_escalate is True
+    assert kinds.get("sensitive_command").ack_timeout == 600.0
+
+
+def test_an_unknown_kind_falls_back_to_default() -> None:
+    kinds = load_kinds(REPO / "alerts")
+    assert kinds.get("never_heard_of_it").name == "default"
+    assert kinds.get(None).name == "default"
+
+
+def test_templates_render_known_fields_and_leave_unknown_ones_visible() -> None:
+    assert (
+        render("`{command}` on {host}", {"command": "flurb -export"}) == "`flurb -export` on {host}"
+    )
+
+
+def test_a_broken_kind_file_names_the_file_and_key(tmp_path: Path) -> None:
+    (tmp_path / "default.yaml").write_text("title: '{title}'\nmessage: hi\n")
+    (tmp_path / "odd.yaml").write_text("title: x\nmessage: y\nseverity: apocalyptic\n")
+    with pytest.raises(ConfigError, match=r"odd\.yaml: severity"):
+        load_kinds(tmp_path)
+
+
+def test_default_is_required(tmp_path: Path) -> None:
+    (tmp_path / "a.yaml").write_text("title: x\nmessage: y\n")
+    with pytest.raises(ConfigError, match="'default' kind is missing"):
+        load_kinds(tmp_path)
