@@ -15,6 +15,7 @@ import time
 import tracemalloc
 from collections import Counter
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from securitybot.aer.baselines import baseline_size_bytes, deep_sizeof, learn_baseline
 from securitybot.aer.detect import DetectionEngine
@@ -27,7 +28,7 @@ ACTIONS = [
     ("api_call", 10), ("file_share", 3), ("message_delete", 2), ("admin_action", 1),
 ]  # fmt: skip
 UAS = [
-    ("Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 Slack_SSB/4.36.140", "desktop"),
+    ("Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) Slack_SSB/4.36.140", "desktop"),
     ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 Slack_SSB/4.35.131", "desktop"),
     ("com.tinyspeck.chatlyio/23.10.10 (iPhone; iOS 17.0.3; Scale/3.00)", "mobile"),
     ("Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 Chrome/118.0 Safari/537.36", "web"),
@@ -51,7 +52,7 @@ def generate(n: int, seed: int) -> list[ActivityEvent]:
     seconds = 3 * 3600  # three hour-buckets, so counters roll over during the run
     stamps = [start + timedelta(seconds=s) for s in range(seconds)]  # shared, as parsed events
     actions = rnd.choices(names, weights, k=n)
-    empty: dict[str, object] = {}
+    empty: dict[str, Any] = {}
     events = []
     for i in range(n):
         org, user, country, asn, ip, ua, client = users[rnd.randrange(len(users))]
@@ -67,7 +68,7 @@ def generate(n: int, seed: int) -> list[ActivityEvent]:
             ua, client = "python-requests/2.31", client
         events.append(
             ActivityEvent(org, user, stamps[i * seconds // n], actions[i], session, ip, asn,
-                          country, ua, client, 1, empty)  # type: ignore[arg-type]
+                          country, ua, client, 1, empty)
         )  # fmt: skip
     # A few scrapers: a burst of searches in the second hour, to exercise the volume path.
     for org in ORGS:
@@ -75,7 +76,7 @@ def generate(n: int, seed: int) -> list[ActivityEvent]:
         at = rnd.randrange(n // 3, 2 * n // 3)
         burst = [
             ActivityEvent(org, burst_user, events[at].ts, "search", "SBURST", "10.9.9.9", 7922,
-                          "US", UAS[0][0], "desktop", 1, empty)  # type: ignore[arg-type]
+                          "US", UAS[0][0], "desktop", 1, empty)
             for _ in range(1000)
         ]  # fmt: skip
         events[at:at] = burst

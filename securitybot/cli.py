@@ -12,7 +12,7 @@ import yaml
 
 from securitybot.config import ConfigError, Settings, load_config
 from securitybot.logs import configure_logging
-from securitybot.store.db import Database, SchemaNotReady, check_schema, migrate
+from securitybot.store.db import Database, SchemaNotReady, migrate
 
 CONFIG_HELP = "Config file (default: $SECURITYBOT_CONFIG, else ./config.yaml)."
 
@@ -89,15 +89,24 @@ def serve(config: str | None, host: str | None, port: int | None, socket_mode: b
 @main.command("send-alert")
 @click.option("--config", "config", type=click.Path(dir_okay=False), help=CONFIG_HELP)
 @click.option("--url", default=None, help="Server base URL (default: from server.host/port).")
-@click.option("--token", envvar="SECURITYBOT_TOKEN", default=None,
-              help="Bearer token (default: $SECURITYBOT_TOKEN, else the first in ingest.tokens).")
+@click.option(
+    "--token",
+    envvar="SECURITYBOT_TOKEN",
+    default=None,
+    help="Bearer token (default: $SECURITYBOT_TOKEN, else the first in ingest.tokens).",
+)
 @click.option("--user", required=True, help="Email or Slack user id of the implicated person.")
 @click.option("--kind", default="sensitive_command", show_default=True)
 @click.option("--title", default="Test alert from securitybot send-alert", show_default=True)
 @click.option("--description", default="")
 @click.option("--dedup-key", default=None)
-@click.option("--detail", "details", multiple=True, metavar="KEY=VALUE",
-              help="A details entry; repeat for more.")
+@click.option(
+    "--detail",
+    "details",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="A details entry; repeat for more.",
+)
 def send_alert(
     config: str | None, url: str | None, token: str | None, user: str, kind: str, title: str,
     description: str, dedup_key: str | None, details: tuple[str, ...],
@@ -118,13 +127,22 @@ def send_alert(
         if not sep or not key:
             _fail(f"send-alert: --detail {item!r} must look like KEY=VALUE")
         detail_map[key] = value
-    payload: dict[str, Any] = {"kind": kind, "user": user, "title": title,
-                               "description": description, "details": detail_map}
+    payload: dict[str, Any] = {
+        "kind": kind,
+        "user": user,
+        "title": title,
+        "description": description,
+        "details": detail_map,
+    }
     if dedup_key:
         payload["dedup_key"] = dedup_key
     try:
-        resp = httpx.post(f"{base.rstrip('/')}/api/v1/alerts", json=payload,
-                          headers={"Authorization": f"Bearer {token}"}, timeout=10)
+        resp = httpx.post(
+            f"{base.rstrip('/')}/api/v1/alerts",
+            json=payload,
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=10,
+        )
     except httpx.HTTPError as exc:
         _fail(f"send-alert: cannot reach {base}: {exc}", 1)
     click.echo(f"HTTP {resp.status_code}")

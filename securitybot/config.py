@@ -65,8 +65,11 @@ class _Section(BaseModel):
     def _empty_is_unset(cls, data: Any) -> Any:
         # "${SLACK_BOT_TOKEN:-}" yields "", which means "not configured", not "an empty token".
         if isinstance(data, dict):
-            return {k: v for k, v in data.items() if not (v == "" and k in cls.model_fields
-                    and cls.model_fields[k].default is None)}
+            return {
+                k: v
+                for k, v in data.items()
+                if not (v == "" and k in cls.model_fields and cls.model_fields[k].default is None)
+            }
         return data
 
 
@@ -233,7 +236,10 @@ def _substitute(value: Any, environ: Mapping[str, str], where: str) -> Any:
 
         return _ENV_REF_RE.sub(repl, value)
     if isinstance(value, dict):
-        return {k: _substitute(v, environ, f"{where}.{k}" if where else str(k)) for k, v in value.items()}
+        return {
+            k: _substitute(v, environ, f"{where}.{k}" if where else str(k))
+            for k, v in value.items()
+        }
     if isinstance(value, list):
         return [_substitute(v, environ, f"{where}[{i}]") for i, v in enumerate(value)]
     return value
@@ -253,7 +259,9 @@ def _apply_env_overrides(data: dict[str, Any], environ: Mapping[str, str]) -> No
             try:
                 value = Path(raw).read_text().strip()
             except OSError as exc:
-                raise ConfigError(f"config error: {name}: cannot read {raw!r}: {exc.strerror}") from None
+                raise ConfigError(
+                    f"config error: {name}: cannot read {raw!r}: {exc.strerror}"
+                ) from None
         else:
             # Structured values (lists of tokens, mappings) arrive as YAML/JSON; scalars stay the
             # exact text typed, and pydantic coerces them ("8080" -> 8080, "10m" -> 600.0).

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from securitybot.config import Settings
 from securitybot.ingest.auth import Authenticator
@@ -22,6 +23,11 @@ class Runtime:
     kinds: KindRegistry
     authenticator: Authenticator
     ingest: GroupCommitter
+    # Set by wiring when configured (kept loosely typed to avoid import cycles).
+    slack: Any = None
+    bolt: Any = None
+    dispatcher: Any = None
+    handlers: dict[str, Any] = field(default_factory=dict)
     # Background work (dispatcher, scheduler, Socket Mode) registers start/stop hooks here.
     on_start: list[Hook] = field(default_factory=list)
     on_stop: list[Hook] = field(default_factory=list)

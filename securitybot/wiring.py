@@ -2,10 +2,115 @@
 
 from __future__ import annotations
 
-from starlette.routing import BaseRoute
+import asyncio
+import logging
 
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from slack_bolt.adapter.starlette.async_handler import AsyncSlackRequestHandler
+from slack_bolt.async_app import AsyncApp
+from slack_sdk.web.async_client import AsyncWebClient
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from securitybot.flows.conversation import ConversationHandlers
+from securitybot.flows.sweep import sweep_overdue
+from securitybot.outbox.dispatcher import Dispatcher
 from securitybot.runtime import Runtime
+from securitybot.slack import listeners
+from securitybot.slack.gateway import SlackGateway
+from securitybot.verify.base import Verifier
+from securitybot.verify.duo import DuoVerifier, UnconfiguredVerifier
+
+logger = logging.getLogger(__name__)
 
 
-def wire_workers(runtime: Runtime, *, socket_mode: bool = False) -> list[BaseRoute]:
-    return []
+def build_verifier(runtime: Runtime) -> Verifier:
+    if runtime.settings.duo.configured:
+        return DuoVerifier(runtime.settings.duo)
+    return UnconfiguredVerifier()
+
+
+def wire_workers(
+    runtime: Runtime, *, socket_mode: bool = False, verifier: Verifier | None = None
+) -> list[BaseRoute]:
+    s = runtime.settings
+    routes: list[BaseRoute] = []
+    gateway: SlackGateway | None = None
+    bolt: AsyncApp | None = None
+    if s.slack.configured:
+        assert s.slack.bot_token is not None and s.slack.signing_secret is not None
+        client = AsyncWebClient(
+            token=s.slack.bot_token.get_secret_value(), base_url=s.slack.api_url
+        )
+        admin = (
+            AsyncWebClient(token=s.slack.admin_token.get_secret_value(), base_url=s.slack.api_url)
+            if s.slack.admin_token
+            else None
+        )
+        gateway = SlackGateway(client, admin_client=admin, cache_ttl=s.slack.user_cache_ttl)
+        bolt = AsyncApp(
+            client=client,
+            signing_secret=s.slack.signing_secret.get_secret_value(),
+        )
+        handler = AsyncSlackRequestHandler(bolt)
+
+        async def slack_events(request: Request) -> Response:
+            return await handler.handle(request)
+
+        routes.append(Route("/slack/events", slack_events, methods=["POST"]))
+    runtime.slack = gateway
+    runtime.bolt = bolt
+
+    wake_event = runtime.wake_event()
+    handlers = ConversationHandlers(
+        db=runtime.db,
+        settings=s,
+        kinds=runtime.kinds,
+        slack=gateway,
+        verifier=verifier or build_verifier(runtime),
+        wake=runtime.notify_new_work,
+    )
+    if bolt is not None:
+        listeners.register(bolt, runtime.db, runtime.notify_new_work)
+    runtime.handlers.update(handlers.handlers())
+    dispatcher = Dispatcher(runtime.db, runtime.handlers, wake=wake_event)
+    scheduler = AsyncIOScheduler()
+    socket_handler = None
+
+    async def sweep() -> None:
+        n = await asyncio.to_thread(sweep_overdue, runtime.db)
+        if n:
+            runtime.notify_new_work()
+
+    async def start() -> None:
+        nonlocal socket_handler
+        if not s.scheduler.enabled:
+            return
+        dispatcher.start()
+        scheduler.add_job(
+            sweep, "interval", seconds=s.scheduler.sweep_interval, id="deadline_sweep",
+            max_instances=1, coalesce=True, misfire_grace_time=None,
+        )  # fmt: skip
+        scheduler.start()
+        if socket_mode:
+            if bolt is None or s.slack.app_token is None:
+                raise RuntimeError(
+                    "--socket-mode needs slack.bot_token, signing_secret and app_token"
+                )
+            from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+
+            socket_handler = AsyncSocketModeHandler(bolt, s.slack.app_token.get_secret_value())
+            await socket_handler.connect_async()  # type: ignore[no-untyped-call]
+
+    async def stop() -> None:
+        if scheduler.running:
+            scheduler.shutdown(wait=False)
+        await dispatcher.stop()
+        if socket_handler is not None:
+            await socket_handler.close_async()  # type: ignore[no-untyped-call]
+
+    runtime.on_start.append(start)
+    runtime.on_stop.append(stop)
+    runtime.dispatcher = dispatcher
+    return routes

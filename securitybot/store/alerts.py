@@ -7,9 +7,9 @@ import binascii
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import insert, select, text
+from sqlalchemy import Table, insert, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -32,8 +32,8 @@ def to_public(alert: Alert) -> dict[str, Any]:
     return out
 
 
-ALERTS = Alert.__table__
-AUDIT = AuditLog.__table__
+ALERTS = cast(Table, Alert.__table__)
+AUDIT = cast(Table, AuditLog.__table__)
 # Statements are built once with bind parameters: SQLAlchemy then caches their compiled form,
 # which matters on the ingest hot path (building .values(...) per call costs more than the SQL).
 _INSERT_ONCE = {

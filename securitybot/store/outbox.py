@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import insert
+from sqlalchemy import Table, insert
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from securitybot.store.models import Outbox, utcnow
 
-OUTBOX = Outbox.__table__
+OUTBOX = cast(Table, Outbox.__table__)
 _INSERT = insert(OUTBOX)
 _INSERT_IDEMPOTENT = {
     "postgresql": postgresql.insert(OUTBOX).on_conflict_do_nothing(),

@@ -1,0 +1,433 @@
+"""The AER detection engine: heuristics and per-org volume thresholds over activity events.
+
+Pure and in-memory: the caller feeds parsed events to :meth:`DetectionEngine.observe`, gets
+anomalies back, and periodically persists :meth:`DetectionEngine.drain_counters` (hourly
+aggregates, never raw events) and re-seeds from them after a restart.
+
+The anomaly catalogue (which heuristic raises which Slack reason name) is in the package
+docstring, :mod:`securitybot.aer`.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from itertools import islice
+from typing import Any
+
+from securitybot.aer.baselines import WINDOW_SECONDS, Baseline, resolve_threshold_config, threshold
+from securitybot.aer.events import ActivityEvent
+from securitybot.aer.rules import (
+    COUNTRY_CENTROIDS,
+    DetectionConfig,
+    OrgDetectionConfig,
+    Rules,
+    TorList,
+    haversine_km,
+)
+
+__all__ = ["Anomaly", "DetectionConfig", "DetectionEngine", "OrgDetectionConfig", "TorList"]
+
+_TRUSTED, _INDICATOR, _TOR = 1, 2, 4
+_IP_CACHE_MAX = 200_000
+_UA_CACHE_MAX = 50_000
+
+
+@dataclass(frozen=True, slots=True)
+class Anomaly:
+    org: str
+    user: str
+    type: str
+    session: str | None
+    ts: datetime
+    rule: str
+    observed: float | str
+    threshold: float | str | None
+    ip: str | None
+    asn: int | None
+    country: str | None
+    user_agent: str | None
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(slots=True, eq=False)
+class _Counter:
+    bucket: int
+    total: int = 0
+    flushed: int = 0
+    fired: bool = False
+
+
+@dataclass(slots=True, eq=False)
+class _User:
+    asns: set[int] = field(default_factory=set)
+    countries: set[str] = field(default_factory=set)
+    families: set[str] = field(default_factory=set)
+    known: bool = False
+    loc_country: str | None = None
+    loc_lat: float | None = None
+    loc_lon: float | None = None
+    loc_ts: float = 0.0
+    counters: dict[str, _Counter] = field(default_factory=dict)
+    recent: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(slots=True, eq=False)
+class _Session:
+    user_agent: str | None
+    family: str | None
+    client: str | None
+
+
+class _Org:
+    __slots__ = (
+        "baselines", "cfg", "cloud", "ipcache", "pending", "sessions", "thresholds",
+        "tor_version", "trusted_asns", "users",
+    )  # fmt: skip
+
+    def __init__(self, cfg: OrgDetectionConfig, rules: Rules) -> None:
+        self.cfg = cfg
+        self.cloud = rules.cloud_asns if cfg.cloud_asns is None else cfg.cloud_asns
+        self.trusted_asns = cfg.trusted_asns
+        self.users: dict[str, _User] = {}
+        self.sessions: dict[str, _Session] = {}
+        self.ipcache: dict[str, int] = {}
+        self.thresholds: dict[str, float] = {}
+        self.baselines: dict[str, Baseline] = {}
+        # Deltas of buckets that rolled over (or late events) since the last drain.
+        self.pending: dict[tuple[str, str, int], int] = {}
+        self.tor_version = -1
+
+
+class _Ctx:
+    """The event being observed, shared by the slow-path helpers (one per engine, reused)."""
+
+    __slots__ = ("ev", "out", "st", "ts", "u")
+    ev: ActivityEvent
+    st: _Org
+    u: _User
+    ts: float
+    out: list[Anomaly]
+
+
+CounterKey = tuple[str, str, str, datetime]  # (org, user, action, bucket_start)
+
+
+class DetectionEngine:
+    def __init__(
+        self, config: DetectionConfig, tor: TorList | None = None, *, max_sessions: int = 500_000
+    ) -> None:
+        self.config = config
+        self.tor = tor or TorList()
+        self.max_sessions = max_sessions
+        self._rules = config.rules
+        self._volume = dict(config.rules.volume_actions)
+        self._orgs: dict[str, _Org] = {}
+        self._ua_cache: dict[str, tuple[str, frozenset[str] | None, bool]] = {}
+        self._ctx = _Ctx()
+
+    # --- state hooks --------------------------------------------------------------------
+
+    def _org(self, org: str) -> _Org:
+        st = self._orgs.get(org)
+        if st is None:
+            st = self._orgs[org] = _Org(self.config.for_org(org), self._rules)
+        return st
+
+    def _user(self, st: _Org, user: str) -> _User:
+        u = st.users.get(user)
+        if u is None:
+            u = st.users[user] = _User()
+        return u
+
+    def set_baseline(self, b: Baseline) -> None:
+        st = self._org(b.org)
+        st.baselines[b.action] = b
+        st.thresholds.pop(b.action, None)
+
+    def threshold_for(self, org: str, action: str) -> float:
+        st = self._org(org)
+        thr = st.thresholds.get(action)
+        if thr is None:
+            cfg = resolve_threshold_config(action, self._rules.thresholds, st.cfg.thresholds)
+            thr = st.thresholds[action] = threshold(st.baselines.get(action), cfg)
+        return thr
+
+    def seed_user_profile(
+        self,
+        org: str,
+        user: str,
+        asns: Iterable[int] = (),
+        countries: Iterable[str] = (),
+        ua_products: Iterable[str] = (),
+    ) -> None:
+        """Restore a persisted profile; the user then counts as having history."""
+        u = self._user(self._org(org), user)
+        u.asns.update(asns)
+        u.countries.update(countries)
+        u.families.update(ua_products)
+        u.known = True
+
+    def user_profile(self, org: str, user: str) -> tuple[set[int], set[str], set[str]] | None:
+        """Copies of a user's seen ASNs, countries and UA products, for the caller to persist."""
+        st = self._orgs.get(org)
+        u = st.users.get(user) if st else None
+        return (set(u.asns), set(u.countries), set(u.families)) if u else None
+
+    def seed_counter(
+        self, org: str, user: str, action: str, bucket_start: datetime, n: int
+    ) -> None:
+        """Restore a persisted count for the live bucket, so a restart does not reset a burst."""
+        u = self._user(self._org(org), user)
+        bucket = int(bucket_start.timestamp()) // WINDOW_SECONDS * WINDOW_SECONDS
+        c = u.counters.get(action)
+        if c is None or c.bucket < bucket:
+            c = u.counters[action] = _Counter(bucket)
+        if c.bucket == bucket:
+            c.total += n
+            c.flushed += n  # already persisted: not a delta to write back
+            c.fired = c.fired or c.total > self.threshold_for(org, action)
+
+    def counters_snapshot(self) -> dict[CounterKey, int]:
+        """Live in-bucket totals (what thresholds are compared against)."""
+        return {
+            (org, user, action, datetime.fromtimestamp(c.bucket, UTC)): c.total
+            for org, st in self._orgs.items()
+            for user, u in st.users.items()
+            for action, c in u.counters.items()
+            if c.total
+        }
+
+    def drain_counters(self) -> dict[CounterKey, int]:
+        """Counts added since the last drain, per hour bucket, for the caller to add to SQL."""
+        out: dict[CounterKey, int] = {}
+        for org, st in self._orgs.items():
+            for (user, action, bucket), n in st.pending.items():
+                out[(org, user, action, datetime.fromtimestamp(bucket, UTC))] = n
+            st.pending.clear()
+            for user, u in st.users.items():
+                for action, c in u.counters.items():
+                    if c.total > c.flushed:
+                        key = (org, user, action, datetime.fromtimestamp(c.bucket, UTC))
+                        out[key] = out.get(key, 0) + c.total - c.flushed
+                        c.flushed = c.total
+        return out
+
+    # --- detection ----------------------------------------------------------------------
+
+    def observe(self, ev: ActivityEvent) -> list[Anomaly]:
+        """Update state with one event and return the anomalies it raises (usually none)."""
+        st = self._orgs.get(ev.org) or self._org(ev.org)
+        u = st.users.get(ev.user) or self._user(st, ev.user)
+        ts = ev.ts.timestamp()
+        c = self._ctx  # not re-entrant: one engine per thread
+        c.ev, c.st, c.u, c.ts = ev, st, u, ts
+        out = c.out = []
+        ip, asn, country = ev.ip, ev.asn, ev.country
+        trusted = asn is not None and asn in st.trusted_asns
+        flags = 0
+        if ip is not None and not trusted:
+            if st.tor_version != self.tor.version:
+                st.ipcache.clear()
+                st.tor_version = self.tor.version
+            cached = st.ipcache.get(ip)
+            flags = self._classify(st, ip) if cached is None else cached
+            trusted = flags & _TRUSTED != 0
+        if not trusted:
+            if flags:
+                if flags & _TOR:
+                    self._emit(c, "tor", "tor_exit_node", ip or "", None, {})
+                if flags & _INDICATOR:
+                    self._emit(c, "ip_address", "indicator_ip", ip or "", None, {})
+            if (asn is not None and asn not in u.asns) or (
+                country is not None and country not in u.countries
+            ):
+                self._profile(c)
+            if ev.details or (country is not None and country != u.loc_country):
+                self._travel(c)
+            elif country is not None and ts > u.loc_ts:
+                u.loc_ts = ts
+        ua = ev.user_agent
+        if ua is not None:
+            info = self._ua_cache.get(ua) or self._analyse_ua(ua)
+            if info[0] not in u.families:
+                if u.known and u.families:  # a seeded profile may predate UA tracking
+                    self._emit(c, "user_agent", "new_ua_product", info[0], None, {})
+                u.families.add(info[0])
+            client = ev.client
+            if client is not None and (info[1] is not None or info[2]):
+                self._spoof(c, info)
+        sid = ev.session
+        if sid is not None:
+            s = st.sessions.get(sid)
+            if s is None:
+                self._new_session(st, sid, ev)
+            elif (ua is not None and ua != s.user_agent) or (
+                ev.client is not None and ev.client != s.client
+            ):
+                self._session_change(c, s)
+        kind = self._volume.get(ev.action)
+        if kind is not None:
+            self._count(c, kind)
+        u.known = True
+        return out
+
+    def _classify(self, st: _Org, ip: str) -> int:
+        # Parsing an address and scanning CIDRs is the slowest step; each IP pays it once per
+        # org (until the Tor list reloads) and every later event is one dict lookup.
+        addr = ipaddress.ip_address(ip)
+        cfg, flags = st.cfg, 0
+        if any(addr in net for net in cfg.trusted_cidrs):
+            flags |= _TRUSTED
+        if ip in cfg.indicator_ips or any(addr in net for net in cfg.indicator_cidrs):
+            flags |= _INDICATOR
+        if ip in self.tor.ips:
+            flags |= _TOR
+        if len(st.ipcache) >= _IP_CACHE_MAX:
+            st.ipcache.clear()
+        st.ipcache[ip] = flags
+        return flags
+
+    def _analyse_ua(self, ua: str) -> tuple[str, frozenset[str] | None, bool]:
+        # The "product": the Slack app the UA claims to be, else its first token ("Mozilla",
+        # "curl"), so browser and desktop-app versions of the same user are told apart.
+        match = next((c for c in self._rules.slack_ua_claims if c.pattern.search(ua)), None)
+        claim = match.clients if match else None
+        family = f"slack-{match.name}" if match else ua.split("/", 1)[0].split(" ", 1)[0][:64]
+        scripting = any(p.search(ua) for p in self._rules.scripting_user_agents)
+        if len(self._ua_cache) >= _UA_CACHE_MAX:
+            self._ua_cache.clear()
+        info = self._ua_cache[ua] = (family, claim, scripting)
+        return info
+
+    def _family(self, ua: str) -> str:
+        return (self._ua_cache.get(ua) or self._analyse_ua(ua))[0]
+
+    def _emit(
+        self, c: _Ctx, kind: str, rule: str, seen: float | str, limit: float | str | None, d: Any
+    ) -> None:
+        ev, u, ts = c.ev, c.u, c.ts
+        key = f"{kind}|{rule}|{ev.session or ev.ip or ''}"
+        last = u.recent.get(key)
+        window = self._rules.dedupe_window
+        if last is not None and 0 <= ts - last < window:
+            return
+        if len(u.recent) > 64:
+            u.recent = {k: t for k, t in u.recent.items() if ts - t < window}
+        u.recent[key] = ts
+        c.out.append(
+            Anomaly(ev.org, ev.user, kind, ev.session, ev.ts, rule, seen, limit, ev.ip,
+                    ev.asn, ev.country, ev.user_agent, dict(d))
+        )  # fmt: skip
+
+    def _profile(self, c: _Ctx) -> None:
+        ev, u = c.ev, c.u
+        asn, country = ev.asn, ev.country
+        new_asn = asn is not None and asn not in u.asns
+        new_country = country is not None and country not in u.countries
+        details = {"new_asn": new_asn, "new_country": new_country}
+        if new_asn and asn in c.st.cloud:
+            self._emit(c, "asn", "cloud_asn", f"AS{asn}", None, details)
+        elif u.known and new_country:
+            self._emit(c, "asn", "new_country", country or "", None, details)
+        elif u.known and new_asn:
+            self._emit(c, "asn", "new_asn", f"AS{asn}", None, details)
+        if asn is not None:
+            u.asns.add(asn)
+        if country is not None:
+            u.countries.add(country)
+
+    def _travel(self, c: _Ctx) -> None:
+        ev, u, ts = c.ev, c.u, c.ts
+        lat, lon = ev.details.get("lat"), ev.details.get("lon")
+        if not (
+            isinstance(lat, int | float) and isinstance(lon, int | float)
+            and -90 <= lat <= 90 and -180 <= lon <= 180
+        ):  # fmt: skip
+            if ev.country is None:
+                return
+            lat, lon = COUNTRY_CENTROIDS.get(ev.country, (None, None))
+        if lat is None or lon is None:
+            u.loc_country, u.loc_lat, u.loc_lon, u.loc_ts = ev.country, None, None, ts
+            return
+        if u.loc_lat is not None and u.loc_lon is not None:
+            km = haversine_km(u.loc_lat, u.loc_lon, float(lat), float(lon))
+            seconds = abs(ts - u.loc_ts)
+            # Floor the interval at a minute: two events in the same second are not infinitely
+            # fast, and clock jitter between sources is of that order.
+            kmh = km / (max(seconds, 60.0) / 3600.0)
+            if km >= self._rules.min_travel_km and kmh > self._rules.max_travel_kmh:
+                details = {
+                    "from_country": u.loc_country, "to_country": ev.country,
+                    "distance_km": round(km), "seconds": round(seconds),
+                }  # fmt: skip
+                limit = self._rules.max_travel_kmh
+                self._emit(c, "impossible_travel", "speed", round(kmh), limit, details)
+        if ts >= u.loc_ts:
+            u.loc_country, u.loc_lat, u.loc_lon, u.loc_ts = ev.country, float(lat), float(lon), ts
+
+    def _spoof(self, c: _Ctx, info: tuple[str, frozenset[str] | None, bool]) -> None:
+        client = c.ev.client or ""
+        if info[1] is not None and client not in info[1]:
+            claimed = ",".join(sorted(info[1]))
+            self._emit(c, "spoofed_user_agent", "slack_ua_client_mismatch", client, claimed, {})
+        elif info[2] and client in self._rules.interactive_clients:
+            self._emit(c, "spoofed_user_agent", "scripting_ua_on_app", client, None, {})
+
+    def _new_session(self, st: _Org, sid: str, ev: ActivityEvent) -> None:
+        if len(st.sessions) >= self.max_sessions:
+            # Keep the newer half: amortised O(1), and old sessions are the ones long gone.
+            keep = islice(st.sessions.items(), len(st.sessions) // 2, None)
+            st.sessions = dict(keep)
+        ua = ev.user_agent
+        family = self._family(ua) if ua is not None else None
+        st.sessions[sid] = _Session(ua, family, ev.client)
+
+    def _session_change(self, c: _Ctx, s: _Session) -> None:
+        ua, client = c.ev.user_agent, c.ev.client
+        if ua is not None and ua != s.user_agent:
+            if s.user_agent is None:
+                s.user_agent, s.family = ua, self._family(ua)
+            else:
+                same = self._family(ua) == s.family
+                kind = "unexpected_user_agent" if same else "session_fingerprint"
+                d = {"session_user_agent": s.user_agent}
+                self._emit(c, kind, "session_ua_changed", ua, s.user_agent, d)
+        if client is not None and client != s.client:
+            if s.client is None:
+                s.client = client
+            else:
+                d = {"session_client": s.client}
+                self._emit(c, "unexpected_client", "session_client_changed", client, s.client, d)
+
+    def _count(self, c: _Ctx, kind: str) -> None:
+        ev, st, action = c.ev, c.st, c.ev.action
+        bucket = int(c.ts) // WINDOW_SECONDS * WINDOW_SECONDS
+        n = c.u.counters.get(action)
+        if n is None:
+            n = c.u.counters[action] = _Counter(bucket)
+        elif bucket != n.bucket:
+            if bucket < n.bucket:
+                # Late event for a closed bucket: persist it, but that hour was already judged.
+                key = (ev.user, action, bucket)
+                st.pending[key] = st.pending.get(key, 0) + ev.count
+                return
+            if n.total > n.flushed:
+                key = (ev.user, action, n.bucket)
+                st.pending[key] = st.pending.get(key, 0) + n.total - n.flushed
+            n.bucket, n.total, n.flushed, n.fired = bucket, 0, 0, False
+        n.total += ev.count
+        if n.fired:
+            return
+        thr = st.thresholds.get(action)
+        if thr is None:
+            thr = self.threshold_for(ev.org, action)
+        if n.total > thr:
+            n.fired = True
+            d = {"action": action, "bucket_start": bucket, "window_seconds": WINDOW_SECONDS}
+            c.out.append(
+                Anomaly(ev.org, ev.user, kind, ev.session, ev.ts, f"volume:{action}", n.total,
+                        thr, ev.ip, ev.asn, ev.country, ev.user_agent, d)
+            )  # fmt: skip

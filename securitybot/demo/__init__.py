@@ -1,0 +1,24 @@
+"""Local fakes of Slack and Duo for the demo and the tests; production code never imports this."""
+
+from securitybot.demo.fake_duo import DuoRequest, FakeDuo, Push
+from securitybot.demo.fake_slack import AUDIT_LOGS, RESPONSE_URL, Call, FakeSlack
+from securitybot.demo.slack_signing import (
+    block_action_body,
+    message_event_body,
+    sign,
+    view_submission_body,
+)
+
+__all__ = [
+    "AUDIT_LOGS",
+    "RESPONSE_URL",
+    "Call",
+    "DuoRequest",
+    "FakeDuo",
+    "FakeSlack",
+    "Push",
+    "block_action_body",
+    "message_event_body",
+    "sign",
+    "view_submission_body",
+]

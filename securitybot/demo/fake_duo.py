@@ -1,0 +1,498 @@
+"""A local fake of Duo's Auth API v2, served over HTTPS with a throwaway CA.
+
+It verifies every request's HMAC signature the way Duo does, independently of duo_client's
+own code, so a client that signs wrongly (wrong skey, host with port, wrong sig version)
+fails here exactly as it would against Duo.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import hashlib
+import hmac
+import json
+import logging
+import shutil
+import ssl
+import tempfile
+import threading
+import time
+import uuid
+from collections import deque
+from dataclasses import dataclass, field
+from email.utils import parsedate_to_datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+from urllib.parse import parse_qs, parse_qsl, quote, urlsplit
+
+log = logging.getLogger(__name__)
+
+Json = dict[str, Any]
+_STATUS = {
+    "waiting": ("waiting", "pushed", "Pushed a login request to your device..."),
+    "allow": ("allow", "allow", "Success. Logging you in..."),
+    "deny": ("deny", "deny", "Login request denied."),
+    "timeout": ("deny", "timeout", "Login timed out."),
+    "bypass": ("allow", "bypass", "Allowing unknown user"),
+}
+_CAPABILITIES = {
+    "push": ["auto", "push", "sms", "phone", "mobile_otp"],
+    "sms": ["sms", "phone"],
+    "phone": ["phone"],
+}
+
+
+@dataclass
+class Push:
+    txid: str
+    username: str
+    pushinfo: dict[str, str]
+    created_at: float
+    # One of the _STATUS keys; "waiting" until answered or timed out.
+    outcome: str = "waiting"
+
+
+@dataclass(frozen=True)
+class DuoRequest:
+    method: str
+    path: str
+    params: dict[str, str]
+    signature_ok: bool
+    sig_version: int | None
+    status: int
+    at: float
+
+
+@dataclass
+class _User:
+    devices: list[Json]
+    preauth: str = "auth"
+    next_push: deque[str] = field(default_factory=deque)
+
+
+class DuoError(Exception):
+    def __init__(self, status: int, code: int, message: str, detail: str | None = None):
+        super().__init__(message)
+        self.body: Json = {"stat": "FAIL", "code": code, "message": message}
+        if detail is not None:
+            self.body["message_detail"] = detail
+        self.status = status
+
+
+def _canon_params(params: dict[str, list[str]]) -> str:
+    # OAuth 1.0-style normalisation: sorted, RFC 3986 quoted keys and values.
+    pairs: list[str] = []
+    for key, values in sorted((quote(k, "~"), v) for k, v in params.items()):
+        pairs.extend(f"{key}={val}" for val in sorted(quote(v, "~") for v in values))
+    return "&".join(pairs)
+
+
+def _sha512(text: str) -> str:
+    return hashlib.sha512(text.encode()).hexdigest()
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = False
+    block_on_close = True
+
+    def __init__(self, fake: FakeDuo, context: ssl.SSLContext) -> None:
+        super().__init__(("127.0.0.1", 0), _Handler)
+        self.fake = fake
+        # Handshake lazily in the handler thread so one bad client can't stall accept().
+        self.socket = context.wrap_socket(
+            self.socket, server_side=True, do_handshake_on_connect=False
+        )
+
+    def finish_request(self, request: Any, client_address: Any) -> None:
+        request.settimeout(10)
+        try:
+            request.do_handshake()
+        except (ssl.SSLError, OSError) as exc:
+            log.debug("fake duo: TLS handshake failed: %s", exc)
+            return
+        super().finish_request(request, client_address)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _Server
+    protocol_version = "HTTP/1.0"
+    timeout = 10
+
+    def do_GET(self) -> None:
+        self.server.fake._serve(self)
+
+    def do_POST(self) -> None:
+        self.server.fake._serve(self)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        log.debug("fake duo: " + format, *args)
+
+
+class FakeDuo:
+    """Duo Auth API fake. Connect with duo_client.Auth(host=fd.host, port=fd.port, ...)."""
+
+    def __init__(self, ikey: str = "DIXXXXXXXXXXXXXXXXXX", skey: str = "s" * 40) -> None:
+        self.ikey = ikey
+        self.skey = skey
+        self.host = "localhost"
+        # auth_status long-polls this long while a push is waiting (real Duo: tens of seconds).
+        self.status_delay = 0.0
+        # Unanswered pushes time out like Duo's, after which they read as deny/timeout.
+        self.push_timeout = 60.0
+        # Duo rejects requests whose Date header is too far off; None disables the check.
+        self.max_clock_skew: float | None = 300.0
+        self.requests: list[DuoRequest] = []
+        self._users: dict[str, _User] = {}
+        self._pushes: dict[str, Push] = {}
+        self._fail_status: int | None = None
+        self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)
+        self._stopping = False
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+        self._tmpdir: Path | None = None
+
+    # ---- lifecycle -------------------------------------------------------------------------
+
+    def start(self) -> FakeDuo:
+        if self._server is not None:
+            return self
+        import trustme  # dev-only dependency; keep `import securitybot.demo` light
+
+        ca = trustme.CA()
+        # duo_client matches DNS SANs only, so an IP-address certificate would be rejected.
+        cert = ca.issue_cert("localhost")
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        cert.configure_cert(context)
+        self._tmpdir = Path(tempfile.mkdtemp(prefix="fake-duo-"))
+        ca.cert_pem.write_to_path(str(self._tmpdir / "ca.pem"))
+        self._stopping = False
+        self._server = _Server(self, context)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name=f"fake-duo-{self.port}",
+            daemon=True,
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        server, thread = self._server, self._thread
+        if server is None or thread is None:
+            return
+        with self._changed:
+            # Release handlers blocked in a synchronous auth or a long-poll.
+            self._stopping = True
+            self._changed.notify_all()
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+        self._server = self._thread = None
+        if self._tmpdir is not None:
+            shutil.rmtree(self._tmpdir, ignore_errors=True)
+            self._tmpdir = None
+
+    def __enter__(self) -> FakeDuo:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    @property
+    def port(self) -> int:
+        if self._server is None:
+            raise RuntimeError("FakeDuo is not started")
+        return int(self._server.server_address[1])
+
+    @property
+    def api_host(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    @property
+    def ca_path(self) -> str:
+        if self._tmpdir is None:
+            raise RuntimeError("FakeDuo is not started")
+        return str(self._tmpdir / "ca.pem")
+
+    # ---- scenario controls -----------------------------------------------------------------
+
+    def enroll(self, username: str, devices: list[str] | None = None) -> None:
+        """Enroll `username`; devices are kinds ("push", "sms", "phone"), [] = none usable."""
+        kinds = ["push"] if devices is None else devices
+        phones = [
+            {
+                "device": "DP" + hashlib.sha1(f"{username}/{i}".encode()).hexdigest()[:18].upper(),
+                "type": "phone",
+                "display_name": f"iOS ({i + 1})",
+                "name": "",
+                "number": f"XXX-XXX-{1000 + i}",
+                "capabilities": list(_CAPABILITIES[kind]),
+            }
+            for i, kind in enumerate(kinds)
+        ]
+        with self._lock:
+            self._users[username] = _User(devices=phones)
+
+    def set_preauth(self, username: str, result: str) -> None:
+        if result not in ("auth", "enroll", "deny", "allow"):
+            raise ValueError(result)
+        with self._lock:
+            self._users.setdefault(username, _User(devices=[])).preauth = result
+
+    def next_push_response(self, username: str, response: str) -> None:
+        if response not in ("allow", "deny", "ignore"):
+            raise ValueError(response)
+        with self._lock:
+            self._users.setdefault(username, _User(devices=[])).next_push.append(response)
+
+    def answer_push(self, txid: str, response: str) -> None:
+        if response not in ("allow", "deny"):
+            raise ValueError(response)
+        with self._changed:
+            push = self._pushes[txid]
+            if push.outcome != "waiting":
+                raise ValueError(f"push {txid} already {push.outcome}")
+            push.outcome = response
+            self._changed.notify_all()
+
+    def pending_pushes(self) -> list[Push]:
+        with self._lock:
+            self._expire_pushes()
+            return [p for p in self._pushes.values() if p.outcome == "waiting"]
+
+    def wait_for_push(self, timeout: float = 5.0) -> Push:
+        """Block until some push is waiting for an answer; handy with async app code."""
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while True:
+                waiting = [p for p in self._pushes.values() if p.outcome == "waiting"]
+                if waiting:
+                    return waiting[0]
+                if time.monotonic() >= deadline:
+                    raise TimeoutError("no Duo push became pending")
+                self._changed.wait(deadline - time.monotonic())
+
+    async def wait_for_push_async(self, timeout: float = 5.0) -> Push:
+        return await asyncio.to_thread(self.wait_for_push, timeout)
+
+    def fail_all(self, status: int | None = 500) -> None:
+        """Answer every request with this HTTP status; None restores normal service.
+
+        Note duo_client itself retries 429 with backoff for about a minute.
+        """
+        with self._lock:
+            self._fail_status = status
+
+    # ---- request plumbing ------------------------------------------------------------------
+
+    def _serve(self, req: _Handler) -> None:
+        split = urlsplit(req.path)
+        length = int(req.headers.get("Content-Length") or 0)
+        body = req.rfile.read(length).decode("utf-8") if length else ""
+        headers = {k.lower(): v for k, v in req.headers.items()}
+        is_json = "json" in headers.get("content-type", "")
+        signed: dict[str, list[str]] = parse_qs(split.query, keep_blank_values=True)
+        if req.command == "POST" and not is_json:
+            signed = parse_qs(body, keep_blank_values=True)
+        params: dict[str, str] = {k: v[0] for k, v in signed.items()}
+        if is_json and body:
+            with contextlib.suppress(ValueError, AttributeError):
+                params.update({k: str(v) for k, v in json.loads(body).items()})
+        version: int | None = None
+        try:
+            if self._fail_status is not None:
+                raise DuoError(self._fail_status, self._fail_status * 100, "Service unavailable")
+            try:
+                version = self._verify(req.command, split.path, signed, body, is_json, headers)
+            except DuoError:
+                # ping is the one unauthenticated endpoint; duo_client signs it anyway.
+                if split.path != "/auth/v2/ping":
+                    raise
+            reply: Json = {"stat": "OK", "response": self._route(req.command, split.path, params)}
+            status = 200
+        except DuoError as err:
+            status, reply = err.status, err.body
+        except Exception:
+            # A bug in the fake must surface as a Duo-shaped 500, not a dropped connection.
+            log.exception("fake duo failed answering %s", split.path)
+            status, reply = 500, {"stat": "FAIL", "code": 50000, "message": "Internal error"}
+        with self._lock:
+            ok = version is not None
+            self.requests.append(
+                DuoRequest(req.command, split.path, params, ok, version, status, time.time())
+            )
+        data = json.dumps(reply).encode()
+        req.send_response(status)
+        req.send_header("Content-Type", "application/json")
+        req.send_header("Content-Length", str(len(data)))
+        req.end_headers()
+        req.wfile.write(data)
+
+    def _verify(
+        self,
+        method: str,
+        path: str,
+        signed: dict[str, list[str]],
+        body: str,
+        is_json: bool,
+        headers: dict[str, str],
+    ) -> int:
+        """Return the signature version that matched, or raise a Duo 401."""
+        auth, date = headers.get("authorization", ""), headers.get("date", "")
+        try:
+            ikey, _, sig = base64.b64decode(auth.removeprefix("Basic ")).decode().partition(":")
+        except ValueError:
+            ikey = sig = ""
+        if not auth.startswith("Basic ") or not sig:
+            raise DuoError(401, 40101, "Missing request credentials")
+        if not date:
+            raise DuoError(401, 40104, "Missing required Date header")
+        if self.max_clock_skew is not None:
+            try:
+                skew = abs(parsedate_to_datetime(date).timestamp() - time.time())
+            except (TypeError, ValueError):
+                skew = float("inf")
+            if skew > self.max_clock_skew:
+                raise DuoError(401, 40105, "Request date was too far in the past")
+        if ikey != self.ikey:
+            raise DuoError(401, 40102, "Invalid integration key in request credentials")
+        # The signed host is Duo's API hostname only; a port never appears in it.
+        head = [date, method.upper(), self.host.lower(), path]
+        xduo = sorted((k, v) for k, v in headers.items() if k.startswith("x-duo-"))
+        xduo_hash = _sha512("\x00".join(part for kv in xduo for part in kv))
+        # duo_client sig v4/v5 sign JSON POST bodies (params then go unsigned as {}) or,
+        # for GET, the query with an empty body; v1/v2 sign form/query params only.
+        canon_params = "" if is_json else _canon_params(signed)
+        content = body if is_json else ""
+        candidates: list[tuple[int, str, Any]] = []
+        if is_json or method == "GET":
+            v4 = "\n".join([*head, canon_params, _sha512(content)])
+            candidates += [(5, f"{v4}\n{xduo_hash}", hashlib.sha512), (4, v4, hashlib.sha512)]
+        if not is_json:
+            v2 = "\n".join([*head, canon_params])
+            v1 = "\n".join([*head[1:], canon_params])
+            for digest in (hashlib.sha512, hashlib.sha1):
+                candidates += [(2, v2, digest), (1, v1, digest)]
+        for version, canon, digest in candidates:
+            expected = hmac.new(self.skey.encode(), canon.encode(), digest).hexdigest()
+            if hmac.compare_digest(expected, sig):
+                return version
+        raise DuoError(401, 40103, "Invalid signature in request credentials")
+
+    def _route(self, method: str, path: str, params: dict[str, str]) -> Json:
+        routes = {
+            ("GET", "/auth/v2/ping"): self._ping,
+            ("GET", "/auth/v2/check"): self._ping,
+            ("POST", "/auth/v2/preauth"): self._preauth,
+            ("POST", "/auth/v2/auth"): self._auth,
+            ("GET", "/auth/v2/auth_status"): self._auth_status,
+        }
+        handler = routes.get((method, path))
+        if handler is None:
+            if any(p == path for _, p in routes):
+                raise DuoError(405, 40501, "Method not allowed")
+            raise DuoError(404, 40401, "Resource not found")
+        return handler(params)
+
+    def _ping(self, params: dict[str, str]) -> Json:
+        return {"time": int(time.time())}
+
+    def _preauth(self, params: dict[str, str]) -> Json:
+        username = params.get("username") or params.get("user_id")
+        if not username:
+            raise DuoError(400, 40001, "Missing required request parameters", "username")
+        with self._lock:
+            user = self._users.get(username)
+        result = user.preauth if user else "enroll"
+        if result == "auth" and user is not None:
+            return {"result": "auth", "status_msg": "Account is active", "devices": user.devices}
+        messages = {
+            "enroll": "Enroll an authentication device to proceed",
+            "deny": "Login denied by policy",
+            "allow": "Allowing unknown user",
+            "auth": "Account is active",
+        }
+        reply: Json = {"result": result, "status_msg": messages[result]}
+        if result == "enroll":
+            reply["enroll_portal_url"] = f"https://{self.api_host}/portal?code=fake"
+        return reply
+
+    def _auth(self, params: dict[str, str]) -> Json:
+        username, factor = params.get("username", ""), params.get("factor", "")
+        if not username or not factor:
+            raise DuoError(400, 40001, "Missing required request parameters", "username")
+        if factor not in ("push", "auto"):
+            raise DuoError(400, 40002, "Invalid request parameters", "factor")
+        with self._changed:
+            user = self._users.get(username)
+            if user is None or user.preauth in ("enroll", "deny"):
+                outcome = "deny"
+            elif user.preauth == "allow":
+                outcome = "bypass"
+            else:
+                device = params.get("device", "auto")
+                usable = [d for d in user.devices if "push" in d["capabilities"]]
+                if not any(device in ("auto", d["device"]) for d in usable):
+                    raise DuoError(400, 40002, "Invalid request parameters", "device")
+                scripted = user.next_push.popleft() if user.next_push else "ignore"
+                outcome = "waiting" if scripted == "ignore" else scripted
+            push = Push(
+                txid=str(uuid.uuid4()),
+                username=username,
+                pushinfo=dict(parse_qsl(params.get("pushinfo", ""), keep_blank_values=True)),
+                created_at=time.time(),
+                outcome=outcome,
+            )
+            self._pushes[push.txid] = push
+            self._changed.notify_all()
+            if params.get("async") == "1":
+                return {"txid": push.txid}
+            # Synchronous auth blocks until the user answers, like Duo.
+            self._changed.wait_for(
+                lambda: push.outcome != "waiting" or self._stopping or self._expire_pushes(),
+                timeout=self.push_timeout,
+            )
+            self._expire_pushes(force=push)
+            return self._status_of(push)
+
+    def _auth_status(self, params: dict[str, str]) -> Json:
+        txid = params.get("txid", "")
+        with self._changed:
+            push = self._pushes.get(txid)
+            if push is None:
+                raise DuoError(400, 40002, "Invalid request parameters", "txid")
+            if push.outcome == "waiting" and self.status_delay > 0:
+                self._changed.wait_for(
+                    lambda: push.outcome != "waiting" or self._stopping,
+                    timeout=self.status_delay,
+                )
+            self._expire_pushes()
+            return self._status_of(push)
+
+    def _expire_pushes(self, force: Push | None = None) -> bool:
+        """Time out stale pushes (lock held). Returns True if anything changed."""
+        changed = False
+        now = time.time()
+        for push in self._pushes.values():
+            stale = now - push.created_at >= self.push_timeout or push is force
+            if push.outcome == "waiting" and stale:
+                push.outcome, changed = "timeout", True
+        return changed
+
+    @staticmethod
+    def _status_of(push: Push) -> Json:
+        result, status, message = _STATUS[push.outcome]
+        return {"result": result, "status": status, "status_msg": message}
+
+
+__all__ = ["DuoError", "DuoRequest", "FakeDuo", "Push"]

@@ -1,0 +1,591 @@
+"""A local fake of the Slack Web API and Audit Logs API, served over a real socket.
+
+The product talks to it through the unmodified slack_sdk clients, so request encoding
+(form vs JSON bodies, GET query strings, bearer tokens) is exercised exactly as in production.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+log = logging.getLogger(__name__)
+
+# Audit Logs calls are not Web API "methods"; they are recorded under this name.
+AUDIT_LOGS = "audit.logs"
+# Calls to a block-action response_url (see FakeSlack.response_url) are recorded under this name.
+RESPONSE_URL = "response_url"
+
+Json = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Call:
+    method: str
+    params: dict[str, Any]
+    headers: dict[str, str]
+    at: float
+    status: int = 200
+    response: Json = field(default_factory=dict)
+
+
+@dataclass
+class _Failure:
+    status: int
+    error: str | None
+    retry_after: int | None
+    remaining: int
+
+
+class _Server(ThreadingHTTPServer):
+    # Handler threads must be joined on close so tests never leak threads.
+    daemon_threads = False
+    block_on_close = True
+
+    def __init__(self, fake: FakeSlack) -> None:
+        super().__init__(("127.0.0.1", 0), _Handler)
+        self.fake = fake
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _Server
+    # HTTP/1.0 closes each connection after one response, so no idle keep-alive thread
+    # can hold up server_close().
+    protocol_version = "HTTP/1.0"
+    timeout = 10
+
+    def do_GET(self) -> None:
+        self.server.fake._serve(self)
+
+    def do_POST(self) -> None:
+        self.server.fake._serve(self)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        log.debug("fake slack: " + format, *args)
+
+
+def _decode_json_fields(params: dict[str, Any]) -> dict[str, Any]:
+    # Form-encoded clients send blocks/view as JSON strings; Slack decodes them server-side.
+    for key in ("blocks", "attachments", "view", "metadata"):
+        value = params.get(key)
+        if isinstance(value, str) and value[:1] in "[{":
+            with contextlib.suppress(ValueError):
+                params[key] = json.loads(value)
+    return params
+
+
+class FakeSlack:
+    """Slack Web API fake. Start it, point WebClient(base_url=fs.base_url) at it."""
+
+    def __init__(self, team_id: str = "T1", bot_user_id: str = "U_BOT") -> None:
+        self.team_id = team_id
+        self.bot_user_id = bot_user_id
+        self.bot_id = "B_BOT"
+        # When set, admin.* and Audit Logs calls must present exactly this user token.
+        self.admin_token: str | None = None
+        self.users: dict[str, Json] = {}
+        self.usergroups: dict[str, list[str]] = {}
+        self.channels: dict[str, list[Json]] = {}
+        self.ephemeral: list[Json] = []
+        self.views: dict[str, Json] = {}
+        self.session_resets: list[str] = []
+        self.audit_entries: list[Json] = []
+        self._calls: list[Call] = []
+        self._failures: dict[str, list[_Failure]] = {}
+        self._callbacks: list[Callable[[Call], None]] = []
+        self._last_ts_us = 0
+        self._seq = 0
+        self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+
+    # ---- lifecycle -------------------------------------------------------------------------
+
+    def start(self) -> FakeSlack:
+        if self._server is not None:
+            return self
+        self._server = _Server(self)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name=f"fake-slack-{self.port}",
+            daemon=True,
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        server, thread = self._server, self._thread
+        if server is None or thread is None:
+            return
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+        self._server = self._thread = None
+
+    def __enter__(self) -> FakeSlack:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    @property
+    def port(self) -> int:
+        if self._server is None:
+            raise RuntimeError("FakeSlack is not started")
+        return int(self._server.server_address[1])
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def base_url(self) -> str:
+        return f"{self.url}/api/"
+
+    @property
+    def audit_base_url(self) -> str:
+        """Pass as slack_sdk.audit_logs.AuditLogsClient(base_url=...)."""
+        return f"{self.url}/audit/v1/"
+
+    def response_url(self, key: str = "1") -> str:
+        """A response_url to put in interaction payloads; POSTs to it are recorded."""
+        return f"{self.url}/actions/{self.team_id}/{key}/fake"
+
+    # ---- fixtures ---------------------------------------------------------------------------
+
+    def add_user(
+        self,
+        user_id: str,
+        email: str,
+        name: str | None = None,
+        real_name: str | None = None,
+        first_name: str | None = None,
+        tz: str = "America/Los_Angeles",
+        deleted: bool = False,
+        is_bot: bool = False,
+        is_admin: bool = False,
+        is_owner: bool = False,
+        is_primary_owner: bool = False,
+    ) -> Json:
+        name = name or email.split("@")[0]
+        real_name = real_name or name
+        try:
+            offset = datetime.now(ZoneInfo(tz)).utcoffset()
+        except ZoneInfoNotFoundError:
+            offset = None
+        user: Json = {
+            "id": user_id,
+            "team_id": self.team_id,
+            "name": name,
+            "deleted": deleted,
+            "real_name": real_name,
+            "tz": tz,
+            "tz_label": tz,
+            "tz_offset": int(offset.total_seconds()) if offset else 0,
+            "is_admin": is_admin or is_owner or is_primary_owner,
+            "is_owner": is_owner or is_primary_owner,
+            "is_primary_owner": is_primary_owner,
+            "is_restricted": False,
+            "is_ultra_restricted": False,
+            "is_bot": is_bot,
+            "is_app_user": False,
+            "updated": int(time.time()),
+            "profile": {
+                "real_name": real_name,
+                "display_name": name,
+                "first_name": first_name or real_name.split(" ")[0],
+                "last_name": " ".join(real_name.split(" ")[1:]),
+                "email": email,
+                "team": self.team_id,
+            },
+        }
+        with self._lock:
+            self.users[user_id] = user
+        return user
+
+    def add_usergroup(self, usergroup_id: str, user_ids: list[str]) -> None:
+        with self._lock:
+            self.usergroups[usergroup_id] = list(user_ids)
+
+    def add_channel(self, channel_id: str) -> None:
+        with self._lock:
+            self.channels.setdefault(channel_id, [])
+
+    # ---- fault injection and inspection ----------------------------------------------------
+
+    def fail_next(
+        self,
+        method: str,
+        status: int = 200,
+        error: str | None = None,
+        retry_after: int | None = None,
+        times: int = 1,
+    ) -> None:
+        """Make the next `times` calls to `method` fail.
+
+        status=429 answers ratelimited with Retry-After (default 1); status>=500 answers a
+        server error; otherwise HTTP 200 {"ok": false, "error": error}.
+        """
+        if status == 429 and retry_after is None:
+            retry_after = 1
+        if status == 200 and error is None:
+            raise ValueError("fail_next needs an error name or a non-200 status")
+        with self._lock:
+            self._failures.setdefault(method, []).append(
+                _Failure(status, error, retry_after, times)
+            )
+
+    def on_call(self, callback: Callable[[Call], None]) -> None:
+        self._callbacks.append(callback)
+
+    @property
+    def calls(self) -> list[Call]:
+        with self._lock:
+            return list(self._calls)
+
+    def calls_to(self, method: str) -> list[Call]:
+        with self._lock:
+            return [c for c in self._calls if c.method == method]
+
+    def wait_for(self, method: str, count: int = 1, timeout: float = 5.0) -> list[Call]:
+        """Block until `count` calls to `method` were answered; TimeoutError otherwise."""
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while True:
+                found = [c for c in self._calls if c.method == method]
+                if len(found) >= count:
+                    return found
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    seen = [c.method for c in self._calls]
+                    raise TimeoutError(
+                        f"{len(found)}/{count} calls to {method} after {timeout}s; saw {seen}"
+                    )
+                self._changed.wait(left)
+
+    async def wait_for_async(self, method: str, count: int = 1, timeout: float = 5.0) -> list[Call]:
+        """wait_for for tests whose event loop also runs the app (must not block the loop)."""
+        return await asyncio.to_thread(self.wait_for, method, count, timeout)
+
+    def messages(self, channel: str) -> list[Json]:
+        with self._lock:
+            return [dict(m) for m in self.channels.get(channel, [])]
+
+    def reset_calls(self) -> None:
+        with self._lock:
+            self._calls.clear()
+
+    # ---- request plumbing ------------------------------------------------------------------
+
+    def _serve(self, req: _Handler) -> None:
+        split = urlsplit(req.path)
+        length = int(req.headers.get("Content-Length") or 0)
+        raw = req.rfile.read(length).decode("utf-8") if length else ""
+        headers = {k: v for k, v in req.headers.items()}
+        params: dict[str, Any] = dict(parse_qsl(split.query, keep_blank_values=True))
+        ctype = req.headers.get("Content-Type", "")
+        if raw and "json" in ctype:
+            try:
+                body = json.loads(raw)
+            except ValueError:
+                body = None
+            if isinstance(body, dict):
+                params.update(body)
+        elif raw:
+            params.update(parse_qsl(raw, keep_blank_values=True))
+        _decode_json_fields(params)
+
+        if split.path.startswith("/api/"):
+            method = split.path[len("/api/") :]
+        elif split.path == "/audit/v1/logs":
+            method = AUDIT_LOGS
+        elif split.path.startswith("/actions/"):
+            method = RESPONSE_URL
+        else:
+            self._send(req, 404, {"ok": False, "error": "not_found"}, {})
+            return
+
+        with self._lock:
+            try:
+                status, payload, extra = self._answer(method, params, headers)
+            except Exception:
+                # A bug in the fake must surface as a 500, not as a dropped connection.
+                log.exception("fake slack failed answering %s", method)
+                status, payload, extra = 500, {}, {}
+            call = Call(method, params, headers, time.time(), status, payload)
+            self._calls.append(call)
+            self._changed.notify_all()
+        for callback in list(self._callbacks):
+            try:
+                callback(call)
+            except Exception:
+                log.exception("fake slack on_call callback failed")
+        self._send(req, status, payload, extra)
+
+    @staticmethod
+    def _send(req: _Handler, status: int, payload: Json, extra: dict[str, str]) -> None:
+        if status >= 500 and not payload:
+            data, ctype = b"<html><body>Internal Server Error</body></html>", "text/html"
+        else:
+            data, ctype = json.dumps(payload).encode(), "application/json; charset=utf-8"
+        req.send_response(status)
+        req.send_header("Content-Type", ctype)
+        req.send_header("Content-Length", str(len(data)))
+        for k, v in extra.items():
+            req.send_header(k, v)
+        req.end_headers()
+        req.wfile.write(data)
+
+    def _answer(
+        self, method: str, params: dict[str, Any], headers: dict[str, str]
+    ) -> tuple[int, Json, dict[str, str]]:
+        """Compute the reply; called with the state lock held."""
+        failures = self._failures.get(method)
+        if failures:
+            failure = failures[0]
+            failure.remaining -= 1
+            if failure.remaining <= 0:
+                failures.pop(0)
+            if failure.status == 429:
+                return (
+                    429,
+                    {"ok": False, "error": "ratelimited"},
+                    {"Retry-After": str(failure.retry_after)},
+                )
+            if failure.status >= 500:
+                body = {"ok": False, "error": failure.error} if failure.error else {}
+                return failure.status, body, {}
+            return failure.status, {"ok": False, "error": failure.error}, {}
+
+        if method == RESPONSE_URL:
+            return 200, {"ok": True}, {}
+        auth = headers.get("Authorization", "")
+        token = auth[len("Bearer ") :] if auth.startswith("Bearer ") else params.get("token")
+        if method == AUDIT_LOGS:
+            return self._audit_logs(token, params)
+        handler: Callable[[str, dict[str, Any]], Json] | None = getattr(
+            self, "_api_" + method.replace(".", "_"), None
+        )
+        if handler is None:
+            return 200, {"ok": False, "error": "unknown_method"}, {}
+        if not token or not str(token).startswith("xox"):
+            return 200, {"ok": False, "error": "not_authed"}, {}
+        if token == "xoxb-invalid":
+            return 200, {"ok": False, "error": "invalid_auth"}, {}
+        return 200, handler(str(token), params), {}
+
+    def _audit_logs(
+        self, token: str | None, params: dict[str, Any]
+    ) -> tuple[int, Json, dict[str, str]]:
+        # The Audit Logs API uses real HTTP status codes, unlike the Web API.
+        if not token:
+            return 401, {"ok": False, "error": "not_authed"}, {}
+        if token == "xoxb-invalid":
+            return 401, {"ok": False, "error": "invalid_auth"}, {}
+        if not token.startswith("xoxp-") or (self.admin_token and token != self.admin_token):
+            return 403, {"ok": False, "error": "not_allowed_token_type"}, {}
+        actions = set(filter(None, str(params.get("action", "")).split(",")))
+        try:
+            oldest = int(params.get("oldest") or 0)
+            latest = int(params.get("latest") or 2**63)
+            cursor = params.get("cursor")
+            start = int(base64.b64decode(cursor).decode().split(":")[1]) if cursor else 0
+            limit = int(params.get("limit") or 100)
+        except (ValueError, IndexError):
+            return 400, {"ok": False, "error": "invalid_arguments"}, {}
+        entries = [
+            e
+            for e in self.audit_entries
+            if (not actions or e.get("action") in actions)
+            and oldest <= e.get("date_create", 0) <= latest
+        ]
+        page = entries[start : start + limit]
+        more = start + limit < len(entries)
+        cursor = base64.b64encode(f"offset:{start + limit}".encode()).decode() if more else ""
+        return 200, {"entries": page, "response_metadata": {"next_cursor": cursor}}, {}
+
+    def _next_ts(self) -> str:
+        # Real Slack timestamps are wall-clock microseconds, unique per channel.
+        now_us = int(time.time() * 1_000_000)
+        self._last_ts_us = max(now_us, self._last_ts_us + 1)
+        return f"{self._last_ts_us // 1_000_000}.{self._last_ts_us % 1_000_000:06d}"
+
+    def _next_id(self, prefix: str) -> str:
+        self._seq += 1
+        return f"{prefix}{self._seq:08d}"
+
+    # ---- Web API methods: each runs with the state lock held -----------------------------
+
+    def _api_auth_test(self, token: str, params: dict[str, Any]) -> Json:
+        reply: Json = {"ok": True, "url": "https://fake.slack.com/", "team": "Fake Co"}
+        reply |= {"team_id": self.team_id, "is_enterprise_install": False}
+        if token.startswith("xoxb-"):
+            return reply | {
+                "user": "securitybot",
+                "user_id": self.bot_user_id,
+                "bot_id": self.bot_id,
+            }
+        return reply | {"user": "admin", "user_id": "U_ADMIN"}
+
+    def _api_users_info(self, token: str, params: dict[str, Any]) -> Json:
+        user = self.users.get(str(params.get("user", "")))
+        return {"ok": True, "user": user} if user else {"ok": False, "error": "user_not_found"}
+
+    def _api_users_lookupByEmail(self, token: str, params: dict[str, Any]) -> Json:
+        email = str(params.get("email", "")).lower()
+        for user in self.users.values():
+            if user["profile"]["email"].lower() == email:
+                return {"ok": True, "user": user}
+        return {"ok": False, "error": "users_not_found"}
+
+    def _api_conversations_open(self, token: str, params: dict[str, Any]) -> Json:
+        if params.get("channel"):
+            cid = self._channel_id(str(params["channel"]))
+            if cid is None:
+                return {"ok": False, "error": "channel_not_found"}
+            return {"ok": True, "no_op": True, "already_open": True, "channel": {"id": cid}}
+        raw = params.get("users", "")
+        ids = raw if isinstance(raw, list) else [u for u in str(raw).split(",") if u]
+        if not ids:
+            return {"ok": False, "error": "users_list_not_supplied"}
+        for uid in ids:
+            if uid not in self.users:
+                return {"ok": False, "error": "user_not_found"}
+            if self.users[uid]["deleted"]:
+                return {"ok": False, "error": "user_disabled"}
+        # DM ids are stable per user so repeated opens (and tests) agree on the channel.
+        cid = "D" + ids[0] if len(ids) == 1 else "G" + "".join(sorted(ids))
+        existing = cid in self.channels
+        self.channels.setdefault(cid, [])
+        return {"ok": True, "no_op": existing, "already_open": existing, "channel": {"id": cid}}
+
+    def _channel_id(self, channel: str) -> str | None:
+        """Resolve what Slack accepts as a channel argument, or None for channel_not_found."""
+        if channel[:1] in "UW" and channel in self.users:
+            channel = "D" + channel
+        if channel in self.channels:
+            return channel
+        if channel.startswith("D") and channel[1:] in self.users:
+            self.channels[channel] = []
+            return channel
+        if channel[:1] in "CG#" and len(channel) > 1:
+            self.channels[channel] = []
+            return channel
+        return None
+
+    def _api_chat_postMessage(self, token: str, params: dict[str, Any]) -> Json:
+        cid = self._channel_id(str(params.get("channel", "")))
+        if cid is None:
+            return {"ok": False, "error": "channel_not_found"}
+        if not any(params.get(k) for k in ("text", "blocks", "attachments")):
+            return {"ok": False, "error": "no_text"}
+        message: Json = {"type": "message", "user": self.bot_user_id, "bot_id": self.bot_id}
+        message |= {"team": self.team_id, "text": params.get("text", ""), "ts": self._next_ts()}
+        for key in ("blocks", "attachments", "thread_ts", "metadata"):
+            if params.get(key):
+                message[key] = params[key]
+        self.channels[cid].append(message)
+        return {"ok": True, "channel": cid, "ts": message["ts"], "message": dict(message)}
+
+    def _api_chat_postEphemeral(self, token: str, params: dict[str, Any]) -> Json:
+        cid = self._channel_id(str(params.get("channel", "")))
+        if cid is None:
+            return {"ok": False, "error": "channel_not_found"}
+        if str(params.get("user", "")) not in self.users:
+            return {"ok": False, "error": "user_not_in_channel"}
+        ts = self._next_ts()
+        self.ephemeral.append(dict(params, channel=cid, ts=ts))
+        return {"ok": True, "message_ts": ts}
+
+    def _find_message(self, params: dict[str, Any]) -> tuple[str, Json] | None:
+        cid = self._channel_id(str(params.get("channel", "")))
+        for message in self.channels.get(cid or "", []):
+            if message["ts"] == str(params.get("ts", "")):
+                return cid or "", message
+        return None
+
+    def _api_chat_update(self, token: str, params: dict[str, Any]) -> Json:
+        found = self._find_message(params)
+        if found is None:
+            return {"ok": False, "error": "message_not_found"}
+        cid, message = found
+        for key in ("text", "blocks", "attachments", "metadata"):
+            if key in params:
+                message[key] = params[key]
+        message["edited"] = {"user": self.bot_user_id, "ts": self._next_ts()}
+        reply: Json = {"ok": True, "channel": cid, "ts": message["ts"], "text": message["text"]}
+        return reply | {"message": dict(message)}
+
+    def _api_chat_delete(self, token: str, params: dict[str, Any]) -> Json:
+        found = self._find_message(params)
+        if found is None:
+            return {"ok": False, "error": "message_not_found"}
+        cid, message = found
+        self.channels[cid].remove(message)
+        return {"ok": True, "channel": cid, "ts": message["ts"]}
+
+    def _api_views_open(self, token: str, params: dict[str, Any]) -> Json:
+        if not params.get("trigger_id"):
+            return {"ok": False, "error": "invalid_arguments"}
+        view = params.get("view")
+        if not isinstance(view, dict):
+            return {"ok": False, "error": "invalid_arguments"}
+        view_id = self._next_id("V")
+        stored: Json = dict(view, id=view_id, team_id=self.team_id, root_view_id=view_id)
+        stored |= {"state": {"values": {}}, "hash": self._next_id("h."), "app_id": "A1"}
+        self.views[view_id] = stored
+        return {"ok": True, "view": stored}
+
+    def _api_views_update(self, token: str, params: dict[str, Any]) -> Json:
+        view_id = params.get("view_id")
+        if not view_id and params.get("external_id"):
+            ext = params["external_id"]
+            view_id = next((k for k, v in self.views.items() if v.get("external_id") == ext), None)
+        view = params.get("view")
+        if not view_id or view_id not in self.views:
+            return {"ok": False, "error": "not_found"}
+        if not isinstance(view, dict):
+            return {"ok": False, "error": "invalid_arguments"}
+        stored = dict(self.views[view_id]) | view | {"hash": self._next_id("h.")}
+        self.views[view_id] = stored
+        return {"ok": True, "view": stored}
+
+    def _api_usergroups_users_list(self, token: str, params: dict[str, Any]) -> Json:
+        users = self.usergroups.get(str(params.get("usergroup", "")))
+        if users is None:
+            return {"ok": False, "error": "no_such_subteam"}
+        return {"ok": True, "users": list(users)}
+
+    def _api_admin_users_session_reset(self, token: str, params: dict[str, Any]) -> Json:
+        user_token = token.startswith(("xoxp-", "xoxa-"))
+        if not user_token or (self.admin_token is not None and token != self.admin_token):
+            return {"ok": False, "error": "not_allowed_token_type"}
+        user = self.users.get(str(params.get("user_id", "")))
+        if user is None:
+            return {"ok": False, "error": "user_not_found"}
+        if user["is_primary_owner"]:
+            return {"ok": False, "error": "cannot_reset_primary_owner"}
+        if user["is_bot"]:
+            return {"ok": False, "error": "cannot_reset_bot"}
+        self.session_resets.append(user["id"])
+        return {"ok": True}

@@ -1,0 +1,95 @@
+"""Side effects the alert state machine asks for, as plain data.
+
+The machine never performs I/O: it returns these and the caller turns them into outbox rows
+in the same database transaction as the state change, so a crash can neither lose an effect
+nor perform one for a state that was never committed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from types import MappingProxyType
+
+
+class EscalationReason(StrEnum):
+    """Why the security team was pulled in; stored and shown, so the strings are a contract."""
+
+    NOT_ME = "not_me"
+    DUO_DENIED = "duo_denied"
+    DUO_TIMEOUT = "duo_timeout"
+    DUO_NOT_ENROLLED = "duo_not_enrolled"
+    DUO_ERROR = "duo_error"
+    NO_RESPONSE = "no_response"
+    UNKNOWN_USER = "unknown_user"
+    ALWAYS_ESCALATE = "always_escalate"
+    USER_EXEMPT = "user_exempt"
+    DM_FAILED = "dm_failed"
+
+
+@dataclass(frozen=True)
+class SendDM:
+    """Ask the implicated user, in a DM with "yes, that was me" / "no" buttons."""
+
+
+@dataclass(frozen=True)
+class StartDuoPush:
+    """Send the user a Duo push; its result comes back as a ``duo_*`` event."""
+
+
+@dataclass(frozen=True)
+class UpdateDM:
+    """Replace the DM's buttons with ``text`` so the user sees the outcome and cannot re-click."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class PostEscalation:
+    """Post the alert to the security team's channel."""
+
+    reason: EscalationReason
+
+
+@dataclass(frozen=True)
+class UpdateEscalation:
+    """Re-render the existing channel post in place (claim, close, late answers)."""
+
+
+@dataclass(frozen=True)
+class ResetSessions:
+    """Sign the implicated user out everywhere (``admin.users.session.reset``)."""
+
+
+Effect = SendDM | StartDuoPush | UpdateDM | PostEscalation | UpdateEscalation | ResetSessions
+
+CONFIRMED_DM_TEXT = "✅ Confirmed with Duo. Thanks!"
+
+# What the user reads in place of the buttons once we stop waiting for them. Reasons that
+# arise before a DM exists (unknown user, exempt, DM failed) have no entry on purpose.
+DM_TEXTS: Mapping[EscalationReason, str] = MappingProxyType(
+    {
+        EscalationReason.NOT_ME: (
+            "🚨 You said this wasn't you. The security team has been notified."
+        ),
+        EscalationReason.NO_RESPONSE: "⏰ No answer in time; the security team has been notified.",
+        EscalationReason.DUO_DENIED: (
+            "❌ The Duo push was denied. The security team has been notified."
+        ),
+        EscalationReason.DUO_TIMEOUT: (
+            "⏰ The Duo push wasn't answered in time. The security team has been notified."
+        ),
+        EscalationReason.DUO_ERROR: (
+            "⚠️ We couldn't verify you with Duo. The security team has been notified."
+        ),
+        EscalationReason.DUO_NOT_ENROLLED: (
+            "⚠️ You aren't enrolled in Duo, so we couldn't verify you. "
+            "The security team has been notified."
+        ),
+        EscalationReason.ALWAYS_ESCALATE: (
+            "✅ Confirmed with Duo. Thanks! Alerts of this kind are always reviewed by the "
+            "security team, so they may follow up."
+        ),
+    }
+)

@@ -1,0 +1,1 @@
+"""Orchestration: apply domain events to stored alerts, and carry out the resulting effects."""

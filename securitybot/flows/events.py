@@ -1,0 +1,33 @@
+"""Applying an event to an alert by id, in its own transaction, with a retry on races."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from securitybot.domain import Event
+from securitybot.flows.transitions import Applied, ConcurrentUpdate, apply_event, load_for_update
+from securitybot.store.db import Database
+
+
+def apply_by_id(
+    db: Database,
+    alert_id: int,
+    event: Event,
+    *,
+    also_set: dict[str, Any] | None = None,
+    audit_details: dict[str, Any] | None = None,
+) -> Applied | None:
+    """None when the alert does not exist. Retries a few times if another writer raced us."""
+    for attempt in range(5):
+        try:
+            with db.write() as session:
+                alert = load_for_update(session, alert_id)
+                if alert is None:
+                    return None
+                return apply_event(
+                    session, alert, event, also_set=also_set, audit_details=audit_details
+                )
+        except ConcurrentUpdate:
+            if attempt == 4:
+                raise
+    return None

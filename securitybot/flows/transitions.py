@@ -1,0 +1,190 @@
+"""Apply one domain event to a stored alert: state, audit row and outbox rows, atomically.
+
+This is the only code path that changes an alert's status. The UPDATE is conditional on the
+version read, so two replicas (or a button click racing the deadline sweep) cannot both win.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import update
+from sqlalchemy.orm import Session
+
+from securitybot.domain import (
+    AlertState,
+    Effect,
+    EscalationReason,
+    Event,
+    Outcome,
+    Policy,
+    PostEscalation,
+    ResetSessions,
+    SendDM,
+    StartDuoPush,
+    Status,
+    Transition,
+    UpdateDM,
+    UpdateEscalation,
+    transition,
+)
+from securitybot.store import alerts as alert_store
+from securitybot.store.models import Alert, utcnow
+from securitybot.store.outbox import enqueue
+
+logger = logging.getLogger(__name__)
+
+EFFECT_NAMES: dict[type[Any], str] = {
+    SendDM: "send_dm",
+    StartDuoPush: "start_duo_push",
+    UpdateDM: "update_dm",
+    PostEscalation: "post_escalation",
+    UpdateEscalation: "update_escalation",
+    ResetSessions: "reset_sessions",
+}
+
+
+class ConcurrentUpdate(Exception):
+    """Someone else changed the alert between our read and our write; re-read and retry."""
+
+
+@dataclass(frozen=True)
+class Applied:
+    alert: Alert
+    transition: Transition
+    from_status: str
+
+
+def state_of(alert: Alert) -> AlertState:
+    return AlertState(
+        status=Status(alert.status),
+        outcome=Outcome(alert.outcome) if alert.outcome else None,
+        escalation_reason=EscalationReason(alert.escalation_reason)
+        if alert.escalation_reason
+        else None,
+        respond_by=alert.respond_by,
+        user_answer=alert.user_answer,
+        user_comment=alert.user_comment,
+        duo_result=alert.duo_result,
+        claimed_by=alert.claimed_by,
+        duo_approved_seen=alert.duo_result == "duo_approved" and alert.status == "resolved",
+    )
+
+
+def policy_of(alert: Alert) -> Policy:
+    p = alert.policy or {}
+    return Policy(
+        ack_timeout=float(p.get("ack_timeout", 600)),
+        duo_timeout=float(p.get("duo_timeout", 120)),
+        always_escalate=bool(p.get("always_escalate", False)),
+        allow_snooze=bool(p.get("allow_snooze", False)),
+    )
+
+
+def _enum_value(v: Any) -> Any:
+    return getattr(v, "value", v)
+
+
+def apply_event(
+    session: Session,
+    alert: Alert,
+    event: Event,
+    *,
+    now: datetime | None = None,
+    also_set: dict[str, Any] | None = None,
+    audit_details: dict[str, Any] | None = None,
+) -> Applied:
+    """Run the state machine and persist its result in the caller's transaction.
+
+    ``also_set`` carries adapter facts to store with the change (DM channel/ts, Duo txid,
+    resolved user id). Ignored events change nothing but are still audited, because a refused
+    or late answer is exactly what an investigator wants to see.
+    """
+    now = now or utcnow()
+    before = state_of(alert)
+    t = transition(before, event, now, policy_of(alert))
+    details: dict[str, Any] = {"note": t.note, **(audit_details or {})}
+    if event.comment:
+        details["comment"] = event.comment
+    if not t.changed:
+        alert_store.audit(
+            session,
+            alert_id=alert.id,
+            actor=event.actor,
+            action=f"event_ignored.{event.type.value}",
+            from_status=alert.status,
+            to_status=alert.status,
+            details=details,
+            subject_user=alert.user_id,
+            at=now,
+        )
+        return Applied(alert, t, alert.status)
+    s = t.state
+    values: dict[str, Any] = {
+        "status": s.status.value,
+        "outcome": _enum_value(s.outcome),
+        "escalation_reason": _enum_value(s.escalation_reason),
+        "respond_by": s.respond_by,
+        "user_answer": s.user_answer,
+        "user_comment": s.user_comment,
+        "duo_result": s.duo_result,
+        "claimed_by": s.claimed_by,
+        "version": alert.version + 1,
+        "updated_at": now,
+        **(also_set or {}),
+    }
+    result = session.execute(
+        update(Alert)
+        .where(Alert.id == alert.id, Alert.version == alert.version)
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        raise ConcurrentUpdate(f"alert {alert.id} changed concurrently")
+    from_status = alert.status
+    for key, value in values.items():
+        setattr(alert, key, value)
+    alert_store.audit(
+        session,
+        alert_id=alert.id,
+        actor=event.actor,
+        action=f"alert.{event.type.value}",
+        from_status=from_status,
+        to_status=s.status.value,
+        details=details,
+        subject_user=alert.user_id,
+        at=now,
+    )
+    for idx, effect in enumerate(t.effects):
+        enqueue_effect(session, alert.id, alert.version, idx, effect)
+    logger.info(
+        "alert %s: %s -> %s on %s", alert.id, from_status, s.status.value, event.type.value,
+        extra={"alert_id": alert.id, "event": event.type.value},
+    )  # fmt: skip
+    return Applied(alert, t, from_status)
+
+
+def enqueue_effect(session: Session, alert_id: int, version: int, idx: int, effect: Effect) -> None:
+    name = EFFECT_NAMES[type(effect)]
+    payload = {k: _enum_value(v) for k, v in dataclasses.asdict(effect).items()}
+    enqueue(
+        session,
+        effect=name,
+        payload=payload,
+        alert_id=alert_id,
+        idempotency_key=f"{alert_id}:v{version}:{idx}:{name}",
+    )
+
+
+def load_for_update(session: Session, alert_id: int) -> Alert | None:
+    """The alert, row-locked on PostgreSQL so concurrent writers queue instead of conflicting."""
+    from sqlalchemy import select
+
+    q = select(Alert).where(Alert.id == alert_id)
+    if session.get_bind().dialect.name == "postgresql":
+        q = q.with_for_update()
+    return session.scalars(q).first()

@@ -1,0 +1,1 @@
+"""Delivering outbox rows: claim, run the handler, record the result, retry with backoff."""

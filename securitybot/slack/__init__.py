@@ -1,0 +1,1 @@
+"""Slack at the edge: Web API gateway, Block Kit rendering, Bolt listeners."""

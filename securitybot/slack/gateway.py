@@ -1,0 +1,159 @@
+"""A thin adapter over slack_sdk's AsyncWebClient that speaks in delivery terms.
+
+Slack's errors are sorted into "retry later" (rate limits, 5xx, network) and "permanent"
+(everything a retry cannot fix), so the outbox knows whether to back off or give up.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+logger = logging.getLogger(__name__)
+
+
+class SlackRetryLater(Exception):
+    def __init__(self, method: str, reason: str, retry_after: float | None = None) -> None:
+        super().__init__(f"{method}: {reason}")
+        self.retry_after = retry_after
+
+
+class SlackPermanentError(Exception):
+    def __init__(self, method: str, error: str) -> None:
+        super().__init__(f"{method}: {error}")
+        self.error = error
+
+
+@dataclass(frozen=True)
+class SlackUser:
+    id: str
+    name: str
+    real_name: str
+    first_name: str
+    email: str | None
+    tz: str | None
+    is_bot: bool
+    deleted: bool
+
+
+_NOT_FOUND = {"users_not_found", "user_not_found"}
+
+
+def _user_from(data: dict[str, Any]) -> SlackUser:
+    profile = data.get("profile") or {}
+    real = profile.get("real_name") or data.get("real_name") or data.get("name") or data["id"]
+    first = profile.get("first_name") or real.split(" ")[0]
+    return SlackUser(
+        id=data["id"],
+        name=data.get("name") or data["id"],
+        real_name=real,
+        first_name=first,
+        email=profile.get("email"),
+        tz=data.get("tz"),
+        is_bot=bool(data.get("is_bot")),
+        deleted=bool(data.get("deleted")),
+    )
+
+
+class SlackGateway:
+    def __init__(
+        self,
+        client: AsyncWebClient,
+        *,
+        admin_client: AsyncWebClient | None = None,
+        cache_ttl: float = 3600.0,
+    ) -> None:
+        self.client = client
+        self.admin_client = admin_client
+        self._ttl = cache_ttl
+        self._cache: dict[str, tuple[float, SlackUser | None]] = {}
+
+    async def _call(self, method: str, client: AsyncWebClient | None = None, **kw: Any) -> Any:
+        api = client or self.client
+        try:
+            resp = (
+                await api.api_call(method, json=kw)
+                if method.startswith("chat.") or method.startswith("views.")
+                else await api.api_call(method, params=kw)
+            )
+        except SlackApiError as exc:
+            status = exc.response.status_code
+            error = str(exc.response.get("error") or f"http_{status}")
+            if status == 429:
+                retry = exc.response.headers.get("Retry-After") or exc.response.headers.get(
+                    "retry-after"
+                )
+                raise SlackRetryLater(method, "ratelimited", float(retry or 1)) from None
+            if status >= 500 or error in {
+                "internal_error",
+                "fatal_error",
+                "service_unavailable",
+                "request_timeout",
+            }:
+                raise SlackRetryLater(method, error) from None
+            raise SlackPermanentError(method, error) from None
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            raise SlackRetryLater(method, f"{type(exc).__name__}: {exc}") from None
+        return resp.data
+
+    async def lookup_user(self, user: str) -> SlackUser | None:
+        """A Slack user by email or id; None if Slack does not know them. Cached with a TTL."""
+        now = time.monotonic()
+        hit = self._cache.get(user)
+        if hit and now - hit[0] < self._ttl:
+            return hit[1]
+        try:
+            if "@" in user:
+                data = await self._call("users.lookupByEmail", email=user)
+            else:
+                data = await self._call("users.info", user=user)
+            found: SlackUser | None = _user_from(data["user"])
+        except SlackPermanentError as exc:
+            if exc.error not in _NOT_FOUND:
+                raise
+            found = None
+        self._cache[user] = (now, found)
+        return found
+
+    async def open_dm(self, user_id: str) -> str:
+        data = await self._call("conversations.open", users=user_id)
+        return str(data["channel"]["id"])
+
+    async def post(
+        self, channel: str, text: str, blocks: list[dict[str, Any]] | None = None
+    ) -> str:
+        kw: dict[str, Any] = {"channel": channel, "text": text}
+        if blocks is not None:
+            kw["blocks"] = blocks
+        data = await self._call("chat.postMessage", **kw)
+        return str(data["ts"])
+
+    async def update(
+        self, channel: str, ts: str, text: str, blocks: list[dict[str, Any]] | None = None
+    ) -> None:
+        kw: dict[str, Any] = {"channel": channel, "ts": ts, "text": text}
+        kw["blocks"] = blocks if blocks is not None else []
+        await self._call("chat.update", **kw)
+
+    async def ephemeral(self, channel: str, user: str, text: str) -> None:
+        await self._call("chat.postEphemeral", channel=channel, user=user, text=text)
+
+    async def open_view(self, trigger_id: str, view: dict[str, Any]) -> None:
+        await self._call("views.open", trigger_id=trigger_id, view=view)
+
+    async def reset_sessions(self, user_id: str) -> None:
+        if self.admin_client is None:
+            raise SlackPermanentError(
+                "admin.users.session.reset", "no slack.admin_token configured"
+            )
+        await self._call("admin.users.session.reset", client=self.admin_client, user_id=user_id)
+
+    async def usergroup_members(self, usergroup: str) -> set[str]:
+        data = await self._call("usergroups.users.list", usergroup=usergroup)
+        return set(data.get("users") or [])
