@@ -216,6 +216,7 @@ class ConversationHandlers:
         event = {
             PushStatus.APPROVED: EventType.DUO_APPROVED,
             PushStatus.DENIED: EventType.DUO_DENIED,
+            PushStatus.TIMEOUT: EventType.DUO_TIMEOUT,
             PushStatus.ERROR: EventType.DUO_ERROR,
         }[polled.status]
         await self.apply(alert.id, Event(event, actor="duo", comment=polled.detail or None))

@@ -22,6 +22,7 @@ class PushStatus(StrEnum):
     WAITING = "waiting"
     APPROVED = "approved"
     DENIED = "denied"  # includes "fraud" reports
+    TIMEOUT = "timeout"  # Duo itself gave up waiting for the phone
     ERROR = "error"
 
 

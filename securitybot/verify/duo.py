@@ -90,14 +90,15 @@ class DuoVerifier:
             status = self._client().auth_status(txid)
         except _NETWORK_ERRORS as exc:
             return PushPoll(PushStatus.ERROR, detail=f"auth_status: {type(exc).__name__}: {exc}")
-        result = status.get("result")
-        if result == "allow":
+        # duo_client folds Duo's answer into waiting/success flags plus Duo's status string.
+        if status.get("success"):
             return PushPoll(PushStatus.APPROVED, detail=status.get("status_msg", ""))
-        if result == "deny":
-            return PushPoll(PushStatus.DENIED, detail=status.get("status", "deny"))
-        if result == "waiting":
+        if status.get("waiting"):
             return PushPoll(PushStatus.WAITING)
-        return PushPoll(PushStatus.ERROR, detail=f"unexpected auth_status result {result!r}")
+        state = str(status.get("status", ""))
+        if state == "timeout":
+            return PushPoll(PushStatus.TIMEOUT, detail=status.get("status_msg", ""))
+        return PushPoll(PushStatus.DENIED, detail=state or "deny")
 
     async def start_push(self, username: str, pushinfo: dict[str, str]) -> PushStart:
         result: PushStart = await self._run(self._start_sync, username, pushinfo)

@@ -1,0 +1,40 @@
+"""The whole conversation through real sockets: API -> bot -> fake Slack/Duo -> state."""
+
+from __future__ import annotations
+
+from securitybot.slack.messages import CONFIRM_ACTION, DENY_ACTION
+from tests.e2e.harness import SECURITY_CHANNEL, Bot
+
+
+def test_alice_confirms_and_approves_the_push_so_the_alert_resolves(bot: Bot) -> None:
+    alert = bot.post_alert(dedup_key="happy-1")
+    dm = bot.fs.wait_for("chat.postMessage", timeout=10)[0]
+    assert dm.params["channel"] == "DU_ALICE"
+    assert "Hi Alice" in str(dm.params["blocks"])
+    bot.wait_status(alert["id"], "awaiting_ack")
+
+    resp = bot.click("U_ALICE", CONFIRM_ACTION, alert["id"])
+    assert resp.status_code == 200
+    push = bot.fd.wait_for_push(timeout=10)
+    assert push.username == "alice"
+    bot.wait_status(alert["id"], "awaiting_2fa")
+    bot.fd.answer_push(push.txid, "allow")
+
+    done = bot.wait_status(alert["id"], "resolved")
+    assert done["outcome"] == "confirmed"
+    update = bot.fs.wait_for("chat.update", timeout=10)[0]
+    assert "actions" not in str(update.params["blocks"])  # buttons gone
+    assert not [
+        c for c in bot.fs.calls_to("chat.postMessage") if c.params["channel"] == SECURITY_CHANNEL
+    ]
+
+
+def test_alice_says_not_me_so_the_team_is_told(bot: Bot) -> None:
+    alert = bot.post_alert(dedup_key="deny-1")
+    bot.wait_status(alert["id"], "awaiting_ack")
+    bot.click("U_ALICE", DENY_ACTION, alert["id"])
+    escalated = bot.wait_status(alert["id"], "escalated")
+    assert escalated["escalation_reason"] == "not_me"
+    posts = [c for c in bot.fs.wait_for("chat.postMessage", count=2, timeout=10)
+             if c.params["channel"] == SECURITY_CHANNEL]  # fmt: skip
+    assert posts and "not_me" in posts[0].params["text"]
