@@ -17,6 +17,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -98,6 +99,12 @@ class Alert(Base):
     dm_ts: Mapped[str | None] = mapped_column(String(32))
     escalation_channel: Mapped[str | None] = mapped_column(String(32))
     escalation_ts: Mapped[str | None] = mapped_column(String(32))
+    # A burst of alerts for one user and kind becomes one conversation: the first alert is the
+    # parent; the others follow its outcome.
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("alerts.id"), index=True)
+    remind_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    escalated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    escalation_tier: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
     # Bumped on every state change; conditional UPDATEs on it make concurrent writers safe.
     version: Mapped[int] = mapped_column(Integer, default=1)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -144,3 +151,34 @@ class Outbox(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     done_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class Exemption(Base):
+    """Accounts whose alerts go straight to the team (service accounts, people on leave)."""
+
+    __tablename__ = "exemptions"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    user: Mapped[str] = mapped_column(String(254), unique=True)
+    reason: Mapped[str] = mapped_column(Text, default="")
+    created_by: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class Snooze(Base):
+    """After a Duo-confirmed alert, the user may silence the same kind for the same scope."""
+
+    __tablename__ = "snoozes"
+    __table_args__ = (Index("ix_snoozes_lookup", "user_id", "kind", "scope_key"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    user_id: Mapped[str] = mapped_column(String(32))
+    kind: Mapped[str] = mapped_column(String(64))
+    scope: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    scope_key: Mapped[str] = mapped_column(String(64))
+    source_alert_id: Mapped[int | None] = mapped_column(ForeignKey("alerts.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    revoked_by: Mapped[str | None] = mapped_column(String(64))
