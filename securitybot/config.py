@@ -169,9 +169,84 @@ class IngestConfig(_Section):
         return v
 
 
+_DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+class BusinessHoursConfig(_Section):
+    days: list[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]] = Field(
+        default=["mon", "tue", "wed", "thu", "fri"], min_length=1
+    )
+    start: str = Field(default="09:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
+    end: str = Field(default="18:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
+    default_tz: str = "UTC"
+
+    @model_validator(mode="after")
+    def _order(self) -> BusinessHoursConfig:
+        if self.start >= self.end:
+            raise ValueError("start must be before end")
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(self.default_tz)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"default_tz {self.default_tz!r} is not a time zone") from None
+        return self
+
+    @property
+    def weekdays(self) -> frozenset[int]:
+        return frozenset(_DAYS.index(d) for d in self.days)
+
+
 class PolicyConfig(_Section):
     ack_timeout: Duration = 600.0
     duo_timeout: Duration = 120.0
+    # Count the answer deadline in business hours, in the user's own time zone (from Slack).
+    business_hours: BusinessHoursConfig | None = None
+    # One reminder DM halfway to the deadline.
+    reminder: bool = True
+
+
+_SLACK_REF = r"^(U|W|S)[A-Z0-9]{2,30}$"
+
+
+class EscalationTier(_Section):
+    mention: str = Field(description="Slack user group (S…) or user (U…) id, or 'here'/'channel'")
+
+    @field_validator("mention")
+    @classmethod
+    def _ref(cls, v: str) -> str:
+        if v in ("here", "channel") or re.match(_SLACK_REF, v):
+            return v
+        raise ValueError("must be a Slack user group id (S…), a user id (U…), 'here' or 'channel'")
+
+
+class EscalationConfig(_Section):
+    # Who may triage from the channel: Slack user ids (U…) and/or user group ids (S…).
+    responders: list[str] = Field(default_factory=list)
+    mention: str | None = None  # user group mentioned on severe escalations, e.g. S0ONCALL
+    mention_severities: list[Literal["low", "medium", "high", "critical"]] = Field(
+        default=["high", "critical"]
+    )
+    claim_timeout: Duration = 900.0
+    tiers: list[EscalationTier] = Field(default_factory=list)
+    fallback_webhook: str | None = None
+    fallback_after_failures: int = Field(default=3, ge=1, le=100)
+    group_window: Duration = 300.0
+
+    @field_validator("responders")
+    @classmethod
+    def _ids(cls, v: list[str]) -> list[str]:
+        for item in v:
+            if not re.match(_SLACK_REF, item):
+                raise ValueError(f"{item!r} is not a Slack user (U…) or user group (S…) id")
+        return v
+
+    @field_validator("fallback_webhook")
+    @classmethod
+    def _url(cls, v: str | None) -> str | None:
+        if v is not None and not v.startswith(("http://", "https://")):
+            raise ValueError("must be an http(s) URL")
+        return v
 
 
 class SchedulerConfig(_Section):
@@ -197,6 +272,7 @@ class Settings(_Section):
     duo: DuoConfig = DuoConfig()
     ingest: IngestConfig = IngestConfig()
     policy: PolicyConfig = PolicyConfig()
+    escalation: EscalationConfig = EscalationConfig()
     scheduler: SchedulerConfig = SchedulerConfig()
     alerts: AlertsConfig = AlertsConfig()
     logging: LoggingConfig = LoggingConfig()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from slack_bolt.adapter.starlette.async_handler import AsyncSlackRequestHandler
@@ -14,11 +15,12 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from securitybot.flows.conversation import ConversationHandlers
-from securitybot.flows.sweep import sweep_overdue
+from securitybot.flows.sweep import sweep_overdue, sweep_reminders, sweep_unclaimed
 from securitybot.outbox.dispatcher import Dispatcher
 from securitybot.runtime import Runtime
-from securitybot.slack import listeners
+from securitybot.slack import listeners, triage
 from securitybot.slack.gateway import SlackGateway
+from securitybot.slack.triage import Responders
 from securitybot.verify.base import Verifier
 from securitybot.verify.duo import DuoVerifier, UnconfiguredVerifier
 
@@ -71,16 +73,31 @@ def wire_workers(
         verifier=verifier or build_verifier(runtime),
         wake=runtime.notify_new_work,
     )
-    if bolt is not None:
+    if bolt is not None and gateway is not None:
         listeners.register(bolt, runtime.db, runtime.notify_new_work)
+        triage.register(
+            bolt, runtime.db, runtime.notify_new_work, Responders(s.escalation, gateway)
+        )
     runtime.handlers.update(handlers.handlers())
     dispatcher = Dispatcher(runtime.db, runtime.handlers, wake=wake_event)
     scheduler = AsyncIOScheduler()
     socket_handler = None
 
+    def sweep_all() -> int:
+        esc = s.escalation
+        return (
+            sweep_overdue(runtime.db)
+            + sweep_reminders(runtime.db)
+            + sweep_unclaimed(runtime.db, claim_timeout=esc.claim_timeout, tiers=len(esc.tiers))
+        )
+
     async def sweep() -> None:
-        n = await asyncio.to_thread(sweep_overdue, runtime.db)
+        started = time.perf_counter()
+        n = await asyncio.to_thread(sweep_all)
         if n:
+            logger.info(
+                "sweep changed %s alerts in %.1f ms", n, (time.perf_counter() - started) * 1e3
+            )
             runtime.notify_new_work()
 
     async def start() -> None:

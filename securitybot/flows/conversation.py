@@ -7,11 +7,15 @@ import logging
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import httpx
 from sqlalchemy import select, update
 
 from securitybot.config import Settings
 from securitybot.domain import Event, EventType
+from securitybot.domain.business_hours import add_business_seconds, parse_hhmm
+from securitybot.flows import exemptions, snoozes
 from securitybot.flows.events import apply_by_id
 from securitybot.kinds import KindRegistry
 from securitybot.outbox.dispatcher import Done, GiveUp, Handler, Job, Outcome, RetryAt, backoff
@@ -19,7 +23,7 @@ from securitybot.slack import messages
 from securitybot.slack.gateway import SlackGateway, SlackPermanentError, SlackRetryLater, SlackUser
 from securitybot.store import alerts as alert_store
 from securitybot.store.db import Database
-from securitybot.store.models import Alert, AuditLog, utcnow
+from securitybot.store.models import Alert, AuditLog, Exemption, Snooze, utcnow
 from securitybot.store.outbox import enqueue
 from securitybot.verify.base import PushStatus, StartResult, Verifier
 
@@ -60,6 +64,9 @@ class ConversationHandlers:
             "post_escalation": self.post_escalation,
             "update_escalation": self.update_escalation,
             "reset_sessions": self.reset_sessions,
+            "fallback_webhook": self.fallback_webhook,
+            "repost_escalation": self.repost_escalation,
+            "send_reminder": self.send_reminder,
         }
 
     # -- helpers ---------------------------------------------------------------------------
@@ -104,16 +111,37 @@ class ConversationHandlers:
         except SlackPermanentError as exc:
             await self.apply(alert.id, Event(EventType.DM_FAILED, comment=str(exc)))
             return Done()
+        ids = [alert.user_given, user.id if user else None, user.email if user else None]
+        exemption = await asyncio.to_thread(self._exemption, ids)
+        found = {"user_id": user.id, "user_name": user.name} if user else {}
+        if exemption is not None:
+            await self.apply(
+                alert.id, Event(EventType.USER_EXEMPT, comment=exemption.reason or None),
+                also_set=found, audit_details={"exemption_id": exemption.id},
+            )  # fmt: skip
+            return Done()
         if user is None or user.deleted or user.is_bot:
             why = "not found in Slack" if user is None else "deactivated or a bot"
             await self.apply(alert.id, Event(EventType.USER_UNKNOWN, comment=why))
             return Done()
-        await self.apply(
-            alert.id,
-            Event(EventType.USER_RESOLVED),
-            also_set={"user_id": user.id, "user_name": user.name},
-        )
+        alert.user_id = user.id
+        snooze = await asyncio.to_thread(self._snooze, alert)
+        if snooze is not None:
+            await self.apply(
+                alert.id, Event(EventType.SNOOZE_MATCHED), also_set=found,
+                audit_details={"snooze_id": snooze.id, "snoozed_by_alert": snooze.source_alert_id},
+            )  # fmt: skip
+            return Done()
+        await self.apply(alert.id, Event(EventType.USER_RESOLVED), also_set=found)
         return Done()
+
+    def _exemption(self, ids: list[str | None]) -> Exemption | None:
+        with self.db.read() as session:
+            return exemptions.find(session, ids)
+
+    def _snooze(self, alert: Alert) -> Snooze | None:
+        with self.db.read() as session:
+            return snoozes.find_active(session, alert)
 
     def _greet(self, alert: Alert) -> bool:
         # The first DM a person ever gets from the bot explains why it is asking.
@@ -152,9 +180,32 @@ class ConversationHandlers:
             await self.apply(alert.id, Event(EventType.DM_FAILED, comment=str(exc)))
             return Done()
         await self.apply(
-            alert.id, Event(EventType.DM_SENT), also_set={"dm_channel": channel, "dm_ts": ts}
+            alert.id,
+            Event(EventType.DM_SENT),
+            also_set={"dm_channel": channel, "dm_ts": ts, **self._deadlines(alert, user)},
         )
         return Done()
+
+    def _deadlines(self, alert: Alert, user: SlackUser | None) -> dict[str, Any]:
+        """respond_by in business hours (user's time zone) when configured, and the reminder."""
+        now = utcnow()
+        seconds = float((alert.policy or {}).get("ack_timeout", self.settings.policy.ack_timeout))
+        respond_by = now + timedelta(seconds=seconds)
+        out: dict[str, Any] = {}
+        bh = self.settings.policy.business_hours
+        if bh is not None:
+            try:
+                tz = ZoneInfo((user.tz if user else None) or bh.default_tz)
+            except (ZoneInfoNotFoundError, ValueError):
+                tz = ZoneInfo(bh.default_tz)
+            respond_by = add_business_seconds(
+                now, seconds, tz=tz, weekdays=bh.weekdays,
+                opens=parse_hhmm(bh.start), closes=parse_hhmm(bh.end),
+            )  # fmt: skip
+            out["respond_by"] = respond_by
+        if self.settings.policy.reminder:
+            out["remind_at"] = now + (respond_by - now) / 2
+        return out
 
     async def start_duo_push(self, job: Job) -> Outcome:
         alert = await self.load(job.alert_id)
@@ -227,8 +278,9 @@ class ConversationHandlers:
         if alert is None or not alert.dm_ts or not alert.dm_channel or self.slack is None:
             return Done()
         text, blocks = messages.answered_message(
-            alert, self.kinds.get(alert.kind), str(job.payload.get("text", ""))
-        )
+            alert, self.kinds.get(alert.kind), str(job.payload.get("text", "")),
+            offer_snooze=snoozes.can_snooze(alert),
+        )  # fmt: skip
         try:
             await self.slack.update(alert.dm_channel, alert.dm_ts, text, blocks)
         except SlackRetryLater as exc:
@@ -244,9 +296,27 @@ class ConversationHandlers:
             ).all()
         return [(r.created_at, timeline_text(r)) for r in rows if timeline_text(r)]
 
-    async def _render_escalation(self, alert: Alert) -> tuple[str, list[dict[str, Any]]]:
+    def _mention(self, alert: Alert, tier: int | None = None) -> str | None:
+        esc = self.settings.escalation
+        ref: str | None = None
+        if tier is not None and 0 < tier <= len(esc.tiers):
+            ref = esc.tiers[tier - 1].mention
+        elif esc.mention and self.kinds.get(alert.kind).severity.value in esc.mention_severities:
+            ref = esc.mention
+        if ref is None:
+            return None
+        if ref in ("here", "channel"):
+            return f"<!{ref}>"
+        return f"<!subteam^{ref}>" if ref.startswith("S") else f"<@{ref}>"
+
+    async def _render_escalation(
+        self, alert: Alert, tier: int | None = None
+    ) -> tuple[str, list[dict[str, Any]]]:
         timeline = await asyncio.to_thread(self._timeline, alert.id)
-        return messages.escalation_message(alert, self.kinds.get(alert.kind), timeline)
+        return messages.escalation_message(
+            alert, self.kinds.get(alert.kind), timeline,
+            mention=self._mention(alert, tier if tier is not None else alert.escalation_tier),
+        )  # fmt: skip
 
     async def post_escalation(self, job: Job) -> Outcome:
         alert = await self.load(job.alert_id)
@@ -265,12 +335,95 @@ class ConversationHandlers:
                 await asyncio.to_thread(
                     self._set, alert.id, escalation_channel=channel, escalation_ts=ts
                 )
+        except (SlackRetryLater, SlackPermanentError) as exc:
+            # An escalation must never be dropped: keep trying Slack, and after a few failures
+            # also send it to the fallback webhook (pager-style receivers).
+            logger.error("escalation of alert %s failed (attempt %s): %s", alert.id,
+                         job.attempts + 1, exc)  # fmt: skip
+            if job.attempts + 1 >= self.settings.escalation.fallback_after_failures:
+                await asyncio.to_thread(self._enqueue_fallback, alert.id, str(exc))
+            if isinstance(exc, SlackRetryLater):
+                return self._slack_retry(job, exc)
+            return RetryAt(utcnow() + backoff(job.attempts + 1, cap=600), str(exc))
+        return Done()
+
+    def _enqueue_fallback(self, alert_id: int, error: str) -> None:
+        if not self.settings.escalation.fallback_webhook:
+            return
+        with self.db.write() as session:
+            enqueue(
+                session,
+                effect="fallback_webhook",
+                alert_id=alert_id,
+                payload={"slack_error": error},
+                idempotency_key=f"fallback:{alert_id}",
+            )
+        self.wake()
+
+    async def fallback_webhook(self, job: Job) -> Outcome:
+        """POST the escalation as generic JSON (PagerDuty/Opsgenie-style receivers)."""
+        alert = await self.load(job.alert_id)
+        url = self.settings.escalation.fallback_webhook
+        if alert is None or not url:
+            return Done()
+        body = {
+            "event": "securitybot.escalation", "alert_id": alert.id, "kind": alert.kind,
+            "severity": self.kinds.get(alert.kind).severity.value, "title": alert.title,
+            "description": alert.description, "user": alert.user_given, "user_id": alert.user_id,
+            "reason": alert.escalation_reason, "status": alert.status,
+            "dedup_key": f"securitybot-{alert.id}", "details": alert.details,
+            "slack_error": job.payload.get("slack_error"),
+        }  # fmt: skip
+        try:
+            async with httpx.AsyncClient(timeout=10) as client:
+                resp = await client.post(url, json=body)
+        except httpx.HTTPError as exc:
+            return RetryAt(utcnow() + backoff(job.attempts + 1), f"{type(exc).__name__}: {exc}")
+        if resp.status_code >= 300:
+            return RetryAt(utcnow() + backoff(job.attempts + 1), f"HTTP {resp.status_code}")
+        await asyncio.to_thread(
+            self._audit, alert, "escalation.fallback_sent", {"url_host": httpx.URL(url).host}
+        )
+        return Done()
+
+    async def repost_escalation(self, job: Job) -> Outcome:
+        """Nobody claimed in time: post again, mentioning the next tier."""
+        alert = await self.load(job.alert_id)
+        channel = self.settings.slack.security_channel
+        if alert is None or alert.status != "escalated" or self.slack is None or not channel:
+            return Done()
+        text, blocks = await self._render_escalation(alert, int(job.payload.get("tier", 1)))
+        try:
+            ts = await self.slack.post(channel, text, blocks)
         except SlackRetryLater as exc:
             return self._slack_retry(job, exc)
         except SlackPermanentError as exc:
-            # An escalation must never be dropped: keep trying, slowly, and shout in the log.
-            logger.error("escalation of alert %s failed: %s", alert.id, exc)
             return RetryAt(utcnow() + backoff(job.attempts + 1, cap=600), str(exc))
+        await asyncio.to_thread(self._set, alert.id, escalation_channel=channel, escalation_ts=ts)
+        return Done()
+
+    async def send_reminder(self, job: Job) -> Outcome:
+        alert = await self.load(job.alert_id)
+        if (
+            alert is None
+            or alert.status != "awaiting_ack"
+            or not alert.dm_channel
+            or not self.slack
+        ):
+            return Done()
+        left = ""
+        if alert.respond_by:
+            minutes = max(1, int((alert.respond_by - utcnow()).total_seconds() // 60))
+            left = f" within about {minutes} minute{'s' if minutes != 1 else ''}"
+        text = (f"Reminder: please answer about alert #{alert.id} ({alert.title}){left}, "
+                "or the security team will be asked to look into it.")  # fmt: skip
+        try:
+            await self.slack.post(alert.dm_channel, text)
+        except SlackRetryLater as exc:
+            return self._slack_retry(job, exc)
+        except SlackPermanentError as exc:
+            return GiveUp(str(exc))
+        await asyncio.to_thread(self._audit, alert, "alert.reminder_sent", {})
         return Done()
 
     async def update_escalation(self, job: Job) -> Outcome:
@@ -331,6 +484,10 @@ _TIMELINE = {
     "alert.resolved_benign": "Resolved as benign",
     "alert.confirmed_compromise": "Compromise confirmed; sessions reset requested",
     "user.sessions_reset": "User's Slack sessions reset",
+    "alert.user_exempt": "User is exempt: sent straight to the team",
+    "alert.reminder_sent": "Reminder DM sent",
+    "escalation.tier_raised": "Not claimed in time: next tier paged",
+    "escalation.fallback_sent": "Escalation also sent to the fallback webhook",
 }
 
 

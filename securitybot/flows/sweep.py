@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from securitybot.domain import Event, EventType
 from securitybot.flows.transitions import apply_event
+from securitybot.store import alerts as alert_store
 from securitybot.store.db import Database
 from securitybot.store.models import Alert, utcnow
+from securitybot.store.outbox import enqueue
 
 logger = logging.getLogger(__name__)
 
@@ -43,3 +45,67 @@ def sweep_overdue(db: Database, *, now: datetime | None = None, limit: int = 500
         total += changed
         if len(alerts) < limit or changed == 0:
             return total
+
+
+def sweep_reminders(db: Database, *, now: datetime | None = None, limit: int = 500) -> int:
+    """Queue one reminder DM for each alert halfway to its deadline."""
+    now = now or utcnow()
+    with db.write() as session:
+        q = (
+            select(Alert.id)
+            .where(Alert.status == "awaiting_ack", Alert.remind_at <= now)
+            .limit(limit)
+        )
+        if db.is_postgres:
+            q = q.with_for_update(skip_locked=True)
+        ids = list(session.scalars(q))
+        for alert_id in ids:
+            # Clearing remind_at in the same transaction makes the reminder a one-off.
+            session.execute(update(Alert).where(Alert.id == alert_id).values(remind_at=None))
+            enqueue(session, effect="send_reminder", alert_id=alert_id,
+                    idempotency_key=f"remind:{alert_id}")  # fmt: skip
+    return len(ids)
+
+
+def sweep_unclaimed(
+    db: Database, *, claim_timeout: float, tiers: int, now: datetime | None = None, limit: int = 200
+) -> int:
+    """Escalations nobody claimed in time are re-posted, mentioning the next tier."""
+    if tiers <= 0:
+        return 0
+    now = now or utcnow()
+    raised = 0
+    with db.write() as session:
+        q = (
+            select(Alert)
+            .where(
+                Alert.status == "escalated",
+                Alert.escalated_at.is_not(None),
+                Alert.escalation_tier < tiers,
+            )
+            .order_by(Alert.escalated_at)
+            .limit(limit)
+        )
+        if db.is_postgres:
+            q = q.with_for_update(skip_locked=True)
+        for alert in session.scalars(q):
+            assert alert.escalated_at is not None
+            due = alert.escalated_at + timedelta(
+                seconds=claim_timeout * (alert.escalation_tier + 1)
+            )
+            if due > now:
+                continue
+            tier = alert.escalation_tier + 1
+            session.execute(
+                update(Alert)
+                .where(Alert.id == alert.id, Alert.escalation_tier == alert.escalation_tier)
+                .values(escalation_tier=tier)
+            )
+            alert_store.audit(session, alert_id=alert.id, actor="system",
+                              action="escalation.tier_raised", from_status="escalated",
+                              to_status="escalated", details={"tier": tier},
+                              subject_user=alert.user_id)  # fmt: skip
+            enqueue(session, effect="repost_escalation", alert_id=alert.id, payload={"tier": tier},
+                    idempotency_key=f"tier:{alert.id}:{tier}")  # fmt: skip
+            raised += 1
+    return raised

@@ -135,8 +135,12 @@ def apply_event(
         "claimed_by": s.claimed_by,
         "version": alert.version + 1,
         "updated_at": now,
-        **(also_set or {}),
     }
+    if s.status == Status.ESCALATED and alert.status != Status.ESCALATED.value:
+        values["escalated_at"] = now  # starts the claim clock of the escalation chain
+    if s.status != Status.AWAITING_ACK:
+        values["remind_at"] = None
+    values.update(also_set or {})
     result = session.execute(
         update(Alert)
         .where(Alert.id == alert.id, Alert.version == alert.version)

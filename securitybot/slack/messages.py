@@ -15,6 +15,8 @@ CLAIM_ACTION = "triage_claim"
 BENIGN_ACTION = "triage_benign"
 COMPROMISE_ACTION = "triage_compromise"
 BENIGN_MODAL = "triage_benign_modal"
+SNOOZE_HOUR_ACTION = "snooze_1h"
+SNOOZE_DAY_ACTION = "snooze_1d"
 
 HELP_TEXT = (
     "I understand: `ack`, `acknowledge`, `yes` or `y` (it was me, then I send a Duo push to "
@@ -107,15 +109,25 @@ def dm_message(
 
 
 def answered_message(
-    alert: Alert, kind: AlertKind, outcome_text: str
+    alert: Alert, kind: AlertKind, outcome_text: str, *, offer_snooze: bool = False
 ) -> tuple[str, list[dict[str, Any]]]:
-    """The DM after an answer: what it was about, the outcome, and no buttons."""
+    """The DM after an answer: what it was about, the outcome, and no answer buttons."""
     headline = render(kind.title, _fields(alert))
     blocks: list[dict[str, Any]] = [
         {"type": "header", "text": {"type": "plain_text", "text": headline[:150]}},
         {"type": "section", "text": {"type": "mrkdwn", "text": outcome_text[:2900]}},
         {"type": "context", "elements": [{"type": "mrkdwn", "text": f"Alert #{alert.id} · {alert.kind}"}]},
     ]  # fmt: skip
+    if offer_snooze:
+        blocks.append({
+            "type": "actions", "block_id": f"snooze:{alert.id}",
+            "elements": [
+                {"type": "button", "action_id": SNOOZE_HOUR_ACTION, "value": str(alert.id),
+                 "text": {"type": "plain_text", "text": "Snooze similar alerts for 1 hour"}},
+                {"type": "button", "action_id": SNOOZE_DAY_ACTION, "value": str(alert.id),
+                 "text": {"type": "plain_text", "text": "Snooze for 1 day"}},
+            ],
+        })  # fmt: skip
     return f"{headline}: {outcome_text}"[:3000], blocks
 
 

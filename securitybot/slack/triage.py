@@ -1,0 +1,179 @@
+"""Bolt listeners for the security channel (claim, benign, compromise) and for snoozing."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from slack_bolt.async_app import AsyncAck, AsyncApp
+from slack_sdk.web.async_client import AsyncWebClient
+
+from securitybot.config import EscalationConfig
+from securitybot.domain import Event, EventType
+from securitybot.flows import snoozes
+from securitybot.flows.events import apply_by_id
+from securitybot.slack import messages
+from securitybot.slack.gateway import SlackGateway
+from securitybot.store import alerts as alert_store
+from securitybot.store.db import Database
+from securitybot.store.models import Alert
+
+logger = logging.getLogger(__name__)
+
+NOTE_BLOCK = "note"
+NOTE_ACTION = "note_input"
+
+
+class Responders:
+    """Who is on the security team: listed user ids, or members of listed user groups."""
+
+    def __init__(self, cfg: EscalationConfig, slack: SlackGateway, ttl: float = 300.0) -> None:
+        self.users = {r for r in cfg.responders if not r.startswith("S")}
+        self.groups = [r for r in cfg.responders if r.startswith("S")]
+        self._slack, self._ttl = slack, ttl
+        self._members: tuple[float, set[str]] | None = None
+
+    async def contains(self, user_id: str) -> bool:
+        if user_id in self.users:
+            return True
+        if not self.groups:
+            return False
+        now = time.monotonic()
+        if self._members is None or now - self._members[0] > self._ttl:
+            members: set[str] = set()
+            for group in self.groups:
+                members |= await self._slack.usergroup_members(group)
+            self._members = (now, members)
+        return user_id in self._members[1]
+
+
+def _load(db: Database, alert_id: int) -> Alert | None:
+    with db.read() as session:
+        return alert_store.get(session, alert_id)
+
+
+def _audit(db: Database, alert_id: int, actor: str, action: str, details: dict[str, Any]) -> None:
+    with db.write() as session:
+        alert_store.audit(session, alert_id=alert_id, actor=actor, action=action, details=details)
+
+
+def _create_snooze(db: Database, alert_id: int, duration: str, actor: str) -> str:
+    with db.write() as session:
+        alert = alert_store.get(session, alert_id)
+        if alert is None or alert.user_id != actor:
+            return "Only the person this alert was about can snooze it."
+        if not snoozes.can_snooze(alert):
+            return "This alert cannot be snoozed."
+        snooze = snoozes.create(session, alert, duration, actor)
+        return (
+            f"Snoozed `{alert.kind}` alerts for {snoozes.scope_of(alert)} until "
+            f"{snooze.expires_at:%Y-%m-%d %H:%M} UTC. The security team can see and revoke this."
+        )
+
+
+def register(app: AsyncApp, db: Database, wake: Callable[[], None], responders: Responders) -> None:
+    async def guard(body: dict[str, Any], client: AsyncWebClient, what: str) -> Alert | None:
+        user = body["user"]["id"]
+        raw = str(body["actions"][0].get("value", ""))
+        channel = (body.get("channel") or {}).get("id") or user
+        alert = await asyncio.to_thread(_load, db, int(raw)) if raw.isdigit() else None
+        if alert is None:
+            return None
+        if not await responders.contains(user):
+            await asyncio.to_thread(
+                _audit, db, alert.id, user, "triage.refused",
+                {"reason": "not a responder", "action": what},
+            )  # fmt: skip
+            await client.chat_postEphemeral(
+                channel=channel, user=user,
+                text="Only the security team can triage escalations. This attempt was logged.",
+            )  # fmt: skip
+            return None
+        return alert
+
+    async def act(alert: Alert, event: EventType, user: str, comment: str | None = None) -> None:
+        await asyncio.to_thread(
+            apply_by_id, db, alert.id, Event(event, actor=user, comment=comment)
+        )
+        wake()
+
+    @app.action(messages.CLAIM_ACTION)
+    async def claim(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
+        await ack()
+        alert = await guard(body, client, "claim")
+        if alert is not None:
+            await act(alert, EventType.CLAIMED, body["user"]["id"])
+
+    @app.action(messages.COMPROMISE_ACTION)
+    async def compromise(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
+        await ack()
+        alert = await guard(body, client, "confirm_compromise")
+        if alert is not None:
+            await act(alert, EventType.CONFIRMED_COMPROMISE, body["user"]["id"])
+
+    @app.action(messages.BENIGN_ACTION)
+    async def benign(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
+        await ack()
+        alert = await guard(body, client, "resolve_benign")
+        if alert is None:
+            return
+        await client.views_open(
+            trigger_id=body["trigger_id"],
+            view={
+                "type": "modal", "callback_id": messages.BENIGN_MODAL,
+                "private_metadata": str(alert.id),
+                "title": {"type": "plain_text", "text": "Resolve as benign"},
+                "submit": {"type": "plain_text", "text": "Resolve"},
+                "blocks": [{
+                    "type": "input", "block_id": NOTE_BLOCK,
+                    "label": {"type": "plain_text", "text": f"Why is alert #{alert.id} benign?"},
+                    "element": {"type": "plain_text_input", "action_id": NOTE_ACTION,
+                                "multiline": True},
+                }],
+            },
+        )  # fmt: skip
+
+    @app.view(messages.BENIGN_MODAL)
+    async def benign_submitted(ack: AsyncAck, body: dict[str, Any], view: dict[str, Any]) -> None:
+        user = body["user"]["id"]
+        note = (
+            (((view.get("state") or {}).get("values") or {}).get(NOTE_BLOCK) or {})
+            .get(NOTE_ACTION, {})
+            .get("value")
+        )
+        if not note or not str(note).strip():
+            await ack(response_action="errors", errors={NOTE_BLOCK: "Please say why."})
+            return
+        await ack()
+        raw = str(view.get("private_metadata", ""))
+        alert = await asyncio.to_thread(_load, db, int(raw)) if raw.isdigit() else None
+        if alert is None:
+            return
+        if not await responders.contains(user):
+            await asyncio.to_thread(
+                _audit, db, alert.id, user, "triage.refused",
+                {"reason": "not a responder", "action": "resolve_benign"},
+            )  # fmt: skip
+            return
+        await act(alert, EventType.RESOLVED_BENIGN, user, str(note).strip())
+
+    async def snooze(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient, d: str) -> None:
+        await ack()
+        user = body["user"]["id"]
+        raw = str(body["actions"][0].get("value", ""))
+        channel = (body.get("channel") or {}).get("id") or user
+        if not raw.isdigit():
+            return
+        text = await asyncio.to_thread(_create_snooze, db, int(raw), d, user)
+        await client.chat_postEphemeral(channel=channel, user=user, text=text)
+
+    @app.action(messages.SNOOZE_HOUR_ACTION)
+    async def snooze_hour(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
+        await snooze(ack, body, client, "1h")
+
+    @app.action(messages.SNOOZE_DAY_ACTION)
+    async def snooze_day(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
+        await snooze(ack, body, client, "1d")
