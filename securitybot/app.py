@@ -14,6 +14,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from securitybot.api import alerts as alerts_api
+from securitybot.api import team as team_api
 from securitybot.api.common import ApiError, error_response
 from securitybot.runtime import Runtime
 from securitybot.store.db import ping
@@ -56,6 +57,7 @@ def create_app(runtime: Runtime, extra_routes: list[BaseRoute] | None = None) ->
     routes: list[BaseRoute] = [
         Route("/healthz", healthz, methods=["GET"]),
         *alerts_api.routes,
+        *team_api.routes,
         *(extra_routes or []),
     ]
     app = Starlette(

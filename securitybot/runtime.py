@@ -25,6 +25,7 @@ class Runtime:
     ingest: GroupCommitter
     # Set by wiring when configured (kept loosely typed to avoid import cycles).
     slack: Any = None
+    responders: Any = None
     bolt: Any = None
     dispatcher: Any = None
     handlers: dict[str, Any] = field(default_factory=dict)

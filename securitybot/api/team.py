@@ -1,0 +1,209 @@
+"""``/api/v1/exemptions`` and ``/api/v1/snoozes``: responders manage who is asked and when.
+
+The API authenticates a source token; the person acting is named in ``requested_by`` (a Slack
+user id) and must be a responder (``escalation.responders``). Nobody may exempt themselves.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from securitybot.api.common import ApiError, authenticate, parse_json, read_body
+from securitybot.flows import exemptions, snoozes
+from securitybot.ingest.schema import EMAIL_RE, SLACK_ID_RE, field_errors
+from securitybot.runtime import Runtime
+from securitybot.store import alerts as alert_store
+from securitybot.store.models import Exemption, Snooze, utcnow
+
+
+class ExemptionIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    user: str = Field(min_length=3, max_length=254)
+    reason: str = Field(min_length=1, max_length=2000)
+    requested_by: str = Field(pattern=SLACK_ID_RE.pattern)
+    expires_at: datetime | None = None
+
+    @field_validator("user")
+    @classmethod
+    def _user(cls, v: str) -> str:
+        if SLACK_ID_RE.match(v):
+            return v
+        if EMAIL_RE.match(v):
+            return v.lower()
+        raise ValueError("must be an email address or a Slack user id (U… or W…)")
+
+    @field_validator("expires_at")
+    @classmethod
+    def _future(cls, v: datetime | None) -> datetime | None:
+        if v is None:
+            return v
+        v = v.replace(tzinfo=UTC) if v.tzinfo is None else v.astimezone(UTC)
+        if v <= datetime.now(UTC):
+            raise ValueError("must be in the future")
+        return v
+
+
+def _rt(request: Request) -> Runtime:
+    rt: Runtime = request.app.state.runtime
+    return rt
+
+
+async def _require_responder(rt: Runtime, user_id: str | None) -> str:
+    if not user_id or not SLACK_ID_RE.match(user_id):
+        raise ApiError(422, "validation_error", "requested_by: a Slack user id is required",
+                       [{"field": "requested_by", "reason": "is required"}])  # fmt: skip
+    responders = rt.settings.escalation.responders
+    ok = user_id in responders
+    if not ok and rt.responders is not None:
+        ok = await rt.responders.contains(user_id)
+    if not ok:
+        raise ApiError(403, "forbidden", f"requested_by: {user_id} is not a responder")
+    return user_id
+
+
+async def _identities(rt: Runtime, user: str) -> set[str]:
+    """Every way to name this person (id and email), so self-exemption can't slip through."""
+    names = {user}
+    if rt.slack is not None:
+        try:
+            found = await rt.slack.lookup_user(user)
+        except Exception:  # Slack down must not block the check on the names we have
+            found = None
+        if found is not None:
+            names |= {found.id} | ({found.email.lower()} if found.email else set())
+    return names
+
+
+async def create_exemption(request: Request) -> JSONResponse:
+    rt = _rt(request)
+    body = await read_body(request, rt.settings.server.max_body_bytes)
+    authenticate(request, rt.authenticator, body)
+    data = parse_json(body)
+    if not isinstance(data, dict):
+        raise ApiError(400, "malformed_json", "the body must be a JSON object")
+    try:
+        payload = ExemptionIn.model_validate(data)
+    except ValidationError as exc:
+        errors = field_errors(exc)
+        raise ApiError(422, "validation_error", f"{errors[0]['field']}: {errors[0]['reason']}",
+                       errors) from None  # fmt: skip
+    actor = await _require_responder(rt, payload.requested_by)
+    if actor in await _identities(rt, payload.user):
+        raise ApiError(403, "forbidden", "user: nobody can exempt themselves")
+
+    def write() -> dict[str, Any] | None:
+        try:
+            with rt.db.write() as session:
+                exemption = Exemption(
+                    user=payload.user,
+                    reason=payload.reason,
+                    created_by=actor,
+                    created_at=utcnow(),
+                    expires_at=payload.expires_at,
+                )
+                session.add(exemption)
+                session.flush()
+                alert_store.audit(
+                    session,
+                    actor=actor,
+                    action="exemption.created",
+                    subject_user=payload.user,
+                    details={"exemption_id": exemption.id, "reason": payload.reason},
+                )
+                return exemptions.to_public(exemption)
+        except IntegrityError:
+            return None
+
+    created = await run_in_threadpool(write)
+    if created is None:
+        raise ApiError(409, "conflict", f"user: {payload.user} is already exempt")
+    return JSONResponse(created, status_code=201)
+
+
+async def list_exemptions(request: Request) -> JSONResponse:
+    rt = _rt(request)
+    authenticate(request, rt.authenticator, b"")
+
+    def load() -> list[dict[str, Any]]:
+        with rt.db.read() as session:
+            rows = session.scalars(select(Exemption).order_by(Exemption.id)).all()
+            return [exemptions.to_public(e) for e in rows]
+
+    return JSONResponse({"exemptions": await run_in_threadpool(load)})
+
+
+async def delete_exemption(request: Request) -> Response:
+    rt = _rt(request)
+    authenticate(request, rt.authenticator, b"")
+    actor = await _require_responder(rt, request.query_params.get("requested_by"))
+    raw = request.path_params["item_id"]
+
+    def delete() -> bool:
+        with rt.db.write() as session:
+            e = session.get(Exemption, int(raw)) if raw.isdigit() else None
+            if e is None:
+                return False
+            alert_store.audit(session, actor=actor, action="exemption.deleted",
+                              subject_user=e.user, details={"exemption_id": e.id})  # fmt: skip
+            session.delete(e)
+            return True
+
+    if not await run_in_threadpool(delete):
+        raise ApiError(404, "not_found", f"no exemption {raw!r}")
+    return Response(status_code=204)
+
+
+async def list_snoozes(request: Request) -> JSONResponse:
+    rt = _rt(request)
+    authenticate(request, rt.authenticator, b"")
+    include_all = request.query_params.get("all") in ("1", "true")
+
+    def load() -> list[dict[str, Any]]:
+        with rt.db.read() as session:
+            q = select(Snooze).order_by(Snooze.id.desc()).limit(500)
+            if not include_all:
+                q = q.where(Snooze.revoked_at.is_(None), Snooze.expires_at > utcnow())
+            return [snoozes.to_public(s) for s in session.scalars(q)]
+
+    return JSONResponse({"snoozes": await run_in_threadpool(load)})
+
+
+async def revoke_snooze(request: Request) -> Response:
+    rt = _rt(request)
+    authenticate(request, rt.authenticator, b"")
+    actor = await _require_responder(rt, request.query_params.get("requested_by"))
+    raw = request.path_params["item_id"]
+
+    def revoke() -> bool:
+        with rt.db.write() as session:
+            s = session.get(Snooze, int(raw)) if raw.isdigit() else None
+            if s is None or s.revoked_at is not None:
+                return False
+            s.revoked_at, s.revoked_by = utcnow(), actor
+            alert_store.audit(session, alert_id=s.source_alert_id, actor=actor,
+                              action="snooze.revoked", subject_user=s.user_id,
+                              details={"snooze_id": s.id})  # fmt: skip
+            return True
+
+    if not await run_in_threadpool(revoke):
+        raise ApiError(404, "not_found", f"no active snooze {raw!r}")
+    return Response(status_code=204)
+
+
+routes = [
+    Route("/api/v1/exemptions", create_exemption, methods=["POST"]),
+    Route("/api/v1/exemptions", list_exemptions, methods=["GET"]),
+    Route("/api/v1/exemptions/{item_id}", delete_exemption, methods=["DELETE"]),
+    Route("/api/v1/snoozes", list_snoozes, methods=["GET"]),
+    Route("/api/v1/snoozes/{item_id}", revoke_snooze, methods=["DELETE"]),
+]
