@@ -206,7 +206,7 @@ class PolicyConfig(_Section):
     reminder: bool = True
 
 
-_SLACK_REF = r"^(U|W|S)[A-Z0-9]{2,30}$"
+_SLACK_REF = r"^(U|W|S)[A-Z0-9_]{2,30}$"
 
 
 class EscalationTier(_Section):

@@ -1,0 +1,248 @@
+"""Escalation and triage end to end: the team's channel, responders, snoozes, exemptions."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from typing import Any
+
+import pytest
+
+from securitybot.demo import FakeSlack, view_submission_body
+from securitybot.demo.slack_signing import block_action_body
+from securitybot.slack.messages import (
+    BENIGN_ACTION,
+    BENIGN_MODAL,
+    CLAIM_ACTION,
+    COMPROMISE_ACTION,
+    CONFIRM_ACTION,
+    DENY_ACTION,
+    SNOOZE_HOUR_ACTION,
+)
+from securitybot.slack.triage import NOTE_ACTION, NOTE_BLOCK
+from tests.e2e.conftest import MakeBot
+from tests.e2e.harness import SECURITY_CHANNEL, TOKEN, Bot, ok_calls, wait_until
+
+LEAD = "U_SECLEAD"
+TEAM = {"escalation": {"responders": [LEAD, "S0SECTEAM"], "mention": "S0ONCALL"}}
+
+
+@pytest.fixture
+def team_fs(fs: FakeSlack) -> FakeSlack:
+    fs.add_user(LEAD, "lead@example.com", real_name="Sam Lead", first_name="Sam")
+    fs.add_user("U_GROUPIE", "groupie@example.com", first_name="Gru")
+    fs.add_usergroup("S0SECTEAM", ["U_GROUPIE"])
+    return fs
+
+
+def triage_click(bot: Bot, user: str, action: str, alert_id: int) -> None:
+    body = block_action_body(user=user, action_id=action, value=str(alert_id),
+                             channel=SECURITY_CHANNEL, message_ts="1.0",
+                             response_url=bot.fs.response_url())  # fmt: skip
+    assert bot.slack_post(body).status_code == 200
+
+
+def escalate_by_denial(bot: Bot, **fields: Any) -> int:
+    alert = bot.post_alert(**fields)
+    bot.wait_status(alert["id"], "awaiting_ack")
+    bot.click("U_ALICE", DENY_ACTION, alert["id"])
+    bot.wait_status(alert["id"], "escalated")
+    return int(alert["id"])
+
+
+def test_the_escalation_post_carries_reason_timeline_and_mention(
+    team_fs: FakeSlack, make_bot: MakeBot
+) -> None:
+    bot = make_bot(**TEAM)
+    alert_id = escalate_by_denial(bot)
+    post = bot.wait_security_post()
+    blocks = json.dumps(post.params["blocks"])
+    assert "not_me" in blocks and "<!subteam^S0ONCALL>" in blocks  # high severity pages
+    assert "Alert ingested" in blocks and "DM sent to the user" in blocks
+    assert "User said it was *not* them" in blocks
+    assert CLAIM_ACTION in blocks and COMPROMISE_ACTION in blocks
+    assert bot.row(alert_id).escalation_ts
+
+
+def test_a_responder_claims_then_resolves_as_benign_through_the_modal(
+    team_fs: FakeSlack, make_bot: MakeBot
+) -> None:
+    bot = make_bot(**TEAM)
+    alert_id = escalate_by_denial(bot)
+    bot.wait_security_post()
+    triage_click(bot, LEAD, CLAIM_ACTION, alert_id)
+    claimed = bot.wait_status(alert_id, "triaging")
+    assert claimed["claimed_by"] == LEAD
+    # The channel message is updated in place to show who is on it.
+    wait_until(lambda: [c for c in ok_calls(bot.fs, "chat.update", SECURITY_CHANNEL)
+                        if "Being triaged by" in json.dumps(c.params["blocks"])], 10, "update")  # fmt: skip
+
+    triage_click(bot, LEAD, BENIGN_ACTION, alert_id)
+    view = wait_until(lambda: bot.fs.calls_to("views.open"), 10, "modal")[0]
+    assert view.params["view"]["callback_id"] == BENIGN_MODAL
+    body = view_submission_body(user=LEAD, callback_id=BENIGN_MODAL, private_metadata=str(alert_id),
+                                values={NOTE_BLOCK: {NOTE_ACTION: {"type": "plain_text_input",
+                                                                    "value": "Quarterly export"}}})  # fmt: skip
+    assert bot.slack_post(body).status_code == 200
+    closed = bot.wait_status(alert_id, "closed")
+    assert closed["outcome"] == "benign"
+    assert bot.audit(alert_id, "alert.resolved_benign")[0].details["comment"] == "Quarterly export"
+
+
+def test_confirming_compromise_resets_the_users_sessions_and_audits_it(
+    team_fs: FakeSlack, make_bot: MakeBot
+) -> None:
+    bot = make_bot(**TEAM)
+    alert_id = escalate_by_denial(bot)
+    triage_click(bot, "U_GROUPIE", COMPROMISE_ACTION, alert_id)  # member via the user group
+    closed = bot.wait_status(alert_id, "closed")
+    assert closed["outcome"] == "compromised"
+    wait_until(lambda: bot.fs.session_resets, 10, "session reset")
+    assert bot.fs.session_resets == ["U_ALICE"]
+    wait_until(lambda: bot.audit(alert_id, "user.sessions_reset"), 10, "reset audit")
+
+
+def test_someone_outside_the_team_cannot_triage(team_fs: FakeSlack, make_bot: MakeBot) -> None:
+    bot = make_bot(**TEAM)
+    alert_id = escalate_by_denial(bot)
+    triage_click(bot, "U_MALLORY", COMPROMISE_ACTION, alert_id)
+    wait_until(lambda: bot.audit(alert_id, "triage.refused"), 10, "refusal audit")
+    assert bot.alert(alert_id)["status"] == "escalated"
+    assert bot.fs.session_resets == []
+    assert any(c.params.get("user") == "U_MALLORY" for c in bot.fs.calls_to("chat.postEphemeral"))
+
+
+def test_always_escalate_kinds_still_ask_and_escalate_after_approval(
+    team_fs: FakeSlack, make_bot: MakeBot
+) -> None:
+    bot = make_bot(**TEAM)
+    alert = bot.post_alert(
+        kind="ssh_key_added", details={"host": "bastion", "fingerprint": "SHA256:x"}
+    )
+    bot.wait_status(alert["id"], "awaiting_ack")
+    bot.click("U_ALICE", CONFIRM_ACTION, alert["id"])
+    push = bot.fd.wait_for_push(timeout=10)
+    bot.fd.answer_push(push.txid, "allow")
+    done = bot.wait_status(alert["id"], "escalated")
+    assert done["escalation_reason"] == "always_escalate"
+    assert done["user_answer"] == "confirmed" and done["duo_result"] == "duo_approved"
+    assert "Duo push *approved*" in json.dumps(bot.wait_security_post().params["blocks"])
+
+
+def test_a_confirmed_user_can_snooze_the_same_kind_and_scope(
+    team_fs: FakeSlack, make_bot: MakeBot
+) -> None:
+    bot = make_bot(**TEAM)
+    first = bot.post_alert(dedup_key="s1")
+    bot.wait_status(first["id"], "awaiting_ack")
+    bot.click("U_ALICE", CONFIRM_ACTION, first["id"])
+    bot.fd.answer_push(bot.fd.wait_for_push(timeout=10).txid, "allow")
+    bot.wait_status(first["id"], "resolved")
+    bot.click("U_MALLORY", SNOOZE_HOUR_ACTION, first["id"])  # refused: not her alert
+    bot.click("U_ALICE", SNOOZE_HOUR_ACTION, first["id"])
+    listed = wait_until(lambda: bot.http.get("/api/v1/snoozes", headers={
+        "Authorization": f"Bearer {TOKEN}"}).json()["snoozes"], 10, "snooze")  # fmt: skip
+    assert len(listed) == 1 and listed[0]["user_id"] == "U_ALICE"
+
+    same = bot.post_alert(dedup_key="s2")
+    suppressed = bot.wait_status(same["id"], "resolved")
+    assert suppressed["outcome"] == "suppressed"
+    other_host = bot.post_alert(
+        dedup_key="s3", details={"host": "elsewhere", "command": "flurb -export"}
+    )
+    bot.wait_status(other_host["id"], "awaiting_ack")  # different scope: asked as usual
+
+    resp = bot.http.delete(f"/api/v1/snoozes/{listed[0]['id']}?requested_by={LEAD}",
+                           headers={"Authorization": f"Bearer {TOKEN}"})  # fmt: skip
+    assert resp.status_code == 204
+    again = bot.post_alert(dedup_key="s4")
+    bot.wait_status(again["id"], "awaiting_ack")
+    assert bot.audit(same["id"], "alert.snooze_matched")
+
+
+def test_exempt_users_go_straight_to_the_team_and_nobody_exempts_themselves(
+    team_fs: FakeSlack, make_bot: MakeBot
+) -> None:
+    bot = make_bot(**TEAM)
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    self_exempt = bot.http.post("/api/v1/exemptions", headers=auth, json={
+        "user": "lead@example.com", "reason": "me", "requested_by": LEAD})  # fmt: skip
+    assert self_exempt.status_code == 403
+    not_team = bot.http.post("/api/v1/exemptions", headers=auth, json={
+        "user": "bob@example.com", "reason": "x", "requested_by": "U_MALLORY"})  # fmt: skip
+    assert not_team.status_code == 403
+    created = bot.http.post("/api/v1/exemptions", headers=auth, json={
+        "user": "bob@example.com", "reason": "on leave", "requested_by": LEAD})  # fmt: skip
+    assert created.status_code == 201, created.text
+    assert [
+        e["user"] for e in bot.http.get("/api/v1/exemptions", headers=auth).json()["exemptions"]
+    ] == ["bob@example.com"]
+
+    alert = bot.post_alert(user="bob@example.com")
+    escalated = bot.wait_status(alert["id"], "escalated")
+    assert escalated["escalation_reason"] == "user_exempt"
+    assert bot.dms("U_BOB") == []
+    deleted = bot.http.delete(f"/api/v1/exemptions/{created.json()['id']}?requested_by={LEAD}",
+                              headers=auth)  # fmt: skip
+    assert deleted.status_code == 204
+
+
+def test_one_reminder_halfway_to_the_deadline(team_fs: FakeSlack, make_bot: MakeBot) -> None:
+    bot = make_bot(policy={"ack_timeout": 2})
+    alert = bot.post_alert(kind="default")
+    bot.wait_status(alert["id"], "escalated", timeout=15)
+    reminders = [c for c in bot.replies("U_ALICE") if "Reminder" in c.params["text"]]
+    assert len(reminders) == 1
+    assert len(bot.audit(alert["id"], "alert.reminder_sent")) == 1
+
+
+def test_unclaimed_escalations_page_the_next_tier(team_fs: FakeSlack, make_bot: MakeBot) -> None:
+    bot = make_bot(escalation={"responders": [LEAD], "claim_timeout": 1,
+                               "tiers": [{"mention": "S0TIER2"}, {"mention": "U_SECLEAD"}]})  # fmt: skip
+    alert_id = escalate_by_denial(bot)
+    posts = wait_until(lambda: (p := bot.security_posts()) and len(p) >= 3 and p, 15, "tiers")
+    assert "<!subteam^S0TIER2>" in json.dumps(posts[1].params["blocks"])
+    assert "<@U_SECLEAD>" in json.dumps(posts[2].params["blocks"])
+    assert [a.details["tier"] for a in bot.audit(alert_id, "escalation.tier_raised")] == [1, 2]
+
+
+class _Receiver(BaseHTTPRequestHandler):
+    received: list[dict[str, Any]] = []
+
+    def do_POST(self) -> None:
+        length = int(self.headers.get("content-length", 0))
+        _Receiver.received.append(json.loads(self.rfile.read(length)))
+        self.send_response(202)
+        self.end_headers()
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def receiver() -> Iterator[str]:
+    _Receiver.received = []
+    server = HTTPServer(("127.0.0.1", 0), _Receiver)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/hook"
+    server.shutdown()
+    server.server_close()
+
+
+def test_when_slack_keeps_failing_the_escalation_goes_to_the_fallback_webhook(
+    team_fs: FakeSlack, make_bot: MakeBot, receiver: str
+) -> None:
+    bot = make_bot(escalation={"responders": [LEAD], "fallback_webhook": receiver,
+                               "fallback_after_failures": 2})  # fmt: skip
+    alert = bot.post_alert()
+    bot.wait_status(alert["id"], "awaiting_ack")
+    bot.fs.fail_next("chat.postMessage", status=500, times=3)
+    bot.click("U_ALICE", DENY_ACTION, alert["id"])
+    wait_until(lambda: _Receiver.received, 20, "fallback webhook")
+    assert _Receiver.received[0]["alert_id"] == alert["id"]
+    assert _Receiver.received[0]["reason"] == "not_me"
+    bot.wait_security_post(timeout=20)  # Slack recovers: the post still lands
+    assert len(_Receiver.received) == 1
