@@ -38,9 +38,14 @@ def team_fs(fs: FakeSlack) -> FakeSlack:
 
 
 def triage_click(bot: Bot, user: str, action: str, alert_id: int) -> None:
-    body = block_action_body(user=user, action_id=action, value=str(alert_id),
-                             channel=SECURITY_CHANNEL, message_ts="1.0",
-                             response_url=bot.fs.response_url())  # fmt: skip
+    body = block_action_body(
+        user=user,
+        action_id=action,
+        value=str(alert_id),
+        channel=SECURITY_CHANNEL,
+        message_ts="1.0",
+        response_url=bot.fs.response_url(),
+    )
     assert bot.slack_post(body).status_code == 200
 
 
@@ -76,15 +81,27 @@ def test_a_responder_claims_then_resolves_as_benign_through_the_modal(
     claimed = bot.wait_status(alert_id, "triaging")
     assert claimed["claimed_by"] == LEAD
     # The channel message is updated in place to show who is on it.
-    wait_until(lambda: [c for c in ok_calls(bot.fs, "chat.update", SECURITY_CHANNEL)
-                        if "Being triaged by" in json.dumps(c.params["blocks"])], 10, "update")  # fmt: skip
+    wait_until(
+        lambda: [
+            c
+            for c in ok_calls(bot.fs, "chat.update", SECURITY_CHANNEL)
+            if "Being triaged by" in json.dumps(c.params["blocks"])
+        ],
+        10,
+        "update",
+    )
 
     triage_click(bot, LEAD, BENIGN_ACTION, alert_id)
     view = wait_until(lambda: bot.fs.calls_to("views.open"), 10, "modal")[0]
     assert view.params["view"]["callback_id"] == BENIGN_MODAL
-    body = view_submission_body(user=LEAD, callback_id=BENIGN_MODAL, private_metadata=str(alert_id),
-                                values={NOTE_BLOCK: {NOTE_ACTION: {"type": "plain_text_input",
-                                                                    "value": "Quarterly export"}}})  # fmt: skip
+    body = view_submission_body(
+        user=LEAD,
+        callback_id=BENIGN_MODAL,
+        private_metadata=str(alert_id),
+        values={
+            NOTE_BLOCK: {NOTE_ACTION: {"type": "plain_text_input", "value": "Quarterly export"}}
+        },
+    )
     assert bot.slack_post(body).status_code == 200
     closed = bot.wait_status(alert_id, "closed")
     assert closed["outcome"] == "benign"
@@ -142,8 +159,13 @@ def test_a_confirmed_user_can_snooze_the_same_kind_and_scope(
     bot.wait_status(first["id"], "resolved")
     bot.click("U_MALLORY", SNOOZE_HOUR_ACTION, first["id"])  # refused: not her alert
     bot.click("U_ALICE", SNOOZE_HOUR_ACTION, first["id"])
-    listed = wait_until(lambda: bot.http.get("/api/v1/snoozes", headers={
-        "Authorization": f"Bearer {TOKEN}"}).json()["snoozes"], 10, "snooze")  # fmt: skip
+    listed = wait_until(
+        lambda: bot.http.get(
+            "/api/v1/snoozes", headers={"Authorization": f"Bearer {TOKEN}"}
+        ).json()["snoozes"],
+        10,
+        "snooze",
+    )
     assert len(listed) == 1 and listed[0]["user_id"] == "U_ALICE"
 
     same = bot.post_alert(dedup_key="s2")
@@ -154,8 +176,10 @@ def test_a_confirmed_user_can_snooze_the_same_kind_and_scope(
     )
     bot.wait_status(other_host["id"], "awaiting_ack")  # different scope: asked as usual
 
-    resp = bot.http.delete(f"/api/v1/snoozes/{listed[0]['id']}?requested_by={LEAD}",
-                           headers={"Authorization": f"Bearer {TOKEN}"})  # fmt: skip
+    resp = bot.http.delete(
+        f"/api/v1/snoozes/{listed[0]['id']}?requested_by={LEAD}",
+        headers={"Authorization": f"Bearer {TOKEN}"},
+    )
     assert resp.status_code == 204
     again = bot.post_alert(dedup_key="s4")
     bot.wait_status(again["id"], "awaiting_ack")
@@ -167,14 +191,23 @@ def test_exempt_users_go_straight_to_the_team_and_nobody_exempts_themselves(
 ) -> None:
     bot = make_bot(**TEAM)
     auth = {"Authorization": f"Bearer {TOKEN}"}
-    self_exempt = bot.http.post("/api/v1/exemptions", headers=auth, json={
-        "user": "lead@example.com", "reason": "me", "requested_by": LEAD})  # fmt: skip
+    self_exempt = bot.http.post(
+        "/api/v1/exemptions",
+        headers=auth,
+        json={"user": "lead@example.com", "reason": "me", "requested_by": LEAD},
+    )
     assert self_exempt.status_code == 403
-    not_team = bot.http.post("/api/v1/exemptions", headers=auth, json={
-        "user": "bob@example.com", "reason": "x", "requested_by": "U_MALLORY"})  # fmt: skip
+    not_team = bot.http.post(
+        "/api/v1/exemptions",
+        headers=auth,
+        json={"user": "bob@example.com", "reason": "x", "requested_by": "U_MALLORY"},
+    )
     assert not_team.status_code == 403
-    created = bot.http.post("/api/v1/exemptions", headers=auth, json={
-        "user": "bob@example.com", "reason": "on leave", "requested_by": LEAD})  # fmt: skip
+    created = bot.http.post(
+        "/api/v1/exemptions",
+        headers=auth,
+        json={"user": "bob@example.com", "reason": "on leave", "requested_by": LEAD},
+    )
     assert created.status_code == 201, created.text
     assert [
         e["user"] for e in bot.http.get("/api/v1/exemptions", headers=auth).json()["exemptions"]
@@ -184,8 +217,9 @@ def test_exempt_users_go_straight_to_the_team_and_nobody_exempts_themselves(
     escalated = bot.wait_status(alert["id"], "escalated")
     assert escalated["escalation_reason"] == "user_exempt"
     assert bot.dms("U_BOB") == []
-    deleted = bot.http.delete(f"/api/v1/exemptions/{created.json()['id']}?requested_by={LEAD}",
-                              headers=auth)  # fmt: skip
+    deleted = bot.http.delete(
+        f"/api/v1/exemptions/{created.json()['id']}?requested_by={LEAD}", headers=auth
+    )
     assert deleted.status_code == 204
 
 
@@ -199,8 +233,13 @@ def test_one_reminder_halfway_to_the_deadline(team_fs: FakeSlack, make_bot: Make
 
 
 def test_unclaimed_escalations_page_the_next_tier(team_fs: FakeSlack, make_bot: MakeBot) -> None:
-    bot = make_bot(escalation={"responders": [LEAD], "claim_timeout": 1,
-                               "tiers": [{"mention": "S0TIER2"}, {"mention": "U_SECLEAD"}]})  # fmt: skip
+    bot = make_bot(
+        escalation={
+            "responders": [LEAD],
+            "claim_timeout": 1,
+            "tiers": [{"mention": "S0TIER2"}, {"mention": "U_SECLEAD"}],
+        }
+    )
     alert_id = escalate_by_denial(bot)
     posts = wait_until(lambda: (p := bot.security_posts()) and len(p) >= 3 and p, 15, "tiers")
     assert "<!subteam^S0TIER2>" in json.dumps(posts[1].params["blocks"])
@@ -235,8 +274,13 @@ def receiver() -> Iterator[str]:
 def test_when_slack_keeps_failing_the_escalation_goes_to_the_fallback_webhook(
     team_fs: FakeSlack, make_bot: MakeBot, receiver: str
 ) -> None:
-    bot = make_bot(escalation={"responders": [LEAD], "fallback_webhook": receiver,
-                               "fallback_after_failures": 2})  # fmt: skip
+    bot = make_bot(
+        escalation={
+            "responders": [LEAD],
+            "fallback_webhook": receiver,
+            "fallback_after_failures": 2,
+        }
+    )
     alert = bot.post_alert()
     bot.wait_status(alert["id"], "awaiting_ack")
     bot.fs.fail_next("chat.postMessage", status=500, times=3)
