@@ -17,6 +17,7 @@ from securitybot.domain import Event, EventType
 from securitybot.domain.business_hours import add_business_seconds, parse_hhmm
 from securitybot.flows import exemptions, snoozes
 from securitybot.flows.events import apply_by_id
+from securitybot.flows.transitions import apply_event, load_for_update
 from securitybot.kinds import KindRegistry
 from securitybot.outbox.dispatcher import Done, GiveUp, Handler, Job, Outcome, RetryAt, backoff
 from securitybot.slack import messages
@@ -67,6 +68,7 @@ class ConversationHandlers:
             "fallback_webhook": self.fallback_webhook,
             "repost_escalation": self.repost_escalation,
             "send_reminder": self.send_reminder,
+            "refresh_dm": self.refresh_dm,
         }
 
     # -- helpers ---------------------------------------------------------------------------
@@ -132,7 +134,84 @@ class ConversationHandlers:
                 audit_details={"snooze_id": snooze.id, "snoozed_by_alert": snooze.source_alert_id},
             )  # fmt: skip
             return Done()
+        if await asyncio.to_thread(self._join_group, alert.id, user.id, user.name):
+            self.wake()
+            return Done()
         await self.apply(alert.id, Event(EventType.USER_RESOLVED), also_set=found)
+        return Done()
+
+    def _join_group(self, alert_id: int, user_id: str, user_name: str) -> bool:
+        """A burst for the same user and kind becomes one conversation under the first alert."""
+        window = timedelta(seconds=self.settings.escalation.group_window)
+        with self.db.write() as session:
+            alert = load_for_update(session, alert_id)
+            if alert is None or alert.status != "new":
+                return False
+            q = (
+                select(Alert)
+                .where(
+                    Alert.user_id == user_id,
+                    Alert.kind == alert.kind,
+                    Alert.parent_id.is_(None),
+                    Alert.id != alert.id,
+                    Alert.status.in_(["new", "awaiting_ack"]),
+                    Alert.created_at >= alert.created_at - window,
+                    Alert.created_at <= alert.created_at,
+                )
+                .order_by(Alert.id)
+                .limit(1)
+            )
+            if self.db.is_postgres:
+                q = q.with_for_update()
+            parent = session.scalars(q).first()
+            if parent is None:
+                return False
+            session.execute(
+                update(Alert)
+                .where(Alert.id == alert.id)
+                .values(parent_id=parent.id, user_id=user_id, user_name=user_name)
+            )
+            alert.parent_id, alert.user_id = parent.id, user_id
+            alert_store.audit(session, alert_id=alert.id, actor="system", action="alert.grouped",
+                              details={"parent_id": parent.id}, subject_user=user_id)  # fmt: skip
+            if parent.status == "awaiting_ack":
+                # The DM is already out: join its clock and re-render it with the new count.
+                apply_event(
+                    session, alert, Event(EventType.DM_SENT), mirrored_from=parent.id,
+                    also_set={"dm_channel": parent.dm_channel, "dm_ts": parent.dm_ts,
+                              "respond_by": parent.respond_by, "remind_at": None},
+                )  # fmt: skip
+                enqueue(session, effect="refresh_dm", alert_id=parent.id,
+                        idempotency_key=f"refresh:{parent.id}:{alert.id}")  # fmt: skip
+            return True
+
+    def _grouped(self, alert_id: int) -> list[Alert]:
+        with self.db.read() as session:
+            return list(
+                session.scalars(select(Alert).where(Alert.parent_id == alert_id).order_by(Alert.id))
+            )
+
+    async def refresh_dm(self, job: Job) -> Outcome:
+        """Re-render a still-open DM (e.g. more alerts joined its group)."""
+        alert = await self.load(job.alert_id)
+        if alert is None or alert.status != "awaiting_ack" or not alert.dm_ts or not self.slack:
+            return Done()
+        assert alert.dm_channel is not None and alert.user_id is not None
+        user = await self.slack.lookup_user(alert.user_id)
+        grouped = await asyncio.to_thread(self._grouped, alert.id)
+        text, blocks = messages.dm_message(
+            alert,
+            self.kinds.get(alert.kind),
+            first_name=user.first_name if user else "there",
+            greet=False,
+            grouped=grouped,
+        )
+        try:
+            await self.slack.update(alert.dm_channel, alert.dm_ts, text, blocks)
+        except SlackRetryLater as exc:
+            return self._slack_retry(job, exc)
+        except SlackPermanentError as exc:
+            return GiveUp(str(exc))
         return Done()
 
     def _exemption(self, ids: list[str | None]) -> Exemption | None:
@@ -165,8 +244,9 @@ class ConversationHandlers:
         user = await self.slack.lookup_user(alert.user_id)
         first = user.first_name if user else (alert.user_name or "there")
         greet = await asyncio.to_thread(self._greet, alert)
+        grouped = await asyncio.to_thread(self._grouped, alert.id)
         text, blocks = messages.dm_message(
-            alert, self.kinds.get(alert.kind), first_name=first, greet=greet
+            alert, self.kinds.get(alert.kind), first_name=first, greet=greet, grouped=grouped
         )
         try:
             channel = alert.dm_channel or await self.slack.open_dm(alert.user_id)
@@ -313,8 +393,9 @@ class ConversationHandlers:
         self, alert: Alert, tier: int | None = None
     ) -> tuple[str, list[dict[str, Any]]]:
         timeline = await asyncio.to_thread(self._timeline, alert.id)
+        grouped = await asyncio.to_thread(self._grouped, alert.id)
         return messages.escalation_message(
-            alert, self.kinds.get(alert.kind), timeline,
+            alert, self.kinds.get(alert.kind), timeline, grouped=grouped,
             mention=self._mention(alert, tier if tier is not None else alert.escalation_tier),
         )  # fmt: skip
 
@@ -486,6 +567,7 @@ _TIMELINE = {
     "user.sessions_reset": "User's Slack sessions reset",
     "alert.user_exempt": "User is exempt: sent straight to the team",
     "alert.reminder_sent": "Reminder DM sent",
+    "alert.grouped": "Grouped into an earlier alert's conversation",
     "escalation.tier_raised": "Not claimed in time: next tier paged",
     "escalation.fallback_sent": "Escalation also sent to the fallback webhook",
 }

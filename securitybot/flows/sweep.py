@@ -31,7 +31,10 @@ def sweep_overdue(db: Database, *, now: datetime | None = None, limit: int = 500
         with db.write() as session:
             q = (
                 select(Alert)
-                .where(Alert.status.in_(WAITING), Alert.respond_by <= now)
+                # Grouped alerts follow their parent, so only parents are swept.
+                .where(
+                    Alert.status.in_(WAITING), Alert.respond_by <= now, Alert.parent_id.is_(None)
+                )
                 .order_by(Alert.respond_by)
                 .limit(limit)
             )
@@ -53,7 +56,9 @@ def sweep_reminders(db: Database, *, now: datetime | None = None, limit: int = 5
     with db.write() as session:
         q = (
             select(Alert.id)
-            .where(Alert.status == "awaiting_ack", Alert.remind_at <= now)
+            .where(
+                Alert.status == "awaiting_ack", Alert.remind_at <= now, Alert.parent_id.is_(None)
+            )
             .limit(limit)
         )
         if db.is_postgres:
@@ -80,6 +85,7 @@ def sweep_unclaimed(
             select(Alert)
             .where(
                 Alert.status == "escalated",
+                Alert.parent_id.is_(None),
                 Alert.escalated_at.is_not(None),
                 Alert.escalation_tier < tiers,
             )

@@ -97,6 +97,7 @@ def apply_event(
     now: datetime | None = None,
     also_set: dict[str, Any] | None = None,
     audit_details: dict[str, Any] | None = None,
+    mirrored_from: int | None = None,
 ) -> Applied:
     """Run the state machine and persist its result in the caller's transaction.
 
@@ -136,6 +137,8 @@ def apply_event(
         "version": alert.version + 1,
         "updated_at": now,
     }
+    if mirrored_from is not None:
+        details["grouped_under"] = mirrored_from
     if s.status == Status.ESCALATED and alert.status != Status.ESCALATED.value:
         values["escalated_at"] = now  # starts the claim clock of the escalation chain
     if s.status != Status.AWAITING_ACK:
@@ -163,8 +166,10 @@ def apply_event(
         subject_user=alert.user_id,
         at=now,
     )
-    for idx, effect in enumerate(t.effects):
-        enqueue_effect(session, alert.id, alert.version, idx, effect)
+    if mirrored_from is None:
+        for idx, effect in enumerate(t.effects):
+            enqueue_effect(session, alert.id, alert.version, idx, effect)
+        _mirror_to_group(session, alert, event, now, also_set or {})
     logger.info(
         "alert %s: %s -> %s on %s", alert.id, from_status, s.status.value, event.type.value,
         extra={"alert_id": alert.id, "event": event.type.value},
@@ -192,3 +197,26 @@ def load_for_update(session: Session, alert_id: int) -> Alert | None:
     if session.get_bind().dialect.name == "postgresql":
         q = q.with_for_update()
     return session.scalars(q).first()
+
+
+# Facts about the shared conversation that grouped alerts take over from their parent.
+_SHARED = ("dm_channel", "dm_ts", "respond_by", "remind_at", "duo_txid")
+
+
+def _mirror_to_group(
+    session: Session, parent: Alert, event: Event, now: datetime, also_set: dict[str, Any]
+) -> None:
+    """Grouped alerts follow their parent's conversation: same events, no effects of their own
+    (one DM, one push, one escalation post for the whole burst)."""
+    from sqlalchemy import select
+
+    children = session.scalars(
+        select(Alert)
+        .where(Alert.parent_id == parent.id, Alert.status.notin_(["resolved", "closed"]))
+        .order_by(Alert.id)
+    ).all()
+    shared = {k: also_set[k] for k in _SHARED if k in also_set}
+    for child in children:
+        apply_event(
+            session, child, event, now=now, also_set=shared or None, mirrored_from=parent.id
+        )

@@ -45,7 +45,11 @@ def _oldest_awaiting(db: Database, user_id: str) -> Alert | None:
     with db.read() as session:
         return session.scalars(
             select(Alert)
-            .where(Alert.user_id == user_id, Alert.status == "awaiting_ack")
+            .where(
+                Alert.user_id == user_id,
+                Alert.status == "awaiting_ack",
+                Alert.parent_id.is_(None),  # grouped alerts are answered through their parent
+            )
             .order_by(Alert.created_at, Alert.id)
             .limit(1)
         ).first()

@@ -59,11 +59,20 @@ def _details_text(alert: Alert) -> str:
     return "\n".join(lines)
 
 
+def _group_text(alert: Alert, grouped: list[Alert]) -> str:
+    lines = [f"• #{a.id} {a.title}" for a in [alert, *grouped][:10]]
+    more = len(grouped) + 1 - len(lines)
+    return "\n".join(lines) + (f"\n…and {more} more" if more > 0 else "")
+
+
 def dm_message(
-    alert: Alert, kind: AlertKind, *, first_name: str, greet: bool
-) -> tuple[str, list[dict[str, Any]]]:
+    alert: Alert, kind: AlertKind, *, first_name: str, greet: bool,
+    grouped: list[Alert] | None = None,
+) -> tuple[str, list[dict[str, Any]]]:  # fmt: skip
     values = _fields(alert)
     headline = render(kind.title, values)
+    if grouped:
+        headline = f"{len(grouped) + 1} alerts: {headline}"
     question = render(kind.message, values).strip()
     intro = (
         f"Hi {first_name}! I'm Securitybot. When monitoring sees something unusual on your "
@@ -87,6 +96,9 @@ def dm_message(
     details = _details_text(alert)
     if details:
         blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": details[:2900]}})
+    if grouped:
+        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text":
+            "One answer covers all of these:\n" + _group_text(alert, grouped)[:2800]}})  # fmt: skip
     blocks += [
         {"type": "context", "elements": [{"type": "mrkdwn", "text": context}]},
         {
@@ -137,6 +149,7 @@ def escalation_message(
     timeline: list[tuple[datetime, str]],
     *,
     mention: str | None = None,
+    grouped: list[Alert] | None = None,
 ) -> tuple[str, list[dict[str, Any]]]:
     reason = alert.escalation_reason or "unknown"
     who = f"<@{alert.user_id}>" if alert.user_id else f"`{alert.user_given}`"
@@ -163,6 +176,9 @@ def escalation_message(
     details = _details_text(alert)
     if details:
         blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": details[:2900]}})
+    if grouped:
+        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text":
+            f"*{len(grouped) + 1} alerts in this burst*\n" + _group_text(alert, grouped)[:2800]}})  # fmt: skip
     if timeline:
         lines = [f"`{t.strftime('%H:%M:%S')}` {what}" for t, what in timeline[-15:]]
         blocks.append(

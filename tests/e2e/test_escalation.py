@@ -290,3 +290,32 @@ def test_when_slack_keeps_failing_the_escalation_goes_to_the_fallback_webhook(
     assert _Receiver.received[0]["reason"] == "not_me"
     bot.wait_security_post(timeout=20)  # Slack recovers: the post still lands
     assert len(_Receiver.received) == 1
+
+
+def test_a_burst_for_one_user_and_kind_is_one_conversation_and_one_escalation(
+    team_fs: FakeSlack, make_bot: MakeBot
+) -> None:
+    bot = make_bot(**TEAM)
+    ids = [bot.post_alert(dedup_key=f"burst-{i}", title=f"flurb run {i}")["id"] for i in range(3)]
+    parent = ids[0]
+    for alert_id in ids:
+        bot.wait_status(alert_id, "awaiting_ack")
+    assert len(bot.dms("U_ALICE")) == 1
+    # The one DM names all three (directly, or re-rendered in place when late joiners arrive).
+    wait_until(
+        lambda: any(
+            "3 alerts" in json.dumps(c.params.get("blocks"))
+            for c in [*bot.dms("U_ALICE"), *ok_calls(bot.fs, "chat.update", "DU_ALICE")]
+        ),
+        10,
+        "grouped DM",
+    )
+    bot.say("U_ALICE", "no that was not me")
+    for alert_id in ids:
+        escalated = bot.wait_status(alert_id, "escalated")
+        assert escalated["escalation_reason"] == "not_me"
+    post = bot.wait_security_post()
+    assert "3 alerts in this burst" in json.dumps(post.params["blocks"])
+    wait_until(lambda: bot.audit(parent, "alert.user_denied"), 5, "audit")
+    assert len(bot.security_posts()) == 1
+    assert [r.details["grouped_under"] for r in bot.audit(ids[2], "alert.user_denied")] == [parent]
