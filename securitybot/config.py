@@ -21,6 +21,7 @@ from pydantic import (
     Field,
     SecretStr,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -150,9 +151,28 @@ class IngestToken(_Section):
         return self
 
 
+class RateLimit(_Section):
+    # Token bucket per source: `rate` requests per second on average, bursts up to `burst`.
+    rate: float = Field(default=50.0, gt=0, le=1_000_000)
+    burst: int = Field(default=200, ge=1, le=1_000_000)
+
+
 class IngestConfig(_Section):
     tokens: list[IngestToken] = Field(default_factory=list)
     replay_window: Duration = 300.0
+    rate_limit: RateLimit = RateLimit()
+    rate_limits: dict[str, RateLimit] = Field(default_factory=dict)
+
+    @field_validator("rate_limits")
+    @classmethod
+    def _limits_name_sources(
+        cls, v: dict[str, RateLimit], info: ValidationInfo
+    ) -> dict[str, RateLimit]:
+        known = {t.source for t in info.data.get("tokens", [])}
+        for source in v:
+            if source not in known:
+                raise ValueError(f"{source!r} is not a source in ingest.tokens")
+        return v
 
     @field_validator("tokens")
     @classmethod
@@ -250,7 +270,7 @@ class EscalationConfig(_Section):
 
 
 class SchedulerConfig(_Section):
-    sweep_interval: Duration = 5.0
+    sweep_interval: Duration = 1.0
     enabled: bool = True
 
 
@@ -258,11 +278,133 @@ class AlertsConfig(_Section):
     dir: str = str(REPO_ROOT / "alerts")
 
 
+class AdapterTemplates(_Section):
+    """Templates (sandboxed Jinja2) that map a tool's item onto alert fields; unset: built-in."""
+
+    user: str | None = None
+    kind: str | None = None
+    title: str | None = None
+    description: str | None = None
+    dedup_key: str | None = None
+    occurred_at: str | None = None
+
+    @field_validator("user", "kind", "title", "description", "dedup_key", "occurred_at")
+    @classmethod
+    def _compiles(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        from securitybot.ingest.adapters.templates import TemplateProblem, compile_template
+
+        try:
+            compile_template(v)
+        except TemplateProblem as exc:
+            raise ValueError(f"template does not compile: {exc}") from None
+        return v
+
+
+class AdapterConfig(AdapterTemplates):
+    # Per-source overrides: the same tool fed by two teams may name the user differently.
+    sources: dict[str, AdapterTemplates] = Field(default_factory=dict)
+
+
 class LoggingConfig(_Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     json_format: bool = Field(default=False, alias="json")
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class DashboardUser(_Section):
+    username: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.@\-]+$")
+    # An argon2 hash from `securitybot hash-password`; plain passwords are refused.
+    password_hash: SecretStr
+
+    @field_validator("password_hash")
+    @classmethod
+    def _argon2(cls, v: SecretStr) -> SecretStr:
+        if not v.get_secret_value().startswith("$argon2"):
+            raise ValueError("must be an argon2 hash (make one with `securitybot hash-password`)")
+        return v
+
+
+class DashboardConfig(_Section):
+    enabled: bool = False
+    users: list[DashboardUser] = Field(default_factory=list)
+    # Behind an authenticating reverse proxy: the header carrying the signed-in username. The
+    # proxy must strip this header from client requests, or anyone can claim to be anyone.
+    trusted_header: str | None = None
+    session_secret: SecretStr | None = None
+    # "auto": Secure cookies when the request arrived over https (directly or per X-Forwarded-Proto).
+    secure_cookies: Literal["auto", "true", "false"] = "auto"
+    session_lifetime: Duration = 8 * 3600.0
+
+    @field_validator("secure_cookies", mode="before")
+    @classmethod
+    def _tri_state(cls, v: Any) -> Any:
+        return str(v).lower() if isinstance(v, bool) else v
+
+    @model_validator(mode="after")
+    def _complete(self) -> DashboardConfig:
+        if not self.enabled:
+            return self
+        if self.session_secret is None or len(self.session_secret.get_secret_value()) < 32:
+            raise ValueError("session_secret (at least 32 characters) is required when enabled")
+        if not self.users and not self.trusted_header:
+            raise ValueError("enabled needs 'users' or a 'trusted_header'")
+        names = [u.username for u in self.users]
+        if len(names) != len(set(names)):
+            raise ValueError("users: the same username is listed twice")
+        return self
+
+
+class AerAuditLogs(_Section):
+    """Slack's Audit Logs API (Enterprise Grid org token): Slack's own ``anomaly`` entries."""
+
+    token: SecretStr | None = None
+    api_url: str = "https://api.slack.com/audit/v1/"
+    poll_interval: Duration = 60.0
+    # Tier 3: about 50 calls a minute; the poller spaces its calls to stay under this.
+    max_calls_per_minute: int = Field(default=50, ge=1, le=6000)
+    page_size: int = Field(default=200, ge=1, le=9999)
+
+
+class AerContacts(_Section):
+    """Who "primary owner" and "security admins" are for an org's AER notifications."""
+
+    primary_owner: str | None = Field(default=None, pattern=r"^[UW][A-Z0-9_]{2,}$")
+    security_admins: list[Annotated[str, Field(pattern=r"^[UW][A-Z0-9_]{2,}$")]] = Field(
+        default_factory=list
+    )
+
+
+class AerConfig(_Section):
+    """Anomaly Event Response; ``orgs.<org>`` and ``defaults`` are checked by aer.decide."""
+
+    enabled: bool = False
+    rules_path: str = str(REPO_ROOT / "alerts" / "aer_rules.yaml")
+    tor_list: str | None = str(REPO_ROOT / "alerts" / "tor_exit_nodes.txt")
+    defaults: dict[str, Any] = Field(default_factory=dict)
+    orgs: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    # Per org, or "*" for every org without its own entry.
+    contacts: dict[str, AerContacts] = Field(default_factory=dict)
+    audit_logs: AerAuditLogs = AerAuditLogs()
+    baseline_refresh_interval: Duration = 3600.0
+    baseline_lookback: Duration = 14 * 86400.0
+    # Repeats of one (org, user, anomaly type) within this window update one Slack message.
+    notification_window: Duration = 3600.0
+    max_body_bytes: int = Field(default=10 * 1024 * 1024 + 64 * 1024, ge=1024, le=64 << 20)
+
+    @model_validator(mode="after")
+    def _orgs_valid(self) -> AerConfig:
+        from securitybot.aer.decide import AerConfigError, merge_org_config
+
+        try:
+            merge_org_config(self.defaults, None, org_id="*")
+            for org, layer in self.orgs.items():
+                merge_org_config(self.defaults, layer, org_id=org)
+        except AerConfigError as exc:
+            raise ValueError(str(exc)) from None
+        return self
 
 
 class Settings(_Section):
@@ -275,7 +417,28 @@ class Settings(_Section):
     escalation: EscalationConfig = EscalationConfig()
     scheduler: SchedulerConfig = SchedulerConfig()
     alerts: AlertsConfig = AlertsConfig()
+    adapters: dict[str, AdapterConfig] = Field(default_factory=dict)
     logging: LoggingConfig = LoggingConfig()
+
+    @field_validator("adapters")
+    @classmethod
+    def _known_adapters(
+        cls, v: dict[str, AdapterConfig], info: ValidationInfo
+    ) -> dict[str, AdapterConfig]:
+        from securitybot.ingest.adapters.registry import names
+
+        ingest = info.data.get("ingest")
+        sources = {t.source for t in ingest.tokens} if ingest else set()
+        for name, adapter in v.items():
+            if name not in names():
+                raise ValueError(f"unknown adapter {name!r} (known: {', '.join(names())})")
+            for source in adapter.sources:
+                if source not in sources:
+                    raise ValueError(f"{name}.sources: {source!r} is not a source in ingest.tokens")
+        return v
+
+    dashboard: DashboardConfig = DashboardConfig()
+    aer: AerConfig = AerConfig()
 
     def masked(self) -> dict[str, Any]:
         """The effective configuration as plain data, every secret shown as ``**********``."""
