@@ -21,10 +21,10 @@ from pathlib import Path
 from sqlalchemy import insert, select
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.common import database, percentile  # noqa: E402
-from securitybot.flows.sweep import sweep_overdue  # noqa: E402
-from securitybot.store.db import Database, migrate  # noqa: E402
-from securitybot.store.models import Alert, AuditLog, utcnow  # noqa: E402
+from bench.common import database, percentile
+from securitybot.flows.sweep import sweep_overdue
+from securitybot.store.db import Database, migrate
+from securitybot.store.models import Alert, AuditLog, utcnow
 
 
 def seed(db: Database, n: int, spread: float, lead: float) -> datetime:
@@ -49,7 +49,7 @@ def seed(db: Database, n: int, spread: float, lead: float) -> datetime:
             "escalation_tier": 0,
             "created_at": now,
             "updated_at": now,
-        }  # fmt: skip
+        }
         for i in range(n)
     ]
     with db.write() as session:

@@ -6,6 +6,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
@@ -13,9 +14,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from securitybot.api import adapters as adapters_api
 from securitybot.api import alerts as alerts_api
+from securitybot.api import openapi as openapi_api
 from securitybot.api import team as team_api
 from securitybot.api.common import ApiError, error_response
+from securitybot.request_ids import RequestIdMiddleware
 from securitybot.runtime import Runtime
 from securitybot.store.db import ping
 
@@ -27,6 +31,12 @@ async def healthz(request: Request) -> JSONResponse:
     if await run_in_threadpool(ping, rt.db.engine):
         return JSONResponse({"status": "ok", "database": "ok"})
     return JSONResponse({"status": "unavailable", "database": "unreachable"}, status_code=503)
+
+
+async def metrics_endpoint(request: Request) -> Response:
+    rt: Runtime = request.app.state.runtime
+    body = await run_in_threadpool(rt.metrics.render)
+    return Response(body, media_type=CONTENT_TYPE_LATEST)
 
 
 async def _api_error(_: Request, exc: Exception) -> Response:
@@ -56,7 +66,10 @@ def create_app(runtime: Runtime, extra_routes: list[BaseRoute] | None = None) ->
 
     routes: list[BaseRoute] = [
         Route("/healthz", healthz, methods=["GET"]),
+        Route("/metrics", metrics_endpoint, methods=["GET"]),
         *alerts_api.routes,
+        *adapters_api.routes,
+        *openapi_api.routes,
         *team_api.routes,
         *(extra_routes or []),
     ]
@@ -69,5 +82,6 @@ def create_app(runtime: Runtime, extra_routes: list[BaseRoute] | None = None) ->
             Exception: _unexpected,
         },
     )
+    app.add_middleware(RequestIdMiddleware)
     app.state.runtime = runtime
     return app

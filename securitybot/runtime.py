@@ -11,6 +11,7 @@ from securitybot.config import Settings
 from securitybot.ingest.auth import Authenticator
 from securitybot.ingest.service import GroupCommitter
 from securitybot.kinds import KindRegistry, load_kinds
+from securitybot.metrics import Metrics
 from securitybot.store.db import Database
 
 Hook = Callable[[], Awaitable[None]]
@@ -23,6 +24,7 @@ class Runtime:
     kinds: KindRegistry
     authenticator: Authenticator
     ingest: GroupCommitter
+    metrics: Metrics
     # Set by wiring when configured (kept loosely typed to avoid import cycles).
     slack: Any = None
     responders: Any = None
@@ -42,12 +44,14 @@ class Runtime:
             echo=settings.database.echo,
         )
         kinds = load_kinds(settings.alerts.dir)
+        database.session_info["outbound_webhooks"] = list(settings.webhooks.outbound)
         return cls(
             settings=settings,
             db=database,
             kinds=kinds,
             authenticator=Authenticator(settings.ingest),
             ingest=GroupCommitter(database, kinds, settings.policy),
+            metrics=Metrics(database),
         )
 
     def wake_event(self) -> asyncio.Event:

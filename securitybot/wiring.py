@@ -14,8 +14,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from securitybot import metrics
+from securitybot.aer.wiring import wire_aer
 from securitybot.flows.conversation import ConversationHandlers
 from securitybot.flows.sweep import sweep_overdue, sweep_reminders, sweep_unclaimed
+from securitybot.flows.webhooks import WebhookSender
 from securitybot.outbox.dispatcher import Dispatcher
 from securitybot.runtime import Runtime
 from securitybot.slack import listeners, triage
@@ -79,6 +82,7 @@ def wire_workers(
             bolt, runtime.db, runtime.notify_new_work, Responders(s.escalation, gateway)
         )
     runtime.handlers.update(handlers.handlers())
+    runtime.handlers["outbound_webhook"] = WebhookSender(list(s.webhooks.outbound))
     dispatcher = Dispatcher(runtime.db, runtime.handlers, wake=wake_event)
     scheduler = AsyncIOScheduler()
     socket_handler = None
@@ -93,7 +97,8 @@ def wire_workers(
 
     async def sweep() -> None:
         started = time.perf_counter()
-        n = await asyncio.to_thread(sweep_all)
+        with metrics.SWEEP_DURATION.time():
+            n = await asyncio.to_thread(sweep_all)
         if n:
             logger.info(
                 "sweep changed %s alerts in %.1f ms", n, (time.perf_counter() - started) * 1e3
@@ -130,4 +135,5 @@ def wire_workers(
     runtime.on_start.append(start)
     runtime.on_stop.append(stop)
     runtime.dispatcher = dispatcher
+    wire_aer(runtime, routes)  # Anomaly Event Response: routes, handlers, jobs
     return routes

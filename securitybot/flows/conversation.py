@@ -15,7 +15,7 @@ from sqlalchemy import select, update
 from securitybot.config import Settings
 from securitybot.domain import Event, EventType
 from securitybot.domain.business_hours import add_business_seconds, parse_hhmm
-from securitybot.flows import exemptions, snoozes
+from securitybot.flows import exemptions, snoozes, webhooks
 from securitybot.flows.events import apply_by_id
 from securitybot.flows.transitions import apply_event, load_for_update
 from securitybot.kinds import KindRegistry
@@ -264,7 +264,16 @@ class ConversationHandlers:
             Event(EventType.DM_SENT),
             also_set={"dm_channel": channel, "dm_ts": ts, **self._deadlines(alert, user)},
         )
+        # Alerts that joined the group while the DM was on its way are shown by a re-render.
+        if len(await asyncio.to_thread(self._grouped, alert.id)) != len(grouped):
+            await asyncio.to_thread(self._enqueue_refresh, alert.id, f"sent:{len(grouped)}")
+            self.wake()
         return Done()
+
+    def _enqueue_refresh(self, alert_id: int, key: str) -> None:
+        with self.db.write() as session:
+            enqueue(session, effect="refresh_dm", alert_id=alert_id,
+                    idempotency_key=f"refresh:{alert_id}:{key}")  # fmt: skip
 
     def _deadlines(self, alert: Alert, user: SlackUser | None) -> dict[str, Any]:
         """respond_by in business hours (user's time zone) when configured, and the reminder."""
@@ -538,8 +547,20 @@ class ConversationHandlers:
                 self._audit, alert, "user.sessions_reset_failed", {"error": exc.error}
             )
             return GiveUp(str(exc))
-        await asyncio.to_thread(self._audit, alert, "user.sessions_reset", {"user": alert.user_id})
+        await asyncio.to_thread(self._sessions_reset, alert)
         return Done()
+
+    def _sessions_reset(self, alert: Alert) -> None:
+        with self.db.write() as session:
+            alert_store.audit(
+                session,
+                alert_id=alert.id,
+                actor="system",
+                action="user.sessions_reset",
+                details={"user": alert.user_id},
+                subject_user=alert.user_id,
+            )
+            webhooks.enqueue_for(session, alert, ["sessions_reset"])
 
     def _audit(self, alert: Alert, action: str, details: dict[str, Any]) -> None:
         with self.db.write() as session:

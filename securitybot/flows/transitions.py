@@ -15,11 +15,13 @@ from typing import Any
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
+from securitybot import metrics
 from securitybot.domain import (
     AlertState,
     Effect,
     EscalationReason,
     Event,
+    EventType,
     Outcome,
     Policy,
     PostEscalation,
@@ -32,6 +34,7 @@ from securitybot.domain import (
     UpdateEscalation,
     transition,
 )
+from securitybot.flows import webhooks
 from securitybot.store import alerts as alert_store
 from securitybot.store.models import Alert, utcnow
 from securitybot.store.outbox import enqueue
@@ -153,6 +156,7 @@ def apply_event(
     if result.rowcount != 1:  # type: ignore[attr-defined]
         raise ConcurrentUpdate(f"alert {alert.id} changed concurrently")
     from_status = alert.status
+    previous_update = alert.updated_at
     for key, value in values.items():
         setattr(alert, key, value)
     alert_store.audit(
@@ -167,13 +171,28 @@ def apply_event(
         at=now,
     )
     if mirrored_from is None:
+        _observe(alert, from_status, event, now, previous_update)
+        webhooks.enqueue_for(
+            session, alert, webhooks.state_events(from_status, alert, event.type.value)
+        )
         for idx, effect in enumerate(t.effects):
             enqueue_effect(session, alert.id, alert.version, idx, effect)
         _mirror_to_group(session, alert, event, now, also_set or {})
     logger.info(
-        "alert %s: %s -> %s on %s", alert.id, from_status, s.status.value, event.type.value,
-        extra={"alert_id": alert.id, "event": event.type.value},
-    )  # fmt: skip
+        "alert %s: %s -> %s on %s",
+        alert.id,
+        from_status,
+        s.status.value,
+        event.type.value,
+        extra={
+            "alert_id": alert.id,
+            "correlation_id": f"alert-{alert.parent_id or alert.id}",
+            "event": event.type.value,
+            "from_status": from_status,
+            "to_status": s.status.value,
+            "actor": event.actor,
+        },
+    )
     return Applied(alert, t, from_status)
 
 
@@ -220,3 +239,19 @@ def _mirror_to_group(
         apply_event(
             session, child, event, now=now, also_set=shared or None, mirrored_from=parent.id
         )
+
+
+def _observe(
+    alert: Alert, from_status: str, event: Event, now: datetime, previous_update: datetime
+) -> None:
+    if alert.status == "escalated" and from_status != "escalated" and alert.escalation_reason:
+        metrics.ESCALATIONS.labels(alert.escalation_reason).inc()
+    if alert.status in ("resolved", "closed") and alert.outcome:
+        metrics.OUTCOMES.labels(alert.outcome).inc()
+    if event.type == EventType.DM_SENT:
+        metrics.TIME_TO_FIRST_DM.observe((now - alert.created_at).total_seconds())
+    elif event.type in (EventType.USER_CONFIRMED, EventType.USER_DENIED):
+        # While awaiting the answer the last update was the DM being sent.
+        metrics.TIME_TO_ANSWER.observe(max(0.0, (now - previous_update).total_seconds()))
+    elif event.type.value.startswith("duo_"):
+        metrics.DUO_RESULTS.labels(event.type.value.removeprefix("duo_")).inc()

@@ -12,6 +12,7 @@ from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 
+from securitybot import metrics
 from securitybot.config import PolicyConfig
 from securitybot.ingest.schema import AlertIn
 from securitybot.kinds import KindRegistry
@@ -109,6 +110,7 @@ def ingest_batch(
                 {"effect": START_EFFECT, "alert_id": new_id, "idempotency_key": f"start:{new_id}"}
             )
             results.append(IngestResult(Alert(id=new_id, **values), created=True))
+            metrics.ALERTS_INGESTED.labels(values["source"], values["kind"]).inc()
         alert_store.audit_many(session, audits)
         enqueue_many(session, jobs)
     return results

@@ -15,6 +15,8 @@ import aiohttp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from securitybot import metrics
+
 logger = logging.getLogger(__name__)
 
 
@@ -85,6 +87,7 @@ class SlackGateway:
         except SlackApiError as exc:
             status = exc.response.status_code
             error = str(exc.response.get("error") or f"http_{status}")
+            metrics.SLACK_ERRORS.labels(method, error).inc()
             if status == 429:
                 retry = exc.response.headers.get("Retry-After") or exc.response.headers.get(
                     "retry-after"
@@ -99,6 +102,7 @@ class SlackGateway:
                 raise SlackRetryLater(method, error) from None
             raise SlackPermanentError(method, error) from None
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            metrics.SLACK_ERRORS.labels(method, type(exc).__name__).inc()
             raise SlackRetryLater(method, f"{type(exc).__name__}: {exc}") from None
         return resp.data
 

@@ -130,6 +130,9 @@ class Database:
         self.is_sqlite = engine.dialect.name == "sqlite"
         self.is_postgres = engine.dialect.name == "postgresql"
         self._write_lock = threading.Lock() if self.is_sqlite else None
+        # Handed to every write session (session.info) so code deep in a transaction can
+        # enqueue outbound webhooks without reaching for global state.
+        self.session_info: dict[str, Any] = {}
 
     @classmethod
     def from_url(cls, url: str, *, pool_size: int = 10, echo: bool = False) -> Database:
@@ -143,6 +146,7 @@ class Database:
             lock.acquire()
         try:
             with self.sessions() as session, session.begin():
+                session.info.update(self.session_info)
                 yield session
         finally:
             if lock is not None:

@@ -12,6 +12,7 @@ from urllib.parse import urlencode
 
 import duo_client
 
+from securitybot import metrics
 from securitybot.config import DuoConfig
 from securitybot.verify.base import PushPoll, PushStart, PushStatus, StartResult
 
@@ -101,11 +102,13 @@ class DuoVerifier:
         return PushPoll(PushStatus.DENIED, detail=state or "deny")
 
     async def start_push(self, username: str, pushinfo: dict[str, str]) -> PushStart:
-        result: PushStart = await self._run(self._start_sync, username, pushinfo)
+        with metrics.DUO_LATENCY.labels("start_push").time():
+            result: PushStart = await self._run(self._start_sync, username, pushinfo)
         return result
 
     async def poll(self, txid: str) -> PushPoll:
-        result: PushPoll = await self._run(self._poll_sync, txid)
+        with metrics.DUO_LATENCY.labels("auth_status").time():
+            result: PushPoll = await self._run(self._poll_sync, txid)
         return result
 
     def close(self) -> None:

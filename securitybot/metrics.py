@@ -1,0 +1,74 @@
+"""Prometheus metrics. Counters and histograms live in the process-wide registry (they count
+what this process did); outbox depth/age are read from the database at scrape time, because
+with several replicas the queue is shared and only the database knows its true size."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+from sqlalchemy import func, select
+
+from securitybot.store.db import Database
+from securitybot.store.models import Outbox, utcnow
+
+_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600)
+
+ALERTS_INGESTED = Counter(
+    "securitybot_alerts_ingested", "Alerts accepted by ingest", ["source", "kind"]
+)
+OUTCOMES = Counter("securitybot_alert_outcomes", "Alerts reaching a final outcome", ["outcome"])
+ESCALATIONS = Counter("securitybot_escalations", "Alerts escalated to the team", ["reason"])
+TIME_TO_FIRST_DM = Histogram(
+    "securitybot_time_to_first_dm_seconds", "Ingest to the DM being posted", buckets=_BUCKETS
+)
+TIME_TO_ANSWER = Histogram(
+    "securitybot_time_to_answer_seconds", "DM posted to the user's answer", buckets=_BUCKETS
+)
+DUO_RESULTS = Counter("securitybot_duo_results", "Final Duo results", ["result"])
+DUO_LATENCY = Histogram(
+    "securitybot_duo_latency_seconds", "Duo API call latency", ["call"],
+    buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30),
+)  # fmt: skip
+SWEEP_DURATION = Histogram(
+    "securitybot_sweep_duration_seconds", "Deadline sweep duration",
+    buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5),
+)  # fmt: skip
+SLACK_ERRORS = Counter("securitybot_slack_api_errors", "Slack Web API errors", ["method", "error"])
+
+
+class OutboxCollector(Collector):
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        with self.db.read() as session:
+            depth, oldest = session.execute(
+                select(func.count(), func.min(Outbox.created_at)).where(Outbox.status == "pending")
+            ).one()
+            dead = session.scalar(select(func.count()).where(Outbox.status == "dead")) or 0
+        age = 0.0
+        if oldest is not None:
+            if isinstance(oldest, str):  # SQLite aggregate results skip the column type
+                from datetime import UTC, datetime
+
+                oldest = datetime.fromisoformat(oldest).replace(tzinfo=UTC)
+            age = max(0.0, (utcnow() - oldest).total_seconds())
+        yield GaugeMetricFamily("securitybot_outbox_depth", "Pending outbox rows", value=depth)
+        yield GaugeMetricFamily(
+            "securitybot_outbox_oldest_age_seconds", "Age of the oldest pending row", value=age
+        )
+        yield GaugeMetricFamily(
+            "securitybot_outbox_dead", "Outbox rows that gave up (need a human)", value=dead
+        )
+
+
+class Metrics:
+    def __init__(self, db: Database) -> None:
+        self.local = CollectorRegistry(auto_describe=False)
+        self.local.register(OutboxCollector(db))
+
+    def render(self) -> bytes:
+        return generate_latest(REGISTRY) + generate_latest(self.local)
