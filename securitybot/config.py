@@ -334,7 +334,7 @@ class DashboardConfig(_Section):
     # proxy must strip this header from client requests, or anyone can claim to be anyone.
     trusted_header: str | None = None
     session_secret: SecretStr | None = None
-    # "auto": Secure cookies when the request arrived over https (directly or per X-Forwarded-Proto).
+    # "auto": Secure cookies when the request came over https (directly or per X-Forwarded-Proto).
     secure_cookies: Literal["auto", "true", "false"] = "auto"
     session_lifetime: Duration = 8 * 3600.0
 
@@ -407,6 +407,25 @@ class AerConfig(_Section):
         return self
 
 
+class OutboundWebhook(_Section):
+    url: str
+    events: list[Literal["resolved", "escalated", "claimed", "closed", "sessions_reset"]] = Field(
+        default=["resolved", "escalated", "claimed", "closed", "sessions_reset"], min_length=1
+    )
+    secret: SecretStr | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        if not v.startswith(("http://", "https://")):
+            raise ValueError("must be an http(s) URL")
+        return v
+
+
+class WebhooksConfig(_Section):
+    outbound: list[OutboundWebhook] = Field(default_factory=list)
+
+
 class Settings(_Section):
     database: DatabaseConfig = DatabaseConfig()
     server: ServerConfig = ServerConfig()
@@ -415,6 +434,7 @@ class Settings(_Section):
     ingest: IngestConfig = IngestConfig()
     policy: PolicyConfig = PolicyConfig()
     escalation: EscalationConfig = EscalationConfig()
+    webhooks: WebhooksConfig = WebhooksConfig()
     scheduler: SchedulerConfig = SchedulerConfig()
     alerts: AlertsConfig = AlertsConfig()
     adapters: dict[str, AdapterConfig] = Field(default_factory=dict)
