@@ -271,6 +271,9 @@ class EscalationConfig(_Section):
 
 class SchedulerConfig(_Section):
     sweep_interval: Duration = 1.0
+    # How long a replica holds an outbox job it is working on before others may retry it;
+    # renewed while the job runs, so this is only the recovery time after a crash.
+    outbox_lease: Duration = 30.0
     enabled: bool = True
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from slack_bolt.adapter.starlette.async_handler import AsyncSlackRequestHandler
@@ -83,7 +84,9 @@ def wire_workers(
         )
     runtime.handlers.update(handlers.handlers())
     runtime.handlers["outbound_webhook"] = WebhookSender(list(s.webhooks.outbound))
-    dispatcher = Dispatcher(runtime.db, runtime.handlers, wake=wake_event)
+    dispatcher = Dispatcher(
+        runtime.db, runtime.handlers, wake=wake_event, lease=s.scheduler.outbox_lease
+    )
     scheduler = AsyncIOScheduler()
     socket_handler = None
 
@@ -109,7 +112,12 @@ def wire_workers(
         nonlocal socket_handler
         if not s.scheduler.enabled:
             return
-        dispatcher.start()
+        # Handlers do their database work in threads; the default pool (cores + 4) is far too
+        # small for dozens of concurrent conversations waiting on Slack and Duo.
+        asyncio.get_running_loop().set_default_executor(
+            ThreadPoolExecutor(max_workers=32, thread_name_prefix="securitybot")
+        )
+        await dispatcher.start()
         scheduler.add_job(
             sweep, "interval", seconds=s.scheduler.sweep_interval, id="deadline_sweep",
             max_instances=1, coalesce=True, misfire_grace_time=None,

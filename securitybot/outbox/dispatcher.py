@@ -15,6 +15,7 @@ import json
 import logging
 import random
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -93,6 +94,13 @@ _CLAIM_SQLITE = text(
 
 
 class Dispatcher:
+    """Claims due rows continuously (no batch barrier) up to ``concurrency`` jobs in flight.
+
+    Jobs of one alert run one after another in id order (post the DM before updating it);
+    different alerts run concurrently. Leases are short and renewed while a job runs, so work
+    held by a process that died is picked up again within one lease.
+    """
+
     def __init__(
         self,
         db: Database,
@@ -100,35 +108,42 @@ class Dispatcher:
         *,
         wake: asyncio.Event | None = None,
         batch: int = 100,
-        concurrency: int = 32,
-        lease: float = 120.0,
+        concurrency: int = 64,
+        lease: float = 30.0,
         idle_poll: float = 0.5,
     ) -> None:
         self.db = db
         self.handlers = handlers
         self.wake = wake or asyncio.Event()
         self.batch = batch
+        self.concurrency = concurrency
         self.lease = timedelta(seconds=lease)
         self.idle_poll = idle_poll
-        self._sem = asyncio.Semaphore(concurrency)
         self._task: asyncio.Task[None] | None = None
+        self._renewer: asyncio.Task[None] | None = None
         self._stopping = False
-        self._inflight: set[asyncio.Task[None]] = set()
+        self._inflight: dict[int, asyncio.Task[None]] = {}
+        self._alert_locks: dict[int, asyncio.Lock] = {}
+        # Claims and records get their own threads so a busy handler pool cannot starve them.
+        self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="outbox")
+
+    async def _db(self, fn: Callable[..., Any], *args: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
 
     # -- claiming and recording ------------------------------------------------------------
-    def _claim(self) -> list[Job]:
+    def _params(self, **extra: Any) -> dict[str, Any]:
         now = utcnow()
-        stmt = _CLAIM_PG if self.db.is_postgres else _CLAIM_SQLITE
-        params: dict[str, Any] = {"now": now, "lease": now + self.lease, "limit": self.batch}
+        lease = now + self.lease
         if self.db.is_sqlite:
             # Raw SQL bypasses the UTCDateTime type: SQLite stores naive UTC text.
             fmt = "%Y-%m-%d %H:%M:%S.%f"
-            params = {
-                "now": now.strftime(fmt), "lease": (now + self.lease).strftime(fmt),
-                "limit": self.batch,
-            }  # fmt: skip
+            return {"now": now.strftime(fmt), "lease": lease.strftime(fmt), **extra}
+        return {"now": now, "lease": lease, **extra}
+
+    def _claim(self, limit: int) -> list[Job]:
+        stmt = _CLAIM_PG if self.db.is_postgres else _CLAIM_SQLITE
         with self.db.write() as session:
-            rows = session.execute(stmt, params).all()
+            rows = session.execute(stmt, self._params(limit=limit)).all()
         jobs = []
         for r in rows:
             payload = r.payload
@@ -137,6 +152,27 @@ class Dispatcher:
             jobs.append(Job(r.id, r.effect, r.alert_id, payload or {}, r.attempts, r.created_at))
         jobs.sort(key=lambda j: j.id)
         return jobs
+
+    def _renew(self, ids: list[int]) -> None:
+        if not ids:
+            return
+        with self.db.write() as session:
+            session.execute(
+                update(Outbox)
+                .where(Outbox.id.in_(ids), Outbox.status == "pending")
+                .values(locked_until=utcnow() + self.lease)
+            )
+
+    def release_orphaned_leases(self) -> None:
+        """SQLite is served by one process (the service holds a file lock), so any lease found
+        at start-up belongs to a process that died: release it now instead of waiting."""
+        if self.db.is_sqlite:
+            with self.db.write() as session:
+                session.execute(
+                    update(Outbox)
+                    .where(Outbox.status == "pending", Outbox.locked_until.is_not(None))
+                    .values(locked_until=None)
+                )
 
     def _record(self, job: Job, outcome: Outcome) -> None:
         now = utcnow()
@@ -167,25 +203,32 @@ class Dispatcher:
             outcome = RetryAt(utcnow() + backoff(job.attempts + 1), f"{type(exc).__name__}: {exc}")
         if isinstance(outcome, GiveUp):
             logger.error("outbox job %s (%s) gave up: %s", job.id, job.effect, outcome.error)
-        await asyncio.to_thread(self._record, job, outcome)
+        await self._db(self._record, job, outcome)
 
-    async def _run_alert_jobs(self, jobs: list[Job]) -> None:
-        # Effects of one alert run in order (post the DM before updating it); different alerts
-        # run concurrently.
-        async with self._sem:
-            for job in jobs:
+    async def _run_in_order(self, job: Job) -> None:
+        try:
+            if job.alert_id is None:
                 await self._run_job(job)
+                return
+            lock = self._alert_locks.setdefault(job.alert_id, asyncio.Lock())
+            async with lock:
+                await self._run_job(job)
+            if not lock.locked() and self._alert_locks.get(job.alert_id) is lock:
+                del self._alert_locks[job.alert_id]
+        finally:
+            self._inflight.pop(job.id, None)
+            self.wake.set()  # a slot is free
+
+    def _spawn(self, jobs: list[Job]) -> None:
+        loop = asyncio.get_running_loop()
+        for job in jobs:
+            self._inflight[job.id] = loop.create_task(self._run_in_order(job))
 
     async def run_once(self) -> int:
-        jobs = await asyncio.to_thread(self._claim)
-        if not jobs:
-            return 0
-        groups: dict[object, list[Job]] = {}
-        for job in jobs:
-            groups.setdefault(
-                job.alert_id if job.alert_id is not None else ("job", job.id), []
-            ).append(job)
-        await asyncio.gather(*(self._run_alert_jobs(g) for g in groups.values()))
+        """Claim what is due and run it to completion (tests and tools)."""
+        jobs = await self._db(self._claim, self.batch)
+        self._spawn(jobs)
+        await asyncio.gather(*list(self._inflight.values()))
         return len(jobs)
 
     async def _loop(self) -> None:
@@ -193,27 +236,54 @@ class Dispatcher:
             # Clear before claiming: work written while we claim sets it again, so a wake-up
             # can never fall between "found nothing" and "start waiting".
             self.wake.clear()
-            try:
-                n = await self.run_once()
-            except Exception:
-                logger.exception("outbox dispatch round failed; retrying shortly")
-                n = 0
-                await asyncio.sleep(1.0)
-            if n == 0 and not self._stopping:
+            free = self.concurrency - len(self._inflight)
+            claimed = 0
+            if free > 0:
+                try:
+                    jobs = await self._db(self._claim, min(self.batch, free))
+                except Exception:
+                    logger.exception("outbox claim failed; retrying shortly")
+                    await asyncio.sleep(1.0)
+                    continue
+                self._spawn(jobs)
+                claimed = len(jobs)
+            if (claimed == 0 or free <= claimed) and not self._stopping:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.wake.wait(), timeout=self.idle_poll)
 
-    def start(self) -> None:
+    async def _renew_loop(self) -> None:
+        interval = self.lease.total_seconds() / 3
+        while not self._stopping:
+            await asyncio.sleep(interval)
+            try:
+                await self._db(self._renew, list(self._inflight))
+            except Exception:
+                logger.exception("outbox lease renewal failed")
+
+    async def start(self) -> None:
         self._stopping = False
-        self._task = asyncio.get_running_loop().create_task(self._loop())
+        await self._db(self.release_orphaned_leases)
+        loop = asyncio.get_running_loop()
+        self._task = loop.create_task(self._loop())
+        self._renewer = loop.create_task(self._renew_loop())
 
     async def stop(self, timeout: float = 10.0) -> None:
-        """Finish the round in flight (graceful SIGTERM), then stop."""
+        """Stop claiming, let jobs in flight finish (graceful SIGTERM), then stop."""
         self._stopping = True
         self.wake.set()
+        tasks = [t for t in (self._task, self._renewer) if t is not None]
+        if self._renewer is not None:
+            self._renewer.cancel()
         if self._task is not None:
-            try:
+            with contextlib.suppress(TimeoutError, asyncio.CancelledError):
                 await asyncio.wait_for(self._task, timeout)
-            except TimeoutError:
-                self._task.cancel()
-            self._task = None
+        inflight = list(self._inflight.values())
+        if inflight:
+            _done, pending = await asyncio.wait(inflight, timeout=timeout)
+            for t in pending:
+                t.cancel()
+        for t in tasks:
+            if not t.done():
+                t.cancel()
+        self._task = self._renewer = None
+        self._pool.shutdown(wait=False)

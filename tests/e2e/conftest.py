@@ -1,11 +1,15 @@
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
+from typing import Any
 
 import pytest
 
 from securitybot.demo import FakeDuo, FakeSlack
 from tests.e2e.harness import IKEY, SECURITY_CHANNEL, SKEY, Bot, e2e_settings, running_bot
+
+MakeBot = Callable[..., Bot]
 
 
 @pytest.fixture
@@ -32,3 +36,16 @@ def fd() -> Iterator[FakeDuo]:
 def bot(db_url: str, fs: FakeSlack, fd: FakeDuo) -> Iterator[Bot]:
     with running_bot(e2e_settings(db_url, fs, fd), fs, fd) as b:
         yield b
+
+
+@pytest.fixture
+def make_bot(db_url: str, fs: FakeSlack, fd: FakeDuo) -> Iterator[MakeBot]:
+    """A bot with config overrides: ``make_bot(policy={"ack_timeout": 1})``."""
+    with ExitStack() as stack:
+
+        def make(**overrides: Any) -> Bot:
+            return stack.enter_context(
+                running_bot(e2e_settings(db_url, fs, fd, **overrides), fs, fd)
+            )
+
+        yield make

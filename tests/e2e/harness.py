@@ -5,18 +5,29 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import uvicorn
+from sqlalchemy import select
 
 from securitybot.config import Settings
-from securitybot.demo import FakeDuo, FakeSlack, block_action_body, message_event_body, sign
+from securitybot.demo import (
+    Call,
+    FakeDuo,
+    FakeSlack,
+    block_action_body,
+    message_event_body,
+    sign,
+)
 from securitybot.service import build_service
 from securitybot.store.db import Database, migrate
+from securitybot.store.models import Alert, AuditLog
+
+T = TypeVar("T")
 
 TOKEN = "e2e-ingest-token-0123456789"
 SIGNING_SECRET = "e2e-signing-secret"
@@ -31,7 +42,8 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def e2e_settings(db_url: str, fs: FakeSlack, fd: FakeDuo, **overrides: Any) -> Settings:
+def e2e_config(db_url: str, fs: FakeSlack, fd: FakeDuo, **overrides: Any) -> dict[str, Any]:
+    """The e2e configuration as plain data (secrets as strings), e.g. to write a YAML file."""
     data: dict[str, Any] = {
         "database": {"url": db_url},
         "slack": {
@@ -49,7 +61,34 @@ def e2e_settings(db_url: str, fs: FakeSlack, fd: FakeDuo, **overrides: Any) -> S
     }  # fmt: skip
     for section, values in overrides.items():
         data.setdefault(section, {}).update(values)
-    return Settings.model_validate(data)
+    return data
+
+
+def e2e_settings(db_url: str, fs: FakeSlack, fd: FakeDuo, **overrides: Any) -> Settings:
+    return Settings.model_validate(e2e_config(db_url, fs, fd, **overrides))
+
+
+def wait_until(predicate: Callable[[], T], timeout: float = 10.0, what: str = "condition") -> T:
+    """Poll until `predicate()` is truthy and return its value; AssertionError on timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.05)
+
+
+def ok_calls(fs: FakeSlack, method: str, channel: str | None = None) -> list[Call]:
+    """Calls to `method` that Slack accepted (HTTP 200, ok: true), optionally in one channel."""
+    return [
+        c
+        for c in fs.calls_to(method)
+        if c.status == 200
+        and c.response.get("ok")
+        and (channel is None or c.response.get("channel", c.params.get("channel")) == channel)
+    ]
 
 
 @dataclass
@@ -61,9 +100,13 @@ class Bot:
     http: httpx.Client
 
     def post_alert(self, **fields: Any) -> dict[str, Any]:
-        body = {"kind": "sensitive_command", "user": "alice@example.com",
-                "title": "flurb -export on accountingserver01",
-                "details": {"host": "accountingserver01", "command": "flurb -export"}, **fields}  # fmt: skip
+        body = {
+            "kind": "sensitive_command",
+            "user": "alice@example.com",
+            "title": "flurb -export on accountingserver01",
+            "details": {"host": "accountingserver01", "command": "flurb -export"},
+            **fields,
+        }
         resp = self.http.post(
             "/api/v1/alerts", json=body, headers={"Authorization": f"Bearer {TOKEN}"}
         )
@@ -105,6 +148,49 @@ class Bot:
 
     def say(self, user: str, text: str) -> httpx.Response:
         return self.slack_post(message_event_body(user=user, text=text, channel=f"D{user}"))
+
+    # -- what the bot did, as seen by the fakes and the database ------------------------------
+    def dms(self, user: str) -> list[Call]:
+        """Alert DMs (with buttons) Slack accepted for `user`."""
+        return [
+            c for c in ok_calls(self.fs, "chat.postMessage", f"D{user}") if c.params.get("blocks")
+        ]
+
+    def replies(self, user: str) -> list[Call]:
+        """Plain-text replies (no blocks) the bot posted in `user`'s DM."""
+        return [
+            c
+            for c in ok_calls(self.fs, "chat.postMessage", f"D{user}")
+            if not c.params.get("blocks")
+        ]
+
+    def wait_reply(self, user: str, count: int = 1, timeout: float = 10.0) -> list[Call]:
+        def enough() -> list[Call]:
+            replies = self.replies(user)
+            return replies if len(replies) >= count else []
+
+        return wait_until(enough, timeout, f"{count} text replies to {user}")
+
+    def security_posts(self) -> list[Call]:
+        return ok_calls(self.fs, "chat.postMessage", SECURITY_CHANNEL)
+
+    def wait_security_post(self, timeout: float = 10.0) -> Call:
+        return wait_until(lambda: self.security_posts(), timeout, "a security-channel post")[0]
+
+    def audit(self, alert_id: int, action: str | None = None) -> list[AuditLog]:
+        with self.db.read() as session:
+            q = select(AuditLog).where(AuditLog.alert_id == alert_id).order_by(AuditLog.id)
+            if action is not None:
+                q = q.where(AuditLog.action == action)
+            return list(session.scalars(q))
+
+    def row(self, alert_id: int) -> Alert:
+        """The stored alert, including columns the API does not expose (duo_txid, dm_ts...)."""
+        with self.db.read() as session:
+            alert = session.get(Alert, alert_id)
+            assert alert is not None
+            session.expunge(alert)
+            return alert
 
 
 @contextmanager

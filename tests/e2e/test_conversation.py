@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from securitybot.slack.messages import CONFIRM_ACTION, DENY_ACTION
-from tests.e2e.harness import SECURITY_CHANNEL, Bot
+from tests.e2e.harness import SECURITY_CHANNEL, Bot, ok_calls, wait_until
 
 
 def test_alice_confirms_and_approves_the_push_so_the_alert_resolves(bot: Bot) -> None:
@@ -23,7 +23,8 @@ def test_alice_confirms_and_approves_the_push_so_the_alert_resolves(bot: Bot) ->
     done = bot.wait_status(alert["id"], "resolved")
     assert done["outcome"] == "confirmed"
     update = bot.fs.wait_for("chat.update", timeout=10)[0]
-    assert "actions" not in str(update.params["blocks"])  # buttons gone
+    assert CONFIRM_ACTION not in str(update.params["blocks"])  # answer buttons gone
+    assert "snooze_1h" in str(update.params["blocks"])  # the kind allows snoozing
     assert not [
         c for c in bot.fs.calls_to("chat.postMessage") if c.params["channel"] == SECURITY_CHANNEL
     ]
@@ -38,3 +39,32 @@ def test_alice_says_not_me_so_the_team_is_told(bot: Bot) -> None:
     posts = [c for c in bot.fs.wait_for("chat.postMessage", count=2, timeout=10)
              if c.params["channel"] == SECURITY_CHANNEL]  # fmt: skip
     assert posts and "not_me" in posts[0].params["text"]
+
+
+def test_alice_confirms_but_denies_the_push_so_the_team_is_told(bot: Bot) -> None:
+    alert = bot.post_alert(dedup_key="duo-deny-1")
+    bot.wait_status(alert["id"], "awaiting_ack")
+    bot.click("U_ALICE", CONFIRM_ACTION, alert["id"])
+    push = bot.fd.wait_for_push(timeout=10)
+    assert push.username == "alice"
+    assert push.pushinfo["Alert id"] == str(alert["id"])
+    bot.wait_status(alert["id"], "awaiting_2fa")
+    bot.fd.answer_push(push.txid, "deny")
+
+    escalated = bot.wait_status(alert["id"], "escalated")
+    assert escalated["escalation_reason"] == "duo_denied"
+    assert escalated["duo_result"] == "duo_denied"
+    assert escalated["user_answer"] == "confirmed"
+    assert escalated["outcome"] is None
+    post = bot.wait_security_post()
+    assert post.params["text"].startswith(f"[HIGH] Escalated alert #{alert['id']}:")
+    assert "(duo_denied)" in post.params["text"]
+    assert "the Duo push was denied" in str(post.params["blocks"])
+    update = wait_until(lambda: ok_calls(bot.fs, "chat.update", "DU_ALICE"), what="DM update")
+    assert len(update) == 1
+    assert "The Duo push was denied" in update[0].params["text"]
+    assert CONFIRM_ACTION not in str(update[0].params["blocks"])  # buttons gone
+    assert update[0].params["ts"] == bot.dms("U_ALICE")[0].response["ts"]  # the DM itself
+    assert len(bot.dms("U_ALICE")) == 1
+    assert len(bot.security_posts()) == 1
+    assert len([r for r in bot.fd.requests if r.path == "/auth/v2/auth"]) == 1
