@@ -1,4 +1,4 @@
-"""Command line: serve | migrate | check-config | send-alert."""
+"""Command line: serve | migrate | check-config | send-alert | demo | hash-password."""
 
 from __future__ import annotations
 
@@ -86,6 +86,85 @@ def serve(config: str | None, host: str | None, port: int | None, socket_mode: b
         _fail(str(exc), 1)
 
 
+@main.command("demo")
+@click.option("--port", type=int, default=8000, show_default=True, help="Port on 127.0.0.1.")
+@click.option("--no-browser", is_flag=True, help="Do not open a web browser.")
+@click.option(
+    "--scenario",
+    type=click.Choice(["attack"]),
+    default=None,
+    help="Play a story by itself: 'attack' is a stolen key and a fake 'ack'.",
+)
+@click.option(
+    "--db",
+    "db_path",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="SQLite file to keep (default: a fresh temporary database).",
+)
+def demo(port: int, no_browser: bool, scenario: str | None, db_path: str | None) -> None:
+    """Run the real bot against local fakes of Slack and Duo, with a web console."""
+    import contextlib
+    import os
+    import socket
+    import webbrowser
+
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    for noisy in ("securitybot", "slack_bolt", "apscheduler", "httpx", "uvicorn", "alembic"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    logging.getLogger("securitybot.demo.app").setLevel(logging.INFO)
+    try:
+        from securitybot.demo.app import DASHBOARD_USER, Demo
+    except ImportError as exc:  # the fake Duo needs trustme for its throwaway TLS CA
+        _fail(f"demo: missing {exc.name}; install with: pip install 'securitybot[demo]'", 1)
+
+    with socket.socket() as probe:
+        # uvicorn would only notice after the fakes started; say it plainly and early.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError as exc:
+            _fail(f"demo: cannot listen on 127.0.0.1:{port} ({exc.strerror}); try --port N", 1)
+    runner = Demo(port=port, scenario=scenario, db_path=db_path)
+    url = f"http://127.0.0.1:{port}/demo"
+
+    def ready() -> None:
+        click.echo(f"Securitybot demo running: {url}")
+        click.echo(
+            f"Dashboard: http://127.0.0.1:{port}/dashboard  "
+            f"(user {DASHBOARD_USER}, password {runner.dashboard_password})"
+        )
+        click.echo(
+            f"Timings are short for the demo: {runner.ack_timeout:.0f} s to answer, "
+            f"{runner.duo_timeout:.0f} s to approve a push. Ctrl-C stops."
+        )
+        has_display = sys.platform in ("darwin", "win32") or bool(
+            os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
+        )
+        if not no_browser and has_display:
+            webbrowser.open(url)
+
+    with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is how the demo ends
+        runner.run(on_ready=ready)
+
+
+@main.command("hash-password")
+@click.option(
+    "--password",
+    prompt=True,
+    hide_input=True,
+    confirmation_prompt=True,
+    help="The password (asked for when not given; avoid passing it on a shared shell).",
+)
+def hash_password_cmd(password: str) -> None:
+    """Print an argon2 hash for dashboard.users[].password_hash."""
+    if len(password) < 12:
+        _fail("hash-password: use at least 12 characters")
+    from securitybot.dashboard.auth import hash_password
+
+    click.echo(hash_password(password))
+
+
 @main.command("send-alert")
 @click.option("--config", "config", type=click.Path(dir_okay=False), help=CONFIG_HELP)
 @click.option("--url", default=None, help="Server base URL (default: from server.host/port).")
@@ -152,6 +231,31 @@ def send_alert(
         click.echo(resp.text)
     if resp.status_code >= 400:
         sys.exit(1)
+
+
+@main.group("aer")
+def aer() -> None:
+    """Anomaly Event Response maintenance."""
+
+
+@aer.command("refresh-baselines")
+@click.option("--config", "config", type=click.Path(dir_okay=False), help=CONFIG_HELP)
+def aer_refresh_baselines(config: str | None) -> None:
+    """Re-learn every org's dynamic thresholds from the persisted hourly counters."""
+    settings = _settings(config)
+    configure_logging(settings.logging)
+    from securitybot.aer.service import AerService
+    from securitybot.store.db import check_schema
+
+    db = Database.from_url(settings.database.url)
+    try:
+        check_schema(db.engine)
+        n = AerService(settings.aer, db).refresh_baselines()
+    except SchemaNotReady as exc:
+        _fail(str(exc), 1)
+    finally:
+        db.dispose()
+    click.echo(f"refreshed {n} baselines")
 
 
 logging.captureWarnings(True)

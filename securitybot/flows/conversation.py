@@ -10,7 +10,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import httpx
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
 
 from securitybot.config import Settings
 from securitybot.domain import Event, EventType
@@ -114,7 +114,9 @@ class ConversationHandlers:
             await self.apply(alert.id, Event(EventType.DM_FAILED, comment=str(exc)))
             return Done()
         ids = [alert.user_given, user.id if user else None, user.email if user else None]
-        exemption = await asyncio.to_thread(self._exemption, ids)
+        if user is not None:
+            alert.user_id = user.id
+        exemption, snooze = await asyncio.to_thread(self._exemption_and_snooze, ids, alert)
         found = {"user_id": user.id, "user_name": user.name} if user else {}
         if exemption is not None:
             await self.apply(
@@ -126,8 +128,6 @@ class ConversationHandlers:
             why = "not found in Slack" if user is None else "deactivated or a bot"
             await self.apply(alert.id, Event(EventType.USER_UNKNOWN, comment=why))
             return Done()
-        alert.user_id = user.id
-        snooze = await asyncio.to_thread(self._snooze, alert)
         if snooze is not None:
             await self.apply(
                 alert.id, Event(EventType.SNOOZE_MATCHED), also_set=found,
@@ -150,13 +150,14 @@ class ConversationHandlers:
             q = (
                 select(Alert)
                 .where(
-                    Alert.user_id == user_id,
+                    # An older alert may still be resolving the same person concurrently, so
+                    # match on what the tool said as well as on the Slack id.
+                    or_(Alert.user_id == user_id, Alert.user_given == alert.user_given),
                     Alert.kind == alert.kind,
                     Alert.parent_id.is_(None),
-                    Alert.id != alert.id,
+                    Alert.id < alert.id,
                     Alert.status.in_(["new", "awaiting_ack"]),
                     Alert.created_at >= alert.created_at - window,
-                    Alert.created_at <= alert.created_at,
                 )
                 .order_by(Alert.id)
                 .limit(1)
@@ -214,17 +215,19 @@ class ConversationHandlers:
             return GiveUp(str(exc))
         return Done()
 
-    def _exemption(self, ids: list[str | None]) -> Exemption | None:
+    def _exemption_and_snooze(
+        self, ids: list[str | None], alert: Alert
+    ) -> tuple[Exemption | None, Snooze | None]:
         with self.db.read() as session:
-            return exemptions.find(session, ids)
+            return exemptions.find(session, ids), snoozes.find_active(session, alert)
 
-    def _snooze(self, alert: Alert) -> Snooze | None:
+    def _dm_context(self, alert: Alert) -> tuple[bool, list[Alert]]:
+        """(greet?, grouped alerts) in one database round, for the DM being rendered."""
         with self.db.read() as session:
-            return snoozes.find_active(session, alert)
-
-    def _greet(self, alert: Alert) -> bool:
-        # The first DM a person ever gets from the bot explains why it is asking.
-        with self.db.read() as session:
+            grouped = list(
+                session.scalars(select(Alert).where(Alert.parent_id == alert.id).order_by(Alert.id))
+            )
+            # The first DM a person ever gets from the bot explains why it is asking.
             earlier = session.scalar(
                 select(Alert.id)
                 .where(
@@ -232,7 +235,7 @@ class ConversationHandlers:
                 )
                 .limit(1)
             )
-        return earlier is None
+        return earlier is None, grouped
 
     async def send_dm(self, job: Job) -> Outcome:
         alert = await self.load(job.alert_id)
@@ -243,8 +246,7 @@ class ConversationHandlers:
             return Done()
         user = await self.slack.lookup_user(alert.user_id)
         first = user.first_name if user else (alert.user_name or "there")
-        greet = await asyncio.to_thread(self._greet, alert)
-        grouped = await asyncio.to_thread(self._grouped, alert.id)
+        greet, grouped = await asyncio.to_thread(self._dm_context, alert)
         text, blocks = messages.dm_message(
             alert, self.kinds.get(alert.kind), first_name=first, greet=greet, grouped=grouped
         )

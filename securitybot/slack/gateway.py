@@ -123,6 +123,9 @@ class SlackGateway:
                 raise
             found = None
         self._cache[user] = (now, found)
+        if found is not None:
+            # Later steps look the same person up by id: one Slack call serves both.
+            self._cache[found.id] = (now, found)
         return found
 
     async def open_dm(self, user_id: str) -> str:

@@ -182,3 +182,6 @@ class Snooze(Base):
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     revoked_by: Mapped[str | None] = mapped_column(String(64))
+
+
+import securitybot.store.aer_models  # noqa: F401, E402

@@ -1,0 +1,120 @@
+"""Benchmark AER: the engine on one core, and end to end through ``POST /api/v1/events``.
+
+Run: ``.venv/bin/python bench/aer.py [--engine-events 500000] [--http-events 200000]
+[--backends sqlite,postgres]``
+
+End to end starts a real ``securitybot serve`` per backend (bench/common.py) and posts
+pre-serialised NDJSON batches of 10,000 events, so the figure covers HTTP, parsing, detection,
+counter upserts and decision writes, not the client building JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.aer_engine import baseline_memory, generate
+from bench.common import TOKEN, database, server
+from securitybot.aer.detect import DetectionEngine
+from securitybot.aer.events import ActivityEvent
+from securitybot.aer.rules import DEFAULT_TOR_PATH, DetectionConfig, TorList, load_rules
+
+BATCH = 10_000
+SENDERS = 1
+
+
+def engine_rate(events: list[ActivityEvent]) -> float:
+    engine = DetectionEngine(
+        DetectionConfig.build(load_rules()), TorList.from_file(DEFAULT_TOR_PATH)
+    )
+    observe = engine.observe
+    gc.collect()
+    gc.disable()
+    t0 = time.perf_counter()
+    for ev in events:
+        observe(ev)
+    elapsed = time.perf_counter() - t0
+    gc.enable()
+    return len(events) / elapsed
+
+
+def ndjson_batches(events: list[ActivityEvent]) -> list[bytes]:
+    out = []
+    for i in range(0, len(events), BATCH):
+        lines = [
+            json.dumps(
+                {
+                    "org": e.org,
+                    "user": e.user,
+                    "ts": e.ts.isoformat(),
+                    "action": e.action,
+                    "session": e.session,
+                    "ip": e.ip,
+                    "asn": e.asn,
+                    "country": e.country,
+                    "user_agent": e.user_agent,
+                    "client": e.client,
+                    "count": e.count,
+                }
+            )
+            for e in events[i : i + BATCH]
+        ]
+        out.append("\n".join(lines).encode())
+    return out
+
+
+def post(http: httpx.Client, body: bytes, headers: dict[str, str]) -> int:
+    resp = http.post("/api/v1/events", content=body, headers=headers)
+    resp.raise_for_status()
+    return int(resp.json()["anomalies"])
+
+
+def http_rate(backend: str, batches: list[bytes], total: int) -> tuple[float, int]:
+    headers = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/x-ndjson"}
+    with (
+        database(backend) as url,
+        server(url, {"aer": {"enabled": True}}) as base,
+        httpx.Client(base_url=base, timeout=120) as http,
+    ):
+        # Warm-up (imports, caches, connection pool) with a few events, not timed.
+        http.post("/api/v1/events", content=batches[0][:2000].rsplit(b"\n", 1)[0], headers=headers)
+        # One sender: a second one only adds GIL contention in a single server process.
+        with ThreadPoolExecutor(SENDERS) as pool:
+            t0 = time.perf_counter()
+            answers = list(pool.map(lambda b: post(http, b, headers), batches))
+            elapsed = time.perf_counter() - t0
+        anomalies = sum(answers)
+    return total / elapsed, anomalies
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--engine-events", type=int, default=500_000)
+    parser.add_argument("--http-events", type=int, default=200_000)
+    parser.add_argument("--backends", default="sqlite,postgres")
+    args = parser.parse_args()
+
+    events = generate(args.engine_events, 7)
+    print(f"engine: {engine_rate(events):,.0f} events/s on one core ({len(events):,} events)")
+    deep, traced = baseline_memory()
+    print(f"memory per (org, action) baseline: {traced:.0f} B (tracemalloc), {deep} B deep sizeof")
+
+    http_events = generate(args.http_events, 11)
+    batches = ndjson_batches(http_events)
+    for backend in filter(None, args.backends.split(",")):
+        rate, anomalies = http_rate(backend, batches, len(http_events))
+        print(f"end to end via HTTP ({backend}): {rate:,.0f} events/s in batches of {BATCH:,} "
+              f"({len(http_events):,} events, {anomalies:,} anomalies decided)")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()

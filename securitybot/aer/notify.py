@@ -1,0 +1,70 @@
+"""Who hears about an anomaly, and how repeats collapse into one updated Slack message.
+
+Routing follows the org's ``notify`` preference (primary owner, security admins, a channel) with
+the Slack ids from ``aer.contacts``. A person holding several roles is one recipient. Each
+recipient has at most one open message per (org, user, anomaly type) and window: a repeat bumps
+its count and the message is edited (chat.update) instead of a new one being posted, so an
+attack that trips a rule a thousand times is one message saying "x1000", not a flood.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from securitybot.aer import store
+from securitybot.aer.decide import NotifyTargets
+from securitybot.config import AerContacts
+from securitybot.store.aer_models import AerNotification
+
+NOTIFY_EFFECT = "aer_notify"
+
+
+def recipients(targets: NotifyTargets, org: str, contacts: Mapping[str, AerContacts]) -> list[str]:
+    """Slack user or channel ids, each once, in a stable order."""
+    who = contacts.get(org) or contacts.get("*")
+    out: list[str] = []
+    if who is not None:
+        if targets.primary_owner and who.primary_owner:
+            out.append(who.primary_owner)
+        if targets.security_admins:
+            out.extend(who.security_admins)
+    if targets.channel:
+        out.append(targets.channel)
+    return list(dict.fromkeys(out))
+
+
+def consolidate(
+    session: Session, *, org: str, user: str, kind: str, targets: list[str], reason: str,
+    now: datetime, window: float,
+) -> list[dict[str, Any]]:  # fmt: skip
+    """Count the anomaly into each recipient's open message; the outbox rows to (re)render.
+
+    The idempotency key carries the count, so a burst enqueues one job per repeat but each job
+    renders whatever the count is when it runs: the message converges on the latest total.
+    """
+    since = now - timedelta(seconds=window)
+    jobs = []
+    for recipient in targets:
+        nid, count = store.bump_notification(
+            session, org, user, kind, recipient, reason, now, since
+        )
+        jobs.append(
+            {
+                "effect": NOTIFY_EFFECT,
+                "payload": {"notification_id": nid},
+                "idempotency_key": f"aer-notify:{nid}:{count}",
+            }
+        )
+    return jobs
+
+
+def render(row: AerNotification) -> str:
+    times = f" (x{row.count} since {row.first_at:%H:%M} UTC)" if row.count > 1 else ""
+    return (
+        f":rotating_light: Anomaly Event Response: *{row.type}* for <@{row.user_id}> in org "
+        f"{row.org}{times}.\nLatest: {row.last_reason}"
+    )

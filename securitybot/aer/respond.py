@@ -1,0 +1,232 @@
+"""The AER response orchestrator: outbox handlers that reset, tell, escalate and ask.
+
+Decisions are taken and recorded in SQL first (service.py); these handlers only carry them out,
+so a crash or a Slack outage delays a response but never loses or doubles it: every handler is
+safe to run again, and the outbox retries them with backoff.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+from securitybot.aer import store
+from securitybot.aer.notify import NOTIFY_EFFECT, render
+from securitybot.config import Settings
+from securitybot.ingest.schema import AlertIn
+from securitybot.ingest.service import ingest_alert
+from securitybot.kinds import KindRegistry
+from securitybot.outbox.dispatcher import Done, GiveUp, Handler, Job, Outcome, RetryAt, backoff
+from securitybot.slack.gateway import SlackGateway, SlackPermanentError, SlackRetryLater
+from securitybot.store.aer_models import AerNotification
+from securitybot.store.alerts import audit
+from securitybot.store.db import Database
+from securitybot.store.models import utcnow
+from securitybot.store.outbox import enqueue
+
+logger = logging.getLogger(__name__)
+
+RESET_EFFECT = "aer_reset"
+DM_EFFECT = "aer_dm_user"
+ESCALATE_EFFECT = "aer_escalate"
+ASK_EFFECT = "aer_ask_user"
+RESET_ACTION = "user_sessions_reset_by_anomaly_event_response"
+ACTOR = "securitybot:aer"
+# Slack refuses these for good; a human has to contain the account another way.
+_UNRESETTABLE = {"cannot_reset_primary_owner", "cannot_reset_bot"}
+
+
+def audit_record(p: dict[str, Any], at_epoch: int) -> dict[str, Any]:
+    """The reset, shaped like a Slack Audit Logs entry so the same tooling reads both."""
+    return {
+        "id": str(uuid.uuid4()),
+        "date_create": at_epoch,
+        "action": RESET_ACTION,
+        "actor": {"type": "app", "app": {"id": "securitybot", "name": "Securitybot AER"}},
+        "entity": {"type": "user", "user": {"id": p["user"]}},
+        "context": {
+            "location": {"type": "workspace", "id": p["org"]},
+            "session_id": p.get("session"),
+            "ip_address": p.get("ip"),
+            "ua": p.get("user_agent"),
+        },
+        "details": {
+            "reason": [p["type"]],
+            "rule": p["rule"],
+            "observed": p["observed"],
+            "threshold": p.get("threshold"),
+            "explanation": p["reason"],
+            "anomaly_id": p["anomaly_id"],
+            "sessions_reset": p.get("sessions", []),
+        },
+    }
+
+
+def _retry(exc: SlackRetryLater, attempts: int) -> RetryAt:
+    delay = timedelta(seconds=exc.retry_after) if exc.retry_after else backoff(attempts + 1)
+    return RetryAt(utcnow() + delay, str(exc))
+
+
+class Responder:
+    def __init__(
+        self, db: Database, settings: Settings, kinds: KindRegistry, slack: SlackGateway | None,
+        wake: Callable[[], None] = lambda: None,
+    ) -> None:  # fmt: skip
+        self.db, self.settings, self.kinds, self.slack = db, settings, kinds, slack
+        self.wake = wake
+        # One in-process lock per notification: its first post must finish before an update.
+        self._locks: dict[int, asyncio.Lock] = {}
+
+    def handlers(self) -> dict[str, Handler]:
+        return {
+            RESET_EFFECT: self.reset,
+            DM_EFFECT: self.dm_user,
+            ESCALATE_EFFECT: self.escalate,
+            NOTIFY_EFFECT: self.notify,
+            ASK_EFFECT: self.ask_user,
+        }
+
+    def _escalate_now(self, p: dict[str, Any], why: str) -> None:
+        with self.db.write() as session:
+            store.set_response(session, p["anomaly_id"], why[:64])
+            enqueue(
+                session, effect=ESCALATE_EFFECT,
+                payload={**p, "reason": f"{p['reason']}; {why}"},
+                idempotency_key=f"aer-escalate-reset:{p['anomaly_id']}",
+            )  # fmt: skip
+
+    async def reset(self, job: Job) -> Outcome:
+        p = job.payload
+        if self.slack is None:
+            await asyncio.to_thread(self._escalate_now, p, "reset_refused:slack_not_configured")
+            return GiveUp("Slack is not configured; escalated instead")
+        try:
+            await self.slack.reset_sessions(p["user"])
+        except SlackRetryLater as exc:
+            return _retry(exc, job.attempts)
+        except SlackPermanentError as exc:
+            await asyncio.to_thread(self._escalate_now, p, f"reset_refused:{exc.error}")
+            self.wake()
+            if exc.error in _UNRESETTABLE:
+                return Done()
+            return GiveUp(f"{exc}; escalated instead")
+        await asyncio.to_thread(self._after_reset, p)
+        self.wake()
+        return Done()
+
+    def _after_reset(self, p: dict[str, Any]) -> None:
+        now = utcnow()
+        with self.db.write() as session:
+            # A retry after a crash resets again (harmless) but must not audit twice.
+            if store.set_response(session, p["anomaly_id"], "reset_done") == "reset_done":
+                return
+            audit(
+                session, action=RESET_ACTION, actor=ACTOR, org=p["org"], subject_user=p["user"],
+                details=audit_record(p, int(now.timestamp())), at=now,
+            )  # fmt: skip
+            enqueue(
+                session, effect=DM_EFFECT, payload=p,
+                idempotency_key=f"aer-dm:{p['anomaly_id']}",
+            )  # fmt: skip
+
+    async def dm_user(self, job: Job) -> Outcome:
+        p = job.payload
+        if self.slack is None:
+            return GiveUp("Slack is not configured")
+        text = (
+            "For your security, Securitybot signed you out of Slack on all your devices. "
+            f"We noticed unusual activity on your account: {p['type']} ({p['rule']}"
+            + (f", from {p['ip']}" if p.get("ip") else "")
+            + "). Please sign in again. If this was not you, tell the security team right away."
+        )
+        try:
+            channel = await self.slack.open_dm(p["user"])
+            await self.slack.post(channel, text)
+        except SlackRetryLater as exc:
+            return _retry(exc, job.attempts)
+        except SlackPermanentError as exc:
+            return GiveUp(str(exc))
+        return Done()
+
+    async def escalate(self, job: Job) -> Outcome:
+        p = job.payload
+        channel = self.settings.slack.security_channel
+        if self.slack is None or channel is None:
+            return GiveUp("no Slack security channel configured to escalate to")
+        text = (
+            f":warning: AER escalation for <@{p['user']}> (org {p['org']}): {p['type']} "
+            f"({p['rule']}). {p['reason']}. A human needs to look at this account."
+        )
+        try:
+            await self.slack.post(channel, text)
+        except SlackRetryLater as exc:
+            return _retry(exc, job.attempts)
+        except SlackPermanentError as exc:
+            return GiveUp(str(exc))
+        return Done()
+
+    def _load(self, nid: int) -> AerNotification | None:
+        with self.db.read() as session:
+            row = session.get(AerNotification, nid)
+            if row is not None:
+                session.expunge(row)
+            return row
+
+    def _shown(self, nid: int, count: int, channel: str | None, ts: str | None) -> None:
+        with self.db.write() as session:
+            row = session.get(AerNotification, nid, with_for_update=True)
+            if row is not None:
+                row.shown_count = max(row.shown_count, count)
+                row.channel, row.ts = channel or row.channel, ts or row.ts
+
+    async def notify(self, job: Job) -> Outcome:
+        nid = int(job.payload["notification_id"])
+        if self.slack is None:
+            return GiveUp("Slack is not configured")
+        lock = self._locks.setdefault(nid, asyncio.Lock())
+        async with lock:
+            row = await asyncio.to_thread(self._load, nid)
+            if row is None:
+                return GiveUp(f"notification {nid} is gone")
+            if row.ts is not None and row.shown_count >= row.count:
+                return Done()  # an earlier job already showed this count
+            text = render(row)
+            try:
+                if row.ts is None or row.channel is None:
+                    channel = row.recipient
+                    if channel[:1] in "UW":
+                        channel = await self.slack.open_dm(channel)
+                    ts = await self.slack.post(channel, text)
+                    await asyncio.to_thread(self._shown, nid, row.count, channel, ts)
+                else:
+                    await self.slack.update(row.channel, row.ts, text)
+                    await asyncio.to_thread(self._shown, nid, row.count, None, None)
+            except SlackRetryLater as exc:
+                return _retry(exc, job.attempts)
+            except SlackPermanentError as exc:
+                return GiveUp(str(exc))
+        return Done()
+
+    async def ask_user(self, job: Job) -> Outcome:
+        p = job.payload
+        payload = AlertIn(
+            kind="aer_anomaly",
+            user=p["user"],
+            title=f"Unusual activity on your Slack account: {p['type']}",
+            description=p["reason"],
+            dedup_key=f"aer:{p['anomaly_id']}",
+            details={
+                "anomaly_type": p["type"], "reason": p["rule"], "org": p["org"],
+                "ip": p.get("ip"), "session": p.get("session"), "anomaly_id": p["anomaly_id"],
+            },
+        )  # fmt: skip
+        await asyncio.to_thread(
+            ingest_alert, self.db, payload, source="aer", kinds=self.kinds,
+            policy=self.settings.policy,
+        )  # fmt: skip
+        self.wake()
+        return Done()

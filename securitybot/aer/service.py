@@ -1,0 +1,272 @@
+"""AER ingest: events through the in-memory engine, counters and decisions into SQL.
+
+The engine is per process and not thread-safe, so one lock serialises batches; detection for
+an org must therefore run in one process (see docs/scaling.md). Everything the engine knows
+that matters after a restart (baselines, user profiles, the live hour's counters) is persisted
+and reloaded by :meth:`AerService.load_state`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from securitybot.aer import store
+from securitybot.aer.baselines import WINDOW_SECONDS, learn_baseline
+from securitybot.aer.decide import (
+    OrgAerConfig,
+    Verdict,
+    decide,
+    merge_org_config,
+    merged_org_mapping,
+)
+from securitybot.aer.detect import Anomaly, CounterKey, DetectionEngine
+from securitybot.aer.events import ActivityEvent
+from securitybot.aer.notify import consolidate, recipients
+from securitybot.aer.respond import ASK_EFFECT, ESCALATE_EFFECT, RESET_EFFECT
+from securitybot.aer.rules import (
+    DETECTION_KEYS,
+    DetectionConfig,
+    OrgDetectionConfig,
+    TorList,
+    load_rules,
+)
+from securitybot.config import AerConfig
+from securitybot.store.alerts import audit
+from securitybot.store.db import Database
+from securitybot.store.models import utcnow
+from securitybot.store.outbox import enqueue_many
+
+logger = logging.getLogger(__name__)
+
+SETTINGS_CHANGED = "pref.anomaly_event_response_changed"
+# Sessions remembered per user so a reset records which sessions it killed (bounded: a user
+# with thousands of sessions is a scraper, and the newest are the ones that matter).
+_SESSIONS_PER_USER = 32
+_NOTIFYING = {
+    Verdict.RESET, Verdict.NOTIFY, Verdict.COOLDOWN, Verdict.ESCALATE_PERSISTENCE,
+}  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class _DefaultingDetectionConfig(DetectionConfig):
+    """``aer.defaults`` applies to orgs that have no ``aer.orgs`` entry of their own."""
+
+    default: OrgDetectionConfig = field(default_factory=OrgDetectionConfig)
+
+    def for_org(self, org: str) -> OrgDetectionConfig:
+        return self.orgs.get(org) or self.default
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    accepted: int
+    anomalies: int
+    decisions: dict[str, int]
+
+
+def _hour(ts: datetime) -> datetime:
+    epoch = int(ts.timestamp()) // WINDOW_SECONDS * WINDOW_SECONDS
+    return datetime.fromtimestamp(epoch, UTC)
+
+
+class AerService:
+    def __init__(self, cfg: AerConfig, db: Database) -> None:
+        self.cfg, self.db = cfg, db
+        self.rules = load_rules(cfg.rules_path)
+        self.tor = TorList.from_file(cfg.tor_list) if cfg.tor_list else TorList()
+        merged = {org: merged_org_mapping(cfg.defaults, layer) for org, layer in cfg.orgs.items()}
+        detection = DetectionConfig.build(self.rules, merged)
+        default = OrgDetectionConfig.from_mapping(
+            {k: v for k, v in cfg.defaults.items() if k in DETECTION_KEYS}, "aer.defaults"
+        )
+        self.engine = DetectionEngine(
+            _DefaultingDetectionConfig(detection.rules, detection.orgs, default), self.tor
+        )
+        self._org_cfgs: dict[str, OrgAerConfig] = {}
+        self.lock = threading.Lock()
+        # Set by wiring: tells the outbox dispatcher that new jobs were written.
+        self.wake: Callable[[], None] = lambda: None
+        self._sessions: dict[tuple[str, str], dict[str, None]] = {}
+        self._dirty: set[tuple[str, str]] = set()
+        self._unflushed: dict[CounterKey, int] = {}
+
+    def org_config(self, org: str) -> OrgAerConfig:
+        cfg = self._org_cfgs.get(org)
+        if cfg is None:
+            cfg = self._org_cfgs[org] = merge_org_config(
+                self.cfg.defaults, self.cfg.orgs.get(org), org_id=org, rules=self.rules
+            )
+        return cfg
+
+    # --- ingest -------------------------------------------------------------------------
+
+    def ingest(self, events: Sequence[ActivityEvent], now: datetime | None = None) -> BatchResult:
+        """Observe a parsed batch, persist its counters and decide on its anomalies atomically."""
+        with self.lock:
+            observe, found = self.engine.observe, []
+            sessions, dirty = self._sessions, self._dirty
+            for ev in events:
+                hits = observe(ev)
+                if hits:
+                    found.extend(hits)
+                if ev.session is not None:
+                    key = (ev.org, ev.user)
+                    seen = sessions.get(key)
+                    if seen is None:
+                        seen = sessions[key] = {}
+                    if ev.session not in seen:
+                        seen[ev.session] = None
+                        dirty.add(key)
+                        if len(seen) > _SESSIONS_PER_USER:
+                            del seen[next(iter(seen))]
+                elif ev.asn is not None or ev.country is not None:
+                    dirty.add((ev.org, ev.user))
+            for ckey, n in self.engine.drain_counters().items():
+                self._unflushed[ckey] = self._unflushed.get(ckey, 0) + n
+            when = now or utcnow()
+            with self.db.write() as session:
+                store.add_counters(session, self._unflushed)
+                decisions = self.handle(session, found, when)
+            # Only forget the deltas once they are committed; a failed write retries them.
+            self._unflushed.clear()
+        return BatchResult(len(events), len(found), decisions)
+
+    def handle(
+        self, session: Session, anomalies: Iterable[Anomaly], now: datetime,
+        source: str = "engine", refs: Sequence[str | None] | None = None,
+    ) -> dict[str, int]:  # fmt: skip
+        """Decide on each anomaly, record the decision, and enqueue what it calls for."""
+        counts: dict[str, int] = {}
+        jobs: list[dict[str, Any]] = []
+        for i, a in enumerate(anomalies):
+            cfg = self.org_config(a.org)
+            d = decide(a, cfg, store.user_history(session, a.org, a.user), now)
+            aid = store.insert_anomaly(session, {
+                "org": a.org, "user_id": a.user, "type": a.type, "rule": a.rule[:80],
+                "source": source, "source_ref": refs[i] if refs else None,
+                "session_id": a.session, "ip": a.ip, "user_agent": a.user_agent,
+                "observed": str(a.observed)[:200],
+                "threshold": None if a.threshold is None else str(a.threshold)[:200],
+                "details": json.loads(json.dumps(a.details, default=str)),
+                "verdict": d.verdict.value, "action": d.action.value if d.action else None,
+                "reason": d.reason, "occurred_at": a.ts, "created_at": now,
+            })  # fmt: skip
+            if aid is None:
+                continue  # an audit-log entry polled twice
+            counts[d.verdict.value] = counts.get(d.verdict.value, 0) + 1
+            p = {
+                "anomaly_id": aid, "org": a.org, "user": a.user, "type": a.type,
+                "rule": a.rule, "observed": a.observed, "threshold": a.threshold,
+                "session": a.session, "ip": a.ip, "user_agent": a.user_agent,
+                "reason": d.reason,
+            }  # fmt: skip
+            if d.verdict is Verdict.RESET:
+                killed = [
+                    *self._sessions.get((a.org, a.user), {}),
+                    *([a.session] if a.session else []),
+                ]
+                killed = [s for s in dict.fromkeys(killed) if s]
+                store.record_reset(session, a.org, a.user, now, killed)
+                p["sessions"] = killed
+                jobs.append({"effect": RESET_EFFECT, "payload": p,
+                             "idempotency_key": f"aer-reset:{aid}"})  # fmt: skip
+            elif d.verdict is Verdict.ESCALATE_PERSISTENCE:
+                store.record_escalation(session, a.org, a.user, a.session, now)
+                jobs.append({"effect": ESCALATE_EFFECT, "payload": p,
+                             "idempotency_key": f"aer-escalate:{aid}"})  # fmt: skip
+            elif d.verdict is Verdict.ASK_USER:
+                jobs.append({"effect": ASK_EFFECT, "payload": p,
+                             "idempotency_key": f"aer-ask:{aid}"})  # fmt: skip
+            if d.verdict in _NOTIFYING:
+                targets = recipients(cfg.notify, a.org, self.cfg.contacts)
+                jobs += consolidate(
+                    session, org=a.org, user=a.user, kind=a.type, targets=targets,
+                    reason=d.reason, now=now, window=self.cfg.notification_window,
+                )  # fmt: skip
+        enqueue_many(session, jobs)
+        return counts
+
+    # --- state across restarts ----------------------------------------------------------
+
+    def load_state(self, now: datetime | None = None) -> None:
+        """Rebuild baselines, profiles and the live hour's counters from SQL."""
+        hour = _hour(now or utcnow())
+        with self.db.read() as session:
+            baselines = store.load_baselines(session)
+            profiles = store.load_profiles(session)
+            live = store.live_counters(session, hour)
+        with self.lock:
+            for b in baselines:
+                self.engine.set_baseline(b)
+            for p in profiles:
+                self.engine.seed_user_profile(p.org, p.user_id, p.asns, p.countries, p.ua_products)
+            for org, user, action, bucket, n in live:
+                self.engine.seed_counter(org, user, action, bucket, n)
+        logger.info(
+            "AER state loaded: %s baselines, %s profiles, %s live counters",
+            len(baselines), len(profiles), len(live),
+        )  # fmt: skip
+
+    def flush_profiles(self) -> int:
+        with self.lock:
+            dirty, self._dirty = self._dirty, set()
+            profiles = {k: p for k in dirty if (p := self.engine.user_profile(*k)) is not None}
+        if profiles:
+            with self.db.write() as session:
+                store.save_profiles(session, profiles)
+        return len(profiles)
+
+    def refresh_baselines(self, now: datetime | None = None) -> int:
+        """Re-learn every (org, action) baseline from the persisted counters."""
+        now = now or utcnow()
+        until = _hour(now)  # the live hour is incomplete: learning from it would lag attacks
+        since = until - timedelta(seconds=self.cfg.baseline_lookback)
+        with self.db.read() as session:
+            counts = store.window_counts(session, since, until, self.rules.volume_actions)
+        learned = [
+            learn_baseline(org, action, values, computed_at=now)
+            for (org, action), values in counts.items()
+        ]
+        with self.db.write() as session:
+            store.save_baselines(session, learned)
+        with self.lock:
+            for b in learned:
+                self.engine.set_baseline(b)
+        return len(learned)
+
+    def audit_settings_changes(self) -> list[str]:
+        """Audit every org whose effective AER settings differ from the last ones persisted."""
+        changed = []
+        current = self.effective_settings()
+        with self.db.write() as session:
+            for org, settings in current.items():
+                old = store.get_snapshot(session, org)
+                if old == settings:
+                    continue
+                audit(
+                    session, action=SETTINGS_CHANGED, actor="config", org=org,
+                    details={"old": old, "new": settings},
+                )  # fmt: skip
+                store.put_snapshot(session, org, settings)
+                changed.append(org)
+        return changed
+
+    def effective_settings(self) -> dict[str, dict[str, Any]]:
+        out = {"*": _plain(dict(self.cfg.defaults))}
+        for org, layer in self.cfg.orgs.items():
+            out[org] = _plain(merged_org_mapping(self.cfg.defaults, layer))
+        return out
+
+
+def _plain(value: Mapping[str, Any]) -> dict[str, Any]:
+    # Through JSON so the comparison with the stored snapshot is like for like.
+    data: dict[str, Any] = json.loads(json.dumps(value, sort_keys=True, default=str))
+    return data

@@ -1,0 +1,77 @@
+"""Plugging AER into the service: routes, outbox handlers, start-up state, scheduled jobs."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from starlette.routing import BaseRoute
+
+from securitybot.aer.poller import AuditLogPoller
+from securitybot.aer.respond import Responder
+from securitybot.aer.service import AerService
+from securitybot.api import audit as audit_api
+from securitybot.api.events import event_routes
+from securitybot.runtime import Runtime
+
+logger = logging.getLogger(__name__)
+PROFILE_FLUSH_SECONDS = 60.0
+
+
+def wire_aer(runtime: Runtime, routes: list[BaseRoute]) -> AerService | None:
+    """Add AER's routes to ``routes`` and its handlers to ``runtime.handlers``."""
+    s = runtime.settings
+    routes.extend(audit_api.routes)
+    if not s.aer.enabled:
+        routes.extend(event_routes(None))
+        return None
+    service = AerService(s.aer, runtime.db)
+    service.wake = runtime.notify_new_work
+    responder = Responder(runtime.db, s, runtime.kinds, runtime.slack, runtime.notify_new_work)
+    runtime.handlers.update(responder.handlers())
+    routes.extend(event_routes(service))
+    poller = AuditLogPoller(service, s.aer.audit_logs) if s.aer.audit_logs.token else None
+    scheduler = AsyncIOScheduler()
+
+    async def poll() -> None:
+        assert poller is not None
+        try:
+            await poller.poll_once()
+        except Exception:  # the next run tries again; one bad poll must not stop the job
+            logger.exception("AER audit-log poll failed")
+
+    async def refresh() -> None:
+        n = await asyncio.to_thread(service.refresh_baselines)
+        logger.info("AER refreshed %s baselines", n)
+
+    async def flush() -> None:
+        await asyncio.to_thread(service.flush_profiles)
+
+    async def start() -> None:
+        changed = await asyncio.to_thread(service.audit_settings_changes)
+        if changed:
+            logger.info("AER settings changed for %s (audited)", ", ".join(changed))
+        await asyncio.to_thread(service.load_state)
+        await asyncio.to_thread(service.refresh_baselines)
+        if not s.scheduler.enabled:
+            return
+        opts = {"max_instances": 1, "coalesce": True, "misfire_grace_time": None}
+        interval = s.aer.baseline_refresh_interval
+        scheduler.add_job(refresh, "interval", seconds=interval, id="aer_baselines", **opts)
+        scheduler.add_job(
+            flush, "interval", seconds=PROFILE_FLUSH_SECONDS, id="aer_profiles", **opts
+        )
+        if poller is not None:
+            every = s.aer.audit_logs.poll_interval
+            scheduler.add_job(poll, "interval", seconds=every, id="aer_audit_poll", **opts)
+        scheduler.start()
+
+    async def stop() -> None:
+        if scheduler.running:
+            scheduler.shutdown(wait=False)
+        await asyncio.to_thread(service.flush_profiles)
+
+    runtime.on_start.append(start)
+    runtime.on_stop.append(stop)
+    return service

@@ -1,0 +1,141 @@
+"""SQL tables of Anomaly Event Response: hourly counters, baselines, decisions, Slack state.
+
+Raw activity events are never stored: only per (org, user, action, hour) counters, which are
+what baselines are learned from and what a restarted process needs to resume a live window.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, Float, Index, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from securitybot.store.models import Base, BigId, UTCDateTime, utcnow
+
+
+class AerCounter(Base):
+    __tablename__ = "aer_counters"
+    __table_args__ = (Index("ix_aer_counters_org_bucket", "org", "bucket_start"),)
+
+    org: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    action: Mapped[str] = mapped_column(String(40), primary_key=True)
+    bucket_start: Mapped[datetime] = mapped_column(UTCDateTime, primary_key=True)
+    count: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class AerBaseline(Base):
+    __tablename__ = "aer_baselines"
+
+    org: Mapped[str] = mapped_column(String(64), primary_key=True)
+    action: Mapped[str] = mapped_column(String(40), primary_key=True)
+    level: Mapped[float] = mapped_column(Float)
+    samples: Mapped[int] = mapped_column(Integer)
+    p50: Mapped[float] = mapped_column(Float)
+    p90: Mapped[float] = mapped_column(Float)
+    p99: Mapped[float] = mapped_column(Float)
+    mad: Mapped[float] = mapped_column(Float)
+    computed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class AerProfile(Base):
+    """What a user's activity usually looks like, so a restart does not flag everyone as new."""
+
+    __tablename__ = "aer_profiles"
+
+    org: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    asns: Mapped[list[int]] = mapped_column(JSON, default=list)
+    countries: Mapped[list[str]] = mapped_column(JSON, default=list)
+    ua_products: Mapped[list[str]] = mapped_column(JSON, default=list)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class AerUserState(Base):
+    """Preceding activity that decide() needs: the last reset and what was reset or escalated."""
+
+    __tablename__ = "aer_user_state"
+
+    org: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    last_reset_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    reset_sessions: Mapped[list[str]] = mapped_column(JSON, default=list)
+    escalated_sessions: Mapped[list[str]] = mapped_column(JSON, default=list)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class AerAnomaly(Base):
+    """Every anomaly and the decision taken, including "do nothing", with the reason."""
+
+    __tablename__ = "aer_anomalies"
+    __table_args__ = (
+        Index("ix_aer_anomalies_org_user", "org", "user_id"),
+        Index("ix_aer_anomalies_created_at", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    org: Mapped[str] = mapped_column(String(64))
+    user_id: Mapped[str] = mapped_column(String(32))
+    type: Mapped[str] = mapped_column(String(40))
+    rule: Mapped[str] = mapped_column(String(80))
+    source: Mapped[str] = mapped_column(String(20))
+    # Slack's audit entry id for polled anomalies: polling the same page twice adds nothing.
+    source_ref: Mapped[str | None] = mapped_column(String(64), unique=True)
+    session_id: Mapped[str | None] = mapped_column(String(256))
+    ip: Mapped[str | None] = mapped_column(String(64))
+    user_agent: Mapped[str | None] = mapped_column(Text)
+    observed: Mapped[str] = mapped_column(String(200))
+    threshold: Mapped[str | None] = mapped_column(String(200))
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    verdict: Mapped[str] = mapped_column(String(24))
+    action: Mapped[str | None] = mapped_column(String(20))
+    reason: Mapped[str] = mapped_column(Text)
+    # What the response orchestrator made of it: reset_done, reset_refused:<error>, ...
+    response: Mapped[str | None] = mapped_column(String(64))
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class AerNotification(Base):
+    """One Slack message per (org, user, anomaly type, recipient) and window, updated in place."""
+
+    __tablename__ = "aer_notifications"
+    __table_args__ = (Index("ix_aer_notifications_key", "org", "user_id", "type", "recipient"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    org: Mapped[str] = mapped_column(String(64))
+    user_id: Mapped[str] = mapped_column(String(32))
+    type: Mapped[str] = mapped_column(String(40))
+    recipient: Mapped[str] = mapped_column(String(64))
+    count: Mapped[int] = mapped_column(Integer, default=1)
+    shown_count: Mapped[int] = mapped_column(Integer, default=0)
+    last_reason: Mapped[str] = mapped_column(Text, default="")
+    channel: Mapped[str | None] = mapped_column(String(32))
+    ts: Mapped[str | None] = mapped_column(String(32))
+    first_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class AerSettingsSnapshot(Base):
+    """The last effective AER settings seen per org, to audit changes made in config.yaml."""
+
+    __tablename__ = "aer_settings_snapshots"
+
+    org: Mapped[str] = mapped_column(String(64), primary_key=True)
+    settings: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class AerPollerState(Base):
+    """Where the Slack Audit Logs poller is, so a restart neither skips nor replays pages."""
+
+    __tablename__ = "aer_poller_state"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    cursor: Mapped[str | None] = mapped_column(Text)
+    oldest: Mapped[int] = mapped_column(BigInteger, default=0)
+    # Newest date_create seen while paging; becomes ``oldest`` once the last page is done.
+    high_water: Mapped[int] = mapped_column(BigInteger, default=0)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
