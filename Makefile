@@ -1,10 +1,11 @@
-# Two commands matter: `make run` (the local service/demo on SQLite) and `make test` (everything).
+# Two commands matter: `make run` (the demo) and `make test` (everything); `make serve` runs the
+# service with ./config.yaml.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck pytest bench clean
+.PHONY: run serve test lint typecheck pytest bench clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -12,7 +13,11 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
 
+# The demo: the real bot against local fakes of Slack and Duo, with a web console.
 run: $(STAMP)
+	$(BIN)/securitybot demo
+
+serve: $(STAMP)
 	$(BIN)/securitybot migrate --config config.yaml
 	$(BIN)/securitybot serve --config config.yaml
 

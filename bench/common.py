@@ -64,7 +64,11 @@ def server(db_url: str, extra: dict[str, object] | None = None) -> Iterator[str]
     cfg: dict[str, object] = {
         "database": {"url": db_url},
         "server": {"host": "127.0.0.1", "port": port},
-        "ingest": {"tokens": [{"source": "bench", "token": TOKEN}]},
+        # The load generator is one source far above the default per-source rate limit.
+        "ingest": {
+            "tokens": [{"source": "bench", "token": TOKEN}],
+            "rate_limit": {"rate": 1_000_000, "burst": 1_000_000},
+        },
         "logging": {"level": "WARNING"},
     }
     for key, value in (extra or {}).items():

@@ -11,6 +11,7 @@ from typing import IO
 import uvicorn
 from sqlalchemy.engine import make_url
 from starlette.applications import Starlette
+from starlette.routing import BaseRoute
 
 from securitybot.app import create_app
 from securitybot.config import Settings
@@ -51,14 +52,19 @@ def sqlite_single_process_lock(url: str) -> IO[str] | None:
 
 
 def build_service(
-    settings: Settings, db: Database | None = None, *, socket_mode: bool = False
-) -> tuple[Runtime, Starlette]:
+    settings: Settings, db: Database | None = None, *, socket_mode: bool = False,
+    extra_routes: list[BaseRoute] | None = None,
+) -> tuple[Runtime, Starlette]:  # fmt: skip
+    """``extra_routes`` lets the demo mount its console into the very same app."""
     runtime = Runtime.build(settings, db)
     check_schema(runtime.db.engine)
+    from securitybot.dashboard import dashboard_routes
     from securitybot.wiring import wire_workers
 
-    extra_routes = wire_workers(runtime, socket_mode=socket_mode)
-    return runtime, create_app(runtime, extra_routes)
+    routes = wire_workers(runtime, socket_mode=socket_mode)
+    routes += dashboard_routes(settings.dashboard)
+    routes += extra_routes or []
+    return runtime, create_app(runtime, routes)
 
 
 def run_service(

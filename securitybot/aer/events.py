@@ -24,7 +24,7 @@ MAX_FUTURE_SKEW = timedelta(minutes=5)
 _MAX_ASN = 4_294_967_295
 _MAX_TEXT = {"org": 64, "session": 256, "user_agent": 1024, "client": 64}
 
-_USER_RE = re.compile(r"^[UW][A-Z0-9]{2,}$")
+_USER_RE = re.compile(r"^[UW][A-Z0-9]{2,30}$")  # user_id columns are 32 wide
 _ACTION_RE = re.compile(r"^[a-z_]{1,40}$")
 _COUNTRY_RE = re.compile(r"^[A-Za-z]{2}$")
 _ASN_RE = re.compile(r"^[Aa][Ss](\d{1,10})$")
@@ -82,6 +82,8 @@ def _text(obj: Mapping[str, Any], key: str, *, required: bool = False) -> str | 
         if required:
             raise EventError(key, "must not be empty")
         return None
+    if "\x00" in value:  # PostgreSQL text cannot store NUL: refuse it here, not at insert
+        raise EventError(key, "must not contain NUL characters")
     limit = _MAX_TEXT.get(key)
     if limit is not None and len(value) > limit:
         raise EventError(key, f"is longer than {limit} characters")

@@ -10,7 +10,15 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from securitybot.api.common import ApiError, authenticate, parse_json, read_body
+from securitybot.api.common import (
+    ApiError,
+    authenticate,
+    check_query,
+    parse_id,
+    parse_json,
+    read_body,
+)
+from securitybot.ingest.ratelimit import enforce
 from securitybot.ingest.schema import AlertIn, field_errors
 from securitybot.runtime import Runtime
 from securitybot.store import alerts as alert_store
@@ -27,6 +35,7 @@ async def create_alert(request: Request) -> JSONResponse:
     rt = _rt(request)
     body = await read_body(request, rt.settings.server.max_body_bytes)
     principal = authenticate(request, rt.authenticator, body)
+    enforce(request, principal.source)
     data = parse_json(body)
     if not isinstance(data, dict):
         raise ApiError(400, "malformed_json", "the body must be a JSON object")
@@ -55,12 +64,13 @@ async def get_alert(request: Request) -> JSONResponse:
     rt = _rt(request)
     authenticate(request, rt.authenticator, b"")
     raw_id = request.path_params["alert_id"]
-    if not raw_id.isdigit():
+    alert_id = parse_id(raw_id)
+    if alert_id is None:
         raise ApiError(404, "not_found", f"no alert {raw_id!r}")
 
     def load() -> dict[str, object] | None:
         with rt.db.read() as session:
-            alert = alert_store.get(session, int(raw_id))
+            alert = alert_store.get(session, alert_id)
             return None if alert is None else alert_store.to_public(alert)
 
     found = await run_in_threadpool(load)
@@ -70,6 +80,7 @@ async def get_alert(request: Request) -> JSONResponse:
 
 
 def _filter_from_query(request: Request) -> alert_store.AlertFilter:
+    check_query(request)
     q = request.query_params
     statuses = [s for s in q.get("status", "").split(",") if s]
     bad = [s for s in statuses if s not in STATUSES]
@@ -88,7 +99,7 @@ def _filter_from_query(request: Request) -> alert_store.AlertFilter:
             raise ApiError(422, "validation_error", "since: must be an ISO 8601 time") from None
         since = since.replace(tzinfo=UTC) if since.tzinfo is None else since
     limit_raw = q.get("limit", "50")
-    if not limit_raw.isdigit() or not 1 <= int(limit_raw) <= 500:
+    if parse_id(limit_raw) is None or not 1 <= int(limit_raw) <= 500:
         raise ApiError(422, "validation_error", "limit: must be a whole number from 1 to 500")
     before = None
     if q.get("cursor"):

@@ -11,7 +11,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from securitybot.aer import store as aer_store
-from securitybot.api.common import ApiError, authenticate, parse_id
+from securitybot.api.common import ApiError, authenticate, check_query, parse_id
 from securitybot.runtime import Runtime
 from securitybot.store.aer_models import AerAnomaly
 from securitybot.store.alerts import decode_cursor, encode_cursor
@@ -19,6 +19,7 @@ from securitybot.store.models import AuditLog
 
 
 def _filter(request: Request) -> aer_store.AuditFilter:
+    check_query(request)
     q = request.query_params
     since = None
     if q.get("since"):

@@ -24,6 +24,28 @@ class ApiError(Exception):
         return JSONResponse(body, status_code=self.status, headers=headers)
 
 
+# Ids are BIGINT: anything larger cannot name a row, and must not reach the database driver.
+MAX_DB_ID = 2**63 - 1
+
+
+def parse_id(raw: str) -> int | None:
+    """A whole number from a URL, or None.
+
+    ``str.isdigit`` alone also accepts ``"²"`` and 5,000-digit strings, on which ``int()`` or
+    the driver then fails with a 500; those are a 404/422 for the caller instead.
+    """
+    if raw.isascii() and raw.isdigit() and len(raw) <= 19 and int(raw) <= MAX_DB_ID:
+        return int(raw)
+    return None
+
+
+def check_query(request: Request) -> None:
+    """Refuse NUL in query values: PostgreSQL text cannot hold it, so a filter would be a 500."""
+    for key, value in request.query_params.multi_items():
+        if "\x00" in value:
+            raise ApiError(422, "validation_error", f"{key}: must not contain NUL characters")
+
+
 def error_response(status: int, error: str, message: str, detail: Any = None) -> JSONResponse:
     return ApiError(status, error, message, detail).response()
 
@@ -31,7 +53,9 @@ def error_response(status: int, error: str, message: str, detail: Any = None) ->
 async def read_body(request: Request, limit: int) -> bytes:
     """Read at most ``limit`` bytes; refuse early on Content-Length so nothing big is buffered."""
     declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
+    if declared and declared.isascii() and declared.isdigit() and (
+        len(declared) > 18 or int(declared) > limit
+    ):
         raise ApiError(400, "body_too_large", f"the body is over the {limit // 1024} KiB limit")
     chunks: list[bytes] = []
     size = 0

@@ -17,9 +17,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from securitybot.api.common import ApiError, authenticate, parse_json, read_body
+from securitybot.api.common import ApiError, authenticate, parse_id, parse_json, read_body
 from securitybot.flows import exemptions, snoozes
-from securitybot.ingest.schema import EMAIL_RE, SLACK_ID_RE, field_errors
+from securitybot.ingest.ratelimit import enforce
+from securitybot.ingest.schema import EMAIL_RE, SLACK_ID_RE, field_errors, no_nul
 from securitybot.runtime import Runtime
 from securitybot.store import alerts as alert_store
 from securitybot.store.models import Exemption, Snooze, utcnow
@@ -32,6 +33,8 @@ class ExemptionIn(BaseModel):
     reason: str = Field(min_length=1, max_length=2000)
     requested_by: str = Field(pattern=SLACK_ID_RE.pattern)
     expires_at: datetime | None = None
+
+    _no_nul = field_validator("user", "reason", mode="before")(no_nul)
 
     @field_validator("user")
     @classmethod
@@ -87,7 +90,7 @@ async def _identities(rt: Runtime, user: str) -> set[str]:
 async def create_exemption(request: Request) -> JSONResponse:
     rt = _rt(request)
     body = await read_body(request, rt.settings.server.max_body_bytes)
-    authenticate(request, rt.authenticator, body)
+    enforce(request, authenticate(request, rt.authenticator, body).source)
     data = parse_json(body)
     if not isinstance(data, dict):
         raise ApiError(400, "malformed_json", "the body must be a JSON object")
@@ -147,10 +150,11 @@ async def delete_exemption(request: Request) -> Response:
     authenticate(request, rt.authenticator, b"")
     actor = await _require_responder(rt, request.query_params.get("requested_by"))
     raw = request.path_params["item_id"]
+    item_id = parse_id(raw)
 
     def delete() -> bool:
         with rt.db.write() as session:
-            e = session.get(Exemption, int(raw)) if raw.isdigit() else None
+            e = session.get(Exemption, item_id) if item_id is not None else None
             if e is None:
                 return False
             alert_store.audit(session, actor=actor, action="exemption.deleted",
@@ -183,10 +187,11 @@ async def revoke_snooze(request: Request) -> Response:
     authenticate(request, rt.authenticator, b"")
     actor = await _require_responder(rt, request.query_params.get("requested_by"))
     raw = request.path_params["item_id"]
+    item_id = parse_id(raw)
 
     def revoke() -> bool:
         with rt.db.write() as session:
-            s = session.get(Snooze, int(raw)) if raw.isdigit() else None
+            s = session.get(Snooze, item_id) if item_id is not None else None
             if s is None or s.revoked_at is not None:
                 return False
             s.revoked_at, s.revoked_by = utcnow(), actor

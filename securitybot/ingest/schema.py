@@ -13,6 +13,13 @@ EMAIL_RE = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,190}\.[^@\s]{2,63}$")
 MAX_FUTURE_SKEW = timedelta(minutes=5)
 
 
+def no_nul(value: Any) -> Any:
+    """PostgreSQL text cannot hold NUL; refusing it here makes it a 422, not a 500 at insert."""
+    if isinstance(value, str) and "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    return value
+
+
 class AlertIn(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
@@ -24,6 +31,10 @@ class AlertIn(BaseModel):
     occurred_at: datetime | None = None
     dedup_key: str | None = Field(default=None, min_length=1, max_length=200)
     details: dict[str, Any] = Field(default_factory=dict)
+
+    _no_nul = field_validator(
+        "kind", "user", "title", "description", "source", "dedup_key", mode="before"
+    )(no_nul)
 
     @field_validator("user")
     @classmethod

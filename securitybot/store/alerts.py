@@ -132,7 +132,9 @@ def decode_cursor(cursor: str) -> int:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         prefix, _, value = raw.partition(":")
-        if prefix != "a":
+        if prefix != "a" or not (value.isascii() and value.isdigit() and len(value) <= 19):
+            raise ValueError
+        if int(value) > 2**63 - 1:  # past BIGINT: no such row, and the driver would fail
             raise ValueError
         return int(value)
     except (ValueError, binascii.Error, UnicodeDecodeError):

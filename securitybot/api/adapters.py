@@ -1,0 +1,131 @@
+"""``POST /api/v1/alerts/{adapter}``: monitoring tools' native webhooks, one alert per item.
+
+Items that cannot be mapped are reported back (``rejected``) while the others are stored; a
+"resolved" notice is recorded in the audit log (``recorded``) and never opens or closes anything,
+because only the implicated person (or a responder) decides how an alert ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from securitybot.api.common import ApiError, authenticate, parse_json, read_body
+from securitybot.ingest.adapters import registry
+from securitybot.ingest.adapters.base import PayloadError
+from securitybot.ingest.adapters.mapping import MappingError, Resolved, map_item
+from securitybot.ingest.ratelimit import enforce
+from securitybot.ingest.schema import AlertIn
+from securitybot.runtime import Runtime
+from securitybot.store import alerts as alert_store
+
+# One webhook call should be one group of alerts, not a bulk import.
+MAX_ITEMS = 1000
+
+
+def _record_resolved(
+    rt: Runtime, source: str, adapter: str, notices: list[tuple[int, Resolved]]
+) -> list[dict[str, Any]]:
+    out = []
+    with rt.db.write() as session:
+        for index, notice in notices:
+            found = (
+                alert_store.find_by_dedup(session, source, notice.dedup_key)
+                if notice.dedup_key
+                else None
+            )
+            alert_id = found.id if found is not None else None
+            alert_store.audit(
+                session,
+                alert_id=alert_id,
+                actor=f"source:{source}",
+                action="alert.source_resolved",
+                subject_user=found.user_given if found is not None else None,
+                details={"adapter": adapter, "dedup_key": notice.dedup_key, "index": index},
+            )
+            out.append(
+                {
+                    "index": index,
+                    "status": "resolved",
+                    "dedup_key": notice.dedup_key,
+                    "alert_id": alert_id,
+                }
+            )
+    return out
+
+
+async def ingest_native(request: Request) -> JSONResponse:
+    rt: Runtime = request.app.state.runtime
+    name = request.path_params["adapter"]
+    body = await read_body(request, rt.settings.server.max_body_bytes)
+    principal = authenticate(
+        request, rt.authenticator, body, allow_query=name in registry.QUERY_TOKEN_ADAPTERS
+    )
+    enforce(request, principal.source)
+    adapter = registry.ADAPTERS.get(name)
+    if adapter is None:
+        known = registry.names()
+        raise ApiError(404, "unknown_adapter", f"no adapter {name!r}; known: {', '.join(known)}",
+                       {"known": known})  # fmt: skip
+    data = parse_json(body)
+    try:
+        items = adapter.items(data)
+    except PayloadError as exc:
+        raise ApiError(
+            422, "validation_error", str(exc), [{"field": "(body)", "reason": str(exc)}]
+        ) from None
+    if len(items) > MAX_ITEMS:
+        raise ApiError(
+            422, "validation_error", f"{len(items)} items in one request; at most {MAX_ITEMS}"
+        )
+
+    templates = registry.templates_for(name, principal.source, rt.settings.adapters)
+    alerts: list[tuple[int, AlertIn]] = []
+    notices: list[tuple[int, Resolved]] = []
+    rejected: list[dict[str, Any]] = []
+    for index, item in enumerate(items):
+        try:
+            mapped = map_item(name, item, templates)
+        except MappingError as exc:
+            rejected.append({"index": index, "reason": exc.reason})
+            continue
+        if isinstance(mapped, Resolved):
+            notices.append((index, mapped))
+        else:
+            alerts.append((index, mapped))
+    if not alerts and not notices:
+        first = rejected[0]["reason"] if rejected else "no items"
+        raise ApiError(422, "validation_error", f"no item could be mapped: {first}", rejected)
+
+    # Submitted together, the group committer stores them in one transaction.
+    results = await asyncio.gather(*(rt.ingest.submit(p, principal.source) for _, p in alerts))
+    recorded = (
+        await run_in_threadpool(_record_resolved, rt, principal.source, name, notices)
+        if notices
+        else []
+    )
+    accepted = []
+    for (index, _), result in zip(alerts, results, strict=True):
+        public = alert_store.to_public(result.alert)
+        accepted.append({**public, "index": index, "created": result.created})
+    if alerts:
+        rt.notify_new_work()
+    created = any(r.created for r in results)
+    return JSONResponse(
+        {
+            "adapter": name,
+            "source": principal.source,
+            "accepted": accepted,
+            "rejected": rejected,
+            "recorded": recorded,
+        },
+        status_code=201 if created else 200,
+    )
+
+
+routes = [Route("/api/v1/alerts/{adapter}", ingest_native, methods=["POST"])]

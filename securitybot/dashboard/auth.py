@@ -1,0 +1,232 @@
+"""Who may see the dashboard: argon2 passwords or a trusted proxy header, signed session
+cookies, CSRF tokens for every form that changes something, and a brake on password guessing.
+
+Sessions are stateless signed cookies (HMAC-SHA256 with ``dashboard.session_secret``), so any
+replica can check them; logout additionally remembers the session id in this process until it
+would have expired anyway.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import secrets
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+from starlette.requests import Request
+from starlette.responses import Response
+
+from securitybot.config import DashboardConfig
+
+SESSION_COOKIE = "sb_dashboard"
+LOGIN_COOKIE = "sb_login_csrf"
+COOKIE_PATH = "/dashboard"
+CSRF_FIELD = "csrf"
+
+_HASHER = PasswordHasher()
+# Verified when the username is unknown, so a wrong name costs as long as a wrong password
+# and response times do not reveal which usernames exist.
+_DUMMY_HASH = _HASHER.hash(secrets.token_urlsafe(16))
+
+
+def hash_password(password: str) -> str:
+    return _HASHER.hash(password)
+
+
+@dataclass(frozen=True)
+class DashboardSession:
+    username: str
+    sid: str
+    csrf: str
+    expires: float
+    via: str  # "password" or "header"
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).decode().rstrip("=")
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+class LoginThrottle:
+    """At most ``limit`` failed logins per username or client address per ``window`` seconds."""
+
+    def __init__(self, limit: int = 5, window: float = 300.0) -> None:
+        self.limit, self.window = limit, window
+        self._failures: dict[str, deque[float]] = {}
+        self._lock = threading.Lock()
+
+    def _recent(self, key: str, now: float) -> deque[float]:
+        q = self._failures.setdefault(key, deque())
+        while q and now - q[0] > self.window:
+            q.popleft()
+        return q
+
+    def blocked(self, *keys: str) -> bool:
+        now = time.monotonic()
+        with self._lock:
+            return any(len(self._recent(k, now)) >= self.limit for k in keys)
+
+    def failed(self, *keys: str) -> None:
+        now = time.monotonic()
+        with self._lock:
+            for k in keys:
+                self._recent(k, now).append(now)
+
+    def succeeded(self, *keys: str) -> None:
+        with self._lock:
+            for k in keys:
+                self._failures.pop(k, None)
+
+
+class DashboardAuth:
+    def __init__(self, cfg: DashboardConfig) -> None:
+        assert cfg.session_secret is not None, "validated by DashboardConfig"
+        self.cfg = cfg
+        self._key = hashlib.sha256(
+            b"securitybot-dashboard-session\x00" + cfg.session_secret.get_secret_value().encode()
+        ).digest()
+        self._hashes = {u.username: u.password_hash.get_secret_value() for u in cfg.users}
+        self._revoked: dict[str, float] = {}
+        self._lock = threading.Lock()
+        self.throttle = LoginThrottle()
+
+    # ---- passwords ---------------------------------------------------------------------------
+
+    @property
+    def password_login(self) -> bool:
+        return bool(self._hashes)
+
+    def check_password(self, username: str, password: str) -> bool:
+        stored = self._hashes.get(username)
+        try:
+            _HASHER.verify(stored or _DUMMY_HASH, password)
+        except (VerifyMismatchError, VerificationError, InvalidHashError):
+            return False
+        return stored is not None
+
+    # ---- session cookies ---------------------------------------------------------------------
+
+    def _sign(self, payload: bytes) -> str:
+        return _b64(hmac.new(self._key, payload, hashlib.sha256).digest())
+
+    def issue(self, username: str, via: str) -> tuple[DashboardSession, str]:
+        session = DashboardSession(
+            username=username,
+            sid=secrets.token_urlsafe(16),
+            csrf=secrets.token_urlsafe(24),
+            expires=time.time() + self.cfg.session_lifetime,
+            via=via,
+        )
+        body = json.dumps(
+            {
+                "u": session.username,
+                "s": session.sid,
+                "c": session.csrf,
+                "e": int(session.expires),
+                "v": via,
+            },
+            separators=(",", ":"),
+        ).encode()
+        return session, f"{_b64(body)}.{self._sign(body)}"
+
+    def read(self, cookie: str | None) -> DashboardSession | None:
+        if not cookie or cookie.count(".") != 1:
+            return None
+        raw_body, sig = cookie.split(".")
+        try:
+            body = _unb64(raw_body)
+            data = json.loads(body)
+        except (ValueError, UnicodeDecodeError):
+            return None
+        if not hmac.compare_digest(self._sign(body), sig) or not isinstance(data, dict):
+            return None
+        try:
+            session = DashboardSession(
+                username=str(data["u"]),
+                sid=str(data["s"]),
+                csrf=str(data["c"]),
+                expires=float(data["e"]),
+                via=str(data["v"]),
+            )
+        except (KeyError, TypeError, ValueError):
+            return None
+        if session.expires < time.time():
+            return None
+        if session.via == "password" and session.username not in self._hashes:
+            return None  # the user was removed from the configuration
+        with self._lock:
+            if session.sid in self._revoked:
+                return None
+        return session
+
+    def revoke(self, session: DashboardSession) -> None:
+        now = time.time()
+        with self._lock:
+            self._revoked = {k: v for k, v in self._revoked.items() if v > now}
+            self._revoked[session.sid] = session.expires
+
+    def header_user(self, request: Request) -> str | None:
+        if not self.cfg.trusted_header:
+            return None
+        value = request.headers.get(self.cfg.trusted_header, "").strip()
+        return value[:64] or None
+
+    def authenticate(self, request: Request) -> tuple[DashboardSession | None, str | None]:
+        """The request's session, and a fresh cookie to set when the proxy header created one."""
+        session = self.read(request.cookies.get(SESSION_COOKIE))
+        header = self.header_user(request)
+        if header is None:
+            # With a trusted header, its absence means the proxy did not authenticate anyone.
+            if self.cfg.trusted_header and session is not None and session.via == "header":
+                return None, None
+            return session, None
+        if session is not None and session.username == header:
+            return session, None
+        fresh, cookie = self.issue(header, "header")
+        return fresh, cookie
+
+    # ---- cookies and CSRF --------------------------------------------------------------------
+
+    def secure(self, request: Request) -> bool:
+        mode = self.cfg.secure_cookies
+        if mode != "auto":
+            return mode == "true"
+        proto = request.headers.get("x-forwarded-proto", "").split(",")[0].strip().lower()
+        return request.url.scheme == "https" or proto == "https"
+
+    def set_cookie(
+        self,
+        response: Response,
+        request: Request,
+        name: str,
+        value: str,
+        max_age: int | None = None,
+    ) -> None:
+        response.set_cookie(
+            name,
+            value,
+            max_age=max_age if max_age is not None else int(self.cfg.session_lifetime),
+            path=COOKIE_PATH,
+            httponly=True,
+            secure=self.secure(request),
+            samesite="lax",
+        )
+
+    def clear_cookie(self, response: Response, request: Request, name: str) -> None:
+        response.delete_cookie(
+            name, path=COOKIE_PATH, httponly=True, secure=self.secure(request), samesite="lax"
+        )
+
+
+def csrf_ok(expected: str | None, given: str | None) -> bool:
+    return bool(expected and given) and hmac.compare_digest(str(expected), str(given))

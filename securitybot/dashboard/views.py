@@ -1,0 +1,382 @@
+"""The security team's dashboard: server-rendered pages under /dashboard, off unless configured."""
+
+from __future__ import annotations
+
+import re
+import secrets
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, quote
+
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import FileResponse, HTMLResponse, PlainTextResponse, RedirectResponse
+from starlette.responses import Response as StarletteResponse
+from starlette.routing import BaseRoute, Route
+
+from securitybot.config import DashboardConfig
+from securitybot.dashboard import queries, svg
+from securitybot.dashboard.auth import (
+    CSRF_FIELD,
+    LOGIN_COOKIE,
+    SESSION_COOKIE,
+    DashboardAuth,
+    DashboardSession,
+    csrf_ok,
+)
+from securitybot.flows.conversation import timeline_text
+from securitybot.runtime import Runtime
+from securitybot.store import alerts as alert_store
+from securitybot.store.models import Snooze, utcnow
+
+HERE = Path(__file__).parent
+STATUSES = ("new", "awaiting_ack", "awaiting_2fa", "resolved", "escalated", "triaging", "closed")
+SINCE = {"24h": timedelta(hours=24), "7d": timedelta(days=7), "30d": timedelta(days=30)}
+MAX_FORM_BYTES = 16 * 1024
+_SECURITY_HEADERS = {
+    # Everything is served from here; inline SVG needs no source, and nothing may frame us.
+    "Content-Security-Policy": "default-src 'none'; style-src 'self'; img-src 'self' data:; "
+    "form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "Cache-Control": "no-store",
+    "X-Frame-Options": "DENY",
+}
+_MENTION = re.compile(r"<@([A-Z0-9_]+)>")
+
+
+def _plain(text: str) -> str:
+    """Slack mrkdwn from the shared timeline phrases, as plain text for the page."""
+    return _MENTION.sub(r"\1", text).replace("*", "")
+
+
+def _safe_next(value: str | None) -> str:
+    # Only paths inside the dashboard: never another host ("//evil", "https://…").
+    if value and value.startswith("/dashboard") and "//" not in value and "\\" not in value:
+        return value
+    return "/dashboard"
+
+
+class Dashboard:
+    def __init__(self, cfg: DashboardConfig) -> None:
+        self.auth = DashboardAuth(cfg)
+        self.env = Environment(
+            loader=FileSystemLoader(HERE / "templates"),
+            autoescape=select_autoescape(["html"]),
+            trim_blocks=True,
+            lstrip_blocks=True,
+        )
+
+    # ---- plumbing ----------------------------------------------------------------------------
+
+    def _page(
+        self,
+        request: Request,
+        template: str,
+        status: int = 200,
+        session: DashboardSession | None = None,
+        **ctx: Any,
+    ) -> StarletteResponse:
+        html = self.env.get_template(template).render(
+            session=session, csrf_field=CSRF_FIELD, path=request.url.path, **ctx
+        )
+        return self._finish(HTMLResponse(html, status_code=status))
+
+    @staticmethod
+    def _finish(response: StarletteResponse) -> StarletteResponse:
+        response.headers.update(_SECURITY_HEADERS)
+        return response
+
+    @staticmethod
+    async def _form(request: Request) -> dict[str, str] | None:
+        body = b""
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > MAX_FORM_BYTES:
+                return None
+        try:
+            parsed = parse_qs(body.decode(), keep_blank_values=True, max_num_fields=20)
+        except (UnicodeDecodeError, ValueError):
+            return None
+        return {k: v[0] for k, v in parsed.items()}
+
+    def _login_redirect(self, request: Request) -> StarletteResponse:
+        if request.method != "GET":
+            return self._finish(PlainTextResponse("authentication required", status_code=401))
+        target = quote(request.url.path + (f"?{request.url.query}" if request.url.query else ""))
+        return self._finish(RedirectResponse(f"/dashboard/login?next={target}", status_code=303))
+
+    def _guard(self, request: Request) -> tuple[DashboardSession | None, str | None]:
+        return self.auth.authenticate(request)
+
+    def _with_cookie(
+        self, request: Request, response: StarletteResponse, cookie: str | None
+    ) -> StarletteResponse:
+        if cookie is not None:
+            self.auth.set_cookie(response, request, SESSION_COOKIE, cookie)
+        return response
+
+    @staticmethod
+    def _rt(request: Request) -> Runtime:
+        rt: Runtime = request.app.state.runtime
+        return rt
+
+    def _audit(self, rt: Runtime, username: str, action: str, **kw: Any) -> None:
+        with rt.db.write() as session:
+            alert_store.audit(session, actor=f"dashboard:{username}"[:64], action=action, **kw)
+
+    # ---- login and logout ----------------------------------------------------------------------
+
+    async def login_form(self, request: Request) -> StarletteResponse:
+        session, cookie = self._guard(request)
+        nxt = _safe_next(request.query_params.get("next"))
+        if session is not None:
+            redirect = RedirectResponse(nxt, status_code=303)
+            return self._finish(self._with_cookie(request, redirect, cookie))
+        return self._login_page(request, nxt)
+
+    def _login_page(
+        self, request: Request, nxt: str, error: str | None = None, status: int = 200
+    ) -> StarletteResponse:
+        token = secrets.token_urlsafe(24)
+        response = self._page(
+            request,
+            "login.html",
+            status=status,
+            login_csrf=token,
+            next=nxt,
+            error=error,
+            password_login=self.auth.password_login,
+            header=self.auth.cfg.trusted_header,
+        )
+        self.auth.set_cookie(response, request, LOGIN_COOKIE, token, max_age=1800)
+        return response
+
+    async def login(self, request: Request) -> StarletteResponse:
+        form = await self._form(request)
+        if form is None or not csrf_ok(request.cookies.get(LOGIN_COOKIE), form.get(CSRF_FIELD)):
+            return self._finish(PlainTextResponse("CSRF check failed", status_code=403))
+        nxt = _safe_next(form.get("next"))
+        username, password = form.get("username", "").strip()[:64], form.get("password", "")
+        client = request.client.host if request.client else "?"
+        rt = self._rt(request)
+        if self.auth.throttle.blocked(f"u:{username}", f"ip:{client}"):
+            return self._login_page(
+                request, nxt, "Too many failed attempts; wait a few minutes.", status=429
+            )
+        ok = bool(username and password) and await run_in_threadpool(
+            self.auth.check_password, username, password
+        )
+        if not ok:
+            self.auth.throttle.failed(f"u:{username}", f"ip:{client}")
+            await run_in_threadpool(
+                self._audit,
+                rt,
+                username or "?",
+                "dashboard.login_failed",
+                details={"client": client},
+            )
+            return self._login_page(request, nxt, "Wrong username or password.", status=401)
+        self.auth.throttle.succeeded(f"u:{username}", f"ip:{client}")
+        await run_in_threadpool(
+            self._audit, rt, username, "dashboard.login", details={"client": client}
+        )
+        _session, cookie = self.auth.issue(username, "password")
+        response = RedirectResponse(nxt, status_code=303)
+        self.auth.set_cookie(response, request, SESSION_COOKIE, cookie)
+        self.auth.clear_cookie(response, request, LOGIN_COOKIE)
+        return self._finish(response)
+
+    async def logout(self, request: Request) -> StarletteResponse:
+        session, _cookie = self._guard(request)
+        if session is None:
+            return self._login_redirect(request)
+        form = await self._form(request)
+        if form is None or not csrf_ok(session.csrf, form.get(CSRF_FIELD)):
+            return self._finish(PlainTextResponse("CSRF check failed", status_code=403))
+        self.auth.revoke(session)
+        await run_in_threadpool(
+            self._audit, self._rt(request), session.username, "dashboard.logout"
+        )
+        response = RedirectResponse("/dashboard/login", status_code=303)
+        self.auth.clear_cookie(response, request, SESSION_COOKIE)
+        return self._finish(response)
+
+    # ---- pages -------------------------------------------------------------------------------
+
+    async def overview(self, request: Request) -> StarletteResponse:
+        session, cookie = self._guard(request)
+        if session is None:
+            return self._login_redirect(request)
+        rt = self._rt(request)
+
+        def load() -> dict[str, Any]:
+            with rt.db.read() as db:
+                c = queries.charts(db)
+                return {
+                    "queue": queries.escalation_queue(db),
+                    "snoozes": queries.open_snoozes(db),
+                    "charts": c,
+                    "per_day_svg": svg.stacked_days(c.days, c.per_day, queries.OUTCOMES),
+                    "answer_svg": svg.hbars(
+                        [(label, [n]) for label, n in c.answer_buckets], [], "time to answer"
+                    ),
+                    "escalation_svg": svg.hbars(
+                        [(k, [100.0 * e / n if n else 0.0]) for k, e, n in c.escalation_by_kind],
+                        [],
+                        "escalation rate per kind",
+                        fmt="{:.0f}%",
+                    ),
+                    "aer_svg": svg.hbars(
+                        [(o, [a, r]) for o, a, r in c.aer_by_org],
+                        ["anomalies", "session resets"],
+                        "AER per org",
+                    ),
+                }
+
+        data = await run_in_threadpool(load)
+        page = self._page(request, "overview.html", session=session, **data)
+        return self._with_cookie(request, page, cookie)
+
+    async def alerts(self, request: Request) -> StarletteResponse:
+        session, cookie = self._guard(request)
+        if session is None:
+            return self._login_redirect(request)
+        q = request.query_params
+        status = [s for s in q.getlist("status") if s in STATUSES]
+        kind, user = (q.get("kind") or "").strip() or None, (q.get("user") or "").strip() or None
+        since_key = q.get("since") or ""
+        since = utcnow() - SINCE[since_key] if since_key in SINCE else None
+        cursor = q.get("cursor")
+        try:
+            before = alert_store.decode_cursor(cursor) if cursor else None
+        except ValueError:
+            before = None
+        rt = self._rt(request)
+
+        def load() -> dict[str, Any]:
+            with rt.db.read() as db:
+                rows, nxt = queries.alerts_page(
+                    db, status=status, kind=kind, user=user, since=since, before_id=before
+                )
+                return {"rows": rows, "next_cursor": nxt, "kinds": queries.kinds_seen(db)}
+
+        data = await run_in_threadpool(load)
+        filters = {"status": status, "kind": kind or "", "user": user or "", "since": since_key}
+        keep = [(k, v) for k, v in q.multi_items() if k != "cursor"]
+        page = self._page(
+            request,
+            "alerts.html",
+            session=session,
+            filters=filters,
+            statuses=STATUSES,
+            since_options=list(SINCE),
+            keep=keep,
+            **data,
+        )
+        return self._with_cookie(request, page, cookie)
+
+    async def alert(self, request: Request) -> StarletteResponse:
+        session, cookie = self._guard(request)
+        if session is None:
+            return self._login_redirect(request)
+        raw = request.path_params["alert_id"]
+        rt = self._rt(request)
+
+        def load() -> tuple[Any, list[dict[str, Any]]]:
+            with rt.db.read() as db:
+                alert, rows = queries.alert_timeline(db, int(raw))
+                timeline = [
+                    {
+                        "at": r.created_at,
+                        "action": r.action,
+                        "actor": r.actor,
+                        "from": r.from_status,
+                        "to": r.to_status,
+                        "text": _plain(timeline_text(r)),
+                        "details": r.details or {},
+                    }
+                    for r in rows
+                ]
+                return alert, timeline
+
+        alert, timeline = await run_in_threadpool(load)
+        if alert is None:
+            page = self._page(request, "missing.html", status=404, session=session, what=raw)
+        else:
+            page = self._page(
+                request, "alert.html", session=session, alert=alert, timeline=timeline
+            )
+        return self._with_cookie(request, page, cookie)
+
+    async def snoozes(self, request: Request) -> StarletteResponse:
+        session, cookie = self._guard(request)
+        if session is None:
+            return self._login_redirect(request)
+        rt = self._rt(request)
+
+        def load() -> list[Snooze]:
+            with rt.db.read() as db:
+                return queries.open_snoozes(db)
+
+        rows = await run_in_threadpool(load)
+        notice = request.query_params.get("revoked")
+        page = self._page(request, "snoozes.html", session=session, snoozes=rows, notice=notice)
+        return self._with_cookie(request, page, cookie)
+
+    async def revoke_snooze(self, request: Request) -> StarletteResponse:
+        session, _cookie = self._guard(request)
+        if session is None:
+            return self._login_redirect(request)
+        form = await self._form(request)
+        if form is None or not csrf_ok(session.csrf, form.get(CSRF_FIELD)):
+            return self._finish(PlainTextResponse("CSRF check failed", status_code=403))
+        snooze_id = int(request.path_params["snooze_id"])
+        actor = f"dashboard:{session.username}"[:64]
+        rt = self._rt(request)
+
+        def revoke() -> bool:
+            with rt.db.write() as db:
+                s = db.get(Snooze, snooze_id)
+                if s is None or s.revoked_at is not None:
+                    return False
+                s.revoked_at, s.revoked_by = utcnow(), actor
+                alert_store.audit(
+                    db,
+                    alert_id=s.source_alert_id,
+                    actor=actor,
+                    action="snooze.revoked",
+                    subject_user=s.user_id,
+                    details={"snooze_id": s.id, "via": "dashboard"},
+                )
+                return True
+
+        if not await run_in_threadpool(revoke):
+            return self._finish(PlainTextResponse("no such active snooze", status_code=404))
+        return self._finish(RedirectResponse(f"/dashboard/snoozes?revoked={snooze_id}", 303))
+
+    async def stylesheet(self, request: Request) -> StarletteResponse:
+        return self._finish(FileResponse(HERE / "static" / "dashboard.css", media_type="text/css"))
+
+    def routes(self) -> list[BaseRoute]:
+        return [
+            Route("/dashboard", self.overview, methods=["GET"]),
+            Route("/dashboard/", self.overview, methods=["GET"]),
+            Route("/dashboard/login", self.login_form, methods=["GET"]),
+            Route("/dashboard/login", self.login, methods=["POST"]),
+            Route("/dashboard/logout", self.logout, methods=["POST"]),
+            Route("/dashboard/alerts", self.alerts, methods=["GET"]),
+            Route("/dashboard/alerts/{alert_id:int}", self.alert, methods=["GET"]),
+            Route("/dashboard/snoozes", self.snoozes, methods=["GET"]),
+            Route(
+                "/dashboard/snoozes/{snooze_id:int}/revoke", self.revoke_snooze, methods=["POST"]
+            ),
+            Route("/dashboard/static/dashboard.css", self.stylesheet, methods=["GET"]),
+        ]
+
+
+def dashboard_routes(cfg: DashboardConfig) -> list[BaseRoute]:
+    """The dashboard's routes, or none when it is not enabled."""
+    return Dashboard(cfg).routes() if cfg.enabled else []

@@ -1,0 +1,360 @@
+"""``securitybot demo``: the real service wired to local fakes of Slack and Duo, plus a console.
+
+Nothing here is used by ``serve``. The fakes speak the real wire protocols, so every click in
+the console travels the production path: signed request → Bolt → state machine → outbox →
+Slack/Duo API calls → scheduler deadlines.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import shutil
+import socket
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import uvicorn
+import yaml
+
+from securitybot.config import AlertsConfig, Settings
+from securitybot.dashboard.auth import hash_password
+from securitybot.demo.fake_duo import FakeDuo
+from securitybot.demo.fake_slack import FakeSlack
+from securitybot.demo.slack_signing import sign
+from securitybot.service import build_service
+from securitybot.store.db import Database, migrate
+
+logger = logging.getLogger(__name__)
+
+SECURITY_CHANNEL = "C_SECURITY"
+INGEST_TOKEN = "demo-ingest-token-" + "0" * 16
+DASHBOARD_USER = "demo"
+IKEY = "DIDEMO0000000000000X"
+SCENARIOS = ("attack",)
+
+
+@dataclass(frozen=True)
+class Person:
+    id: str
+    email: str
+    name: str
+    role: str  # "employee", "responder" or "bystander"
+
+    @property
+    def first_name(self) -> str:
+        return self.name.split(" ")[0]
+
+    @property
+    def dm(self) -> str:
+        return "D" + self.id
+
+
+PEOPLE = (
+    Person("U_ALICE", "alice@example.com", "Alice Liddell", "employee"),
+    Person("U_BOB", "bob@example.com", "Bob Builder", "employee"),
+    Person("U_CAROL", "carol@example.com", "Carol Danvers", "employee"),
+    Person("U_SAM", "sam@example.com", "Sam Spade", "responder"),
+    Person("U_RILEY", "riley@example.com", "Riley Reid", "responder"),
+    # Not on the security team: shows that triage buttons refuse (and log) outsiders.
+    Person("U_MALLORY", "mallory@example.com", "Mallory Moe", "bystander"),
+)
+
+# Posted through the real ingest API once the server is up (the happy path starts from these).
+SEED_ALERTS: tuple[dict[str, Any], ...] = (
+    {
+        "kind": "sensitive_command",
+        "user": "alice@example.com",
+        "title": "flurb -export on accountingserver01",
+        "dedup_key": "demo-seed-alice",
+        "details": {"host": "accountingserver01", "command": "flurb -export"},
+    },
+    {
+        "kind": "new_login_location",
+        "user": "bob@example.com",
+        "title": "Sign-in from Lisbon",
+        "dedup_key": "demo-seed-bob",
+        "details": {"location": "Lisbon, Portugal", "ip": "198.51.100.23"},
+    },
+    {
+        "kind": "ssh_key_added",
+        "user": "carol@example.com",
+        "title": "SSH key added",
+        "dedup_key": "demo-seed-carol",
+        "details": {"host": "buildserver02", "fingerprint": "SHA256:q3Xz…f8"},
+    },
+    # Nobody in Slack has this address: the bot cannot ask, so the team gets it at once.
+    {
+        "kind": "mass_download",
+        "user": "eve.contractor@example.com",
+        "title": "5,000 files downloaded",
+        "dedup_key": "demo-seed-unknown",
+        "details": {"count": 5000, "service": "Google Drive"},
+    },
+)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Demo:
+    port: int = 8000
+    db_path: str | None = None
+    scenario: str | None = None
+    ack_timeout: float = 60.0
+    duo_timeout: float = 45.0
+    sweep_interval: float = 1.0
+    seed: bool = True
+    fs: FakeSlack = field(default_factory=FakeSlack)
+    fd: FakeDuo = field(default_factory=lambda: FakeDuo(ikey=IKEY, skey=secrets.token_hex(20)))
+    signing_secret: str = field(default_factory=lambda: secrets.token_hex(16))
+    dashboard_password: str = field(default_factory=lambda: secrets.token_urlsafe(9))
+    narration: list[dict[str, Any]] = field(default_factory=list)
+    push_answers: dict[str, str] = field(default_factory=dict)
+    # What people typed in their DMs: Slack shows it, but the fake keeps only the bot's messages.
+    typed: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    scenario_running: bool = False
+    _tmp: Path | None = None
+    _server: uvicorn.Server | None = None
+    _thread: threading.Thread | None = None
+    _db: Database | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def person(self, user_id: str) -> Person | None:
+        return next((p for p in PEOPLE if p.id == user_id), None)
+
+    def say(self, text: str) -> None:
+        """A line in the console's story panel (and the terminal log)."""
+        logger.info("demo: %s", text)
+        with self._lock:
+            self.narration.append({"at": time.time(), "text": text})
+
+    # ---- assembling ----------------------------------------------------------------------------
+
+    def settings(self) -> Settings:
+        responders = [p.id for p in PEOPLE if p.role == "responder"]
+        return Settings.model_validate(
+            {
+                "database": {"url": f"sqlite:///{self.database_path}"},
+                "server": {"host": "127.0.0.1", "port": self.port},
+                "slack": {
+                    "bot_token": "xoxb-demo",
+                    "signing_secret": self.signing_secret,
+                    "admin_token": "xoxp-demo-admin",
+                    "api_url": self.fs.base_url,
+                    "security_channel": SECURITY_CHANNEL,
+                    "user_cache_ttl": 60,
+                },
+                "duo": {
+                    "ikey": self.fd.ikey,
+                    "skey": self.fd.skey,
+                    "api_host": self.fd.api_host,
+                    "ca_certs": self.fd.ca_path,
+                    "timeout": 5,
+                },
+                "ingest": {"tokens": [{"source": "demo", "token": INGEST_TOKEN}]},
+                "alerts": {"dir": str(self._alerts_dir())},
+                "policy": {"ack_timeout": self.ack_timeout, "duo_timeout": self.duo_timeout},
+                "escalation": {"responders": responders, "group_window": 30},
+                "scheduler": {"sweep_interval": self.sweep_interval},
+                "logging": {"level": "WARNING"},
+                "dashboard": {
+                    "enabled": True,
+                    "session_secret": secrets.token_urlsafe(32),
+                    "secure_cookies": "false",
+                    "users": [
+                        {
+                            "username": DASHBOARD_USER,
+                            "password_hash": hash_password(self.dashboard_password),
+                        }
+                    ],
+                },
+            }
+        )
+
+    @property
+    def tmp(self) -> Path:
+        if self._tmp is None:
+            self._tmp = Path(tempfile.mkdtemp(prefix="securitybot-demo-"))
+        return self._tmp
+
+    @property
+    def database_path(self) -> Path:
+        return Path(self.db_path) if self.db_path else self.tmp / "demo.db"
+
+    def _alerts_dir(self) -> Path:
+        """The shipped kinds and rules, with each kind's own ack_timeout (minutes to hours)
+        dropped so the demo's short policy.ack_timeout applies to every alert."""
+        target = self.tmp / "alerts"
+        if not target.exists():
+            shutil.copytree(AlertsConfig().dir, target)
+            for path in (target / "kinds").glob("*.yaml"):
+                kind = yaml.safe_load(path.read_text()) or {}
+                kind.pop("ack_timeout", None)
+                path.write_text(yaml.safe_dump(kind, sort_keys=False))
+        return target
+
+    def _start_fakes(self) -> None:
+        self.fs.start()
+        self.fs.admin_token = "xoxp-demo-admin"
+        self.fs.add_user("U_BOT", "securitybot@example.com", real_name="Securitybot", is_bot=True)
+        for p in PEOPLE:
+            self.fs.add_user(p.id, p.email, real_name=p.name, first_name=p.first_name)
+        self.fs.add_channel(SECURITY_CHANNEL)
+        # Pushes expire with the bot's deadline, so the phone never offers a push nobody awaits.
+        self.fd.push_timeout = self.duo_timeout
+        self.fd.start()
+        for p in PEOPLE:
+            self.fd.enroll(p.email.split("@")[0])
+
+    def build(self) -> None:
+        """Start the fakes, migrate, and assemble the real service with the console mounted."""
+        from securitybot.demo.console import Console
+
+        self._start_fakes()
+        settings = self.settings()
+        self._db = Database.from_url(settings.database.url)
+        migrate(self._db.engine)
+        self.console = Console(self)
+        _runtime, app = build_service(settings, self._db, extra_routes=self.console.routes())
+        config = uvicorn.Config(
+            app,
+            host="127.0.0.1",
+            port=self.port,
+            log_level="warning",
+            lifespan="on",
+            timeout_graceful_shutdown=3,
+        )
+        self._server = uvicorn.Server(config)
+
+    # ---- running -------------------------------------------------------------------------------
+
+    def run(self, on_ready: Callable[[], None] | None = None) -> None:
+        """Serve in this thread until interrupted (the CLI)."""
+        self.build()
+        assert self._server is not None
+        threading.Thread(target=self._after_start, args=(on_ready,), daemon=True).start()
+        try:
+            self._server.run()
+        finally:
+            self.close()
+
+    def start(self) -> Demo:
+        """Serve in a background thread (tests); returns once the server accepts requests."""
+        self.build()
+        server = self._server
+        assert server is not None
+        self._thread = threading.Thread(target=server.run, name="demo-server", daemon=True)
+        self._thread.start()
+        deadline = time.monotonic() + 15
+        while not server.started:
+            if time.monotonic() > deadline or not self._thread.is_alive():
+                self.close()
+                raise RuntimeError("the demo server did not start")
+            time.sleep(0.02)
+        self._after_start(None)
+        return self
+
+    def close(self) -> None:
+        if self._server is not None:
+            self._server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(timeout=15)
+            self._thread = None
+        self.fs.stop()
+        self.fd.stop()
+        if self._db is not None:
+            self._db.dispose()
+            self._db = None
+        if self._tmp is not None:
+            shutil.rmtree(self._tmp, ignore_errors=True)
+            self._tmp = None
+
+    def __enter__(self) -> Demo:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _after_start(self, on_ready: Callable[[], None] | None) -> None:
+        server = self._server
+        while server is not None and not server.started and not server.should_exit:
+            time.sleep(0.05)
+        if self.seed:
+            for body in SEED_ALERTS:
+                if self.scenario == "attack" and body["user"] == "alice@example.com":
+                    continue  # Alice's DM belongs to the attack story
+                self.post_alert(body)
+            self.say("Seeded example alerts for Alice, Bob and Carol through POST /api/v1/alerts.")
+        if on_ready is not None:
+            on_ready()
+        if self.scenario == "attack":
+            self.start_attack()
+
+    def start_attack(self) -> None:
+        with self._lock:
+            if self.scenario_running:
+                return
+            self.scenario_running = True
+        from securitybot.demo.scenario import play_attack
+
+        threading.Thread(target=play_attack, args=(self,), name="demo-attack", daemon=True).start()
+
+    # ---- acting like the outside world ---------------------------------------------------------
+
+    def post_alert(self, body: dict[str, Any]) -> dict[str, Any]:
+        resp = httpx.post(
+            f"{self.base_url}/api/v1/alerts",
+            json=body,
+            timeout=10,
+            headers={"Authorization": f"Bearer {INGEST_TOKEN}"},
+        )
+        resp.raise_for_status()
+        out: dict[str, Any] = resp.json()
+        return out
+
+    def get_alert(self, alert_id: int) -> dict[str, Any]:
+        resp = httpx.get(
+            f"{self.base_url}/api/v1/alerts/{alert_id}",
+            timeout=10,
+            headers={"Authorization": f"Bearer {INGEST_TOKEN}"},
+        )
+        resp.raise_for_status()
+        out: dict[str, Any] = resp.json()
+        return out
+
+    def record_typed(self, person: Person, text: str) -> str:
+        ts = f"{time.time():.6f}"
+        with self._lock:
+            self.typed.setdefault(person.dm, []).append(
+                {"type": "message", "user": person.id, "text": text, "ts": ts}
+            )
+        return ts
+
+    def dm_history(self, person: Person) -> list[dict[str, Any]]:
+        with self._lock:
+            typed = list(self.typed.get(person.dm, []))
+        return sorted(self.fs.messages(person.dm) + typed, key=lambda m: float(m["ts"]))
+
+    def slack_post(self, body: str) -> httpx.Response:
+        """POST a Slack-signed request to the bot's real /slack/events endpoint."""
+        return httpx.post(
+            f"{self.base_url}/slack/events",
+            content=body.encode(),
+            timeout=10,
+            headers=sign(self.signing_secret, body),
+        )

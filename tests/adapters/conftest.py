@@ -1,0 +1,71 @@
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+from starlette.testclient import TestClient
+
+from securitybot.config import Settings
+from securitybot.service import build_service
+from securitybot.store.db import Database
+from securitybot.store.models import Alert, AuditLog, Outbox
+
+SAMPLES = Path(__file__).parent / "samples"
+TOKEN = "monitoring-token-0123456789"
+SPLUNK_TOKEN = "splunk-query-token-0123456789"
+FALCO_TOKEN = "falco-k8s-token-0123456789"
+
+
+def sample(name: str) -> Any:
+    return json.loads((SAMPLES / f"{name}.json").read_text())
+
+
+def adapter_settings(db_url: str) -> Settings:
+    return Settings.model_validate(
+        {
+            "database": {"url": db_url},
+            "ingest": {
+                "tokens": [
+                    {"source": "monitoring", "token": TOKEN},
+                    {"source": "splunk-prod", "token": SPLUNK_TOKEN},
+                    {"source": "falco-k8s", "token": FALCO_TOKEN},
+                ]
+            },
+            "adapters": {
+                # Wazuh and Falco know login names, not emails: the operator maps them.
+                "wazuh": {"user": "{{ data.dstuser ~ '@example.com' if data.dstuser }}"},
+                "falco": {
+                    "sources": {
+                        "falco-k8s": {
+                            "user": "{{ output_fields['user.loginname'] ~ '@example.com' }}"
+                        }
+                    }
+                },
+            },
+            "scheduler": {"enabled": False},
+        }
+    )
+
+
+@pytest.fixture
+def client(db: Database, db_url: str) -> Iterator[TestClient]:
+    _runtime, app = build_service(adapter_settings(db_url), db)
+    with TestClient(app) as c:
+        yield c
+
+
+def auth(token: str = TOKEN) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def counts(db: Database) -> tuple[int, int, int]:
+    with db.read() as s:
+        return (
+            s.scalar(select(func.count()).select_from(Alert)) or 0,
+            s.scalar(select(func.count()).select_from(AuditLog)) or 0,
+            s.scalar(select(func.count()).select_from(Outbox)) or 0,
+        )

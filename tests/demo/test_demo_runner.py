@@ -1,0 +1,76 @@
+"""The demo runner without a browser: seeding, the scripted attack, and the console's endpoints."""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+from click.testing import CliRunner
+
+from securitybot.cli import main
+from securitybot.demo.app import INGEST_TOKEN, SECURITY_CHANNEL, Demo, free_port
+
+
+def wait_for(predicate: object, timeout: float, what: str) -> None:
+    assert callable(predicate)
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.1)
+
+
+@pytest.fixture
+def attack_demo() -> Iterator[Demo]:
+    with Demo(
+        port=free_port(), scenario="attack", ack_timeout=30, duo_timeout=2, sweep_interval=0.3
+    ) as d:
+        yield d
+
+
+def test_attack_scenario_ends_with_alice_signed_out(attack_demo: Demo) -> None:
+    d = attack_demo
+    wait_for(lambda: "U_ALICE" in d.fs.session_resets, 45, "Alice's sessions to be reset")
+    alerts = httpx.get(
+        f"{d.base_url}/api/v1/alerts",
+        params={"user": "alice@example.com"},
+        headers={"Authorization": f"Bearer {INGEST_TOKEN}"},
+    ).json()["alerts"]
+    attack = next(a for a in alerts if "supportserver01" in a["title"])
+    assert (attack["status"], attack["outcome"]) == ("closed", "compromised")
+    assert attack["escalation_reason"] == "duo_timeout"
+    assert attack["user_answer"] == "confirmed"  # the attacker's "ack" was not believed
+    # The seeds went through the ingest API and the bot; Alice's DM belongs to the story alone.
+    assert d.fs.messages("DU_BOB") and d.fs.messages(SECURITY_CHANNEL)
+    assert not any("accountingserver01" in m["text"] for m in d.fs.messages("DU_ALICE"))
+    wait_for(lambda: any("signed out" in n["text"] for n in d.narration), 5, "the last line")
+    state = httpx.get(f"{d.base_url}/demo/api/state").json()
+    assert state["session_resets"] == ["U_ALICE"]
+    assert any("ack" in n["text"] for n in state["narration"])
+
+
+def test_console_endpoints_refuse_cross_site_forms() -> None:
+    with Demo(port=free_port(), seed=False) as d:
+        page = httpx.get(f"{d.base_url}/demo")
+        assert page.status_code == 200 and d.dashboard_password in page.text
+        form = httpx.post(f"{d.base_url}/demo/api/say", data={"user": "U_ALICE", "text": "ack"})
+        assert form.status_code == 415
+        bad = httpx.post(f"{d.base_url}/demo/api/push", json={"txid": "nope", "answer": "allow"})
+        assert bad.status_code == 409
+        assert httpx.get(f"{d.base_url}/dashboard", follow_redirects=False).status_code == 303
+
+
+def test_demo_command_help_and_bad_port() -> None:
+    result = CliRunner().invoke(main, ["demo", "--help"])
+    assert result.exit_code == 0
+    assert "--scenario" in result.output and "--no-browser" in result.output
+    assert CliRunner().invoke(main, ["demo", "--scenario", "nope"]).exit_code == 2
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        taken = CliRunner().invoke(main, ["demo", "--no-browser", "--port", str(port)])
+    assert taken.exit_code == 1 and "cannot listen" in taken.output
