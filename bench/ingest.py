@@ -1,6 +1,6 @@
 """Sustained alert ingest through the real HTTP endpoint, on SQLite and PostgreSQL.
 
-    .venv/bin/python bench/ingest.py [--seconds 10] [--concurrency 64] [--backend sqlite|postgres|both]
+    .venv/bin/python bench/ingest.py [--seconds 10] [--concurrency 64] [--backend both]
 
 Targets on the 2-core reference machine: >= 2,000 alerts/s on SQLite, >= 3,000/s on PostgreSQL.
 The load generator runs in its own process so the server's event loop is measured, not the client.

@@ -53,8 +53,11 @@ def error_response(status: int, error: str, message: str, detail: Any = None) ->
 async def read_body(request: Request, limit: int) -> bytes:
     """Read at most ``limit`` bytes; refuse early on Content-Length so nothing big is buffered."""
     declared = request.headers.get("content-length")
-    if declared and declared.isascii() and declared.isdigit() and (
-        len(declared) > 18 or int(declared) > limit
+    if (
+        declared
+        and declared.isascii()
+        and declared.isdigit()
+        and (len(declared) > 18 or int(declared) > limit)
     ):
         raise ApiError(400, "body_too_large", f"the body is over the {limit // 1024} KiB limit")
     chunks: list[bytes] = []

@@ -36,7 +36,7 @@ def _unavailable(reason: str) -> None:
     pytest.skip(f"browser tests skipped: {reason}")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")  # playwright holds an event loop open while it runs
 def browser() -> Iterator[Any]:
     try:
         from playwright.sync_api import Error, sync_playwright

@@ -88,6 +88,7 @@ def test_logs_are_json_with_alert_and_request_ids_and_never_secrets(
 ) -> None:
     bot = make_bot()
     caplog.set_level(logging.INFO)
+    caplog.set_level(logging.INFO, logger="securitybot")  # other tests may have quieted it
     resp = bot.http.post(
         "/api/v1/alerts",
         headers={"Authorization": f"Bearer {TOKEN}", "X-Request-ID": "req-abc123"},

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Protocol
 
+from securitybot.config import AdapterConfig, AdapterTemplates
 from securitybot.ingest.adapters.base import TEMPLATE_FIELDS, Adapter
 from securitybot.ingest.adapters.elastic import ElastAlert, Kibana
 from securitybot.ingest.adapters.falco import Falco
@@ -32,34 +32,16 @@ ADAPTERS: dict[str, Adapter] = {
 QUERY_TOKEN_ADAPTERS = frozenset({"splunk"})
 
 
-class TemplateSet(Protocol):
-    """``adapters.<name>`` and ``adapters.<name>.sources.<source>`` in the configuration."""
-
-    user: str | None
-    kind: str | None
-    title: str | None
-    description: str | None
-    dedup_key: str | None
-    occurred_at: str | None
-
-
-class AdapterSettings(TemplateSet, Protocol):
-    @property
-    def sources(self) -> Mapping[str, TemplateSet]: ...
-
-
 def names() -> list[str]:
     return sorted(ADAPTERS)
 
 
-def templates_for(
-    adapter: str, source: str, config: Mapping[str, AdapterSettings]
-) -> dict[str, str]:
+def templates_for(adapter: str, source: str, config: Mapping[str, AdapterConfig]) -> dict[str, str]:
     """Built-in defaults, overridden by ``adapters.<adapter>``, then by its ``sources.<source>``."""
     chosen = dict(ADAPTERS[adapter].defaults)
     layer = config.get(adapter)
     if layer is not None:
-        layers: list[TemplateSet] = [layer]
+        layers: list[AdapterTemplates] = [layer]
         if source in layer.sources:
             layers.append(layer.sources[source])
         for one in layers:

@@ -32,7 +32,7 @@ class Splunk(Adapter):
             raise PayloadError("result: must be an object (Splunk's first result row)")
         if not data.get("sid"):
             raise PayloadError("sid: is required (the Splunk search id)")
-        details = {
+        details: dict[str, Any] = {
             k: data[k] for k in ("sid", "search_name", "app", "owner", "results_link") if k in data
         }
         details["result"] = data["result"]
