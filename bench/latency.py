@@ -70,7 +70,10 @@ def serve(
     cfg: dict[str, Any] = {
         "database": {"url": db_url},
         "server": {"host": "127.0.0.1", "port": port},
-        "ingest": {"tokens": [{"source": "bench", "token": TOKEN}]},
+        "ingest": {
+            "tokens": [{"source": "bench", "token": TOKEN}],
+            "rate_limit": {"rate": 1_000_000, "burst": 1_000_000},
+        },
         "slack": {"bot_token": "xoxb-bench", "signing_secret": SIGNING_SECRET,
                   "api_url": fs.base_url, "security_channel": SECURITY_CHANNEL},
         "duo": {"ikey": fd.ikey, "skey": fd.skey, "api_host": fd.api_host,

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import text, update
 from sqlalchemy.orm import Session
 
 from securitybot import metrics
@@ -222,6 +222,11 @@ def load_for_update(session: Session, alert_id: int) -> Alert | None:
 _SHARED = ("dm_channel", "dm_ts", "respond_by", "remind_at", "duo_txid")
 
 
+_CHILD_IDS = text(
+    "SELECT id FROM alerts WHERE parent_id = :parent AND status NOT IN ('resolved', 'closed')"
+)
+
+
 def _mirror_to_group(
     session: Session, parent: Alert, event: Event, now: datetime, also_set: dict[str, Any]
 ) -> None:
@@ -229,11 +234,11 @@ def _mirror_to_group(
     (one DM, one push, one escalation post for the whole burst)."""
     from sqlalchemy import select
 
-    children = session.scalars(
-        select(Alert)
-        .where(Alert.parent_id == parent.id, Alert.status.notin_(["resolved", "closed"]))
-        .order_by(Alert.id)
-    ).all()
+    # Most alerts have no group: a cheap indexed id lookup (no ORM flush) decides that first.
+    ids = session.connection().execute(_CHILD_IDS, {"parent": parent.id}).scalars().all()
+    if not ids:
+        return
+    children = session.scalars(select(Alert).where(Alert.id.in_(ids)).order_by(Alert.id)).all()
     shared = {k: also_set[k] for k in _SHARED if k in also_set}
     for child in children:
         apply_event(

@@ -69,6 +69,8 @@ class Alert(Base):
         UniqueConstraint("source", "dedup_key", name="uq_alerts_source_dedup_key"),
         Index("ix_alerts_status_respond_by", "status", "respond_by"),
         Index("ix_alerts_user_id_status", "user_id", "status"),
+        # Grouping looks up recent alerts by what the tool said before Slack resolved the user.
+        Index("ix_alerts_user_given_kind", "user_given", "kind"),
         Index("ix_alerts_created_at", "created_at"),
     )
 
