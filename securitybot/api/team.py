@@ -20,7 +20,7 @@ from starlette.routing import Route
 from securitybot.api.common import ApiError, authenticate, parse_id, parse_json, read_body
 from securitybot.flows import exemptions, snoozes
 from securitybot.ingest.ratelimit import enforce
-from securitybot.ingest.schema import EMAIL_RE, SLACK_ID_RE, field_errors, no_nul
+from securitybot.ingest.schema import SLACK_ID_RE, field_errors, no_nul, person
 from securitybot.runtime import Runtime
 from securitybot.store import alerts as alert_store
 from securitybot.store.models import Exemption, Snooze, utcnow
@@ -36,14 +36,7 @@ class ExemptionIn(BaseModel):
 
     _no_nul = field_validator("user", "reason", mode="before")(no_nul)
 
-    @field_validator("user")
-    @classmethod
-    def _user(cls, v: str) -> str:
-        if SLACK_ID_RE.match(v):
-            return v
-        if EMAIL_RE.match(v):
-            return v.lower()
-        raise ValueError("must be an email address or a Slack user id (U… or W…)")
+    _user = field_validator("user")(person)
 
     @field_validator("expires_at")
     @classmethod

@@ -20,6 +20,15 @@ def no_nul(value: Any) -> Any:
     return value
 
 
+def person(v: str) -> str:
+    """An email address (compared lower-case) or a Slack user id."""
+    if SLACK_ID_RE.match(v):
+        return v
+    if EMAIL_RE.match(v):
+        return v.lower()
+    raise ValueError("must be an email address or a Slack user id (U… or W…)")
+
+
 class AlertIn(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
@@ -36,14 +45,7 @@ class AlertIn(BaseModel):
         "kind", "user", "title", "description", "source", "dedup_key", mode="before"
     )(no_nul)
 
-    @field_validator("user")
-    @classmethod
-    def _user(cls, v: str) -> str:
-        if SLACK_ID_RE.match(v):
-            return v
-        if EMAIL_RE.match(v):
-            return v.lower()
-        raise ValueError("must be an email address or a Slack user id (U… or W…)")
+    _user = field_validator("user")(person)
 
     @field_validator("occurred_at")
     @classmethod
