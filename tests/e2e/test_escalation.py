@@ -68,7 +68,7 @@ def test_the_escalation_post_carries_reason_timeline_and_mention(
     assert "Alert ingested" in blocks and "DM sent to the user" in blocks
     assert "User said it was *not* them" in blocks
     assert CLAIM_ACTION in blocks and COMPROMISE_ACTION in blocks
-    assert bot.row(alert_id).escalation_ts
+    wait_until(lambda: bot.row(alert_id).escalation_ts, 10, "escalation ts stored")
 
 
 def test_a_responder_claims_then_resolves_as_benign_through_the_modal(
