@@ -7,6 +7,7 @@ import binascii
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from types import SimpleNamespace
 from typing import Any, cast
 
 from sqlalchemy import Table, insert, select, text
@@ -23,7 +24,7 @@ PUBLIC_FIELDS = (
 )  # fmt: skip
 
 
-def to_public(alert: Alert) -> dict[str, Any]:
+def to_public(alert: Alert | SimpleNamespace) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name in PUBLIC_FIELDS:
         value = getattr(alert, name)
