@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -13,7 +11,7 @@ from starlette.routing import Route
 from securitybot.api.common import (
     ApiError,
     authenticate,
-    check_query,
+    page_params,
     parse_id,
     parse_json,
     read_body,
@@ -80,7 +78,7 @@ async def get_alert(request: Request) -> JSONResponse:
 
 
 def _filter_from_query(request: Request) -> alert_store.AlertFilter:
-    check_query(request)
+    page = page_params(request)  # first: it also refuses NUL in any query value
     q = request.query_params
     statuses = [s for s in q.get("status", "").split(",") if s]
     bad = [s for s in statuses if s not in STATUSES]
@@ -91,29 +89,13 @@ def _filter_from_query(request: Request) -> alert_store.AlertFilter:
             f"status: unknown status {bad[0]!r}",
             [{"field": "status", "reason": f"must be one of {sorted(STATUSES)}"}],
         )
-    since = None
-    if q.get("since"):
-        try:
-            since = datetime.fromisoformat(q["since"].replace("Z", "+00:00"))
-        except ValueError:
-            raise ApiError(422, "validation_error", "since: must be an ISO 8601 time") from None
-        since = since.replace(tzinfo=UTC) if since.tzinfo is None else since
-    limit_raw = q.get("limit", "50")
-    if parse_id(limit_raw) is None or not 1 <= int(limit_raw) <= 500:
-        raise ApiError(422, "validation_error", "limit: must be a whole number from 1 to 500")
-    before = None
-    if q.get("cursor"):
-        try:
-            before = alert_store.decode_cursor(q["cursor"])
-        except ValueError as exc:
-            raise ApiError(422, "validation_error", f"cursor: {exc}") from None
     return alert_store.AlertFilter(
         status=statuses,
         user=q.get("user") or None,
         kind=q.get("kind") or None,
-        since=since,
-        before_id=before,
-        limit=int(limit_raw),
+        since=page.since,
+        before_id=page.before_id,
+        limit=page.limit,
     )
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
@@ -11,34 +11,16 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from securitybot.aer import store as aer_store
-from securitybot.api.common import ApiError, authenticate, check_query, parse_id
+from securitybot.api.common import ApiError, authenticate, page_params
 from securitybot.runtime import Runtime
 from securitybot.store.aer_models import AerAnomaly
-from securitybot.store.alerts import decode_cursor, encode_cursor
+from securitybot.store.alerts import encode_cursor
 from securitybot.store.models import AuditLog
 
 
 def _filter(request: Request) -> aer_store.AuditFilter:
-    check_query(request)
+    page = page_params(request)
     q = request.query_params
-    since = None
-    if q.get("since"):
-        try:
-            since = datetime.fromisoformat(q["since"].replace("Z", "+00:00"))
-        except ValueError:
-            raise ApiError(422, "validation_error", "since: must be an ISO 8601 time") from None
-        since = since.replace(tzinfo=UTC) if since.tzinfo is None else since
-    limit_raw = q.get("limit", "50")
-    if parse_id(limit_raw) is None or not 1 <= int(limit_raw) <= 500:
-        raise ApiError(422, "validation_error", "limit: must be a whole number from 1 to 500")
-    before = None
-    if q.get("cursor"):
-        try:
-            before = decode_cursor(q["cursor"])
-        except ValueError as exc:
-            raise ApiError(422, "validation_error", f"cursor: {exc}") from None
-        if not 0 < before < 2**63:  # past BIGINT, PostgreSQL would fail the comparison
-            raise ApiError(422, "validation_error", "cursor: is not one this server handed out")
     for key in ("action", "verdict", "org", "user"):
         value = q.get(key) or ""
         # PostgreSQL refuses NUL in text; no real org, user or action is that long.
@@ -48,9 +30,9 @@ def _filter(request: Request) -> aer_store.AuditFilter:
         action=q.get("action") or q.get("verdict") or None,
         org=q.get("org") or None,
         user=q.get("user") or None,
-        since=since,
-        before_id=before,
-        limit=int(limit_raw),
+        since=page.since,
+        before_id=page.before_id,
+        limit=page.limit,
     )
 
 

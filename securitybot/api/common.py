@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from securitybot.ingest.auth import Authenticator, AuthError, Principal
+from securitybot.store.alerts import decode_cursor
 
 
 class ApiError(Exception):
@@ -87,3 +90,34 @@ def authenticate(
         return authenticator.authenticate(request.headers, body, query_token)
     except AuthError as exc:
         raise ApiError(401, "unauthorized", exc.reason) from None
+
+
+@dataclass(frozen=True)
+class Page:
+    since: datetime | None
+    before_id: int | None
+    limit: int
+
+
+def page_params(request: Request) -> Page:
+    """The ``since``, ``limit`` and ``cursor`` every list endpoint takes, validated once."""
+    check_query(request)
+    q = request.query_params
+    since = None
+    if q.get("since"):
+        try:
+            since = datetime.fromisoformat(q["since"].replace("Z", "+00:00"))
+        except ValueError:
+            raise ApiError(422, "validation_error", "since: must be an ISO 8601 time") from None
+        since = since.replace(tzinfo=UTC) if since.tzinfo is None else since
+    limit_raw = q.get("limit", "50")
+    limit = parse_id(limit_raw)
+    if limit is None or not 1 <= limit <= 500:
+        raise ApiError(422, "validation_error", "limit: must be a whole number from 1 to 500")
+    before = None
+    if q.get("cursor"):
+        try:
+            before = decode_cursor(q["cursor"])
+        except ValueError as exc:
+            raise ApiError(422, "validation_error", f"cursor: {exc}") from None
+    return Page(since=since, before_id=before, limit=limit)

@@ -25,9 +25,10 @@ from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qs, parse_qsl, quote, urlsplit
+
+from securitybot.demo._serving import ServedFake
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +99,7 @@ def _sha512(text: str) -> str:
 class _Server(ThreadingHTTPServer):
     daemon_threads = False
     block_on_close = True
+    request_queue_size = 1024  # see fake_slack: the default backlog of 5 drops bursts
 
     def __init__(self, fake: FakeDuo, context: ssl.SSLContext) -> None:
         super().__init__(("127.0.0.1", 0), _Handler)
@@ -132,7 +134,7 @@ class _Handler(BaseHTTPRequestHandler):
         log.debug("fake duo: " + format, *args)
 
 
-class FakeDuo:
+class FakeDuo(ServedFake):
     """Duo Auth API fake. Connect with duo_client.Auth(host=fd.host, port=fd.port, ...)."""
 
     def __init__(self, ikey: str = "DIXXXXXXXXXXXXXXXXXX", skey: str = "s" * 40) -> None:
@@ -152,8 +154,6 @@ class FakeDuo:
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
         self._stopping = False
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
         self._tmpdir: Path | None = None
 
     # ---- lifecycle -------------------------------------------------------------------------
@@ -171,48 +171,20 @@ class FakeDuo:
         self._tmpdir = Path(tempfile.mkdtemp(prefix="fake-duo-"))
         ca.cert_pem.write_to_path(str(self._tmpdir / "ca.pem"))
         self._stopping = False
-        self._server = _Server(self, context)
-        self._thread = threading.Thread(
-            target=self._server.serve_forever,
-            kwargs={"poll_interval": 0.05},
-            name=f"fake-duo-{self.port}",
-            daemon=True,
-        )
-        self._thread.start()
+        self._serve_in_thread(_Server(self, context), "fake-duo")
         return self
 
     def stop(self) -> None:
-        server, thread = self._server, self._thread
-        if server is None or thread is None:
+        if self._server is None:
             return
         with self._changed:
             # Release handlers blocked in a synchronous auth or a long-poll.
             self._stopping = True
             self._changed.notify_all()
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
-        self._server = self._thread = None
+        self._stop_serving()
         if self._tmpdir is not None:
             shutil.rmtree(self._tmpdir, ignore_errors=True)
             self._tmpdir = None
-
-    def __enter__(self) -> FakeDuo:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-    @property
-    def port(self) -> int:
-        if self._server is None:
-            raise RuntimeError("FakeDuo is not started")
-        return int(self._server.server_address[1])
 
     @property
     def api_host(self) -> str:

@@ -17,10 +17,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from securitybot.demo._serving import ServedFake
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +55,9 @@ class _Server(ThreadingHTTPServer):
     # Handler threads must be joined on close so tests never leak threads.
     daemon_threads = False
     block_on_close = True
+    # socketserver's default listen backlog is 5: under load SYNs would be dropped and the
+    # bot's connections stall for a 1 s retransmit, which would measure the fake, not the bot.
+    request_queue_size = 1024
 
     def __init__(self, fake: FakeSlack) -> None:
         super().__init__(("127.0.0.1", 0), _Handler)
@@ -87,7 +91,7 @@ def _decode_json_fields(params: dict[str, Any]) -> dict[str, Any]:
     return params
 
 
-class FakeSlack:
+class FakeSlack(ServedFake):
     """Slack Web API fake. Start it, point WebClient(base_url=fs.base_url) at it."""
 
     def __init__(self, team_id: str = "T1", bot_user_id: str = "U_BOT") -> None:
@@ -110,49 +114,13 @@ class FakeSlack:
         self._seq = 0
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
 
     # ---- lifecycle -------------------------------------------------------------------------
 
     def start(self) -> FakeSlack:
-        if self._server is not None:
-            return self
-        self._server = _Server(self)
-        self._thread = threading.Thread(
-            target=self._server.serve_forever,
-            kwargs={"poll_interval": 0.05},
-            name=f"fake-slack-{self.port}",
-            daemon=True,
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        server, thread = self._server, self._thread
-        if server is None or thread is None:
-            return
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
-        self._server = self._thread = None
-
-    def __enter__(self) -> FakeSlack:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-    @property
-    def port(self) -> int:
         if self._server is None:
-            raise RuntimeError("FakeSlack is not started")
-        return int(self._server.server_address[1])
+            self._serve_in_thread(_Server(self), "fake-slack")
+        return self
 
     @property
     def url(self) -> str:

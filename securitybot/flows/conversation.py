@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -53,7 +54,7 @@ class ConversationHandlers:
     kinds: KindRegistry
     slack: SlackGateway | None
     verifier: Verifier
-    wake: Any  # callable that wakes the dispatcher after new outbox rows
+    wake: Callable[[], None]  # wakes the dispatcher after new outbox rows
 
     def handlers(self) -> dict[str, Handler]:
         return {
@@ -85,12 +86,19 @@ class ConversationHandlers:
         await asyncio.to_thread(apply_by_id, self.db, alert_id, event, **kw)
         self.wake()
 
-    def _set(self, alert_id: int, expect_status: str | None = None, **values: Any) -> bool:
+    def _set(self, alert_id: int, **values: Any) -> None:
         with self.db.write() as session:
-            q = update(Alert).where(Alert.id == alert_id)
-            if expect_status:
-                q = q.where(Alert.status == expect_status)
-            return bool(session.execute(q.values(**values)).rowcount)  # type: ignore[attr-defined]
+            session.execute(update(Alert).where(Alert.id == alert_id).values(**values))
+
+    async def _deliver(self, job: Job, call: Awaitable[Any]) -> Outcome:
+        """Run one Slack call for a job: done, retry later, or give up (a permanent error)."""
+        try:
+            await call
+        except SlackRetryLater as exc:
+            return self._slack_retry(job, exc)
+        except SlackPermanentError as exc:
+            return GiveUp(str(exc))
+        return Done()
 
     def _slack_retry(self, job: Job, exc: SlackRetryLater) -> RetryAt:
         delay = timedelta(seconds=exc.retry_after) if exc.retry_after else backoff(job.attempts + 1)
@@ -207,13 +215,9 @@ class ConversationHandlers:
             greet=False,
             grouped=grouped,
         )
-        try:
-            await self.slack.update(alert.dm_channel, alert.dm_ts, text, blocks)
-        except SlackRetryLater as exc:
-            return self._slack_retry(job, exc)
-        except SlackPermanentError as exc:
-            return GiveUp(str(exc))
-        return Done()
+        return await self._deliver(
+            job, self.slack.update(alert.dm_channel, alert.dm_ts, text, blocks)
+        )
 
     def _exemption_and_snooze(
         self, ids: list[str | None], alert: Alert
@@ -372,13 +376,9 @@ class ConversationHandlers:
             alert, self.kinds.get(alert.kind), str(job.payload.get("text", "")),
             offer_snooze=snoozes.can_snooze(alert),
         )  # fmt: skip
-        try:
-            await self.slack.update(alert.dm_channel, alert.dm_ts, text, blocks)
-        except SlackRetryLater as exc:
-            return self._slack_retry(job, exc)
-        except SlackPermanentError as exc:
-            return GiveUp(str(exc))
-        return Done()
+        return await self._deliver(
+            job, self.slack.update(alert.dm_channel, alert.dm_ts, text, blocks)
+        )
 
     def _timeline(self, alert_id: int) -> list[tuple[Any, str]]:
         with self.db.read() as session:
@@ -528,13 +528,9 @@ class ConversationHandlers:
         ):
             return Done()
         text, blocks = await self._render_escalation(alert)
-        try:
-            await self.slack.update(alert.escalation_channel, alert.escalation_ts, text, blocks)
-        except SlackRetryLater as exc:
-            return self._slack_retry(job, exc)
-        except SlackPermanentError as exc:
-            return GiveUp(str(exc))
-        return Done()
+        return await self._deliver(
+            job, self.slack.update(alert.escalation_channel, alert.escalation_ts, text, blocks)
+        )
 
     async def reset_sessions(self, job: Job) -> Outcome:
         alert = await self.load(job.alert_id)

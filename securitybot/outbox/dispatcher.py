@@ -66,31 +66,20 @@ def backoff(attempt: int, *, base: float = 1.0, cap: float = 300.0) -> timedelta
     return timedelta(seconds=random.uniform(0.5, 1.0) * min(cap, base * 2 ** (attempt - 1)))
 
 
-_CLAIM_PG = text(
-    """
+_CLAIM = """
     UPDATE outbox SET locked_until = :lease
     WHERE id IN (
         SELECT id FROM outbox
         WHERE status = 'pending' AND next_attempt_at <= :now
           AND (locked_until IS NULL OR locked_until < :now)
         ORDER BY next_attempt_at, id
-        LIMIT :limit
-        FOR UPDATE SKIP LOCKED)
+        LIMIT :limit{lock})
     RETURNING id, effect, alert_id, payload, attempts, created_at
-    """
-)
-_CLAIM_SQLITE = text(
-    """
-    UPDATE outbox SET locked_until = :lease
-    WHERE id IN (
-        SELECT id FROM outbox
-        WHERE status = 'pending' AND next_attempt_at <= :now
-          AND (locked_until IS NULL OR locked_until < :now)
-        ORDER BY next_attempt_at, id
-        LIMIT :limit)
-    RETURNING id, effect, alert_id, payload, attempts, created_at
-    """
-)
+"""
+# SKIP LOCKED lets replicas claim side by side on PostgreSQL; SQLite has one writer and no
+# row locks, so there the single UPDATE ... RETURNING is already atomic.
+_CLAIM_PG = text(_CLAIM.format(lock="\n        FOR UPDATE SKIP LOCKED"))
+_CLAIM_SQLITE = text(_CLAIM.format(lock=""))
 
 
 class Dispatcher:
@@ -223,13 +212,6 @@ class Dispatcher:
         loop = asyncio.get_running_loop()
         for job in jobs:
             self._inflight[job.id] = loop.create_task(self._run_in_order(job))
-
-    async def run_once(self) -> int:
-        """Claim what is due and run it to completion (tests and tools)."""
-        jobs = await self._db(self._claim, self.batch)
-        self._spawn(jobs)
-        await asyncio.gather(*list(self._inflight.values()))
-        return len(jobs)
 
     async def _loop(self) -> None:
         while not self._stopping:

@@ -48,6 +48,15 @@ def _fields(alert: Alert) -> dict[str, Any]:
             "description": alert.description, "user": alert.user_given}  # fmt: skip
 
 
+def _section(text: str) -> dict[str, Any]:
+    return {"type": "section", "text": {"type": "mrkdwn", "text": text[:2900]}}
+
+
+def _what_happened(alert: Alert) -> list[dict[str, Any]]:
+    """The alert's description and details, as both the DM and the escalation show them."""
+    return [_section(t) for t in (alert.description, _details_text(alert)) if t]
+
+
 def _details_text(alert: Alert) -> str:
     details = alert.details or {}
     if not details:
@@ -89,13 +98,7 @@ def dm_message(
         {"type": "header", "text": {"type": "plain_text", "text": headline[:150]}},
         {"type": "section", "text": {"type": "mrkdwn", "text": text[:2900]}},
     ]
-    if alert.description:
-        blocks.append(
-            {"type": "section", "text": {"type": "mrkdwn", "text": alert.description[:2900]}}
-        )
-    details = _details_text(alert)
-    if details:
-        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": details[:2900]}})
+    blocks += _what_happened(alert)
     if grouped:
         blocks.append({"type": "section", "text": {"type": "mrkdwn", "text":
             "One answer covers all of these:\n" + _group_text(alert, grouped)[:2800]}})  # fmt: skip
@@ -169,13 +172,7 @@ def escalation_message(
         {"type": "header", "text": {"type": "plain_text", "text": head[:150]}},
         {"type": "section", "text": {"type": "mrkdwn", "text": summary[:2900]}},
     ]
-    if alert.description:
-        blocks.append(
-            {"type": "section", "text": {"type": "mrkdwn", "text": alert.description[:2900]}}
-        )
-    details = _details_text(alert)
-    if details:
-        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": details[:2900]}})
+    blocks += _what_happened(alert)
     if grouped:
         blocks.append({"type": "section", "text": {"type": "mrkdwn", "text":
             f"*{len(grouped) + 1} alerts in this burst*\n" + _group_text(alert, grouped)[:2800]}})  # fmt: skip
