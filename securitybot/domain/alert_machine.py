@@ -97,6 +97,8 @@ class EventType(StrEnum):
     DUO_TIMEOUT = "duo_timeout"
     DUO_ERROR = "duo_error"
     DUO_NOT_ENROLLED = "duo_not_enrolled"
+    DUO_FRAUD = "duo_fraud"  # the user marked the push as fraudulent in Duo Mobile
+    DM_DELETED = "dm_deleted"  # the question or the user's reply was deleted from the DM
     DEADLINE_PASSED = "deadline_passed"
     CLAIMED = "claimed"
     RESOLVED_BENIGN = "resolved_benign"
@@ -112,6 +114,7 @@ _DUO_FAILURES: Mapping[EventType, EscalationReason] = MappingProxyType(
         EventType.DUO_TIMEOUT: EscalationReason.DUO_TIMEOUT,
         EventType.DUO_ERROR: EscalationReason.DUO_ERROR,
         EventType.DUO_NOT_ENROLLED: EscalationReason.DUO_NOT_ENROLLED,
+        EventType.DUO_FRAUD: EscalationReason.DUO_FRAUD,
     }
 )
 _DUO_EVENTS: frozenset[EventType] = frozenset({EventType.DUO_APPROVED, *_DUO_FAILURES})
@@ -193,7 +196,8 @@ def transition(state: AlertState, event: Event, now: datetime, policy: Policy) -
     * ``awaiting_2fa``: ``duo_approved`` resolves (or escalates with ``always_escalate``);
       other Duo results escalate with the matching reason; ``deadline_passed`` escalates with
       ``duo_timeout``; ``user_denied`` escalates with ``not_me`` (changing one's mind towards
-      "not me" must never be lost, whatever the push then does).
+      "not me" must never be lost, whatever the push then does). ``duo_fraud`` escalates with
+      its own reason; ``dm_deleted`` escalates while waiting for the user or Duo.
     * ``escalated``/``triaging``: ``claimed`` (re)assigns, ``resolved_benign`` and
       ``confirmed_compromise`` close. Late answers are recorded for the timeline without
       touching the status, via an ``UpdateEscalation`` effect: the first Duo result of a push
@@ -275,6 +279,12 @@ def _on_user_exempt(state: AlertState, event: Event, now: datetime, p: Policy) -
 
 def _on_dm_failed(state: AlertState, event: Event, now: datetime, p: Policy) -> Transition:
     return _escalate(state, EscalationReason.DM_FAILED, "could not DM the user")
+
+
+def _on_dm_deleted(state: AlertState, event: Event, now: datetime, p: Policy) -> Transition:
+    # Deleting the question (or one's reply) is never an answer; whoever holds the session may
+    # be hiding it from the real employee, so the team looks at once.
+    return _escalate(state, EscalationReason.DM_DELETED, "a message in the DM was deleted")
 
 
 def _on_snooze(state: AlertState, event: Event, now: datetime, p: Policy) -> Transition:
@@ -405,6 +415,8 @@ _HANDLERS: Mapping[tuple[Status, EventType], _Handler] = MappingProxyType(
         (Status.AWAITING_ACK, _E.USER_CONFIRMED): _on_user_confirmed,
         (Status.AWAITING_ACK, _E.USER_DENIED): _on_user_denied,
         (Status.AWAITING_ACK, _E.DEADLINE_PASSED): _on_ack_deadline,
+        (Status.AWAITING_ACK, _E.DM_DELETED): _on_dm_deleted,
+        (Status.AWAITING_2FA, _E.DM_DELETED): _on_dm_deleted,
         (Status.AWAITING_2FA, _E.DUO_APPROVED): _on_duo_approved,
         **{(Status.AWAITING_2FA, e): _on_duo_failure for e in _DUO_FAILURES},
         (Status.AWAITING_2FA, _E.DEADLINE_PASSED): _on_duo_deadline,

@@ -26,6 +26,11 @@ class EscalationReason(StrEnum):
     ALWAYS_ESCALATE = "always_escalate"
     USER_EXEMPT = "user_exempt"
     DM_FAILED = "dm_failed"
+    # The user reported the push as not theirs: the strongest compromise signal there is.
+    DUO_FRAUD = "duo_fraud"
+    # The bot's question or the user's reply vanished from the DM: whoever holds the session
+    # may be covering their tracks.
+    DM_DELETED = "dm_deleted"
 
 
 @dataclass(frozen=True)
@@ -86,6 +91,9 @@ DM_TEXTS: Mapping[EscalationReason, str] = MappingProxyType(
         EscalationReason.DUO_NOT_ENROLLED: (
             "⚠️ You aren't enrolled in Duo, so we couldn't verify you. "
             "The security team has been notified."
+        ),
+        EscalationReason.DUO_FRAUD: (
+            "🚨 You reported the Duo push as fraudulent. The security team has been notified."
         ),
         EscalationReason.ALWAYS_ESCALATE: (
             "✅ Confirmed with Duo. Thanks! Alerts of this kind are always reviewed by the "

@@ -186,4 +186,19 @@ class Snooze(Base):
     revoked_by: Mapped[str | None] = mapped_column(String(64))
 
 
+class SlackReceipt(Base):
+    """One row per Slack delivery handled (an event's ``event_id``, a click's ``action_ts``).
+
+    Slack re-sends events it thinks were slow, and a signed request can be replayed within its
+    five-minute window; the primary key makes "handle it once" hold across replicas and restarts.
+    Rows older than Slack's retry and replay windows are pruned.
+    """
+
+    __tablename__ = "slack_receipts"
+
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+
+
 import securitybot.store.aer_models  # noqa: F401, E402
