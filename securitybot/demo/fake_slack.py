@@ -22,6 +22,7 @@ from urllib.parse import parse_qsl, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from securitybot.demo._serving import ServedFake
+from securitybot.slack.limits import problems, view_problems
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +90,27 @@ def _decode_json_fields(params: dict[str, Any]) -> dict[str, Any]:
             with contextlib.suppress(ValueError):
                 params[key] = json.loads(value)
     return params
+
+
+def _refused_blocks(params: dict[str, Any]) -> Json | None:
+    """Slack's answer to blocks it will not render (None: acceptable or absent)."""
+    blocks = params.get("blocks")
+    if blocks is None or blocks == []:
+        return None
+    if isinstance(blocks, str):
+        return {"ok": False, "error": "invalid_blocks_format"}
+    errors = problems(blocks)
+    if not errors:
+        return None
+    return {"ok": False, "error": "invalid_blocks", "response_metadata": {"messages": errors}}
+
+
+def _refused_view(view: Any) -> Json | None:
+    # Slack answers an over-limit view with invalid_arguments and the same kind of messages.
+    errors = view_problems(view)
+    if not errors:
+        return None
+    return {"ok": False, "error": "invalid_arguments", "response_metadata": {"messages": errors}}
 
 
 class FakeSlack(ServedFake):
@@ -467,6 +489,8 @@ class FakeSlack(ServedFake):
             return {"ok": False, "error": "channel_not_found"}
         if not any(params.get(k) for k in ("text", "blocks", "attachments")):
             return {"ok": False, "error": "no_text"}
+        if refused := _refused_blocks(params):
+            return refused
         message: Json = {"type": "message", "user": self.bot_user_id, "bot_id": self.bot_id}
         message |= {"team": self.team_id, "text": params.get("text", ""), "ts": self._next_ts()}
         for key in ("blocks", "attachments", "thread_ts", "metadata"):
@@ -481,6 +505,8 @@ class FakeSlack(ServedFake):
             return {"ok": False, "error": "channel_not_found"}
         if str(params.get("user", "")) not in self.users:
             return {"ok": False, "error": "user_not_in_channel"}
+        if refused := _refused_blocks(params):
+            return refused
         ts = self._next_ts()
         self.ephemeral.append(dict(params, channel=cid, ts=ts))
         return {"ok": True, "message_ts": ts}
@@ -497,6 +523,8 @@ class FakeSlack(ServedFake):
         if found is None:
             return {"ok": False, "error": "message_not_found"}
         cid, message = found
+        if refused := _refused_blocks(params):
+            return refused
         for key in ("text", "blocks", "attachments", "metadata"):
             if key in params:
                 message[key] = params[key]
@@ -518,6 +546,8 @@ class FakeSlack(ServedFake):
         view = params.get("view")
         if not isinstance(view, dict):
             return {"ok": False, "error": "invalid_arguments"}
+        if refused := _refused_view(view):
+            return refused
         view_id = self._next_id("V")
         stored: Json = dict(view, id=view_id, team_id=self.team_id, root_view_id=view_id)
         stored |= {"state": {"values": {}}, "hash": self._next_id("h."), "app_id": "A1"}
@@ -534,8 +564,23 @@ class FakeSlack(ServedFake):
             return {"ok": False, "error": "not_found"}
         if not isinstance(view, dict):
             return {"ok": False, "error": "invalid_arguments"}
+        if refused := _refused_view(view):
+            return refused
         stored = dict(self.views[view_id]) | view | {"hash": self._next_id("h.")}
         self.views[view_id] = stored
+        return {"ok": True, "view": stored}
+
+    def _api_views_publish(self, token: str, params: dict[str, Any]) -> Json:
+        user_id, view = str(params.get("user_id", "")), params.get("view")
+        if user_id not in self.users:
+            return {"ok": False, "error": "user_not_found"}
+        if not isinstance(view, dict):
+            return {"ok": False, "error": "invalid_arguments"}
+        if refused := _refused_view(view):
+            return refused
+        view_id = self._next_id("V")
+        stored: Json = dict(view, id=view_id, team_id=self.team_id, hash=self._next_id("h."))
+        self.views[f"home:{user_id}"] = stored
         return {"ok": True, "view": stored}
 
     def _api_usergroups_users_list(self, token: str, params: dict[str, Any]) -> Json:
