@@ -7,7 +7,7 @@ them at start-up keeps a broken file from surfacing as a half-rendered DM at 3 a
 from __future__ import annotations
 
 import string
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -32,8 +32,16 @@ class _Missing(dict[str, Any]):
         return "{" + key + "}"
 
 
-def render(template: str, values: Mapping[str, Any]) -> str:
-    """``str.format`` with unknown placeholders left visible rather than raising."""
+def render(
+    template: str, values: Mapping[str, Any], quote: Callable[[Any], str] | None = None
+) -> str:
+    """``str.format`` with unknown placeholders left visible rather than raising.
+
+    The template is the kind's own (trusted) text; the values come from the alert, so ``quote``
+    (e.g. Slack escaping) is applied to each value and never to the template around it.
+    """
+    if quote is not None:
+        values = {k: quote(v) for k, v in values.items()}
     return string.Formatter().vformat(template, (), _Missing(values))
 
 

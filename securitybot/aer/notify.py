@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from securitybot.aer import store
 from securitybot.aer.decide import NotifyTargets
 from securitybot.config import AerContacts
+from securitybot.slack import mrkdwn as md
 from securitybot.store.aer_models import AerNotification
 
 NOTIFY_EFFECT = "aer_notify"
@@ -63,8 +64,10 @@ def consolidate(
 
 
 def render(row: AerNotification) -> str:
+    """The notice's mrkdwn ``text``; every field came from Slack's audit or event stream."""
     times = f" (x{row.count} since {row.first_at:%H:%M} UTC)" if row.count > 1 else ""
-    return (
-        f":rotating_light: Anomaly Event Response: *{row.type}* for <@{row.user_id}> in org "
-        f"{row.org}{times}.\nLatest: {row.last_reason}"
+    return md.fallback(
+        f":rotating_light: Anomaly Event Response: *{md.inline(row.type, 64)}* for "
+        f"{md.user(row.user_id)} in org {md.code(row.org, 66)}{times}.\n"
+        f"Latest: {md.inline(row.last_reason, 500)}"
     )

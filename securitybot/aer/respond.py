@@ -21,6 +21,7 @@ from securitybot.ingest.schema import AlertIn
 from securitybot.ingest.service import ingest_alert
 from securitybot.kinds import KindRegistry
 from securitybot.outbox.dispatcher import Done, GiveUp, Handler, Job, Outcome, RetryAt, backoff
+from securitybot.slack import mrkdwn as md
 from securitybot.slack.gateway import SlackGateway, SlackPermanentError, SlackRetryLater
 from securitybot.store.aer_models import AerNotification
 from securitybot.store.alerts import audit
@@ -137,10 +138,11 @@ class Responder:
         p = job.payload
         if self.slack is None:
             return GiveUp("Slack is not configured")
-        text = (
+        text = md.fallback(
             "For your security, Securitybot signed you out of Slack on all your devices. "
-            f"We noticed unusual activity on your account: {p['type']} ({p['rule']}"
-            + (f", from {p['ip']}" if p.get("ip") else "")
+            f"We noticed unusual activity on your account: {md.inline(p['type'], 64)} "
+            f"({md.inline(p['rule'], 100)}"
+            + (f", from {md.code(p['ip'], 66)}" if p.get("ip") else "")
             + "). Please sign in again. If this was not you, tell the security team right away."
         )
         try:
@@ -157,9 +159,10 @@ class Responder:
         channel = self.settings.slack.security_channel
         if self.slack is None or channel is None:
             return GiveUp("no Slack security channel configured to escalate to")
-        text = (
-            f":warning: AER escalation for <@{p['user']}> (org {p['org']}): {p['type']} "
-            f"({p['rule']}). {p['reason']}. A human needs to look at this account."
+        text = md.fallback(
+            f":warning: AER escalation for {md.user(p['user'])} (org {md.code(p['org'], 66)}): "
+            f"{md.inline(p['type'], 64)} ({md.inline(p['rule'], 100)}). "
+            f"{md.inline(p['reason'], 500)}. A human needs to look at this account."
         )
         try:
             await self.slack.post(channel, text)

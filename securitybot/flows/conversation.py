@@ -22,6 +22,7 @@ from securitybot.flows.transitions import apply_event, load_for_update
 from securitybot.kinds import KindRegistry
 from securitybot.outbox.dispatcher import Done, GiveUp, Handler, Job, Outcome, RetryAt, backoff
 from securitybot.slack import messages
+from securitybot.slack import mrkdwn as md
 from securitybot.slack.gateway import SlackGateway, SlackPermanentError, SlackRetryLater, SlackUser
 from securitybot.store import alerts as alert_store
 from securitybot.store.db import Database
@@ -507,8 +508,8 @@ class ConversationHandlers:
         if alert.respond_by:
             minutes = max(1, int((alert.respond_by - utcnow()).total_seconds() // 60))
             left = f" within about {minutes} minute{'s' if minutes != 1 else ''}"
-        text = (f"Reminder: please answer about alert #{alert.id} ({alert.title}){left}, "
-                "or the security team will be asked to look into it.")  # fmt: skip
+        text = (f"Reminder: please answer about alert #{alert.id} ({md.inline(alert.title, 200)})"
+                f"{left}, or the security team will be asked to look into it.")  # fmt: skip
         try:
             await self.slack.post(alert.dm_channel, text)
         except SlackRetryLater as exc:
@@ -597,7 +598,7 @@ def timeline_text(row: AuditLog) -> str:
     if base is None:
         return ""
     if row.actor not in ("system", "duo") and not row.actor.startswith("source:"):
-        base += f" by <@{row.actor}>"
+        base += f" by {md.user(row.actor)}"
     comment = (row.details or {}).get("comment")
     if comment and row.action in (
         "alert.user_confirmed",
@@ -606,5 +607,5 @@ def timeline_text(row: AuditLog) -> str:
         "alert.duo_error",
         "alert.dm_failed",
     ):
-        base += f": “{str(comment)[:200]}”"
+        base += f": “{md.inline(comment, 400)}”"  # the user's or a tool's own words
     return base

@@ -15,6 +15,7 @@ from sqlalchemy import select
 from securitybot.domain import Event, EventType
 from securitybot.flows.events import apply_by_id
 from securitybot.slack import messages
+from securitybot.slack import mrkdwn as md
 from securitybot.store import alerts as alert_store
 from securitybot.store.db import Database
 from securitybot.store.models import Alert
@@ -100,7 +101,7 @@ def register(app: AsyncApp, db: Database, wake: Callable[[], None]) -> None:
             await asyncio.to_thread(_audit_refusal, db, alert, user, "button")
             await client.chat_postEphemeral(
                 channel=channel, user=user,
-                text=f"Only <@{alert.user_id}> can answer alert #{alert.id}. "
+                text=f"Only {md.user(alert.user_id)} can answer alert #{alert.id}. "
                 "This attempt was logged.",
             )  # fmt: skip
             return
@@ -150,7 +151,8 @@ def register(app: AsyncApp, db: Database, wake: Callable[[], None]) -> None:
             else "Thanks for telling me. The security team has been notified."
         )
         await client.chat_postMessage(
-            channel=channel, text=f"That answered alert #{alert.id} ({alert.title}). {what}"
+            channel=channel,
+            text=f"That answered alert #{alert.id} ({md.inline(alert.title, 200)}). {what}",
         )
 
     @app.error

@@ -1,4 +1,8 @@
-"""Block Kit for the DM and the escalation post. Pure functions: data in, blocks out."""
+"""Block Kit for the DM and the escalation post. Pure functions: data in, blocks out.
+
+Everything from the alert is untrusted: it is escaped (or put in an unbreakable code span) by
+``slack/mrkdwn.py`` and every block is built there, so each message fits Slack's limits.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from securitybot.kinds import AlertKind, render
+from securitybot.slack import mrkdwn as md
 from securitybot.store.models import Alert
 
 CONFIRM_ACTION = "alert_confirm"
@@ -48,13 +53,22 @@ def _fields(alert: Alert) -> dict[str, Any]:
             "description": alert.description, "user": alert.user_given}  # fmt: skip
 
 
-def _section(text: str) -> dict[str, Any]:
-    return {"type": "section", "text": {"type": "mrkdwn", "text": text[:2900]}}
+def _quote(value: Any) -> str:
+    # A value substituted into a kind's template: inert, one line, and short enough that one
+    # huge field cannot crowd out the question.
+    return md.inline(value, 300)
+
+
+def _titles(alert: Alert, kind: AlertKind) -> tuple[str, str]:
+    """(plain headline for the header block, escaped headline for mrkdwn and ``text``)."""
+    values = _fields(alert)
+    return render(kind.title, values), render(kind.title, values, _quote)
 
 
 def _what_happened(alert: Alert) -> list[dict[str, Any]]:
     """The alert's description and details, as both the DM and the escalation show them."""
-    return [_section(t) for t in (alert.description, _details_text(alert)) if t]
+    more = md.truncated(alert.id)
+    return md.sections([md.escape(alert.description or ""), _details_text(alert)], more)
 
 
 def _details_text(alert: Alert) -> str:
@@ -63,13 +77,13 @@ def _details_text(alert: Alert) -> str:
         return ""
     lines = []
     for key, value in list(details.items())[:12]:
-        shown = value if isinstance(value, str) else json.dumps(value)
-        lines.append(f"• *{key}*: `{str(shown)[:200]}`")
+        shown = value if isinstance(value, str) else json.dumps(value, default=str)
+        lines.append(f"• *{md.inline(key, 100)}*: {md.code(shown, 200)}")
     return "\n".join(lines)
 
 
 def _group_text(alert: Alert, grouped: list[Alert]) -> str:
-    lines = [f"• #{a.id} {a.title}" for a in [alert, *grouped][:10]]
+    lines = [f"• #{a.id} {md.inline(a.title, 150)}" for a in [alert, *grouped][:10]]
     more = len(grouped) + 1 - len(lines)
     return "\n".join(lines) + (f"\n…and {more} more" if more > 0 else "")
 
@@ -78,72 +92,69 @@ def dm_message(
     alert: Alert, kind: AlertKind, *, first_name: str, greet: bool,
     grouped: list[Alert] | None = None,
 ) -> tuple[str, list[dict[str, Any]]]:  # fmt: skip
-    values = _fields(alert)
-    headline = render(kind.title, values)
+    headline, headline_md = _titles(alert, kind)
     if grouped:
         headline = f"{len(grouped) + 1} alerts: {headline}"
-    question = render(kind.message, values).strip()
+        headline_md = f"{len(grouped) + 1} alerts: {headline_md}"
+    question = render(kind.message, _fields(alert), _quote).strip()
+    name = md.inline(first_name, 60)  # a Slack profile name is the user's own text
     intro = (
-        f"Hi {first_name}! I'm Securitybot. When monitoring sees something unusual on your "
+        f"Hi {name}! I'm Securitybot. When monitoring sees something unusual on your "
         "account, I ask you first, because you know best whether it was you.\n\n"
         if greet
-        else f"Hi {first_name}, "
+        else f"Hi {name}, "
     )
-    text = f"{intro}{question}"
-    context = f"Alert #{alert.id} · {alert.kind} · {_when(alert.occurred_at or alert.created_at)}"
+    more = md.truncated(alert.id)
+    context = (
+        f"Alert #{alert.id} · {md.inline(alert.kind, 64)} · "
+        f"{_when(alert.occurred_at or alert.created_at)}"
+    )
     host = (alert.details or {}).get("host")
     if host:
-        context += f" · host `{host}`"
-    blocks: list[dict[str, Any]] = [
-        {"type": "header", "text": {"type": "plain_text", "text": headline[:150]}},
-        {"type": "section", "text": {"type": "mrkdwn", "text": text[:2900]}},
-    ]
+        context += f" · host {md.code(host, 200)}"
+    blocks: list[dict[str, Any]] = [md.header(headline), md.section(f"{intro}{question}", more)]
     blocks += _what_happened(alert)
     if grouped:
-        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text":
-            "One answer covers all of these:\n" + _group_text(alert, grouped)[:2800]}})  # fmt: skip
+        blocks.append(
+            md.section("One answer covers all of these:\n" + _group_text(alert, grouped), more)
+        )
     blocks += [
-        {"type": "context", "elements": [{"type": "mrkdwn", "text": context}]},
+        md.context(context),
         {
             "type": "actions",
             "block_id": f"answer:{alert.id}",
             "elements": [
-                {"type": "button", "action_id": CONFIRM_ACTION, "style": "primary",
-                 "text": {"type": "plain_text", "text": "Yes, this was me"},
-                 "value": str(alert.id)},
-                {"type": "button", "action_id": DENY_ACTION, "style": "danger",
-                 "text": {"type": "plain_text", "text": "No, this wasn't me"},
-                 "value": str(alert.id)},
+                md.button(CONFIRM_ACTION, "Yes, this was me", str(alert.id), style="primary"),
+                md.button(DENY_ACTION, "No, this wasn't me", str(alert.id), style="danger"),
             ],
         },
-        {"type": "context", "elements": [{"type": "mrkdwn", "text":
+        md.context(
             "You can also reply `ack` or `no` (with a reason if you like). Saying yes sends a "
-            "Duo push to your phone to confirm it's really you."}]},
-    ]  # fmt: skip
-    return f"{headline}: {question}"[:3000], blocks
+            "Duo push to your phone to confirm it's really you."
+        ),
+    ]
+    return md.fallback(f"{headline_md}: {question}"), blocks
 
 
 def answered_message(
     alert: Alert, kind: AlertKind, outcome_text: str, *, offer_snooze: bool = False
 ) -> tuple[str, list[dict[str, Any]]]:
     """The DM after an answer: what it was about, the outcome, and no answer buttons."""
-    headline = render(kind.title, _fields(alert))
+    headline, headline_md = _titles(alert, kind)
     blocks: list[dict[str, Any]] = [
-        {"type": "header", "text": {"type": "plain_text", "text": headline[:150]}},
-        {"type": "section", "text": {"type": "mrkdwn", "text": outcome_text[:2900]}},
-        {"type": "context", "elements": [{"type": "mrkdwn", "text": f"Alert #{alert.id} · {alert.kind}"}]},
-    ]  # fmt: skip
+        md.header(headline),
+        md.section(outcome_text, md.truncated(alert.id)),
+        md.context(f"Alert #{alert.id} · {md.inline(alert.kind, 64)}"),
+    ]
     if offer_snooze:
         blocks.append({
             "type": "actions", "block_id": f"snooze:{alert.id}",
             "elements": [
-                {"type": "button", "action_id": SNOOZE_HOUR_ACTION, "value": str(alert.id),
-                 "text": {"type": "plain_text", "text": "Snooze similar alerts for 1 hour"}},
-                {"type": "button", "action_id": SNOOZE_DAY_ACTION, "value": str(alert.id),
-                 "text": {"type": "plain_text", "text": "Snooze for 1 day"}},
+                md.button(SNOOZE_HOUR_ACTION, "Snooze similar alerts for 1 hour", str(alert.id)),
+                md.button(SNOOZE_DAY_ACTION, "Snooze for 1 day", str(alert.id)),
             ],
         })  # fmt: skip
-    return f"{headline}: {outcome_text}"[:3000], blocks
+    return md.fallback(f"{headline_md}: {outcome_text}"), blocks
 
 
 def escalation_message(
@@ -154,52 +165,54 @@ def escalation_message(
     mention: str | None = None,
     grouped: list[Alert] | None = None,
 ) -> tuple[str, list[dict[str, Any]]]:
+    """The security channel's post. ``mention`` is product-made markup (from config); the
+    timeline lines are mrkdwn whose outside parts are already escaped (``timeline_text``)."""
     reason = alert.escalation_reason or "unknown"
-    who = f"<@{alert.user_id}>" if alert.user_id else f"`{alert.user_given}`"
+    who = md.user(alert.user_id) if alert.user_id else md.code(alert.user_given, 200)
     sev = kind.severity.value.upper()
-    head = f"{sev} · {alert.title}"
+    claimer = md.user(alert.claimed_by)
     status_line = {
         "escalated": "Needs a responder",
-        "triaging": f"Being triaged by <@{alert.claimed_by}>" if alert.claimed_by else "Triaging",
-        "closed": f"Closed: *{alert.outcome}*" + (f" by <@{alert.claimed_by}>" if alert.claimed_by else ""),
-    }.get(alert.status, alert.status)  # fmt: skip
+        "triaging": f"Being triaged by {claimer}" if alert.claimed_by else "Triaging",
+        "closed": f"Closed: *{md.inline(alert.outcome or '', 64)}*" + (f" by {claimer}" if alert.claimed_by else ""),
+    }.get(alert.status, md.inline(alert.status, 64))  # fmt: skip
+    reason_text = md.escape(REASON_TEXT.get(reason, reason))
     summary = (
-        f"{mention + ' ' if mention else ''}*Escalated:* {REASON_TEXT.get(reason, reason)} "
-        f"(`{reason}`)\n*Who:* {who}\n*Kind:* `{alert.kind}` · *Severity:* {kind.severity.value}"
-        f"\n*Status:* {status_line}"
+        f"{mention + ' ' if mention else ''}*Escalated:* {reason_text} "
+        f"({md.code(reason, 66)})\n*Who:* {who}\n*Kind:* {md.code(alert.kind, 66)} · "
+        f"*Severity:* {kind.severity.value}\n*Status:* {status_line}"
     )
+    more = md.truncated(alert.id)
     blocks: list[dict[str, Any]] = [
-        {"type": "header", "text": {"type": "plain_text", "text": head[:150]}},
-        {"type": "section", "text": {"type": "mrkdwn", "text": summary[:2900]}},
+        md.header(f"{sev} · {alert.title}"),
+        md.section(summary, more),
     ]
     blocks += _what_happened(alert)
     if grouped:
-        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text":
-            f"*{len(grouped) + 1} alerts in this burst*\n" + _group_text(alert, grouped)[:2800]}})  # fmt: skip
+        blocks.append(
+            md.section(
+                f"*{len(grouped) + 1} alerts in this burst*\n" + _group_text(alert, grouped), more
+            )
+        )
     if timeline:
         lines = [f"`{t.strftime('%H:%M:%S')}` {what}" for t, what in timeline[-15:]]
-        blocks.append(
-            {
-                "type": "section",
-                "text": {"type": "mrkdwn", "text": "*Timeline*\n" + "\n".join(lines)},
-            }
-        )
+        blocks.append(md.section("*Timeline*\n" + "\n".join(lines), more))
     if alert.status in ("escalated", "triaging"):
+        confirm = {"title": {"type": "plain_text", "text": "Confirm compromise?"},
+                   "text": {"type": "mrkdwn", "text": "This resets all of the user's Slack sessions."},
+                   "confirm": {"type": "plain_text", "text": "Reset sessions"},
+                   "deny": {"type": "plain_text", "text": "Cancel"}}  # fmt: skip
         blocks.append({
             "type": "actions", "block_id": f"triage:{alert.id}",
             "elements": [
-                {"type": "button", "action_id": CLAIM_ACTION, "value": str(alert.id),
-                 "text": {"type": "plain_text", "text": "Claim"}},
-                {"type": "button", "action_id": BENIGN_ACTION, "value": str(alert.id), "style": "primary",
-                 "text": {"type": "plain_text", "text": "Resolve as benign"}},
-                {"type": "button", "action_id": COMPROMISE_ACTION, "value": str(alert.id), "style": "danger",
-                 "text": {"type": "plain_text", "text": "Confirm compromise"},
-                 "confirm": {"title": {"type": "plain_text", "text": "Confirm compromise?"},
-                             "text": {"type": "mrkdwn", "text": "This resets all of the user's Slack sessions."},
-                             "confirm": {"type": "plain_text", "text": "Reset sessions"},
-                             "deny": {"type": "plain_text", "text": "Cancel"}}},
+                md.button(CLAIM_ACTION, "Claim", str(alert.id)),
+                md.button(BENIGN_ACTION, "Resolve as benign", str(alert.id), style="primary"),
+                md.button(COMPROMISE_ACTION, "Confirm compromise", str(alert.id), style="danger",
+                          confirm=confirm),
             ],
         })  # fmt: skip
-    blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": f"Alert #{alert.id} · source `{alert.source}`"}]})  # fmt: skip
-    text = f"[{sev}] Escalated alert #{alert.id}: {alert.title} ({reason})"
-    return text, blocks
+    blocks.append(md.context(f"Alert #{alert.id} · source {md.code(alert.source, 100)}"))
+    text = (
+        f"[{sev}] Escalated alert #{alert.id}: {md.inline(alert.title, 300)} ({md.escape(reason)})"
+    )
+    return md.fallback(text), blocks

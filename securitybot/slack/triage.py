@@ -16,6 +16,7 @@ from securitybot.domain import Event, EventType
 from securitybot.flows import snoozes
 from securitybot.flows.events import apply_by_id
 from securitybot.slack import messages
+from securitybot.slack import mrkdwn as md
 from securitybot.slack.gateway import SlackGateway
 from securitybot.store import alerts as alert_store
 from securitybot.store.db import Database
@@ -68,8 +69,10 @@ def _create_snooze(db: Database, alert_id: int, duration: str, actor: str) -> st
         if not snoozes.can_snooze(alert):
             return "This alert cannot be snoozed."
         snooze = snoozes.create(session, alert, duration, actor)
+        scope = snoozes.scope_of(alert).items()
+        shown = ", ".join(f"{md.inline(k, 40)} {md.code(v, 100)}" for k, v in scope)
         return (
-            f"Snoozed `{alert.kind}` alerts for {snoozes.scope_of(alert)} until "
+            f"Snoozed {md.code(alert.kind, 66)} alerts for {shown} until "
             f"{snooze.expires_at:%Y-%m-%d %H:%M} UTC. The security team can see and revoke this."
         )
 
