@@ -67,6 +67,25 @@ def audit_record(p: dict[str, Any], at_epoch: int) -> dict[str, Any]:
     }
 
 
+def signed_out_text(p: dict[str, Any]) -> str:
+    """The DM after a reset. The anomaly's fields come from Slack's logs: shown, never parsed."""
+    return md.fallback(
+        "For your security, Securitybot signed you out of Slack on all your devices. "
+        f"We noticed unusual activity on your account: {md.inline(p['type'], 64)} "
+        f"({md.inline(p['rule'], 100)}"
+        + (f", from {md.code(p['ip'], 66)}" if p.get("ip") else "")
+        + "). Please sign in again. If this was not you, tell the security team right away."
+    )
+
+
+def escalation_text(p: dict[str, Any]) -> str:
+    return md.fallback(
+        f":warning: AER escalation for {md.user(p['user'])} (org {md.code(p['org'], 66)}): "
+        f"{md.inline(p['type'], 64)} ({md.inline(p['rule'], 100)}). "
+        f"{md.inline(p['reason'], 500)}. A human needs to look at this account."
+    )
+
+
 def _retry(exc: SlackRetryLater, attempts: int) -> RetryAt:
     delay = timedelta(seconds=exc.retry_after) if exc.retry_after else backoff(attempts + 1)
     return RetryAt(utcnow() + delay, str(exc))
@@ -138,13 +157,7 @@ class Responder:
         p = job.payload
         if self.slack is None:
             return GiveUp("Slack is not configured")
-        text = md.fallback(
-            "For your security, Securitybot signed you out of Slack on all your devices. "
-            f"We noticed unusual activity on your account: {md.inline(p['type'], 64)} "
-            f"({md.inline(p['rule'], 100)}"
-            + (f", from {md.code(p['ip'], 66)}" if p.get("ip") else "")
-            + "). Please sign in again. If this was not you, tell the security team right away."
-        )
+        text = signed_out_text(p)
         try:
             channel = await self.slack.open_dm(p["user"])
             await self.slack.post(channel, text)
@@ -159,11 +172,7 @@ class Responder:
         channel = self.settings.slack.security_channel
         if self.slack is None or channel is None:
             return GiveUp("no Slack security channel configured to escalate to")
-        text = md.fallback(
-            f":warning: AER escalation for {md.user(p['user'])} (org {md.code(p['org'], 66)}): "
-            f"{md.inline(p['type'], 64)} ({md.inline(p['rule'], 100)}). "
-            f"{md.inline(p['reason'], 500)}. A human needs to look at this account."
-        )
+        text = escalation_text(p)
         try:
             await self.slack.post(channel, text)
         except SlackRetryLater as exc:

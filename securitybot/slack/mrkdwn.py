@@ -21,7 +21,7 @@ from securitybot.slack import limits
 ELLIPSIS = "…"
 # A code span cannot contain a backtick, so a value's backticks become a look-alike.
 _BACKTICK_LOOKALIKE = "ˋ"
-_SLACK_USER_ID = re.compile(r"^[UW][A-Z0-9]{2,30}$")
+_SLACK_USER_ID = re.compile(r"^[UW][A-Z0-9_]{2,30}$")  # "_": the fakes' ids
 
 Block = dict[str, Any]
 
