@@ -504,12 +504,10 @@ class ConversationHandlers:
             or not self.slack
         ):
             return Done()
-        left = ""
+        minutes = None
         if alert.respond_by:
             minutes = max(1, int((alert.respond_by - utcnow()).total_seconds() // 60))
-            left = f" within about {minutes} minute{'s' if minutes != 1 else ''}"
-        text = (f"Reminder: please answer about alert #{alert.id} ({md.inline(alert.title, 200)})"
-                f"{left}, or the security team will be asked to look into it.")  # fmt: skip
+        text = messages.reminder_text(alert, minutes)
         try:
             await self.slack.post(alert.dm_channel, text)
         except SlackRetryLater as exc:

@@ -136,6 +136,14 @@ def dm_message(
     return md.fallback(f"{headline_md}: {question}"), blocks
 
 
+def reminder_text(alert: Alert, minutes: int | None) -> str:
+    left = f" within about {minutes} minute{'s' if minutes != 1 else ''}" if minutes else ""
+    return md.fallback(
+        f"Reminder: please answer about alert #{alert.id} ({md.inline(alert.title, 200)}){left}, "
+        "or the security team will be asked to look into it."
+    )
+
+
 def answered_message(
     alert: Alert, kind: AlertKind, outcome_text: str, *, offer_snooze: bool = False
 ) -> tuple[str, list[dict[str, Any]]]:

@@ -51,6 +51,24 @@ class Responders:
         return user_id in self._members[1]
 
 
+def benign_modal(alert: Alert) -> dict[str, Any]:
+    """The modal asking a responder why an alert is benign (labels are plain text)."""
+    return {
+        "type": "modal", "callback_id": messages.BENIGN_MODAL,
+        "private_metadata": str(alert.id),
+        "title": {"type": "plain_text", "text": "Resolve as benign"},
+        "submit": {"type": "plain_text", "text": "Resolve"},
+        "blocks": [
+            {
+                "type": "input", "block_id": NOTE_BLOCK,
+                "label": {"type": "plain_text", "text": f"Why is alert #{alert.id} benign?"},
+                "element": {"type": "plain_text_input", "action_id": NOTE_ACTION,
+                            "multiline": True},
+            },
+        ],
+    }  # fmt: skip
+
+
 def _load(db: Database, alert_id: int) -> Alert | None:
     with db.read() as session:
         return alert_store.get(session, alert_id)
@@ -123,21 +141,7 @@ def register(app: AsyncApp, db: Database, wake: Callable[[], None], responders: 
         alert = await guard(body, client, "resolve_benign")
         if alert is None:
             return
-        await client.views_open(
-            trigger_id=body["trigger_id"],
-            view={
-                "type": "modal", "callback_id": messages.BENIGN_MODAL,
-                "private_metadata": str(alert.id),
-                "title": {"type": "plain_text", "text": "Resolve as benign"},
-                "submit": {"type": "plain_text", "text": "Resolve"},
-                "blocks": [{
-                    "type": "input", "block_id": NOTE_BLOCK,
-                    "label": {"type": "plain_text", "text": f"Why is alert #{alert.id} benign?"},
-                    "element": {"type": "plain_text_input", "action_id": NOTE_ACTION,
-                                "multiline": True},
-                }],
-            },
-        )  # fmt: skip
+        await client.views_open(trigger_id=body["trigger_id"], view=benign_modal(alert))
 
     @app.view(messages.BENIGN_MODAL)
     async def benign_submitted(ack: AsyncAck, body: dict[str, Any], view: dict[str, Any]) -> None:
