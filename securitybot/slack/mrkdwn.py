@@ -6,7 +6,8 @@ Slack reads ``&``, ``<`` and ``>`` as control characters in mrkdwn and in a mess
 (alert fields, reply comments, AER fields, Slack profile names) goes through :func:`escape`,
 :func:`inline` or :func:`code` before it is put into mrkdwn; the product adds its own mentions and
 links around the escaped parts (:func:`user`). Plain-text objects (headers, labels) are not
-parsed for markup by Slack, so they are only clipped.
+parsed for markup by Slack, so they are only clipped. Bare words like ``@here`` stay words: we
+never pass ``link_names`` or ``parse=full``, and our mrkdwn objects are ``verbatim``.
 
 Lengths are counted in code points, as slack_sdk's validators count them.
 """

@@ -62,6 +62,9 @@ def test_the_escalation_shows_alert_fields_and_comments_as_text(vector: str) -> 
         grouped=[make_alert(id=43, title=vector)],
     )  # fmt: skip
     assert_inert(mrkdwn_of(text, blocks), allowed=("<!subteam^S_SEC>", "<@U_ALICE>"))
+    shown = str(blocks)
+    assert "<!subteam^S_SEC> *Escalated:*" in shown  # the product's own mention still pings
+    assert "User said it was *not* them by <@U_ALICE>" in shown
 
 
 @pytest.mark.parametrize("vector", VECTORS)

@@ -21,6 +21,8 @@ function mrkdwn(text) {
   s = s.replace(/&lt;@([A-Z0-9_]+)&gt;/g, (_, id) => "<b>@" + esc(people[id]?.name ?? id) + "</b>");
   s = s.replace(/&lt;!(here|channel)&gt;/g, "<b>@$1</b>");
   s = s.replace(/&lt;!subteam\^([A-Z0-9]+)[^&]*&gt;/g, "<b>@$1</b>");
+  // Last, as Slack does: the bot's escaped &amp; &lt; &gt; show as the characters they stand for.
+  s = s.replace(/&amp;(amp|lt|gt);/g, "&$1;");
   return s.replace(/\n/g, "<br>");
 }
 
