@@ -136,10 +136,16 @@ class DuoConfig(_Section):
         return host, int(port) if port else None
 
 
+Scope = Literal["ingest", "admin"]
+
+
 class IngestToken(_Section):
     source: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.\-]+$")
     token: SecretStr | None = None
     hmac_secret: SecretStr | None = None
+    # What the credential may do: "ingest" posts alerts and reads them; "admin" manages
+    # exemptions and snoozes. A leaked monitoring token must not be able to silence anyone.
+    scopes: list[Scope] = Field(default=["ingest"], min_length=1)
 
     @model_validator(mode="after")
     def _one_credential(self) -> IngestToken:

@@ -26,7 +26,17 @@ from tests.e2e.conftest import MakeBot
 from tests.e2e.harness import SECURITY_CHANNEL, TOKEN, Bot, ok_calls, wait_until
 
 LEAD = "U_SECLEAD"
-TEAM = {"escalation": {"responders": [LEAD, "S0SECTEAM"], "mention": "S0ONCALL"}}
+ADMIN_TOKEN = "e2e-team-admin-token-0123456789"
+TEAM = {
+    "escalation": {"responders": [LEAD, "S0SECTEAM"], "mention": "S0ONCALL"},
+    # Exemptions and snoozes over the API need an admin credential, not the ingest token.
+    "ingest": {
+        "tokens": [
+            {"source": "e2e", "token": TOKEN},
+            {"source": "secops", "token": ADMIN_TOKEN, "scopes": ["admin"]},
+        ]
+    },
+}
 
 
 @pytest.fixture
@@ -161,7 +171,7 @@ def test_a_confirmed_user_can_snooze_the_same_kind_and_scope(
     bot.click("U_ALICE", SNOOZE_HOUR_ACTION, first["id"])
     listed = wait_until(
         lambda: bot.http.get(
-            "/api/v1/snoozes", headers={"Authorization": f"Bearer {TOKEN}"}
+            "/api/v1/snoozes", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}
         ).json()["snoozes"],
         10,
         "snooze",
@@ -178,7 +188,7 @@ def test_a_confirmed_user_can_snooze_the_same_kind_and_scope(
 
     resp = bot.http.delete(
         f"/api/v1/snoozes/{listed[0]['id']}?requested_by={LEAD}",
-        headers={"Authorization": f"Bearer {TOKEN}"},
+        headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
     )
     assert resp.status_code == 204
     again = bot.post_alert(dedup_key="s4")
@@ -190,7 +200,7 @@ def test_exempt_users_go_straight_to_the_team_and_nobody_exempts_themselves(
     team_fs: FakeSlack, make_bot: MakeBot
 ) -> None:
     bot = make_bot(**TEAM)
-    auth = {"Authorization": f"Bearer {TOKEN}"}
+    auth = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
     self_exempt = bot.http.post(
         "/api/v1/exemptions",
         headers=auth,
