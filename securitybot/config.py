@@ -258,6 +258,9 @@ class EscalationConfig(_Section):
     fallback_webhook: str | None = None
     fallback_after_failures: int = Field(default=3, ge=1, le=100)
     group_window: Duration = 300.0
+    # Longest exemption a responder may grant with `/securitybot exempt` (Slack has no expiry-free
+    # path: an exemption someone forgets about is a blind spot).
+    max_exemption: Duration = 30 * 86400.0
 
     @field_validator("responders")
     @classmethod
