@@ -486,6 +486,11 @@ class Settings(_Section):
             notes.append("Duo (duo.ikey, duo.skey, duo.api_host): 'it was me' escalates")
         if not self.ingest.tokens:
             notes.append("ingest.tokens: nobody can post alerts")
+        elif not any("admin" in t.scopes for t in self.ingest.tokens):
+            notes.append(
+                "ingest.tokens[].scopes: no 'admin' credential: exemptions and snoozes are "
+                "managed only with /securitybot in Slack"
+            )
         return notes
 
 

@@ -133,6 +133,9 @@ def test_token_scopes_default_to_ingest_and_admin_is_explicit(tmp_path: Path) ->
     result = CliRunner().invoke(main, ["check-config", "--config", str(p)])
     assert result.exit_code == 0, result.output
     assert "scopes:\n    - admin" in result.output
+    assert "no 'admin' credential" not in result.output
+    shipped = CliRunner().invoke(main, ["check-config", "--config", str(REPO / "config.yaml")])
+    assert "no 'admin' credential" in shipped.output
 
 
 def test_check_config_masks_secrets(tmp_path: Path) -> None:
