@@ -136,10 +136,16 @@ class DuoConfig(_Section):
         return host, int(port) if port else None
 
 
+Scope = Literal["ingest", "admin"]
+
+
 class IngestToken(_Section):
     source: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.\-]+$")
     token: SecretStr | None = None
     hmac_secret: SecretStr | None = None
+    # What the credential may do: "ingest" posts alerts and reads them; "admin" manages
+    # exemptions and snoozes. A leaked monitoring token must not be able to silence anyone.
+    scopes: list[Scope] = Field(default=["ingest"], min_length=1)
 
     @model_validator(mode="after")
     def _one_credential(self) -> IngestToken:
@@ -252,6 +258,9 @@ class EscalationConfig(_Section):
     fallback_webhook: str | None = None
     fallback_after_failures: int = Field(default=3, ge=1, le=100)
     group_window: Duration = 300.0
+    # Longest exemption a responder may grant with `/securitybot exempt` (Slack has no expiry-free
+    # path: an exemption someone forgets about is a blind spot).
+    max_exemption: Duration = 30 * 86400.0
 
     @field_validator("responders")
     @classmethod
@@ -477,6 +486,11 @@ class Settings(_Section):
             notes.append("Duo (duo.ikey, duo.skey, duo.api_host): 'it was me' escalates")
         if not self.ingest.tokens:
             notes.append("ingest.tokens: nobody can post alerts")
+        elif not any("admin" in t.scopes for t in self.ingest.tokens):
+            notes.append(
+                "ingest.tokens[].scopes: no 'admin' credential: exemptions and snoozes are "
+                "managed only with /securitybot in Slack"
+            )
         return notes
 
 

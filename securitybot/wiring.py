@@ -6,6 +6,7 @@ import asyncio
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 
 import aiohttp
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -23,7 +24,7 @@ from securitybot.flows.sweep import sweep_overdue, sweep_reminders, sweep_unclai
 from securitybot.flows.webhooks import WebhookSender
 from securitybot.outbox.dispatcher import Dispatcher
 from securitybot.runtime import Runtime
-from securitybot.slack import listeners, triage
+from securitybot.slack import commands, listeners, triage
 from securitybot.slack.gateway import SlackGateway
 from securitybot.slack.triage import Responders
 from securitybot.verify.base import Verifier
@@ -80,8 +81,14 @@ def wire_workers(
     )
     if bolt is not None and gateway is not None:
         listeners.register(bolt, runtime.db, runtime.notify_new_work)
-        triage.register(
-            bolt, runtime.db, runtime.notify_new_work, Responders(s.escalation, gateway)
+        responders = Responders(s.escalation, gateway)
+        runtime.responders = responders  # the API's requested_by check counts user groups too
+        triage.register(bolt, runtime.db, runtime.notify_new_work, responders)
+        commands.register(
+            bolt,
+            runtime.db,
+            responders,
+            max_exemption=timedelta(seconds=s.escalation.max_exemption),
         )
     runtime.handlers.update(handlers.handlers())
     runtime.handlers["outbound_webhook"] = WebhookSender(list(s.webhooks.outbound))

@@ -10,6 +10,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+from securitybot.config import Scope
 from securitybot.ingest.auth import Authenticator, AuthError, Principal
 from securitybot.store.alerts import decode_cursor
 
@@ -83,13 +84,24 @@ def parse_json(body: bytes) -> Any:
 
 
 def authenticate(
-    request: Request, authenticator: Authenticator, body: bytes, *, allow_query: bool = False
+    request: Request,
+    authenticator: Authenticator,
+    body: bytes,
+    *,
+    allow_query: bool = False,
+    scope: Scope = "ingest",
 ) -> Principal:
+    """The caller's source, if its credential is valid (401) and carries ``scope`` (403)."""
     query_token = request.query_params.get("token") if allow_query else None
     try:
-        return authenticator.authenticate(request.headers, body, query_token)
+        principal = authenticator.authenticate(request.headers, body, query_token)
     except AuthError as exc:
         raise ApiError(401, "unauthorized", exc.reason) from None
+    if scope not in principal.scopes:
+        raise ApiError(
+            403, "forbidden", f"this credential lacks the {scope!r} scope (ingest.tokens[].scopes)"
+        )
+    return principal
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,9 @@
 """``/api/v1/exemptions`` and ``/api/v1/snoozes``: responders manage who is asked and when.
 
-The API authenticates a source token; the person acting is named in ``requested_by`` (a Slack
-user id) and must be a responder (``escalation.responders``). Nobody may exempt themselves.
+Only a credential with the ``admin`` scope may read or change them (who is exempt is itself
+sensitive); an ingest token cannot. The person acting is named in ``requested_by`` (a Slack user
+id), must be a responder (``escalation.responders``) and is audited with the token's source.
+Nobody may exempt themselves. Responders can do the same from Slack: ``/securitybot``.
 """
 
 from __future__ import annotations
@@ -10,7 +12,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
-from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -19,11 +20,10 @@ from starlette.routing import Route
 
 from securitybot.api.common import ApiError, authenticate, parse_id, parse_json, read_body
 from securitybot.flows import exemptions, snoozes
+from securitybot.ingest.auth import Principal
 from securitybot.ingest.ratelimit import enforce
 from securitybot.ingest.schema import SLACK_ID_RE, field_errors, no_nul, person
 from securitybot.runtime import Runtime
-from securitybot.store import alerts as alert_store
-from securitybot.store.models import Exemption, Snooze, utcnow
 
 
 class ExemptionIn(BaseModel):
@@ -80,10 +80,19 @@ async def _identities(rt: Runtime, user: str) -> set[str]:
     return names
 
 
+def _admin(request: Request, rt: Runtime, body: bytes = b"") -> Principal:
+    return authenticate(request, rt.authenticator, body, scope="admin")
+
+
+def _via(principal: Principal) -> dict[str, Any]:
+    return {"via": "api", "source": principal.source}
+
+
 async def create_exemption(request: Request) -> JSONResponse:
     rt = _rt(request)
     body = await read_body(request, rt.settings.server.max_body_bytes)
-    enforce(request, authenticate(request, rt.authenticator, body).source)
+    principal = _admin(request, rt, body)
+    enforce(request, principal.source)
     data = parse_json(body)
     if not isinstance(data, dict):
         raise ApiError(400, "malformed_json", "the body must be a JSON object")
@@ -100,22 +109,10 @@ async def create_exemption(request: Request) -> JSONResponse:
     def write() -> dict[str, Any] | None:
         try:
             with rt.db.write() as session:
-                exemption = Exemption(
-                    user=payload.user,
-                    reason=payload.reason,
-                    created_by=actor,
-                    created_at=utcnow(),
-                    expires_at=payload.expires_at,
-                )
-                session.add(exemption)
-                session.flush()
-                alert_store.audit(
-                    session,
-                    actor=actor,
-                    action="exemption.created",
-                    subject_user=payload.user,
-                    details={"exemption_id": exemption.id, "reason": payload.reason},
-                )
+                exemption = exemptions.create(
+                    session, user=payload.user, reason=payload.reason, actor=actor,
+                    expires_at=payload.expires_at, via=_via(principal),
+                )  # fmt: skip
                 return exemptions.to_public(exemption)
         except IntegrityError:
             return None
@@ -128,32 +125,29 @@ async def create_exemption(request: Request) -> JSONResponse:
 
 async def list_exemptions(request: Request) -> JSONResponse:
     rt = _rt(request)
-    authenticate(request, rt.authenticator, b"")
+    _admin(request, rt)
 
     def load() -> list[dict[str, Any]]:
         with rt.db.read() as session:
-            rows = session.scalars(select(Exemption).order_by(Exemption.id)).all()
-            return [exemptions.to_public(e) for e in rows]
+            return [exemptions.to_public(e) for e in exemptions.list_all(session)]
 
     return JSONResponse({"exemptions": await run_in_threadpool(load)})
 
 
 async def delete_exemption(request: Request) -> Response:
     rt = _rt(request)
-    authenticate(request, rt.authenticator, b"")
+    principal = _admin(request, rt)
     actor = await _require_responder(rt, request.query_params.get("requested_by"))
     raw = request.path_params["item_id"]
     item_id = parse_id(raw)
 
     def delete() -> bool:
+        if item_id is None:
+            return False
         with rt.db.write() as session:
-            e = session.get(Exemption, item_id) if item_id is not None else None
-            if e is None:
-                return False
-            alert_store.audit(session, actor=actor, action="exemption.deleted",
-                              subject_user=e.user, details={"exemption_id": e.id})  # fmt: skip
-            session.delete(e)
-            return True
+            return exemptions.delete(
+                session, exemption_id=item_id, actor=actor, via=_via(principal)
+            )
 
     if not await run_in_threadpool(delete):
         raise ApiError(404, "not_found", f"no exemption {raw!r}")
@@ -162,36 +156,30 @@ async def delete_exemption(request: Request) -> Response:
 
 async def list_snoozes(request: Request) -> JSONResponse:
     rt = _rt(request)
-    authenticate(request, rt.authenticator, b"")
+    _admin(request, rt)
     include_all = request.query_params.get("all") in ("1", "true")
 
     def load() -> list[dict[str, Any]]:
         with rt.db.read() as session:
-            q = select(Snooze).order_by(Snooze.id.desc()).limit(500)
-            if not include_all:
-                q = q.where(Snooze.revoked_at.is_(None), Snooze.expires_at > utcnow())
-            return [snoozes.to_public(s) for s in session.scalars(q)]
+            return [
+                snoozes.to_public(s) for s in snoozes.list_recent(session, include_all=include_all)
+            ]
 
     return JSONResponse({"snoozes": await run_in_threadpool(load)})
 
 
 async def revoke_snooze(request: Request) -> Response:
     rt = _rt(request)
-    authenticate(request, rt.authenticator, b"")
+    principal = _admin(request, rt)
     actor = await _require_responder(rt, request.query_params.get("requested_by"))
     raw = request.path_params["item_id"]
     item_id = parse_id(raw)
 
     def revoke() -> bool:
+        if item_id is None:
+            return False
         with rt.db.write() as session:
-            s = session.get(Snooze, item_id) if item_id is not None else None
-            if s is None or s.revoked_at is not None:
-                return False
-            s.revoked_at, s.revoked_by = utcnow(), actor
-            alert_store.audit(session, alert_id=s.source_alert_id, actor=actor,
-                              action="snooze.revoked", subject_user=s.user_id,
-                              details={"snooze_id": s.id})  # fmt: skip
-            return True
+            return snoozes.revoke(session, snooze_id=item_id, actor=actor, via=_via(principal))
 
     if not await run_in_threadpool(revoke):
         raise ApiError(404, "not_found", f"no active snooze {raw!r}")

@@ -6,6 +6,7 @@ from securitybot.demo.slack_signing import (
     block_action_body,
     message_event_body,
     sign,
+    slash_command_body,
     view_submission_body,
 )
 
@@ -20,5 +21,6 @@ __all__ = [
     "block_action_body",
     "message_event_body",
     "sign",
+    "slash_command_body",
     "view_submission_body",
 ]

@@ -169,3 +169,36 @@ def view_submission_body(
         "enterprise": None,
     }
     return urlencode({"payload": json.dumps(payload)})
+
+
+def slash_command_body(
+    user: str,
+    text: str,
+    command: str = "/securitybot",
+    channel: str = "C_GENERAL",
+    team: str = "T1",
+    trigger_id: str = "1111.2222.fake-trigger",
+    response_url: str = "https://hooks.slack.com/commands/T1/1/fake",
+    api_app_id: str = "A1",
+) -> str:
+    """A slash command, form-encoded field by field as Slack POSTs it (no "payload" wrapper).
+
+    Fields as in Slack's "Slash commands" reference (api.slack.com/interactivity/slash-commands).
+    """
+    return urlencode(
+        {
+            "token": "legacy-verification-token",
+            "team_id": team,
+            "team_domain": "fake",
+            "channel_id": channel,
+            "channel_name": "general",
+            "user_id": user,
+            "user_name": user.lower(),
+            "command": command,
+            "text": text,
+            "api_app_id": api_app_id,
+            "is_enterprise_install": "false",
+            "response_url": response_url,
+            "trigger_id": trigger_id,
+        }
+    )

@@ -82,3 +82,21 @@ def to_public(s: Snooze) -> dict[str, Any]:
         "revoked_at": s.revoked_at.isoformat() if s.revoked_at else None,
         "revoked_by": s.revoked_by,
     }  # fmt: skip
+
+
+def list_recent(session: Session, *, include_all: bool = False) -> list[Snooze]:
+    q = select(Snooze).order_by(Snooze.id.desc()).limit(500)
+    if not include_all:
+        q = q.where(Snooze.revoked_at.is_(None), Snooze.expires_at > utcnow())
+    return list(session.scalars(q))
+
+
+def revoke(session: Session, *, snooze_id: int, actor: str, via: dict[str, Any]) -> bool:
+    """Revoke an active snooze, audited as ``actor``; False if there is none with that id."""
+    s = session.get(Snooze, snooze_id)
+    if s is None or s.revoked_at is not None:
+        return False
+    s.revoked_at, s.revoked_by = utcnow(), actor
+    alert_store.audit(session, alert_id=s.source_alert_id, actor=actor, action="snooze.revoked",
+                      subject_user=s.user_id, details={"snooze_id": s.id, **via})  # fmt: skip
+    return True

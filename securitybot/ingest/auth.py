@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from securitybot.config import IngestConfig
+from securitybot.config import IngestConfig, Scope
 
 SOURCE_HEADER = "x-securitybot-source"
 TIMESTAMP_HEADER = "x-securitybot-timestamp"
@@ -34,6 +34,7 @@ class AuthError(Exception):
 class Principal:
     source: str
     method: str  # "bearer" | "hmac" | "query_token"
+    scopes: frozenset[Scope] = frozenset({"ingest"})
 
 
 def _digest(value: str) -> bytes:
@@ -50,10 +51,14 @@ class Authenticator:
         # Compare fixed-length digests so every comparison takes the same time whatever the
         # length or prefix of what a caller sends.
         self._tokens = [
-            (_digest(t.token.get_secret_value()), t.source) for t in cfg.tokens if t.token
+            (_digest(t.token.get_secret_value()), t.source, frozenset(t.scopes))
+            for t in cfg.tokens
+            if t.token
         ]
         self._hmac = {
-            t.source: t.hmac_secret.get_secret_value() for t in cfg.tokens if t.hmac_secret
+            t.source: (t.hmac_secret.get_secret_value(), frozenset(t.scopes))
+            for t in cfg.tokens
+            if t.hmac_secret
         }
         self._window = cfg.replay_window
         self._clock = clock
@@ -66,26 +71,29 @@ class Authenticator:
             scheme, _, token = auth.partition(" ")
             if scheme.lower() != "bearer" or not token.strip():
                 raise AuthError("Authorization must be 'Bearer <token>'")
-            return Principal(self._match_token(token.strip()), "bearer")
+            source, scopes = self._match_token(token.strip())
+            return Principal(source, "bearer", scopes)
         if SIGNATURE_HEADER in headers:
-            return Principal(self._verify_hmac(headers, body), "hmac")
+            source, scopes = self._verify_hmac(headers, body)
+            return Principal(source, "hmac", scopes)
         if query_token:
-            return Principal(self._match_token(query_token), "query_token")
+            source, scopes = self._match_token(query_token)
+            return Principal(source, "query_token", scopes)
         raise AuthError(
             "missing credentials: send 'Authorization: Bearer <token>' or an HMAC signature"
         )
 
-    def _match_token(self, token: str) -> str:
+    def _match_token(self, token: str) -> tuple[str, frozenset[Scope]]:
         given = _digest(token)
-        found: str | None = None
-        for digest, source in self._tokens:
+        found: tuple[str, frozenset[Scope]] | None = None
+        for digest, source, scopes in self._tokens:
             if hmac.compare_digest(digest, given):
-                found = source
+                found = (source, scopes)
         if found is None:
             raise AuthError("invalid token")
         return found
 
-    def _verify_hmac(self, headers: Mapping[str, str], body: bytes) -> str:
+    def _verify_hmac(self, headers: Mapping[str, str], body: bytes) -> tuple[str, frozenset[Scope]]:
         source = headers.get(SOURCE_HEADER, "")
         ts = headers.get(TIMESTAMP_HEADER, "")
         sig = headers.get(SIGNATURE_HEADER, "")
@@ -97,9 +105,9 @@ class Authenticator:
             raise AuthError(f"{TIMESTAMP_HEADER} must be unix seconds") from None
         if abs(self._clock() - ts_value) > self._window:
             raise AuthError("timestamp outside the replay window")
-        secret = self._hmac.get(source)
+        secret, scopes = self._hmac.get(source, (None, frozenset[Scope]()))
         # Compute a signature even for unknown sources so timing does not reveal which exist.
         expected = sign(secret or "unknown-source", ts, body)
         if not hmac.compare_digest(expected.encode(), sig.encode()) or secret is None:
             raise AuthError("invalid signature")
-        return source
+        return source, scopes

@@ -69,6 +69,25 @@ def benign_modal(alert: Alert) -> dict[str, Any]:
     }  # fmt: skip
 
 
+REFUSALS = {
+    "not a responder": "Only the security team can triage escalations. This attempt was logged.",
+    "self": "You can't triage an alert about yourself; another responder must. This was logged.",
+}
+
+
+def triage_refusal(actor: str, subject: str | None, *, is_responder: bool) -> str | None:
+    """Why ``actor`` may not triage an alert about ``subject`` (a key of REFUSALS), or None.
+
+    Nobody judges their own alert: a compromised responder account must not be able to close
+    the escalation about itself.
+    """
+    if not is_responder:
+        return "not a responder"
+    if subject is not None and actor == subject:
+        return "self"
+    return None
+
+
 def _load(db: Database, alert_id: int) -> Alert | None:
     with db.read() as session:
         return alert_store.get(session, alert_id)
@@ -96,6 +115,16 @@ def _create_snooze(db: Database, alert_id: int, duration: str, actor: str) -> st
 
 
 def register(app: AsyncApp, db: Database, wake: Callable[[], None], responders: Responders) -> None:
+    async def refused(alert: Alert, user: str, what: str) -> str | None:
+        """The refusal text after auditing it, or None when ``user`` may triage ``alert``."""
+        reason = triage_refusal(user, alert.user_id, is_responder=await responders.contains(user))
+        if reason is None:
+            return None
+        await asyncio.to_thread(
+            _audit, db, alert.id, user, "triage.refused", {"reason": reason, "action": what}
+        )
+        return REFUSALS[reason]
+
     async def guard(body: dict[str, Any], client: AsyncWebClient, what: str) -> Alert | None:
         user = body["user"]["id"]
         raw = str(body["actions"][0].get("value", ""))
@@ -103,15 +132,9 @@ def register(app: AsyncApp, db: Database, wake: Callable[[], None], responders: 
         alert = await asyncio.to_thread(_load, db, int(raw)) if raw.isdigit() else None
         if alert is None:
             return None
-        if not await responders.contains(user):
-            await asyncio.to_thread(
-                _audit, db, alert.id, user, "triage.refused",
-                {"reason": "not a responder", "action": what},
-            )  # fmt: skip
-            await client.chat_postEphemeral(
-                channel=channel, user=user,
-                text="Only the security team can triage escalations. This attempt was logged.",
-            )  # fmt: skip
+        text = await refused(alert, user, what)
+        if text is not None:
+            await client.chat_postEphemeral(channel=channel, user=user, text=text)
             return None
         return alert
 
@@ -154,17 +177,17 @@ def register(app: AsyncApp, db: Database, wake: Callable[[], None], responders: 
         if not note or not str(note).strip():
             await ack(response_action="errors", errors={NOTE_BLOCK: "Please say why."})
             return
-        await ack()
         raw = str(view.get("private_metadata", ""))
         alert = await asyncio.to_thread(_load, db, int(raw)) if raw.isdigit() else None
         if alert is None:
+            await ack()
             return
-        if not await responders.contains(user):
-            await asyncio.to_thread(
-                _audit, db, alert.id, user, "triage.refused",
-                {"reason": "not a responder", "action": "resolve_benign"},
-            )  # fmt: skip
+        # Checked again on submit: the modal may outlive a change of team, or be forged.
+        text = await refused(alert, user, "resolve_benign")
+        if text is not None:
+            await ack(response_action="errors", errors={NOTE_BLOCK: text})
             return
+        await ack()
         await act(alert, EventType.RESOLVED_BENIGN, user, str(note).strip())
 
     async def snooze(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient, d: str) -> None:

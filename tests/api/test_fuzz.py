@@ -58,7 +58,8 @@ def fuzz_app(
                 "database": {"url": url},
                 "ingest": {
                     "tokens": [
-                        {"source": "monitoring", "token": TOKEN},
+                        # admin too, so fuzzing reaches the exemption and snooze endpoints.
+                        {"source": "monitoring", "token": TOKEN, "scopes": ["ingest", "admin"]},
                         {"source": "other", "token": OTHER_TOKEN},
                     ],
                     # Fuzzing is a flood from one source; 429s would hide everything else.

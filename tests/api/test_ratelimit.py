@@ -28,7 +28,7 @@ def client(db: Database, db_url: str) -> Iterator[TestClient]:
             "database": {"url": db_url},
             "ingest": {
                 "tokens": [
-                    {"source": "monitoring", "token": TOKEN},
+                    {"source": "monitoring", "token": TOKEN, "scopes": ["ingest", "admin"]},
                     {"source": "other", "token": OTHER_TOKEN},
                 ],
                 # A slow refill makes the test independent of how fast the machine is.

@@ -26,7 +26,17 @@ from tests.e2e.conftest import MakeBot
 from tests.e2e.harness import SECURITY_CHANNEL, TOKEN, Bot, ok_calls, wait_until
 
 LEAD = "U_SECLEAD"
-TEAM = {"escalation": {"responders": [LEAD, "S0SECTEAM"], "mention": "S0ONCALL"}}
+ADMIN_TOKEN = "e2e-team-admin-token-0123456789"
+TEAM = {
+    "escalation": {"responders": [LEAD, "S0SECTEAM"], "mention": "S0ONCALL"},
+    # Exemptions and snoozes over the API need an admin credential, not the ingest token.
+    "ingest": {
+        "tokens": [
+            {"source": "e2e", "token": TOKEN},
+            {"source": "secops", "token": ADMIN_TOKEN, "scopes": ["admin"]},
+        ]
+    },
+}
 
 
 @pytest.fixture
@@ -161,7 +171,7 @@ def test_a_confirmed_user_can_snooze_the_same_kind_and_scope(
     bot.click("U_ALICE", SNOOZE_HOUR_ACTION, first["id"])
     listed = wait_until(
         lambda: bot.http.get(
-            "/api/v1/snoozes", headers={"Authorization": f"Bearer {TOKEN}"}
+            "/api/v1/snoozes", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}
         ).json()["snoozes"],
         10,
         "snooze",
@@ -178,7 +188,7 @@ def test_a_confirmed_user_can_snooze_the_same_kind_and_scope(
 
     resp = bot.http.delete(
         f"/api/v1/snoozes/{listed[0]['id']}?requested_by={LEAD}",
-        headers={"Authorization": f"Bearer {TOKEN}"},
+        headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
     )
     assert resp.status_code == 204
     again = bot.post_alert(dedup_key="s4")
@@ -190,7 +200,7 @@ def test_exempt_users_go_straight_to_the_team_and_nobody_exempts_themselves(
     team_fs: FakeSlack, make_bot: MakeBot
 ) -> None:
     bot = make_bot(**TEAM)
-    auth = {"Authorization": f"Bearer {TOKEN}"}
+    auth = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
     self_exempt = bot.http.post(
         "/api/v1/exemptions",
         headers=auth,
@@ -319,3 +329,46 @@ def test_a_burst_for_one_user_and_kind_is_one_conversation_and_one_escalation(
     wait_until(lambda: bot.audit(parent, "alert.user_denied"), 5, "audit")
     assert len(bot.security_posts()) == 1
     assert [r.details["grouped_under"] for r in bot.audit(ids[2], "alert.user_denied")] == [parent]
+
+
+def test_a_responder_cannot_triage_an_alert_about_themselves(
+    team_fs: FakeSlack, make_bot: MakeBot
+) -> None:
+    bot = make_bot(**TEAM)
+    alert = bot.post_alert(user="lead@example.com")
+    bot.wait_status(alert["id"], "awaiting_ack")
+    bot.click(LEAD, DENY_ACTION, alert["id"])
+    alert_id = int(bot.wait_status(alert["id"], "escalated")["id"])
+    bot.wait_security_post()
+
+    for action in (CLAIM_ACTION, BENIGN_ACTION, COMPROMISE_ACTION):
+        triage_click(bot, LEAD, action, alert_id)
+    # A modal opened some other way (or forged) is refused too, inside the modal.
+    body = view_submission_body(
+        user=LEAD,
+        callback_id=BENIGN_MODAL,
+        private_metadata=str(alert_id),
+        values={NOTE_BLOCK: {NOTE_ACTION: {"type": "plain_text_input", "value": "fine"}}},
+    )
+    resp = bot.slack_post(body)
+    assert resp.status_code == 200
+    assert resp.json()["response_action"] == "errors"
+    assert "about yourself" in resp.json()["errors"][NOTE_BLOCK]
+
+    refusals = wait_until(
+        lambda: (r := bot.audit(alert_id, "triage.refused")) and len(r) >= 4 and r, 10, "audit"
+    )
+    assert {r.actor for r in refusals} == {LEAD}
+    assert {r.details["reason"] for r in refusals} == {"self"}
+    assert {r.details["action"] for r in refusals} == {
+        "claim", "resolve_benign", "confirm_compromise"
+    }  # fmt: skip
+    notes = [c for c in bot.fs.calls_to("chat.postEphemeral") if c.params.get("user") == LEAD]
+    assert len(notes) == 3 and all("about yourself" in c.params["text"] for c in notes)
+    assert bot.fs.calls_to("views.open") == []
+    assert bot.alert(alert_id)["status"] == "escalated"
+    assert bot.fs.session_resets == []
+
+    # Another responder can still triage it.
+    triage_click(bot, "U_GROUPIE", CLAIM_ACTION, alert_id)
+    assert bot.wait_status(alert_id, "triaging")["claimed_by"] == "U_GROUPIE"

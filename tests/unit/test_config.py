@@ -95,6 +95,16 @@ def test_secrets_can_come_from_files(tmp_path: Path) -> None:
         ("ingest:\n  tokens:\n    - source: a\n", "needs a 'token' or an 'hmac_secret'"),
         ("duo:\n  api_host: 'host:port'\n", "config error: duo.api_host: must be 'host' or"),
         ("slack: [1, 2\n", "not valid YAML"),
+        (
+            "ingest:\n  tokens:\n    - source: a\n      token: 0123456789abcdef\n"
+            "      scopes: [ingest, root]\n",
+            "config error: ingest.tokens.0.scopes.1: Input should be 'ingest' or 'admin'",
+        ),
+        (
+            "ingest:\n  tokens:\n    - source: a\n      token: 0123456789abcdef\n"
+            "      scopes: []\n",
+            "config error: ingest.tokens.0.scopes:",
+        ),
     ],
 )
 def test_bad_values_stop_with_one_line_naming_the_key(
@@ -110,6 +120,22 @@ def test_config_path_resolution_order() -> None:
     assert str(find_config_path("a.yaml", {"SECURITYBOT_CONFIG": "b.yaml"})) == "a.yaml"
     assert str(find_config_path(None, {"SECURITYBOT_CONFIG": "b.yaml"})) == "b.yaml"
     assert str(find_config_path(None, {})) == "config.yaml"
+
+
+def test_token_scopes_default_to_ingest_and_admin_is_explicit(tmp_path: Path) -> None:
+    p = write(
+        tmp_path,
+        "ingest:\n  tokens:\n    - source: siem\n      token: 0123456789abcdef\n"
+        "    - source: secops\n      token: fedcba9876543210\n      scopes: [admin]\n",
+    )
+    s = load_config(p, environ={})
+    assert [t.scopes for t in s.ingest.tokens] == [["ingest"], ["admin"]]
+    result = CliRunner().invoke(main, ["check-config", "--config", str(p)])
+    assert result.exit_code == 0, result.output
+    assert "scopes:\n    - admin" in result.output
+    assert "no 'admin' credential" not in result.output
+    shipped = CliRunner().invoke(main, ["check-config", "--config", str(REPO / "config.yaml")])
+    assert "no 'admin' credential" in shipped.output
 
 
 def test_check_config_masks_secrets(tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ import re
 import yaml
 
 from securitybot.config import REPO_ROOT
+from securitybot.slack.commands import COMMAND
 
 METRICS = {
     "securitybot_alerts_ingested_total",
@@ -45,12 +46,22 @@ def test_the_runbook_has_a_section_for_every_metric() -> None:
 def test_the_slack_manifest_asks_for_exactly_the_scopes_the_bot_uses() -> None:
     manifest = yaml.safe_load((REPO_ROOT / "slack-manifest.yaml").read_text())
     assert set(manifest["oauth_config"]["scopes"]["bot"]) == {
-        "chat:write", "im:write", "im:history", "users:read", "users:read.email", "usergroups:read"
+        "chat:write", "im:write", "im:history", "users:read", "users:read.email", "usergroups:read",
+        "commands",
     }  # fmt: skip
     settings = manifest["settings"]
     assert settings["event_subscriptions"]["bot_events"] == ["message.im"]
     assert settings["interactivity"]["request_url"].endswith("/slack/events")
     assert settings["event_subscriptions"]["request_url"].endswith("/slack/events")
+
+
+def test_the_slack_manifest_declares_the_slash_command_with_escaped_mentions() -> None:
+    manifest = yaml.safe_load((REPO_ROOT / "slack-manifest.yaml").read_text())
+    [command] = manifest["features"]["slash_commands"]
+    assert command["command"] == COMMAND
+    assert command["url"].endswith("/slack/events")
+    # The command reads "@bob" as <@U…|bob>, which Slack only sends with escaping on.
+    assert command["should_escape"] is True
 
 
 def test_the_systemd_unit_migrates_then_serves() -> None:
