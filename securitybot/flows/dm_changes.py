@@ -69,7 +69,9 @@ def slack_time(ts: str | None) -> datetime | None:
         return None
 
 
-def message_deleted(db: Database, channel: str, deleted_ts: str, event_ts: str | None) -> Applied | None:
+def message_deleted(
+    db: Database, channel: str, deleted_ts: str, event_ts: str | None
+) -> Applied | None:
     """Escalate the open alert whose question or reply was deleted; None if it was neither.
 
     Grouped alerts follow their parent as for any answer. An alert already answered or closed
