@@ -125,6 +125,8 @@ class ReceiptMiddleware(AsyncMiddleware):
         resp: BoltResponse,
         next: Callable[[], Awaitable[BoltResponse]],
     ) -> BoltResponse | None:
+        if _own_message(req):
+            return await req.context.ack()  # nothing to handle, so nothing to record
         found = delivery_key(req.body)
         if found is None:
             return await next()
@@ -144,6 +146,23 @@ class ReceiptMiddleware(AsyncMiddleware):
 
     def close(self) -> None:
         self._pool.shutdown(wait=False)
+
+
+def _own_message(req: AsyncBoltRequest) -> bool:
+    """The bot's own posts and edits in its DMs come back as events and change nothing.
+
+    Bolt's built-in self-event filter is off because it would also drop the deletion of the
+    bot's own question (Bolt takes the deleted message's author as the event's user), which
+    must escalate; this filter keeps deletions.
+    """
+    event = req.body.get("event")
+    auth = req.context.authorize_result
+    if not isinstance(event, dict) or auth is None or event.get("subtype") == "message_deleted":
+        return False
+    inner = event.get("message")
+    message: dict[str, Any] = inner if isinstance(inner, dict) else event
+    bot_id, user = message.get("bot_id"), message.get("user")
+    return bool((bot_id and bot_id == auth.bot_id) or (user and user == auth.bot_user_id))
 
 
 def _header(req: AsyncBoltRequest, name: str) -> str | None:

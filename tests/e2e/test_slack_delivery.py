@@ -157,3 +157,16 @@ def test_slack_gets_its_200_before_the_slow_work_is_done(
         slow_answers.set()
     bot.wait_status(alert_id, "awaiting_2fa")
     assert bot.fd.wait_for_push(timeout=10).pushinfo["Alert id"] == str(alert_id)
+
+
+def test_the_bots_own_dm_messages_are_acknowledged_without_a_receipt(bot: Bot) -> None:
+    # Slack echoes the bot's own DM posts back as message.im events.
+    own = json.loads(message_event_body(user="U_BOT", text="Hi Alice", channel="DU_ALICE"))
+    own["event"]["bot_id"] = "B_BOT"
+    body = json.dumps(own)
+
+    assert bot.slack_post(body).status_code == 200
+
+    with bot.db.read() as session:
+        assert session.get(SlackReceipt, f"event:{own['event_id']}") is None
+    assert bot.replies("U_ALICE") == []
