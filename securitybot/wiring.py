@@ -60,8 +60,11 @@ def wire_workers(
         bolt = AsyncApp(
             client=client,
             signing_secret=s.slack.signing_secret.get_secret_value(),
+            # Answer Slack as soon as a listener acks and do the work after, so Slack (3 s)
+            # rarely retries; the receipts middleware makes the retries it does send harmless.
+            process_before_response=False,
             # Bolt would drop the deletion of the bot's own DM question as a "self event";
-            # the listeners skip the bot's own messages themselves.
+            # the receipts middleware and the listeners skip the bot's own messages instead.
             ignoring_self_events_enabled=False,
         )
         receipt_middleware = receipts.register(bolt, runtime.db)
