@@ -37,6 +37,10 @@ SWEEP_DURATION = Histogram(
     buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5),
 )  # fmt: skip
 SLACK_ERRORS = Counter("securitybot_slack_api_errors", "Slack Web API errors", ["method", "error"])
+SLACK_DUPLICATES = Counter(
+    "securitybot_slack_duplicate_deliveries",
+    "Slack retries and replays acknowledged and ignored", ["kind"],
+)  # fmt: skip
 
 
 class OutboxCollector(Collector):

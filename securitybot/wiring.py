@@ -24,7 +24,7 @@ from securitybot.flows.sweep import sweep_overdue, sweep_reminders, sweep_unclai
 from securitybot.flows.webhooks import WebhookSender
 from securitybot.outbox.dispatcher import Dispatcher
 from securitybot.runtime import Runtime
-from securitybot.slack import commands, listeners, triage
+from securitybot.slack import commands, listeners, receipts, triage
 from securitybot.slack.gateway import SlackGateway
 from securitybot.slack.triage import Responders
 from securitybot.verify.base import Verifier
@@ -46,6 +46,7 @@ def wire_workers(
     routes: list[BaseRoute] = []
     gateway: SlackGateway | None = None
     bolt: AsyncApp | None = None
+    receipt_middleware: receipts.ReceiptMiddleware | None = None
     if s.slack.configured:
         assert s.slack.bot_token is not None and s.slack.signing_secret is not None
         client = AsyncWebClient(
@@ -60,7 +61,14 @@ def wire_workers(
         bolt = AsyncApp(
             client=client,
             signing_secret=s.slack.signing_secret.get_secret_value(),
+            # Answer Slack as soon as a listener acks and do the work after, so Slack (3 s)
+            # rarely retries; the receipts middleware makes the retries it does send harmless.
+            process_before_response=False,
+            # Bolt would drop the deletion of the bot's own DM question as a "self event";
+            # the receipts middleware and the listeners skip the bot's own messages instead.
+            ignoring_self_events_enabled=False,
         )
+        receipt_middleware = receipts.register(bolt, runtime.db)
         handler = AsyncSlackRequestHandler(bolt)
 
         async def slack_events(request: Request) -> Response:
@@ -156,6 +164,8 @@ def wire_workers(
             await gateway.client.session.close()
         if socket_handler is not None:
             await socket_handler.close_async()  # type: ignore[no-untyped-call]
+        if receipt_middleware is not None:
+            receipt_middleware.close()
 
     runtime.on_start.append(start)
     runtime.on_stop.append(stop)

@@ -30,40 +30,35 @@ def sign(signing_secret: str, body: str, timestamp: int | None = None) -> dict[s
     }
 
 
+def retry_headers(num: int, reason: str = "http_timeout") -> dict[str, str]:
+    """The headers Slack adds when it re-sends an event it thinks failed (same body, same
+    ``event_id``, a fresh signature). Reasons per Slack's Events API docs: http_timeout (no
+    answer within 3 s), http_error, connection_failed, ssl_error, too_many_redirects,
+    unknown_error. Slack retries up to three times: at once, after 1 and after 5 minutes."""
+    return {"X-Slack-Retry-Num": str(num), "X-Slack-Retry-Reason": reason}
+
+
 def _new_ts() -> str:
     return f"{time.time():.6f}"
 
 
-def message_event_body(
-    user: str,
-    text: str,
-    channel: str,
-    team: str = "T1",
-    event_id: str | None = None,
-    ts: str | None = None,
-    bot_user_id: str = "U_BOT",
-    api_app_id: str = "A1",
+def _new_trigger_id() -> str:
+    # Slack mints a fresh trigger_id for every interaction (click, submission).
+    return f"{int(time.time())}.{uuid.uuid4().int % 10**10}.{uuid.uuid4().hex}"
+
+
+def _event_callback(
+    event: dict[str, Any], team: str, event_id: str | None, bot_user_id: str, api_app_id: str
 ) -> str:
-    """An event_callback for a DM ("im") message from `user`."""
-    ts = ts or _new_ts()
+    """The Events API wrapper around one event, as Slack POSTs it."""
     body: dict[str, Any] = {
         "token": "legacy-verification-token",
         "team_id": team,
         "api_app_id": api_app_id,
-        "event": {
-            "type": "message",
-            "client_msg_id": str(uuid.uuid4()),
-            "user": user,
-            "text": text,
-            "ts": ts,
-            "team": team,
-            "channel": channel,
-            "event_ts": ts,
-            "channel_type": "im",
-        },
+        "event": event,
         "type": "event_callback",
         "event_id": event_id or "Ev" + uuid.uuid4().hex[:10].upper(),
-        "event_time": int(float(ts)),
+        "event_time": int(float(event["event_ts"])),
         "authorizations": [
             {
                 "enterprise_id": None,
@@ -79,6 +74,91 @@ def message_event_body(
     return json.dumps(body)
 
 
+def message_event_body(
+    user: str,
+    text: str,
+    channel: str,
+    team: str = "T1",
+    event_id: str | None = None,
+    ts: str | None = None,
+    bot_user_id: str = "U_BOT",
+    api_app_id: str = "A1",
+) -> str:
+    """An event_callback for a DM ("im") message from `user`."""
+    ts = ts or _new_ts()
+    event: dict[str, Any] = {
+        "type": "message",
+        "client_msg_id": str(uuid.uuid4()),
+        "user": user,
+        "text": text,
+        "ts": ts,
+        "team": team,
+        "channel": channel,
+        "event_ts": ts,
+        "channel_type": "im",
+    }
+    return _event_callback(event, team, event_id, bot_user_id, api_app_id)
+
+
+def message_deleted_body(
+    channel: str,
+    deleted_ts: str,
+    previous_message: dict[str, Any] | None = None,
+    team: str = "T1",
+    event_id: str | None = None,
+    bot_user_id: str = "U_BOT",
+    api_app_id: str = "A1",
+) -> str:
+    """A message in the DM was deleted. Shape from Slack's reference for the message_deleted
+    subtype (docs.slack.dev/reference/events/message/message_deleted): hidden, no top-level
+    user, ``deleted_ts`` naming the deleted message and ``previous_message`` holding it."""
+    ts = _new_ts()
+    event: dict[str, Any] = {
+        "type": "message",
+        "subtype": "message_deleted",
+        "hidden": True,
+        "channel": channel,
+        "ts": ts,
+        "deleted_ts": deleted_ts,
+        "event_ts": ts,
+        "channel_type": "im",
+    }
+    if previous_message is not None:
+        event["previous_message"] = previous_message
+    return _event_callback(event, team, event_id, bot_user_id, api_app_id)
+
+
+def message_changed_body(
+    user: str,
+    channel: str,
+    message_ts: str,
+    text: str,
+    previous_text: str,
+    team: str = "T1",
+    event_id: str | None = None,
+    bot_user_id: str = "U_BOT",
+    api_app_id: str = "A1",
+) -> str:
+    """`user` edited their DM message `message_ts`. Shape from Slack's reference for the
+    message_changed subtype (docs.slack.dev/reference/events/message/message_changed): the new
+    message under ``message`` (with ``edited``), the old one under ``previous_message``."""
+    ts = _new_ts()
+    old = {"type": "message", "user": user, "text": previous_text, "ts": message_ts,
+           "team": team}  # fmt: skip
+    event: dict[str, Any] = {
+        "type": "message",
+        "subtype": "message_changed",
+        "hidden": True,
+        "channel": channel,
+        "ts": ts,
+        "event_ts": ts,
+        "channel_type": "im",
+        "message": {**old, "text": text, "edited": {"user": user, "ts": ts}},
+        "previous_message": old,
+    }
+    return _event_callback(event, team, event_id, bot_user_id, api_app_id)
+
+
 def _user(user: str, team: str) -> dict[str, str]:
     return {"id": user, "username": user.lower(), "name": user.lower(), "team_id": team}
 
@@ -90,7 +170,7 @@ def block_action_body(
     channel: str,
     message_ts: str,
     team: str = "T1",
-    trigger_id: str = "1111.2222.fake-trigger",
+    trigger_id: str | None = None,
     block_id: str = "actions",
     response_url: str = "https://hooks.slack.com/actions/T1/1/fake",
     message: dict[str, Any] | None = None,
@@ -108,7 +188,7 @@ def block_action_body(
             "channel_id": channel,
             "is_ephemeral": False,
         },
-        "trigger_id": trigger_id,
+        "trigger_id": trigger_id or _new_trigger_id(),
         "team": {"id": team, "domain": "fake"},
         "enterprise": None,
         "is_enterprise_install": False,
@@ -137,7 +217,7 @@ def view_submission_body(
     values: dict[str, Any],
     team: str = "T1",
     view_id: str = "V00000001",
-    trigger_id: str = "1111.2222.fake-trigger",
+    trigger_id: str | None = None,
     api_app_id: str = "A1",
 ) -> str:
     """A modal submission; `values` is view.state.values ({block_id: {action_id: {...}}})."""
@@ -147,7 +227,7 @@ def view_submission_body(
         "user": _user(user, team),
         "api_app_id": api_app_id,
         "token": "legacy-verification-token",
-        "trigger_id": trigger_id,
+        "trigger_id": trigger_id or _new_trigger_id(),
         "view": {
             "id": view_id,
             "team_id": team,

@@ -16,7 +16,7 @@ from sqlalchemy import or_, select, update
 from securitybot.config import Settings
 from securitybot.domain import Event, EventType
 from securitybot.domain.business_hours import add_business_seconds, parse_hhmm
-from securitybot.flows import exemptions, snoozes, webhooks
+from securitybot.flows import dm_changes, exemptions, snoozes, webhooks
 from securitybot.flows.events import apply_by_id
 from securitybot.flows.transitions import apply_event, load_for_update
 from securitybot.kinds import KindRegistry
@@ -592,6 +592,9 @@ _TIMELINE = {
 
 
 def timeline_text(row: AuditLog) -> str:
+    dm_change = dm_changes.timeline_entry(row.action, row.details or {})
+    if dm_change is not None:  # says what was deleted or edited, and when
+        return dm_change
     base = _TIMELINE.get(row.action)
     if base is None:
         return ""

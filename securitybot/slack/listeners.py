@@ -13,6 +13,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy import select
 
 from securitybot.domain import Event, EventType
+from securitybot.flows import dm_changes
 from securitybot.flows.events import apply_by_id
 from securitybot.slack import messages
 from securitybot.slack import mrkdwn as md
@@ -73,14 +74,17 @@ def _audit_refusal(db: Database, alert: Alert, actor: str, how: str) -> None:
 
 def register(app: AsyncApp, db: Database, wake: Callable[[], None]) -> None:
     async def answer(
-        alert: Alert, user: str, confirmed: bool, comment: str | None, via: str
-    ) -> None:
+        alert: Alert, user: str, confirmed: bool, comment: str | None, via: str,
+        reply_ts: str | None = None,
+    ) -> None:  # fmt: skip
         event = Event(
             EventType.USER_CONFIRMED if confirmed else EventType.USER_DENIED,
             actor=user,
             comment=comment,
         )
-        await asyncio.to_thread(apply_by_id, db, alert.id, event, audit_details={"via": via})
+        # The reply's ts ties a later deletion or edit of that message to this answer.
+        details = {"via": via, **({"reply_ts": reply_ts} if reply_ts else {})}
+        await asyncio.to_thread(apply_by_id, db, alert.id, event, audit_details=details)
         wake()
 
     async def on_button(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient,
@@ -126,9 +130,40 @@ def register(app: AsyncApp, db: Database, wake: Callable[[], None]) -> None:
     async def deny_button(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
         await on_button(ack, body, client, False)
 
+    async def on_deleted(event: dict[str, Any]) -> None:
+        channel = event.get("channel")
+        deleted_ts = event.get("deleted_ts") or (event.get("previous_message") or {}).get("ts")
+        if not channel or not deleted_ts:
+            return
+        applied = await asyncio.to_thread(
+            dm_changes.message_deleted, db, str(channel), str(deleted_ts),
+            event.get("event_ts") or event.get("ts"),
+        )  # fmt: skip
+        if applied is not None and applied.transition.changed:
+            logger.warning("message %s deleted from the DM of alert %s: escalated", deleted_ts,
+                           applied.alert.id)  # fmt: skip
+            wake()
+
+    async def on_edited(event: dict[str, Any]) -> None:
+        new, old = event.get("message") or {}, event.get("previous_message") or {}
+        channel, user, ts = event.get("channel"), new.get("user"), new.get("ts")
+        # The bot's own chat.update and unfurls (text unchanged) are not the user's edits.
+        if new.get("bot_id") or not (channel and user and ts) or new.get("text") == old.get("text"):
+            return
+        await asyncio.to_thread(
+            dm_changes.reply_edited, db, str(channel), str(ts), str(user),
+            str(new.get("text") or ""), old.get("text"),
+        )  # fmt: skip
+
     @app.event("message")
     async def on_message(event: dict[str, Any], client: AsyncWebClient) -> None:
-        if event.get("channel_type") != "im" or event.get("bot_id") or event.get("subtype"):
+        if event.get("channel_type") != "im":
+            return
+        if event.get("subtype") == "message_deleted":
+            return await on_deleted(event)
+        if event.get("subtype") == "message_changed":
+            return await on_edited(event)
+        if event.get("bot_id") or event.get("subtype"):
             return
         user, channel, text = event.get("user"), event.get("channel"), event.get("text") or ""
         if not user or not channel:
@@ -144,7 +179,7 @@ def register(app: AsyncApp, db: Database, wake: Callable[[], None]) -> None:
                 channel=channel, text="You have no open alerts waiting for an answer. Thanks!"
             )
             return
-        await answer(alert, user, kind == "confirm", comment, "text")
+        await answer(alert, user, kind == "confirm", comment, "text", event.get("ts"))
         what = (
             "Thanks! I've sent a Duo push to your phone; approve it to close the alert."
             if kind == "confirm"

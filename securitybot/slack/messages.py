@@ -40,6 +40,7 @@ REASON_TEXT = {
     "always_escalate": "this kind of alert always goes to the team",
     "user_exempt": "the user is exempt from DMs",
     "dm_failed": "the DM could not be delivered",
+    "dm_deleted": "a message in the user's DM (the question or their reply) was deleted",
 }
 
 

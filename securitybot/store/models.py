@@ -72,6 +72,8 @@ class Alert(Base):
         # Grouping looks up recent alerts by what the tool said before Slack resolved the user.
         Index("ix_alerts_user_given_kind", "user_given", "kind"),
         Index("ix_alerts_created_at", "created_at"),
+        # A deleted or edited DM message is matched to its alert by channel and ts.
+        Index("ix_alerts_dm_channel_dm_ts", "dm_channel", "dm_ts"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)

@@ -23,6 +23,7 @@ from securitybot.demo import (
     message_event_body,
     sign,
 )
+from securitybot.demo.slack_signing import retry_headers
 from securitybot.service import build_service
 from securitybot.store.db import Database, migrate
 from securitybot.store.models import Alert, AuditLog
@@ -135,9 +136,10 @@ class Bot:
             time.sleep(0.05)
 
     def slack_post(self, body: str, *, timestamp: int | None = None,
-                   secret: str = SIGNING_SECRET) -> httpx.Response:  # fmt: skip
-        return self.http.post("/slack/events", content=body.encode(),
-                              headers=sign(secret, body, timestamp))  # fmt: skip
+                   secret: str = SIGNING_SECRET, retry: int = 0) -> httpx.Response:  # fmt: skip
+        """POST as Slack does; ``retry=n`` re-sends like Slack's n-th retry (fresh signature)."""
+        headers = sign(secret, body, timestamp) | (retry_headers(retry) if retry else {})
+        return self.http.post("/slack/events", content=body.encode(), headers=headers)
 
     def click(self, user: str, action_id: str, alert_id: int) -> httpx.Response:
         a = self.alert(alert_id)

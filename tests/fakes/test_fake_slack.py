@@ -28,6 +28,11 @@ from securitybot.demo import (
     sign,
     view_submission_body,
 )
+from securitybot.demo.slack_signing import (
+    message_changed_body,
+    message_deleted_body,
+    retry_headers,
+)
 
 SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
 
@@ -268,6 +273,25 @@ def test_body_shapes() -> None:
     values = {"b": {"a": {"type": "plain_text_input", "value": "vpn"}}}
     view = json.loads(parse_qs(view_submission_body("U_ALICE", "why", "42", values))["payload"][0])
     assert view["view"]["private_metadata"] == "42" and view["view"]["state"]["values"] == values
+
+
+def test_deleted_and_edited_dm_messages_and_retries_look_like_slacks() -> None:
+    # Slack's references for the message_deleted and message_changed subtypes.
+    deleted = json.loads(message_deleted_body("DU_ALICE", "1.000100", event_id="Ev2"))
+    assert deleted["event_id"] == "Ev2"
+    e = deleted["event"]
+    assert (e["type"], e["subtype"], e["hidden"]) == ("message", "message_deleted", True)
+    assert e["deleted_ts"] == "1.000100" and "user" not in e
+    changed = json.loads(message_changed_body("U_ALICE", "DU_ALICE", "1.000200", "yes", "no"))
+    e = changed["event"]
+    assert e["subtype"] == "message_changed" and e["message"]["ts"] == "1.000200"
+    assert (e["message"]["text"], e["previous_message"]["text"]) == ("yes", "no")
+    assert e["message"]["edited"]["user"] == "U_ALICE"
+    assert retry_headers(2) == {"X-Slack-Retry-Num": "2", "X-Slack-Retry-Reason": "http_timeout"}
+    # Each interaction has its own trigger_id, as in Slack.
+    clicks = [json.loads(parse_qs(block_action_body("U_ALICE", "a", "1", "DU_ALICE", "1.0"))
+                         ["payload"][0]) for _ in range(2)]  # fmt: skip
+    assert clicks[0]["trigger_id"] != clicks[1]["trigger_id"]
 
 
 def bolt_request(body: str, headers: dict[str, str]) -> BoltRequest:
