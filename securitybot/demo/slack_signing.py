@@ -257,7 +257,7 @@ def slash_command_body(
     command: str = "/securitybot",
     channel: str = "C_GENERAL",
     team: str = "T1",
-    trigger_id: str = "1111.2222.fake-trigger",
+    trigger_id: str | None = None,
     response_url: str = "https://hooks.slack.com/commands/T1/1/fake",
     api_app_id: str = "A1",
 ) -> str:
@@ -279,6 +279,6 @@ def slash_command_body(
             "api_app_id": api_app_id,
             "is_enterprise_install": "false",
             "response_url": response_url,
-            "trigger_id": trigger_id,
+            "trigger_id": trigger_id or _new_trigger_id(),
         }
     )
