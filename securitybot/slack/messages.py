@@ -6,7 +6,7 @@ import json
 from datetime import datetime
 from typing import Any
 
-from securitybot.kinds import AlertKind, render
+from securitybot.kinds import AlertKind, escalation_severity, render
 from securitybot.store.models import Alert
 
 CONFIRM_ACTION = "alert_confirm"
@@ -35,6 +35,8 @@ REASON_TEXT = {
     "always_escalate": "this kind of alert always goes to the team",
     "user_exempt": "the user is exempt from DMs",
     "dm_failed": "the DM could not be delivered",
+    "duo_fraud": "the user reported the Duo push as *fraud*: someone else may hold their password",
+    "dm_deleted": "the question or the user's answer was deleted from the DM",
 }
 
 
@@ -156,7 +158,8 @@ def escalation_message(
 ) -> tuple[str, list[dict[str, Any]]]:
     reason = alert.escalation_reason or "unknown"
     who = f"<@{alert.user_id}>" if alert.user_id else f"`{alert.user_given}`"
-    sev = kind.severity.value.upper()
+    severity = escalation_severity(kind, alert.escalation_reason)
+    sev = severity.value.upper()
     head = f"{sev} · {alert.title}"
     status_line = {
         "escalated": "Needs a responder",
@@ -165,7 +168,7 @@ def escalation_message(
     }.get(alert.status, alert.status)  # fmt: skip
     summary = (
         f"{mention + ' ' if mention else ''}*Escalated:* {REASON_TEXT.get(reason, reason)} "
-        f"(`{reason}`)\n*Who:* {who}\n*Kind:* `{alert.kind}` · *Severity:* {kind.severity.value}"
+        f"(`{reason}`)\n*Who:* {who}\n*Kind:* `{alert.kind}` · *Severity:* {severity.value}"
         f"\n*Status:* {status_line}"
     )
     blocks: list[dict[str, Any]] = [
