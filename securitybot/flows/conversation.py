@@ -354,7 +354,7 @@ class ConversationHandlers:
     async def poll_duo(self, job: Job) -> Outcome:
         alert = await self.load(job.alert_id)
         txid = job.payload.get("txid")
-        if alert is None or alert.status != "awaiting_2fa" or alert.duo_txid != txid:
+        if alert is None or alert.duo_txid != txid or not _listening_to_duo(alert):
             return Done()
         polled = await self.verifier.poll(str(txid))
         if polled.status == PushStatus.WAITING:
@@ -575,6 +575,16 @@ class ConversationHandlers:
         with self.db.write() as session:
             alert_store.audit(session, alert_id=alert.id, actor="system", action=action,
                               details=details, subject_user=alert.user_id)  # fmt: skip
+
+
+def _listening_to_duo(alert: Alert) -> bool:
+    """Whether the alert's push is still worth polling."""
+    if alert.status == "awaiting_2fa":
+        return True
+    # Escalated before Duo answered (e.g. at the deadline): keep listening until it does (Duo
+    # times a push out after a minute), so a late answer, above all a fraud report, still
+    # reaches the team's timeline.
+    return alert.status in ("escalated", "triaging") and alert.duo_result is None
 
 
 _TIMELINE = {

@@ -102,3 +102,28 @@ def test_the_push_deadline_escalates_while_duo_still_holds_the_poll(make_bot: Ma
     assert escalated["escalation_reason"] == "duo_timeout"
     assert "(duo_timeout)" in bot.wait_security_post(timeout=10).params["text"]
     assert bot.fd.pending_pushes()  # Duo is still holding the poll open
+
+
+def test_a_fraud_report_after_the_deadline_reaches_the_team(make_bot: MakeBot) -> None:
+    bot = make_bot(policy={"duo_timeout": 1})
+    alert_id, txid = _pushed(bot, "late-fraud")
+    assert bot.wait_status(alert_id, "escalated")["escalation_reason"] == "duo_timeout"
+    bot.wait_security_post()
+    bot.fd.answer_push(txid, "fraud")  # the phone was in a pocket; then the user saw it
+
+    wait_until(lambda: bot.audit(alert_id, "alert.duo_fraud"), what="the late fraud report")
+    late = bot.alert(alert_id)
+    assert (late["status"], late["escalation_reason"], late["duo_result"]) == (
+        "escalated",
+        "duo_timeout",
+        "duo_fraud",
+    )
+    updated = wait_until(
+        lambda: [
+            c
+            for c in ok_calls(bot.fs, "chat.update", "C_SECURITY")
+            if "reported as *fraud*" in json.dumps(c.params["blocks"])
+        ],
+        what="the escalation post updated with the fraud report",
+    )
+    assert updated and len(bot.security_posts()) == 1
