@@ -169,3 +169,21 @@ def test_long_polls_beyond_the_limit_say_waiting_without_queueing(fd: FakeDuo) -
     detail, released = asyncio.run(scenario())
     assert "busy" in detail
     assert released == [PushStatus.WAITING, PushStatus.WAITING]
+
+
+def test_duo_error_responses_are_errors_not_denials(fd: FakeDuo) -> None:
+    async def scenario() -> tuple[str, str]:
+        v = verifier(fd)
+        started = await v.start_push("alice", {"Alert": "test"})
+        assert started.txid
+        fd.fail_all(503)
+        outage = await v.poll(started.txid)
+        fd.fail_all(None)
+        unknown = await v.poll("no-such-txid")
+        v.close()
+        assert outage.status == unknown.status == PushStatus.ERROR
+        return outage.detail, unknown.detail
+
+    outage, unknown = asyncio.run(scenario())
+    assert "503" in outage
+    assert "400" in unknown and "txid" in unknown
