@@ -16,6 +16,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from securitybot.config import ConfigError, Duration
+from securitybot.domain import EscalationReason
 
 DEFAULT_KIND = "default"
 
@@ -25,6 +26,25 @@ class Severity(StrEnum):
     MEDIUM = "medium"
     HIGH = "high"
     CRITICAL = "critical"
+
+
+# Escalation reasons stronger than any kind's own severity. A push the user reports as fraud
+# means someone else holds their password and tried to use it just now: always critical, and
+# always worth a mention, however mild the alert that led to it.
+_RAISED_BY_REASON: Mapping[str, Severity] = {EscalationReason.DUO_FRAUD: Severity.CRITICAL}
+
+
+def escalation_severity(kind: AlertKind, reason: str | None) -> Severity:
+    """The severity an escalation is shown (and paged) with: the kind's, or higher."""
+    raised = _RAISED_BY_REASON.get(reason or "")
+    if raised is None:
+        return kind.severity
+    return max(kind.severity, raised, key=list(Severity).index)
+
+
+def always_mention(reason: str | None) -> bool:
+    """True when an escalation must mention the on-call whatever ``mention_severities`` says."""
+    return (reason or "") in _RAISED_BY_REASON
 
 
 class _Missing(dict[str, Any]):

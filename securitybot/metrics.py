@@ -30,7 +30,8 @@ TIME_TO_ANSWER = Histogram(
 DUO_RESULTS = Counter("securitybot_duo_results", "Final Duo results", ["result"])
 DUO_LATENCY = Histogram(
     "securitybot_duo_latency_seconds", "Duo API call latency", ["call"],
-    buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30),
+    # auth_status long-polls: Duo holds it until the phone answers, up to about a minute.
+    buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 90),
 )  # fmt: skip
 SWEEP_DURATION = Histogram(
     "securitybot_sweep_duration_seconds", "Deadline sweep duration",

@@ -19,7 +19,7 @@ from starlette.routing import BaseRoute, Route
 
 from securitybot import metrics
 from securitybot.aer.wiring import wire_aer
-from securitybot.flows.conversation import ConversationHandlers
+from securitybot.flows.conversation import UNORDERED_EFFECTS, ConversationHandlers
 from securitybot.flows.sweep import sweep_overdue, sweep_reminders, sweep_unclaimed
 from securitybot.flows.webhooks import WebhookSender
 from securitybot.outbox.dispatcher import Dispatcher
@@ -79,12 +79,13 @@ def wire_workers(
     runtime.bolt = bolt
 
     wake_event = runtime.wake_event()
+    verifier = verifier or build_verifier(runtime)
     handlers = ConversationHandlers(
         db=runtime.db,
         settings=s,
         kinds=runtime.kinds,
         slack=gateway,
-        verifier=verifier or build_verifier(runtime),
+        verifier=verifier,
         wake=runtime.notify_new_work,
     )
     if bolt is not None and gateway is not None:
@@ -101,8 +102,9 @@ def wire_workers(
     runtime.handlers.update(handlers.handlers())
     runtime.handlers["outbound_webhook"] = WebhookSender(list(s.webhooks.outbound))
     dispatcher = Dispatcher(
-        runtime.db, runtime.handlers, wake=wake_event, lease=s.scheduler.outbox_lease
-    )
+        runtime.db, runtime.handlers, wake=wake_event, lease=s.scheduler.outbox_lease,
+        unordered=UNORDERED_EFFECTS,
+    )  # fmt: skip
     scheduler = AsyncIOScheduler()
     socket_handler = None
 
@@ -159,6 +161,7 @@ def wire_workers(
     async def stop() -> None:
         if scheduler.running:
             scheduler.shutdown(wait=False)
+        verifier.close()  # release Duo long-polls first, so the dispatcher need not wait
         await dispatcher.stop()
         if gateway is not None and gateway.client.session is not None:
             await gateway.client.session.close()

@@ -235,8 +235,8 @@ class Console:
         if isinstance(data, Response):
             return data
         txid, answer = str(data.get("txid")), str(data.get("answer"))
-        if answer not in ("allow", "deny"):
-            return JSONResponse({"error": "answer must be allow or deny"}, status_code=400)
+        if answer not in ("allow", "deny", "fraud"):
+            return JSONResponse({"error": "answer must be allow, deny or fraud"}, status_code=400)
         push = next((p for p in self.demo.fd.pending_pushes() if p.txid == txid), None)
         if push is None:
             return JSONResponse({"error": "that push is no longer waiting"}, status_code=409)

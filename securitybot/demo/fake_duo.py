@@ -33,13 +33,21 @@ from securitybot.demo._serving import ServedFake
 log = logging.getLogger(__name__)
 
 Json = dict[str, Any]
+# auth_status ``status`` -> (``result``, ``status_msg``) for the statuses Duo documents for a
+# push (https://duo.com/docs/authapi, "/auth_status"). calling/answered/sent belong to phone
+# and SMS factors, which this fake does not offer.
 _STATUS = {
-    "waiting": ("waiting", "pushed", "Pushed a login request to your device..."),
-    "allow": ("allow", "allow", "Success. Logging you in..."),
-    "deny": ("deny", "deny", "Login request denied."),
-    "timeout": ("deny", "timeout", "Login timed out."),
-    "bypass": ("allow", "bypass", "Allowing unknown user"),
+    "pushed": ("waiting", "Pushed a login request to your device..."),
+    "push_failed": ("waiting", "Push failed; open Duo Mobile to approve the request"),
+    "allow": ("allow", "Success. Logging you in..."),
+    "bypass": ("allow", "Allowing unknown user"),
+    "deny": ("deny", "Login request denied."),
+    "fraud": ("deny", "Request reported as fraudulent."),
+    "locked_out": ("deny", "Your account is disabled due to too many failed attempts."),
+    "timeout": ("deny", "Login timed out."),
 }
+# What a scripted or console answer may set: the phone's answers plus Duo-side outcomes.
+ANSWERS = frozenset(_STATUS) - {"pushed"}
 _CAPABILITIES = {
     "push": ["auto", "push", "sms", "phone", "mobile_otp"],
     "sms": ["sms", "phone"],
@@ -53,8 +61,14 @@ class Push:
     username: str
     pushinfo: dict[str, str]
     created_at: float
-    # One of the _STATUS keys; "waiting" until answered or timed out.
-    outcome: str = "waiting"
+    # One of the _STATUS keys: "pushed" until answered or timed out.
+    outcome: str = "pushed"
+    # The status auth_status last returned: Duo long-polls for the *next* update.
+    reported: str | None = None
+
+    @property
+    def waiting(self) -> bool:
+        return _STATUS[self.outcome][0] == "waiting"
 
 
 @dataclass(frozen=True)
@@ -141,8 +155,10 @@ class FakeDuo(ServedFake):
         self.ikey = ikey
         self.skey = skey
         self.host = "localhost"
-        # auth_status long-polls this long while a push is waiting (real Duo: tens of seconds).
-        self.status_delay = 0.0
+        # auth_status long-polls like Duo's: a push's first status comes back at once, later
+        # calls are held until the status changes or the push times out (up to a minute).
+        # status_delay caps the hold (seconds) for tests; None holds as long as Duo would.
+        self.status_delay: float | None = None
         # Unanswered pushes time out like Duo's, after which they read as deny/timeout.
         self.push_timeout = 60.0
         # Duo rejects requests whose Date header is too far off; None disables the check.
@@ -222,17 +238,20 @@ class FakeDuo(ServedFake):
             self._users.setdefault(username, _User(devices=[])).preauth = result
 
     def next_push_response(self, username: str, response: str) -> None:
-        if response not in ("allow", "deny", "ignore"):
+        """Script the answer to `username`'s next push: one of ANSWERS, or "ignore"."""
+        if response not in ANSWERS | {"ignore"}:
             raise ValueError(response)
         with self._lock:
             self._users.setdefault(username, _User(devices=[])).next_push.append(response)
 
     def answer_push(self, txid: str, response: str) -> None:
-        if response not in ("allow", "deny"):
+        """Answer a waiting push: "allow", "deny", "fraud" (the user taps "report fraud"),
+        or any other status in ANSWERS ("push_failed" keeps it waiting)."""
+        if response not in ANSWERS:
             raise ValueError(response)
         with self._changed:
             push = self._pushes[txid]
-            if push.outcome != "waiting":
+            if not push.waiting:
                 raise ValueError(f"push {txid} already {push.outcome}")
             push.outcome = response
             self._changed.notify_all()
@@ -240,14 +259,14 @@ class FakeDuo(ServedFake):
     def pending_pushes(self) -> list[Push]:
         with self._lock:
             self._expire_pushes()
-            return [p for p in self._pushes.values() if p.outcome == "waiting"]
+            return [p for p in self._pushes.values() if p.waiting]
 
     def wait_for_push(self, timeout: float = 5.0) -> Push:
         """Block until some push is waiting for an answer; handy with async app code."""
         deadline = time.monotonic() + timeout
         with self._changed:
             while True:
-                waiting = [p for p in self._pushes.values() if p.outcome == "waiting"]
+                waiting = [p for p in self._pushes.values() if p.waiting]
                 if waiting:
                     return waiting[0]
                 if time.monotonic() >= deadline:
@@ -417,7 +436,7 @@ class FakeDuo(ServedFake):
                 if not any(device in ("auto", d["device"]) for d in usable):
                     raise DuoError(400, 40002, "Invalid request parameters", "device")
                 scripted = user.next_push.popleft() if user.next_push else "ignore"
-                outcome = "waiting" if scripted == "ignore" else scripted
+                outcome = "pushed" if scripted == "ignore" else scripted
             push = Push(
                 txid=str(uuid.uuid4()),
                 username=username,
@@ -431,7 +450,7 @@ class FakeDuo(ServedFake):
                 return {"txid": push.txid}
             # Synchronous auth blocks until the user answers, like Duo.
             self._changed.wait_for(
-                lambda: push.outcome != "waiting" or self._stopping or self._expire_pushes(),
+                lambda: not push.waiting or self._stopping or self._expire_pushes(),
                 timeout=self.push_timeout,
             )
             self._expire_pushes(force=push)
@@ -443,12 +462,18 @@ class FakeDuo(ServedFake):
             push = self._pushes.get(txid)
             if push is None:
                 raise DuoError(400, 40002, "Invalid request parameters", "txid")
-            if push.outcome == "waiting" and self.status_delay > 0:
-                self._changed.wait_for(
-                    lambda: push.outcome != "waiting" or self._stopping,
-                    timeout=self.status_delay,
-                )
             self._expire_pushes()
+            if push.waiting and push.outcome == push.reported:
+                # Nothing new since the last call: hold until the phone answers, the push
+                # times out, or (tests) status_delay passes, like Duo's long-poll.
+                hold = push.created_at + self.push_timeout - time.time()
+                if self.status_delay is not None:
+                    hold = min(hold, self.status_delay)
+                self._changed.wait_for(
+                    lambda: push.outcome != push.reported or self._stopping, timeout=max(0, hold)
+                )
+                self._expire_pushes()
+            push.reported = push.outcome
             return self._status_of(push)
 
     def _expire_pushes(self, force: Push | None = None) -> bool:
@@ -457,14 +482,14 @@ class FakeDuo(ServedFake):
         now = time.time()
         for push in self._pushes.values():
             stale = now - push.created_at >= self.push_timeout or push is force
-            if push.outcome == "waiting" and stale:
+            if push.waiting and stale:
                 push.outcome, changed = "timeout", True
         return changed
 
     @staticmethod
     def _status_of(push: Push) -> Json:
-        result, status, message = _STATUS[push.outcome]
-        return {"result": result, "status": status, "status_msg": message}
+        result, message = _STATUS[push.outcome]
+        return {"result": result, "status": push.outcome, "status_msg": message}
 
 
-__all__ = ["DuoError", "DuoRequest", "FakeDuo", "Push"]
+__all__ = ["ANSWERS", "DuoError", "DuoRequest", "FakeDuo", "Push"]

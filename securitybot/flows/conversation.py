@@ -19,7 +19,7 @@ from securitybot.domain.business_hours import add_business_seconds, parse_hhmm
 from securitybot.flows import dm_changes, exemptions, snoozes, webhooks
 from securitybot.flows.events import apply_by_id
 from securitybot.flows.transitions import apply_event, load_for_update
-from securitybot.kinds import KindRegistry
+from securitybot.kinds import KindRegistry, always_mention, escalation_severity
 from securitybot.outbox.dispatcher import Done, GiveUp, Handler, Job, Outcome, RetryAt, backoff
 from securitybot.slack import messages
 from securitybot.slack import mrkdwn as md
@@ -35,6 +35,8 @@ logger = logging.getLogger(__name__)
 MAX_DM_ATTEMPTS = 8  # then the DM counts as failed and the alert escalates (fail closed)
 MAX_DUO_ERRORS = 3  # Duo errors are retried briefly; then escalate with duo_error
 DUO_POLL_INTERVAL = 1.0
+# poll_duo may sit in Duo's long-poll for a minute: it runs beside the alert's other jobs.
+UNORDERED_EFFECTS = frozenset({"poll_duo"})
 
 
 def duo_username(mode: str, user: SlackUser | None, alert: Alert) -> str:
@@ -353,7 +355,7 @@ class ConversationHandlers:
     async def poll_duo(self, job: Job) -> Outcome:
         alert = await self.load(job.alert_id)
         txid = job.payload.get("txid")
-        if alert is None or alert.status != "awaiting_2fa" or alert.duo_txid != txid:
+        if alert is None or alert.duo_txid != txid or not _listening_to_duo(alert):
             return Done()
         polled = await self.verifier.poll(str(txid))
         if polled.status == PushStatus.WAITING:
@@ -363,6 +365,9 @@ class ConversationHandlers:
         event = {
             PushStatus.APPROVED: EventType.DUO_APPROVED,
             PushStatus.DENIED: EventType.DUO_DENIED,
+            PushStatus.FRAUD: EventType.DUO_FRAUD,
+            # Like a bypass user at preauth: Duo let them in without proving anything.
+            PushStatus.BYPASS: EventType.DUO_NOT_ENROLLED,
             PushStatus.TIMEOUT: EventType.DUO_TIMEOUT,
             PushStatus.ERROR: EventType.DUO_ERROR,
         }[polled.status]
@@ -393,7 +398,11 @@ class ConversationHandlers:
         ref: str | None = None
         if tier is not None and 0 < tier <= len(esc.tiers):
             ref = esc.tiers[tier - 1].mention
-        elif esc.mention and self.kinds.get(alert.kind).severity.value in esc.mention_severities:
+        elif esc.mention and (
+            always_mention(alert.escalation_reason)
+            or escalation_severity(self.kinds.get(alert.kind), alert.escalation_reason).value
+            in esc.mention_severities
+        ):
             ref = esc.mention
         if ref is None:
             return None
@@ -461,7 +470,9 @@ class ConversationHandlers:
             return Done()
         body = {
             "event": "securitybot.escalation", "alert_id": alert.id, "kind": alert.kind,
-            "severity": self.kinds.get(alert.kind).severity.value, "title": alert.title,
+            "severity": escalation_severity(
+                self.kinds.get(alert.kind), alert.escalation_reason).value,
+            "title": alert.title,
             "description": alert.description, "user": alert.user_given, "user_id": alert.user_id,
             "reason": alert.escalation_reason, "status": alert.status,
             "dedup_key": f"securitybot-{alert.id}", "details": alert.details,
@@ -565,6 +576,16 @@ class ConversationHandlers:
                               details=details, subject_user=alert.user_id)  # fmt: skip
 
 
+def _listening_to_duo(alert: Alert) -> bool:
+    """Whether the alert's push is still worth polling."""
+    if alert.status == "awaiting_2fa":
+        return True
+    # Escalated before Duo answered (e.g. at the deadline): keep listening until it does (Duo
+    # times a push out after a minute), so a late answer, above all a fraud report, still
+    # reaches the team's timeline.
+    return alert.status in ("escalated", "triaging") and alert.duo_result is None
+
+
 _TIMELINE = {
     "alert.ingested": "Alert ingested",
     "alert.dm_sent": "DM sent to the user",
@@ -574,6 +595,7 @@ _TIMELINE = {
     "alert.duo_approved": "Duo push *approved*",
     "alert.duo_denied": "Duo push *denied*",
     "alert.duo_timeout": "Duo push not answered",
+    "alert.duo_fraud": "Duo push reported as *fraud* by the user",
     "alert.duo_error": "Duo error",
     "alert.duo_not_enrolled": "No usable Duo device",
     "alert.deadline_passed": "Deadline passed without an answer",

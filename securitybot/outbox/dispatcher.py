@@ -87,7 +87,10 @@ class Dispatcher:
 
     Jobs of one alert run one after another in id order (post the DM before updating it);
     different alerts run concurrently. Leases are short and renewed while a job runs, so work
-    held by a process that died is picked up again within one lease.
+    held by a process that died is picked up again within one lease. Effects named in
+    ``unordered`` skip that queue: a long-poll (Duo's auth_status holds for up to a minute)
+    must not hold back the same alert's escalation, and its result goes through the guarded
+    state machine anyway.
     """
 
     def __init__(
@@ -100,6 +103,7 @@ class Dispatcher:
         concurrency: int = 64,
         lease: float = 30.0,
         idle_poll: float = 0.5,
+        unordered: frozenset[str] = frozenset(),
     ) -> None:
         self.db = db
         self.handlers = handlers
@@ -108,6 +112,7 @@ class Dispatcher:
         self.concurrency = concurrency
         self.lease = timedelta(seconds=lease)
         self.idle_poll = idle_poll
+        self.unordered = unordered
         self._task: asyncio.Task[None] | None = None
         self._renewer: asyncio.Task[None] | None = None
         self._stopping = False
@@ -196,7 +201,7 @@ class Dispatcher:
 
     async def _run_in_order(self, job: Job) -> None:
         try:
-            if job.alert_id is None:
+            if job.alert_id is None or job.effect in self.unordered:
                 await self._run_job(job)
                 return
             lock = self._alert_locks.setdefault(job.alert_id, asyncio.Lock())

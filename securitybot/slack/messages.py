@@ -10,7 +10,7 @@ import json
 from datetime import datetime
 from typing import Any
 
-from securitybot.kinds import AlertKind, render
+from securitybot.kinds import AlertKind, escalation_severity, render
 from securitybot.slack import mrkdwn as md
 from securitybot.store.models import Alert
 
@@ -40,7 +40,8 @@ REASON_TEXT = {
     "always_escalate": "this kind of alert always goes to the team",
     "user_exempt": "the user is exempt from DMs",
     "dm_failed": "the DM could not be delivered",
-    "dm_deleted": "a message in the user's DM (the question or their reply) was deleted",
+    "duo_fraud": "the user reported the Duo push as *fraud*: someone else may hold their password",
+    "dm_deleted": "the question or the user's answer was deleted from the DM",
 }
 
 
@@ -178,7 +179,8 @@ def escalation_message(
     timeline lines are mrkdwn whose outside parts are already escaped (``timeline_text``)."""
     reason = alert.escalation_reason or "unknown"
     who = md.user(alert.user_id) if alert.user_id else md.code(alert.user_given, 200)
-    sev = kind.severity.value.upper()
+    severity = escalation_severity(kind, alert.escalation_reason)
+    sev = severity.value.upper()
     claimer = md.user(alert.claimed_by)
     status_line = {
         "escalated": "Needs a responder",
@@ -189,7 +191,7 @@ def escalation_message(
     summary = (
         f"{mention + ' ' if mention else ''}*Escalated:* {reason_text} "
         f"({md.code(reason, 66)})\n*Who:* {who}\n*Kind:* {md.code(alert.kind, 66)} · "
-        f"*Severity:* {kind.severity.value}\n*Status:* {status_line}"
+        f"*Severity:* {severity.value}\n*Status:* {status_line}"
     )
     more = md.truncated(alert.id)
     blocks: list[dict[str, Any]] = [

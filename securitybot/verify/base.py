@@ -20,10 +20,12 @@ class StartResult(StrEnum):
 
 class PushStatus(StrEnum):
     WAITING = "waiting"
-    APPROVED = "approved"
-    DENIED = "denied"  # includes "fraud" reports
+    APPROVED = "approved"  # the user approved the push on their device: the only "yes"
+    DENIED = "denied"  # declined, locked out, or any refusal Duo does not explain further
+    FRAUD = "fraud"  # the user tapped "report fraud": the strongest compromise signal we get
+    BYPASS = "bypass"  # Duo let the user through without a device: proves nothing
     TIMEOUT = "timeout"  # Duo itself gave up waiting for the phone
-    ERROR = "error"
+    ERROR = "error"  # unreachable, an error response, or an answer we do not recognise
 
 
 @dataclass(frozen=True)
@@ -45,3 +47,7 @@ class Verifier(Protocol):
     async def start_push(self, username: str, pushinfo: dict[str, str]) -> PushStart: ...
 
     async def poll(self, txid: str) -> PushPoll: ...
+
+    def close(self) -> None:
+        """Stop waiting on Duo: polls in flight return WAITING at once, so shutdown never waits
+        for a long-poll (the push is polled again after the restart)."""

@@ -1,11 +1,22 @@
-"""Duo push through duo_client's Auth API, run off the event loop in a bounded thread pool."""
+"""Duo push through duo_client's Auth API, run off the event loop in bounded thread pools.
+
+What Duo documents (https://duo.com/docs/authapi, "/auth_status"): the endpoint "long-polls":
+when no status update is ready it holds the request until there is one, and a push times out
+after 60 seconds, so one ``auth_status`` call can legitimately take about a minute. Its HTTP
+timeout must outlast that hold, or a push approved after the short timeout reads as an error.
+``result`` (``allow``/``deny``/``waiting``) is the decision; ``status`` says why. Duo also says
+enumerations "may gain new values at any time", so every value not listed below fails closed.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import socket
 import ssl
+import threading
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from urllib.parse import urlencode
@@ -20,14 +31,50 @@ logger = logging.getLogger(__name__)
 
 _NETWORK_ERRORS = (OSError, ssl.SSLError, socket.timeout, RuntimeError, ValueError, KeyError)
 
+# Duo Push times out after 60 s; until then auth_status may hold the request open.
+DUO_PUSH_HOLD = 60.0
+
+# auth_status ``status`` values Duo documents, by the ``result`` they come with.
+_WAITING = frozenset({"pushed", "push_failed", "calling", "answered"})  # still in progress
+_REFUSED = frozenset({"deny", "locked_out", "sent"})  # declined, account locked, passcodes sent
+
+
+def push_poll_from(reply: Mapping[str, Any]) -> PushPoll:
+    """Map one ``/auth/v2/auth_status`` response to a ``PushPoll``: approval only for
+    ``result: allow`` with ``status: allow``; anything undocumented is an error or a denial."""
+    result, status = str(reply.get("result", "")), str(reply.get("status", ""))
+    message = str(reply.get("status_msg", ""))
+    detail = f"{status}: {message}" if message else status
+    if result == "allow":
+        if status == "allow":
+            return PushPoll(PushStatus.APPROVED, detail=message)
+        if status == "bypass":
+            # A bypass policy lets the user in without touching a device: no proof at all.
+            return PushPoll(PushStatus.BYPASS, detail="Duo bypass: no device proof")
+        return PushPoll(PushStatus.ERROR, detail=f"undocumented Duo status {status!r} (allow)")
+    if status == "timeout" and result in ("deny", "waiting"):
+        return PushPoll(PushStatus.TIMEOUT, detail=message)
+    if result == "waiting":
+        if status in _WAITING:
+            return PushPoll(PushStatus.WAITING, detail=detail)
+        return PushPoll(PushStatus.ERROR, detail=f"undocumented Duo status {status!r} (waiting)")
+    if result == "deny":
+        if status == "fraud":
+            return PushPoll(PushStatus.FRAUD, detail=message or "reported as fraud")
+        if status in _REFUSED:
+            return PushPoll(PushStatus.DENIED, detail=detail)
+        # Duo's decision is "deny" whatever the new status means: honour it.
+        return PushPoll(PushStatus.DENIED, detail=f"undocumented Duo status {status!r} (deny)")
+    return PushPoll(PushStatus.ERROR, detail=f"undocumented Duo result {result!r}")
+
 
 class DuoVerifier:
     name = "duo"
 
-    def __init__(self, cfg: DuoConfig, *, max_workers: int = 16) -> None:
+    def __init__(self, cfg: DuoConfig, *, max_workers: int = 16, max_polls: int = 32) -> None:
         assert cfg.configured and cfg.skey is not None and cfg.ikey is not None
         host, port = cfg.host_and_port
-        kwargs: dict[str, Any] = {"timeout": cfg.timeout}
+        kwargs: dict[str, Any] = {}
         if port is not None:
             # duo_client signs the bare host; the port must travel separately.
             kwargs["port"] = port
@@ -35,19 +82,25 @@ class DuoVerifier:
             kwargs["ca_certs"] = cfg.ca_certs
         self._cfg = cfg
         self._kwargs = dict(ikey=cfg.ikey, skey=cfg.skey.get_secret_value(), host=host, **kwargs)
-        # auth_status can long-poll for up to a minute: many pushes may wait at once, and none
-        # of them may block the event loop.
+        # The documented hold plus the allowance any other request gets.
+        self.poll_timeout = DUO_PUSH_HOLD + cfg.timeout
+        # preauth/auth answer at once and share a small pool. auth_status may be held for a
+        # minute, so each long-poll gets its own daemon thread (at most max_polls): waiting
+        # pushes never delay a new user's push, and a held poll never delays process exit.
         self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="duo")
+        self._max_polls = max_polls
+        self._polls = 0  # long-polls in flight (touched only on the event loop)
+        self._closing = asyncio.Event()
 
-    def _client(self) -> duo_client.Auth:
+    def _client(self, timeout: float) -> duo_client.Auth:
         # duo_client objects are not thread-safe (one HTTP connection each): one per call.
-        return duo_client.Auth(**self._kwargs)
+        return duo_client.Auth(timeout=timeout, **self._kwargs)
 
     async def _run(self, fn: Any, *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
 
     def _start_sync(self, username: str, pushinfo: dict[str, str]) -> PushStart:
-        client = self._client()
+        client = self._client(self._cfg.timeout)
         try:
             pre = client.preauth(username=username)
         except RuntimeError as exc:
@@ -88,18 +141,16 @@ class DuoVerifier:
 
     def _poll_sync(self, txid: str) -> PushPoll:
         try:
-            status = self._client().auth_status(txid)
+            # Not duo_client's auth_status(): it folds the reply into success/waiting flags,
+            # and "success" is true for a bypass too. We need Duo's own result and status.
+            reply = self._client(self.poll_timeout).json_api_call(
+                "GET", "/auth/v2/auth_status", {"txid": txid}
+            )
         except _NETWORK_ERRORS as exc:
             return PushPoll(PushStatus.ERROR, detail=f"auth_status: {type(exc).__name__}: {exc}")
-        # duo_client folds Duo's answer into waiting/success flags plus Duo's status string.
-        if status.get("success"):
-            return PushPoll(PushStatus.APPROVED, detail=status.get("status_msg", ""))
-        if status.get("waiting"):
-            return PushPoll(PushStatus.WAITING)
-        state = str(status.get("status", ""))
-        if state == "timeout":
-            return PushPoll(PushStatus.TIMEOUT, detail=status.get("status_msg", ""))
-        return PushPoll(PushStatus.DENIED, detail=state or "deny")
+        if not isinstance(reply, Mapping):
+            return PushPoll(PushStatus.ERROR, detail="auth_status: malformed response")
+        return push_poll_from(reply)
 
     async def start_push(self, username: str, pushinfo: dict[str, str]) -> PushStart:
         with metrics.DUO_LATENCY.labels("start_push").time():
@@ -107,11 +158,46 @@ class DuoVerifier:
         return result
 
     async def poll(self, txid: str) -> PushPoll:
-        with metrics.DUO_LATENCY.labels("auth_status").time():
-            result: PushPoll = await self._run(self._poll_sync, txid)
-        return result
+        if self._closing.is_set():
+            return PushPoll(PushStatus.WAITING, detail="shutting down")
+        if self._polls >= self._max_polls:
+            # Every long-poll slot is held by a push still waiting on its phone: say "still
+            # waiting" now instead of queueing behind them; the job polls again shortly.
+            return PushPoll(PushStatus.WAITING, detail="all Duo long-poll slots busy")
+        self._polls += 1
+        try:
+            with metrics.DUO_LATENCY.labels("auth_status").time():  # includes Duo's hold
+                return await self._poll_or_close(txid)
+        finally:
+            self._polls -= 1
+
+    async def _poll_or_close(self, txid: str) -> PushPoll:
+        loop = asyncio.get_running_loop()
+        polled: asyncio.Future[PushPoll] = loop.create_future()
+
+        def deliver(result: PushPoll) -> None:
+            if not polled.done():
+                polled.set_result(result)
+
+        def run() -> None:
+            result = self._poll_sync(txid)
+            with contextlib.suppress(RuntimeError):  # the loop is gone: nobody is waiting
+                loop.call_soon_threadsafe(deliver, result)
+
+        threading.Thread(target=run, name="duo-poll", daemon=True).start()
+        closing: asyncio.Future[Any] = loop.create_task(self._closing.wait())
+        try:
+            await asyncio.wait({polled, closing}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            closing.cancel()
+        if not polled.done():
+            # Shutting down: Duo keeps the push's result for the next process to poll.
+            return PushPoll(PushStatus.WAITING, detail="shutting down")
+        return polled.result()
 
     def close(self) -> None:
+        """Call on the event loop. Held polls return at once; nothing new reaches Duo."""
+        self._closing.set()
         self._pool.shutdown(wait=False, cancel_futures=True)
 
 
@@ -125,3 +211,6 @@ class UnconfiguredVerifier:
 
     async def poll(self, txid: str) -> PushPoll:
         return PushPoll(PushStatus.ERROR, detail="Duo is not configured")
+
+    def close(self) -> None:
+        pass

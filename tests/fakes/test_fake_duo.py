@@ -128,23 +128,112 @@ def test_synchronous_auth_blocks_until_answered(fd: FakeDuo, duo: duo_client.Aut
     assert result["result"] == "allow"
 
 
-def test_status_delay_long_polls_and_push_timeout(fd: FakeDuo, duo: duo_client.Auth) -> None:
+def test_auth_status_long_polls_for_the_next_update(fd: FakeDuo, duo: duo_client.Auth) -> None:
+    # Duo: "if no status update is available ... it will wait until there is an update".
     fd.status_delay = 0.3
     txid = push(duo)
     started = time.monotonic()
-    assert duo.auth_status(txid)["waiting"]
+    assert duo.auth_status(txid)["status"] == "pushed"  # the first status is news: at once
+    assert time.monotonic() - started < 0.3
+    started = time.monotonic()
+    assert duo.auth_status(txid)["waiting"]  # nothing new: held for the whole hold
     assert time.monotonic() - started >= 0.3
     threading.Timer(0.05, fd.answer_push, (txid, "allow")).start()
     started = time.monotonic()
-    assert duo.auth_status(txid)["success"]
+    assert duo.auth_status(txid)["success"]  # the answer ends the hold
+    assert time.monotonic() - started < 0.3
+    started = time.monotonic()
+    assert duo.auth_status(txid)["success"]  # a final status is never held
     assert time.monotonic() - started < 0.3
 
-    fd.status_delay = 0
+
+def test_by_default_the_hold_lasts_until_the_push_times_out(
+    fd: FakeDuo, duo: duo_client.Auth
+) -> None:
+    fd.push_timeout = 0.4  # Duo's is 60 s
+    txid = push(duo)
+    duo.auth_status(txid)
+    started = time.monotonic()
+    status = duo.auth_status(txid)
+    assert time.monotonic() - started >= 0.35
+    assert not status["success"] and not status["waiting"] and status["status"] == "timeout"
+
+
+def test_push_timeout_without_polling(fd: FakeDuo, duo: duo_client.Auth) -> None:
     fd.push_timeout = 0.1
     txid = push(duo)
     time.sleep(0.15)
     status = duo.auth_status(txid)
     assert not status["success"] and status["status"] == "timeout"
+
+
+def raw_status(duo: duo_client.Auth, txid: str) -> Any:
+    """Duo's own reply (duo_client.auth_status drops ``result``)."""
+    return duo.json_api_call("GET", "/auth/v2/auth_status", {"txid": txid})
+
+
+@pytest.mark.parametrize(
+    ("answer", "result"),
+    [("fraud", "deny"), ("locked_out", "deny"), ("deny", "deny"), ("allow", "allow"),
+     ("bypass", "allow"), ("timeout", "deny")],
+)  # fmt: skip
+def test_final_answers_carry_duos_result_and_status(
+    fd: FakeDuo, duo: duo_client.Auth, answer: str, result: str
+) -> None:
+    txid = push(duo)
+    fd.answer_push(txid, answer)
+    reply = raw_status(duo, txid)
+    assert (reply["result"], reply["status"]) == (result, answer)
+    assert reply["status_msg"]
+    assert fd.pending_pushes() == []
+    with pytest.raises(ValueError):
+        fd.answer_push(txid, "allow")  # answered once and for all
+
+
+def test_the_user_reports_a_push_as_fraud(fd: FakeDuo, duo: duo_client.Auth) -> None:
+    fd.next_push_response("alice", "fraud")
+    status = duo.auth_status(push(duo))
+    assert not status["success"] and not status["waiting"] and status["status"] == "fraud"
+
+
+def test_a_failed_push_still_waits_for_the_user(fd: FakeDuo, duo: duo_client.Auth) -> None:
+    txid = push(duo)
+    raw_status(duo, txid)
+    fd.answer_push(txid, "push_failed")  # the notification did not arrive; the app still can
+    reply = raw_status(duo, txid)
+    assert (reply["result"], reply["status"]) == ("waiting", "push_failed")
+    assert [p.txid for p in fd.pending_pushes()] == [txid]
+    fd.answer_push(txid, "allow")
+    assert raw_status(duo, txid)["result"] == "allow"
+
+
+def test_unknown_answers_are_refused(fd: FakeDuo, duo: duo_client.Auth) -> None:
+    txid = push(duo)
+    for bad in ("pushed", "approve", "waiting"):
+        with pytest.raises(ValueError):
+            fd.answer_push(txid, bad)
+    with pytest.raises(ValueError):
+        fd.next_push_response("alice", "approve")
+
+
+def test_stop_releases_a_held_auth_status() -> None:
+    fake = FakeDuo(ikey=IKEY, skey=SKEY).start()
+    fake.enroll("alice")
+    client = auth_client(fake)
+    txid = push(client)
+    client.auth_status(txid)
+    outcome: dict[str, Any] = {}
+
+    def held() -> None:
+        outcome["status"] = client.auth_status(txid)
+
+    worker = threading.Thread(target=held)
+    worker.start()
+    time.sleep(0.2)
+    assert worker.is_alive()  # held: the push is still waiting, for up to a minute
+    fake.stop()
+    worker.join(timeout=5)
+    assert not worker.is_alive()
 
 
 def test_wrong_credentials_are_rejected(fd: FakeDuo) -> None:

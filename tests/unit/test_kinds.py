@@ -5,7 +5,14 @@ from pathlib import Path
 import pytest
 
 from securitybot.config import ConfigError
-from securitybot.kinds import load_kinds, render
+from securitybot.kinds import (
+    AlertKind,
+    Severity,
+    always_mention,
+    escalation_severity,
+    load_kinds,
+    render,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -47,3 +54,17 @@ def test_default_is_required(tmp_path: Path) -> None:
     (tmp_path / "a.yaml").write_text("title: x\nmessage: y\n")
     with pytest.raises(ConfigError, match="'default' kind is missing"):
         load_kinds(tmp_path)
+
+
+@pytest.mark.parametrize("severity", ["low", "medium", "high", "critical"])
+def test_a_fraud_report_is_critical_and_mentioned_whatever_the_kind(severity: str) -> None:
+    kind = AlertKind(name="k", severity=Severity(severity), title="t", message="m")
+    assert escalation_severity(kind, "duo_fraud") == Severity.CRITICAL
+    assert always_mention("duo_fraud")
+
+
+@pytest.mark.parametrize("reason", ["duo_denied", "not_me", "no_response", None])
+def test_other_reasons_keep_the_kinds_severity(reason: str | None) -> None:
+    kind = AlertKind(name="k", severity=Severity.MEDIUM, title="t", message="m")
+    assert escalation_severity(kind, reason) == Severity.MEDIUM
+    assert not always_mention(reason)

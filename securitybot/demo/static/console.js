@@ -102,9 +102,10 @@ function renderPhone(e) {
       <div class="actions">
         <button class="primary" data-push="${esc(p.txid)}" data-answer="allow" data-testid="push-approve">Approve</button>
         <button class="danger" data-push="${esc(p.txid)}" data-answer="deny" data-testid="push-deny">Deny</button>
+        <button class="danger" data-push="${esc(p.txid)}" data-answer="fraud" data-testid="push-fraud">Report fraud</button>
       </div>
     </div>`).join("");
-  const last = e.answered.map(a => `<div class="muted">Last push: ${a.answer === "allow" ? "approved ✓" : "denied ✗"}</div>`).join("");
+  const last = e.answered.map(a => `<div class="muted">Last push: ${{allow: "approved ✓", fraud: "reported as fraud ⚠"}[a.answer] || "denied ✗"}</div>`).join("");
   return pushes || (last + '<p class="muted">No pending requests.</p>');
 }
 
