@@ -1,0 +1,105 @@
+"""Nothing doubled under faults: every alert of a burst gets exactly one DM and one escalation,
+while the database keeps dropping the service's connections, or the process is killed -9.
+
+The service runs as a real subprocess; the Slack fake in the test process counts what Slack
+accepted over every lifetime of the service. Nobody answers, so every alert escalates.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from bench.faults import (
+    ConnectionKiller,
+    Counts,
+    add_users,
+    count_deliveries,
+    escalated,
+    post_burst,
+    slow_posts,
+    with_application_name,
+)
+from securitybot.demo import FakeDuo, FakeSlack
+from tests.dbs import postgres_schema_url
+from tests.e2e.harness import TOKEN, wait_until
+from tests.e2e.test_crash_recovery import subprocess_bot
+
+ALERTS = 300
+NEVER_RETRIEVED = "Task exception was never retrieved"
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    with postgres_schema_url() as url:
+        yield url
+
+
+def _settled(fs: FakeSlack, db_url: str, alerts: int) -> Counts:
+    """Wait until every alert escalated and its post landed, then count what Slack holds."""
+    wait_until(lambda: escalated(db_url) >= alerts, 90, f"{alerts} escalations")
+    wait_until(
+        lambda: len(count_deliveries(fs, alerts).escalations) >= alerts, 30, "escalation posts"
+    )
+    time.sleep(1.0)  # a few dispatcher rounds later: anything doubled would have been posted
+    return count_deliveries(fs, alerts)
+
+
+def _assert_once_each(counts: Counts, log: str) -> None:
+    print(counts.summary())  # the fault counts for the record (pytest -s)
+    assert len(counts.dms) == counts.alerts and set(counts.dms.values()) == {1}, counts.summary()
+    assert len(counts.escalations) == counts.alerts, counts.summary()
+    assert set(counts.escalations.values()) == {1}, counts.summary()
+    assert set(counts.reminders.values()) <= {1}, counts.summary()
+    assert NEVER_RETRIEVED not in log
+
+
+def test_connections_killed_during_a_burst_double_no_dm_and_no_escalation(
+    pg_url: str, fs: FakeSlack, fd: FakeDuo, tmp_path: Path
+) -> None:
+    add_users(fs, ALERTS)
+    slow_posts(fs, 0.02)
+    name = "sb-faults-" + uuid.uuid4().hex[:8]
+    with (
+        subprocess_bot(
+            pg_url, fs, fd, tmp_path, database={"url": with_application_name(pg_url, name)},
+            policy={"ack_timeout": 6}, ingest={"rate_limit": {"rate": 100000, "burst": 100000}},
+        ) as (bot, server),
+        ConnectionKiller(pg_url, name, every=0.5) as killer,
+    ):  # fmt: skip
+        post_burst(bot.base, TOKEN, ALERTS)
+        counts = _settled(fs, pg_url, ALERTS)
+        assert killer.killed > 0
+    _assert_once_each(counts, server.log.read_text())
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_kill_9_during_a_burst_doubles_no_dm_and_no_escalation(
+    db_url: str, fs: FakeSlack, fd: FakeDuo, tmp_path: Path
+) -> None:
+    add_users(fs, ALERTS)
+    slow_posts(fs, 0.05)  # a wide window between Slack storing a post and the bot hearing so
+
+    def dms() -> int:
+        return sum(count_deliveries(fs, ALERTS).dms.values())
+
+    def escalations() -> int:
+        return sum(count_deliveries(fs, ALERTS).escalations.values())
+
+    with subprocess_bot(
+        db_url, fs, fd, tmp_path, policy={"ack_timeout": 6},
+        ingest={"rate_limit": {"rate": 100000, "burst": 100000}},
+    ) as (bot, server):  # fmt: skip
+        post_burst(bot.base, TOKEN, ALERTS)
+        wait_until(lambda: dms() >= ALERTS // 3, 30, "a third of the DMs")
+        server.kill()  # mid-way through the DMs
+        server.start()
+        wait_until(lambda: escalations() >= ALERTS // 3, 60, "a third of the escalations")
+        server.kill()  # mid-way through the escalation posts
+        server.start()
+        counts = _settled(fs, db_url, ALERTS)
+    _assert_once_each(counts, server.log.read_text())
