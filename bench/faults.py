@@ -19,9 +19,7 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -133,11 +131,7 @@ class Counts:
 
 
 def count_deliveries(fs: FakeSlack, alerts: int) -> Counts:
-    posts = [
-        c
-        for c in fs.calls_to("chat.postMessage")
-        if c.status == 200 and c.response.get("ok")
-    ]
+    posts = [c for c in fs.calls_to("chat.postMessage") if c.status == 200 and c.response.get("ok")]
     dms: Counter[str] = Counter()
     reminders: Counter[str] = Counter()
     escalations: Counter[str] = Counter()
@@ -164,15 +158,6 @@ def escalated(db_url: str) -> int:
         eng.dispose()
 
 
-@contextmanager
-def _fakes() -> Iterator[tuple[Any, Any]]:
-    from securitybot.demo import FakeDuo
-
-    with FakeSlack() as fs, FakeDuo() as fd:
-        fs.add_channel(SECURITY_CHANNEL)
-        yield fs, fd
-
-
 def main() -> None:
     from bench.common import TOKEN, database, server
 
@@ -181,7 +166,8 @@ def main() -> None:
     ap.add_argument("--kill-every", type=float, default=0.5)
     args = ap.parse_args()
     name = "sb-faults-" + uuid.uuid4().hex[:8]
-    with _fakes() as (fs, fd), database("postgres") as url:
+    with FakeSlack() as fs, database("postgres") as url:
+        fs.add_channel(SECURITY_CHANNEL)
         add_users(fs, args.alerts)
         slow_posts(fs, 0.02)
         extra: dict[str, object] = {

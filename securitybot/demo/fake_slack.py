@@ -475,6 +475,38 @@ class FakeSlack(ServedFake):
         self.channels[cid].append(message)
         return {"ok": True, "channel": cid, "ts": message["ts"], "message": dict(message)}
 
+    def _api_conversations_history(self, token: str, params: dict[str, Any]) -> Json:
+        """Newest first, ``oldest``/``latest`` exclusive unless ``inclusive``; message metadata
+        only with ``include_all_metadata``; cursor pages of ``limit`` (default 100, max 999).
+        https://docs.slack.dev/reference/methods/conversations.history"""
+        cid = self._channel_id(str(params.get("channel", "")))
+        if cid is None:
+            return {"ok": False, "error": "channel_not_found"}
+        try:
+            oldest = float(params.get("oldest") or 0)
+            latest = float(params.get("latest") or time.time() + 1)
+            limit = min(999, int(params.get("limit") or 100))
+            start = int(base64.b64decode(params["cursor"]).decode()) if params.get("cursor") else 0
+        except (ValueError, TypeError):
+            return {"ok": False, "error": "invalid_arguments"}
+        truthy = ("1", "true", "True", True, 1)
+        inclusive = params.get("inclusive") in truthy
+        metadata = params.get("include_all_metadata") in truthy
+        found = [
+            m
+            for m in reversed(self.channels[cid])
+            if (oldest <= float(m["ts"]) if inclusive else oldest < float(m["ts"]))
+            and (float(m["ts"]) <= latest if inclusive else float(m["ts"]) < latest)
+        ]
+        page = [
+            {k: v for k, v in m.items() if metadata or k != "metadata"}
+            for m in found[start : start + limit]
+        ]
+        more = start + limit < len(found)
+        cursor = base64.b64encode(str(start + limit).encode()).decode() if more else ""
+        return {"ok": True, "messages": page, "has_more": more, "pin_count": 0,
+                "response_metadata": {"next_cursor": cursor}}  # fmt: skip
+
     def _api_chat_postEphemeral(self, token: str, params: dict[str, Any]) -> Json:
         cid = self._channel_id(str(params.get("channel", "")))
         if cid is None:

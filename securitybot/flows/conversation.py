@@ -34,6 +34,9 @@ logger = logging.getLogger(__name__)
 MAX_DM_ATTEMPTS = 8  # then the DM counts as failed and the alert escalates (fail closed)
 MAX_DUO_ERRORS = 3  # Duo errors are retried briefly; then escalate with duo_error
 DUO_POLL_INTERVAL = 1.0
+# How far before a job's creation a retry looks for the post an earlier run made (clock skew
+# between us and Slack; the post itself can only be newer than the job).
+HISTORY_MARGIN = 60.0
 
 
 def duo_username(mode: str, user: SlackUser | None, alert: Alert) -> str:
@@ -99,6 +102,31 @@ class ConversationHandlers:
         except SlackPermanentError as exc:
             return GiveUp(str(exc))
         return Done()
+
+    async def _post_once(
+        self, job: Job, channel: str, text: str, blocks: list[dict[str, Any]] | None, kind: str
+    ) -> str:
+        """Post, tagged with the alert and delivery kind, unless an earlier run of this job
+        already did (its outcome lost to a crash or a dropped connection): then that post's ts.
+
+        Only a job that may have run before asks Slack: conversations.history is Tier 3.
+        """
+        assert self.slack is not None
+        key = {"alert_id": job.alert_id, "kind": kind}
+        if job.may_have_run:
+            oldest = job.created_epoch - HISTORY_MARGIN
+            try:
+                found = await self.slack.find_delivery(channel, key, oldest=oldest)
+            except SlackPermanentError as exc:
+                # e.g. missing_scope: a possible duplicate beats a security message never sent.
+                logger.warning("alert %s: cannot look for an earlier %s in %s (%s); posting",
+                               job.alert_id, kind, channel, exc)  # fmt: skip
+                found = None
+            if found is not None:
+                logger.info("alert %s: %s was already posted (ts %s); not posting it again",
+                            job.alert_id, kind, found)  # fmt: skip
+                return found
+        return await self.slack.post(channel, text, blocks, delivery={**key, "job_id": job.id})
 
     def _slack_retry(self, job: Job, exc: SlackRetryLater) -> RetryAt:
         delay = timedelta(seconds=exc.retry_after) if exc.retry_after else backoff(job.attempts + 1)
@@ -256,7 +284,7 @@ class ConversationHandlers:
         )
         try:
             channel = alert.dm_channel or await self.slack.open_dm(alert.user_id)
-            ts = await self.slack.post(channel, text, blocks)
+            ts = await self._post_once(job, channel, text, blocks, "dm")
         except SlackRetryLater as exc:
             if job.attempts + 1 >= MAX_DM_ATTEMPTS:
                 await self.apply(alert.id, Event(EventType.DM_FAILED, comment=str(exc)))
@@ -423,7 +451,7 @@ class ConversationHandlers:
             if alert.escalation_ts and alert.escalation_channel:
                 await self.slack.update(alert.escalation_channel, alert.escalation_ts, text, blocks)
             else:
-                ts = await self.slack.post(channel, text, blocks)
+                ts = await self._post_once(job, channel, text, blocks, "escalation")
                 await asyncio.to_thread(
                     self._set, alert.id, escalation_channel=channel, escalation_ts=ts
                 )
@@ -484,9 +512,10 @@ class ConversationHandlers:
         channel = self.settings.slack.security_channel
         if alert is None or alert.status != "escalated" or self.slack is None or not channel:
             return Done()
-        text, blocks = await self._render_escalation(alert, int(job.payload.get("tier", 1)))
+        tier = int(job.payload.get("tier", 1))
+        text, blocks = await self._render_escalation(alert, tier)
         try:
-            ts = await self.slack.post(channel, text, blocks)
+            ts = await self._post_once(job, channel, text, blocks, f"tier{tier}")
         except SlackRetryLater as exc:
             return self._slack_retry(job, exc)
         except SlackPermanentError as exc:
@@ -510,7 +539,7 @@ class ConversationHandlers:
         text = (f"Reminder: please answer about alert #{alert.id} ({alert.title}){left}, "
                 "or the security team will be asked to look into it.")  # fmt: skip
         try:
-            await self.slack.post(alert.dm_channel, text)
+            await self._post_once(job, alert.dm_channel, text, None, "reminder")
         except SlackRetryLater as exc:
             return self._slack_retry(job, exc)
         except SlackPermanentError as exc:
