@@ -316,13 +316,15 @@ class FakeSlack(ServedFake):
             data, ctype = b"<html><body>Internal Server Error</body></html>", "text/html"
         else:
             data, ctype = json.dumps(payload).encode(), "application/json; charset=utf-8"
-        req.send_response(status)
-        req.send_header("Content-Type", ctype)
-        req.send_header("Content-Length", str(len(data)))
-        for k, v in extra.items():
-            req.send_header(k, v)
-        req.end_headers()
-        req.wfile.write(data)
+        # A client killed mid-call (crash tests) has gone: Slack would not mind either.
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            req.send_response(status)
+            req.send_header("Content-Type", ctype)
+            req.send_header("Content-Length", str(len(data)))
+            for k, v in extra.items():
+                req.send_header(k, v)
+            req.end_headers()
+            req.wfile.write(data)
 
     def _answer(
         self, method: str, params: dict[str, Any], headers: dict[str, str]

@@ -23,6 +23,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import text, update
+from sqlalchemy.exc import DBAPIError
 
 from securitybot.store.db import Database
 from securitybot.store.models import Outbox, utcnow
@@ -211,8 +212,17 @@ class Dispatcher:
             else:
                 outcome = await handler(job)
         except Exception as exc:  # a bug in one handler must not stop the others
-            logger.exception("outbox job %s (%s) failed", job.id, job.effect)
-            outcome = RetryAt(utcnow() + backoff(job.attempts + 1), f"{type(exc).__name__}: {exc}")
+            if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+                # The database dropped our connection (restart, failover, a killed backend):
+                # the work did not fail, so retry soon without spending one of its attempts.
+                logger.warning("outbox job %s (%s): database connection lost; retrying soon",
+                               job.id, job.effect, exc_info=True)  # fmt: skip
+                outcome = RetryAt(utcnow() + backoff(1), failure=False)
+            else:
+                logger.exception("outbox job %s (%s) failed", job.id, job.effect)
+                outcome = RetryAt(
+                    utcnow() + backoff(job.attempts + 1), f"{type(exc).__name__}: {exc}"
+                )
         if isinstance(outcome, GiveUp):
             logger.error("outbox job %s (%s) gave up: %s", job.id, job.effect, outcome.error)
         await self._record_outcome(job, outcome)
