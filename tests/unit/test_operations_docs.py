@@ -45,7 +45,8 @@ def test_the_runbook_has_a_section_for_every_metric() -> None:
 def test_the_slack_manifest_asks_for_exactly_the_scopes_the_bot_uses() -> None:
     manifest = yaml.safe_load((REPO_ROOT / "slack-manifest.yaml").read_text())
     assert set(manifest["oauth_config"]["scopes"]["bot"]) == {
-        "chat:write", "im:write", "im:history", "users:read", "users:read.email", "usergroups:read"
+        "chat:write", "im:write", "im:history", "users:read", "users:read.email", "usergroups:read",
+        "channels:history", "groups:history",  # a retried escalation looks for its earlier post
     }  # fmt: skip
     settings = manifest["settings"]
     assert settings["event_subscriptions"]["bot_events"] == ["message.im"]
