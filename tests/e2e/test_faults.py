@@ -11,8 +11,10 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from sqlalchemy.exc import OperationalError
 
 from bench.faults import (
     ConnectionKiller,
@@ -25,8 +27,11 @@ from bench.faults import (
     with_application_name,
 )
 from securitybot.demo import FakeDuo, FakeSlack
+from securitybot.domain import Event, EventType
+from securitybot.flows import conversation
+from securitybot.flows.conversation import ConversationHandlers
 from tests.dbs import postgres_schema_url
-from tests.e2e.harness import TOKEN, wait_until
+from tests.e2e.harness import TOKEN, Bot, ok_calls, wait_until
 from tests.e2e.test_crash_recovery import subprocess_bot
 
 ALERTS = 300
@@ -104,3 +109,57 @@ def test_kill_9_during_a_burst_doubles_no_dm_and_no_escalation(
         server.start()
         counts = _settled(fs, db_url, ALERTS)
     _assert_once_each(counts, server.log.read_text())
+
+
+def _lost_connection() -> OperationalError:
+    return OperationalError("COMMIT", {}, Exception("server closed the connection unexpectedly"),
+                            connection_invalidated=True)  # fmt: skip
+
+
+def test_a_dm_whose_recording_was_lost_is_found_in_slack_not_posted_again(
+    bot: Bot, fs: FakeSlack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    apply_by_id = conversation.apply_by_id
+    lost: list[int] = []
+
+    def loses_the_first_dm_sent(db: Any, alert_id: int, event: Event, **kw: Any) -> Any:
+        if event.type == EventType.DM_SENT and not lost:
+            lost.append(alert_id)  # the DM is out, but recording it never commits
+            raise _lost_connection()
+        return apply_by_id(db, alert_id, event, **kw)
+
+    monkeypatch.setattr(conversation, "apply_by_id", loses_the_first_dm_sent)
+    alert_id = bot.post_alert(dedup_key="lost-dm")["id"]
+    bot.wait_status(alert_id, "awaiting_ack")
+    assert lost == [alert_id]
+    [dm] = bot.dms("U_ALICE")
+    assert bot.row(alert_id).dm_ts == dm.response["ts"]  # the retry recorded the first DM
+    assert dm.params["metadata"]["event_payload"]["alert_id"] == alert_id
+    assert len(ok_calls(fs, "conversations.history", "DU_ALICE")) == 1
+
+    # A first attempt cannot have posted before, so it does not pay for a history lookup.
+    bob_alert = bot.post_alert(dedup_key="bob-dm", user="bob@example.com")["id"]
+    bot.wait_status(bob_alert, "awaiting_ack")
+    assert len(bot.dms("U_BOB")) == 1
+    assert ok_calls(fs, "conversations.history", "DU_BOB") == []
+
+
+def test_an_escalation_whose_ts_was_lost_is_found_in_slack_not_posted_again(
+    bot: Bot, fs: FakeSlack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    set_values = ConversationHandlers._set
+    lost: list[int] = []
+
+    def loses_the_first_escalation_ts(self: Any, alert_id: int, **values: Any) -> None:
+        if "escalation_ts" in values and not lost:
+            lost.append(alert_id)
+            raise _lost_connection()
+        set_values(self, alert_id, **values)
+
+    monkeypatch.setattr(ConversationHandlers, "_set", loses_the_first_escalation_ts)
+    alert_id = bot.post_alert(dedup_key="lost-escalation", user="nobody@example.com")["id"]
+    bot.wait_status(alert_id, "escalated")
+    ts = wait_until(lambda: bot.row(alert_id).escalation_ts, what="the escalation ts")
+    assert lost == [alert_id]
+    [post] = bot.security_posts()
+    assert ts == post.response["ts"]
