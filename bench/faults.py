@@ -115,6 +115,7 @@ class Counts:
     dms: Counter[str]  # DM channel -> alert DMs posted there (one user per alert)
     escalations: Counter[str]  # alert id -> escalation posts
     reminders: Counter[str]  # DM channel -> reminders
+    lookups: int  # conversations.history calls (retries checking for an earlier post)
 
     @staticmethod
     def duplicates(c: Counter[str]) -> int:
@@ -127,6 +128,7 @@ class Counts:
             f" escalations={sum(self.escalations.values())}"
             f" escalation_duplicates={d(self.escalations)}"
             f" reminders={sum(self.reminders.values())} reminder_duplicates={d(self.reminders)}"
+            f" history_lookups={self.lookups}"
         )
 
 
@@ -145,7 +147,7 @@ def count_deliveries(fs: FakeSlack, alerts: int) -> Counts:
             dms[channel] += 1
         elif text.startswith("Reminder:"):
             reminders[channel] += 1
-    return Counts(alerts, dms, escalations, reminders)
+    return Counts(alerts, dms, escalations, reminders, len(fs.calls_to("conversations.history")))
 
 
 def escalated(db_url: str) -> int:
