@@ -30,6 +30,9 @@ from securitybot.store.models import Outbox, utcnow
 
 logger = logging.getLogger(__name__)
 
+# Recording an outcome is retried this often (0.1, 0.2, 0.4 s apart) before the lease decides.
+RECORD_TRIES = 4
+
 
 @dataclass(frozen=True)
 class Job:
@@ -78,9 +81,6 @@ class GiveUp:
 
 Outcome = Done | RetryAt | GiveUp
 Handler = Callable[[Job], Awaitable[Outcome]]
-
-
-RECORD_TRIES = 4
 
 
 def backoff(attempt: int, *, base: float = 1.0, cap: float = 300.0) -> timedelta:
