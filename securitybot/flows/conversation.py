@@ -26,7 +26,7 @@ from securitybot.slack.gateway import SlackGateway, SlackPermanentError, SlackRe
 from securitybot.store import alerts as alert_store
 from securitybot.store.db import Database
 from securitybot.store.models import Alert, AuditLog, Exemption, Snooze, utcnow
-from securitybot.store.outbox import enqueue
+from securitybot.store.outbox import enqueue, mark_delivery_started
 from securitybot.verify.base import PushStatus, StartResult, Verifier
 
 logger = logging.getLogger(__name__)
@@ -109,11 +109,15 @@ class ConversationHandlers:
         """Post, tagged with the alert and delivery kind, unless an earlier run of this job
         already did (its outcome lost to a crash or a dropped connection): then that post's ts.
 
-        Only a job that may have run before asks Slack: conversations.history is Tier 3.
+        Only a run that follows one which got as far as posting asks Slack: conversations.history
+        is Tier 3 (about 50 calls a minute), while a database outage can fail hundreds of jobs
+        before they post. The mark costs one small write per post.
         """
         assert self.slack is not None
         key = {"alert_id": job.alert_id, "kind": kind}
-        if job.may_have_run:
+        if not job.delivery_started:
+            await asyncio.to_thread(self._mark_delivery_started, job.id)
+        else:
             oldest = job.created_epoch - HISTORY_MARGIN
             try:
                 found = await self.slack.find_delivery(channel, key, oldest=oldest)
@@ -127,6 +131,10 @@ class ConversationHandlers:
                             job.alert_id, kind, found)  # fmt: skip
                 return found
         return await self.slack.post(channel, text, blocks, delivery={**key, "job_id": job.id})
+
+    def _mark_delivery_started(self, job_id: int) -> None:
+        with self.db.write() as session:
+            mark_delivery_started(session, job_id)
 
     def _slack_retry(self, job: Job, exc: SlackRetryLater) -> RetryAt:
         delay = timedelta(seconds=exc.retry_after) if exc.retry_after else backoff(job.attempts + 1)

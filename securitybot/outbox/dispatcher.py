@@ -4,9 +4,10 @@ Rows are claimed with a lease (``locked_until``). On PostgreSQL the claim uses
 ``FOR UPDATE SKIP LOCKED`` so several replicas share the work without waiting on each other;
 SQLite runs one process, where the same UPDATE ... RETURNING is atomic on its own. A process that
 dies mid-delivery leaves a lease that simply expires (SQLite: released at start-up), and the row
-is delivered again. Every claim bumps ``claims``, so a handler knows when an earlier claim may
-already have reached the outside world without its outcome being recorded (a crash, a commit
-lost with its connection) and checks before it sends again (see ``Job.may_have_run``).
+is delivered again. Such a run may follow one that reached the outside world without its
+outcome being recorded (a crash, a commit lost with its connection): a handler that posts marks
+``delivery_started_at`` first, so a later run knows to look for that post before posting again
+(``Job.delivery_started``). ``claims`` counts claims, for the same diagnosis by people.
 """
 
 from __future__ import annotations
@@ -43,11 +44,7 @@ class Job:
     attempts: int
     created_at: Any  # a datetime, or text on SQLite (raw SQL skips the column type)
     claims: int = 1  # this claim included
-
-    @property
-    def may_have_run(self) -> bool:
-        """An earlier claim may have done the work without recording it: check before redoing."""
-        return self.claims > 1 or self.attempts > 0
+    delivery_started: bool = False  # an earlier run marked that it was about to post
 
     @property
     def created_epoch(self) -> float:
@@ -96,7 +93,7 @@ _CLAIM = """
           AND (locked_until IS NULL OR locked_until < :now)
         ORDER BY next_attempt_at, id
         LIMIT :limit{lock})
-    RETURNING id, effect, alert_id, payload, attempts, created_at, claims
+    RETURNING id, effect, alert_id, payload, attempts, created_at, claims, delivery_started_at
 """
 # SKIP LOCKED lets replicas claim side by side on PostgreSQL; SQLite has one writer and no
 # row locks, so there the single UPDATE ... RETURNING is already atomic.
@@ -160,9 +157,9 @@ class Dispatcher:
             payload = r.payload
             if isinstance(payload, str):
                 payload = json.loads(payload)
-            jobs.append(
-                Job(r.id, r.effect, r.alert_id, payload or {}, r.attempts, r.created_at, r.claims)
-            )
+            started = r.delivery_started_at is not None
+            jobs.append(Job(r.id, r.effect, r.alert_id, payload or {}, r.attempts, r.created_at,
+                            r.claims, started))  # fmt: skip
         jobs.sort(key=lambda j: j.id)
         return jobs
 
