@@ -109,6 +109,7 @@ class FakeSlack(ServedFake):
         self.audit_entries: list[Json] = []
         self._calls: list[Call] = []
         self._failures: dict[str, list[_Failure]] = {}
+        self._lost_replies: dict[str, int] = {}
         self._callbacks: list[Callable[[Call], None]] = []
         self._last_ts_us = 0
         self._seq = 0
@@ -223,6 +224,12 @@ class FakeSlack(ServedFake):
                 _Failure(status, error, retry_after, times)
             )
 
+    def lose_next_reply(self, method: str, times: int = 1) -> None:
+        """Do the next `times` calls to `method`, then drop the connection without answering:
+        the network failing after Slack acted, so the caller cannot know that it did."""
+        with self._lock:
+            self._lost_replies[method] = self._lost_replies.get(method, 0) + times
+
     def on_call(self, callback: Callable[[Call], None]) -> None:
         self._callbacks.append(callback)
 
@@ -303,11 +310,17 @@ class FakeSlack(ServedFake):
             call = Call(method, params, headers, time.time(), status, payload)
             self._calls.append(call)
             self._changed.notify_all()
+            lose = self._lost_replies.get(method, 0) > 0
+            if lose:
+                self._lost_replies[method] -= 1
         for callback in list(self._callbacks):
             try:
                 callback(call)
             except Exception:
                 log.exception("fake slack on_call callback failed")
+        if lose:
+            req.close_connection = True
+            return
         self._send(req, status, payload, extra)
 
     @staticmethod

@@ -13,6 +13,11 @@ from typing import Any
 
 import aiohttp
 from slack_sdk.errors import SlackApiError
+from slack_sdk.http_retry.async_handler import AsyncRetryHandler
+from slack_sdk.http_retry.builtin_async_handlers import AsyncConnectionErrorRetryHandler
+from slack_sdk.http_retry.request import HttpRequest
+from slack_sdk.http_retry.response import HttpResponse
+from slack_sdk.http_retry.state import RetryState
 from slack_sdk.web.async_client import AsyncWebClient
 
 from securitybot import metrics
@@ -47,6 +52,30 @@ class SlackUser:
 _NOT_FOUND = {"users_not_found", "user_not_found"}
 # The message metadata event_type that tags the bot's own deliveries (alert id, kind, job id).
 DELIVERY_EVENT = "securitybot_delivery"
+
+
+class _NoBlindRepost(AsyncConnectionErrorRetryHandler):
+    """slack_sdk's one retry after a dropped connection, except for chat.postMessage: the
+    dropped post may well have landed. The outbox retries it instead, looking first."""
+
+    async def _can_retry_async(
+        self,
+        *,
+        state: RetryState,
+        request: HttpRequest,
+        response: HttpResponse | None = None,
+        error: Exception | None = None,
+    ) -> bool:
+        if request.url.split("?", 1)[0].endswith("/chat.postMessage"):
+            return False
+        return await super()._can_retry_async(
+            state=state, request=request, response=response, error=error
+        )
+
+
+def retry_handlers() -> list[AsyncRetryHandler]:
+    """For AsyncWebClient(retry_handlers=...): the defaults, minus blind re-posts."""
+    return [_NoBlindRepost()]
 
 
 def _user_from(data: dict[str, Any]) -> SlackUser:

@@ -62,9 +62,22 @@ def _settled(fs: FakeSlack, db_url: str, alerts: int) -> Counts:
     return count_deliveries(fs, alerts)
 
 
-def _assert_once_each(counts: Counts, log: str) -> None:
+def _doubled(fs: FakeSlack, counts: Counts) -> list[tuple[str, Any, float]]:
+    """(channel, delivery tag, time) of every post in a channel that got more than one DM."""
+    twice = {ch for ch, n in counts.dms.items() if n > 1}
+    return [
+        (str(c.response["channel"]), (c.params.get("metadata") or {}).get("event_payload"), c.at)
+        for c in ok_calls(fs, "chat.postMessage")
+        if c.response.get("channel") in twice and c.params.get("blocks")
+    ]
+
+
+def _assert_once_each(counts: Counts, log: str, fs: FakeSlack) -> None:
     print(counts.summary())  # the fault counts for the record (pytest -s)
-    assert len(counts.dms) == counts.alerts and set(counts.dms.values()) == {1}, counts.summary()
+    assert len(counts.dms) == counts.alerts and set(counts.dms.values()) == {1}, (
+        counts.summary(),
+        _doubled(fs, counts),
+    )
     assert len(counts.escalations) == counts.alerts, counts.summary()
     assert set(counts.escalations.values()) == {1}, counts.summary()
     assert set(counts.reminders.values()) <= {1}, counts.summary()
@@ -87,7 +100,7 @@ def test_connections_killed_during_a_burst_double_no_dm_and_no_escalation(
             wait_until(lambda: _escalations(fs) >= ALERTS // 3, 45, "a third of the escalations")
         assert killer.killed > 0
         counts = _settled(fs, pg_url, ALERTS)
-    _assert_once_each(counts, server.log.read_text())
+    _assert_once_each(counts, server.log.read_text(), fs)
 
 
 def test_kill_9_during_a_burst_doubles_no_dm_and_no_escalation(
@@ -108,7 +121,7 @@ def test_kill_9_during_a_burst_doubles_no_dm_and_no_escalation(
         server.kill()  # mid-way through the escalation posts
         server.start()
         counts = _settled(fs, db_url, ALERTS)
-    _assert_once_each(counts, server.log.read_text())
+    _assert_once_each(counts, server.log.read_text(), fs)
 
 
 def _lost_connection() -> OperationalError:
@@ -163,3 +176,11 @@ def test_an_escalation_whose_ts_was_lost_is_found_in_slack_not_posted_again(
     assert lost == [alert_id]
     [post] = bot.security_posts()
     assert ts == post.response["ts"]
+
+
+def test_a_post_whose_reply_was_lost_is_not_blindly_sent_again(bot: Bot, fs: FakeSlack) -> None:
+    fs.lose_next_reply("chat.postMessage")  # Slack posts the DM, the answer never arrives
+    alert_id = bot.post_alert(dedup_key="lost-reply")["id"]
+    bot.wait_status(alert_id, "awaiting_ack")
+    [dm] = bot.dms("U_ALICE")
+    assert bot.row(alert_id).dm_ts == dm.response["ts"]
