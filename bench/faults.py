@@ -186,7 +186,11 @@ def main() -> None:
             deadline = time.monotonic() + 600
             while escalated(url) < args.alerts and time.monotonic() < deadline:
                 time.sleep(1)
-            time.sleep(3)  # let the last escalation posts land
+            while (
+                len(count_deliveries(fs, args.alerts).escalations) < args.alerts
+                and time.monotonic() < deadline
+            ):
+                time.sleep(1)  # the last escalation posts are still on their way
             print(f"connections killed: {killer.killed}")
         print(count_deliveries(fs, args.alerts).summary())
 
