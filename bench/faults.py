@@ -1,6 +1,6 @@
 """Nothing doubled under faults: a burst of alerts while the database keeps losing connections.
 
-    .venv/bin/python bench/faults.py [--alerts 2000] [--kill-every 0.5]
+    .venv/bin/python bench/faults.py [--alerts 2000] [--kill-every 0.5] 2>server.log
 
 Starts `securitybot serve` on a throwaway PostgreSQL schema with the Slack and Duo fakes in
 this process, ingests --alerts alerts (one user each, so one DM each), and every --kill-every
