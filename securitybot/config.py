@@ -281,8 +281,9 @@ class EscalationConfig(_Section):
 class SchedulerConfig(_Section):
     sweep_interval: Duration = 1.0
     # How long a replica holds an outbox job it is working on before others may retry it;
-    # renewed while the job runs, so this is only the recovery time after a crash.
-    outbox_lease: Duration = 30.0
+    # renewed every third of it while the job runs, so this is only the time survivors wait
+    # to pick up the work of a process that died.
+    outbox_lease: Duration = 10.0
     enabled: bool = True
 
 

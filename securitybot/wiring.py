@@ -25,7 +25,7 @@ from securitybot.flows.webhooks import WebhookSender
 from securitybot.outbox.dispatcher import Dispatcher
 from securitybot.runtime import Runtime
 from securitybot.slack import commands, listeners, receipts, triage
-from securitybot.slack.gateway import SlackGateway
+from securitybot.slack.gateway import SlackGateway, retry_handlers
 from securitybot.slack.triage import Responders
 from securitybot.verify.base import Verifier
 from securitybot.verify.duo import DuoVerifier, UnconfiguredVerifier
@@ -50,8 +50,9 @@ def wire_workers(
     if s.slack.configured:
         assert s.slack.bot_token is not None and s.slack.signing_secret is not None
         client = AsyncWebClient(
-            token=s.slack.bot_token.get_secret_value(), base_url=s.slack.api_url
-        )
+            token=s.slack.bot_token.get_secret_value(), base_url=s.slack.api_url,
+            retry_handlers=retry_handlers(),
+        )  # fmt: skip
         admin = (
             AsyncWebClient(token=s.slack.admin_token.get_secret_value(), base_url=s.slack.api_url)
             if s.slack.admin_token

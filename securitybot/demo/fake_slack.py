@@ -131,6 +131,7 @@ class FakeSlack(ServedFake):
         self.audit_entries: list[Json] = []
         self._calls: list[Call] = []
         self._failures: dict[str, list[_Failure]] = {}
+        self._lost_replies: dict[str, int] = {}
         self._callbacks: list[Callable[[Call], None]] = []
         self._last_ts_us = 0
         self._seq = 0
@@ -245,6 +246,12 @@ class FakeSlack(ServedFake):
                 _Failure(status, error, retry_after, times)
             )
 
+    def lose_next_reply(self, method: str, times: int = 1) -> None:
+        """Do the next `times` calls to `method`, then drop the connection without answering:
+        the network failing after Slack acted, so the caller cannot know that it did."""
+        with self._lock:
+            self._lost_replies[method] = self._lost_replies.get(method, 0) + times
+
     def on_call(self, callback: Callable[[Call], None]) -> None:
         self._callbacks.append(callback)
 
@@ -325,11 +332,17 @@ class FakeSlack(ServedFake):
             call = Call(method, params, headers, time.time(), status, payload)
             self._calls.append(call)
             self._changed.notify_all()
+            lose = self._lost_replies.get(method, 0) > 0
+            if lose:
+                self._lost_replies[method] -= 1
         for callback in list(self._callbacks):
             try:
                 callback(call)
             except Exception:
                 log.exception("fake slack on_call callback failed")
+        if lose:
+            req.close_connection = True
+            return
         self._send(req, status, payload, extra)
 
     @staticmethod
@@ -338,13 +351,15 @@ class FakeSlack(ServedFake):
             data, ctype = b"<html><body>Internal Server Error</body></html>", "text/html"
         else:
             data, ctype = json.dumps(payload).encode(), "application/json; charset=utf-8"
-        req.send_response(status)
-        req.send_header("Content-Type", ctype)
-        req.send_header("Content-Length", str(len(data)))
-        for k, v in extra.items():
-            req.send_header(k, v)
-        req.end_headers()
-        req.wfile.write(data)
+        # A client killed mid-call (crash tests) has gone: Slack would not mind either.
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            req.send_response(status)
+            req.send_header("Content-Type", ctype)
+            req.send_header("Content-Length", str(len(data)))
+            for k, v in extra.items():
+                req.send_header(k, v)
+            req.end_headers()
+            req.wfile.write(data)
 
     def _answer(
         self, method: str, params: dict[str, Any], headers: dict[str, str]
@@ -498,6 +513,38 @@ class FakeSlack(ServedFake):
                 message[key] = params[key]
         self.channels[cid].append(message)
         return {"ok": True, "channel": cid, "ts": message["ts"], "message": dict(message)}
+
+    def _api_conversations_history(self, token: str, params: dict[str, Any]) -> Json:
+        """Newest first, ``oldest``/``latest`` exclusive unless ``inclusive``; message metadata
+        only with ``include_all_metadata``; cursor pages of ``limit`` (default 100, max 999).
+        https://docs.slack.dev/reference/methods/conversations.history"""
+        cid = self._channel_id(str(params.get("channel", "")))
+        if cid is None:
+            return {"ok": False, "error": "channel_not_found"}
+        try:
+            oldest = float(params.get("oldest") or 0)
+            latest = float(params.get("latest") or time.time() + 1)
+            limit = min(999, int(params.get("limit") or 100))
+            start = int(base64.b64decode(params["cursor"]).decode()) if params.get("cursor") else 0
+        except (ValueError, TypeError):
+            return {"ok": False, "error": "invalid_arguments"}
+        truthy = ("1", "true", "True", True, 1)
+        inclusive = params.get("inclusive") in truthy
+        metadata = params.get("include_all_metadata") in truthy
+        found = [
+            m
+            for m in reversed(self.channels[cid])
+            if (oldest <= float(m["ts"]) if inclusive else oldest < float(m["ts"]))
+            and (float(m["ts"]) <= latest if inclusive else float(m["ts"]) < latest)
+        ]
+        page = [
+            {k: v for k, v in m.items() if metadata or k != "metadata"}
+            for m in found[start : start + limit]
+        ]
+        more = start + limit < len(found)
+        cursor = base64.b64encode(str(start + limit).encode()).decode() if more else ""
+        return {"ok": True, "messages": page, "has_more": more, "pin_count": 0,
+                "response_metadata": {"next_cursor": cursor}}  # fmt: skip
 
     def _api_chat_postEphemeral(self, token: str, params: dict[str, Any]) -> Json:
         cid = self._channel_id(str(params.get("channel", "")))

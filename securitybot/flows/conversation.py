@@ -27,7 +27,7 @@ from securitybot.slack.gateway import SlackGateway, SlackPermanentError, SlackRe
 from securitybot.store import alerts as alert_store
 from securitybot.store.db import Database
 from securitybot.store.models import Alert, AuditLog, Exemption, Snooze, utcnow
-from securitybot.store.outbox import enqueue
+from securitybot.store.outbox import enqueue, mark_delivery_started
 from securitybot.verify.base import PushStatus, StartResult, Verifier
 
 logger = logging.getLogger(__name__)
@@ -37,6 +37,9 @@ MAX_DUO_ERRORS = 3  # Duo errors are retried briefly; then escalate with duo_err
 DUO_POLL_INTERVAL = 1.0
 # poll_duo may sit in Duo's long-poll for a minute: it runs beside the alert's other jobs.
 UNORDERED_EFFECTS = frozenset({"poll_duo"})
+# How far before a job's creation a retry looks for the post an earlier run made (clock skew
+# between us and Slack; the post itself can only be newer than the job).
+HISTORY_MARGIN = 60.0
 
 
 def duo_username(mode: str, user: SlackUser | None, alert: Alert) -> str:
@@ -102,6 +105,39 @@ class ConversationHandlers:
         except SlackPermanentError as exc:
             return GiveUp(str(exc))
         return Done()
+
+    async def _post_once(
+        self, job: Job, channel: str, text: str, blocks: list[dict[str, Any]] | None, kind: str
+    ) -> str:
+        """Post, tagged with the alert and delivery kind, unless an earlier run of this job
+        already did (its outcome lost to a crash or a dropped connection): then that post's ts.
+
+        Only a run that follows one which got as far as posting asks Slack: conversations.history
+        is Tier 3 (about 50 calls a minute), while a database outage can fail hundreds of jobs
+        before they post. The mark costs one small write per post.
+        """
+        assert self.slack is not None
+        key = {"alert_id": job.alert_id, "kind": kind}
+        if not job.delivery_started:
+            await asyncio.to_thread(self._mark_delivery_started, job.id)
+        else:
+            oldest = job.created_epoch - HISTORY_MARGIN
+            try:
+                found = await self.slack.find_delivery(channel, key, oldest=oldest)
+            except SlackPermanentError as exc:
+                # e.g. missing_scope: a possible duplicate beats a security message never sent.
+                logger.warning("alert %s: cannot look for an earlier %s in %s (%s); posting",
+                               job.alert_id, kind, channel, exc)  # fmt: skip
+                found = None
+            if found is not None:
+                logger.info("alert %s: %s was already posted (ts %s); not posting it again",
+                            job.alert_id, kind, found)  # fmt: skip
+                return found
+        return await self.slack.post(channel, text, blocks, delivery={**key, "job_id": job.id})
+
+    def _mark_delivery_started(self, job_id: int) -> None:
+        with self.db.write() as session:
+            mark_delivery_started(session, job_id)
 
     def _slack_retry(self, job: Job, exc: SlackRetryLater) -> RetryAt:
         delay = timedelta(seconds=exc.retry_after) if exc.retry_after else backoff(job.attempts + 1)
@@ -259,7 +295,7 @@ class ConversationHandlers:
         )
         try:
             channel = alert.dm_channel or await self.slack.open_dm(alert.user_id)
-            ts = await self.slack.post(channel, text, blocks)
+            ts = await self._post_once(job, channel, text, blocks, "dm")
         except SlackRetryLater as exc:
             if job.attempts + 1 >= MAX_DM_ATTEMPTS:
                 await self.apply(alert.id, Event(EventType.DM_FAILED, comment=str(exc)))
@@ -433,7 +469,7 @@ class ConversationHandlers:
             if alert.escalation_ts and alert.escalation_channel:
                 await self.slack.update(alert.escalation_channel, alert.escalation_ts, text, blocks)
             else:
-                ts = await self.slack.post(channel, text, blocks)
+                ts = await self._post_once(job, channel, text, blocks, "escalation")
                 await asyncio.to_thread(
                     self._set, alert.id, escalation_channel=channel, escalation_ts=ts
                 )
@@ -496,9 +532,10 @@ class ConversationHandlers:
         channel = self.settings.slack.security_channel
         if alert is None or alert.status != "escalated" or self.slack is None or not channel:
             return Done()
-        text, blocks = await self._render_escalation(alert, int(job.payload.get("tier", 1)))
+        tier = int(job.payload.get("tier", 1))
+        text, blocks = await self._render_escalation(alert, tier)
         try:
-            ts = await self.slack.post(channel, text, blocks)
+            ts = await self._post_once(job, channel, text, blocks, f"tier{tier}")
         except SlackRetryLater as exc:
             return self._slack_retry(job, exc)
         except SlackPermanentError as exc:
@@ -520,7 +557,7 @@ class ConversationHandlers:
             minutes = max(1, int((alert.respond_by - utcnow()).total_seconds() // 60))
         text = messages.reminder_text(alert, minutes)
         try:
-            await self.slack.post(alert.dm_channel, text)
+            await self._post_once(job, alert.dm_channel, text, None, "reminder")
         except SlackRetryLater as exc:
             return self._slack_retry(job, exc)
         except SlackPermanentError as exc:

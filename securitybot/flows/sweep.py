@@ -17,9 +17,13 @@ from securitybot.store.outbox import enqueue
 logger = logging.getLogger(__name__)
 
 WAITING = ("awaiting_ack", "awaiting_2fa")
+# Alerts changed per transaction. Small enough that a batch commits in well under a second,
+# so a database that keeps dropping connections (failover, killed backends) still sees
+# progress instead of one long transaction lost over and over.
+BATCH = 50
 
 
-def sweep_overdue(db: Database, *, now: datetime | None = None, limit: int = 500) -> int:
+def sweep_overdue(db: Database, *, now: datetime | None = None, limit: int = BATCH) -> int:
     """Escalate alerts whose ``respond_by`` has passed; returns how many changed.
 
     On PostgreSQL rows are claimed with SKIP LOCKED, so replicas sweeping at the same moment
@@ -50,7 +54,7 @@ def sweep_overdue(db: Database, *, now: datetime | None = None, limit: int = 500
             return total
 
 
-def sweep_reminders(db: Database, *, now: datetime | None = None, limit: int = 500) -> int:
+def sweep_reminders(db: Database, *, now: datetime | None = None, limit: int = BATCH) -> int:
     """Queue one reminder DM for each alert halfway to its deadline."""
     now = now or utcnow()
     with db.write() as session:

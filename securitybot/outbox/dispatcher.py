@@ -3,8 +3,11 @@
 Rows are claimed with a lease (``locked_until``). On PostgreSQL the claim uses
 ``FOR UPDATE SKIP LOCKED`` so several replicas share the work without waiting on each other;
 SQLite runs one process, where the same UPDATE ... RETURNING is atomic on its own. A process that
-dies mid-delivery leaves a lease that simply expires, and the row is delivered again: handlers
-are written to be idempotent for exactly that reason.
+dies mid-delivery leaves a lease that simply expires (SQLite: released at start-up), and the row
+is delivered again. Such a run may follow one that reached the outside world without its
+outcome being recorded (a crash, a commit lost with its connection): a handler that posts marks
+``delivery_started_at`` first, so a later run knows to look for that post before posting again
+(``Job.delivery_started``). ``claims`` counts claims, for the same diagnosis by people.
 """
 
 from __future__ import annotations
@@ -17,15 +20,19 @@ import random
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import text, update
+from sqlalchemy.exc import DBAPIError
 
 from securitybot.store.db import Database
 from securitybot.store.models import Outbox, utcnow
 
 logger = logging.getLogger(__name__)
+
+# Recording an outcome is retried this often (0.1, 0.2, 0.4 s apart) before the lease decides.
+RECORD_TRIES = 4
 
 
 @dataclass(frozen=True)
@@ -36,6 +43,18 @@ class Job:
     payload: dict[str, Any]
     attempts: int
     created_at: Any  # a datetime, or text on SQLite (raw SQL skips the column type)
+    claims: int = 1  # this claim included
+    delivery_started: bool = False  # an earlier run marked that it was about to post
+
+    @property
+    def created_epoch(self) -> float:
+        """created_at as Unix seconds (Slack's timestamps are Unix seconds too)."""
+        created = self.created_at
+        if isinstance(created, str):
+            created = datetime.fromisoformat(created)
+        if created.tzinfo is None:  # SQLite stores naive UTC
+            created = created.replace(tzinfo=UTC)
+        return float(created.timestamp())
 
 
 @dataclass(frozen=True)
@@ -67,14 +86,14 @@ def backoff(attempt: int, *, base: float = 1.0, cap: float = 300.0) -> timedelta
 
 
 _CLAIM = """
-    UPDATE outbox SET locked_until = :lease
+    UPDATE outbox SET locked_until = :lease, claims = claims + 1
     WHERE id IN (
         SELECT id FROM outbox
         WHERE status = 'pending' AND next_attempt_at <= :now
           AND (locked_until IS NULL OR locked_until < :now)
         ORDER BY next_attempt_at, id
         LIMIT :limit{lock})
-    RETURNING id, effect, alert_id, payload, attempts, created_at
+    RETURNING id, effect, alert_id, payload, attempts, created_at, claims, delivery_started_at
 """
 # SKIP LOCKED lets replicas claim side by side on PostgreSQL; SQLite has one writer and no
 # row locks, so there the single UPDATE ... RETURNING is already atomic.
@@ -101,7 +120,7 @@ class Dispatcher:
         wake: asyncio.Event | None = None,
         batch: int = 100,
         concurrency: int = 64,
-        lease: float = 30.0,
+        lease: float = 10.0,
         idle_poll: float = 0.5,
         unordered: frozenset[str] = frozenset(),
     ) -> None:
@@ -143,7 +162,9 @@ class Dispatcher:
             payload = r.payload
             if isinstance(payload, str):
                 payload = json.loads(payload)
-            jobs.append(Job(r.id, r.effect, r.alert_id, payload or {}, r.attempts, r.created_at))
+            started = r.delivery_started_at is not None
+            jobs.append(Job(r.id, r.effect, r.alert_id, payload or {}, r.attempts, r.created_at,
+                            r.claims, started))  # fmt: skip
         jobs.sort(key=lambda j: j.id)
         return jobs
 
@@ -193,13 +214,41 @@ class Dispatcher:
             else:
                 outcome = await handler(job)
         except Exception as exc:  # a bug in one handler must not stop the others
-            logger.exception("outbox job %s (%s) failed", job.id, job.effect)
-            outcome = RetryAt(utcnow() + backoff(job.attempts + 1), f"{type(exc).__name__}: {exc}")
+            if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+                # The database dropped our connection (restart, failover, a killed backend):
+                # the work did not fail, so retry soon without spending one of its attempts.
+                logger.warning("outbox job %s (%s): database connection lost; retrying soon",
+                               job.id, job.effect, exc_info=True)  # fmt: skip
+                outcome = RetryAt(utcnow() + backoff(1), failure=False)
+            else:
+                logger.exception("outbox job %s (%s) failed", job.id, job.effect)
+                outcome = RetryAt(
+                    utcnow() + backoff(job.attempts + 1), f"{type(exc).__name__}: {exc}"
+                )
         if isinstance(outcome, GiveUp):
             logger.error("outbox job %s (%s) gave up: %s", job.id, job.effect, outcome.error)
-        await self._db(self._record, job, outcome)
+        await self._record_outcome(job, outcome)
+
+    async def _record_outcome(self, job: Job, outcome: Outcome) -> None:
+        """Record with a few quick retries (a dropped connection is replaced on the next try).
+        If it still fails the lease runs out and the job runs again as a retry, whose handler
+        finds what this run already delivered: a lost outcome never re-sends."""
+        for attempt in range(RECORD_TRIES):
+            try:
+                await self._db(self._record, job, outcome)
+                return
+            except Exception:
+                if attempt + 1 == RECORD_TRIES:
+                    logger.exception("outbox job %s (%s): outcome not recorded; it will run "
+                                     "again after its lease", job.id, job.effect)  # fmt: skip
+                    return
+                logger.warning("outbox job %s: recording its outcome failed; retrying", job.id,
+                               exc_info=True)  # fmt: skip
+                await asyncio.sleep(0.1 * 2**attempt)
 
     async def _run_in_order(self, job: Job) -> None:
+        # Nobody awaits these tasks: whatever escapes here must be logged, never left for
+        # "Task exception was never retrieved".
         try:
             if job.alert_id is None or job.effect in self.unordered:
                 await self._run_job(job)
@@ -209,6 +258,8 @@ class Dispatcher:
                 await self._run_job(job)
             if not lock.locked() and self._alert_locks.get(job.alert_id) is lock:
                 del self._alert_locks[job.alert_id]
+        except Exception:
+            logger.exception("outbox job %s (%s) crashed the dispatcher task", job.id, job.effect)
         finally:
             self._inflight.pop(job.id, None)
             self.wake.set()  # a slot is free
@@ -216,6 +267,10 @@ class Dispatcher:
     def _spawn(self, jobs: list[Job]) -> None:
         loop = asyncio.get_running_loop()
         for job in jobs:
+            if job.id in self._inflight:
+                # Our own job, re-claimed because renewing its lease failed: it is still
+                # running here, so a second copy would only race the first.
+                continue
             self._inflight[job.id] = loop.create_task(self._run_in_order(job))
 
     async def _loop(self) -> None:

@@ -13,6 +13,11 @@ from typing import Any
 
 import aiohttp
 from slack_sdk.errors import SlackApiError
+from slack_sdk.http_retry.async_handler import AsyncRetryHandler
+from slack_sdk.http_retry.builtin_async_handlers import AsyncConnectionErrorRetryHandler
+from slack_sdk.http_retry.request import HttpRequest
+from slack_sdk.http_retry.response import HttpResponse
+from slack_sdk.http_retry.state import RetryState
 from slack_sdk.web.async_client import AsyncWebClient
 
 from securitybot import metrics
@@ -45,6 +50,32 @@ class SlackUser:
 
 
 _NOT_FOUND = {"users_not_found", "user_not_found"}
+# The message metadata event_type that tags the bot's own deliveries (alert id, kind, job id).
+DELIVERY_EVENT = "securitybot_delivery"
+
+
+class _NoBlindRepost(AsyncConnectionErrorRetryHandler):
+    """slack_sdk's one retry after a dropped connection, except for chat.postMessage: the
+    dropped post may well have landed. The outbox retries it instead, looking first."""
+
+    async def _can_retry_async(
+        self,
+        *,
+        state: RetryState,
+        request: HttpRequest,
+        response: HttpResponse | None = None,
+        error: Exception | None = None,
+    ) -> bool:
+        if request.url.split("?", 1)[0].endswith("/chat.postMessage"):
+            return False
+        return await super()._can_retry_async(
+            state=state, request=request, response=response, error=error
+        )
+
+
+def retry_handlers() -> list[AsyncRetryHandler]:
+    """For AsyncWebClient(retry_handlers=...): the defaults, minus blind re-posts."""
+    return [_NoBlindRepost()]
 
 
 def _user_from(data: dict[str, Any]) -> SlackUser:
@@ -133,13 +164,52 @@ class SlackGateway:
         return str(data["channel"]["id"])
 
     async def post(
-        self, channel: str, text: str, blocks: list[dict[str, Any]] | None = None
+        self,
+        channel: str,
+        text: str,
+        blocks: list[dict[str, Any]] | None = None,
+        *,
+        delivery: dict[str, Any] | None = None,
     ) -> str:
+        """Post a message; ``delivery`` tags it (message metadata) so a retry can find it."""
         kw: dict[str, Any] = {"channel": channel, "text": text}
         if blocks is not None:
             kw["blocks"] = blocks
+        if delivery is not None:
+            # https://docs.slack.dev/messaging/message-metadata: event_type + event_payload
+            kw["metadata"] = {"event_type": DELIVERY_EVENT, "event_payload": delivery}
         data = await self._call("chat.postMessage", **kw)
         return str(data["ts"])
+
+    async def find_delivery(
+        self, channel: str, key: dict[str, Any], *, oldest: float, max_pages: int = 10
+    ) -> str | None:
+        """The ts of a message posted in ``channel`` since ``oldest`` (Unix seconds) whose
+        delivery tag contains ``key``, or None.
+
+        conversations.history (scopes channels:history, groups:history, im:history) is Tier 3,
+        about 50 calls a minute, so callers use it only when a retry may repeat a post.
+        """
+        cursor = ""
+        for _ in range(max_pages):
+            kw: dict[str, Any] = {"channel": channel, "oldest": f"{oldest:.6f}",
+                                  "limit": "999", "include_all_metadata": "true"}  # fmt: skip
+            if cursor:
+                kw["cursor"] = cursor
+            data = await self._call("conversations.history", **kw)
+            for message in data.get("messages") or []:
+                meta = message.get("metadata") or {}
+                payload = meta.get("event_payload") or {}
+                if meta.get("event_type") == DELIVERY_EVENT and all(
+                    payload.get(k) == v for k, v in key.items()
+                ):
+                    return str(message["ts"])
+            cursor = str((data.get("response_metadata") or {}).get("next_cursor") or "")
+            if not data.get("has_more") or not cursor:
+                return None
+        logger.warning("delivery %s not found in the %s newest pages of %s", key, max_pages,
+                       channel)  # fmt: skip
+        return None
 
     async def update(
         self, channel: str, ts: str, text: str, blocks: list[dict[str, Any]] | None = None

@@ -150,6 +150,12 @@ class Outbox(Base):
     idempotency_key: Mapped[str | None] = mapped_column(String(200), unique=True)
     status: Mapped[str] = mapped_column(String(12), default="pending")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # Bumped by every claim: a job claimed before may already have reached Slack even though
+    # no outcome was recorded (crash, lost commit, expired lease), so its handler checks first.
+    claims: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    # Set just before a handler first calls Slack to post: a later run that sees it looks in
+    # the channel for that post before posting again.
+    delivery_started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_error: Mapped[str | None] = mapped_column(Text)

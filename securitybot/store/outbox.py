@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, insert
+from sqlalchemy import Table, insert, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -44,6 +44,14 @@ def enqueue(
     dialect = session.get_bind().dialect.name
     stmt = _INSERT_IDEMPOTENT.get(dialect, _INSERT) if idempotency_key else _INSERT
     session.connection().execute(stmt, values)
+
+
+def mark_delivery_started(session: Session, job_id: int) -> None:
+    """Note that the job is about to reach out (post to Slack): committed before the call, so
+    any later run of the job knows the first may have landed and checks before repeating it."""
+    session.execute(
+        update(OUTBOX).where(OUTBOX.c.id == job_id).values(delivery_started_at=utcnow())
+    )
 
 
 def enqueue_many(session: Session, rows: Sequence[dict[str, Any]]) -> None:

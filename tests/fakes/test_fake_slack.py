@@ -114,6 +114,35 @@ def test_dm_post_update_delete(fs: FakeSlack, client: WebClient) -> None:
     assert error_of(exc) == "user_disabled"
 
 
+def test_history_is_newest_first_paged_and_shows_metadata_only_when_asked(
+    client: WebClient,
+) -> None:
+    tag = {"event_type": "securitybot_delivery", "event_payload": {"alert_id": 7, "kind": "dm"}}
+    first = client.chat_postMessage(channel="C_SEC", text="one", metadata=tag)
+    client.chat_postMessage(channel="C_SEC", text="two")
+    client.chat_postMessage(channel="C_SEC", text="three")
+
+    page = client.conversations_history(channel="C_SEC", limit=2)
+    assert [m["text"] for m in page["messages"]] == ["three", "two"]
+    assert page["has_more"] is True
+    rest = client.conversations_history(
+        channel="C_SEC", limit=2, cursor=page["response_metadata"]["next_cursor"]
+    )
+    assert [m["text"] for m in rest["messages"]] == ["one"] and rest["has_more"] is False
+    assert "metadata" not in rest["messages"][0]
+
+    tagged = client.conversations_history(channel="C_SEC", include_all_metadata=True)
+    assert tagged["messages"][-1]["metadata"] == tag
+    # oldest is exclusive unless inclusive=true
+    after = client.conversations_history(channel="C_SEC", oldest=first["ts"])
+    assert [m["text"] for m in after["messages"]] == ["three", "two"]
+    since = client.conversations_history(channel="C_SEC", oldest=first["ts"], inclusive=True)
+    assert len(since["messages"]) == 3
+    with pytest.raises(SlackApiError) as exc:
+        client.conversations_history(channel="nowhere")
+    assert error_of(exc) == "channel_not_found"
+
+
 def test_form_encoded_json_fields_are_decoded(fs: FakeSlack, client: WebClient) -> None:
     blocks = [{"type": "divider"}]
     client.api_call(

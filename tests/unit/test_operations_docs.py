@@ -48,6 +48,7 @@ def test_the_slack_manifest_asks_for_exactly_the_scopes_the_bot_uses() -> None:
     assert set(manifest["oauth_config"]["scopes"]["bot"]) == {
         "chat:write", "im:write", "im:history", "users:read", "users:read.email", "usergroups:read",
         "commands",
+        "channels:history", "groups:history",  # a retried escalation looks for its earlier post
     }  # fmt: skip
     settings = manifest["settings"]
     assert settings["event_subscriptions"]["bot_events"] == ["message.im"]

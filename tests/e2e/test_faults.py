@@ -1,0 +1,186 @@
+"""Nothing doubled under faults: every alert of a burst gets exactly one DM and one escalation,
+while the database keeps dropping the service's connections, or the process is killed -9.
+
+The service runs as a real subprocess; the Slack fake in the test process counts what Slack
+accepted over every lifetime of the service. Nobody answers, so every alert escalates.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy.exc import OperationalError
+
+from bench.faults import (
+    ConnectionKiller,
+    Counts,
+    add_users,
+    count_deliveries,
+    escalated,
+    post_burst,
+    slow_posts,
+    with_application_name,
+)
+from securitybot.demo import FakeDuo, FakeSlack
+from securitybot.domain import Event, EventType
+from securitybot.flows import conversation
+from securitybot.flows.conversation import ConversationHandlers
+from tests.dbs import postgres_schema_url
+from tests.e2e.harness import TOKEN, Bot, ok_calls, wait_until
+from tests.e2e.test_crash_recovery import subprocess_bot
+
+ALERTS = 300
+NEVER_RETRIEVED = "Task exception was never retrieved"
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    with postgres_schema_url() as url:
+        yield url
+
+
+def _dms(fs: FakeSlack) -> int:
+    return sum(count_deliveries(fs, ALERTS).dms.values())
+
+
+def _escalations(fs: FakeSlack) -> int:
+    return sum(count_deliveries(fs, ALERTS).escalations.values())
+
+
+def _settled(fs: FakeSlack, db_url: str, alerts: int) -> Counts:
+    """Wait until every alert escalated and its post landed, then count what Slack holds."""
+    wait_until(lambda: escalated(db_url) >= alerts, 90, f"{alerts} escalations")
+    wait_until(
+        lambda: len(count_deliveries(fs, alerts).escalations) >= alerts, 30, "escalation posts"
+    )
+    time.sleep(1.0)  # a few dispatcher rounds later: anything doubled would have been posted
+    return count_deliveries(fs, alerts)
+
+
+def _doubled(fs: FakeSlack, counts: Counts) -> list[tuple[str, Any, float]]:
+    """(channel, delivery tag, time) of every post in a channel that got more than one DM."""
+    twice = {ch for ch, n in counts.dms.items() if n > 1}
+    return [
+        (str(c.response["channel"]), (c.params.get("metadata") or {}).get("event_payload"), c.at)
+        for c in ok_calls(fs, "chat.postMessage")
+        if c.response.get("channel") in twice and c.params.get("blocks")
+    ]
+
+
+def _assert_once_each(counts: Counts, log: str, fs: FakeSlack) -> None:
+    print(counts.summary())  # the fault counts for the record (pytest -s)
+    assert len(counts.dms) == counts.alerts and set(counts.dms.values()) == {1}, (
+        counts.summary(),
+        _doubled(fs, counts),
+    )
+    assert len(counts.escalations) == counts.alerts, counts.summary()
+    assert set(counts.escalations.values()) == {1}, counts.summary()
+    assert set(counts.reminders.values()) <= {1}, counts.summary()
+    assert NEVER_RETRIEVED not in log
+
+
+def test_connections_killed_during_a_burst_double_no_dm_and_no_escalation(
+    pg_url: str, fs: FakeSlack, fd: FakeDuo, tmp_path: Path
+) -> None:
+    add_users(fs, ALERTS)
+    slow_posts(fs, 0.02)
+    name = "sb-faults-" + uuid.uuid4().hex[:8]
+    with subprocess_bot(
+        pg_url, fs, fd, tmp_path, database={"url": with_application_name(pg_url, name)},
+        policy={"ack_timeout": 6}, ingest={"rate_limit": {"rate": 100000, "burst": 100000}},
+    ) as (bot, server):  # fmt: skip
+        with ConnectionKiller(pg_url, name, every=0.5) as killer:
+            post_burst(bot.base, TOKEN, ALERTS)
+            # Through the DMs and into the escalation posts, then let the service settle.
+            wait_until(lambda: _escalations(fs) >= ALERTS // 3, 45, "a third of the escalations")
+        assert killer.killed > 0
+        counts = _settled(fs, pg_url, ALERTS)
+    _assert_once_each(counts, server.log.read_text(), fs)
+
+
+def test_kill_9_during_a_burst_doubles_no_dm_and_no_escalation(
+    db_url: str, fs: FakeSlack, fd: FakeDuo, tmp_path: Path
+) -> None:
+    add_users(fs, ALERTS)
+    slow_posts(fs, 0.05)  # a wide window between Slack storing a post and the bot hearing so
+
+    with subprocess_bot(
+        db_url, fs, fd, tmp_path, policy={"ack_timeout": 6},
+        ingest={"rate_limit": {"rate": 100000, "burst": 100000}},
+    ) as (bot, server):  # fmt: skip
+        post_burst(bot.base, TOKEN, ALERTS)
+        wait_until(lambda: _dms(fs) >= ALERTS // 3, 30, "a third of the DMs")
+        server.kill()  # mid-way through the DMs
+        server.start()
+        wait_until(lambda: _escalations(fs) >= ALERTS // 3, 60, "a third of the escalations")
+        server.kill()  # mid-way through the escalation posts
+        server.start()
+        counts = _settled(fs, db_url, ALERTS)
+    _assert_once_each(counts, server.log.read_text(), fs)
+
+
+def _lost_connection() -> OperationalError:
+    return OperationalError("COMMIT", {}, Exception("server closed the connection unexpectedly"),
+                            connection_invalidated=True)  # fmt: skip
+
+
+def test_a_dm_whose_recording_was_lost_is_found_in_slack_not_posted_again(
+    bot: Bot, fs: FakeSlack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    apply_by_id = conversation.apply_by_id
+    lost: list[int] = []
+
+    def loses_the_first_dm_sent(db: Any, alert_id: int, event: Event, **kw: Any) -> Any:
+        if event.type == EventType.DM_SENT and not lost:
+            lost.append(alert_id)  # the DM is out, but recording it never commits
+            raise _lost_connection()
+        return apply_by_id(db, alert_id, event, **kw)
+
+    monkeypatch.setattr(conversation, "apply_by_id", loses_the_first_dm_sent)
+    alert_id = bot.post_alert(dedup_key="lost-dm")["id"]
+    bot.wait_status(alert_id, "awaiting_ack")
+    assert lost == [alert_id]
+    [dm] = bot.dms("U_ALICE")
+    assert bot.row(alert_id).dm_ts == dm.response["ts"]  # the retry recorded the first DM
+    assert dm.params["metadata"]["event_payload"]["alert_id"] == alert_id
+    assert len(ok_calls(fs, "conversations.history", "DU_ALICE")) == 1
+
+    # A first attempt cannot have posted before, so it does not pay for a history lookup.
+    bob_alert = bot.post_alert(dedup_key="bob-dm", user="bob@example.com")["id"]
+    bot.wait_status(bob_alert, "awaiting_ack")
+    assert len(bot.dms("U_BOB")) == 1
+    assert ok_calls(fs, "conversations.history", "DU_BOB") == []
+
+
+def test_an_escalation_whose_ts_was_lost_is_found_in_slack_not_posted_again(
+    bot: Bot, fs: FakeSlack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    set_values = ConversationHandlers._set
+    lost: list[int] = []
+
+    def loses_the_first_escalation_ts(self: Any, alert_id: int, **values: Any) -> None:
+        if "escalation_ts" in values and not lost:
+            lost.append(alert_id)
+            raise _lost_connection()
+        set_values(self, alert_id, **values)
+
+    monkeypatch.setattr(ConversationHandlers, "_set", loses_the_first_escalation_ts)
+    alert_id = bot.post_alert(dedup_key="lost-escalation", user="nobody@example.com")["id"]
+    bot.wait_status(alert_id, "escalated")
+    ts = wait_until(lambda: bot.row(alert_id).escalation_ts, what="the escalation ts")
+    assert lost == [alert_id]
+    [post] = bot.security_posts()
+    assert ts == post.response["ts"]
+
+
+def test_a_post_whose_reply_was_lost_is_not_blindly_sent_again(bot: Bot, fs: FakeSlack) -> None:
+    fs.lose_next_reply("chat.postMessage")  # Slack posts the DM, the answer never arrives
+    alert_id = bot.post_alert(dedup_key="lost-reply")["id"]
+    bot.wait_status(alert_id, "awaiting_ack")
+    [dm] = bot.dms("U_ALICE")
+    assert bot.row(alert_id).dm_ts == dm.response["ts"]

@@ -1,0 +1,124 @@
+"""The dispatcher under faults: lost outcomes, lapsed leases, dropped database connections."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import logging
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
+
+from securitybot.outbox.dispatcher import Dispatcher, Done, Job, Outcome
+from securitybot.store.db import Database
+from securitybot.store.models import Outbox, utcnow
+from securitybot.store.outbox import enqueue
+
+NEVER_RETRIEVED = "Task exception was never retrieved"
+
+
+def _enqueue(db: Database, effect: str = "post") -> int:
+    with db.write() as session:
+        enqueue(session, effect=effect, idempotency_key=f"{effect}:1")
+        return int(session.scalar(select(Outbox.id).where(Outbox.effect == effect)) or 0)
+
+
+def _row(db: Database, job_id: int) -> Outbox:
+    with db.read() as session:
+        row = session.get(Outbox, job_id)
+        assert row is not None
+        return row
+
+
+async def _until(predicate: Callable[[], Any], timeout: float = 10.0) -> None:
+    async with asyncio.timeout(timeout):
+        while not predicate():
+            await asyncio.sleep(0.02)
+
+
+def _lost_connection() -> OperationalError:
+    return OperationalError("UPDATE outbox ...", {}, Exception("server closed the connection"),
+                            connection_invalidated=True)  # fmt: skip
+
+
+async def test_a_job_whose_outcome_was_lost_runs_again_as_a_retry(
+    db: Database, caplog: pytest.LogCaptureFixture
+) -> None:
+    runs: list[int] = []
+
+    async def post(job: Job) -> Outcome:
+        runs.append(job.claims)
+        return Done()
+
+    job_id = _enqueue(db)
+    dispatcher = Dispatcher(db, {"post": post}, lease=0.5, idle_poll=0.05)
+    record = dispatcher._record
+
+    def record_fails_first_time(job: Job, outcome: Outcome) -> None:
+        if len(runs) == 1:  # every try of the first run's outcome is lost
+            raise _lost_connection()
+        record(job, outcome)
+
+    dispatcher._record = record_fails_first_time  # type: ignore[method-assign]
+    await dispatcher.start()
+    try:
+        await _until(lambda: _row(db, job_id).status == "done")
+    finally:
+        await dispatcher.stop()
+    # The lease ran out and the job ran again: its handler is told it is not the first claim.
+    assert runs == [1, 2]
+    gc.collect()
+    assert NEVER_RETRIEVED not in caplog.text
+
+
+async def test_a_job_whose_lease_lapsed_while_it_runs_is_not_started_again_here(
+    db: Database,
+) -> None:
+    started: list[int] = []
+    release = asyncio.Event()
+
+    async def post(job: Job) -> Outcome:
+        started.append(job.claims)
+        await release.wait()
+        return Done()
+
+    job_id = _enqueue(db)
+    dispatcher = Dispatcher(db, {"post": post}, lease=0.3, idle_poll=0.05)
+
+    def renewal_fails(ids: list[int]) -> None:
+        raise _lost_connection()
+
+    dispatcher._renew = renewal_fails  # type: ignore[method-assign]
+    await dispatcher.start()
+    try:
+        # The lease lapses and this process claims its own running job again...
+        await _until(lambda: _row(db, job_id).claims >= 2)
+        release.set()
+        await _until(lambda: _row(db, job_id).status == "done")
+    finally:
+        await dispatcher.stop()
+    assert started == [1]  # ...without running a second copy next to the first
+
+
+async def test_a_dropped_database_connection_retries_soon_without_spending_an_attempt(
+    db: Database, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def post(job: Job) -> Outcome:
+        raise _lost_connection()
+
+    job_id = _enqueue(db)
+    dispatcher = Dispatcher(db, {"post": post}, idle_poll=0.05)
+    caplog.set_level(logging.WARNING, logger="securitybot.outbox.dispatcher")
+    await dispatcher.start()
+    try:
+        await _until(lambda: _row(db, job_id).claims >= 1 and _row(db, job_id).locked_until is None)
+    finally:
+        await dispatcher.stop()
+    row = _row(db, job_id)
+    assert (row.status, row.attempts, row.last_error) == ("pending", 0, None)
+    assert row.next_attempt_at <= utcnow() + timedelta(seconds=1)  # backoff(1): 0.5-1 s
+    assert "database connection lost" in caplog.text
