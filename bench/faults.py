@@ -8,7 +8,7 @@ seconds terminates every database connection the service holds (`pg_terminate_ba
 own `application_name`). Nobody answers, so every alert escalates. Prints the alerts, the
 DMs, escalation posts and reminders Slack accepted, and the duplicates among them.
 
-The helpers here are shared with tests/faults, which runs the same scenario smaller.
+The helpers here are shared with tests/e2e/test_faults.py, which runs the same scenario smaller.
 """
 
 from __future__ import annotations
