@@ -20,7 +20,7 @@ from starlette.routing import BaseRoute, Route
 from securitybot import metrics
 from securitybot.aer.wiring import wire_aer
 from securitybot.flows.conversation import UNORDERED_EFFECTS, ConversationHandlers
-from securitybot.flows.sweep import sweep_overdue, sweep_reminders, sweep_unclaimed
+from securitybot.flows.sweep import sweep_everything
 from securitybot.flows.webhooks import WebhookSender
 from securitybot.outbox.dispatcher import Dispatcher
 from securitybot.runtime import Runtime
@@ -111,11 +111,7 @@ def wire_workers(
 
     def sweep_all() -> int:
         esc = s.escalation
-        return (
-            sweep_overdue(runtime.db)
-            + sweep_reminders(runtime.db)
-            + sweep_unclaimed(runtime.db, claim_timeout=esc.claim_timeout, tiers=len(esc.tiers))
-        )
+        return sweep_everything(runtime.db, claim_timeout=esc.claim_timeout, tiers=len(esc.tiers))
 
     async def sweep() -> None:
         started = time.perf_counter()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
@@ -119,3 +120,21 @@ def sweep_unclaimed(
                     idempotency_key=f"tier:{alert.id}:{tier}")  # fmt: skip
             raised += 1
     return raised
+
+
+def sweep_everything(db: Database, *, claim_timeout: float, tiers: int) -> int:
+    """Every timer pass, each on its own: a failure in one (a dropped connection) must not
+    skip the others; under a flaky database, reminders starved behind a failing deadline pass.
+    """
+    passes: list[tuple[str, Callable[[], int]]] = [
+        ("overdue", lambda: sweep_overdue(db)),
+        ("reminders", lambda: sweep_reminders(db)),
+        ("unclaimed", lambda: sweep_unclaimed(db, claim_timeout=claim_timeout, tiers=tiers)),
+    ]
+    changed = 0
+    for name, run in passes:
+        try:
+            changed += run()
+        except Exception:
+            logger.exception("%s sweep failed; it runs again next interval", name)
+    return changed
