@@ -12,6 +12,7 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import yaml
 from pydantic import (
@@ -33,6 +34,12 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 _DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
 _ENV_REF_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+MASK = "**********"  # what pydantic shows for a SecretStr, so every hidden value looks the same
+# Query parameters and mapping keys (headers) whose value is a credential: ?token=, ?key=,
+# ?sig= (Azure SAS), ?code= (Azure Functions), X-Api-Key, Authorization, ...
+_SECRET_NAME_RE = re.compile(r"token|key|sig|secret|pass|auth|code|credential|session", re.I)
+# Slack incoming webhooks: the path after /services/ is the secret.
+_SLACK_HOOK_PREFIX = "/services/"
 
 
 class ConfigError(Exception):
@@ -475,7 +482,7 @@ class Settings(_Section):
 
     def masked(self) -> dict[str, Any]:
         """The effective configuration as plain data, every secret shown as ``**********``."""
-        data: dict[str, Any] = self.model_dump(mode="json", by_alias=True)
+        data: dict[str, Any] = _mask_tree(self.model_dump(mode="json", by_alias=True))
         return data
 
     def unconfigured(self) -> list[str]:
@@ -493,6 +500,61 @@ class Settings(_Section):
                 "managed only with /securitybot in Slack"
             )
         return notes
+
+
+def mask_secrets_in(value: Any) -> Any:
+    """``value`` with any credential inside a URL replaced by ``**********``; others unchanged.
+
+    SecretStr fields are already hidden by pydantic; this catches secrets that live inside plain
+    strings: ``user:password@`` (database URLs, webhooks), ``?token=``/``?key=``/``?sig=`` query
+    parameters, and Slack incoming-webhook paths.
+    """
+    if not isinstance(value, str) or "://" not in value:
+        return value
+    try:
+        parts = urlsplit(value)
+        port = parts.port  # raises ValueError on a malformed netloc
+    except ValueError:
+        return value
+    netloc = parts.netloc
+    if "@" in netloc:
+        userinfo, _, hostport = netloc.rpartition("@")
+        user, has_password, _ = userinfo.partition(":")
+        # A lone user part is often a token itself (https://TOKEN@host), so hide it too.
+        shown = f"{user}:{MASK}" if has_password else MASK
+        netloc = f"{shown}@{hostport}"
+    path = parts.path
+    if (parts.hostname or "").endswith("hooks.slack.com") and path.startswith(_SLACK_HOOK_PREFIX):
+        path = _SLACK_HOOK_PREFIX + MASK
+    query = parts.query
+    if query:
+        pairs = parse_qsl(query, keep_blank_values=True)
+        if any(_SECRET_NAME_RE.search(k) for k, _ in pairs):
+            query = urlencode(
+                [(k, MASK if _SECRET_NAME_RE.search(k) else v) for k, v in pairs], safe="*"
+            )
+    del port
+    if (netloc, path, query) == (parts.netloc, parts.path, parts.query):
+        return value  # nothing hidden: show it exactly as configured
+    return urlunsplit((parts.scheme, netloc, path, query, parts.fragment))
+
+
+def _mask_tree(data: Any, key: str = "") -> Any:
+    """Apply :func:`mask_secrets_in` to every value, and hide values under secret-like keys."""
+    if isinstance(data, dict):
+        return {k: _mask_tree(v, str(k)) for k, v in data.items()}
+    if isinstance(data, list):
+        return [_mask_tree(v, key) for v in data]
+    # Mappings such as outbound headers: {"Authorization": "Bearer ..."}; an unset secret stays
+    # visibly unset (null), which check-config readers rely on.
+    secret_key = bool(_SECRET_NAME_RE.search(key)) and key not in _NOT_SECRET_KEYS
+    if isinstance(data, str) and secret_key:
+        return MASK
+    return mask_secrets_in(data)
+
+
+# Keys that match the secret-name pattern but hold nothing secret (shown as configured).
+_NOT_SECRET_KEYS = frozenset({"ikey", "dedup_key", "secure_cookies", "source"})
 
 
 def find_config_path(cli_path: str | None, environ: Mapping[str, str] = os.environ) -> Path:

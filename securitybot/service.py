@@ -10,6 +10,7 @@ from typing import IO
 
 import uvicorn
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.applications import Starlette
 from starlette.routing import BaseRoute
 
@@ -73,7 +74,19 @@ def run_service(
 ) -> None:  # fmt: skip
     lock = sqlite_single_process_lock(settings.database.url)
     try:
-        _runtime, app = build_service(settings, socket_mode=socket_mode)
+        try:
+            _runtime, app = build_service(settings, socket_mode=socket_mode)
+        except SQLAlchemyError as exc:
+            # As `migrate` does: the URL (password hidden) and the driver's first line, which
+            # names the cause ("connection refused", "password authentication failed").
+            shown = make_url(normalise_url(settings.database.url)).render_as_string(
+                hide_password=True
+            )
+            cause = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+            raise ServiceError(
+                f"serve: cannot use the database at {shown}: "
+                f"{type(exc).__name__}: {cause[0] if cause else ''}"
+            ) from None
         notes = settings.unconfigured()
         if notes:
             logger.warning("not configured yet: %s", "; ".join(notes))
