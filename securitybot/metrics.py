@@ -12,7 +12,7 @@ from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 
 from securitybot.store.db import Database
-from securitybot.store.models import Outbox, utcnow
+from securitybot.store.models import Alert, Outbox, utcnow
 
 _BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600)
 
@@ -70,10 +70,31 @@ class OutboxCollector(Collector):
         )
 
 
+class WaitingCollector(Collector):
+    """Alerts stored but not asked about because Slack is not configured (README's promise)."""
+
+    def __init__(self, db: Database, slack_configured: bool) -> None:
+        self.db = db
+        self.slack_configured = slack_configured
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        family = GaugeMetricFamily(
+            "securitybot_alerts_waiting", "Alerts waiting before anyone is asked", labels=["reason"]
+        )
+        waiting = 0
+        if not self.slack_configured:
+            # Without Slack every `new` alert waits (start_conversation puts its job back).
+            with self.db.read() as session:
+                waiting = session.scalar(select(func.count()).where(Alert.status == "new")) or 0
+        family.add_metric(["slack_unconfigured"], waiting)
+        yield family
+
+
 class Metrics:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, *, slack_configured: bool = True) -> None:
         self.local = CollectorRegistry(auto_describe=False)
         self.local.register(OutboxCollector(db))
+        self.local.register(WaitingCollector(db, slack_configured))
 
     def render(self) -> bytes:
         return generate_latest(REGISTRY) + generate_latest(self.local)

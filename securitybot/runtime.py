@@ -51,7 +51,7 @@ class Runtime:
             kinds=kinds,
             authenticator=Authenticator(settings.ingest),
             ingest=GroupCommitter(database, kinds, settings.policy),
-            metrics=Metrics(database),
+            metrics=Metrics(database, slack_configured=settings.slack.configured),
         )
 
     def wake_event(self) -> asyncio.Event:

@@ -20,6 +20,7 @@ from starlette.routing import BaseRoute, Route
 from securitybot import metrics
 from securitybot.aer.wiring import wire_aer
 from securitybot.flows.conversation import UNORDERED_EFFECTS, ConversationHandlers
+from securitybot.flows.slack_wait import wake_jobs_waiting_for_slack
 from securitybot.flows.sweep import sweep_everything
 from securitybot.flows.webhooks import WebhookSender
 from securitybot.outbox.dispatcher import Dispatcher
@@ -139,6 +140,12 @@ def wire_workers(
         asyncio.get_running_loop().set_default_executor(
             ThreadPoolExecutor(max_workers=32, thread_name_prefix="securitybot")
         )
+        if gateway is not None:
+            # Alerts stored while Slack was not configured: ask their people now, not at the
+            # jobs' next check.
+            woken = await asyncio.to_thread(wake_jobs_waiting_for_slack, runtime.db)
+            if woken:
+                logger.info("Slack is configured: starting %s waiting conversations", woken)
         await dispatcher.start()
         scheduler.add_job(
             sweep, "interval", seconds=s.scheduler.sweep_interval, id="deadline_sweep",

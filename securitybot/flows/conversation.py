@@ -18,6 +18,7 @@ from securitybot.domain import Event, EventType
 from securitybot.domain.business_hours import add_business_seconds, parse_hhmm
 from securitybot.flows import dm_changes, exemptions, snoozes, webhooks
 from securitybot.flows.events import apply_by_id
+from securitybot.flows.slack_wait import SLACK_WAIT
 from securitybot.flows.transitions import apply_event, load_for_update
 from securitybot.kinds import KindRegistry, always_mention, escalation_severity
 from securitybot.outbox.dispatcher import Done, GiveUp, Handler, Job, Outcome, RetryAt, backoff
@@ -149,10 +150,9 @@ class ConversationHandlers:
         if alert is None or alert.status != "new":
             return Done()
         if self.slack is None:
-            await self.apply(
-                alert.id, Event(EventType.DM_FAILED, comment="Slack is not configured")
-            )
-            return Done()
+            # Nobody to ask yet: the alert waits (stored, counted in /metrics) until a start
+            # with Slack configured wakes this job; not a failure, so it never dies.
+            return RetryAt(utcnow() + SLACK_WAIT, "Slack is not configured", failure=False)
         try:
             user = await self.slack.lookup_user(alert.user_given)
         except SlackRetryLater as exc:
