@@ -330,6 +330,8 @@ class AdapterConfig(AdapterTemplates):
 class LoggingConfig(_Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     json_format: bool = Field(default=False, alias="json")
+    # uvicorn's request lines (off: their query strings can name people, e.g. ?user=alice@...).
+    access_log: bool = False
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 

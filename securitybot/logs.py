@@ -45,3 +45,13 @@ def configure_logging(cfg: LoggingConfig) -> None:
     # Library chatter at INFO would log request URLs that can carry user emails.
     for noisy in ("slack_sdk", "slack_bolt", "urllib3", "httpx", "apscheduler"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
+    # uvicorn's loggers go through this same handler (serve passes uvicorn no log_config), so
+    # its tracebacks and request lines are JSON too when JSON is on. Its start-up chatter stays
+    # below WARNING; request lines appear only with logging.access_log.
+    for name, level in (("uvicorn", max(logging.WARNING, root.level)),
+                        ("uvicorn.error", max(logging.WARNING, root.level)),
+                        ("uvicorn.access", root.level)):  # fmt: skip
+        uv = logging.getLogger(name)
+        uv.handlers[:] = []
+        uv.propagate = True
+        uv.setLevel(level)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import logging
 import os
@@ -68,6 +69,23 @@ def build_service(
     return runtime, create_app(runtime, routes)
 
 
+def uvicorn_config(
+    app: Starlette, settings: Settings, *, host: str | None = None, port: int | None = None
+) -> uvicorn.Config:
+    """uvicorn logging through our handlers (see logs.configure_logging), not its own."""
+    return uvicorn.Config(
+        app,
+        host=host or settings.server.host,
+        port=port if port is not None else settings.server.port,
+        # None: keep the logging configure_logging set up. uvicorn's default dictConfig would
+        # give its loggers their own plain-text handlers (a 40-line traceback per error).
+        log_config=None,
+        log_level=None,
+        access_log=settings.logging.access_log,
+        timeout_graceful_shutdown=10,
+    )
+
+
 def run_service(
     settings: Settings, *, host: str | None = None, port: int | None = None,
     socket_mode: bool = False,
@@ -90,13 +108,11 @@ def run_service(
         notes = settings.unconfigured()
         if notes:
             logger.warning("not configured yet: %s", "; ".join(notes))
-        uvicorn.run(
-            app,
-            host=host or settings.server.host,
-            port=port if port is not None else settings.server.port,
-            log_level="warning",
-            timeout_graceful_shutdown=10,
-        )
+        server = uvicorn.Server(uvicorn_config(app, settings, host=host, port=port))
+        with contextlib.suppress(KeyboardInterrupt):  # as uvicorn.run: Ctrl-C is how it ends
+            server.run()
+        if not server.started:
+            raise ServiceError("serve: the server did not start (its error is logged above)")
     finally:
         if lock is not None:
             lock.close()
