@@ -484,7 +484,7 @@ class Settings(_Section):
 
     def masked(self) -> dict[str, Any]:
         """The effective configuration as plain data, every secret shown as ``**********``."""
-        data: dict[str, Any] = _mask_tree(self.model_dump(mode="json", by_alias=True))
+        data: dict[str, Any] = mask_config_tree(self.model_dump(mode="json", by_alias=True))
         return data
 
     def unconfigured(self) -> list[str]:
@@ -541,12 +541,12 @@ def mask_secrets_in(value: Any) -> Any:
     return urlunsplit((parts.scheme, netloc, path, query, parts.fragment))
 
 
-def _mask_tree(data: Any, key: str = "") -> Any:
+def mask_config_tree(data: Any, key: str = "") -> Any:
     """Apply :func:`mask_secrets_in` to every value, and hide values under secret-like keys."""
     if isinstance(data, dict):
-        return {k: _mask_tree(v, str(k)) for k, v in data.items()}
+        return {k: mask_config_tree(v, str(k)) for k, v in data.items()}
     if isinstance(data, list):
-        return [_mask_tree(v, key) for v in data]
+        return [mask_config_tree(v, key) for v in data]
     # Mappings such as outbound headers: {"Authorization": "Bearer ..."}; an unset secret stays
     # visibly unset (null), which check-config readers rely on.
     secret_key = bool(_SECRET_NAME_RE.search(key)) and key not in _NOT_SECRET_KEYS

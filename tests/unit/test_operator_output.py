@@ -8,7 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from securitybot.cli import main
-from securitybot.config import mask_secrets_in
+from securitybot.config import MASK, mask_config_tree, mask_secrets_in
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -66,3 +66,20 @@ def test_serve_with_an_unreachable_database_says_so_in_one_line(tmp_path: Path) 
     assert len(lines) == 1, result.stderr
     assert "127.0.0.1:1/x" in lines[0] and "pw-SECRET" not in lines[0]
     assert "database" in lines[0]
+
+
+def test_values_under_secret_like_keys_are_hidden_and_unset_ones_stay_unset() -> None:
+    shown = mask_config_tree(
+        {
+            "headers": {
+                "Authorization": "Bearer hdr-SECRET",
+                "X-Api-Key": "k-SECRET",
+                "Accept": "a",
+            },
+            "duo": {"ikey": "DIXXXX", "skey": None},
+            "adapters": {"x": {"dedup_key": "{{ id }}"}},
+        }
+    )
+    assert shown["headers"] == {"Authorization": MASK, "X-Api-Key": MASK, "Accept": "a"}
+    assert shown["duo"] == {"ikey": "DIXXXX", "skey": None}
+    assert shown["adapters"]["x"]["dedup_key"] == "{{ id }}"
