@@ -19,6 +19,7 @@ from securitybot.api import alerts as alerts_api
 from securitybot.api import openapi as openapi_api
 from securitybot.api import team as team_api
 from securitybot.api.common import ApiError, error_response
+from securitybot.body_limit import BodyLimitMiddleware
 from securitybot.request_ids import RequestIdMiddleware
 from securitybot.runtime import Runtime
 from securitybot.store.db import ping
@@ -81,6 +82,13 @@ def create_app(runtime: Runtime, extra_routes: list[BaseRoute] | None = None) ->
             HTTPException: _http_error,
             Exception: _unexpected,
         },
+    )
+    s = runtime.settings
+    # Inside RequestIdMiddleware, so a 413 carries the request id and is in the access log.
+    app.add_middleware(
+        BodyLimitMiddleware,
+        default=s.server.max_body_bytes,
+        routes=[("/api/v1/events", s.aer.max_body_bytes), ("/slack/", s.slack.max_body_bytes)],
     )
     app.add_middleware(RequestIdMiddleware)
     app.state.runtime = runtime

@@ -101,6 +101,10 @@ class SlackConfig(_Section):
     api_url: str = "https://slack.com/api/"
     security_channel: str | None = None
     user_cache_ttl: Duration = 3600.0
+    # Slack's biggest deliveries are view submissions: up to 100 blocks of 3,000 characters
+    # plus their input values (docs.slack.dev "Block Kit" limits), form-encoded. 1 MiB holds
+    # them with room to spare; anything bigger is not from Slack.
+    max_body_bytes: int = Field(default=1024 * 1024, ge=64 * 1024, le=16 * 1024 * 1024)
 
     @field_validator("api_url")
     @classmethod

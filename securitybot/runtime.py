@@ -9,6 +9,7 @@ from typing import Any
 
 from securitybot.config import Settings
 from securitybot.ingest.auth import Authenticator
+from securitybot.ingest.replays import ReplayGuard
 from securitybot.ingest.service import GroupCommitter
 from securitybot.kinds import KindRegistry, load_kinds
 from securitybot.metrics import Metrics
@@ -49,7 +50,10 @@ class Runtime:
             settings=settings,
             db=database,
             kinds=kinds,
-            authenticator=Authenticator(settings.ingest),
+            authenticator=Authenticator(
+                settings.ingest,
+                replays=ReplayGuard(database, settings.ingest.replay_window),
+            ),
             ingest=GroupCommitter(database, kinds, settings.policy),
             metrics=Metrics(database, slack_configured=settings.slack.configured),
         )

@@ -25,7 +25,7 @@ from securitybot.flows.sweep import sweep_everything
 from securitybot.flows.webhooks import WebhookSender
 from securitybot.outbox.dispatcher import Dispatcher
 from securitybot.runtime import Runtime
-from securitybot.slack import commands, listeners, receipts, triage
+from securitybot.slack import commands, listeners, receipts, signed, triage
 from securitybot.slack.gateway import SlackGateway, retry_handlers
 from securitybot.slack.triage import Responders
 from securitybot.verify.base import Verifier
@@ -72,9 +72,16 @@ def wire_workers(
         )
         receipt_middleware = receipts.register(bolt, runtime.db)
         handler = AsyncSlackRequestHandler(bolt)
+        guard = signed.SlackSignatureGuard(
+            s.slack.signing_secret.get_secret_value(), s.slack.max_body_bytes
+        )
 
         async def slack_events(request: Request) -> Response:
-            return await handler.handle(request)
+            try:
+                body = await guard.verified_body(request)
+            except signed.Refused as exc:
+                return exc.response()
+            return await handler.handle(signed.with_body(request, body))
 
         routes.append(Route("/slack/events", slack_events, methods=["POST"]))
     runtime.slack = gateway

@@ -63,7 +63,7 @@ async def ingest_native(request: Request) -> JSONResponse:
     rt: Runtime = request.app.state.runtime
     name = request.path_params["adapter"]
     body = await read_body(request, rt.settings.server.max_body_bytes)
-    principal = authenticate(
+    principal = await authenticate(
         request, rt.authenticator, body, allow_query=name in registry.QUERY_TOKEN_ADAPTERS
     )
     enforce(request, principal.source)

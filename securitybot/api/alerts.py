@@ -32,7 +32,7 @@ def _rt(request: Request) -> Runtime:
 async def create_alert(request: Request) -> JSONResponse:
     rt = _rt(request)
     body = await read_body(request, rt.settings.server.max_body_bytes)
-    principal = authenticate(request, rt.authenticator, body)
+    principal = await authenticate(request, rt.authenticator, body)
     enforce(request, principal.source)
     data = parse_json(body)
     if not isinstance(data, dict):
@@ -60,7 +60,7 @@ async def create_alert(request: Request) -> JSONResponse:
 
 async def get_alert(request: Request) -> JSONResponse:
     rt = _rt(request)
-    authenticate(request, rt.authenticator, b"")
+    await authenticate(request, rt.authenticator, b"")
     raw_id = request.path_params["alert_id"]
     alert_id = parse_id(raw_id)
     if alert_id is None:
@@ -101,7 +101,7 @@ def _filter_from_query(request: Request) -> alert_store.AlertFilter:
 
 async def list_alerts(request: Request) -> JSONResponse:
     rt = _rt(request)
-    authenticate(request, rt.authenticator, b"")
+    await authenticate(request, rt.authenticator, b"")
     flt = _filter_from_query(request)
 
     def load() -> tuple[list[dict[str, object]], str | None]:

@@ -61,7 +61,7 @@ def anomaly_public(row: AerAnomaly) -> dict[str, Any]:
 
 async def list_audit(request: Request) -> JSONResponse:
     rt: Runtime = request.app.state.runtime
-    authenticate(request, rt.authenticator, b"")
+    await authenticate(request, rt.authenticator, b"")
     flt = _filter(request)
 
     def load() -> tuple[list[dict[str, Any]], int | None]:
@@ -76,7 +76,7 @@ async def list_audit(request: Request) -> JSONResponse:
 
 async def list_anomalies(request: Request) -> JSONResponse:
     rt: Runtime = request.app.state.runtime
-    authenticate(request, rt.authenticator, b"")
+    await authenticate(request, rt.authenticator, b"")
     flt = _filter(request)
 
     def load() -> tuple[list[dict[str, Any]], int | None]:

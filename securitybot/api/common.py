@@ -7,9 +7,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+from securitybot.body_limit import too_large_message
 from securitybot.config import Scope
 from securitybot.ingest.auth import Authenticator, AuthError, Principal
 from securitybot.store.alerts import decode_cursor
@@ -63,13 +65,13 @@ async def read_body(request: Request, limit: int) -> bytes:
         and declared.isdigit()
         and (len(declared) > 18 or int(declared) > limit)
     ):
-        raise ApiError(400, "body_too_large", f"the body is over the {limit // 1024} KiB limit")
+        raise ApiError(413, "body_too_large", too_large_message(limit))
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
-            raise ApiError(400, "body_too_large", f"the body is over the {limit // 1024} KiB limit")
+            raise ApiError(413, "body_too_large", too_large_message(limit))
         chunks.append(chunk)
     return b"".join(chunks)
 
@@ -83,7 +85,7 @@ def parse_json(body: bytes) -> Any:
         raise ApiError(400, "malformed_json", f"the body is not valid JSON: {exc}") from None
 
 
-def authenticate(
+async def authenticate(
     request: Request,
     authenticator: Authenticator,
     body: bytes,
@@ -91,12 +93,27 @@ def authenticate(
     allow_query: bool = False,
     scope: Scope = "ingest",
 ) -> Principal:
-    """The caller's source, if its credential is valid (401) and carries ``scope`` (403)."""
+    """The caller's source, if its credential is valid (401) and carries ``scope`` (403).
+
+    An HMAC signature is accepted once: a replay within its window is a 401
+    ``replayed_signature`` (see ``ingest.replays``).
+    """
     query_token = request.query_params.get("token") if allow_query else None
     try:
         principal = authenticator.authenticate(request.headers, body, query_token)
     except AuthError as exc:
         raise ApiError(401, "unauthorized", exc.reason) from None
+    guard = authenticator.replays
+    if (
+        principal.signature is not None
+        and guard is not None
+        and not await run_in_threadpool(guard.first_use, principal.source, principal.signature)
+    ):
+        raise ApiError(
+            401,
+            "replayed_signature",
+            "this signature was already used; sign the request again with a fresh timestamp",
+        )
     if scope not in principal.scopes:
         raise ApiError(
             403, "forbidden", f"this credential lacks the {scope!r} scope (ingest.tokens[].scopes)"

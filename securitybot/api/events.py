@@ -21,7 +21,7 @@ def event_routes(service: AerService | None) -> list[Route]:
     async def post_events(request: Request) -> JSONResponse:
         rt: Runtime = request.app.state.runtime
         body = await read_body(request, rt.settings.aer.max_body_bytes)
-        enforce(request, authenticate(request, rt.authenticator, body).source)
+        enforce(request, (await authenticate(request, rt.authenticator, body)).source)
         if service is None:
             raise ApiError(503, "aer_disabled", "Anomaly Event Response is off (aer.enabled)")
         ctype = request.headers.get("content-type", "application/json")

@@ -80,8 +80,8 @@ async def _identities(rt: Runtime, user: str) -> set[str]:
     return names
 
 
-def _admin(request: Request, rt: Runtime, body: bytes = b"") -> Principal:
-    return authenticate(request, rt.authenticator, body, scope="admin")
+async def _admin(request: Request, rt: Runtime, body: bytes = b"") -> Principal:
+    return await authenticate(request, rt.authenticator, body, scope="admin")
 
 
 def _via(principal: Principal) -> dict[str, Any]:
@@ -91,7 +91,7 @@ def _via(principal: Principal) -> dict[str, Any]:
 async def create_exemption(request: Request) -> JSONResponse:
     rt = _rt(request)
     body = await read_body(request, rt.settings.server.max_body_bytes)
-    principal = _admin(request, rt, body)
+    principal = await _admin(request, rt, body)
     enforce(request, principal.source)
     data = parse_json(body)
     if not isinstance(data, dict):
@@ -125,7 +125,7 @@ async def create_exemption(request: Request) -> JSONResponse:
 
 async def list_exemptions(request: Request) -> JSONResponse:
     rt = _rt(request)
-    _admin(request, rt)
+    await _admin(request, rt)
 
     def load() -> list[dict[str, Any]]:
         with rt.db.read() as session:
@@ -136,7 +136,7 @@ async def list_exemptions(request: Request) -> JSONResponse:
 
 async def delete_exemption(request: Request) -> Response:
     rt = _rt(request)
-    principal = _admin(request, rt)
+    principal = await _admin(request, rt)
     actor = await _require_responder(rt, request.query_params.get("requested_by"))
     raw = request.path_params["item_id"]
     item_id = parse_id(raw)
@@ -156,7 +156,7 @@ async def delete_exemption(request: Request) -> Response:
 
 async def list_snoozes(request: Request) -> JSONResponse:
     rt = _rt(request)
-    _admin(request, rt)
+    await _admin(request, rt)
     include_all = request.query_params.get("all") in ("1", "true")
 
     def load() -> list[dict[str, Any]]:
@@ -170,7 +170,7 @@ async def list_snoozes(request: Request) -> JSONResponse:
 
 async def revoke_snooze(request: Request) -> Response:
     rt = _rt(request)
-    principal = _admin(request, rt)
+    principal = await _admin(request, rt)
     actor = await _require_responder(rt, request.query_params.get("requested_by"))
     raw = request.path_params["item_id"]
     item_id = parse_id(raw)

@@ -6,7 +6,8 @@ HMAC scheme (for tools that can sign but should not hold a long-lived bearer tok
     X-Securitybot-Timestamp: <unix seconds>
     X-Securitybot-Signature: v1=<hex HMAC-SHA256(hmac_secret, "<timestamp>." + raw body)>
 
-Signing the timestamp with the body and refusing old timestamps stops replays.
+Signing the timestamp with the body and refusing old timestamps stops late replays; each
+signature is accepted once within the window (``ingest.replays``), which stops early ones.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from securitybot.config import IngestConfig, Scope
+from securitybot.ingest.replays import ReplayGuard
 
 SOURCE_HEADER = "x-securitybot-source"
 TIMESTAMP_HEADER = "x-securitybot-timestamp"
@@ -35,6 +37,8 @@ class Principal:
     source: str
     method: str  # "bearer" | "hmac" | "query_token"
     scopes: frozenset[Scope] = frozenset({"ingest"})
+    # The verified HMAC signature, so the caller can refuse its reuse (ingest.replays).
+    signature: str | None = None
 
 
 def _digest(value: str) -> bytes:
@@ -47,7 +51,14 @@ def sign(secret: str, timestamp: int | str, body: bytes) -> str:
 
 
 class Authenticator:
-    def __init__(self, cfg: IngestConfig, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        cfg: IngestConfig,
+        *,
+        clock: Callable[[], float] = time.time,
+        replays: ReplayGuard | None = None,
+    ) -> None:
+        self.replays = replays
         # Compare fixed-length digests so every comparison takes the same time whatever the
         # length or prefix of what a caller sends.
         self._tokens = [
@@ -75,7 +86,7 @@ class Authenticator:
             return Principal(source, "bearer", scopes)
         if SIGNATURE_HEADER in headers:
             source, scopes = self._verify_hmac(headers, body)
-            return Principal(source, "hmac", scopes)
+            return Principal(source, "hmac", scopes, signature=headers[SIGNATURE_HEADER])
         if query_token:
             source, scopes = self._match_token(query_token)
             return Principal(source, "query_token", scopes)

@@ -209,4 +209,15 @@ class SlackReceipt(Base):
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
 
 
+class SeenSignature(Base):
+    """One row per HMAC signature the ingest API accepted, so the same signed request cannot be
+    replayed within its timestamp window, on any replica. Pruned once the window has passed."""
+
+    __tablename__ = "seen_signatures"
+
+    signature_digest: Mapped[str] = mapped_column(String(64), primary_key=True)
+    source: Mapped[str] = mapped_column(String(64))
+    seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+
+
 import securitybot.store.aer_models  # noqa: F401, E402

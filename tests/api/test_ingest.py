@@ -117,12 +117,12 @@ def test_invalid_payloads_name_the_field_and_write_nothing(
     assert counts(db) == (0, 0, 0)
 
 
-def test_malformed_json_and_oversized_bodies_are_400(client: TestClient, db: Database) -> None:
+def test_malformed_json_is_400_and_oversized_bodies_413(client: TestClient, db: Database) -> None:
     resp = client.post("/api/v1/alerts", content=b"{not json", headers=auth())
     assert resp.status_code == 400 and resp.json()["error"] == "malformed_json"
     big = {**FLURB, "details": {"blob": "x" * 70_000}}
     resp = client.post("/api/v1/alerts", content=json.dumps(big).encode(), headers=auth())
-    assert resp.status_code == 400 and resp.json()["error"] == "body_too_large"
+    assert resp.status_code == 413 and resp.json()["error"] == "body_too_large"
     assert counts(db) == (0, 0, 0)
 
 

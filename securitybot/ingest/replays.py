@@ -1,0 +1,82 @@
+"""Refuse a signed ingest request seen before: one use per HMAC signature, on every replica.
+
+The HMAC scheme (``ingest.auth``) signs the timestamp with the body and refuses timestamps
+outside ``ingest.replay_window``, but inside the window a captured request could be sent again
+and, without a ``dedup_key``, made a second alert. A digest of each accepted signature goes
+into ``seen_signatures`` (primary key, ``INSERT ... ON CONFLICT DO NOTHING RETURNING``, the
+pattern of ``slack.receipts``); a second insert of the same digest finds the row and the
+request is refused. The table is shared, so this holds across replicas and restarts.
+
+The signature is used up when it is authenticated, in its own short transaction, not in the
+transaction that stores the alert: one mechanism covers every endpoint that accepts HMAC. A
+request that then fails (a 4xx for its content, or a 500) has still used its signature; the
+client signs again with a fresh timestamp, as it must for any retry after the window anyway.
+
+A timestamp may be up to one window in the *future*, so a signature stays usable until two
+windows after it was first seen; rows are kept that long and then pruned.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from datetime import timedelta
+from typing import cast
+
+from sqlalchemy import Table, delete
+from sqlalchemy.dialects import postgresql, sqlite
+
+from securitybot.store.db import Database
+from securitybot.store.models import SeenSignature, utcnow
+
+PRUNE_EVERY = 300.0  # seconds between prunes, per process
+
+SEEN = cast(Table, SeenSignature.__table__)
+# RETURNING says whether the row went in (rowcount is -1 for this statement on psycopg).
+_INSERT_ONCE = {
+    "postgresql": postgresql.insert(SEEN)
+    .on_conflict_do_nothing()
+    .returning(SEEN.c.signature_digest),
+    "sqlite": sqlite.insert(SEEN).on_conflict_do_nothing().returning(SEEN.c.signature_digest),
+}
+
+
+def digest(source: str, signature: str) -> str:
+    return hashlib.sha256(f"{source}\n{signature}".encode()).hexdigest()
+
+
+class ReplayGuard:
+    def __init__(self, db: Database, window: float) -> None:
+        self.db = db
+        self.keep = timedelta(seconds=2 * window)
+        self._next_prune = 0.0
+        self._prune_lock = threading.Lock()
+
+    def first_use(self, source: str, signature: str) -> bool:
+        """Record the signature; True if no request has used it before. Blocking (database)."""
+        with self.db.write() as session:
+            conn = session.connection()
+            stmt = _INSERT_ONCE[conn.dialect.name]
+            row = conn.execute(
+                stmt,
+                {"signature_digest": digest(source, signature), "source": source,
+                 "seen_at": utcnow()},
+            ).first()  # fmt: skip
+        self._maybe_prune()
+        return row is not None
+
+    def prune(self) -> int:
+        """Delete signatures too old to be accepted again; returns how many went."""
+        with self.db.write() as session:
+            result = session.execute(
+                delete(SeenSignature).where(SeenSignature.seen_at < utcnow() - self.keep)
+            )
+            return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+    def _maybe_prune(self) -> None:
+        with self._prune_lock:
+            if time.monotonic() < self._next_prune:
+                return
+            self._next_prune = time.monotonic() + PRUNE_EVERY
+        self.prune()
