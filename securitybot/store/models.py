@@ -210,4 +210,4 @@ class SlackReceipt(Base):
 
 
 import securitybot.store.aer_models  # noqa: F401, E402
-import securitybot.store.dashboard_models  # noqa: F401, E402
+from securitybot.store import dashboard_models  # noqa: F401, E402
