@@ -4,16 +4,24 @@ outlives the process."""
 
 from __future__ import annotations
 
+import re
+import socket
+import threading
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any
 
+import httpx
 import pytest
+import uvicorn
 from starlette.testclient import TestClient
 
+from securitybot import service
+
 from securitybot.dashboard.auth import DashboardAuth
-from securitybot.service import build_service
+from securitybot.service import build_service, run_service
 from securitybot.store.db import Database
 from tests.dashboard.test_dashboard import PASSWORD, log_in, login_csrf, page_csrf, settings
 
@@ -99,6 +107,52 @@ def test_spoofed_forwarded_for_from_an_untrusted_peer_is_ignored(db: Database, d
         for n in range(LIMIT):
             assert guess(c, f"user{n}", forwarded_for=f"198.51.100.{n}") == 401
         assert guess(c, "someone-else", forwarded_for="192.0.2.1") == 429
+
+
+@contextmanager
+def served(db_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[httpx.Client]:
+    """The app on a real socket, with the uvicorn options `serve` uses."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    servers: list[uvicorn.Server] = []
+
+    def start(app: Any, **options: Any) -> None:
+        server = uvicorn.Server(uvicorn.Config(app, **{**options, "port": port}))
+        threading.Thread(target=server.run, daemon=True).start()
+        servers.append(server)
+
+    monkeypatch.setattr(service.uvicorn, "run", start)
+    run_service(settings(db_url))
+    deadline = time.monotonic() + 10
+    while not servers[0].started:
+        assert time.monotonic() < deadline, "server did not start"
+        time.sleep(0.02)
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as http:
+            yield http
+    finally:
+        servers[0].should_exit = True
+
+
+def test_served_locally_a_spoofed_forwarded_for_is_ignored(
+    db: Database, db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # uvicorn believes X-Forwarded-For from 127.0.0.1 by default, so anyone on the host (or
+    # behind a local proxy that passes the header on) could pick a fresh address per guess.
+    with served(db_url, monkeypatch) as http:
+        statuses = []
+        for n in range(LIMIT + 1):
+            page = http.get("/dashboard/login")
+            token = re.search(r'name="csrf" value="([^"]+)"', page.text)
+            assert token
+            resp = http.post(
+                "/dashboard/login",
+                data={"csrf": token.group(1), "username": f"user{n}", "password": "x"},
+                headers={"X-Forwarded-For": f"198.51.100.{n}"},
+            )
+            statuses.append(resp.status_code)
+        assert statuses == [401] * LIMIT + [429]
 
 
 def test_forwarded_for_from_a_trusted_proxy_names_the_client(db: Database, db_url: str) -> None:
