@@ -19,7 +19,6 @@ import uvicorn
 from starlette.testclient import TestClient
 
 from securitybot import service
-
 from securitybot.dashboard.auth import DashboardAuth
 from securitybot.service import build_service, run_service
 from securitybot.store.db import Database
