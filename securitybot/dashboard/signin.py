@@ -83,9 +83,9 @@ class LoginAttempts:
 
     def succeeded(self, keys: Sequence[str]) -> None:
         with self.db.write() as session:
-            session.execute(
-                delete(LoginAttempt).where(LoginAttempt.key.in_([_key(k) for k in keys]))
-            )
+            # One key at a time, in the order reserve() locks them: no deadlock between the two.
+            for key in keys:
+                session.execute(delete(LoginAttempt).where(LoginAttempt.key == _key(key)))
 
     def _maybe_prune(self) -> None:
         # Every guessed username leaves a row; drop the ones whose window is over.
