@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
+from ipaddress import IPv4Network, IPv6Network
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -363,6 +364,9 @@ class DashboardConfig(_Section):
     # "auto": Secure cookies when the request came over https (directly or per X-Forwarded-Proto).
     secure_cookies: Literal["auto", "true", "false"] = "auto"
     session_lifetime: Duration = 8 * 3600.0
+    # Reverse proxies whose X-Forwarded-For is believed (CIDRs) when counting sign-in attempts
+    # per client address. Empty: the TCP peer is the client, whatever the header says.
+    trusted_proxies: list[IPv4Network | IPv6Network] = Field(default_factory=list)
 
     @field_validator("secure_cookies", mode="before")
     @classmethod

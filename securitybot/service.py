@@ -64,7 +64,7 @@ def build_service(
     from securitybot.wiring import wire_workers
 
     routes = wire_workers(runtime, socket_mode=socket_mode)
-    routes += dashboard_routes(settings.dashboard)
+    routes += dashboard_routes(settings.dashboard, runtime.db)
     routes += extra_routes or []
     return runtime, create_app(runtime, routes)
 
@@ -83,6 +83,9 @@ def uvicorn_config(
         log_level=None,
         access_log=settings.logging.access_log,
         timeout_graceful_shutdown=10,
+        # uvicorn would otherwise rewrite the client address from X-Forwarded-For for any
+        # request from 127.0.0.1; the dashboard decides per `dashboard.trusted_proxies`.
+        proxy_headers=False,
     )
 
 

@@ -1,9 +1,9 @@
 """Who may see the dashboard: argon2 passwords or a trusted proxy header, signed session
 cookies, CSRF tokens for every form that changes something, and a brake on password guessing.
 
-Sessions are stateless signed cookies (HMAC-SHA256 with ``dashboard.session_secret``), so any
-replica can check them; logout additionally remembers the session id in this process until it
-would have expired anyway.
+Session cookies are signed (HMAC-SHA256 with ``dashboard.session_secret``) and name a
+server-side session row, so a sign-out holds in every replica and after a restart. Failed
+attempts are counted in the database too (see ``signin``).
 """
 
 from __future__ import annotations
@@ -13,10 +13,11 @@ import hashlib
 import hmac
 import json
 import secrets
-import threading
 import time
-from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from ipaddress import IPv4Network, IPv6Network, ip_address
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
@@ -24,6 +25,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from securitybot.config import DashboardConfig
+from securitybot.dashboard.signin import LoginAttempts, SessionStore
+from securitybot.store.db import Database
 
 SESSION_COOKIE = "sb_dashboard"
 LOGIN_COOKIE = "sb_login_csrf"
@@ -57,48 +60,16 @@ def _unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
-class LoginThrottle:
-    """At most ``limit`` failed logins per username or client address per ``window`` seconds."""
-
-    def __init__(self, limit: int = 5, window: float = 300.0) -> None:
-        self.limit, self.window = limit, window
-        self._failures: dict[str, deque[float]] = {}
-        self._lock = threading.Lock()
-
-    def _recent(self, key: str, now: float) -> deque[float]:
-        q = self._failures.setdefault(key, deque())
-        while q and now - q[0] > self.window:
-            q.popleft()
-        return q
-
-    def blocked(self, *keys: str) -> bool:
-        now = time.monotonic()
-        with self._lock:
-            return any(len(self._recent(k, now)) >= self.limit for k in keys)
-
-    def failed(self, *keys: str) -> None:
-        now = time.monotonic()
-        with self._lock:
-            for k in keys:
-                self._recent(k, now).append(now)
-
-    def succeeded(self, *keys: str) -> None:
-        with self._lock:
-            for k in keys:
-                self._failures.pop(k, None)
-
-
 class DashboardAuth:
-    def __init__(self, cfg: DashboardConfig) -> None:
+    def __init__(self, cfg: DashboardConfig, db: Database) -> None:
         assert cfg.session_secret is not None, "validated by DashboardConfig"
         self.cfg = cfg
         self._key = hashlib.sha256(
             b"securitybot-dashboard-session\x00" + cfg.session_secret.get_secret_value().encode()
         ).digest()
         self._hashes = {u.username: u.password_hash.get_secret_value() for u in cfg.users}
-        self._revoked: dict[str, float] = {}
-        self._lock = threading.Lock()
-        self.throttle = LoginThrottle()
+        self.sessions = SessionStore(db)
+        self.attempts = LoginAttempts(db)
 
     # ---- passwords ---------------------------------------------------------------------------
 
@@ -122,10 +93,16 @@ class DashboardAuth:
     def issue(self, username: str, via: str) -> tuple[DashboardSession, str]:
         session = DashboardSession(
             username=username,
-            sid=secrets.token_urlsafe(16),
+            sid=secrets.token_urlsafe(32),  # 256 bits
             csrf=secrets.token_urlsafe(24),
             expires=time.time() + self.cfg.session_lifetime,
             via=via,
+        )
+        self.sessions.create(
+            sid=session.sid,
+            username=username,
+            via=via,
+            expires=datetime.fromtimestamp(session.expires, UTC),
         )
         body = json.dumps(
             {
@@ -164,16 +141,16 @@ class DashboardAuth:
             return None
         if session.via == "password" and session.username not in self._hashes:
             return None  # the user was removed from the configuration
-        with self._lock:
-            if session.sid in self._revoked:
-                return None
+        if not self.sessions.active(sid=session.sid, username=session.username):
+            return None  # signed out, expired, or never issued by this database
         return session
 
     def revoke(self, session: DashboardSession) -> None:
-        now = time.time()
-        with self._lock:
-            self._revoked = {k: v for k, v in self._revoked.items() if v > now}
-            self._revoked[session.sid] = session.expires
+        self.sessions.revoke(sid=session.sid)
+
+    def client_address(self, request: Request) -> str:
+        """The address that sign-in attempts are counted against."""
+        return client_address(request, self.cfg.trusted_proxies)
 
     def header_user(self, request: Request) -> str | None:
         if not self.cfg.trusted_header:
@@ -226,6 +203,33 @@ class DashboardAuth:
         response.delete_cookie(
             name, path=COOKIE_PATH, httponly=True, secure=self.secure(request), samesite="lax"
         )
+
+
+def _trusted(host: str, proxies: Sequence[IPv4Network | IPv6Network]) -> bool:
+    try:
+        addr = ip_address(host)
+    except ValueError:
+        return False
+    return any(addr in net for net in proxies)
+
+
+def client_address(request: Request, proxies: Sequence[IPv4Network | IPv6Network]) -> str:
+    """The TCP peer, or, when the peer is a trusted proxy, the first address in
+    X-Forwarded-For that no trusted proxy vouches for, read from the right.
+
+    Each proxy appends the address it saw, so the entries on the left are whatever the client
+    chose to send; only the entries appended by trusted hops can be believed.
+    """
+    peer = request.client.host if request.client else "?"
+    if not _trusted(peer, proxies):
+        return peer
+    forwarded = ",".join(request.headers.getlist("x-forwarded-for"))
+    addr = peer
+    for hop in reversed([h.strip() for h in forwarded.split(",") if h.strip()]):
+        addr = hop
+        if not _trusted(hop, proxies):
+            break
+    return addr[:64]
 
 
 def csrf_ok(expected: str | None, given: str | None) -> bool:

@@ -29,6 +29,7 @@ from securitybot.dashboard.auth import (
 from securitybot.flows.conversation import timeline_text
 from securitybot.runtime import Runtime
 from securitybot.store import alerts as alert_store
+from securitybot.store.db import Database
 from securitybot.store.models import Snooze, utcnow
 
 HERE = Path(__file__).parent
@@ -60,8 +61,8 @@ def _safe_next(value: str | None) -> str:
 
 
 class Dashboard:
-    def __init__(self, cfg: DashboardConfig) -> None:
-        self.auth = DashboardAuth(cfg)
+    def __init__(self, cfg: DashboardConfig, db: Database) -> None:
+        self.auth = DashboardAuth(cfg, db)
         self.env = Environment(
             loader=FileSystemLoader(HERE / "templates"),
             autoescape=select_autoescape(["html"]),
@@ -108,8 +109,9 @@ class Dashboard:
         target = quote(request.url.path + (f"?{request.url.query}" if request.url.query else ""))
         return self._finish(RedirectResponse(f"/dashboard/login?next={target}", status_code=303))
 
-    def _guard(self, request: Request) -> tuple[DashboardSession | None, str | None]:
-        return self.auth.authenticate(request)
+    async def _guard(self, request: Request) -> tuple[DashboardSession | None, str | None]:
+        # Sessions live in the database: look them up off the event loop.
+        return await run_in_threadpool(self.auth.authenticate, request)
 
     def _with_cookie(
         self, request: Request, response: StarletteResponse, cookie: str | None
@@ -130,7 +132,7 @@ class Dashboard:
     # ---- login and logout ----------------------------------------------------------------------
 
     async def login_form(self, request: Request) -> StarletteResponse:
-        session, cookie = self._guard(request)
+        session, cookie = await self._guard(request)
         nxt = _safe_next(request.query_params.get("next"))
         if session is not None:
             redirect = RedirectResponse(nxt, status_code=303)
@@ -160,9 +162,12 @@ class Dashboard:
             return self._finish(PlainTextResponse("CSRF check failed", status_code=403))
         nxt = _safe_next(form.get("next"))
         username, password = form.get("username", "").strip()[:64], form.get("password", "")
-        client = request.client.host if request.client else "?"
+        client = self.auth.client_address(request)
+        keys = (f"user:{username}", f"ip:{client}")
         rt = self._rt(request)
-        if self.auth.throttle.blocked(f"u:{username}", f"ip:{client}"):
+        # The attempt is counted before the password is checked, so concurrent guesses
+        # cannot all get in under the limit; a right password clears the count below.
+        if not await run_in_threadpool(self.auth.attempts.reserve, keys):
             return self._login_page(
                 request, nxt, "Too many failed attempts; wait a few minutes.", status=429
             )
@@ -170,7 +175,6 @@ class Dashboard:
             self.auth.check_password, username, password
         )
         if not ok:
-            self.auth.throttle.failed(f"u:{username}", f"ip:{client}")
             await run_in_threadpool(
                 self._audit,
                 rt,
@@ -179,24 +183,24 @@ class Dashboard:
                 details={"client": client},
             )
             return self._login_page(request, nxt, "Wrong username or password.", status=401)
-        self.auth.throttle.succeeded(f"u:{username}", f"ip:{client}")
+        await run_in_threadpool(self.auth.attempts.succeeded, keys)
         await run_in_threadpool(
             self._audit, rt, username, "dashboard.login", details={"client": client}
         )
-        _session, cookie = self.auth.issue(username, "password")
+        _session, cookie = await run_in_threadpool(self.auth.issue, username, "password")
         response = RedirectResponse(nxt, status_code=303)
         self.auth.set_cookie(response, request, SESSION_COOKIE, cookie)
         self.auth.clear_cookie(response, request, LOGIN_COOKIE)
         return self._finish(response)
 
     async def logout(self, request: Request) -> StarletteResponse:
-        session, _cookie = self._guard(request)
+        session, _cookie = await self._guard(request)
         if session is None:
             return self._login_redirect(request)
         form = await self._form(request)
         if form is None or not csrf_ok(session.csrf, form.get(CSRF_FIELD)):
             return self._finish(PlainTextResponse("CSRF check failed", status_code=403))
-        self.auth.revoke(session)
+        await run_in_threadpool(self.auth.revoke, session)
         await run_in_threadpool(
             self._audit, self._rt(request), session.username, "dashboard.logout"
         )
@@ -207,7 +211,7 @@ class Dashboard:
     # ---- pages -------------------------------------------------------------------------------
 
     async def overview(self, request: Request) -> StarletteResponse:
-        session, cookie = self._guard(request)
+        session, cookie = await self._guard(request)
         if session is None:
             return self._login_redirect(request)
         rt = self._rt(request)
@@ -241,7 +245,7 @@ class Dashboard:
         return self._with_cookie(request, page, cookie)
 
     async def alerts(self, request: Request) -> StarletteResponse:
-        session, cookie = self._guard(request)
+        session, cookie = await self._guard(request)
         if session is None:
             return self._login_redirect(request)
         q = request.query_params
@@ -279,7 +283,7 @@ class Dashboard:
         return self._with_cookie(request, page, cookie)
 
     async def alert(self, request: Request) -> StarletteResponse:
-        session, cookie = self._guard(request)
+        session, cookie = await self._guard(request)
         if session is None:
             return self._login_redirect(request)
         raw = request.path_params["alert_id"]
@@ -312,7 +316,7 @@ class Dashboard:
         return self._with_cookie(request, page, cookie)
 
     async def snoozes(self, request: Request) -> StarletteResponse:
-        session, cookie = self._guard(request)
+        session, cookie = await self._guard(request)
         if session is None:
             return self._login_redirect(request)
         rt = self._rt(request)
@@ -327,7 +331,7 @@ class Dashboard:
         return self._with_cookie(request, page, cookie)
 
     async def revoke_snooze(self, request: Request) -> StarletteResponse:
-        session, _cookie = self._guard(request)
+        session, _cookie = await self._guard(request)
         if session is None:
             return self._login_redirect(request)
         form = await self._form(request)
@@ -377,6 +381,6 @@ class Dashboard:
         ]
 
 
-def dashboard_routes(cfg: DashboardConfig) -> list[BaseRoute]:
+def dashboard_routes(cfg: DashboardConfig, db: Database) -> list[BaseRoute]:
     """The dashboard's routes, or none when it is not enabled."""
-    return Dashboard(cfg).routes() if cfg.enabled else []
+    return Dashboard(cfg, db).routes() if cfg.enabled else []

@@ -1,0 +1,149 @@
+"""Dashboard sign-in state kept in the database: attempt counters and server-side sessions.
+
+In process memory, neither held: a restart forgot both the failed attempts and the sign-outs
+(a signed-out cookie worked again), and each replica counted on its own. Worse, the limit was
+read before failures were recorded, so forty concurrent guesses were all checked. Here an
+attempt is *reserved* by one atomic upsert before the password is checked; once a key has used
+up its window, the upsert's WHERE refuses and nothing is checked at all.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any, cast
+
+from sqlalchemy import Table, case, delete, literal, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from securitybot.store.dashboard_models import DashboardSessionRow, LoginAttempt
+from securitybot.store.db import Database
+from securitybot.store.models import UTCDateTime, utcnow
+
+ATTEMPTS = cast(Table, LoginAttempt.__table__)
+_MAX_KEY = 200  # the column's length
+PRUNE_EVERY = 60.0  # seconds between prunes, per process
+_INSERTS: dict[str, Any] = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
+
+
+class _Refused(Exception):
+    """A key has no attempts left: roll back the reservations already made for this request."""
+
+
+def _key(key: str) -> str:
+    if len(key) <= _MAX_KEY:
+        return key
+    return key[:40] + ":" + hashlib.sha256(key.encode()).hexdigest()
+
+
+class LoginAttempts:
+    """At most ``limit`` sign-in attempts per key in a fixed ``window`` (seconds) that starts
+    at the first attempt; a successful sign-in clears its keys."""
+
+    def __init__(self, db: Database, limit: int = 5, window: float = 300.0) -> None:
+        self.db, self.limit, self.window = db, limit, window
+        self._next_prune = 0.0
+
+    def _reserve_stmt(self, dialect: str, key: str, now: datetime) -> Any:
+        at = literal(now, UTCDateTime())
+        expired = ATTEMPTS.c.window_start < literal(
+            now - timedelta(seconds=self.window), UTCDateTime()
+        )
+        stmt = _INSERTS[dialect](ATTEMPTS).values(key=key, failures=1, window_start=now)
+        # ON CONFLICT … DO UPDATE … WHERE: PostgreSQL locks the row and evaluates the WHERE
+        # against its latest version, SQLite has a single writer; either way two concurrent
+        # requests cannot both take the last attempt. No row back means no attempt left.
+        return stmt.on_conflict_do_update(
+            index_elements=[ATTEMPTS.c.key],
+            set_={
+                "failures": case((expired, 1), else_=ATTEMPTS.c.failures + 1),
+                "window_start": case((expired, at), else_=ATTEMPTS.c.window_start),
+            },
+            where=or_(ATTEMPTS.c.failures < self.limit, expired),
+        ).returning(ATTEMPTS.c.failures)
+
+    def reserve(self, keys: Sequence[str]) -> bool:
+        """Count one attempt against every key, or none when any key is used up (then the
+        password must not be checked)."""
+        self._maybe_prune()
+        now = utcnow()
+        try:
+            with self.db.write() as session:
+                conn = session.connection()
+                # Always the same key order, so concurrent requests cannot deadlock.
+                for key in keys:
+                    stmt = self._reserve_stmt(conn.dialect.name, _key(key), now)
+                    if conn.execute(stmt).first() is None:
+                        raise _Refused
+        except _Refused:
+            return False
+        return True
+
+    def succeeded(self, keys: Sequence[str]) -> None:
+        with self.db.write() as session:
+            # One key at a time, in the order reserve() locks them: no deadlock between the two.
+            for key in keys:
+                session.execute(delete(LoginAttempt).where(LoginAttempt.key == _key(key)))
+
+    def _maybe_prune(self) -> None:
+        # Every guessed username leaves a row; drop the ones whose window is over.
+        if time.monotonic() < self._next_prune:
+            return
+        self._next_prune = time.monotonic() + PRUNE_EVERY
+        cutoff = utcnow() - timedelta(seconds=self.window)
+        with self.db.write() as session:
+            session.execute(delete(LoginAttempt).where(LoginAttempt.window_start < cutoff))
+
+
+def _session_pk(sid: str) -> str:
+    # Only a hash is stored: a leaked table (a backup, a read-only replica) yields no cookies.
+    return hashlib.sha256(sid.encode()).hexdigest()
+
+
+class SessionStore:
+    """Server-side sessions: a signed cookie is honoured only while its row exists, has not
+    expired and has not been signed out, in any process and after any restart."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self._next_prune = 0.0
+
+    def create(self, *, sid: str, username: str, via: str, expires: datetime) -> None:
+        self._maybe_prune()
+        with self.db.write() as session:
+            session.add(
+                DashboardSessionRow(
+                    id=_session_pk(sid), username=username, via=via, expires_at=expires
+                )
+            )
+
+    def active(self, *, sid: str, username: str) -> bool:
+        with self.db.read() as session:
+            row = session.scalars(
+                select(DashboardSessionRow).where(DashboardSessionRow.id == _session_pk(sid))
+            ).first()
+        return (
+            row is not None
+            and row.username == username
+            and row.revoked_at is None
+            and row.expires_at > utcnow()
+        )
+
+    def revoke(self, *, sid: str) -> None:
+        with self.db.write() as session:
+            session.execute(
+                update(DashboardSessionRow)
+                .where(DashboardSessionRow.id == _session_pk(sid))
+                .values(revoked_at=utcnow())
+            )
+
+    def _maybe_prune(self) -> None:
+        if time.monotonic() < self._next_prune:
+            return
+        self._next_prune = time.monotonic() + PRUNE_EVERY
+        with self.db.write() as session:
+            session.execute(
+                delete(DashboardSessionRow).where(DashboardSessionRow.expires_at < utcnow())
+            )
