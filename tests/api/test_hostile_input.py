@@ -1,0 +1,105 @@
+"""Hostile JSON on every ingest entry point: a 4xx naming the problem, and nothing written.
+
+Each vector here gave a 500 on the base commit (issue #12, item 1), some after committing the
+row: lone surrogates, NaN/Infinity, nesting deep enough for a RecursionError, 5,000-digit
+integers, and times that overflow when converted to UTC.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from starlette.testclient import TestClient
+
+from securitybot.config import Settings
+from securitybot.service import build_service
+from securitybot.store.db import Database
+from tests.api.conftest import TOKEN, auth
+from tests.api.test_ingest import counts
+
+FLURB_JSON = (
+    '{"kind":"sensitive_command","user":"alice@example.com","title":"flurb",'
+    '"dedup_key":"evt-1","details":%s}'
+)
+EVENT_JSON = '{"org":"T1","user":"UBOB","action":"file_download"%s}'
+LOW, HIGH = "0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00"
+
+# Raw JSON text, because a JSON encoder would refuse to produce most of these.
+HOSTILE_DETAILS = {
+    "lone surrogate": '{"k":"a\\udfffb"}',
+    "lone surrogate in a key": '{"a\\ud800":1}',
+    "NaN": '{"k":NaN}',
+    "Infinity": '{"k":-Infinity}',
+    "deep nesting": "[" * 20_000 + "]" * 20_000,
+    "5,000-digit integer": '{"k":' + "9" * 5000 + "}",
+}
+
+
+@pytest.fixture
+def hclient(db: Database, db_url: str) -> Iterator[TestClient]:
+    cfg = Settings.model_validate(
+        {
+            "database": {"url": db_url},
+            "ingest": {"tokens": [{"source": "monitoring", "token": TOKEN}]},
+            "aer": {"enabled": True},
+            "scheduler": {"enabled": False},
+        }
+    )
+    _runtime, app = build_service(cfg, db)
+    with TestClient(app, raise_server_exceptions=False) as c:
+        yield c
+
+
+def post_raw(client: TestClient, path: str, body: str) -> tuple[int, dict[str, object]]:
+    headers = {**auth(), "Content-Type": "application/json"}
+    resp = client.post(path, content=body.encode("utf-8"), headers=headers)
+    return resp.status_code, resp.json()
+
+
+@pytest.mark.parametrize("details", HOSTILE_DETAILS.values(), ids=HOSTILE_DETAILS.keys())
+def test_hostile_json_in_an_alert_is_a_4xx_and_writes_nothing(
+    hclient: TestClient, db: Database, details: str
+) -> None:
+    status, body = post_raw(hclient, "/api/v1/alerts", FLURB_JSON % details)
+    assert 400 <= status < 500, body
+    assert body["message"]
+    assert counts(db) == (0, 0, 0)
+    assert hclient.get("/api/v1/alerts", headers=auth()).status_code == 200
+
+
+@pytest.mark.parametrize("details", HOSTILE_DETAILS.values(), ids=HOSTILE_DETAILS.keys())
+def test_hostile_json_in_an_adapter_webhook_is_a_4xx_and_writes_nothing(
+    hclient: TestClient, db: Database, details: str
+) -> None:
+    body = (
+        '{"alerts":[{"labels":{"user":"bob@example.com","alertname":"x"},'
+        '"startsAt":"2024-05-14T09:00:00Z","fingerprint":"f1","annotations":{"x":%s}}]}'
+    ) % details
+    status, out = post_raw(hclient, "/api/v1/alerts/alertmanager", body)
+    assert 400 <= status < 500, out
+    assert counts(db) == (0, 0, 0)
+
+
+@pytest.mark.parametrize("when", [LOW, HIGH])
+def test_an_edge_time_in_occurred_at_is_a_422(
+    hclient: TestClient, db: Database, when: str
+) -> None:
+    body = FLURB_JSON.replace('"details":%s', f'"occurred_at":"{when}","details":{{}}')
+    status, out = post_raw(hclient, "/api/v1/alerts", body)
+    assert status == 422, out
+    assert str(out["message"]).startswith("occurred_at: ")
+    assert counts(db) == (0, 0, 0)
+
+
+@pytest.mark.parametrize("when", [LOW, HIGH])
+def test_an_edge_time_in_since_is_a_422(hclient: TestClient, when: str) -> None:
+    for path in ("/api/v1/alerts", "/api/v1/audit", "/api/v1/anomalies"):
+        resp = hclient.get(path, params={"since": when}, headers=auth())
+        assert resp.status_code == 422, (path, resp.text)
+        assert resp.json()["message"].startswith("since: ")
+
+
+def test_an_id_past_64_bits_on_the_dashboard_is_a_404(hclient: TestClient) -> None:
+    resp = hclient.get("/dashboard/alerts/99999999999999999999", follow_redirects=False)
+    assert resp.status_code in (303, 404)  # no dashboard configured: either way, never a 500
