@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+from securitybot import untrusted
 from securitybot.config import Scope
 from securitybot.ingest.auth import Authenticator, AuthError, Principal
 from securitybot.store.alerts import decode_cursor
@@ -75,12 +76,22 @@ async def read_body(request: Request, limit: int) -> bytes:
 
 
 def parse_json(body: bytes) -> Any:
+    """The decoded body, refused with a 4xx for anything the service could not store or echo."""
     if not body.strip():
         raise ApiError(400, "malformed_json", "the body is empty; send a JSON object")
     try:
-        return json.loads(body)
+        data = untrusted.loads(body)
+        untrusted.check(data)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ApiError(400, "malformed_json", f"the body is not valid JSON: {exc}") from None
+    except untrusted.UnsafeJson as exc:
+        raise refused(exc) from None
+    return data
+
+
+def refused(exc: untrusted.UnsafeJson) -> ApiError:
+    detail = [{"field": exc.field, "reason": exc.reason}]
+    return ApiError(422, "validation_error", str(exc), detail)
 
 
 def authenticate(
@@ -121,7 +132,10 @@ def page_params(request: Request) -> Page:
             since = datetime.fromisoformat(q["since"].replace("Z", "+00:00"))
         except ValueError:
             raise ApiError(422, "validation_error", "since: must be an ISO 8601 time") from None
-        since = since.replace(tzinfo=UTC) if since.tzinfo is None else since
+        try:
+            since = untrusted.utc_time(since)
+        except ValueError as exc:
+            raise ApiError(422, "validation_error", f"since: {exc}") from None
     limit_raw = q.get("limit", "50")
     limit = parse_id(limit_raw)
     if limit is None or not 1 <= limit <= 500:

@@ -61,10 +61,11 @@ def post_raw(client: TestClient, path: str, body: str) -> tuple[int, dict[str, o
 def test_hostile_json_in_an_alert_is_a_4xx_and_writes_nothing(
     hclient: TestClient, db: Database, details: str
 ) -> None:
+    before = counts(db)  # AER on: start-up may have audited its config
     status, body = post_raw(hclient, "/api/v1/alerts", FLURB_JSON % details)
     assert 400 <= status < 500, body
     assert body["message"]
-    assert counts(db) == (0, 0, 0)
+    assert counts(db) == before
     assert hclient.get("/api/v1/alerts", headers=auth()).status_code == 200
 
 
@@ -76,20 +77,22 @@ def test_hostile_json_in_an_adapter_webhook_is_a_4xx_and_writes_nothing(
         '{"alerts":[{"labels":{"user":"bob@example.com","alertname":"x"},'
         '"startsAt":"2024-05-14T09:00:00Z","fingerprint":"f1","annotations":{"x":%s}}]}'
     ) % details
+    before = counts(db)
     status, out = post_raw(hclient, "/api/v1/alerts/alertmanager", body)
     assert 400 <= status < 500, out
-    assert counts(db) == (0, 0, 0)
+    assert counts(db) == before
 
 
 @pytest.mark.parametrize("when", [LOW, HIGH])
 def test_an_edge_time_in_occurred_at_is_a_422(
     hclient: TestClient, db: Database, when: str
 ) -> None:
+    before = counts(db)
     body = FLURB_JSON.replace('"details":%s', f'"occurred_at":"{when}","details":{{}}')
     status, out = post_raw(hclient, "/api/v1/alerts", body)
     assert status == 422, out
     assert str(out["message"]).startswith("occurred_at: ")
-    assert counts(db) == (0, 0, 0)
+    assert counts(db) == before
 
 
 @pytest.mark.parametrize("when", [LOW, HIGH])
