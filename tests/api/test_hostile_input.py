@@ -22,6 +22,10 @@ FLURB_JSON = (
     '{"kind":"sensitive_command","user":"alice@example.com","title":"flurb",'
     '"dedup_key":"evt-1","details":%s}'
 )
+ALERTMANAGER_JSON = (
+    '{"alerts":[{"labels":{"user":"bob@example.com","alertname":"x"},'
+    '"startsAt":"2024-05-14T09:00:00Z","fingerprint":"f1","annotations":{"x":%s}}]}'
+)
 EVENT_JSON = '{"org":"T1","user":"UBOB","action":"file_download"%s}'
 LOW, HIGH = "0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00"
 
@@ -73,10 +77,7 @@ def test_hostile_json_in_an_alert_is_a_4xx_and_writes_nothing(
 def test_hostile_json_in_an_adapter_webhook_is_a_4xx_and_writes_nothing(
     hclient: TestClient, db: Database, details: str
 ) -> None:
-    body = (
-        '{"alerts":[{"labels":{"user":"bob@example.com","alertname":"x"},'
-        '"startsAt":"2024-05-14T09:00:00Z","fingerprint":"f1","annotations":{"x":%s}}]}'
-    ) % details
+    body = ALERTMANAGER_JSON % details
     before = counts(db)
     status, out = post_raw(hclient, "/api/v1/alerts/alertmanager", body)
     assert 400 <= status < 500, out
@@ -84,9 +85,7 @@ def test_hostile_json_in_an_adapter_webhook_is_a_4xx_and_writes_nothing(
 
 
 @pytest.mark.parametrize("when", [LOW, HIGH])
-def test_an_edge_time_in_occurred_at_is_a_422(
-    hclient: TestClient, db: Database, when: str
-) -> None:
+def test_an_edge_time_in_occurred_at_is_a_422(hclient: TestClient, db: Database, when: str) -> None:
     before = counts(db)
     body = FLURB_JSON.replace('"details":%s', f'"occurred_at":"{when}","details":{{}}')
     status, out = post_raw(hclient, "/api/v1/alerts", body)
@@ -106,3 +105,38 @@ def test_an_edge_time_in_since_is_a_422(hclient: TestClient, when: str) -> None:
 def test_an_id_past_64_bits_on_the_dashboard_is_a_404(hclient: TestClient) -> None:
     resp = hclient.get("/dashboard/alerts/99999999999999999999", follow_redirects=False)
     assert resp.status_code in (303, 404)  # no dashboard configured: either way, never a 500
+
+
+EVENT_VECTORS = {
+    1: f',"ts":"{LOW}"',
+    2: f',"ts":"{HIGH}"',
+    3: ',"ts":-99999999999',
+    4: ',"count":' + "9" * 5000,
+    5: ',"asn":1e999',
+    6: ',"details":{"k":NaN}',
+    7: ',"session":"a\\udfffb"',
+    8: ',"details":{"a\\ud800":1}',
+}
+
+
+@pytest.mark.parametrize("ndjson", [False, True], ids=["json", "ndjson"])
+def test_each_hostile_event_is_rejected_on_its_own(hclient: TestClient, ndjson: bool) -> None:
+    events = [EVENT_JSON % ""] + [EVENT_JSON % v for v in EVENT_VECTORS.values()]
+    events.append(EVENT_JSON % "")
+    body = "\n".join(events) if ndjson else "[" + ",".join(events) + "]"
+    ctype = "application/x-ndjson" if ndjson else "application/json"
+    resp = hclient.post(
+        "/api/v1/events", content=body.encode(), headers={**auth(), "Content-Type": ctype}
+    )
+    assert resp.status_code == 202, resp.text
+    out = resp.json()
+    assert out["accepted"] == 2
+    assert [r["index"] for r in out["rejected"]] == list(EVENT_VECTORS)
+    assert all(r["error"].startswith(r["field"] + ": ") for r in out["rejected"])
+
+
+def test_events_nested_too_deep_are_a_400_not_a_crash(hclient: TestClient) -> None:
+    body = "[" * 20_000 + "]" * 20_000
+    resp = hclient.post("/api/v1/events", content=body.encode(), headers=auth())
+    assert resp.status_code == 400, resp.text
+    assert "deeper" in resp.json()["message"]
