@@ -34,6 +34,9 @@ MAX_INT_DIGITS = 40
 # converting to UTC overflows.
 MIN_YEAR, MAX_YEAR = 1970, 9998
 
+# Ids are BIGINT: anything larger cannot name a row, and must not reach the database driver.
+MAX_DB_ID = 2**63 - 1
+
 _STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
 _NOT_BRACKET = re.compile(r"[^\[\]{}]")
 _SURROGATE = re.compile("[\ud800-\udfff]")
@@ -114,6 +117,11 @@ def check(value: Any, path: str = "") -> None:
     elif isinstance(value, list):
         for index, item in enumerate(value):
             check(item, f"{path}[{index}]" if path else f"[{index}]")
+
+
+def db_id(value: int) -> int | None:
+    """``value`` if a BIGINT id column could hold it, else None (so: no such row, a 404)."""
+    return value if 0 <= value <= MAX_DB_ID else None
 
 
 def utc_time(value: datetime) -> datetime:

@@ -29,8 +29,7 @@ class ApiError(Exception):
         return JSONResponse(body, status_code=self.status, headers=headers)
 
 
-# Ids are BIGINT: anything larger cannot name a row, and must not reach the database driver.
-MAX_DB_ID = 2**63 - 1
+MAX_DB_ID = untrusted.MAX_DB_ID
 
 
 def parse_id(raw: str) -> int | None:
