@@ -50,6 +50,19 @@ def check_query(request: Request) -> None:
             raise ApiError(422, "validation_error", f"{key}: must not contain NUL characters")
 
 
+class SafeJSONResponse(JSONResponse):
+    """Renders rows stored by older versions that validated less (lone surrogates, NaN).
+
+    Those must still list: they are scrubbed (U+FFFD, null) rather than failing the page.
+    """
+
+    def render(self, content: Any) -> bytes:
+        try:
+            return super().render(content)
+        except (UnicodeEncodeError, ValueError):
+            return super().render(untrusted.scrub(content))
+
+
 def error_response(status: int, error: str, message: str, detail: Any = None) -> JSONResponse:
     return ApiError(status, error, message, detail).response()
 

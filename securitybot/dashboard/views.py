@@ -30,7 +30,7 @@ from securitybot.flows.conversation import timeline_text
 from securitybot.runtime import Runtime
 from securitybot.store import alerts as alert_store
 from securitybot.store.models import Snooze, utcnow
-from securitybot.untrusted import db_id
+from securitybot.untrusted import db_id, scrub
 
 HERE = Path(__file__).parent
 STATUSES = ("new", "awaiting_ack", "awaiting_2fa", "resolved", "escalated", "triaging", "closed")
@@ -83,6 +83,8 @@ class Dashboard:
         html = self.env.get_template(template).render(
             session=session, csrf_field=CSRF_FIELD, path=request.url.path, **ctx
         )
+        # Rows from older versions may hold lone surrogates, which cannot be sent as UTF-8.
+        html = scrub(html)
         return self._finish(HTMLResponse(html, status_code=status))
 
     @staticmethod
