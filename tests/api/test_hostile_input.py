@@ -140,3 +140,23 @@ def test_events_nested_too_deep_are_a_400_not_a_crash(hclient: TestClient) -> No
     resp = hclient.post("/api/v1/events", content=body.encode(), headers=auth())
     assert resp.status_code == 400, resp.text
     assert "deeper" in resp.json()["message"]
+
+
+@pytest.mark.parametrize("when", [LOW, HIGH])
+def test_an_edge_time_in_an_exemption_expiry_is_a_422(db: Database, db_url: str, when: str) -> None:
+    cfg = Settings.model_validate(
+        {
+            "database": {"url": db_url},
+            "ingest": {"tokens": [{"source": "m", "token": TOKEN, "scopes": ["admin"]}]},
+            "escalation": {"responders": ["UADMIN1"]},
+            "scheduler": {"enabled": False},
+        }
+    )
+    _runtime, app = build_service(cfg, db)
+    body = {"user": "bob@example.com", "reason": "r", "requested_by": "UADMIN1", "expires_at": when}
+    with TestClient(app, raise_server_exceptions=False) as client:
+        before = counts(db)
+        resp = client.post("/api/v1/exemptions", json=body, headers=auth())
+        assert resp.status_code == 422, resp.text
+        assert resp.json()["message"].startswith("expires_at: ")
+        assert counts(db) == before
