@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
 from starlette.testclient import TestClient
 
 from securitybot.ingest import service as ingest_service
+from securitybot.ingest.schema import AlertIn
+from securitybot.service import build_service
 from securitybot.store.db import Database
-from tests.api.conftest import auth
+from tests.api.conftest import api_settings, auth
 from tests.api.test_hostile_input import hclient  # noqa: F401 (fixture)
 from tests.api.test_ingest import FLURB, counts
 
@@ -17,24 +20,15 @@ MALLORY = "mallory@example.com"
 
 
 def fail_for(monkeypatch: pytest.MonkeyPatch, user: str) -> None:
-    """Make the outbox enqueue, which runs after the alert INSERT, raise for ``user``'s alert."""
-    real_audit_many, real_enqueue = (
-        ingest_service.alert_store.audit_many,
-        ingest_service.enqueue_many,
-    )
-    doomed: set[int] = set()
+    """Make the audit write, which runs after the alert INSERT, raise for ``user``'s alert."""
+    real_audit_many = ingest_service.alert_store.audit_many
 
     def audit_many(session: Any, rows: list[dict[str, Any]]) -> None:
-        doomed.update(r["alert_id"] for r in rows if r["subject_user"] == user)
         real_audit_many(session, rows)
-
-    def enqueue_many(session: Any, jobs: list[dict[str, Any]]) -> None:
-        if any(j["alert_id"] in doomed for j in jobs):
-            raise RuntimeError("injected: the outbox write failed")
-        real_enqueue(session, jobs)
+        if any(r["subject_user"] == user for r in rows):
+            raise RuntimeError("injected: failed after the insert")
 
     monkeypatch.setattr(ingest_service.alert_store, "audit_many", audit_many)
-    monkeypatch.setattr(ingest_service, "enqueue_many", enqueue_many)
 
 
 def test_a_failure_after_the_insert_is_a_500_with_nothing_stored(
@@ -72,3 +66,27 @@ def test_one_failing_item_of_a_webhook_stores_none_of_its_items(
     resp = hclient.post("/api/v1/alerts/alertmanager", json={"alerts": items}, headers=auth())
     assert resp.status_code == 201, resp.text
     assert len(resp.json()["accepted"]) == 2
+
+
+def test_a_failing_request_in_a_group_commit_fails_alone(
+    db: Database, db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Three requests queued together share one transaction; when it fails, each is retried
+    # on its own: the good ones are stored and answered, the bad one gets its error.
+    fail_for(monkeypatch, MALLORY)
+    runtime, _app = build_service(api_settings(db_url), db)
+    users = ["bob@example.com", MALLORY, "carol@example.com"]
+    payloads = [AlertIn.model_validate({**FLURB, "user": u, "dedup_key": u}) for u in users]
+
+    async def submit_all() -> list[Any]:
+        try:
+            jobs = (runtime.ingest.submit(p, "monitoring") for p in payloads)
+            return await asyncio.gather(*jobs, return_exceptions=True)
+        finally:
+            await runtime.ingest.close()
+
+    before = counts(db)
+    bob, mallory, carol = asyncio.run(submit_all())
+    assert isinstance(mallory, RuntimeError)
+    assert bob.created and carol.created
+    assert counts(db) == (before[0] + 2, before[1] + 2, before[2] + 2)
