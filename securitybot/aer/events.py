@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from securitybot import untrusted
+
 MAX_BATCH_EVENTS = 10_000
 MAX_COUNT = 1_000_000
 # Clocks drift; five minutes tolerates that while refusing events that would sit in a future
@@ -70,6 +72,13 @@ def _as_utc(value: datetime) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+def _ts_utc(value: datetime) -> datetime:
+    try:  # years near 1 or 9999 would overflow in astimezone
+        return untrusted.utc_time(value)
+    except ValueError as exc:
+        raise EventError("ts", f"{value.isoformat()} {exc}") from None
+
+
 def _text(obj: Mapping[str, Any], key: str, *, required: bool = False) -> str | None:
     value = obj.get(key)
     if value is None:
@@ -99,16 +108,17 @@ def _parse_ts(value: Any, now: datetime) -> datetime:
         if not math.isfinite(value):
             raise EventError("ts", "epoch seconds must be a finite number")
         try:
-            ts = datetime.fromtimestamp(value, UTC)
+            ts = _ts_utc(datetime.fromtimestamp(value, UTC))
         except (OverflowError, OSError, ValueError):
             raise EventError("ts", f"epoch seconds {value!r} are out of range") from None
     elif isinstance(value, str):
         try:
-            ts = _as_utc(datetime.fromisoformat(value.strip()))
+            parsed = datetime.fromisoformat(value.strip())
         except ValueError:
             raise EventError(
                 "ts", f"{value[:40]!r} is not ISO 8601 (e.g. 2024-05-01T12:00:00Z)"
             ) from None
+        ts = _ts_utc(parsed)
     else:
         raise EventError("ts", "must be an ISO 8601 string or epoch seconds")
     if ts - now > MAX_FUTURE_SKEW:
@@ -201,9 +211,11 @@ def _entries(body: bytes, content_type: str) -> list[tuple[int, Any]]:
         raise BatchError("body is not valid UTF-8") from None
     if media in JSON_TYPES:
         try:
-            data = json.loads(text)
+            data = untrusted.loads(text)
         except json.JSONDecodeError as exc:
             raise BatchError(f"body is not valid JSON (line {exc.lineno})") from None
+        except untrusted.UnsafeJson as exc:
+            raise BatchError(f"body {exc.reason}") from None
         if not isinstance(data, list):
             raise BatchError("a JSON body must be an array of events")
         if len(data) > MAX_BATCH_EVENTS:
@@ -220,8 +232,8 @@ def _entries(body: bytes, content_type: str) -> list[tuple[int, Any]]:
         out: list[tuple[int, Any]] = []
         for i, line in lines:
             try:
-                out.append((i, json.loads(line)))
-            except json.JSONDecodeError:
+                out.append((i, untrusted.loads(line)))
+            except (json.JSONDecodeError, untrusted.UnsafeJson):
                 out.append((i, _BadLine))
         return out
     raise BatchError(
@@ -248,7 +260,10 @@ def parse_batch(
             rejected.append({"index": index, "field": "(event)", "error": "line is not valid JSON"})
             continue
         try:
+            untrusted.check(obj)  # NaN, huge numbers, lone surrogates: this event only
             accepted.append((index, parse_event(obj, now)))
+        except untrusted.UnsafeJson as exc:
+            rejected.append({"index": index, "field": exc.field, "error": str(exc)})
         except EventError as exc:
             rejected.append({"index": index, "field": exc.field, "error": str(exc)})
     return accepted, rejected

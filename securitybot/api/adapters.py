@@ -7,7 +7,6 @@ because only the implicated person (or a responder) decides how an alert ends.
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
@@ -102,8 +101,8 @@ async def ingest_native(request: Request) -> JSONResponse:
         first = rejected[0]["reason"] if rejected else "no items"
         raise ApiError(422, "validation_error", f"no item could be mapped: {first}", rejected)
 
-    # Submitted together, the group committer stores them in one transaction.
-    results = await asyncio.gather(*(rt.ingest.submit(p, principal.source) for _, p in alerts))
+    # One unit for the group committer: all stored in one transaction, or none (then a 500).
+    results = await rt.ingest.submit_many([p for _, p in alerts], principal.source)
     recorded = (
         await run_in_threadpool(_record_resolved, rt, principal.source, name, notices)
         if notices

@@ -10,6 +10,7 @@ from starlette.routing import Route
 
 from securitybot.api.common import (
     ApiError,
+    SafeJSONResponse,
     authenticate,
     page_params,
     parse_id,
@@ -74,7 +75,7 @@ async def get_alert(request: Request) -> JSONResponse:
     found = await run_in_threadpool(load)
     if found is None:
         raise ApiError(404, "not_found", f"no alert {raw_id}")
-    return JSONResponse(found)
+    return SafeJSONResponse(found)
 
 
 def _filter_from_query(request: Request) -> alert_store.AlertFilter:
@@ -110,7 +111,7 @@ async def list_alerts(request: Request) -> JSONResponse:
             return [alert_store.to_public(a) for a in rows], cursor
 
     rows, cursor = await run_in_threadpool(load)
-    return JSONResponse({"alerts": rows, "next_cursor": cursor})
+    return SafeJSONResponse({"alerts": rows, "next_cursor": cursor})
 
 
 routes = [

@@ -11,7 +11,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from securitybot.aer import store as aer_store
-from securitybot.api.common import ApiError, authenticate, page_params
+from securitybot.api.common import ApiError, SafeJSONResponse, authenticate, page_params
 from securitybot.runtime import Runtime
 from securitybot.store.aer_models import AerAnomaly
 from securitybot.store.alerts import encode_cursor
@@ -71,7 +71,7 @@ async def list_audit(request: Request) -> JSONResponse:
 
     rows, more = await run_in_threadpool(load)
     cursor = encode_cursor(more) if more is not None else None
-    return JSONResponse({"audit": rows, "next_cursor": cursor})
+    return SafeJSONResponse({"audit": rows, "next_cursor": cursor})
 
 
 async def list_anomalies(request: Request) -> JSONResponse:
@@ -86,7 +86,7 @@ async def list_anomalies(request: Request) -> JSONResponse:
 
     rows, more = await run_in_threadpool(load)
     cursor = encode_cursor(more) if more is not None else None
-    return JSONResponse({"anomalies": rows, "next_cursor": cursor})
+    return SafeJSONResponse({"anomalies": rows, "next_cursor": cursor})
 
 
 routes = [

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+from securitybot import untrusted
 from securitybot.body_limit import too_large_message
 from securitybot.config import Scope
 from securitybot.ingest.auth import Authenticator, AuthError, Principal
@@ -30,8 +31,7 @@ class ApiError(Exception):
         return JSONResponse(body, status_code=self.status, headers=headers)
 
 
-# Ids are BIGINT: anything larger cannot name a row, and must not reach the database driver.
-MAX_DB_ID = 2**63 - 1
+MAX_DB_ID = untrusted.MAX_DB_ID
 
 
 def parse_id(raw: str) -> int | None:
@@ -50,6 +50,19 @@ def check_query(request: Request) -> None:
     for key, value in request.query_params.multi_items():
         if "\x00" in value:
             raise ApiError(422, "validation_error", f"{key}: must not contain NUL characters")
+
+
+class SafeJSONResponse(JSONResponse):
+    """Renders rows stored by older versions that validated less (lone surrogates, NaN).
+
+    Those must still list: they are scrubbed (U+FFFD, null) rather than failing the page.
+    """
+
+    def render(self, content: Any) -> bytes:
+        try:
+            return super().render(content)
+        except (UnicodeEncodeError, ValueError):
+            return super().render(untrusted.scrub(content))
 
 
 def error_response(status: int, error: str, message: str, detail: Any = None) -> JSONResponse:
@@ -77,12 +90,22 @@ async def read_body(request: Request, limit: int) -> bytes:
 
 
 def parse_json(body: bytes) -> Any:
+    """The decoded body, refused with a 4xx for anything the service could not store or echo."""
     if not body.strip():
         raise ApiError(400, "malformed_json", "the body is empty; send a JSON object")
     try:
-        return json.loads(body)
+        data = untrusted.loads(body)
+        untrusted.check(data)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ApiError(400, "malformed_json", f"the body is not valid JSON: {exc}") from None
+    except untrusted.UnsafeJson as exc:
+        raise refused(exc) from None
+    return data
+
+
+def refused(exc: untrusted.UnsafeJson) -> ApiError:
+    detail = [{"field": exc.field, "reason": exc.reason}]
+    return ApiError(422, "validation_error", str(exc), detail)
 
 
 async def authenticate(
@@ -138,7 +161,10 @@ def page_params(request: Request) -> Page:
             since = datetime.fromisoformat(q["since"].replace("Z", "+00:00"))
         except ValueError:
             raise ApiError(422, "validation_error", "since: must be an ISO 8601 time") from None
-        since = since.replace(tzinfo=UTC) if since.tzinfo is None else since
+        try:
+            since = untrusted.utc_time(since)
+        except ValueError as exc:
+            raise ApiError(422, "validation_error", f"since: {exc}") from None
     limit_raw = q.get("limit", "50")
     limit = parse_id(limit_raw)
     if limit is None or not 1 <= limit <= 500:

@@ -24,6 +24,7 @@ from securitybot.ingest.auth import Principal
 from securitybot.ingest.ratelimit import enforce
 from securitybot.ingest.schema import SLACK_ID_RE, field_errors, no_nul, person
 from securitybot.runtime import Runtime
+from securitybot.untrusted import utc_time
 
 
 class ExemptionIn(BaseModel):
@@ -43,7 +44,7 @@ class ExemptionIn(BaseModel):
     def _future(cls, v: datetime | None) -> datetime | None:
         if v is None:
             return v
-        v = v.replace(tzinfo=UTC) if v.tzinfo is None else v.astimezone(UTC)
+        v = utc_time(v)  # ValueError (a 422) where astimezone would overflow
         if v <= datetime.now(UTC):
             raise ValueError("must be in the future")
         return v

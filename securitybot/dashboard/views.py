@@ -31,6 +31,7 @@ from securitybot.runtime import Runtime
 from securitybot.store import alerts as alert_store
 from securitybot.store.db import Database
 from securitybot.store.models import Snooze, utcnow
+from securitybot.untrusted import db_id, scrub
 
 HERE = Path(__file__).parent
 STATUSES = ("new", "awaiting_ack", "awaiting_2fa", "resolved", "escalated", "triaging", "closed")
@@ -83,6 +84,8 @@ class Dashboard:
         html = self.env.get_template(template).render(
             session=session, csrf_field=CSRF_FIELD, path=request.url.path, **ctx
         )
+        # Rows from older versions may hold lone surrogates, which cannot be sent as UTF-8.
+        html = scrub(html)
         return self._finish(HTMLResponse(html, status_code=status))
 
     @staticmethod
@@ -287,11 +290,14 @@ class Dashboard:
         if session is None:
             return self._login_redirect(request)
         raw = request.path_params["alert_id"]
+        alert_id = db_id(int(raw))  # ids past 64 bits are "no such alert", not a driver error
         rt = self._rt(request)
 
         def load() -> tuple[Any, list[dict[str, Any]]]:
+            if alert_id is None:
+                return None, []
             with rt.db.read() as db:
-                alert, rows = queries.alert_timeline(db, int(raw))
+                alert, rows = queries.alert_timeline(db, alert_id)
                 timeline = [
                     {
                         "at": r.created_at,
@@ -337,11 +343,13 @@ class Dashboard:
         form = await self._form(request)
         if form is None or not csrf_ok(session.csrf, form.get(CSRF_FIELD)):
             return self._finish(PlainTextResponse("CSRF check failed", status_code=403))
-        snooze_id = int(request.path_params["snooze_id"])
+        snooze_id = db_id(int(request.path_params["snooze_id"]))
         actor = f"dashboard:{session.username}"[:64]
         rt = self._rt(request)
 
         def revoke() -> bool:
+            if snooze_id is None:
+                return False
             with rt.db.write() as db:
                 s = db.get(Snooze, snooze_id)
                 if s is None or s.revoked_at is not None:

@@ -8,6 +8,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from securitybot.untrusted import utc_time
+
 SLACK_ID_RE = re.compile(r"^[UW][A-Z0-9_]{2,30}$")
 EMAIL_RE = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,190}\.[^@\s]{2,63}$")
 MAX_FUTURE_SKEW = timedelta(minutes=5)
@@ -52,7 +54,7 @@ class AlertIn(BaseModel):
     def _aware(cls, v: datetime | None) -> datetime | None:
         if v is None:
             return v
-        v = v.replace(tzinfo=UTC) if v.tzinfo is None else v.astimezone(UTC)
+        v = utc_time(v)  # ValueError (a 422) where astimezone would overflow
         if v > datetime.now(UTC) + MAX_FUTURE_SKEW:
             raise ValueError("is in the future")
         return v

@@ -138,27 +138,38 @@ def ingest_alert(
     return ingest_batch(db, [(payload, source)], kinds=kinds, policy=policy)[0]
 
 
+# One request's alerts: stored together or not at all.
+_Unit = tuple[list[tuple[AlertIn, str]], "asyncio.Future[list[IngestResult]]"]
+
+
 class GroupCommitter:
     """Collects concurrent ingest requests and commits them together from one writer.
 
     Each request still gets its own answer after its rows are durably committed; if a batch
-    fails, its items are retried one by one so one bad row cannot fail its neighbours.
+    fails, its requests are retried one by one so one bad row cannot fail its neighbours. A
+    request (a webhook's several alerts) is never split: answered 500, it has stored nothing.
     """
 
     def __init__(
         self, db: Database, kinds: KindRegistry, policy: PolicyConfig, max_batch: int = 256
     ) -> None:
         self._db, self._kinds, self._policy, self._max = db, kinds, policy, max_batch
-        self._queue: asyncio.Queue[tuple[AlertIn, str, asyncio.Future[IngestResult]]] | None = None
+        self._queue: asyncio.Queue[_Unit] | None = None
         self._task: asyncio.Task[None] | None = None
 
     async def submit(self, payload: AlertIn, source: str) -> IngestResult:
+        return (await self.submit_many([payload], source))[0]
+
+    async def submit_many(self, payloads: Sequence[AlertIn], source: str) -> list[IngestResult]:
+        """Store ``payloads`` in one transaction (with other requests' alerts, or alone)."""
+        if not payloads:
+            return []
         if self._task is None or self._task.done():
             self._queue = asyncio.Queue()
             self._task = asyncio.get_running_loop().create_task(self._run())
         assert self._queue is not None
-        fut: asyncio.Future[IngestResult] = asyncio.get_running_loop().create_future()
-        self._queue.put_nowait((payload, source, fut))
+        fut: asyncio.Future[list[IngestResult]] = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait(([(p, source) for p in payloads], fut))
         return await fut
 
     async def _run(self) -> None:
@@ -166,27 +177,31 @@ class GroupCommitter:
         queue = self._queue
         while True:
             batch = [await queue.get()]
-            while len(batch) < self._max and not queue.empty():
+            size = len(batch[0][0])
+            while size < self._max and not queue.empty():
                 batch.append(queue.get_nowait())
+                size += len(batch[-1][0])
             await self._commit(batch)
 
-    async def _commit(self, batch: list[tuple[AlertIn, str, asyncio.Future[IngestResult]]]) -> None:
-        items = [(p, s) for p, s, _ in batch]
+    async def _commit(self, batch: list[_Unit]) -> None:
+        items = [item for unit_items, _ in batch for item in unit_items]
         try:
             results = await run_in_threadpool(
                 ingest_batch, self._db, items, kinds=self._kinds, policy=self._policy
             )
         except Exception:
             if len(batch) == 1:
-                if not batch[0][2].done():
-                    batch[0][2].set_exception(sys.exc_info()[1] or RuntimeError("ingest failed"))
+                if not batch[0][1].done():
+                    batch[0][1].set_exception(sys.exc_info()[1] or RuntimeError("ingest failed"))
                 return
             for one in batch:
                 await self._commit([one])
             return
-        for (_, _, fut), result in zip(batch, results, strict=True):
+        start = 0
+        for unit_items, fut in batch:
             if not fut.done():
-                fut.set_result(result)
+                fut.set_result(results[start : start + len(unit_items)])
+            start += len(unit_items)
 
     async def close(self) -> None:
         if self._task is not None:

@@ -1,0 +1,152 @@
+"""Decoding untrusted JSON and times, once, before anything touches the database.
+
+Every entry point that reads a body (alerts, adapter webhooks, events) decodes through
+:func:`loads` and checks with :func:`check`, so one mechanism refuses what the stdlib would
+accept but the rest of the service cannot handle:
+
+- nesting deep enough to raise ``RecursionError`` in ``json`` (or later in the JSON encoder of
+  the database driver): measured on the text before parsing, so nothing recurses;
+- ``NaN``/``Infinity`` and floats such as ``1e999`` that overflow to infinity: PostgreSQL's
+  ``jsonb`` refuses them at insert, SQLite stores them and the listing's encoder then fails;
+- integers with thousands of digits: ``int()`` refuses more than 4,300 digits with a
+  ``ValueError`` (CPython's ``sys.int_info.str_digits_check_threshold`` guard);
+- lone surrogates (``"\\udfff"``), valid JSON escapes that cannot be encoded as UTF-8, so the
+  response (and PostgreSQL) fail on them.
+
+Bad numbers are not raised at parse time but left as :class:`Refused` markers, so a batch can
+reject only the entry that holds one (see ``securitybot.aer.events``).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from datetime import UTC, datetime
+from itertools import accumulate
+from typing import Any
+
+# Real payloads (Alertmanager, Datadog, Grafana...) nest a handful of levels.
+MAX_DEPTH = 64
+# Longer than any 128-bit id, far short of int()'s 4,300-digit guard.
+MAX_INT_DIGITS = 40
+# Times outside these years are mistakes, and near datetime's own limits (years 1 and 9999)
+# converting to UTC overflows.
+MIN_YEAR, MAX_YEAR = 1970, 9998
+
+# Ids are BIGINT: anything larger cannot name a row, and must not reach the database driver.
+MAX_DB_ID = 2**63 - 1
+
+_STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
+_NOT_BRACKET = re.compile(r"[^\[\]{}]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+class UnsafeJson(ValueError):
+    """The input cannot be stored safely; ``field`` is a dotted path to the offending value."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"{field}: {reason}")
+        self.field, self.reason = field, reason
+
+
+class Refused:
+    """Stands in for a number the parser would not take, until :func:`check` reports it."""
+
+    __slots__ = ("reason",)
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+
+def _constant(name: str) -> Refused:
+    return Refused(f"{name} is not a number JSON allows")
+
+
+def _int(text: str) -> int | Refused:
+    if len(text.lstrip("-")) > MAX_INT_DIGITS:
+        return Refused(f"an integer of more than {MAX_INT_DIGITS} digits")
+    return int(text)
+
+
+def _float(text: str) -> float | Refused:
+    value = float(text)
+    return value if math.isfinite(value) else Refused(f"{text[:40]} is out of range")
+
+
+def depth(text: str) -> int:
+    """How deeply arrays/objects nest in ``text``, without parsing (so without recursion)."""
+    brackets = _NOT_BRACKET.sub("", _STRING.sub("", text))
+    return max(accumulate(1 if c in "[{" else -1 for c in brackets), default=0)
+
+
+def loads(text: str | bytes) -> Any:
+    """``json.loads`` that cannot blow the stack and leaves bad numbers as :class:`Refused`.
+
+    Raises ``json.JSONDecodeError``/``UnicodeDecodeError`` for malformed input and
+    :class:`UnsafeJson` for nesting over :data:`MAX_DEPTH`.
+    """
+    if isinstance(text, bytes):
+        text = text.decode(json.detect_encoding(text))
+    # Few brackets in all (the usual alert) cannot nest too deep: skip the scan.
+    if text.count("[") + text.count("{") > MAX_DEPTH and depth(text) > MAX_DEPTH:
+        raise UnsafeJson("(body)", f"nests deeper than {MAX_DEPTH} levels")
+    return json.loads(text, parse_constant=_constant, parse_int=_int, parse_float=_float)
+
+
+def _has_surrogate(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def check(value: Any, path: str = "") -> None:
+    """Raise :class:`UnsafeJson` at the first refused number or lone surrogate in ``value``."""
+    here = path or "(body)"
+    if isinstance(value, Refused):
+        raise UnsafeJson(here, value.reason)
+    if isinstance(value, str):
+        if _has_surrogate(value):
+            raise UnsafeJson(here, "contains a lone UTF-16 surrogate (not valid Unicode)")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            if _has_surrogate(key):
+                raise UnsafeJson(here, "a key contains a lone UTF-16 surrogate")
+            check(item, f"{path}.{key}" if path else key)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            check(item, f"{path}[{index}]" if path else f"[{index}]")
+
+
+def db_id(value: int) -> int | None:
+    """``value`` if a BIGINT id column could hold it, else None (so: no such row, a 404)."""
+    return value if 0 <= value <= MAX_DB_ID else None
+
+
+def utc_time(value: datetime) -> datetime:
+    """``value`` in UTC (naive taken as UTC), or ``ValueError`` if outside the sane years.
+
+    Checked before converting: ``0001-01-01T00:00:00+14:00`` and ``9999-12-31T23:59:59-14:00``
+    raise ``OverflowError`` in ``astimezone``.
+    """
+    if not MIN_YEAR <= value.year <= MAX_YEAR:
+        raise ValueError(f"must be between the years {MIN_YEAR} and {MAX_YEAR}")
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def scrub(value: Any) -> Any:
+    """A copy safe to encode: lone surrogates become U+FFFD, non-finite floats ``None``.
+
+    For rows stored by older versions, which validated less: they must still list.
+    """
+    if isinstance(value, str):
+        return _SURROGATE.sub("\ufffd", value)
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {scrub(k): scrub(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [scrub(v) for v in value]
+    return value
