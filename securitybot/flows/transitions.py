@@ -196,16 +196,22 @@ def apply_event(
     return Applied(alert, t, from_status)
 
 
+# The machine asks for these at most once in an alert's life (it enters `new`, the Duo wait,
+# `escalated` and `closed` once). Their outbox key leaves out the version, so a handler that
+# re-runs after its outcome was lost (and so applies its event again: user_resolved keeps the
+# alert `new`) cannot queue a second DM, push or post.
+ONCE_PER_ALERT: frozenset[type] = frozenset({SendDM, StartDuoPush, PostEscalation, ResetSessions})
+
+
 def enqueue_effect(session: Session, alert_id: int, version: int, idx: int, effect: Effect) -> None:
     name = EFFECT_NAMES[type(effect)]
     payload = {k: _enum_value(v) for k, v in dataclasses.asdict(effect).items()}
-    enqueue(
-        session,
-        effect=name,
-        payload=payload,
-        alert_id=alert_id,
-        idempotency_key=f"{alert_id}:v{version}:{idx}:{name}",
+    key = (
+        f"{alert_id}:once:{name}"
+        if type(effect) in ONCE_PER_ALERT
+        else f"{alert_id}:v{version}:{idx}:{name}"
     )
+    enqueue(session, effect=name, payload=payload, alert_id=alert_id, idempotency_key=key)
 
 
 def load_for_update(session: Session, alert_id: int) -> Alert | None:
