@@ -9,28 +9,20 @@ from sqlalchemy import select
 
 from securitybot.flows import sweep
 from securitybot.store.db import Database
-from securitybot.store.models import Alert, Outbox, utcnow
+from securitybot.store.models import Outbox, utcnow
+from tests.flows.stored import stored_alert
 
 
 def _awaiting_answer_past_its_reminder(db: Database) -> int:
     now = utcnow()
-    with db.write() as session:
-        alert = Alert(
-            kind="sensitive_command",
-            severity="high",
-            source="test",
-            user_given="alice@example.com",
-            user_id="U_ALICE",
-            title="flurb -export",
-            status="awaiting_ack",
-            dm_channel="D_ALICE",
-            dm_ts="1.000001",
-            respond_by=now + timedelta(minutes=10),
-            remind_at=now - timedelta(seconds=1),
-        )
-        session.add(alert)
-        session.flush()
-        return alert.id
+    return stored_alert(
+        db,
+        status="awaiting_ack",
+        dm_channel="D_ALICE",
+        dm_ts="1.000001",
+        respond_by=now + timedelta(minutes=10),
+        remind_at=now - timedelta(seconds=1),
+    )
 
 
 def test_a_failing_deadline_pass_does_not_skip_the_reminders(
