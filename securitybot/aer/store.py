@@ -8,7 +8,6 @@ from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import Table, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from securitybot.aer.baselines import Baseline
@@ -25,6 +24,7 @@ from securitybot.store.aer_models import (
     AerUserState,
 )
 from securitybot.store.models import AuditLog, utcnow
+from securitybot.store.once import dialect_insert
 
 COUNTERS = cast(Table, AerCounter.__table__)
 BASELINES = cast(Table, AerBaseline.__table__)
@@ -34,16 +34,11 @@ ANOMALIES = cast(Table, AerAnomaly.__table__)
 _MAX_SESSIONS = 200
 
 
-def _dialect_insert(session: Session, table: Table) -> Any:
-    name = session.get_bind().dialect.name
-    return postgresql.insert(table) if name == "postgresql" else sqlite.insert(table)
-
-
 def add_counters(session: Session, counters: Mapping[CounterKey, int]) -> None:
     """Add deltas to the hourly counters: one multi-row upsert for the whole batch."""
     if not counters:
         return
-    stmt = _dialect_insert(session, COUNTERS)
+    stmt = dialect_insert(session, COUNTERS)
     stmt = stmt.on_conflict_do_update(
         index_elements=["org", "user_id", "action", "bucket_start"],
         set_={"count": COUNTERS.c.count + stmt.excluded.count},
@@ -81,7 +76,7 @@ def live_counters(session: Session, since: datetime) -> list[tuple[str, str, str
 def save_baselines(session: Session, baselines: Sequence[Baseline]) -> None:
     if not baselines:
         return
-    stmt = _dialect_insert(session, BASELINES)
+    stmt = dialect_insert(session, BASELINES)
     cols = ("level", "samples", "p50", "p90", "p99", "mad", "computed_at")
     stmt = stmt.on_conflict_do_update(
         index_elements=["org", "action"], set_={c: getattr(stmt.excluded, c) for c in cols}
@@ -102,7 +97,7 @@ def load_baselines(session: Session) -> list[Baseline]:
 def save_profiles(session: Session, profiles: Mapping[tuple[str, str], tuple[Any, ...]]) -> None:
     if not profiles:
         return
-    stmt = _dialect_insert(session, PROFILES)
+    stmt = dialect_insert(session, PROFILES)
     cols = ("asns", "countries", "ua_products", "updated_at")
     stmt = stmt.on_conflict_do_update(
         index_elements=["org", "user_id"], set_={c: getattr(stmt.excluded, c) for c in cols}
@@ -167,7 +162,7 @@ def record_escalation(session: Session, org: str, user: str, sid: str | None, at
 
 def insert_anomaly(session: Session, values: dict[str, Any]) -> int | None:
     """The new id, or None when ``source_ref`` was already recorded (a re-polled entry)."""
-    stmt = _dialect_insert(session, ANOMALIES).on_conflict_do_nothing().returning(ANOMALIES.c.id)
+    stmt = dialect_insert(session, ANOMALIES).on_conflict_do_nothing().returning(ANOMALIES.c.id)
     row = session.connection().execute(stmt, values).first()
     return None if row is None else int(row[0])
 

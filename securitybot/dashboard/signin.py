@@ -10,32 +10,23 @@ up its window, the upsert's WHERE refuses and nothing is checked at all.
 from __future__ import annotations
 
 import hashlib
-import time
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Table, case, delete, literal, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Connection, Table, case, delete, literal, or_, select, update
 
 from securitybot.store.dashboard_models import DashboardSessionRow, LoginAttempt
 from securitybot.store.db import Database
 from securitybot.store.models import UTCDateTime, utcnow
+from securitybot.store.once import Every, dialect_insert, fit_key
 
 ATTEMPTS = cast(Table, LoginAttempt.__table__)
-_MAX_KEY = 200  # the column's length
 PRUNE_EVERY = 60.0  # seconds between prunes, per process
-_INSERTS: dict[str, Any] = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
 
 
 class _Refused(Exception):
     """A key has no attempts left: roll back the reservations already made for this request."""
-
-
-def _key(key: str) -> str:
-    if len(key) <= _MAX_KEY:
-        return key
-    return key[:40] + ":" + hashlib.sha256(key.encode()).hexdigest()
 
 
 class LoginAttempts:
@@ -44,14 +35,14 @@ class LoginAttempts:
 
     def __init__(self, db: Database, limit: int = 5, window: float = 300.0) -> None:
         self.db, self.limit, self.window = db, limit, window
-        self._next_prune = 0.0
+        self._prune = Every(PRUNE_EVERY)
 
-    def _reserve_stmt(self, dialect: str, key: str, now: datetime) -> Any:
+    def _reserve_stmt(self, conn: Connection, key: str, now: datetime) -> Any:
         at = literal(now, UTCDateTime())
         expired = ATTEMPTS.c.window_start < literal(
             now - timedelta(seconds=self.window), UTCDateTime()
         )
-        stmt = _INSERTS[dialect](ATTEMPTS).values(key=key, failures=1, window_start=now)
+        stmt = dialect_insert(conn, ATTEMPTS).values(key=key, failures=1, window_start=now)
         # ON CONFLICT … DO UPDATE … WHERE: PostgreSQL locks the row and evaluates the WHERE
         # against its latest version, SQLite has a single writer; either way two concurrent
         # requests cannot both take the last attempt. No row back means no attempt left.
@@ -74,7 +65,7 @@ class LoginAttempts:
                 conn = session.connection()
                 # Always the same key order, so concurrent requests cannot deadlock.
                 for key in keys:
-                    stmt = self._reserve_stmt(conn.dialect.name, _key(key), now)
+                    stmt = self._reserve_stmt(conn, fit_key(key), now)
                     if conn.execute(stmt).first() is None:
                         raise _Refused
         except _Refused:
@@ -85,13 +76,12 @@ class LoginAttempts:
         with self.db.write() as session:
             # One key at a time, in the order reserve() locks them: no deadlock between the two.
             for key in keys:
-                session.execute(delete(LoginAttempt).where(LoginAttempt.key == _key(key)))
+                session.execute(delete(LoginAttempt).where(LoginAttempt.key == fit_key(key)))
 
     def _maybe_prune(self) -> None:
         # Every guessed username leaves a row; drop the ones whose window is over.
-        if time.monotonic() < self._next_prune:
+        if not self._prune.due():
             return
-        self._next_prune = time.monotonic() + PRUNE_EVERY
         cutoff = utcnow() - timedelta(seconds=self.window)
         with self.db.write() as session:
             session.execute(delete(LoginAttempt).where(LoginAttempt.window_start < cutoff))
@@ -108,7 +98,7 @@ class SessionStore:
 
     def __init__(self, db: Database) -> None:
         self.db = db
-        self._next_prune = 0.0
+        self._prune = Every(PRUNE_EVERY)
 
     def create(self, *, sid: str, username: str, via: str, expires: datetime) -> None:
         self._maybe_prune()
@@ -140,9 +130,8 @@ class SessionStore:
             )
 
     def _maybe_prune(self) -> None:
-        if time.monotonic() < self._next_prune:
+        if not self._prune.due():
             return
-        self._next_prune = time.monotonic() + PRUNE_EVERY
         with self.db.write() as session:
             session.execute(
                 delete(DashboardSessionRow).where(DashboardSessionRow.expires_at < utcnow())

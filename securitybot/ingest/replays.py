@@ -19,27 +19,18 @@ windows after it was first seen; rows are kept that long and then pruned.
 from __future__ import annotations
 
 import hashlib
-import threading
-import time
 from datetime import timedelta
 from typing import cast
 
 from sqlalchemy import Table, delete
-from sqlalchemy.dialects import postgresql, sqlite
 
 from securitybot.store.db import Database
 from securitybot.store.models import SeenSignature, utcnow
+from securitybot.store.once import Every, insert_once
 
 PRUNE_EVERY = 300.0  # seconds between prunes, per process
 
 SEEN = cast(Table, SeenSignature.__table__)
-# RETURNING says whether the row went in (rowcount is -1 for this statement on psycopg).
-_INSERT_ONCE = {
-    "postgresql": postgresql.insert(SEEN)
-    .on_conflict_do_nothing()
-    .returning(SEEN.c.signature_digest),
-    "sqlite": sqlite.insert(SEEN).on_conflict_do_nothing().returning(SEEN.c.signature_digest),
-}
 
 
 def digest(source: str, signature: str) -> str:
@@ -50,21 +41,17 @@ class ReplayGuard:
     def __init__(self, db: Database, window: float) -> None:
         self.db = db
         self.keep = timedelta(seconds=2 * window)
-        self._next_prune = 0.0
-        self._prune_lock = threading.Lock()
+        self._prune = Every(PRUNE_EVERY)
 
     def first_use(self, source: str, signature: str) -> bool:
         """Record the signature; True if no request has used it before. Blocking (database)."""
+        values = {"signature_digest": digest(source, signature), "source": source,
+                  "seen_at": utcnow()}  # fmt: skip
         with self.db.write() as session:
-            conn = session.connection()
-            stmt = _INSERT_ONCE[conn.dialect.name]
-            row = conn.execute(
-                stmt,
-                {"signature_digest": digest(source, signature), "source": source,
-                 "seen_at": utcnow()},
-            ).first()  # fmt: skip
-        self._maybe_prune()
-        return row is not None
+            first = insert_once(session, SEEN, values)
+        if self._prune.due():
+            self.prune()
+        return first
 
     def prune(self) -> int:
         """Delete signatures too old to be accepted again; returns how many went."""
@@ -73,10 +60,3 @@ class ReplayGuard:
                 delete(SeenSignature).where(SeenSignature.seen_at < utcnow() - self.keep)
             )
             return int(result.rowcount or 0)  # type: ignore[attr-defined]
-
-    def _maybe_prune(self) -> None:
-        with self._prune_lock:
-            if time.monotonic() < self._next_prune:
-                return
-            self._next_prune = time.monotonic() + PRUNE_EVERY
-        self.prune()

@@ -19,9 +19,7 @@ fails with a 500 and Slack retries it later, rather than being handled without p
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
-import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
@@ -32,11 +30,11 @@ from slack_bolt.middleware.async_middleware import AsyncMiddleware
 from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_bolt.response import BoltResponse
 from sqlalchemy import Table, delete
-from sqlalchemy.dialects import postgresql, sqlite
 
 from securitybot import metrics
 from securitybot.store.db import Database
 from securitybot.store.models import SlackReceipt, utcnow
+from securitybot.store.once import Every, fit_key, insert_once
 
 logger = logging.getLogger(__name__)
 
@@ -44,14 +42,7 @@ logger = logging.getLogger(__name__)
 # An hour is well past both, and keeps the table small.
 KEEP = timedelta(hours=1)
 PRUNE_EVERY = 300.0  # seconds between prunes, per process
-_MAX_KEY = 200  # the column's length
-
 RECEIPTS = cast(Table, SlackReceipt.__table__)
-# RETURNING says whether the row went in (rowcount is -1 for this statement on psycopg).
-_INSERT_ONCE = {
-    "postgresql": postgresql.insert(RECEIPTS).on_conflict_do_nothing().returning(RECEIPTS.c.key),
-    "sqlite": sqlite.insert(RECEIPTS).on_conflict_do_nothing().returning(RECEIPTS.c.key),
-}
 
 
 def _first(body: dict[str, Any], key: str) -> dict[str, Any]:
@@ -78,18 +69,13 @@ def delivery_key(body: dict[str, Any]) -> tuple[str, str] | None:
         key = f"{kind or 'trigger'}:{body['trigger_id']}"
     else:
         return None
-    if len(key) > _MAX_KEY:
-        key = key[:40] + ":" + hashlib.sha256(key.encode()).hexdigest()
-    return kind or "other", key
+    return kind or "other", fit_key(key)
 
 
 def record(db: Database, key: str, kind: str) -> bool:
     """Insert the receipt; True if this is the first time the key was seen."""
     with db.write() as session:
-        conn = session.connection()
-        stmt = _INSERT_ONCE[conn.dialect.name]
-        row = conn.execute(stmt, {"key": key, "kind": kind, "received_at": utcnow()}).first()
-        return row is not None
+        return insert_once(session, RECEIPTS, {"key": key, "kind": kind, "received_at": utcnow()})
 
 
 def prune(db: Database, keep: timedelta = KEEP) -> int:
@@ -109,12 +95,11 @@ class ReceiptMiddleware(AsyncMiddleware):
         # Own threads: the receipt is on the path to Slack's 3-second acknowledgement, so it
         # must not queue behind handler work in the default pool.
         self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="slack-receipts")
-        self._next_prune = 0.0
+        self._prune = Every(PRUNE_EVERY)
 
     def _record(self, key: str, kind: str) -> bool:
         first = record(self.db, key, kind)
-        if time.monotonic() >= self._next_prune:
-            self._next_prune = time.monotonic() + PRUNE_EVERY
+        if self._prune.due():
             prune(self.db)
         return first
 
