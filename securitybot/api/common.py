@@ -118,8 +118,8 @@ async def authenticate(
 ) -> Principal:
     """The caller's source, if its credential is valid (401) and carries ``scope`` (403).
 
-    An HMAC signature is accepted once: a replay within its window is a 401
-    ``replayed_signature`` (see ``ingest.replays``).
+    An HMAC signature is accepted once per method and path for requests that change state: a
+    replay within its window is a 401 ``replayed_signature`` (see ``ingest.replays``).
     """
     query_token = request.query_params.get("token") if allow_query else None
     try:
@@ -127,10 +127,14 @@ async def authenticate(
     except AuthError as exc:
         raise ApiError(401, "unauthorized", exc.reason) from None
     guard = authenticator.replays
+    target = f"{request.method} {request.url.path}?{request.url.query}"
     if (
         principal.signature is not None
         and guard is not None
-        and not await run_in_threadpool(guard.first_use, principal.source, principal.signature)
+        and request.method not in ("GET", "HEAD")
+        and not await run_in_threadpool(
+            guard.first_use, principal.source, target, principal.signature
+        )
     ):
         raise ApiError(
             401,

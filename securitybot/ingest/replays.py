@@ -12,6 +12,11 @@ transaction that stores the alert: one mechanism covers every endpoint that acce
 request that then fails (a 4xx for its content, or a 500) has still used its signature; the
 client signs again with a fresh timestamp, as it must for any retry after the window anyway.
 
+The signature covers only the timestamp and the body, so two different bodiless requests
+(``DELETE /api/v1/exemptions/3`` and ``.../4``) signed in the same second carry the same one:
+the key therefore names the method and path too. Reads (GET, HEAD) change nothing and are not
+guarded: a client polling a listing twice a second must not be refused.
+
 A timestamp may be up to one window in the *future*, so a signature stays usable until two
 windows after it was first seen; rows are kept that long and then pruned.
 """
@@ -33,8 +38,8 @@ PRUNE_EVERY = 300.0  # seconds between prunes, per process
 SEEN = cast(Table, SeenSignature.__table__)
 
 
-def digest(source: str, signature: str) -> str:
-    return hashlib.sha256(f"{source}\n{signature}".encode()).hexdigest()
+def digest(source: str, target: str, signature: str) -> str:
+    return hashlib.sha256(f"{source}\n{target}\n{signature}".encode()).hexdigest()
 
 
 class ReplayGuard:
@@ -43,9 +48,10 @@ class ReplayGuard:
         self.keep = timedelta(seconds=2 * window)
         self._prune = Every(PRUNE_EVERY)
 
-    def first_use(self, source: str, signature: str) -> bool:
-        """Record the signature; True if no request has used it before. Blocking (database)."""
-        values = {"signature_digest": digest(source, signature), "source": source,
+    def first_use(self, source: str, target: str, signature: str) -> bool:
+        """Record the signature for ``target`` (method and path); True if no request has used
+        it there before. Blocking (database)."""
+        values = {"signature_digest": digest(source, target, signature), "source": source,
                   "seen_at": utcnow()}  # fmt: skip
         with self.db.write() as session:
             first = insert_once(session, SEEN, values)

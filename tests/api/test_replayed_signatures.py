@@ -82,14 +82,36 @@ def test_bearer_tokens_are_not_one_use(client: TestClient) -> None:
         assert client.get("/api/v1/alerts", headers=headers).status_code == 200
 
 
+def test_signed_reads_in_the_same_second_are_not_replays(client: TestClient) -> None:
+    # No body, same second: the signature is the same, yet each read is a request of its own.
+    headers = signed(b"")
+    for _ in range(2):
+        resp = client.get("/api/v1/alerts", headers=headers)
+        assert resp.status_code == 200, resp.text
+
+
+def test_one_signature_on_two_different_targets_is_not_a_replay() -> None:
+    # Two bodiless deletes signed in the same second share a signature; the target tells them
+    # apart, while the same request sent twice is still one use.
+    one = digest("siem", "DELETE /api/v1/exemptions/3?", "v1=same")
+    other = digest("siem", "DELETE /api/v1/exemptions/4?", "v1=same")
+    assert one != other
+    assert one == digest("siem", "DELETE /api/v1/exemptions/3?", "v1=same")
+
+
 def test_signatures_are_pruned_after_two_windows(db: Database) -> None:
     guard = ReplayGuard(db, window=300)
-    assert guard.first_use("siem", "v1=old") and guard.first_use("siem", "v1=recent")
+    target = "POST /api/v1/alerts?"
+    assert guard.first_use("siem", target, "v1=old") and guard.first_use(
+        "siem", target, "v1=recent"
+    )
     with db.write() as session:
-        old = session.get(SeenSignature, digest("siem", "v1=old"))
+        old = session.get(SeenSignature, digest("siem", target, "v1=old"))
         assert old is not None
         # A timestamp may be a window ahead, so a signature lives two windows after first use.
         old.seen_at = utcnow() - timedelta(seconds=601)
     assert guard.prune() == 1
-    assert not guard.first_use("siem", "v1=recent")
-    assert guard.first_use("siem", "v1=old")  # gone, and its timestamp is long refused anyway
+    assert not guard.first_use("siem", target, "v1=recent")
+    assert guard.first_use(
+        "siem", target, "v1=old"
+    )  # gone, and its timestamp is long refused anyway
