@@ -138,13 +138,14 @@ def message_changed_body(
     event_id: str | None = None,
     bot_user_id: str = "U_BOT",
     api_app_id: str = "A1",
+    bot_id: str | None = None,
 ) -> str:
     """`user` edited their DM message `message_ts`. Shape from Slack's reference for the
     message_changed subtype (docs.slack.dev/reference/events/message/message_changed): the new
     message under ``message`` (with ``edited``), the old one under ``previous_message``."""
     ts = _new_ts()
     old = {"type": "message", "user": user, "text": previous_text, "ts": message_ts,
-           "team": team}  # fmt: skip
+           "team": team, **({"bot_id": bot_id} if bot_id else {})}  # fmt: skip
     event: dict[str, Any] = {
         "type": "message",
         "subtype": "message_changed",

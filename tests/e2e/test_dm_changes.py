@@ -151,8 +151,9 @@ def test_the_bots_own_dm_updates_are_not_edits_or_answers(bot: Bot) -> None:
     bot.wait_status(alert_id, "escalated")
     ts = _question_ts(bot, alert_id)
     # Slack tells us about our own chat.update of the question as a message_changed.
-    own = message_changed_body("U_BOT", DM, ts, text="answered", previous_text="question")
-    own = own.replace('"user": "U_BOT",', '"user": "U_BOT", "bot_id": "B_BOT",')
+    own = message_changed_body(
+        "U_BOT", DM, ts, text="answered", previous_text="question", bot_id="B_BOT"
+    )
     assert bot.slack_post(own).status_code == 200
     # A click on another alert afterwards is processed, so ours was too.
     other = _open_alert(bot, "own-update-2", kind="default", title="flurb on payrollserver02")
