@@ -20,7 +20,10 @@ from typing import Any, Literal
 from slack_bolt.async_app import AsyncAck, AsyncApp
 from sqlalchemy.exc import IntegrityError
 
+from securitybot.config import parse_duration as config_duration
 from securitybot.flows import exemptions, snoozes
+from securitybot.ingest.schema import SLACK_ID_RE
+from securitybot.slack import mrkdwn as md
 from securitybot.slack.triage import Responders
 from securitybot.store import alerts as alert_store
 from securitybot.store.db import Database
@@ -84,17 +87,22 @@ Command = Help | Exempt | ListExemptions | ListSnoozes | Revoke
 # With "Escape channels, users, and links" on (should_escape: true in the manifest) Slack sends
 # a mention as <@U012AB3CD|name> (or <@U012AB3CD>): api.slack.com/interactivity/slash-commands.
 _MENTION_RE = re.compile(r"^<@([UW][A-Z0-9_]{2,30})(?:\|[^>]*)?>$")
-_USER_ID_RE = re.compile(r"^[UW][A-Z0-9_]{2,30}$")
-_DURATION_RE = re.compile(r"^(\d{1,5})([mhdw])$")
-_UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 _REVOKE_RE = re.compile(r"^(?:([ES])(\d{1,18})|(exemption|snooze)\s+#?(\d{1,18}))$", re.IGNORECASE)
 
 
 def parse_duration(raw: str) -> timedelta | None:
-    m = _DURATION_RE.match(raw.lower())
-    if m is None or int(m.group(1)) == 0:
+    """A duration such as ``30m``, ``12h``, ``7d`` or ``2w`` (config's syntax, plus weeks).
+    A bare number would mean seconds there, which nobody exempting a person means: a unit is
+    required."""
+    raw = raw.lower()
+    if not raw[-1:].isalpha():
         return None
-    return timedelta(**{_UNITS[m.group(2)]: int(m.group(1))})
+    weeks = raw.endswith("w")  # config has no weeks; people exempting someone on leave do
+    try:
+        seconds = config_duration(raw[:-1] + "d" if weeks else raw)
+        return timedelta(seconds=seconds * 7 if weeks else seconds)
+    except (ValueError, OverflowError):
+        return None
 
 
 def describe(d: timedelta) -> str:
@@ -109,7 +117,7 @@ def _parse_user(raw: str) -> str | None:
     m = _MENTION_RE.match(raw)
     if m:
         return m.group(1)
-    return raw if _USER_ID_RE.match(raw) else None
+    return raw if SLACK_ID_RE.match(raw) else None
 
 
 def parse_command(text: str, *, max_exemption: timedelta) -> Command | Invalid:
@@ -130,7 +138,7 @@ def parse_command(text: str, *, max_exemption: timedelta) -> Command | Invalid:
         return Revoke("exemption" if prefix.upper() == "E" else "snooze", int(num))
     if verb == "exempt":
         return _parse_exempt(rest, max_exemption)
-    return Invalid(f"Unknown command `{_escape(verb[:40])}`. Try `{COMMAND} help`.")
+    return Invalid(f"Unknown command {md.code(verb, 42)}. Try `{COMMAND} help`.")
 
 
 def _parse_exempt(rest: str, max_exemption: timedelta) -> Exempt | Invalid:
@@ -144,21 +152,16 @@ def _parse_exempt(rest: str, max_exemption: timedelta) -> Exempt | Invalid:
         # A plain "@bob" would need users.list to resolve; Slack escapes real mentions for us.
         return Invalid(
             f"Mention the person so Slack links it (pick them from the list after typing `@`); "
-            f"`{_escape(who[:80])}` is not a Slack user mention."
+            f"{md.code(who, 82)} is not a Slack user mention."
         )
     duration = parse_duration(raw_duration)
     if duration is None:
-        return Invalid(f"`{_escape(raw_duration[:20])}` is not a duration: use 30m, 12h, 7d or 2w.")
+        return Invalid(f"{md.code(raw_duration, 22)} is not a duration: use 30m, 12h, 7d or 2w.")
     if duration > max_exemption:
         return Invalid(f"Exemptions last at most {describe(max_exemption)}.")
     if len(reason) > MAX_REASON:
         return Invalid(f"The reason is limited to {MAX_REASON} characters.")
     return Exempt(user, duration, reason)
-
-
-def _escape(text: str) -> str:
-    """Slack's three control characters, so echoed text can't mention or link anyone."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 # -- doing it -----------------------------------------------------------------------------------
@@ -178,10 +181,6 @@ def _refuse(db: Database, actor: str, reason: str, command: Command | Invalid) -
         )
 
 
-def _who(user: str) -> str:
-    return f"<@{user}>" if _USER_ID_RE.match(user) else _escape(user)
-
-
 def _when(at: datetime | None) -> str:
     return "no end" if at is None else f"until {at:%Y-%m-%d %H:%M} UTC"
 
@@ -194,9 +193,9 @@ def _exempt(db: Database, cmd: Exempt, actor: str) -> str:
                                   expires_at=expires_at, via=VIA)  # fmt: skip
             item = e.id
     except IntegrityError:
-        return f"{_who(cmd.user)} is already exempt; see `{COMMAND} exemptions`."
+        return f"{md.user(cmd.user)} is already exempt; see `{COMMAND} exemptions`."
     return (
-        f"Exempted {_who(cmd.user)} {_when(expires_at)} (E{item}): their alerts go straight to "
+        f"Exempted {md.user(cmd.user)} {_when(expires_at)} (E{item}): their alerts go straight to "
         f"the security channel. Undo with `{COMMAND} revoke E{item}`."
     )
 
@@ -208,8 +207,8 @@ def _list_exemptions(db: Database) -> str:
             e for e in exemptions.list_all(session) if e.expires_at is None or e.expires_at > now
         ]
         lines = [
-            f"• E{e.id} {_who(e.user)} {_when(e.expires_at)}, by {_who(e.created_by)}: "
-            f"{_escape(e.reason[:200])}"
+            f"• E{e.id} {md.user(e.user)} {_when(e.expires_at)}, by {md.user(e.created_by)}: "
+            f"{md.inline(e.reason, 200)}"
             for e in active
         ]
     return "\n".join(["*Active exemptions*", *lines]) if lines else "No active exemptions."
@@ -218,8 +217,8 @@ def _list_exemptions(db: Database) -> str:
 def _list_snoozes(db: Database) -> str:
     with db.read() as session:
         lines = [
-            f"• S{s.id} {_who(s.user_id)} `{s.kind}` "
-            f"{_escape(', '.join(f'{k}={v}' for k, v in (s.scope or {}).items()))} "
+            f"• S{s.id} {md.user(s.user_id)} {md.code(s.kind, 66)} "
+            f"{md.inline(', '.join(f'{k}={v}' for k, v in (s.scope or {}).items()))} "
             f"{_when(s.expires_at)}"
             for s in snoozes.list_recent(session)
         ]

@@ -14,15 +14,14 @@ Lengths are counted in code points, as slack_sdk's validators count them.
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
+from securitybot.ingest.schema import SLACK_ID_RE
 from securitybot.slack import limits
 
 ELLIPSIS = "…"
 # A code span cannot contain a backtick, so a value's backticks become a look-alike.
 _BACKTICK_LOOKALIKE = "ˋ"
-_SLACK_USER_ID = re.compile(r"^[UW][A-Z0-9_]{2,30}$")  # "_": the fakes' ids
 
 Block = dict[str, Any]
 
@@ -45,7 +44,7 @@ def code(value: object, limit: int = 200) -> str:
 
 def user(user_id: str | None) -> str:
     """A mention for a Slack user id we can vouch for; anything else is shown, not parsed."""
-    if user_id and _SLACK_USER_ID.match(user_id):
+    if user_id and SLACK_ID_RE.match(user_id):
         return f"<@{user_id}>"
     return code(user_id or "unknown user", 100)
 
