@@ -26,6 +26,7 @@ from securitybot.dashboard.auth import (
     DashboardSession,
     csrf_ok,
 )
+from securitybot.flows import snoozes
 from securitybot.flows.conversation import timeline_text
 from securitybot.runtime import Runtime
 from securitybot.store import alerts as alert_store
@@ -351,19 +352,9 @@ class Dashboard:
             if snooze_id is None:
                 return False
             with rt.db.write() as db:
-                s = db.get(Snooze, snooze_id)
-                if s is None or s.revoked_at is not None:
-                    return False
-                s.revoked_at, s.revoked_by = utcnow(), actor
-                alert_store.audit(
-                    db,
-                    alert_id=s.source_alert_id,
-                    actor=actor,
-                    action="snooze.revoked",
-                    subject_user=s.user_id,
-                    details={"snooze_id": s.id, "via": "dashboard"},
+                return snoozes.revoke(
+                    db, snooze_id=snooze_id, actor=actor, via={"via": "dashboard"}
                 )
-                return True
 
         if not await run_in_threadpool(revoke):
             return self._finish(PlainTextResponse("no such active snooze", status_code=404))
