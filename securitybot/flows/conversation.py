@@ -120,11 +120,14 @@ class ConversationHandlers:
         assert self.slack is not None
         key = {"alert_id": job.alert_id, "kind": kind}
         if not job.delivery_started:
-            await asyncio.to_thread(self._mark_delivery_started, job.id)
+            await asyncio.to_thread(self._mark_delivery_started, job.id, True)
         else:
             oldest = job.created_epoch - HISTORY_MARGIN
             try:
                 found = await self.slack.find_delivery(channel, key, oldest=oldest)
+            except SlackRetryLater as exc:
+                exc.spends_attempt = False  # the post was not tried: no attempt used up
+                raise
             except SlackPermanentError as exc:
                 # e.g. missing_scope: a possible duplicate beats a security message never sent.
                 logger.warning("alert %s: cannot look for an earlier %s in %s (%s); posting",
@@ -134,15 +137,22 @@ class ConversationHandlers:
                 logger.info("alert %s: %s was already posted (ts %s); not posting it again",
                             job.alert_id, kind, found)  # fmt: skip
                 return found
-        return await self.slack.post(channel, text, blocks, delivery={**key, "job_id": job.id})
+        try:
+            return await self.slack.post(channel, text, blocks, delivery={**key, "job_id": job.id})
+        except (SlackRetryLater, SlackPermanentError) as exc:
+            if isinstance(exc, SlackPermanentError) or exc.refused:
+                # Slack said it posted nothing: the next run posts without a history lookup
+                # (Tier 3, ~50 a minute, and needed least while Slack is rate limiting us).
+                await asyncio.to_thread(self._mark_delivery_started, job.id, False)
+            raise
 
-    def _mark_delivery_started(self, job_id: int) -> None:
+    def _mark_delivery_started(self, job_id: int, started: bool) -> None:
         with self.db.write() as session:
-            mark_delivery_started(session, job_id)
+            mark_delivery_started(session, job_id, started=started)
 
     def _slack_retry(self, job: Job, exc: SlackRetryLater) -> RetryAt:
         delay = timedelta(seconds=exc.retry_after) if exc.retry_after else backoff(job.attempts + 1)
-        return RetryAt(utcnow() + delay, str(exc))
+        return RetryAt(utcnow() + delay, str(exc), failure=exc.spends_attempt)
 
     # -- handlers ----------------------------------------------------------------------------
     async def start_conversation(self, job: Job) -> Outcome:
@@ -297,7 +307,7 @@ class ConversationHandlers:
             channel = alert.dm_channel or await self.slack.open_dm(alert.user_id)
             ts = await self._post_once(job, channel, text, blocks, "dm")
         except SlackRetryLater as exc:
-            if job.attempts + 1 >= MAX_DM_ATTEMPTS:
+            if exc.spends_attempt and job.attempts + 1 >= MAX_DM_ATTEMPTS:
                 await self.apply(alert.id, Event(EventType.DM_FAILED, comment=str(exc)))
                 return Done()
             return self._slack_retry(job, exc)

@@ -26,9 +26,16 @@ logger = logging.getLogger(__name__)
 
 
 class SlackRetryLater(Exception):
-    def __init__(self, method: str, reason: str, retry_after: float | None = None) -> None:
+    """Try again later. ``refused``: Slack answered that it did nothing (rate limited), as
+    opposed to a dropped connection or a server error, after which a post may have landed."""
+
+    def __init__(
+        self, method: str, reason: str, retry_after: float | None = None, *, refused: bool = False
+    ) -> None:
         super().__init__(f"{method}: {reason}")
         self.retry_after = retry_after
+        self.refused = refused
+        self.spends_attempt = True
 
 
 class SlackPermanentError(Exception):
@@ -123,7 +130,9 @@ class SlackGateway:
                 retry = exc.response.headers.get("Retry-After") or exc.response.headers.get(
                     "retry-after"
                 )
-                raise SlackRetryLater(method, "ratelimited", float(retry or 1)) from None
+                raise SlackRetryLater(
+                    method, "ratelimited", float(retry or 1), refused=True
+                ) from None
             if status >= 500 or error in {
                 "internal_error",
                 "fatal_error",

@@ -46,11 +46,14 @@ def enqueue(
     session.connection().execute(stmt, values)
 
 
-def mark_delivery_started(session: Session, job_id: int) -> None:
+def mark_delivery_started(session: Session, job_id: int, *, started: bool = True) -> None:
     """Note that the job is about to reach out (post to Slack): committed before the call, so
-    any later run of the job knows the first may have landed and checks before repeating it."""
+    any later run of the job knows the first may have landed and checks before repeating it.
+    ``started=False`` takes the note back when Slack answered that it posted nothing."""
     session.execute(
-        update(OUTBOX).where(OUTBOX.c.id == job_id).values(delivery_started_at=utcnow())
+        update(OUTBOX)
+        .where(OUTBOX.c.id == job_id)
+        .values(delivery_started_at=utcnow() if started else None)
     )
 
 

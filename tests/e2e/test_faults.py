@@ -184,3 +184,13 @@ def test_a_post_whose_reply_was_lost_is_not_blindly_sent_again(bot: Bot, fs: Fak
     bot.wait_status(alert_id, "awaiting_ack")
     [dm] = bot.dms("U_ALICE")
     assert bot.row(alert_id).dm_ts == dm.response["ts"]
+
+
+def test_a_rate_limited_post_is_retried_without_a_history_lookup(bot: Bot, fs: FakeSlack) -> None:
+    # A 429 is Slack saying it posted nothing: looking in history (Tier 3) would only spend the
+    # budget that is already short.
+    fs.fail_next("chat.postMessage", status=429, retry_after=1)
+    alert_id = bot.post_alert(dedup_key="rate-limited-dm")["id"]
+    bot.wait_status(alert_id, "awaiting_ack")
+    assert len(bot.dms("U_ALICE")) == 1
+    assert ok_calls(fs, "conversations.history") == []
