@@ -16,7 +16,7 @@ from starlette.applications import Starlette
 from starlette.routing import BaseRoute
 
 from securitybot.app import create_app
-from securitybot.config import Settings
+from securitybot.config import Settings, mask_secrets_in
 from securitybot.runtime import Runtime
 from securitybot.store.db import Database, check_schema, normalise_url
 
@@ -100,9 +100,7 @@ def run_service(
         except SQLAlchemyError as exc:
             # As `migrate` does: the URL (password hidden) and the driver's first line, which
             # names the cause ("connection refused", "password authentication failed").
-            shown = make_url(normalise_url(settings.database.url)).render_as_string(
-                hide_password=True
-            )
+            shown = mask_secrets_in(normalise_url(settings.database.url))
             cause = str(getattr(exc, "orig", None) or exc).strip().splitlines()
             raise ServiceError(
                 f"serve: cannot use the database at {shown}: "

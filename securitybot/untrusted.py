@@ -95,11 +95,7 @@ def loads(text: str | bytes) -> Any:
 
 
 def _has_surrogate(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return True
-    return False
+    return _SURROGATE.search(text) is not None
 
 
 def check(value: Any, path: str = "") -> None:

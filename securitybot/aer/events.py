@@ -66,12 +66,6 @@ class ActivityEvent:
     details: dict[str, Any] = field(default_factory=dict)
 
 
-def _as_utc(value: datetime) -> datetime:
-    # Naive timestamps are taken as UTC: senders that omit the offset are overwhelmingly logging
-    # in UTC, and guessing a local zone on the server would be worse.
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
 def _ts_utc(value: datetime) -> datetime:
     try:  # years near 1 or 9999 would overflow in astimezone
         return untrusted.utc_time(value)
@@ -168,7 +162,7 @@ def parse_event(obj: Any, now: datetime) -> ActivityEvent:
     """Validate one decoded JSON object. ``now`` fills a missing ``ts`` and bounds future ones."""
     if not isinstance(obj, Mapping):
         raise EventError("(event)", "must be a JSON object")
-    now = _as_utc(now)
+    now = untrusted.utc_time(now)
     org = _text(obj, "org", required=True)
     user = _text(obj, "user", required=True)
     assert org is not None and user is not None
