@@ -21,6 +21,10 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from slack_sdk.errors import SlackObjectFormationError
+from slack_sdk.models.blocks import Block
+from slack_sdk.models.views import View
+
 from securitybot.demo._serving import ServedFake
 from securitybot.slack.limits import problems, view_problems
 
@@ -99,15 +103,27 @@ def _refused_blocks(params: dict[str, Any]) -> Json | None:
         return None
     if isinstance(blocks, str):
         return {"ok": False, "error": "invalid_blocks_format"}
-    errors = problems(blocks)
+    errors = problems(blocks) or _sdk_problems(
+        lambda: [Block.parse(b).validate_json() for b in blocks]  # type: ignore[union-attr]
+    )
     if not errors:
         return None
     return {"ok": False, "error": "invalid_blocks", "response_metadata": {"messages": errors}}
 
 
+def _sdk_problems(validate: Any) -> list[str]:
+    """A second opinion from slack_sdk's Block Kit models, written apart from our limits table
+    (``securitybot.slack.limits``), so a wrong limit there cannot make the fake agree with it."""
+    try:
+        validate()
+    except (SlackObjectFormationError, KeyError, TypeError, AttributeError) as exc:
+        return [f"[ERROR] {exc}"]
+    return []
+
+
 def _refused_view(view: Any) -> Json | None:
     # Slack answers an over-limit view with invalid_arguments and the same kind of messages.
-    errors = view_problems(view)
+    errors = view_problems(view) or _sdk_problems(lambda: View(**view).validate_json())
     if not errors:
         return None
     return {"ok": False, "error": "invalid_arguments", "response_metadata": {"messages": errors}}

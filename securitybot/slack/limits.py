@@ -162,6 +162,8 @@ def view_problems(view: Any) -> list[str]:
     check.string(view.get("callback_id"), CALLBACK_ID, "/view/callback_id", required=False)
     check.string(view.get("private_metadata"), PRIVATE_METADATA, "/view/private_metadata",
                  required=False)  # fmt: skip
-    # Slack documents ``blocks`` as required; the fake's older tests open views without any.
-    check.blocks(view.get("blocks", []), VIEW_BLOCKS, "/view/blocks")
+    blocks = view.get("blocks")
+    if not blocks:  # Slack documents ``blocks`` as required for every view
+        check.fail("must contain between 1 and 100 blocks", "/view/blocks")
+    check.blocks(blocks or [], VIEW_BLOCKS, "/view/blocks")
     return check.errors

@@ -153,7 +153,9 @@ def test_form_encoded_json_fields_are_decoded(fs: FakeSlack, client: WebClient) 
 
 
 def test_views_usergroups_unknown(fs: FakeSlack, client: WebClient) -> None:
-    view = {"type": "modal", "callback_id": "why", "title": {"type": "plain_text", "text": "x"}}
+    why = {"type": "section", "text": {"type": "mrkdwn", "text": "Why?"}}
+    view = {"type": "modal", "callback_id": "why", "title": {"type": "plain_text", "text": "x"},
+            "blocks": [why]}  # fmt: skip
     opened = client.views_open(trigger_id="1.2.3", view=view)["view"]
     updated = client.views_update(view_id=opened["id"], view=dict(view, callback_id="why2"))
     assert updated["view"]["callback_id"] == "why2"
