@@ -150,6 +150,20 @@ def count_deliveries(fs: FakeSlack, alerts: int) -> Counts:
     return Counts(alerts, dms, escalations, reminders, len(fs.calls_to("conversations.history")))
 
 
+def deliveries_pending(db_url: str) -> int:
+    """Outbox jobs that may still post to Slack (DMs, escalations, tier re-posts, reminders)."""
+    eng = sa.create_engine(db_url)
+    try:
+        with eng.connect() as conn:
+            q = sa.text(
+                "SELECT count(*) FROM outbox WHERE status = 'pending' AND effect IN "
+                "('send_dm', 'post_escalation', 'repost_escalation', 'send_reminder')"
+            )
+            return int(conn.execute(q).scalar() or 0)
+    finally:
+        eng.dispose()
+
+
 def escalated(db_url: str) -> int:
     eng = sa.create_engine(db_url)
     try:

@@ -7,7 +7,6 @@ accepted over every lifetime of the service. Nobody answers, so every alert esca
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,6 +20,7 @@ from bench.faults import (
     Counts,
     add_users,
     count_deliveries,
+    deliveries_pending,
     escalated,
     post_burst,
     slow_posts,
@@ -58,7 +58,8 @@ def _settled(fs: FakeSlack, db_url: str, alerts: int) -> Counts:
     wait_until(
         lambda: len(count_deliveries(fs, alerts).escalations) >= alerts, 30, "escalation posts"
     )
-    time.sleep(1.0)  # a few dispatcher rounds later: anything doubled would have been posted
+    # Nothing left that could post: a late duplicate would already be at the fake Slack.
+    wait_until(lambda: deliveries_pending(db_url) == 0, 30, "no delivery job pending")
     return count_deliveries(fs, alerts)
 
 
