@@ -70,6 +70,8 @@ class BatchResult:
     accepted: int
     anomalies: int
     decisions: dict[str, int]
+    # Accepted events older than the live window: learned from, never judged.
+    history: int = 0
 
 
 def _hour(ts: datetime) -> datetime:
@@ -109,14 +111,25 @@ class AerService:
     # --- ingest -------------------------------------------------------------------------
 
     def ingest(self, events: Sequence[ActivityEvent], now: datetime | None = None) -> BatchResult:
-        """Observe a parsed batch, persist its counters and decide on its anomalies atomically."""
+        """Observe a parsed batch, persist its counters and decide on its anomalies atomically.
+
+        Events older than ``aer.live_window`` (relative to ``now``) are history: they train the
+        engine but raise no anomaly, so a back-fill never resets or notifies anybody.
+        """
+        when = now or utcnow()
+        live_since = when - timedelta(seconds=self.cfg.live_window)
+        learned = 0
         with self.lock:
             observe, found = self.engine.observe, []
             sessions, dirty = self._sessions, self._dirty
             for ev in events:
-                hits = observe(ev)
-                if hits:
-                    found.extend(hits)
+                if ev.ts < live_since:
+                    learned += 1
+                    observe(ev, learn=True)
+                else:
+                    hits = observe(ev)
+                    if hits:
+                        found.extend(hits)
                 if ev.session is not None:
                     key = (ev.org, ev.user)
                     seen = sessions.get(key)
@@ -131,13 +144,12 @@ class AerService:
                     dirty.add((ev.org, ev.user))
             for ckey, n in self.engine.drain_counters().items():
                 self._unflushed[ckey] = self._unflushed.get(ckey, 0) + n
-            when = now or utcnow()
             with self.db.write() as session:
                 store.add_counters(session, self._unflushed)
                 decisions = self.handle(session, found, when)
             # Only forget the deltas once they are committed; a failed write retries them.
             self._unflushed.clear()
-        return BatchResult(len(events), len(found), decisions)
+        return BatchResult(len(events), len(found), decisions, learned)
 
     def handle(
         self, session: Session, anomalies: Iterable[Anomaly], now: datetime,

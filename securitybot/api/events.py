@@ -45,6 +45,7 @@ def event_routes(service: AerService | None) -> list[Route]:
         return JSONResponse(
             {
                 "accepted": result.accepted,
+                "history": result.history,
                 "rejected": rejected,
                 "anomalies": result.anomalies,
                 "decisions": result.decisions,
