@@ -18,8 +18,8 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from securitybot.aer import store
-from securitybot.aer.baselines import WINDOW_SECONDS, learn_baseline
+from securitybot.aer import shared, store
+from securitybot.aer.baselines import WINDOW_SECONDS, Baseline, learn_baseline
 from securitybot.aer.decide import (
     OrgAerConfig,
     Verdict,
@@ -74,6 +74,18 @@ class BatchResult:
     history: int = 0
 
 
+@dataclass(frozen=True)
+class Refreshed:
+    learned: int
+    changed: int  # new or different from the stored baseline of the same (org, action)
+    version: int  # of the baselines in SQL after this refresh
+
+
+def _same(a: Baseline, b: Baseline) -> bool:
+    keys = ("level", "samples", "p50", "p90", "p99", "mad")
+    return all(abs(float(getattr(a, k)) - float(getattr(b, k))) < 1e-9 for k in keys)
+
+
 def _hour(ts: datetime) -> datetime:
     epoch = int(ts.timestamp()) // WINDOW_SECONDS * WINDOW_SECONDS
     return datetime.fromtimestamp(epoch, UTC)
@@ -99,6 +111,8 @@ class AerService:
         self._sessions: dict[tuple[str, str], dict[str, None]] = {}
         self._dirty: set[tuple[str, str]] = set()
         self._unflushed: dict[CounterKey, int] = {}
+        # Versions of shared state last loaded (aer_versions); -1: load on the first sync.
+        self._versions = {shared.BASELINES: -1, shared.TOR_LIST: -1}
 
     def org_config(self, org: str) -> OrgAerConfig:
         cfg = self._org_cfgs.get(org)
@@ -211,20 +225,17 @@ class AerService:
     def load_state(self, now: datetime | None = None) -> None:
         """Rebuild baselines, profiles and the live hour's counters from SQL."""
         hour = _hour(now or utcnow())
+        self.sync()
         with self.db.read() as session:
-            baselines = store.load_baselines(session)
             profiles = store.load_profiles(session)
             live = store.live_counters(session, hour)
         with self.lock:
-            for b in baselines:
-                self.engine.set_baseline(b)
             for p in profiles:
                 self.engine.seed_user_profile(p.org, p.user_id, p.asns, p.countries, p.ua_products)
             for org, user, action, bucket, n in live:
                 self.engine.seed_counter(org, user, action, bucket, n)
         logger.info(
-            "AER state loaded: %s baselines, %s profiles, %s live counters",
-            len(baselines), len(profiles), len(live),
+            "AER state loaded: %s profiles, %s live counters", len(profiles), len(live),
         )  # fmt: skip
 
     def flush_profiles(self) -> int:
@@ -236,23 +247,62 @@ class AerService:
                 store.save_profiles(session, profiles)
         return len(profiles)
 
-    def refresh_baselines(self, now: datetime | None = None) -> int:
-        """Re-learn every (org, action) baseline from the persisted counters."""
+    def sync(self) -> list[str]:
+        """Reload whatever shared state another process (or the CLI) changed; what reloaded.
+
+        The version is read before the data, so a change landing in between is seen next time.
+        """
+        with self.db.read() as session:
+            seen = shared.versions(session)
+        moved = [
+            n for n in (shared.BASELINES, shared.TOR_LIST) if seen.get(n, 0) != self._versions[n]
+        ]
+        if shared.BASELINES in moved:
+            with self.db.read() as session:
+                baselines = store.load_baselines(session)
+            with self.lock:
+                for b in baselines:
+                    self.engine.set_baseline(b)
+            logger.info(
+                "AER loaded %s baselines (version %s)", len(baselines), seen.get(shared.BASELINES)
+            )
+        if shared.TOR_LIST in moved:
+            with self.db.read() as session:
+                row = shared.threat_list(session, shared.TOR_LIST)
+                ips = None if row is None else list(row.entries)
+            if ips is not None:  # never downloaded: the configured file stays in force
+                self.tor.replace(ips)
+                logger.info("AER loaded %s Tor exits", len(ips))
+        self._versions.update({n: seen.get(n, 0) for n in moved})
+        return moved
+
+    def refresh_baselines(self, now: datetime | None = None) -> Refreshed:
+        """Re-learn every (org, action) baseline from the persisted counters and publish them.
+
+        Only a real change bumps the shared version, so replicas starting up (each refreshes)
+        do not make every other replica reload for nothing.
+        """
         now = now or utcnow()
         until = _hour(now)  # the live hour is incomplete: learning from it would lag attacks
         since = until - timedelta(seconds=self.cfg.baseline_lookback)
         with self.db.read() as session:
             counts = store.window_counts(session, since, until, self.rules.volume_actions)
+            old = {(b.org, b.action): b for b in store.load_baselines(session)}
         learned = [
             learn_baseline(org, action, values, computed_at=now)
             for (org, action), values in counts.items()
         ]
+        changed = [
+            b for b in learned if (o := old.get((b.org, b.action))) is None or not _same(o, b)
+        ]
         with self.db.write() as session:
             store.save_baselines(session, learned)
-        with self.lock:
-            for b in learned:
-                self.engine.set_baseline(b)
-        return len(learned)
+            if changed:
+                version = shared.bump(session, shared.BASELINES)
+            else:
+                version = shared.versions(session).get(shared.BASELINES, 0)
+        self.sync()
+        return Refreshed(len(learned), len(changed), version)
 
     def audit_settings_changes(self) -> list[str]:
         """Audit every org whose effective AER settings differ from the last ones persisted."""
