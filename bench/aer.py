@@ -26,7 +26,7 @@ from bench.aer_engine import baseline_memory, generate
 from bench.common import TOKEN, database, server
 from securitybot.aer.detect import DetectionEngine
 from securitybot.aer.events import ActivityEvent
-from securitybot.aer.rules import DEFAULT_TOR_PATH, DetectionConfig, TorList, load_rules
+from securitybot.aer.rules import EXAMPLE_TOR_PATH, DetectionConfig, TorList, load_rules
 
 BATCH = 10_000
 SENDERS = 1
@@ -34,7 +34,7 @@ SENDERS = 1
 
 def engine_rate(events: list[ActivityEvent]) -> float:
     engine = DetectionEngine(
-        DetectionConfig.build(load_rules()), TorList.from_file(DEFAULT_TOR_PATH)
+        DetectionConfig.build(load_rules()), TorList.from_file(EXAMPLE_TOR_PATH)
     )
     observe = engine.observe
     gc.collect()
@@ -82,7 +82,7 @@ def http_rate(backend: str, batches: list[bytes], total: int) -> tuple[float, in
     headers = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/x-ndjson"}
     with (
         database(backend) as url,
-        server(url, {"aer": {"enabled": True}}) as base,
+        server(url, {"aer": {"enabled": True, "tor_list": str(EXAMPLE_TOR_PATH)}}) as base,
         httpx.Client(base_url=base, timeout=120) as http,
     ):
         # Warm-up (imports, caches, connection pool) with a few events, not timed.
