@@ -111,6 +111,9 @@ class AerService:
         self._sessions: dict[tuple[str, str], dict[str, None]] = {}
         self._dirty: set[tuple[str, str]] = set()
         self._unflushed: dict[CounterKey, int] = {}
+        # Anomalies of batches whose SQL write failed: the engine will not raise them again
+        # (fired, deduped), so they are kept and decided with the next write, like the counters.
+        self._undecided: list[Anomaly] = []
         # Versions of shared state last loaded (aer_versions); -1: load on the first sync.
         self._versions = {shared.BASELINES: -1, shared.TOR_LIST: -1}
 
@@ -158,12 +161,14 @@ class AerService:
                     dirty.add((ev.org, ev.user))
             for ckey, n in self.engine.drain_counters().items():
                 self._unflushed[ckey] = self._unflushed.get(ckey, 0) + n
+            self._undecided.extend(found)
             with self.db.write() as session:
                 store.add_counters(session, self._unflushed)
-                decisions = self.handle(session, found, when)
-            # Only forget the deltas once they are committed; a failed write retries them.
+                decisions = self.handle(session, self._undecided, when)
+            # Only forget deltas and anomalies once committed; a failed write retries them.
             self._unflushed.clear()
-        return BatchResult(len(events), len(found), decisions, learned)
+            decided, self._undecided = len(self._undecided), []
+        return BatchResult(len(events), decided, decisions, learned)
 
     def handle(
         self, session: Session, anomalies: Iterable[Anomaly], now: datetime,
