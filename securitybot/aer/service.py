@@ -50,6 +50,9 @@ SETTINGS_CHANGED = "pref.anomaly_event_response_changed"
 # Sessions remembered per user so a reset records which sessions it killed (bounded: a user
 # with thousands of sessions is a scraper, and the newest are the ones that matter).
 _SESSIONS_PER_USER = 32
+# Sessions first seen longer ago than this are not reloaded at start-up (Slack sessions of
+# long-idle clients re-authenticate; the engine also caps how many it holds).
+_SESSION_LOOKBACK = timedelta(days=30)
 _NOTIFYING = {
     Verdict.RESET, Verdict.NOTIFY, Verdict.COOLDOWN, Verdict.ESCALATE_PERSISTENCE,
 }  # fmt: skip
@@ -114,6 +117,7 @@ class AerService:
         # Anomalies of batches whose SQL write failed: the engine will not raise them again
         # (fired, deduped), so they are kept and decided with the next write, like the counters.
         self._undecided: list[Anomaly] = []
+        self._unsaved_sessions: dict[tuple[str, str], shared.SessionState] = {}
         # Versions of shared state last loaded (aer_versions); -1: load on the first sync.
         self._versions = {shared.BASELINES: -1, shared.TOR_LIST: -1}
 
@@ -162,11 +166,14 @@ class AerService:
             for ckey, n in self.engine.drain_counters().items():
                 self._unflushed[ckey] = self._unflushed.get(ckey, 0) + n
             self._undecided.extend(found)
+            self._unsaved_sessions.update(self.engine.drain_sessions())
             with self.db.write() as session:
                 store.add_counters(session, self._unflushed)
+                shared.save_sessions(session, self._unsaved_sessions)
                 decisions = self.handle(session, self._undecided, when)
-            # Only forget deltas and anomalies once committed; a failed write retries them.
+            # Only forget deltas, sessions and anomalies once committed; a failure retries them.
             self._unflushed.clear()
+            self._unsaved_sessions.clear()
             decided, self._undecided = len(self._undecided), []
         return BatchResult(len(events), decided, decisions, learned)
 
@@ -234,13 +241,17 @@ class AerService:
         with self.db.read() as session:
             profiles = store.load_profiles(session)
             live = store.live_counters(session, hour)
+            open_sessions = shared.load_sessions(session, hour - _SESSION_LOOKBACK)
         with self.lock:
             for p in profiles:
                 self.engine.seed_user_profile(p.org, p.user_id, p.asns, p.countries, p.ua_products)
             for org, user, action, bucket, n in live:
                 self.engine.seed_counter(org, user, action, bucket, n)
+            for row in open_sessions:  # oldest first: the engine keeps the newest when full
+                self.engine.seed_session(row.org, row.session_id, row.user_agent, row.client)
         logger.info(
-            "AER state loaded: %s profiles, %s live counters", len(profiles), len(live),
+            "AER state loaded: %s profiles, %s live counters, %s sessions",
+            len(profiles), len(live), len(open_sessions),
         )  # fmt: skip
 
     def flush_profiles(self) -> int:
