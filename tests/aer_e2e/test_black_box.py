@@ -13,16 +13,56 @@ import json
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
+import yaml
+
 from securitybot.demo import FakeDuo, FakeSlack
+from securitybot.store.db import Database, migrate
 from tests.aer_e2e.conftest import AUTH, BUSY, QUIET, aer_config, get, history
-from tests.e2e.harness import Bot
-from tests.e2e.test_crash_recovery import REPO, subprocess_bot
+from tests.e2e.harness import Bot, e2e_config, free_port, wait_until
+from tests.e2e.test_crash_recovery import REPO, Server
 
 SYNC_SECONDS = 1.0
+
+
+@contextmanager
+def _server_process(
+    db_url: str, fs: FakeSlack, fd: FakeDuo, tmp: Path, aer: dict[str, Any]
+) -> Iterator[tuple[Bot, Server]]:
+    """``securitybot serve`` as a child process; the schema is migrated from here first."""
+    port = free_port()
+    cfg = e2e_config(db_url, fs, fd, server={"host": "127.0.0.1", "port": port},
+                     logging={"level": "WARNING"}, aer=aer)  # fmt: skip
+    path = tmp / "config.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    db = Database.from_url(db_url)
+    migrate(db.engine)
+    server = Server(path, port, tmp / "server.log")
+    with server.log.open("ab") as out:
+        server.proc = subprocess.Popen(server._cli("serve"), cwd=REPO, stdout=out, stderr=out)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        with httpx.Client(base_url=base, timeout=30) as http:
+            # Generous: two cores shared by many jobs can make an interpreter start slowly.
+            wait_until(lambda: _healthy(http, server), timeout=90, what="the server process")
+            yield Bot(base, fs, fd, db, http), server
+    finally:
+        server.stop()
+        db.dispose()
+
+
+def _healthy(http: httpx.Client, server: Server) -> bool:
+    assert server.proc is not None and server.proc.poll() is None, server.log.read_text()
+    try:
+        return http.get("/healthz", timeout=2).is_success
+    except httpx.HTTPError:
+        return False
 
 
 def _ndjson(bot: Bot, events: list[dict[str, Any]]) -> dict[str, Any]:
@@ -46,9 +86,8 @@ def _five_minute_burst(org: str, user: str, n: int = 300) -> list[dict[str, Any]
 def test_backfill_refresh_and_burst_give_one_anomaly_in_the_quiet_org_only(
     db_url: str, fs: FakeSlack, fd: FakeDuo, tmp_path: Path
 ) -> None:
-    started = time.monotonic()
     aer = aer_config(sync_interval=SYNC_SECONDS)
-    with subprocess_bot(db_url, fs, fd, tmp_path, aer=aer) as (bot, server):
+    with _server_process(db_url, fs, fd, tmp_path, aer) as (bot, server):
         # 1. Back-fill: about 3 downloads an hour per user in the quiet org, about 400 in the
         #    busy one (above the cold-start default of 300): all history, nothing judged.
         for org, per_hour in ((QUIET, range(1, 6)), (BUSY, range(350, 450))):
@@ -76,4 +115,3 @@ def test_backfill_refresh_and_burst_give_one_anomaly_in_the_quiet_org_only(
         assert float(rows[0]["threshold"]) < float(rows[0]["observed"]) < 300
     # The back-fill reset nobody; the one anomaly's notice is the only Slack traffic AER made.
     assert fs.session_resets == []
-    assert time.monotonic() - started < 60
