@@ -406,7 +406,8 @@ class DetectionEngine:
         ua = ev.user_agent
         family = self._family(ua) if ua is not None else None
         st.sessions[sid] = _Session(ua, family, ev.client)
-        self._session_changes[(ev.org, sid)] = (ev.user, ua, ev.client)
+        if ua is not None or ev.client is not None:  # else nothing to compare later events with
+            self._session_changes[(ev.org, sid)] = (ev.user, ua, ev.client)
 
     def _session_change(self, c: _Ctx, s: _Session) -> None:
         ev = c.ev
