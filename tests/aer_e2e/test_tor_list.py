@@ -97,3 +97,11 @@ def test_update_tor_list_reaches_the_running_server_and_a_bad_download_is_refuse
 def test_the_shipped_list_flags_nothing(make_bot: MakeBot) -> None:
     bot = make_bot(tor_list=str(DEFAULT_TOR_PATH))
     assert not _flags_tor(bot, "198.51.100.7", "S1")  # in the example list, not the shipped one
+
+
+def test_the_scheduler_keeps_the_list_current(make_bot: MakeBot, tor_site: TorSite) -> None:
+    tor_site.body = "\n".join(EXITS)
+    bot = make_bot(tor_list_url=tor_site.url, tor_list_refresh_interval="1s", sync_interval="1s")
+    sessions = iter(f"S{i}" for i in range(1000))
+    wait_until(lambda: _flags_tor(bot, NEW_EXIT, next(sessions)), timeout=15,
+               what="the scheduled download reaching detection")  # fmt: skip
