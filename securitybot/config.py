@@ -421,7 +421,7 @@ class AerConfig(_Section):
     baseline_refresh_interval: Duration = 3600.0
     baseline_lookback: Duration = 14 * 86400.0
     # Events older than this train counters and profiles but raise nothing (history, back-fill).
-    live_window: Duration = 3600.0
+    live_window: Duration = Field(default=3600.0, gt=0)
     # How often each process checks aer_versions for baselines or a Tor list another process
     # stored (PostgreSQL also pushes a NOTIFY at once); 0 turns the check off.
     sync_interval: Duration = 2.0
