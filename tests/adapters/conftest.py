@@ -28,9 +28,10 @@ def sample(name: str) -> Any:
     return data
 
 
-def adapter_settings(db_url: str) -> Settings:
+def adapter_settings(db_url: str, **overrides: Any) -> Settings:
     return Settings.model_validate(
         {
+            **overrides,
             "database": {"url": db_url},
             "ingest": {
                 "tokens": [
