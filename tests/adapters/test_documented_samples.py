@@ -8,7 +8,10 @@ from typing import Any
 
 from starlette.testclient import TestClient
 
-from tests.adapters.conftest import FALCO_TOKEN, SPLUNK_TOKEN, auth, sample
+from securitybot.config import AdapterConfig
+from securitybot.service import build_service
+from securitybot.store.db import Database
+from tests.adapters.conftest import FALCO_TOKEN, SPLUNK_TOKEN, adapter_settings, auth, sample
 
 
 def _post(client: TestClient, adapter: str, body: Any, **kw: Any) -> dict[str, Any]:
@@ -86,3 +89,26 @@ def test_splunks_documented_ad_hoc_search_without_a_name_is_titled_by_its_sid(
     )
     assert alert["details"]["result"] == {"sourcetype": "mongod", "count": "8"}
     assert alert["note"] == "names no Slack user (the user is empty); it goes to the security team"
+
+
+MAPPED = (
+    "{% set u = known(output_fields['user.loginname'], output_fields['user.name']) %}"
+    "{{ {'erin': 'erin.smith@example.com', 'root': ''}.get(u, u ~ '@example.com' if u else '') }}"
+)
+
+
+def test_a_mapping_table_in_the_user_template_maps_logins_and_leaves_root_to_the_team(
+    db: Database, db_url: str
+) -> None:
+    cfg = adapter_settings(db_url).model_copy(
+        update={"adapters": {"falco": AdapterConfig.model_validate({"user": MAPPED})}}
+    )
+    event = sample("falco_http_output")
+    erin = {**event, "time": "2023-05-25T13:44:06Z",
+            "output_fields": {**event["output_fields"], "user.loginname": "erin"}}  # fmt: skip
+    _runtime, app = build_service(cfg, db)
+    with TestClient(app) as client:
+        root, mapped = _post(client, "falco", [event, erin], headers=auth())["accepted"]
+
+    assert (root["user"], mapped["user"]) == ("", "erin.smith@example.com")
+    assert "note" in root and "note" not in mapped
