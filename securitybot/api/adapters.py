@@ -16,7 +16,7 @@ from starlette.routing import Route
 
 from securitybot.api.common import ApiError, authenticate, parse_json, read_body
 from securitybot.ingest.adapters import registry
-from securitybot.ingest.adapters.base import PayloadError
+from securitybot.ingest.adapters.base import Adapter, NothingToDo, PayloadError
 from securitybot.ingest.adapters.mapping import MappingError, Resolved, map_item
 from securitybot.ingest.ratelimit import enforce
 from securitybot.ingest.schema import AlertIn
@@ -58,6 +58,23 @@ def _record_resolved(
     return out
 
 
+def _parse(adapter: Adapter, body: bytes) -> Any:
+    """The JSON body; for tools that log one JSON document per line, those lines as a list."""
+    try:
+        return parse_json(body)
+    except ApiError as exc:
+        lines = [line for line in body.splitlines() if line.strip()]
+        if not adapter.ndjson or exc.error != "malformed_json" or len(lines) < 2:
+            raise
+    docs = []
+    for number, line in enumerate(lines, start=1):
+        try:
+            docs.append(parse_json(line))
+        except ApiError as exc:
+            raise ApiError(exc.status, exc.error, f"line {number}: {exc.message}") from None
+    return docs
+
+
 async def ingest_native(request: Request) -> JSONResponse:
     rt: Runtime = request.app.state.runtime
     name = request.path_params["adapter"]
@@ -71,9 +88,14 @@ async def ingest_native(request: Request) -> JSONResponse:
         known = registry.names()
         raise ApiError(404, "unknown_adapter", f"no adapter {name!r}; known: {', '.join(known)}",
                        {"known": known})  # fmt: skip
-    data = parse_json(body)
+    data = _parse(adapter, body)
     try:
         items = adapter.items(data)
+    except NothingToDo as exc:
+        return JSONResponse(
+            {"adapter": name, "source": principal.source, "accepted": [], "rejected": [],
+             "recorded": [], "ignored": str(exc)}
+        )  # fmt: skip
     except PayloadError as exc:
         raise ApiError(
             422, "validation_error", str(exc), [{"field": "(body)", "reason": str(exc)}]
