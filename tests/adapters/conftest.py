@@ -23,6 +23,7 @@ SAMPLES = Path(__file__).parent / "samples"
 TOKEN = "monitoring-token-0123456789"
 SPLUNK_TOKEN = "splunk-query-token-0123456789"
 FALCO_TOKEN = "falco-k8s-token-0123456789"
+ELASTALERT_TOKEN = "elastalert-okta-token-0123456789"
 
 
 def sample(name: str) -> Any:
@@ -38,11 +39,18 @@ def adapter_settings(db_url: str) -> Settings:
                     {"source": "monitoring", "token": TOKEN},
                     {"source": "splunk-prod", "token": SPLUNK_TOKEN},
                     {"source": "falco-k8s", "token": FALCO_TOKEN},
+                    {"source": "elastalert-okta", "token": ELASTALERT_TOKEN},
                 ]
             },
             "adapters": {
                 # Wazuh and Falco know login names, not emails: the operator maps them.
                 "wazuh": {"user": "{{ data.dstuser ~ '@example.com' if data.dstuser }}"},
+                # Okta's documents name the person by login; the email is the actor's id.
+                "elastalert": {
+                    "sources": {
+                        "elastalert-okta": {"user": "{{ get(doc, 'okta.actor.alternate_id') }}"}
+                    }
+                },
                 "falco": {
                     "sources": {
                         "falco-k8s": {

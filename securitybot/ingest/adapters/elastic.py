@@ -21,7 +21,13 @@ class ElastAlert(Adapter):
     defaults: ClassVar[dict[str, str]] = {
         "user": "{{ get(doc, 'user.email') or get(doc, 'user.name') or doc.username }}",
         "kind": "{{ doc.securitybot_kind }}",
-        "title": "{{ doc.rule_name or doc.alert_subject or 'ElastAlert match' }}",
+        # http_post sends the match without the rule's name: README shows the static payload
+        # that adds it; without one, what happened and where is a better title than nothing.
+        "title": (
+            "{{ doc.rule_name or doc.alert_subject or (get(doc, 'message') "
+            "or get(doc, 'event.action') or 'ElastAlert match') "
+            "~ (' in ' ~ doc._index if doc._index else '') }}"
+        ),
         "description": "{{ doc.alert_text or get(doc, 'message') }}",
         "dedup_key": "{{ doc._id or (doc | digest) }}",
         "occurred_at": "{{ get(doc, '@timestamp') }}",
