@@ -89,13 +89,23 @@ async def ingest_native(request: Request) -> JSONResponse:
         raise ApiError(404, "unknown_adapter", f"no adapter {name!r}; known: {', '.join(known)}",
                        {"known": known})  # fmt: skip
     data = _parse(adapter, body)
+    status, answer = await ingest_document(rt, name, principal.source, data)
+    return JSONResponse(answer, status_code=status)
+
+
+async def ingest_document(
+    rt: Runtime, name: str, source: str, data: Any
+) -> tuple[int, dict[str, Any]]:
+    """Store what one parsed body of adapter ``name`` holds, for ``source``: (status, answer).
+
+    Shared by the adapter endpoint and osquery's TLS logger endpoint.
+    """
+    adapter = registry.ADAPTERS[name]
     try:
         items = adapter.items(data)
     except NothingToDo as exc:
-        return JSONResponse(
-            {"adapter": name, "source": principal.source, "accepted": [], "rejected": [],
-             "recorded": [], "ignored": str(exc)}
-        )  # fmt: skip
+        return 200, {"adapter": name, "source": source, "accepted": [], "rejected": [],
+                     "recorded": [], "ignored": str(exc)}  # fmt: skip
     except PayloadError as exc:
         raise ApiError(
             422, "validation_error", str(exc), [{"field": "(body)", "reason": str(exc)}]
@@ -105,7 +115,7 @@ async def ingest_native(request: Request) -> JSONResponse:
             422, "validation_error", f"{len(items)} items in one request; at most {MAX_ITEMS}"
         )
 
-    templates = registry.templates_for(name, principal.source, rt.settings.adapters)
+    templates = registry.templates_for(name, source, rt.settings.adapters)
     alerts: list[tuple[int, AlertIn]] = []
     notices: list[tuple[int, Resolved]] = []
     rejected: list[dict[str, Any]] = []
@@ -124,11 +134,9 @@ async def ingest_native(request: Request) -> JSONResponse:
         raise ApiError(422, "validation_error", f"no item could be mapped: {first}", rejected)
 
     # One unit for the group committer: all stored in one transaction, or none (then a 500).
-    results = await rt.ingest.submit_many([p for _, p in alerts], principal.source)
+    results = await rt.ingest.submit_many([p for _, p in alerts], source)
     recorded = (
-        await run_in_threadpool(_record_resolved, rt, principal.source, name, notices)
-        if notices
-        else []
+        await run_in_threadpool(_record_resolved, rt, source, name, notices) if notices else []
     )
     accepted = []
     for (index, _), result in zip(alerts, results, strict=True):
@@ -137,16 +145,13 @@ async def ingest_native(request: Request) -> JSONResponse:
     if alerts:
         rt.notify_new_work()
     created = any(r.created for r in results)
-    return JSONResponse(
-        {
-            "adapter": name,
-            "source": principal.source,
-            "accepted": accepted,
-            "rejected": rejected,
-            "recorded": recorded,
-        },
-        status_code=201 if created else 200,
-    )
+    return 201 if created else 200, {
+        "adapter": name,
+        "source": source,
+        "accepted": accepted,
+        "rejected": rejected,
+        "recorded": recorded,
+    }
 
 
 routes = [Route("/api/v1/alerts/{adapter}", ingest_native, methods=["POST"])]
