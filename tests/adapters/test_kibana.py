@@ -5,6 +5,8 @@ Samples are those bodies rendered the way Kibana renders a webhook body (see sam
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from starlette.testclient import TestClient
 
 from securitybot.ingest.adapters import registry
@@ -74,3 +76,10 @@ def test_a_summary_with_no_alerts_is_acknowledged(client: TestClient, db: Databa
     assert resp.status_code == 200, resp.text
     assert resp.json()["accepted"] == [] and resp.json()["ignored"]
     assert counts(db) == (0, 0, 0)
+
+
+def test_readme_documents_exactly_the_bodies_the_samples_were_rendered_from() -> None:
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    for name in ("stack_rule_body", "security_rule_body"):
+        body = (Path(__file__).parent / "kibana_templates" / f"{name}.mustache").read_text()
+        assert body in readme, name
