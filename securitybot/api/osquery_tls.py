@@ -14,6 +14,7 @@ otherwise resend the same buffer forever and hold back every later log.
 from __future__ import annotations
 
 import logging
+import zlib
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
@@ -23,6 +24,7 @@ from starlette.routing import Route
 
 from securitybot.api.adapters import ingest_document
 from securitybot.api.common import ApiError, parse_json, read_body
+from securitybot.body_limit import too_large_message
 from securitybot.ingest.auth import AuthError
 from securitybot.ingest.ratelimit import enforce
 from securitybot.runtime import Runtime
@@ -34,7 +36,22 @@ ENROLL_PATH = "/api/v1/osquery/enroll"
 LOG_PATH = "/api/v1/osquery/log"
 
 
-def _object(body: bytes) -> dict[str, Any]:
+def _inflate(request: Request, body: bytes, limit: int) -> bytes:
+    """The body osqueryd sent with ``--logger_tls_compress`` (gzip), never inflated past limit."""
+    if request.headers.get("content-encoding", "identity").lower() != "gzip":
+        return body
+    inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    try:
+        plain = inflater.decompress(body, limit + 1)
+    except zlib.error as exc:
+        raise ApiError(400, "malformed_body", f"the gzip body cannot be inflated: {exc}") from None
+    if len(plain) > limit or inflater.unconsumed_tail:
+        raise ApiError(413, "body_too_large", too_large_message(limit))
+    return plain
+
+
+async def _object(request: Request, limit: int) -> dict[str, Any]:
+    body = _inflate(request, await read_body(request, limit), limit)
     data = parse_json(body)
     if not isinstance(data, dict):
         raise ApiError(422, "validation_error", "the body must be a JSON object")
@@ -43,7 +60,7 @@ def _object(body: bytes) -> dict[str, Any]:
 
 async def enroll(request: Request) -> JSONResponse:
     rt: Runtime = request.app.state.runtime
-    data = _object(await read_body(request, rt.settings.server.max_body_bytes))
+    data = await _object(request, rt.settings.server.max_body_bytes)
     secret = data.get("enroll_secret")
     try:
         if not isinstance(secret, str) or not secret.strip():
@@ -75,7 +92,7 @@ async def enroll(request: Request) -> JSONResponse:
 
 async def log(request: Request) -> JSONResponse:
     rt: Runtime = request.app.state.runtime
-    data = _object(await read_body(request, rt.settings.server.max_body_bytes))
+    data = await _object(request, rt.settings.server.max_body_bytes)
     node_key = data.get("node_key")
     source = None
     if isinstance(node_key, str) and node_key:

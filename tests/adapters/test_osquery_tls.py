@@ -6,6 +6,7 @@ server (tools/tests/test_http_server.py) show, the log data the "Logging" sample
 
 from __future__ import annotations
 
+import gzip
 import json
 import logging
 
@@ -123,3 +124,26 @@ def test_the_node_key_never_reaches_the_logs(
     log(client, node_key, "result", [{"name": "q", "action": "added", "columns": "nope"}])
     assert node_key not in caplog.text
     assert TOKEN not in caplog.text
+
+
+def test_a_gzip_body_from_logger_tls_compress_is_inflated(client: TestClient) -> None:
+    node_key = enroll(client)
+    body = json.dumps(
+        {"node_key": node_key, "log_type": "result", "data": sample("osquery")["data"]}
+    )
+    resp = client.post(
+        LOG, content=gzip.compress(body.encode()), headers={"Content-Encoding": "gzip"}
+    )
+    assert resp.status_code == 200, resp.text
+    assert len(resp.json()["accepted"]) == 1
+
+
+def test_a_gzip_bomb_is_refused_before_it_is_inflated(client: TestClient, db: Database) -> None:
+    node_key = enroll(client)
+    padding = " " * (5 * 1024 * 1024)  # far over server.max_body_bytes once inflated
+    body = json.dumps({"node_key": node_key, "log_type": "result", "data": [], "x": padding})
+    resp = client.post(
+        LOG, content=gzip.compress(body.encode()), headers={"Content-Encoding": "gzip"}
+    )
+    assert resp.status_code == 413
+    assert counts(db) == (0, 0, 0)
