@@ -19,7 +19,7 @@ from securitybot.ingest.adapters import registry
 from securitybot.ingest.adapters.base import Adapter, NothingToDo, PayloadError
 from securitybot.ingest.adapters.mapping import MappingError, Resolved, map_item
 from securitybot.ingest.ratelimit import enforce
-from securitybot.ingest.schema import AlertIn
+from securitybot.ingest.schema import AlertIn, audit_subject
 from securitybot.runtime import Runtime
 from securitybot.store import alerts as alert_store
 
@@ -44,7 +44,7 @@ def _record_resolved(
                 alert_id=alert_id,
                 actor=f"source:{source}",
                 action="alert.source_resolved",
-                subject_user=found.user_given if found is not None else None,
+                subject_user=audit_subject(found.user_given) if found is not None else None,
                 details={"adapter": adapter, "dedup_key": notice.dedup_key, "index": index},
             )
             out.append(
@@ -139,9 +139,10 @@ async def ingest_document(
         await run_in_threadpool(_record_resolved, rt, source, name, notices) if notices else []
     )
     accepted = []
-    for (index, _), result in zip(alerts, results, strict=True):
+    for (index, payload), result in zip(alerts, results, strict=True):
         public = alert_store.to_public(result.alert)
-        accepted.append({**public, "index": index, "created": result.created})
+        note = {"note": payload.note} if payload.note else {}
+        accepted.append({**public, "index": index, "created": result.created, **note})
     if alerts:
         rt.notify_new_work()
     created = any(r.created for r in results)

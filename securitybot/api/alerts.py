@@ -55,6 +55,8 @@ async def create_alert(request: Request) -> JSONResponse:
     result = await rt.ingest.submit(payload, principal.source)
     body_out = alert_store.to_public(result.alert)
     body_out["created"] = result.created
+    if payload.note:
+        body_out["note"] = payload.note
     rt.notify_new_work()
     return JSONResponse(body_out, status_code=201 if result.created else 200)
 

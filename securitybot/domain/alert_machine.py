@@ -86,6 +86,7 @@ class Outcome(StrEnum):
 class EventType(StrEnum):
     USER_RESOLVED = "user_resolved"  # Slack user looked up OK -> send the DM
     USER_UNKNOWN = "user_unknown"
+    NO_USER = "no_user"  # the alert names no email or Slack id: nobody to look up
     USER_EXEMPT = "user_exempt"
     SNOOZE_MATCHED = "snooze_matched"
     DM_SENT = "dm_sent"
@@ -122,7 +123,12 @@ _DUO_EVENTS: frozenset[EventType] = frozenset({EventType.DUO_APPROVED, *_DUO_FAI
 # Escalations that happened before the user could have seen a DM: a later "not me" click
 # cannot belong to this alert, so it is not recorded.
 _NEVER_ASKED: frozenset[EscalationReason] = frozenset(
-    {EscalationReason.UNKNOWN_USER, EscalationReason.USER_EXEMPT, EscalationReason.DM_FAILED}
+    {
+        EscalationReason.NO_USER,
+        EscalationReason.UNKNOWN_USER,
+        EscalationReason.USER_EXEMPT,
+        EscalationReason.DM_FAILED,
+    }
 )
 
 
@@ -188,8 +194,9 @@ def transition(state: AlertState, event: Event, now: datetime, policy: Policy) -
     Accepted events (see the handler table at the bottom of this module):
 
     * ``new``: ``user_resolved`` asks for the DM (state unchanged); ``dm_sent`` starts the
-      answer clock; ``user_unknown``/``user_exempt``/``dm_failed`` escalate; ``snooze_matched``
-      resolves as suppressed when the policy allows snoozing and does not always escalate.
+      answer clock; ``no_user``/``user_unknown``/``user_exempt``/``dm_failed`` escalate;
+      ``snooze_matched`` resolves as suppressed when the policy allows snoozing and does not
+      always escalate.
     * ``awaiting_ack``: ``user_confirmed`` starts a Duo push; ``user_denied`` escalates
       (``not_me``); ``deadline_passed`` escalates (``no_response``) once ``now >= respond_by``;
       ``dm_failed`` escalates.
@@ -271,6 +278,10 @@ def _on_dm_sent(state: AlertState, event: Event, now: datetime, p: Policy) -> Tr
 
 def _on_user_unknown(state: AlertState, event: Event, now: datetime, p: Policy) -> Transition:
     return _escalate(state, EscalationReason.UNKNOWN_USER, "no Slack user to ask")
+
+
+def _on_no_user(state: AlertState, event: Event, now: datetime, p: Policy) -> Transition:
+    return _escalate(state, EscalationReason.NO_USER, "the alert names no Slack user")
 
 
 def _on_user_exempt(state: AlertState, event: Event, now: datetime, p: Policy) -> Transition:
@@ -408,6 +419,7 @@ _HANDLERS: Mapping[tuple[Status, EventType], _Handler] = MappingProxyType(
         (Status.NEW, _E.USER_RESOLVED): _on_user_resolved,
         (Status.NEW, _E.DM_SENT): _on_dm_sent,
         (Status.NEW, _E.USER_UNKNOWN): _on_user_unknown,
+        (Status.NEW, _E.NO_USER): _on_no_user,
         (Status.NEW, _E.USER_EXEMPT): _on_user_exempt,
         (Status.NEW, _E.DM_FAILED): _on_dm_failed,
         (Status.NEW, _E.SNOOZE_MATCHED): _on_snooze,

@@ -23,6 +23,9 @@ class EscalationReason(StrEnum):
     DUO_ERROR = "duo_error"
     NO_RESPONSE = "no_response"
     UNKNOWN_USER = "unknown_user"
+    # The alert names nobody Slack could look up (no user, or a login such as "root"): the
+    # team decides, and nothing is asked of anyone.
+    NO_USER = "no_user"
     ALWAYS_ESCALATE = "always_escalate"
     USER_EXEMPT = "user_exempt"
     DM_FAILED = "dm_failed"
@@ -72,7 +75,7 @@ Effect = SendDM | StartDuoPush | UpdateDM | PostEscalation | UpdateEscalation | 
 CONFIRMED_DM_TEXT = "✅ Confirmed with Duo. Thanks!"
 
 # What the user reads in place of the buttons once we stop waiting for them. Reasons that
-# arise before a DM exists (unknown user, exempt, DM failed) have no entry on purpose.
+# arise before a DM exists (no user, unknown user, exempt, DM failed) have no entry on purpose.
 DM_TEXTS: Mapping[EscalationReason, str] = MappingProxyType(
     {
         EscalationReason.NOT_ME: (

@@ -20,6 +20,7 @@ from securitybot.flows import dm_changes, exemptions, snoozes, webhooks
 from securitybot.flows.events import apply_by_id
 from securitybot.flows.slack_wait import SLACK_WAIT
 from securitybot.flows.transitions import apply_event, load_for_update
+from securitybot.ingest.schema import as_person, no_user_note
 from securitybot.kinds import KindRegistry, always_mention, escalation_severity
 from securitybot.outbox.dispatcher import Done, GiveUp, Handler, Job, Outcome, RetryAt, backoff
 from securitybot.slack import messages
@@ -163,6 +164,13 @@ class ConversationHandlers:
             # Nobody to ask yet: the alert waits (stored, counted in /metrics) until a start
             # with Slack configured wakes this job; not a failure, so it never dies.
             return RetryAt(utcnow() + SLACK_WAIT, "Slack is not configured", failure=False)
+        if as_person(alert.user_given) is None:
+            # Nobody to look up (no user, or a login like "root"): no exemption, snooze or
+            # grouping can apply to "nobody", so the team gets it at once.
+            await self.apply(
+                alert.id, Event(EventType.NO_USER, comment=no_user_note(alert.user_given))
+            )
+            return Done()
         try:
             user = await self.slack.lookup_user(alert.user_given)
         except SlackRetryLater as exc:

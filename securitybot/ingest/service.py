@@ -16,7 +16,7 @@ from starlette.concurrency import run_in_threadpool
 
 from securitybot import metrics
 from securitybot.config import PolicyConfig
-from securitybot.ingest.schema import AlertIn
+from securitybot.ingest.schema import AlertIn, audit_subject
 from securitybot.kinds import KindRegistry
 from securitybot.store import alerts as alert_store
 from securitybot.store.db import Database
@@ -118,7 +118,7 @@ def ingest_batch(
                     "to_status": "new",
                     "details": {"kind": values["kind"], "dedup_key": values["dedup_key"]},
                     "org": None,
-                    "subject_user": values["user_given"],
+                    "subject_user": audit_subject(values["user_given"]),
                     "created_at": now,
                 }
             )

@@ -37,6 +37,7 @@ REASON_TEXT = {
     "duo_error": "Duo could not be reached",
     "no_response": "the user did not answer in time",
     "unknown_user": "the user could not be found in Slack",
+    "no_user": "the alert names no Slack user (no email address or Slack id)",
     "always_escalate": "this kind of alert always goes to the team",
     "user_exempt": "the user is exempt from DMs",
     "dm_failed": "the DM could not be delivered",
@@ -167,6 +168,13 @@ def answered_message(
     return md.fallback(f"{headline_md}: {outcome_text}"), blocks
 
 
+def _who(alert: Alert) -> str:
+    if alert.user_id:
+        return md.user(alert.user_id)
+    # What the tool said (maybe a login such as "root"), shown as inert code; or plainly none.
+    return md.code(alert.user_given, 200) if alert.user_given else "_no user named_"
+
+
 def escalation_message(
     alert: Alert,
     kind: AlertKind,
@@ -178,7 +186,7 @@ def escalation_message(
     """The security channel's post. ``mention`` is product-made markup (from config); the
     timeline lines are mrkdwn whose outside parts are already escaped (``timeline_text``)."""
     reason = alert.escalation_reason or "unknown"
-    who = md.user(alert.user_id) if alert.user_id else md.code(alert.user_given, 200)
+    who = _who(alert)
     severity = escalation_severity(kind, alert.escalation_reason)
     sev = severity.value.upper()
     claimer = md.user(alert.claimed_by)

@@ -12,13 +12,13 @@ from securitybot.store.models import Alert, AuditLog
 from tests.adapters.conftest import FALCO_TOKEN, SPLUNK_TOKEN, auth, counts, sample
 
 
-def test_alertmanager_group_accepts_firing_records_resolved_and_rejects_unmappable(
+def test_alertmanager_group_accepts_firing_records_resolved_and_notes_the_userless(
     client: TestClient, db: Database
 ) -> None:
     resp = client.post("/api/v1/alerts/alertmanager", json=sample("alertmanager"), headers=auth())
     assert resp.status_code == 201, resp.text
     body = resp.json()
-    [alert] = body["accepted"]
+    alert, userless = body["accepted"]
     assert (alert["index"], alert["user"], alert["kind"]) == (
         0,
         "alice@example.com",
@@ -32,12 +32,13 @@ def test_alertmanager_group_accepts_firing_records_resolved_and_rejects_unmappab
         {"index": 1, "status": "resolved", "dedup_key": "a81c8f0b3e9d2274@2024-05-14T08:02:10.002Z",
          "alert_id": None}
     ]  # fmt: skip
-    [rejected] = body["rejected"]
-    assert rejected["index"] == 2 and rejected["reason"].startswith("user: no value")
+    # No user label: kept, and the team is told instead (no_user), never refused.
+    assert (userless["index"], userless["user"], body["rejected"]) == (2, "", [])
+    assert userless["note"].startswith("names no Slack user")
     with db.read() as s:
         actions = sorted(a.action for a in s.scalars(select(AuditLog)))
-    assert actions == ["alert.ingested", "alert.source_resolved"]
-    assert counts(db)[0] == 1
+    assert actions == ["alert.ingested", "alert.ingested", "alert.source_resolved"]
+    assert counts(db)[0] == 2
 
 
 def test_a_resolved_notice_is_recorded_against_its_alert_and_closes_nothing(
@@ -70,9 +71,11 @@ def test_alertmanager_repeats_are_the_same_alert(client: TestClient, db: Databas
     first = client.post("/api/v1/alerts/alertmanager", json=sample("alertmanager"), headers=auth())
     again = client.post("/api/v1/alerts/alertmanager", json=sample("alertmanager"), headers=auth())
     assert again.status_code == 200
-    assert again.json()["accepted"][0]["created"] is False
-    assert again.json()["accepted"][0]["id"] == first.json()["accepted"][0]["id"]
-    assert counts(db)[0] == 1
+    assert [a["created"] for a in again.json()["accepted"]] == [False, False]
+    assert [a["id"] for a in again.json()["accepted"]] == [
+        a["id"] for a in first.json()["accepted"]
+    ]
+    assert counts(db)[0] == 2
 
 
 def test_grafana_keeps_values_and_scopes_the_dedup_key_by_org(client: TestClient) -> None:
@@ -119,26 +122,23 @@ def test_one_splunk_post_per_result_row_gives_one_alert_per_row(client: TestClie
 def test_elastalert_matches_are_mapped_one_by_one(client: TestClient, db: Database) -> None:
     resp = client.post("/api/v1/alerts/elastalert", json=sample("elastalert"), headers=auth())
     assert resp.status_code == 201, resp.text
-    [alert] = resp.json()["accepted"]
+    alert, service_account = resp.json()["accepted"]
     assert (alert["user"], alert["kind"], alert["dedup_key"]) == (
         "dave@example.com", "new_login_location", "Qm9vLWlzLTE3MTU2Nzc5NjQ"
     )  # fmt: skip
-    assert resp.json()["rejected"] == [
-        {"index": 1, "reason": "user: must be an email address or a Slack user id (U… or W…) "
-                               "(got 'svc-backup')"}
-    ]  # fmt: skip
-    assert counts(db)[0] == 1
+    assert (service_account["user"], resp.json()["rejected"]) == ("svc-backup", [])
+    assert counts(db)[0] == 2
 
 
 def test_kibana_detection_alert_documents_become_alerts(client: TestClient) -> None:
     resp = client.post("/api/v1/alerts/kibana", json=sample("kibana"), headers=auth())
     assert resp.status_code == 201, resp.text
-    [alert] = resp.json()["accepted"]
+    alert, userless = resp.json()["accepted"]
     assert alert["user"] == "alice@example.com"
     assert alert["dedup_key"] == "c4b1f5d2e8a94f0b8d3a1e7c6b5a4f30"
     assert alert["title"] == "Sensitive command on finance hosts"
     assert alert["description"].startswith("process event with process flurb")
-    assert [r["index"] for r in resp.json()["rejected"]] == [1]
+    assert (userless["index"], userless["user"], resp.json()["rejected"]) == (1, "root", [])
 
 
 def test_kibana_rule_body_without_documents_is_one_alert(client: TestClient) -> None:
@@ -162,16 +162,15 @@ def test_falco_uses_the_per_source_user_template(client: TestClient) -> None:
     assert alert["details"]["priority"] == "Notice"
 
 
-def test_a_source_without_the_override_gets_the_default_and_nothing_is_written(
+def test_a_source_without_the_override_gets_the_default_login_and_goes_to_the_team(
     client: TestClient, db: Database
 ) -> None:
     resp = client.post("/api/v1/alerts/falco", json=sample("falco"), headers=auth())
-    assert resp.status_code == 422
-    assert resp.json()["detail"] == [
-        {"index": 0, "reason": "user: must be an email address or a Slack user id (U… or W…) "
-                               "(got 'erin')"}
-    ]  # fmt: skip
-    assert counts(db) == (0, 0, 0)
+    assert resp.status_code == 201, resp.text
+    [alert] = resp.json()["accepted"]
+    assert alert["user"] == "erin"
+    assert alert["note"] == "names no Slack user (got 'erin'); it goes to the security team"
+    assert counts(db)[0] == 1
 
 
 def test_osquery_added_rows_alert_and_removed_rows_are_recorded(

@@ -102,7 +102,7 @@ def test_invalid_payloads_name_the_field_and_write_nothing(
     missing_user = _bad(client, {k: v for k, v in FLURB.items() if k != "user"})
     assert missing_user["status_code"] == 422
     assert missing_user["detail"] == [{"field": "user", "reason": "is required"}]
-    assert _bad(client, {**FLURB, "user": "not an email"})["detail"][0]["field"] == "user"
+    assert _bad(client, {**FLURB, "user": "x" * 255})["detail"][0]["field"] == "user"
     assert _bad(client, {**FLURB, "title": ""})["detail"][0]["field"] == "title"
     assert _bad(client, {**FLURB, "details": "text"})["detail"][0]["field"] == "details"
     assert _bad(client, {**FLURB, "colour": "red"})["detail"][0] == {

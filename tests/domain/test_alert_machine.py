@@ -103,6 +103,14 @@ def test_unknown_user_escalates_without_touching_a_dm() -> None:
     assert t.effects == (PostEscalation(EscalationReason.UNKNOWN_USER),)
 
 
+def test_an_alert_naming_nobody_escalates_as_no_user_and_ignores_a_late_denial() -> None:
+    t = apply(NEW, EventType.NO_USER)
+    assert t.state.status is Status.ESCALATED
+    assert t.state.escalation_reason is EscalationReason.NO_USER
+    assert t.effects == (PostEscalation(EscalationReason.NO_USER),)
+    assert apply(t.state, EventType.USER_DENIED).state.user_answer is None  # nobody was asked
+
+
 def test_exempt_user_escalates_with_user_exempt() -> None:
     t = apply(NEW, EventType.USER_EXEMPT)
     assert t.state.status is Status.ESCALATED

@@ -14,7 +14,7 @@ from securitybot.ingest.adapters.templates import TemplateProblem, digest, rende
 from securitybot.ingest.schema import AlertIn, field_errors
 
 _KIND_RE = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
-MAX_TITLE, MAX_DESCRIPTION, MAX_DEDUP = 300, 8000, 200
+MAX_TITLE, MAX_DESCRIPTION, MAX_DEDUP, MAX_USER = 300, 8000, 200, 254
 
 
 class MappingError(Exception):
@@ -61,19 +61,18 @@ def map_item(adapter: str, item: Item, templates: Mapping[str, str]) -> AlertIn 
             raise MappingError(f"{field}: must not contain NUL characters")
     if item.resolved:
         return Resolved(_dedup(values["dedup_key"]) if values["dedup_key"] else None)
-    for required in ("user", "title"):
-        if not values[required]:
-            raise MappingError(
-                f"{required}: no value in this item for adapters.{adapter}.{required} "
-                f"({templates[required]})"
-            )
+    # No user is not a reason to refuse: such an alert goes to the team (``no_user``).
+    if not values["title"]:
+        raise MappingError(
+            f"title: no value in this item for adapters.{adapter}.title ({templates['title']})"
+        )
     details: dict[str, Any] = {**item.details, "adapter": adapter}
     kind = _kind(values["kind"]) if values["kind"] else ""
     if values["kind"] and not _KIND_RE.match(kind):
         details["requested_kind"] = values["kind"]
         kind = ""
     data: dict[str, Any] = {
-        "user": values["user"],
+        "user": values["user"][:MAX_USER],
         "title": values["title"][:MAX_TITLE],
         "description": values["description"][:MAX_DESCRIPTION],
         "details": details,
