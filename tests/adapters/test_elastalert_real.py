@@ -130,3 +130,14 @@ def test_a_wrong_token_makes_elastalert_report_the_failure(
     with pytest.raises(elastalert.EAException, match="401"):
         fire(rule)
     assert stored(db) == []
+
+
+def test_a_match_naming_a_login_is_taken_for_the_team(
+    served: str, db: Database, tmp_path: Path
+) -> None:
+    # The default templates: user.name "xxxxxx" is nobody in Slack. Nothing is refused.
+    url = f"{served}/api/v1/alerts/elastalert"
+    fire(load_rule(tmp_path, RULE.format(url=url, token=TOKEN)))
+
+    [alert] = stored(db)
+    assert (alert.source, alert.user_given) == ("monitoring", "xxxxxx")

@@ -83,3 +83,16 @@ def test_readme_documents_exactly_the_bodies_the_samples_were_rendered_from() ->
     for name in ("stack_rule_body", "security_rule_body"):
         body = (Path(__file__).parent / "kibana_templates" / f"{name}.mustache").read_text()
         assert body in readme, name
+
+
+def test_a_stack_rule_alert_names_nobody_and_is_accepted_for_the_team(client: TestClient) -> None:
+    resp = post(client, sample("kibana_stack_esquery"))
+    assert resp.status_code == 201, resp.text
+    [alert] = resp.json()["accepted"]
+    assert alert["title"] == "esq" and alert["note"].startswith("names no Slack user")
+
+
+def test_the_root_detection_alert_is_accepted_for_the_team(client: TestClient) -> None:
+    resp = post(client, sample("kibana_security_two_alerts"))
+    root = next(a for a in resp.json()["accepted"] if a["index"] == 1)
+    assert root["user"] == "root" and root["note"].startswith("names no Slack user")

@@ -43,13 +43,42 @@ def test_the_same_added_row_logged_again_is_the_same_alert(
     assert counts(db)[0] == 1
 
 
-def _pending_no_user_filesystem_lines(client: TestClient, db: Database) -> None:
+def test_filesystem_logger_lines_are_accepted_as_a_forwarder_posts_them(
+    client: TestClient, db: Database
+) -> None:
     lines = (SAMPLES / "osquery_event.ndjson").read_bytes()
     resp = client.post("/api/v1/alerts/osquery", content=lines, headers=auth())
-    assert resp.status_code in (200, 201, 422), resp.text
+    assert resp.status_code == 201, resp.text
     body = resp.json()
-    # Line 2 is a different process (pid 97650) going away: recorded, not an alert.
-    assert [r["index"] for r in body.get("recorded", [])] == [1] or body["error"]
+    [started] = body["accepted"]  # osqueryd pid 97830 started: a process row names no user
+    assert started["title"] == "processes on hostname.local"
+    assert started["note"].startswith("names no Slack user")
+    assert started["details"]["columns"]["pid"] == "97830"
+    # Line 2 is a different process (pid 97650) going away: recorded, linked to no alert.
+    assert [(r["index"], r["alert_id"]) for r in body["recorded"]] == [(1, None)]
+    assert counts(db)[0] == 1
+
+
+def test_a_batch_line_is_its_added_and_removed_rows(client: TestClient, db: Database) -> None:
+    body = post(client, sample("osquery_batch"))
+    [started] = body["accepted"]
+    assert (started["index"], started["details"]["columns"]["pid"]) == (0, "97830")
+    assert started["details"]["action"] == "added"
+    assert [r["index"] for r in body["recorded"]] == [1]
+
+
+def test_a_snapshot_is_one_alert_per_row_and_the_next_snapshot_the_same_alerts(
+    client: TestClient, db: Database
+) -> None:
+    first = post(client, sample("osquery_snapshot"))["accepted"]
+    assert [a["details"]["columns"]["pid"] for a in first] == ["1", "51", "52", "54"]
+    assert {a["title"] for a in first} == {"process_snapshot on hostname.local"}
+
+    later = sample("osquery_snapshot") | {"unixTime": "1462231652", "counter": "2"}
+    again = post(client, later)["accepted"]
+    assert [a["id"] for a in again] == [a["id"] for a in first]
+    assert not any(a["created"] for a in again)
+    assert counts(db)[0] == 4
 
 
 def test_a_broken_line_is_named_in_the_400(client: TestClient, db: Database) -> None:

@@ -8,10 +8,11 @@ import sys
 from pathlib import Path
 
 from sqlalchemy import select
+from starlette.testclient import TestClient
 
 from securitybot.store.db import Database
 from securitybot.store.models import Alert
-from tests.adapters.conftest import SAMPLES, TOKEN, counts, sample
+from tests.adapters.conftest import SAMPLES, TOKEN, auth, counts, sample
 
 SCRIPT = Path(__file__).parents[2] / "integrations" / "custom-securitybot"
 
@@ -78,3 +79,16 @@ def test_what_the_stock_shuffle_integration_posts_is_read_as_the_alert_it_carrie
     [via_shuffle] = Wazuh().items(sample("wazuh_shuffle"))
     assert via_shuffle == direct
     assert direct.context["rule"]["id"] == "5710"
+
+
+def test_the_docs_sshd_alert_for_a_login_name_is_accepted_for_the_team(
+    client: TestClient,
+) -> None:
+    for body in (sample("wazuh_sshd_invalid_user"), sample("wazuh_shuffle")):
+        resp = client.post("/api/v1/alerts/wazuh", json=body, headers=auth())
+        assert resp.status_code in (200, 201), resp.text
+        [alert] = resp.json()["accepted"]
+        assert alert["dedup_key"] == "1571166477.30198"
+        assert alert["title"] == "sshd: Attempt to login using a non-existent user on linux-agent"
+        # The operator's template maps dstuser only; srcuser "blimey" is nobody in Slack.
+        assert alert["note"].startswith("names no Slack user")
