@@ -58,6 +58,10 @@ async def _object(request: Request, limit: int) -> dict[str, Any]:
     return data
 
 
+def _ingest_sources(rt: Runtime) -> set[str]:
+    return {t.source for t in rt.settings.ingest.tokens if "ingest" in t.scopes}
+
+
 async def enroll(request: Request) -> JSONResponse:
     rt: Runtime = request.app.state.runtime
     data = await _object(request, rt.settings.server.max_body_bytes)
@@ -103,7 +107,9 @@ async def log(request: Request) -> JSONResponse:
                 return node.source if node is not None else None
 
         source = await run_in_threadpool(recognise)
-    if source is None:
+    if source is None or source not in _ingest_sources(rt):
+        # Unknown key, or its source's token was withdrawn from ingest.tokens: enrolling again
+        # needs a token that is still valid.
         return JSONResponse({"node_invalid": True})
     enforce(request, source)
     body = {k: v for k, v in data.items() if k != "node_key"}  # the key is no alert detail

@@ -14,10 +14,11 @@ import pytest
 from sqlalchemy import select
 from starlette.testclient import TestClient
 
+from securitybot.service import build_service
 from securitybot.store.db import Database
 from securitybot.store.models import Alert
 from securitybot.store.osquery_models import OsqueryNode
-from tests.adapters.conftest import SAMPLES, TOKEN, counts, sample
+from tests.adapters.conftest import SAMPLES, TOKEN, adapter_settings, counts, sample
 
 ENROLL, LOG = "/api/v1/osquery/enroll", "/api/v1/osquery/log"
 
@@ -146,4 +147,18 @@ def test_a_gzip_bomb_is_refused_before_it_is_inflated(client: TestClient, db: Da
         LOG, content=gzip.compress(body.encode()), headers={"Content-Encoding": "gzip"}
     )
     assert resp.status_code == 413
+    assert counts(db) == (0, 0, 0)
+
+
+def test_a_node_of_a_source_whose_token_was_withdrawn_must_enroll_again(
+    db: Database, db_url: str
+) -> None:
+    with TestClient(build_service(adapter_settings(db_url), db)[1]) as before:
+        node_key = enroll(before)
+    cfg = adapter_settings(db_url)
+    kept = [t for t in cfg.ingest.tokens if t.source != "monitoring"]
+    withdrawn = cfg.model_copy(update={"ingest": cfg.ingest.model_copy(update={"tokens": kept})})
+    with TestClient(build_service(withdrawn, db)[1]) as after:
+        answer = log(after, node_key, "result", sample("osquery")["data"])
+    assert answer == {"node_invalid": True}
     assert counts(db) == (0, 0, 0)
