@@ -83,7 +83,8 @@ async def enroll(request: Request) -> JSONResponse:
         )  # fmt: skip
     enforce(request, source)
     host = data.get("host_identifier")
-    host = host if isinstance(host, str) else ""
+    # PostgreSQL text cannot hold NUL; the identifier is only a label for people.
+    host = host.replace("\x00", "") if isinstance(host, str) else ""
 
     def store() -> str:
         with rt.db.write() as session:

@@ -8,6 +8,7 @@ HTTPPostAlerter and HTTPPost2Alerter post it, as `elastalert` does when the rule
 from __future__ import annotations
 
 import copy
+import os
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -19,8 +20,12 @@ from securitybot.store.db import Database
 from securitybot.store.models import Alert
 from tests.adapters.conftest import ELASTALERT_TOKEN, TOKEN, sample
 
-elastalert = pytest.importorskip("elastalert.elastalert", reason="dev extra: elastalert2")
-loaders = pytest.importorskip("elastalert.loaders")
+if os.environ.get("CI") == "true":  # CI installs the dev extra: a missing package must fail
+    import elastalert.elastalert as elastalert
+    import elastalert.loaders as loaders
+else:
+    elastalert = pytest.importorskip("elastalert.elastalert", reason="dev extra: elastalert2")
+    loaders = pytest.importorskip("elastalert.loaders")
 
 INDEX = ".ds-logs-okta.system-ep-2023.09.22-000001"
 RULE = """

@@ -162,3 +162,11 @@ def test_a_node_of_a_source_whose_token_was_withdrawn_must_enroll_again(
         answer = log(after, node_key, "result", sample("osquery")["data"])
     assert answer == {"node_invalid": True}
     assert counts(db) == (0, 0, 0)
+
+
+def test_a_host_identifier_with_nul_is_stored_without_it(client: TestClient, db: Database) -> None:
+    resp = client.post(ENROLL, json={"enroll_secret": TOKEN, "host_identifier": "web\u000001"})
+    assert resp.status_code == 200, resp.text
+    with db.read() as s:
+        [node] = s.scalars(select(OsqueryNode))
+    assert node.host_identifier == "web01"
