@@ -174,7 +174,11 @@ def hash_password_cmd(password: str) -> None:
     default=None,
     help="Bearer token (default: $SECURITYBOT_TOKEN, else the first in ingest.tokens).",
 )
-@click.option("--user", required=True, help="Email or Slack user id of the implicated person.")
+@click.option(
+    "--user",
+    required=True,
+    help="Email or Slack user id of the implicated person (else: to the team, no_user).",
+)
 @click.option("--kind", default="sensitive_command", show_default=True)
 @click.option("--title", default="Test alert from securitybot send-alert", show_default=True)
 @click.option("--description", default="")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 from datetime import UTC, datetime
 from typing import Any
@@ -30,9 +31,32 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(out, default=str)
 
 
+# ``token=<secret>`` in a URL (Splunk's and Falco's webhooks cannot send headers); uvicorn's
+# request lines (logging.access_log) and httpx's would otherwise print it.
+_QUERY_TOKEN = re.compile(r"([?&;]token=)[^&\s\"']*", re.IGNORECASE)
+
+
+def redact_query_tokens(text: str) -> str:
+    return _QUERY_TOKEN.sub(r"\1[redacted]", text) if "token=" in text.lower() else text
+
+
+class RedactQueryTokens(logging.Filter):
+    """Rewrites every record so no query-string token reaches a log line, whoever logs it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.msg, str):
+            record.msg = redact_query_tokens(record.msg)
+        if isinstance(record.args, tuple):
+            record.args = tuple(
+                redact_query_tokens(a) if isinstance(a, str) else a for a in record.args
+            )
+        return True
+
+
 def configure_logging(cfg: LoggingConfig) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.addFilter(RequestIdFilter())
+    handler.addFilter(RedactQueryTokens())
     if cfg.json_format:
         handler.setFormatter(JsonFormatter())
     else:

@@ -49,7 +49,7 @@ class RequestIdMiddleware:
         try:
             await self.app(scope, receive, send_with_id)
         finally:
-            # The path only: query strings can carry a source token (Splunk adapter).
+            # The path only: query strings can carry a source token (Splunk, Falco adapters).
             access_log.info(
                 "%s %s %s %.1fms", scope.get("method"), scope.get("path"), status,
                 (time.perf_counter() - started) * 1000,

@@ -27,12 +27,17 @@ ELASTALERT_TOKEN = "elastalert-okta-token-0123456789"
 
 
 def sample(name: str) -> Any:
-    return json.loads((SAMPLES / f"{name}.json").read_text())
+    """A payload from ``samples/``; a ``_source`` key (where it was copied from) is dropped."""
+    data = json.loads((SAMPLES / f"{name}.json").read_text())
+    if isinstance(data, dict):
+        data.pop("_source", None)
+    return data
 
 
-def adapter_settings(db_url: str) -> Settings:
+def adapter_settings(db_url: str, **overrides: Any) -> Settings:
     return Settings.model_validate(
         {
+            **overrides,
             "database": {"url": db_url},
             "ingest": {
                 "tokens": [

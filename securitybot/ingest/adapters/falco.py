@@ -1,8 +1,12 @@
 """Falco runtime security events (``json_output`` over ``http_output``, or falcosidekick's webhook).
 
 Inside containers ``user.name`` is usually ``root``; ``user.loginname`` is the person who logged
-in, so it comes first. Map either onto an email with a per-source template, for example
-``{{ output_fields['user.loginname'] ~ '@example.com' }}``.
+in, so it comes first (Falco writes ``<NA>`` for a field it could not resolve). Map either onto
+an email with a per-source template, for example::
+
+    {{ output_fields['user.loginname'] ~ '@example.com' if known(output_fields['user.loginname']) }}
+
+What is left (``root``) is no person, and goes to the security team (``no_user``).
 """
 
 from __future__ import annotations
@@ -18,10 +22,9 @@ class Falco(Adapter):
     name: ClassVar[str] = "falco"
     summary: ClassVar[str] = "Falco json_output via http_output, or falcosidekick webhook"
     defaults: ClassVar[dict[str, str]] = {
-        "user": (
-            "{{ output_fields['user.loginname'] if output_fields['user.loginname'] != '<NA>' "
-            "else output_fields['user.name'] }}"
-        ),
+        # The login name when Falco knows it, else the process user; "<NA>" counts as none.
+        # Neither is usually an email: a source maps them (or they go to the team, no_user).
+        "user": "{{ known(output_fields['user.loginname'], output_fields['user.name']) }}",
         "kind": "{{ output_fields.securitybot_kind }}",
         "title": "{{ rule }}{{ ' on ' ~ hostname if hostname }}",
         "description": "{{ output }}",

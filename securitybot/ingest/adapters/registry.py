@@ -27,9 +27,10 @@ ADAPTERS: dict[str, Adapter] = {
     )
 }
 
-# Tools that cannot send headers. A token in the URL ends up in proxy and tool logs, so this
-# weaker option is limited to the tools that need it.
-QUERY_TOKEN_ADAPTERS = frozenset({"splunk"})
+# Tools that cannot send headers: Splunk's webhook action and Falco's own http_output (it has
+# TLS and mTLS options but no header one). A token in the URL ends up in proxy and tool logs,
+# so this weaker option is limited to them; our own log lines redact it (logs.RedactQueryTokens).
+QUERY_TOKEN_ADAPTERS = frozenset({"splunk", "falco"})
 
 
 def names() -> list[str]:

@@ -18,8 +18,13 @@ class Splunk(Adapter):
     defaults: ClassVar[dict[str, str]] = {
         "user": "{{ result.user or result.src_user or result.email or result.user_email }}",
         "kind": "{{ result.securitybot_kind }}",
-        "title": "{{ search_name }}",
-        "description": "Splunk search {{ search_name }} matched. Results: {{ results_link }}",
+        # search_name is null for an ad-hoc search (Splunk's own documented example): fall back
+        # to the result's rule name (Enterprise Security) or the search id, never refuse.
+        "title": "{{ known(search_name, result.rule_name, result.search_name) "
+        "or 'Splunk search ' ~ sid }}",
+        "description": (
+            "Splunk search {{ known(search_name) or sid }} matched. Results: {{ results_link }}"
+        ),
         # sid names the search run; with one POST per result row every row shares the sid, so
         # the row's own content tells them apart (and a retried POST stays the same alert).
         "dedup_key": "{{ sid }}:{{ result | digest }}",

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any
 
-from jinja2 import ChainableUndefined, Template, TemplateError
+from jinja2 import ChainableUndefined, Template, TemplateError, Undefined
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 # Rendered values end up in short alert fields; a runaway template is cut, not stored whole.
@@ -56,6 +56,23 @@ def digest(value: Any) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()[:20]
 
 
+# What tools write for "no value": Falco prints "<NA>" for a field it could not resolve.
+_UNKNOWN = ("", "<NA>", "N/A", "-")
+
+
+def known(*values: Any) -> Any:
+    """``known(a, b, …)``: the first value that is really there (not missing, null, empty or a
+    tool's "<NA>"), else empty; e.g. ``known(output_fields['user.loginname'],
+    output_fields['user.name'])``."""
+    for value in values:
+        if value is None or isinstance(value, Undefined):
+            continue
+        if isinstance(value, str) and value.strip() in _UNKNOWN:
+            continue
+        return value
+    return ""
+
+
 def _finalize(value: Any) -> Any:
     # JSON null must render as nothing (Jinja would print "None"); objects as JSON, not repr.
     if value is None:
@@ -72,6 +89,7 @@ _ENV = ImmutableSandboxedEnvironment(
 )
 _ENV.filters["digest"] = digest
 _ENV.globals["get"] = lookup
+_ENV.globals["known"] = known
 
 
 @lru_cache(maxsize=1024)

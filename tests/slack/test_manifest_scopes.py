@@ -1,0 +1,90 @@
+"""``slack-manifest.yaml`` asks for every scope the code needs: each Slack API method called
+anywhere in ``securitybot/`` (found in the source, not listed by hand) must have its scope in
+the manifest, bot scopes for the bot token and user scopes for the org-level tokens."""
+
+from __future__ import annotations
+
+import inspect
+import re
+from pathlib import Path
+
+import yaml
+from slack_sdk.web.async_client import AsyncWebClient
+
+ROOT = Path(__file__).resolve().parents[2]
+MANIFEST = yaml.safe_load((ROOT / "slack-manifest.yaml").read_text())
+
+# "Required scopes" of each method, from its page https://api.slack.com/methods/<method>
+# (a method needs one of the listed scopes; which one depends on the channel type).
+BOT = "bot"
+USER = "user"
+REQUIRED: dict[str, tuple[str, frozenset[str]]] = {
+    "chat.postMessage": (BOT, frozenset({"chat:write"})),
+    "chat.update": (BOT, frozenset({"chat:write"})),
+    "chat.postEphemeral": (BOT, frozenset({"chat:write"})),
+    "conversations.open": (BOT, frozenset({"im:write"})),
+    "conversations.history": (BOT, frozenset({"channels:history", "groups:history"})),
+    "users.info": (BOT, frozenset({"users:read"})),
+    "users.lookupByEmail": (BOT, frozenset({"users:read.email"})),
+    "usergroups.users.list": (BOT, frozenset({"usergroups:read"})),
+    "views.open": (BOT, frozenset()),  # no scope: a trigger_id from an interaction suffices
+    # slack.admin_token: an Enterprise Grid org admin's user token.
+    "admin.users.session.reset": (USER, frozenset({"admin.users:write"})),
+    # aer.audit_logs.token: https://api.slack.com/admins/audit-logs (GET audit/v1/logs).
+    "audit/v1/logs": (USER, frozenset({"auditlogs:read"})),
+}
+
+# Events need scopes too: https://api.slack.com/events/message.im
+EVENT_SCOPES = {"message.im": "im:history"}
+
+_CALL = re.compile(r"""\b(?:_call|api_call)\(\s*["']([a-z]+(?:\.[A-Za-z]+)+)["']""")
+_CLIENT_METHOD = re.compile(r"\bclient\.([a-z]+_[A-Za-z_]+)\(")
+_API_CALL = re.compile(r"""api_call\(\s*["']([a-zA-Z.]+)["']""")
+
+
+def _sdk_method(name: str) -> str | None:
+    """``chat_postEphemeral`` → ``chat.postEphemeral``, as slack_sdk itself spells it."""
+    fn = getattr(AsyncWebClient, name, None)
+    if fn is None:
+        return None
+    found = _API_CALL.findall(inspect.getsource(fn))
+    return found[0] if found else None
+
+
+def methods_called() -> set[str]:
+    out: set[str] = set()
+    for path in (ROOT / "securitybot").rglob("*.py"):
+        if "demo" in path.parts:  # the fakes answer calls; they make none to Slack
+            continue
+        text = path.read_text()
+        out.update(_CALL.findall(text))
+        out.update(m for n in _CLIENT_METHOD.findall(text) if (m := _sdk_method(n)))
+        if "AsyncAuditLogsClient" in text and ".logs(" in text:
+            out.add("audit/v1/logs")
+    return out
+
+
+def test_every_method_the_code_calls_has_its_scope_in_the_manifest() -> None:
+    called = methods_called()
+    assert {"chat.postMessage", "admin.users.session.reset", "audit/v1/logs"} <= called
+    unknown = called - REQUIRED.keys()
+    assert not unknown, f"add the scopes of {sorted(unknown)} (Slack's method pages) here"
+    scopes = MANIFEST["oauth_config"]["scopes"]
+    for method in sorted(called):
+        token, needed = REQUIRED[method]
+        missing = needed - set(scopes.get(token) or [])
+        assert not missing, f"{method} needs {sorted(missing)} in oauth_config.scopes.{token}"
+
+
+def test_every_subscribed_event_has_its_scope() -> None:
+    events = MANIFEST["settings"]["event_subscriptions"]["bot_events"]
+    assert events == ["message.im"]  # the DM replies, deletions and edits
+    assert {EVENT_SCOPES[e] for e in events} <= set(MANIFEST["oauth_config"]["scopes"][BOT])
+
+
+def test_the_manifest_asks_for_nothing_the_code_does_not_use() -> None:
+    used = {s for token, needed in REQUIRED.values() for s in needed}
+    used |= {"commands", *EVENT_SCOPES.values()}
+    scopes = MANIFEST["oauth_config"]["scopes"]
+    asked = set(scopes.get(BOT) or []) | set(scopes.get(USER) or [])
+    assert asked - used == set()
