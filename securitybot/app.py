@@ -17,6 +17,7 @@ from starlette.routing import BaseRoute, Route
 from securitybot.api import adapters as adapters_api
 from securitybot.api import alerts as alerts_api
 from securitybot.api import openapi as openapi_api
+from securitybot.api import osquery_tls as osquery_tls_api
 from securitybot.api import team as team_api
 from securitybot.api.common import ApiError, error_response
 from securitybot.body_limit import BodyLimitMiddleware
@@ -70,6 +71,7 @@ def create_app(runtime: Runtime, extra_routes: list[BaseRoute] | None = None) ->
         Route("/metrics", metrics_endpoint, methods=["GET"]),
         *alerts_api.routes,
         *adapters_api.routes,
+        *osquery_tls_api.routes,
         *openapi_api.routes,
         *team_api.routes,
         *(extra_routes or []),

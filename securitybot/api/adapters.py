@@ -16,7 +16,7 @@ from starlette.routing import Route
 
 from securitybot.api.common import ApiError, authenticate, parse_json, read_body
 from securitybot.ingest.adapters import registry
-from securitybot.ingest.adapters.base import PayloadError
+from securitybot.ingest.adapters.base import Adapter, NothingToDo, PayloadError
 from securitybot.ingest.adapters.mapping import MappingError, Resolved, map_item
 from securitybot.ingest.ratelimit import enforce
 from securitybot.ingest.schema import AlertIn, audit_subject
@@ -58,6 +58,23 @@ def _record_resolved(
     return out
 
 
+def _parse(adapter: Adapter, body: bytes) -> Any:
+    """The JSON body; for tools that log one JSON document per line, those lines as a list."""
+    try:
+        return parse_json(body)
+    except ApiError as exc:
+        lines = [line for line in body.splitlines() if line.strip()]
+        if not adapter.ndjson or exc.error != "malformed_json" or len(lines) < 2:
+            raise
+    docs = []
+    for number, line in enumerate(lines, start=1):
+        try:
+            docs.append(parse_json(line))
+        except ApiError as exc:
+            raise ApiError(exc.status, exc.error, f"line {number}: {exc.message}") from None
+    return docs
+
+
 async def ingest_native(request: Request) -> JSONResponse:
     rt: Runtime = request.app.state.runtime
     name = request.path_params["adapter"]
@@ -71,9 +88,24 @@ async def ingest_native(request: Request) -> JSONResponse:
         known = registry.names()
         raise ApiError(404, "unknown_adapter", f"no adapter {name!r}; known: {', '.join(known)}",
                        {"known": known})  # fmt: skip
-    data = parse_json(body)
+    data = _parse(adapter, body)
+    status, answer = await ingest_document(rt, name, principal.source, data)
+    return JSONResponse(answer, status_code=status)
+
+
+async def ingest_document(
+    rt: Runtime, name: str, source: str, data: Any
+) -> tuple[int, dict[str, Any]]:
+    """Store what one parsed body of adapter ``name`` holds, for ``source``: (status, answer).
+
+    Shared by the adapter endpoint and osquery's TLS logger endpoint.
+    """
+    adapter = registry.ADAPTERS[name]
     try:
         items = adapter.items(data)
+    except NothingToDo as exc:
+        return 200, {"adapter": name, "source": source, "accepted": [], "rejected": [],
+                     "recorded": [], "ignored": str(exc)}  # fmt: skip
     except PayloadError as exc:
         raise ApiError(
             422, "validation_error", str(exc), [{"field": "(body)", "reason": str(exc)}]
@@ -83,7 +115,7 @@ async def ingest_native(request: Request) -> JSONResponse:
             422, "validation_error", f"{len(items)} items in one request; at most {MAX_ITEMS}"
         )
 
-    templates = registry.templates_for(name, principal.source, rt.settings.adapters)
+    templates = registry.templates_for(name, source, rt.settings.adapters)
     alerts: list[tuple[int, AlertIn]] = []
     notices: list[tuple[int, Resolved]] = []
     rejected: list[dict[str, Any]] = []
@@ -102,11 +134,9 @@ async def ingest_native(request: Request) -> JSONResponse:
         raise ApiError(422, "validation_error", f"no item could be mapped: {first}", rejected)
 
     # One unit for the group committer: all stored in one transaction, or none (then a 500).
-    results = await rt.ingest.submit_many([p for _, p in alerts], principal.source)
+    results = await rt.ingest.submit_many([p for _, p in alerts], source)
     recorded = (
-        await run_in_threadpool(_record_resolved, rt, principal.source, name, notices)
-        if notices
-        else []
+        await run_in_threadpool(_record_resolved, rt, source, name, notices) if notices else []
     )
     accepted = []
     for (index, payload), result in zip(alerts, results, strict=True):
@@ -116,16 +146,13 @@ async def ingest_native(request: Request) -> JSONResponse:
     if alerts:
         rt.notify_new_work()
     created = any(r.created for r in results)
-    return JSONResponse(
-        {
-            "adapter": name,
-            "source": principal.source,
-            "accepted": accepted,
-            "rejected": rejected,
-            "recorded": recorded,
-        },
-        status_code=201 if created else 200,
-    )
+    return 201 if created else 200, {
+        "adapter": name,
+        "source": source,
+        "accepted": accepted,
+        "rejected": rejected,
+        "recorded": recorded,
+    }
 
 
 routes = [Route("/api/v1/alerts/{adapter}", ingest_native, methods=["POST"])]

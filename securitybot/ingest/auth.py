@@ -94,6 +94,10 @@ class Authenticator:
             "missing credentials: send 'Authorization: Bearer <token>' or an HMAC signature"
         )
 
+    def match_token(self, token: str) -> tuple[str, frozenset[Scope]]:
+        """The source and scopes of a token given outside a header (osquery's enroll secret)."""
+        return self._match_token(token)
+
     def _match_token(self, token: str) -> tuple[str, frozenset[Scope]]:
         given = _digest(token)
         found: tuple[str, frozenset[Scope]] | None = None

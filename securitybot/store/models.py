@@ -221,4 +221,4 @@ class SeenSignature(Base):
 
 
 import securitybot.store.aer_models  # noqa: F401, E402
-from securitybot.store import dashboard_models  # noqa: F401, E402
+from securitybot.store import dashboard_models, osquery_models  # noqa: F401, E402

@@ -188,14 +188,6 @@ def test_osquery_added_rows_alert_and_removed_rows_are_recorded(
     assert counts(db)[0] == 1
 
 
-def test_osquery_status_logs_are_refused(client: TestClient, db: Database) -> None:
-    status_log = {"node_key": "k", "log_type": "status", "data": []}
-    resp = client.post("/api/v1/alerts/osquery", json=status_log, headers=auth())
-    assert resp.status_code == 422
-    assert "log_type" in resp.json()["message"]
-    assert counts(db) == (0, 0, 0)
-
-
 def test_wazuh_uses_the_adapter_level_user_template(client: TestClient) -> None:
     resp = client.post("/api/v1/alerts/wazuh", json=sample("wazuh"), headers=auth())
     assert resp.status_code == 201, resp.text

@@ -14,6 +14,10 @@ class PayloadError(Exception):
     """The body as a whole is not what this tool sends (so nothing in it can be mapped)."""
 
 
+class NothingToDo(Exception):
+    """A body the tool really sends that carries no alert (e.g. osquery status logs): a 2xx."""
+
+
 @dataclass(frozen=True)
 class Item:
     """One would-be alert: what the templates see, and what is kept on the alert as details."""
@@ -30,6 +34,8 @@ class Adapter:
     name: ClassVar[str]
     summary: ClassVar[str]
     defaults: ClassVar[Mapping[str, str]]
+    # The tool's log files hold one JSON document per line, which forwarders post as they are.
+    ndjson: ClassVar[bool] = False
 
     def items(self, body: Any) -> list[Item]:
         raise NotImplementedError

@@ -1,26 +1,46 @@
-"""osquery result logs in event format (differential ``added``/``removed`` rows, or snapshots).
+"""osquery result logs, in every shape osqueryd writes them.
 
-Accepts what the TLS logger plugin posts (``{"node_key", "log_type": "result", "data": [...]}``),
-a list of events, or one event. A ``removed`` row means the thing the query found is gone: it is
-recorded, like a resolved alert, and never becomes a new alert.
+* event format (the default): one row per line, ``action`` ``added``/``removed``, ``columns``;
+* batch format (``--logger_event_type=false``): ``diffResults`` with ``added``/``removed`` lists;
+* snapshot queries: ``action: snapshot`` with a ``snapshot`` list of rows.
+
+Each may arrive as the filesystem logger writes it (one JSON object per line: a forwarder posts
+the lines, one object, or a JSON list of them) or as the TLS logger wraps it
+(``{"node_key", "log_type": "result", "data": [...]}``). ``log_type: status`` bodies are osquery's
+own health logs: acknowledged, never alerts.
+
+A ``removed`` row means what the query found is gone: it is recorded against the alert its
+``added`` row created (the dedup key identifies the row, not the time it was seen) and never
+becomes a new alert.
 """
 
 from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from securitybot.ingest.adapters.base import Adapter, Item, PayloadError, not_an_object
+from securitybot.ingest.adapters.base import (
+    Adapter,
+    Item,
+    NothingToDo,
+    PayloadError,
+    not_an_object,
+)
 
-_DETAIL_KEYS = ("name", "hostIdentifier", "calendarTime", "unixTime", "action", "decorations")
+_DETAIL_KEYS = (
+    "name", "hostIdentifier", "hostname", "calendarTime", "unixTime", "epoch", "counter",
+    "action", "decorations",
+)  # fmt: skip
 
 
 def _events(body: Any) -> list[Any]:
     if isinstance(body, list):
         return body
-    if isinstance(body, dict) and "data" in body and "name" not in body:
-        if body.get("log_type", "result") != "result":
-            raise PayloadError(f"log_type: only 'result' logs are alerts, not {body['log_type']!r}")
-        if not isinstance(body["data"], list):
+    if isinstance(body, dict) and "log_type" in body:
+        if body["log_type"] == "status":
+            raise NothingToDo("osquery status logs are not alerts")
+        if body["log_type"] != "result":
+            raise PayloadError(f"log_type: must be 'result' or 'status', not {body['log_type']!r}")
+        if not isinstance(body.get("data"), list):
             raise PayloadError("data: must be a list of result events")
         return list(body["data"])
     if isinstance(body, dict):
@@ -28,38 +48,67 @@ def _events(body: Any) -> list[Any]:
     raise PayloadError("the body must be an osquery result event, a list, or a TLS logger body")
 
 
+def _rows(event: dict[str, Any]) -> list[tuple[str, Any]] | str:
+    """``(action, row)`` pairs of one log line, or why it has none."""
+    diff = event.get("diffResults")
+    if diff is not None:
+        if not isinstance(diff, dict):
+            return "diffResults: must be an object with 'added' and 'removed' lists"
+        pairs = []
+        for action in ("added", "removed"):
+            rows = diff.get(action) or []
+            if not isinstance(rows, list):
+                return f"diffResults.{action}: must be a list of rows"
+            pairs += [(action, row) for row in rows]
+        return pairs
+    if event.get("action") == "snapshot":
+        rows = event.get("snapshot")
+        if not isinstance(rows, list):
+            return "snapshot: must be a list of rows"
+        return [("snapshot", row) for row in rows]
+    return [(str(event.get("action") or "added"), event.get("columns"))]
+
+
 class Osquery(Adapter):
     name: ClassVar[str] = "osquery"
-    summary: ClassVar[str] = "osquery result logs, event format (TLS logger body, list or one)"
+    summary: ClassVar[str] = (
+        "osquery result logs: event, batch or snapshot format (lines, list, or TLS logger body)"
+    )
+    ndjson: ClassVar[bool] = True
     defaults: ClassVar[dict[str, str]] = {
         "user": "{{ columns.username or columns.user or decorations.username }}",
         "kind": "{{ decorations.securitybot_kind }}",
-        "title": "{{ name }} on {{ hostIdentifier }}",
-        "description": "osquery {{ name }} {{ action }} on {{ hostIdentifier }}: {{ columns }}",
-        # osquery gives result rows no id; host, query, time and the row itself identify one.
-        "dedup_key": "{{ hostIdentifier }}:{{ name }}:{{ unixTime }}:{{ columns | digest }}",
+        "title": "{{ name }} on {{ hostIdentifier or hostname }}",
+        "description": (
+            "osquery {{ name }} {{ action }} on {{ hostIdentifier or hostname }}: {{ columns }}"
+        ),
+        # Host, query and the row itself identify a finding (osquery gives rows no id); the time
+        # is left out so that the row's "removed" line finds the alert its "added" line made.
+        "dedup_key": "{{ hostIdentifier or hostname }}:{{ name }}:{{ columns | digest }}",
         "occurred_at": "{{ unixTime }}",
     }
 
     def items(self, body: Any) -> list[Item]:
         events = _events(body)
         if not events:
-            raise PayloadError("no result events in the body")
+            raise NothingToDo("no result events in the body")
         items = []
         for index, event in enumerate(events):
             if not isinstance(event, dict):
                 items.append(not_an_object(f"[{index}]"))
                 continue
-            rows = event.get("snapshot") if event.get("action") == "snapshot" else None
-            if rows is None:
-                rows = [event.get("columns")]
-            if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
-                items.append(Item(context={}, error="columns: must be an object of column values"))
+            rows = _rows(event)
+            if isinstance(rows, str):
+                items.append(Item(context={}, error=rows))
                 continue
-            for row in rows:
-                context = {"decorations": {}, **event, "columns": row, "doc": event}
-                details = {k: event[k] for k in _DETAIL_KEYS if k in event}
+            for action, row in rows:
+                if not isinstance(row, dict):
+                    items.append(Item(context={}, error="columns: must be an object of values"))
+                    continue
+                line = {k: v for k, v in event.items() if k not in ("diffResults", "snapshot")}
+                context = {"decorations": {}, **line, "action": action, "columns": row}
+                context["doc"] = dict(context)
+                details = {k: context[k] for k in _DETAIL_KEYS if k in context}
                 details["columns"] = row
-                resolved = event.get("action") == "removed"
-                items.append(Item(context=context, details=details, resolved=resolved))
+                items.append(Item(context=context, details=details, resolved=action == "removed"))
         return items

@@ -1,4 +1,9 @@
-"""Wazuh alerts, as the manager's integration block (``alert_format json``) posts them."""
+"""Wazuh alerts: the ``alerts.json`` record ``wazuh-integratord`` hands to an integration.
+
+It arrives as ``integrations/custom-securitybot`` (shipped here) posts it, as a list of them, or
+wrapped the way Wazuh's stock ``shuffle`` integration posts it (``{"title", "rule_id", …,
+"all_fields": <alert>}``).
+"""
 
 from __future__ import annotations
 
@@ -9,9 +14,16 @@ from securitybot.ingest.adapters.base import Adapter, Item, PayloadError, not_an
 _DETAIL_KEYS = ("id", "timestamp", "rule", "agent", "manager", "data", "location", "decoder")
 
 
+def _unwrap(body: Any) -> Any:
+    # integrations/shuffle.py sends the alert itself under "all_fields".
+    if isinstance(body, dict) and "rule" not in body and isinstance(body.get("all_fields"), dict):
+        return body["all_fields"]
+    return body
+
+
 class Wazuh(Adapter):
     name: ClassVar[str] = "wazuh"
-    summary: ClassVar[str] = "Wazuh manager integration (alert JSON), one alert or a list"
+    summary: ClassVar[str] = "Wazuh alerts (custom-securitybot or shuffle integration), or a list"
     defaults: ClassVar[dict[str, str]] = {
         "user": (
             "{{ data.dstuser or data.srcuser or get(data, 'win.eventdata.targetUserName') "
@@ -25,7 +37,7 @@ class Wazuh(Adapter):
     }
 
     def items(self, body: Any) -> list[Item]:
-        alerts = body if isinstance(body, list) else [body]
+        alerts = [_unwrap(a) for a in body] if isinstance(body, list) else [_unwrap(body)]
         if not isinstance(body, list | dict) or not alerts:
             raise PayloadError("the body must be a Wazuh alert (object) or a list of them")
         items = []
