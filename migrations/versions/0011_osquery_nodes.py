@@ -1,7 +1,7 @@
 """osquery_nodes: node keys handed out by the osquery TLS enroll endpoint (stored hashed)
 
-Revision ID: 0010_13b_osquery_nodes
-Revises: 0009
+Revision ID: 0011_osquery_nodes
+Revises: 0010_14a_aer_state
 """
 
 from collections.abc import Sequence
@@ -11,8 +11,8 @@ from alembic import op
 
 import securitybot.store.models
 
-revision: str = "0010_13b_osquery_nodes"
-down_revision: str | None = "0009"
+revision: str = "0011_osquery_nodes"
+down_revision: str | None = "0010_14a_aer_state"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
