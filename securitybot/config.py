@@ -273,6 +273,8 @@ class EscalationConfig(_Section):
     # Longest exemption a responder may grant with `/securitybot exempt` (Slack has no expiry-free
     # path: an exemption someone forgets about is a blind spot).
     max_exemption: Duration = 30 * 86400.0
+    # Longest suppression rule (maintenance window) a responder may make; every rule expires.
+    max_suppression: Duration = 7 * 86400.0
 
     @field_validator("responders")
     @classmethod

@@ -107,6 +107,10 @@ def wire_workers(
             runtime.db,
             responders,
             max_exemption=timedelta(seconds=s.escalation.max_exemption),
+            max_suppression=timedelta(seconds=s.escalation.max_suppression),
+            kinds=runtime.kinds,
+            policy=s.policy,
+            wake=runtime.notify_new_work,
         )
     runtime.handlers.update(handlers.handlers())
     runtime.handlers["outbound_webhook"] = WebhookSender(list(s.webhooks.outbound))
