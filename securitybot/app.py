@@ -17,6 +17,7 @@ from starlette.routing import BaseRoute, Route
 from securitybot.api import adapters as adapters_api
 from securitybot.api import alerts as alerts_api
 from securitybot.api import openapi as openapi_api
+from securitybot.api import suppressions as suppressions_api
 from securitybot.api import team as team_api
 from securitybot.api.common import ApiError, error_response
 from securitybot.body_limit import BodyLimitMiddleware
@@ -72,6 +73,7 @@ def create_app(runtime: Runtime, extra_routes: list[BaseRoute] | None = None) ->
         *adapters_api.routes,
         *openapi_api.routes,
         *team_api.routes,
+        *suppressions_api.routes,
         *(extra_routes or []),
     ]
     app = Starlette(
