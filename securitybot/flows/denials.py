@@ -1,0 +1,47 @@
+"""A typed "no" is confirmed before it pages the team: the first one is only remembered.
+
+The pending denial lives in the audit log (``answer.denial_pending``), so it holds across
+replicas and restarts and is itself on the record. It counts only for the same alert, while
+that alert still waits for an answer, and for ``WINDOW``.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import select
+
+from securitybot.store import alerts as alert_store
+from securitybot.store.db import Database
+from securitybot.store.models import Alert, AuditLog, utcnow
+
+PENDING = "answer.denial_pending"
+WINDOW = timedelta(minutes=15)
+
+
+def remember(
+    db: Database, alert: Alert, user: str, comment: str | None, reply_ts: str | None
+) -> None:
+    with db.write() as session:
+        alert_store.audit(
+            session, alert_id=alert.id, actor=user, action=PENDING,
+            from_status=alert.status, to_status=alert.status, subject_user=alert.user_id,
+            details={"via": "text", **({"comment": comment} if comment else {}),
+                     **({"reply_ts": reply_ts} if reply_ts else {})},
+        )  # fmt: skip
+
+
+def pending(db: Database, alert: Alert, user: str) -> AuditLog | None:
+    """The user's unconfirmed "no" on ``alert`` from the last ``WINDOW``, if any."""
+    with db.read() as session:
+        return session.scalars(
+            select(AuditLog)
+            .where(
+                AuditLog.alert_id == alert.id,
+                AuditLog.actor == user,
+                AuditLog.action == PENDING,
+                AuditLog.created_at >= utcnow() - WINDOW,
+            )
+            .order_by(AuditLog.id.desc())
+            .limit(1)
+        ).first()
