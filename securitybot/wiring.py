@@ -25,7 +25,7 @@ from securitybot.flows.sweep import sweep_everything
 from securitybot.flows.webhooks import WebhookSender
 from securitybot.outbox.dispatcher import Dispatcher
 from securitybot.runtime import Runtime
-from securitybot.slack import commands, listeners, receipts, signed, triage
+from securitybot.slack import app_home_listeners, commands, listeners, receipts, signed, triage
 from securitybot.slack.gateway import SlackGateway, retry_handlers
 from securitybot.slack.triage import Responders
 from securitybot.verify.base import Verifier
@@ -102,6 +102,7 @@ def wire_workers(
         responders = Responders(s.escalation, gateway)
         runtime.responders = responders  # the API's requested_by check counts user groups too
         triage.register(bolt, runtime.db, runtime.notify_new_work, responders)
+        app_home_listeners.register(bolt, runtime.db, responders)
         commands.register(
             bolt,
             runtime.db,

@@ -204,7 +204,7 @@ def _verb(command: Command | Invalid) -> str:
             Suppress: "suppress", ListRules: "rules"}.get(type(command), "invalid")  # fmt: skip
 
 
-def _refuse(db: Database, actor: str, reason: str, command: Command | Invalid) -> None:
+def refuse(db: Database, actor: str, reason: str, command: Command | Invalid) -> None:
     details: dict[str, Any] = {"reason": reason, "command": _verb(command), **VIA}
     subject = command.user if isinstance(command, Exempt) else None
     with db.write() as session:
@@ -257,14 +257,15 @@ def _list_snoozes(db: Database) -> str:
     return "\n".join(["*Active snoozes*", *lines]) if lines else "No active snoozes."
 
 
-def _revoke(db: Database, cmd: Revoke, actor: str) -> str:
+def revoke(db: Database, cmd: Revoke, actor: str, via: dict[str, Any] = VIA) -> str:
+    """End an exemption, snooze or suppression rule now, audited as ``actor`` with ``via``."""
     if cmd.what == "rule":
-        return sc.revoke(db, cmd.item_id, actor, VIA)
+        return sc.revoke(db, cmd.item_id, actor, via)
     with db.write() as session:
         if cmd.what == "exemption":
-            done = exemptions.delete(session, exemption_id=cmd.item_id, actor=actor, via=VIA)
+            done = exemptions.delete(session, exemption_id=cmd.item_id, actor=actor, via=via)
         else:
-            done = snoozes.revoke(session, snooze_id=cmd.item_id, actor=actor, via=VIA)
+            done = snoozes.revoke(session, snooze_id=cmd.item_id, actor=actor, via=via)
     label = f"{cmd.what[0].upper()}{cmd.item_id}"
     return f"Revoked {cmd.what} {label}." if done else f"There is no active {cmd.what} {label}."
 
@@ -274,14 +275,14 @@ def execute(db: Database, command: Command, actor: str, kinds: KindRegistry | No
     if isinstance(command, Suppress):
         refusal = sc.kind_refusal(kinds, command.kind) if kinds is not None else None
         if refusal:
-            _refuse(db, actor, "kind cannot be suppressed", command)
+            refuse(db, actor, "kind cannot be suppressed", command)
             return refusal
         return sc.suppress(db, command, actor, VIA, COMMAND)
     if isinstance(command, ListRules):
         return sc.list_rules(db)
     if isinstance(command, Exempt):
         if command.user == actor:
-            _refuse(db, actor, "self", command)
+            refuse(db, actor, "self", command)
             return "Nobody can exempt themselves; ask another responder. This attempt was logged."
         return _exempt(db, command, actor)
     if isinstance(command, ListExemptions):
@@ -289,7 +290,7 @@ def execute(db: Database, command: Command, actor: str, kinds: KindRegistry | No
     if isinstance(command, ListSnoozes):
         return _list_snoozes(db)
     if isinstance(command, Revoke):
-        return _revoke(db, command, actor)
+        return revoke(db, command, actor)
     return HELP
 
 
@@ -322,7 +323,7 @@ def register(
             await ack(text=text, response_type="ephemeral")
             return
         if not await responders.contains(user):
-            await asyncio.to_thread(_refuse, db, user, "not a responder", parsed)
+            await asyncio.to_thread(refuse, db, user, "not a responder", parsed)
             await ack(text=NOT_RESPONDER, response_type="ephemeral")
             return
         if isinstance(parsed, Invalid):
