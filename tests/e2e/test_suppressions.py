@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 from typing import Any
 
@@ -11,7 +12,8 @@ import pytest
 from sqlalchemy import select, update
 
 from securitybot.demo import FakeSlack, slash_command_body
-from securitybot.store.models import AuditLog
+from securitybot.flows import suppression_summary
+from securitybot.store.models import AuditLog, Outbox, utcnow
 from securitybot.store.suppression_models import SuppressionRule
 from tests.e2e.conftest import MakeBot
 from tests.e2e.harness import Bot, wait_until
@@ -147,3 +149,39 @@ def test_everyone_sees_their_own_open_alerts_and_can_send_a_test(
     assert f"#{test_id} Securitybot test alert" in status and "waiting for your answer" in status
     assert "already asked" in command(bot, "U_ALICE", "test")  # one a minute
     assert command(bot, "U_BOB", "status") == "You have no open alerts. 🎉"  # only your own
+
+
+def test_the_daily_summary_lists_what_each_rule_suppressed_in_the_security_channel(
+    team_fs: FakeSlack, make_bot: MakeBot
+) -> None:
+    bot = make_bot(**TEAM)
+    command(bot, LEAD, "suppress sensitive_command host=build-* 4h CI image rebuild")
+    ids = [bot.post_alert(dedup_key=f"s{i}", details={"host": f"build-0{i}"})["id"] for i in (1, 2)]
+    for alert_id in ids:
+        bot.wait_status(alert_id, "closed")
+    # What the scheduler does at escalation.suppression_summary_at; twice, as two replicas would.
+    at = utcnow()
+    suppression_summary.schedule(bot.db, at)
+    suppression_summary.schedule(bot.db, at)
+    post = bot.wait_security_post()
+    text = post.params["blocks"][0]["text"]["text"]
+    assert text.startswith("*🔕 2 alerts suppressed* between <!date^")
+    assert "`R1 sensitive_command host=build-*` ×2 by <@U_SECLEAD>: CI image rebuild" in text
+    assert all(f"#{i} flurb -export on accountingserver01" in text for i in ids)
+    time.sleep(1)  # a second run (the other replica's row) would have posted by now
+    assert len(bot.security_posts()) == 1
+
+
+def test_no_summary_is_posted_when_nothing_was_suppressed(
+    team_fs: FakeSlack, make_bot: MakeBot
+) -> None:
+    bot = make_bot(**TEAM)
+    suppression_summary.schedule(bot.db, utcnow())
+
+    def job_status() -> str | None:
+        with bot.db.read() as session:
+            q = select(Outbox.status).where(Outbox.effect == suppression_summary.EFFECT)
+            return session.scalar(q)
+
+    wait_until(lambda: job_status() == "done", what="the summary job done")
+    assert bot.security_posts() == []
