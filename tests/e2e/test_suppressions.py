@@ -75,7 +75,7 @@ def test_a_maintenance_window_closes_matching_alerts_as_suppressed_and_names_the
     miss = bot.post_alert(details={"host": "accountingserver01", "command": "flurb -export"})
     closed = bot.wait_status(hit["id"], "closed")
     assert closed["outcome"] == "suppressed"
-    assert bot.row(hit["id"]).suppression_id == rule.id
+    assert bot.row(hit["id"]).suppression_id == closed["suppression_id"] == rule.id
     [matched] = bot.audit(hit["id"], "alert.suppression_matched")
     assert matched.details["suppression_id"] == rule.id
     assert matched.details["rule"] == f"R{rule.id} sensitive_command host=build-*"
