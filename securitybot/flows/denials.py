@@ -11,6 +11,7 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
+from securitybot.flows.transitions import load_for_update
 from securitybot.store import alerts as alert_store
 from securitybot.store.db import Database
 from securitybot.store.models import Alert, AuditLog, utcnow
@@ -19,22 +20,16 @@ PENDING = "answer.denial_pending"
 WINDOW = timedelta(minutes=15)
 
 
-def remember(
-    db: Database, alert: Alert, user: str, comment: str | None, reply_ts: str | None
-) -> None:
+def confirm_or_remember(
+    db: Database, alert: Alert, user: str, comment: str | None, reply_ts: str | None,
+    *, confirming: bool,
+) -> tuple[bool, str | None]:  # fmt: skip
+    """(escalate now?, the comment to escalate with). The check and the note are one
+    transaction with the alert row locked, so two quick "no"s count as a "no" and its
+    confirmation rather than as two unconfirmed ones."""
     with db.write() as session:
-        alert_store.audit(
-            session, alert_id=alert.id, actor=user, action=PENDING,
-            from_status=alert.status, to_status=alert.status, subject_user=alert.user_id,
-            details={"via": "text", **({"comment": comment} if comment else {}),
-                     **({"reply_ts": reply_ts} if reply_ts else {})},
-        )  # fmt: skip
-
-
-def pending(db: Database, alert: Alert, user: str) -> AuditLog | None:
-    """The user's unconfirmed "no" on ``alert`` from the last ``WINDOW``, if any."""
-    with db.read() as session:
-        return session.scalars(
+        load_for_update(session, alert.id)
+        first = session.scalars(
             select(AuditLog)
             .where(
                 AuditLog.alert_id == alert.id,
@@ -45,3 +40,13 @@ def pending(db: Database, alert: Alert, user: str) -> AuditLog | None:
             .order_by(AuditLog.id.desc())
             .limit(1)
         ).first()
+        if first is not None:
+            return True, comment or (first.details or {}).get("comment")
+        if not confirming:
+            alert_store.audit(
+                session, alert_id=alert.id, actor=user, action=PENDING,
+                from_status=alert.status, to_status=alert.status, subject_user=alert.user_id,
+                details={"via": "text", **({"comment": comment} if comment else {}),
+                         **({"reply_ts": reply_ts} if reply_ts else {})},
+            )  # fmt: skip
+        return False, None

@@ -192,21 +192,22 @@ def register(app: AsyncApp, db: Database, wake: Callable[[], None]) -> None:
             return
         ts = event.get("ts")
         if kind in ("deny", "confirm_denial"):
-            first = await asyncio.to_thread(denials.pending, db, alert, user)
-            if first is None:
+            now, comment = await asyncio.to_thread(
+                denials.confirm_or_remember, db, alert, user, comment, ts,
+                confirming=kind == "confirm_denial",
+            )  # fmt: skip
+            if not now:
                 if kind == "confirm_denial":
                     await client.chat_postMessage(channel=channel, text="There is nothing to "
                                                   "confirm. " + messages.HELP_TEXT)  # fmt: skip
                     return
                 # A mis-typed "no" must not page the team: ask once more first.
-                await asyncio.to_thread(denials.remember, db, alert, user, comment, ts)
                 await client.chat_postMessage(
                     channel=channel,
                     text=f"About alert #{alert.id} ({md.inline(alert.title, 200)}): "
                     + messages.CONFIRM_DENIAL_TEXT,
                 )
                 return
-            comment = comment or (first.details or {}).get("comment")
             await answer(alert, user, False, comment, "text", ts)
         elif kind == "wrong_person":
             await answer(alert, user, EventType.WRONG_PERSON, comment, "text", ts)

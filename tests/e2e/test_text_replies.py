@@ -190,3 +190,12 @@ def test_wrong_person_escalates_at_once_so_the_team_fixes_the_mapping(bot: Bot, 
     assert "(wrong_person)" in post.params["text"]
     assert "someone else" in str(post.params["blocks"])
     assert _duo_auths(bot) == 0
+
+
+def test_two_quick_noes_are_a_no_and_its_confirmation(bot: Bot) -> None:
+    # Slack may hand both messages to us at once; they must not both count as the first "no".
+    alert_id = _open_alert(bot, "two-quick-noes")
+    bot.say("U_ALICE", "no")
+    bot.say("U_ALICE", "no")
+    assert bot.wait_status(alert_id, "escalated")["escalation_reason"] == "not_me"
+    assert len(bot.audit(alert_id, "answer.denial_pending")) == 1
