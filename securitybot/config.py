@@ -273,6 +273,10 @@ class EscalationConfig(_Section):
     # Longest exemption a responder may grant with `/securitybot exempt` (Slack has no expiry-free
     # path: an exemption someone forgets about is a blind spot).
     max_exemption: Duration = 30 * 86400.0
+    # Longest suppression rule (maintenance window) a responder may make; every rule expires.
+    max_suppression: Duration = 7 * 86400.0
+    # When (UTC, HH:MM) the day's suppressed alerts are listed in the security channel.
+    suppression_summary_at: str = Field(default="09:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
 
     @field_validator("responders")
     @classmethod

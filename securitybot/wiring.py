@@ -6,7 +6,7 @@ import asyncio
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
-from datetime import timedelta
+from datetime import UTC, timedelta
 
 import aiohttp
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -19,13 +19,15 @@ from starlette.routing import BaseRoute, Route
 
 from securitybot import metrics
 from securitybot.aer.wiring import wire_aer
+from securitybot.domain.business_hours import parse_hhmm
+from securitybot.flows import suppression_summary
 from securitybot.flows.conversation import UNORDERED_EFFECTS, ConversationHandlers
 from securitybot.flows.slack_wait import wake_jobs_waiting_for_slack
 from securitybot.flows.sweep import sweep_everything
 from securitybot.flows.webhooks import WebhookSender
 from securitybot.outbox.dispatcher import Dispatcher
 from securitybot.runtime import Runtime
-from securitybot.slack import commands, listeners, receipts, signed, triage
+from securitybot.slack import app_home_listeners, commands, listeners, receipts, signed, triage
 from securitybot.slack.gateway import SlackGateway, retry_handlers
 from securitybot.slack.triage import Responders
 from securitybot.verify.base import Verifier
@@ -102,14 +104,23 @@ def wire_workers(
         responders = Responders(s.escalation, gateway)
         runtime.responders = responders  # the API's requested_by check counts user groups too
         triage.register(bolt, runtime.db, runtime.notify_new_work, responders)
+        app_home_listeners.register(bolt, runtime.db, responders)
         commands.register(
             bolt,
             runtime.db,
             responders,
             max_exemption=timedelta(seconds=s.escalation.max_exemption),
+            max_suppression=timedelta(seconds=s.escalation.max_suppression),
+            kinds=runtime.kinds,
+            policy=s.policy,
+            wake=runtime.notify_new_work,
         )
     runtime.handlers.update(handlers.handlers())
     runtime.handlers["outbound_webhook"] = WebhookSender(list(s.webhooks.outbound))
+    summary_at = parse_hhmm(s.escalation.suppression_summary_at)
+    runtime.handlers[suppression_summary.EFFECT] = suppression_summary.SummaryHandler(
+        runtime.db, gateway, s.slack.security_channel
+    )
     dispatcher = Dispatcher(
         runtime.db, runtime.handlers, wake=wake_event, lease=s.scheduler.outbox_lease,
         unordered=UNORDERED_EFFECTS,
@@ -130,6 +141,11 @@ def wire_workers(
                 "sweep changed %s alerts in %.1f ms", n, (time.perf_counter() - started) * 1e3
             )
             runtime.notify_new_work()
+
+    async def daily_summary() -> None:
+        due = suppression_summary.due(summary_at)
+        await asyncio.to_thread(suppression_summary.schedule, runtime.db, due)
+        runtime.notify_new_work()
 
     async def start() -> None:
         nonlocal socket_handler
@@ -157,6 +173,10 @@ def wire_workers(
         scheduler.add_job(
             sweep, "interval", seconds=s.scheduler.sweep_interval, id="deadline_sweep",
             max_instances=1, coalesce=True, misfire_grace_time=None,
+        )  # fmt: skip
+        scheduler.add_job(
+            daily_summary, "cron", hour=summary_at.hour, minute=summary_at.minute, timezone=UTC,
+            id="suppression_summary", coalesce=True, misfire_grace_time=3600,
         )  # fmt: skip
         scheduler.start()
         if socket_mode:

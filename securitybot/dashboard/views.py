@@ -17,7 +17,7 @@ from starlette.responses import Response as StarletteResponse
 from starlette.routing import BaseRoute, Route
 
 from securitybot.config import DashboardConfig
-from securitybot.dashboard import queries, svg
+from securitybot.dashboard import queries, suppression_views, svg
 from securitybot.dashboard.auth import (
     CSRF_FIELD,
     LOGIN_COOKIE,
@@ -377,6 +377,7 @@ class Dashboard:
                 "/dashboard/snoozes/{snooze_id:int}/revoke", self.revoke_snooze, methods=["POST"]
             ),
             Route("/dashboard/static/dashboard.css", self.stylesheet, methods=["GET"]),
+            *suppression_views.routes(self),
         ]
 
 

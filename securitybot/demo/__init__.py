@@ -3,7 +3,9 @@
 from securitybot.demo.fake_duo import DuoRequest, FakeDuo, Push
 from securitybot.demo.fake_slack import AUDIT_LOGS, RESPONSE_URL, Call, FakeSlack
 from securitybot.demo.slack_signing import (
+    app_home_opened_body,
     block_action_body,
+    home_action_body,
     message_event_body,
     sign,
     slash_command_body,
@@ -18,7 +20,9 @@ __all__ = [
     "FakeDuo",
     "FakeSlack",
     "Push",
+    "app_home_opened_body",
     "block_action_body",
+    "home_action_body",
     "message_event_body",
     "sign",
     "slash_command_body",

@@ -276,6 +276,11 @@ class FakeSlack(ServedFake):
         with self._lock:
             return list(self._calls)
 
+    def home(self, user_id: str) -> Json | None:
+        """The Home tab last published for ``user_id`` (views.publish), or None."""
+        with self._lock:
+            return self.views.get(f"home:{user_id}")
+
     def calls_to(self, method: str) -> list[Call]:
         with self._lock:
             return [c for c in self._calls if c.method == method]

@@ -164,6 +164,64 @@ def _user(user: str, team: str) -> dict[str, str]:
     return {"id": user, "username": user.lower(), "name": user.lower(), "team_id": team}
 
 
+def app_home_opened_body(
+    user: str,
+    tab: str = "home",
+    team: str = "T1",
+    event_id: str | None = None,
+    bot_user_id: str = "U_BOT",
+    api_app_id: str = "A1",
+) -> str:
+    """The user opened the app's Home tab. Shape from Slack's reference for app_home_opened
+    (api.slack.com/events/app_home_opened); ``view`` appears once a Home was published, and
+    is left out here as on a first visit."""
+    ts = _new_ts()
+    event: dict[str, Any] = {
+        "type": "app_home_opened", "user": user, "channel": "D" + user, "tab": tab,
+        "event_ts": ts,
+    }  # fmt: skip
+    return _event_callback(event, team, event_id, bot_user_id, api_app_id)
+
+
+def home_action_body(
+    user: str,
+    action_id: str,
+    value: str,
+    view_id: str = "V_HOME",
+    team: str = "T1",
+    block_id: str = "home",
+    api_app_id: str = "A1",
+) -> str:
+    """A button click in the Home tab: block_actions whose container is the view (no channel,
+    no message), as in Slack's block_actions payload reference
+    (docs.slack.dev/reference/interaction-payloads/block_actions-payload)."""
+    payload: dict[str, Any] = {
+        "type": "block_actions",
+        "user": _user(user, team),
+        "api_app_id": api_app_id,
+        "token": "legacy-verification-token",
+        "container": {"type": "view", "view_id": view_id},
+        "trigger_id": _new_trigger_id(),
+        "team": {"id": team, "domain": "fake"},
+        "enterprise": None,
+        "is_enterprise_install": False,
+        "view": {"id": view_id, "team_id": team, "type": "home", "blocks": [],
+                 "private_metadata": "", "callback_id": "", "state": {"values": {}},
+                 "hash": "1.2", "app_id": api_app_id},
+        "actions": [
+            {
+                "action_id": action_id,
+                "block_id": block_id,
+                "text": {"type": "plain_text", "text": value, "emoji": True},
+                "value": value,
+                "type": "button",
+                "action_ts": _new_ts(),
+            }
+        ],
+    }  # fmt: skip
+    return urlencode({"payload": json.dumps(payload)})
+
+
 def block_action_body(
     user: str,
     action_id: str,

@@ -8,7 +8,8 @@ loads the state, applies the event, and in one transaction stores the new state,
 Security posture:
 
 * ``resolved`` is reachable only through a Duo approval (outcome ``confirmed``) or a snooze
-  (outcome ``suppressed``); no other path lets an alert go quiet without a human looking.
+  (outcome ``suppressed``); ``closed`` only by the team's decision (triage, or a suppression
+  rule a responder made); no other path lets an alert go quiet without a human looking.
 * Any event that does not fit the current state is ignored rather than guessed at, and
   terminal alerts (``resolved``, ``closed``) never change again.
 * The machine does not know who the alert's user is: the caller must check that
@@ -78,7 +79,9 @@ TERMINAL: frozenset[Status] = frozenset({Status.RESOLVED, Status.CLOSED})
 
 class Outcome(StrEnum):
     CONFIRMED = "confirmed"  # the user said yes and approved a Duo push
-    SUPPRESSED = "suppressed"  # matched a snooze the user had set up behind a Duo approval
+    # matched a snooze the user had set up behind a Duo approval (resolved), or a suppression
+    # rule the security team set up (closed: the team's decision, like benign)
+    SUPPRESSED = "suppressed"
     BENIGN = "benign"  # the security team closed it as harmless
     COMPROMISED = "compromised"  # the security team confirmed an incident
 
@@ -100,6 +103,8 @@ class EventType(StrEnum):
     DUO_NOT_ENROLLED = "duo_not_enrolled"
     DUO_FRAUD = "duo_fraud"  # the user marked the push as fraudulent in Duo Mobile
     DM_DELETED = "dm_deleted"  # the question or the user's reply was deleted from the DM
+    WRONG_PERSON = "wrong_person"  # the user says the alert is about someone else
+    SUPPRESSION_MATCHED = "suppression_matched"  # a team's suppression rule covers the alert
     DEADLINE_PASSED = "deadline_passed"
     CLAIMED = "claimed"
     RESOLVED_BENIGN = "resolved_benign"
@@ -108,6 +113,7 @@ class EventType(StrEnum):
 
 ANSWER_CONFIRMED = "confirmed"
 ANSWER_DENIED = "denied"
+ANSWER_WRONG_PERSON = "wrong_person"
 
 _DUO_FAILURES: Mapping[EventType, EscalationReason] = MappingProxyType(
     {
@@ -196,9 +202,11 @@ def transition(state: AlertState, event: Event, now: datetime, policy: Policy) -
     * ``new``: ``user_resolved`` asks for the DM (state unchanged); ``dm_sent`` starts the
       answer clock; ``no_user``/``user_unknown``/``user_exempt``/``dm_failed`` escalate;
       ``snooze_matched`` resolves as suppressed when the policy allows snoozing and does not
-      always escalate.
+      always escalate; ``suppression_matched`` closes as suppressed unless the kind always
+      escalates.
     * ``awaiting_ack``: ``user_confirmed`` starts a Duo push; ``user_denied`` escalates
-      (``not_me``); ``deadline_passed`` escalates (``no_response``) once ``now >= respond_by``;
+      (``not_me``), ``wrong_person`` escalates (``wrong_person``), also while waiting
+      for Duo; ``deadline_passed`` escalates (``no_response``) once ``now >= respond_by``;
       ``dm_failed`` escalates.
     * ``awaiting_2fa``: ``duo_approved`` resolves (or escalates with ``always_escalate``);
       other Duo results escalate with the matching reason; ``deadline_passed`` escalates with
@@ -307,6 +315,15 @@ def _on_snooze(state: AlertState, event: Event, now: datetime, p: Policy) -> Tra
     return _accepted(new, (), "new -> resolved (suppressed): matched a snooze")
 
 
+def _on_suppression(state: AlertState, event: Event, now: datetime, p: Policy) -> Transition:
+    # Checked again here (rules for such kinds are refused when made): an always_escalate
+    # alert is never closed without a human looking.
+    if p.always_escalate:
+        return _ignored(state, event, "kind always escalates; suppression rules do not apply")
+    new = replace(state, status=Status.CLOSED, outcome=Outcome.SUPPRESSED, respond_by=None)
+    return _accepted(new, (), "new -> closed (suppressed): matched a suppression rule")
+
+
 # --- awaiting_ack / awaiting_2fa -------------------------------------------------------------
 
 
@@ -328,6 +345,16 @@ def _on_user_denied(state: AlertState, event: Event, now: datetime, p: Policy) -
         EscalationReason.NOT_ME,
         "user said it was not them",
         user_answer=ANSWER_DENIED,
+        user_comment=event.comment,
+    )
+
+
+def _on_wrong_person(state: AlertState, event: Event, now: datetime, p: Policy) -> Transition:
+    return _escalate(
+        state,
+        EscalationReason.WRONG_PERSON,
+        "user said the alert is about someone else",
+        user_answer=ANSWER_WRONG_PERSON,
         user_comment=event.comment,
     )
 
@@ -423,6 +450,9 @@ _HANDLERS: Mapping[tuple[Status, EventType], _Handler] = MappingProxyType(
         (Status.NEW, _E.USER_EXEMPT): _on_user_exempt,
         (Status.NEW, _E.DM_FAILED): _on_dm_failed,
         (Status.NEW, _E.SNOOZE_MATCHED): _on_snooze,
+        (Status.NEW, _E.SUPPRESSION_MATCHED): _on_suppression,
+        (Status.AWAITING_ACK, _E.WRONG_PERSON): _on_wrong_person,
+        (Status.AWAITING_2FA, _E.WRONG_PERSON): _on_wrong_person,
         (Status.AWAITING_ACK, _E.DM_FAILED): _on_dm_failed,
         (Status.AWAITING_ACK, _E.USER_CONFIRMED): _on_user_confirmed,
         (Status.AWAITING_ACK, _E.USER_DENIED): _on_user_denied,

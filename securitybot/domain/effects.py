@@ -34,6 +34,8 @@ class EscalationReason(StrEnum):
     # The bot's question or the user's reply vanished from the DM: whoever holds the session
     # may be covering their tracks.
     DM_DELETED = "dm_deleted"
+    # The alert names someone else: the team fixes the mapping and looks at it themselves.
+    WRONG_PERSON = "wrong_person"
 
 
 @dataclass(frozen=True)
@@ -80,6 +82,10 @@ DM_TEXTS: Mapping[EscalationReason, str] = MappingProxyType(
     {
         EscalationReason.NOT_ME: (
             "🚨 You said this wasn't you. The security team has been notified."
+        ),
+        EscalationReason.WRONG_PERSON: (
+            "🔀 You said this alert is about someone else. The security team has been notified "
+            "and will look into it."
         ),
         EscalationReason.NO_RESPONSE: "⏰ No answer in time; the security team has been notified.",
         EscalationReason.DUO_DENIED: (

@@ -16,7 +16,7 @@ from sqlalchemy import or_, select, update
 from securitybot.config import Settings
 from securitybot.domain import Event, EventType
 from securitybot.domain.business_hours import add_business_seconds, parse_hhmm
-from securitybot.flows import dm_changes, exemptions, snoozes, webhooks
+from securitybot.flows import dm_changes, exemptions, snoozes, suppressions, webhooks
 from securitybot.flows.events import apply_by_id
 from securitybot.flows.slack_wait import SLACK_WAIT
 from securitybot.flows.transitions import apply_event, load_for_update
@@ -181,8 +181,10 @@ class ConversationHandlers:
         ids = [alert.user_given, user.id if user else None, user.email if user else None]
         if user is not None:
             alert.user_id = user.id
-        exemption, snooze = await asyncio.to_thread(self._exemption_and_snooze, ids, alert)
         found = {"user_id": user.id, "user_name": user.name} if user else {}
+        if await asyncio.to_thread(suppressions.close_if_suppressed, self.db, alert.id, ids, found):
+            return Done()  # stored and closed with the rule named; counted and summarised
+        exemption, snooze = await asyncio.to_thread(self._exemption_and_snooze, ids, alert)
         if exemption is not None:
             await self.apply(
                 alert.id, Event(EventType.USER_EXEMPT, comment=exemption.reason or None),
@@ -663,6 +665,8 @@ _TIMELINE = {
     "alert.user_exempt": "User is exempt: sent straight to the team",
     "alert.reminder_sent": "Reminder DM sent",
     "alert.grouped": "Grouped into an earlier alert's conversation",
+    "alert.suppression_matched": "Closed as suppressed by a suppression rule",
+    "alert.wrong_person": "User said the alert is about *someone else*",
     "escalation.tier_raised": "Not claimed in time: next tier paged",
     "escalation.fallback_sent": "Escalation also sent to the fallback webhook",
 }

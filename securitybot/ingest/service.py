@@ -76,7 +76,7 @@ def _values(
 # Columns a fresh alert has not set yet, so to_public() sees the same shape as for stored rows.
 _BLANK = dict.fromkeys(
     ("user_id", "outcome", "escalation_reason", "respond_by", "user_answer", "user_comment",
-     "duo_result", "claimed_by")
+     "duo_result", "claimed_by", "suppression_id")
 )  # fmt: skip
 
 

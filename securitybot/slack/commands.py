@@ -1,11 +1,13 @@
-"""``/securitybot``: responders manage exemptions and snoozes from Slack.
+"""``/securitybot``: anyone sees their own alerts; responders manage exemptions, snoozes and
+suppression rules from Slack.
 
 Slack signs the request and names the user in ``user_id``, so unlike an API token the person
 acting is proven, and every change is audited with that Slack id. Only responders may change or
 list anything; a refusal is answered privately and audited. Nobody can exempt themselves.
 
-Ids carry their kind so ``revoke`` is never ambiguous: ``E12`` is exemption 12, ``S7`` snooze 7
-(``revoke exemption 12`` and ``revoke snooze 7`` work too).
+Ids carry their kind so ``revoke`` is never ambiguous: ``E12`` is exemption 12, ``S7`` snooze 7,
+``R3`` suppression rule 3 (``revoke exemption 12``, ``revoke snooze 7`` and ``revoke rule 3``
+work too).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -20,10 +23,15 @@ from typing import Any, Literal
 from slack_bolt.async_app import AsyncAck, AsyncApp
 from sqlalchemy.exc import IntegrityError
 
-from securitybot.config import parse_duration as config_duration
+from securitybot.config import PolicyConfig
 from securitybot.flows import exemptions, snoozes
 from securitybot.ingest.schema import SLACK_ID_RE
+from securitybot.kinds import KindRegistry
 from securitybot.slack import mrkdwn as md
+from securitybot.slack import self_service
+from securitybot.slack import suppress_command as sc
+from securitybot.slack.dates import slack_date
+from securitybot.slack.durations import describe, parse_duration
 from securitybot.slack.triage import Responders
 from securitybot.store import alerts as alert_store
 from securitybot.store.db import Database
@@ -35,13 +43,22 @@ COMMAND = "/securitybot"
 VIA = {"via": "slack_command"}
 MAX_REASON = 2000
 
-HELP = f"""*{COMMAND}* (responders only, except `help`):
+HELP = f"""*{COMMAND}* for everyone:
+• `{COMMAND} help`: this list
+• `{COMMAND} status`: your open alerts
+• `{COMMAND} test`: send yourself a harmless test alert (the real DM and Duo push)
+For the security team:
 • `{COMMAND} exempt @user <duration> <reason>`: their alerts go straight to the security \
 channel instead of a DM, until the duration (`30m`, `12h`, `7d`, `2w`) has passed
 • `{COMMAND} exemptions`: active exemptions, with their ids (`E12`)
 • `{COMMAND} snoozes`: active snoozes, with their ids (`S7`)
-• `{COMMAND} revoke E12` or `{COMMAND} revoke S7`: end an exemption or a snooze now
-Every change is logged with your Slack account. Nobody can exempt themselves."""
+• `{COMMAND} suppress <kind> [field=value...] <duration> <reason>`: a maintenance window, e.g. \
+`suppress sensitive_command host=build-* 4h CI rebuild`; matching new alerts are closed as \
+suppressed (still stored, shown and summarised daily)
+• `{COMMAND} rules`: active suppression rules, with their ids (`R3`)
+• `{COMMAND} revoke E12`, `S7` or `R3`: end an exemption, a snooze or a suppression rule now
+Every change is logged with your Slack account. Nobody can exempt themselves, and your own \
+alerts are never suppressed by your rules."""
 
 NOT_RESPONDER = "Only the security team can use this command. This attempt was logged."
 
@@ -73,8 +90,22 @@ class ListSnoozes:
 
 @dataclass(frozen=True)
 class Revoke:
-    what: Literal["exemption", "snooze"]
+    what: Literal["exemption", "snooze", "rule"]
     item_id: int
+
+
+@dataclass(frozen=True)
+class Status:
+    pass
+
+
+@dataclass(frozen=True)
+class Test:
+    pass
+
+
+Suppress = sc.Suppress
+ListRules = sc.ListRules
 
 
 @dataclass(frozen=True)
@@ -82,35 +113,19 @@ class Invalid:
     message: str
 
 
-Command = Help | Exempt | ListExemptions | ListSnoozes | Revoke
+Command = (
+    Help | Exempt | ListExemptions | ListSnoozes | Revoke | Status | Test | Suppress | ListRules
+)
+SELF_SERVICE = (Help, Status, Test)  # anyone may; the rest is for responders
+DEFAULT_MAX_SUPPRESSION = timedelta(days=7)
+_WHAT = {"E": "exemption", "S": "snooze", "R": "rule"}
 
 # With "Escape channels, users, and links" on (should_escape: true in the manifest) Slack sends
 # a mention as <@U012AB3CD|name> (or <@U012AB3CD>): api.slack.com/interactivity/slash-commands.
 _MENTION_RE = re.compile(r"^<@([UW][A-Z0-9_]{2,30})(?:\|[^>]*)?>$")
-_REVOKE_RE = re.compile(r"^(?:([ES])(\d{1,18})|(exemption|snooze)\s+#?(\d{1,18}))$", re.IGNORECASE)
-
-
-def parse_duration(raw: str) -> timedelta | None:
-    """A duration such as ``30m``, ``12h``, ``7d`` or ``2w`` (config's syntax, plus weeks).
-    A bare number would mean seconds there, which nobody exempting a person means: a unit is
-    required."""
-    raw = raw.lower()
-    if not raw[-1:].isalpha():
-        return None
-    weeks = raw.endswith("w")  # config has no weeks; people exempting someone on leave do
-    try:
-        seconds = config_duration(raw[:-1] + "d" if weeks else raw)
-        return timedelta(seconds=seconds * 7 if weeks else seconds)
-    except (ValueError, OverflowError):
-        return None
-
-
-def describe(d: timedelta) -> str:
-    seconds = int(d.total_seconds())
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds % size == 0:
-            return f"{seconds // size}{unit}"
-    return f"{seconds}s"
+_REVOKE_RE = re.compile(
+    r"^(?:([ESR])(\d{1,18})|(exemption|snooze|rule)\s+#?(\d{1,18}))$", re.IGNORECASE
+)
 
 
 def _parse_user(raw: str) -> str | None:
@@ -120,12 +135,24 @@ def _parse_user(raw: str) -> str | None:
     return raw if SLACK_ID_RE.match(raw) else None
 
 
-def parse_command(text: str, *, max_exemption: timedelta) -> Command | Invalid:
+def parse_command(
+    text: str, *, max_exemption: timedelta,
+    max_suppression: timedelta = DEFAULT_MAX_SUPPRESSION,
+) -> Command | Invalid:  # fmt: skip
     """What ``text`` (everything after ``/securitybot``) asks for, or why it can't be done."""
     verb, _, rest = text.strip().partition(" ")
     verb, rest = verb.lower(), rest.strip()
     if verb in ("", "help"):
         return Help()
+    if verb == "status" and not rest:
+        return Status()
+    if verb == "test" and not rest:
+        return Test()
+    if verb == "rules" and not rest:
+        return ListRules()
+    if verb == "suppress":
+        parsed = sc.parse_suppress(rest, max_suppression, command=COMMAND)
+        return Invalid(parsed) if isinstance(parsed, str) else parsed
     if verb == "exemptions" and not rest:
         return ListExemptions()
     if verb == "snoozes" and not rest:
@@ -133,9 +160,13 @@ def parse_command(text: str, *, max_exemption: timedelta) -> Command | Invalid:
     if verb == "revoke":
         m = _REVOKE_RE.match(rest)
         if m is None:
-            return Invalid("Usage: `revoke E12` (an exemption) or `revoke S7` (a snooze).")
+            return Invalid(
+                "Usage: `revoke E12` (an exemption), `revoke S7` (a snooze) or `revoke R3` "
+                "(a suppression rule)."
+            )
         prefix, num = (m.group(1), m.group(2)) if m.group(1) else (m.group(3)[0], m.group(4))
-        return Revoke("exemption" if prefix.upper() == "E" else "snooze", int(num))
+        what: Literal["exemption", "snooze", "rule"] = _WHAT[prefix.upper()]  # type: ignore[assignment]
+        return Revoke(what, int(num))
     if verb == "exempt":
         return _parse_exempt(rest, max_exemption)
     return Invalid(f"Unknown command {md.code(verb, 42)}. Try `{COMMAND} help`.")
@@ -169,10 +200,11 @@ def _parse_exempt(rest: str, max_exemption: timedelta) -> Exempt | Invalid:
 
 def _verb(command: Command | Invalid) -> str:
     return {Help: "help", Exempt: "exempt", ListExemptions: "exemptions",
-            ListSnoozes: "snoozes", Revoke: "revoke"}.get(type(command), "invalid")  # fmt: skip
+            ListSnoozes: "snoozes", Revoke: "revoke", Status: "status", Test: "test",
+            Suppress: "suppress", ListRules: "rules"}.get(type(command), "invalid")  # fmt: skip
 
 
-def _refuse(db: Database, actor: str, reason: str, command: Command | Invalid) -> None:
+def refuse(db: Database, actor: str, reason: str, command: Command | Invalid) -> None:
     details: dict[str, Any] = {"reason": reason, "command": _verb(command), **VIA}
     subject = command.user if isinstance(command, Exempt) else None
     with db.write() as session:
@@ -182,7 +214,7 @@ def _refuse(db: Database, actor: str, reason: str, command: Command | Invalid) -
 
 
 def _when(at: datetime | None) -> str:
-    return "no end" if at is None else f"until {at:%Y-%m-%d %H:%M} UTC"
+    return "no end" if at is None else f"until {slack_date(at)}"
 
 
 def _exempt(db: Database, cmd: Exempt, actor: str) -> str:
@@ -225,21 +257,32 @@ def _list_snoozes(db: Database) -> str:
     return "\n".join(["*Active snoozes*", *lines]) if lines else "No active snoozes."
 
 
-def _revoke(db: Database, cmd: Revoke, actor: str) -> str:
+def revoke(db: Database, cmd: Revoke, actor: str, via: dict[str, Any] = VIA) -> str:
+    """End an exemption, snooze or suppression rule now, audited as ``actor`` with ``via``."""
+    if cmd.what == "rule":
+        return sc.revoke(db, cmd.item_id, actor, via)
     with db.write() as session:
         if cmd.what == "exemption":
-            done = exemptions.delete(session, exemption_id=cmd.item_id, actor=actor, via=VIA)
+            done = exemptions.delete(session, exemption_id=cmd.item_id, actor=actor, via=via)
         else:
-            done = snoozes.revoke(session, snooze_id=cmd.item_id, actor=actor, via=VIA)
+            done = snoozes.revoke(session, snooze_id=cmd.item_id, actor=actor, via=via)
     label = f"{cmd.what[0].upper()}{cmd.item_id}"
     return f"Revoked {cmd.what} {label}." if done else f"There is no active {cmd.what} {label}."
 
 
-def execute(db: Database, command: Command, actor: str) -> str:
+def execute(db: Database, command: Command, actor: str, kinds: KindRegistry | None = None) -> str:
     """Carry out a responder's command; the reply text (shown only to them)."""
+    if isinstance(command, Suppress):
+        refusal = sc.kind_refusal(kinds, command.kind) if kinds is not None else None
+        if refusal:
+            refuse(db, actor, "kind cannot be suppressed", command)
+            return refusal
+        return sc.suppress(db, command, actor, VIA, COMMAND)
+    if isinstance(command, ListRules):
+        return sc.list_rules(db)
     if isinstance(command, Exempt):
         if command.user == actor:
-            _refuse(db, actor, "self", command)
+            refuse(db, actor, "self", command)
             return "Nobody can exempt themselves; ask another responder. This attempt was logged."
         return _exempt(db, command, actor)
     if isinstance(command, ListExemptions):
@@ -247,22 +290,40 @@ def execute(db: Database, command: Command, actor: str) -> str:
     if isinstance(command, ListSnoozes):
         return _list_snoozes(db)
     if isinstance(command, Revoke):
-        return _revoke(db, command, actor)
+        return revoke(db, command, actor)
+    return HELP
+
+
+def _self_service(
+    db: Database, parsed: Command, user: str, kinds: KindRegistry, policy: PolicyConfig,
+) -> str:  # fmt: skip
+    if isinstance(parsed, Status):
+        return self_service.status(db, user)
+    if isinstance(parsed, Test):
+        return self_service.send_test(db, user, kinds, policy)
     return HELP
 
 
 def register(
-    app: AsyncApp, db: Database, responders: Responders, *, max_exemption: timedelta
-) -> None:
+    app: AsyncApp, db: Database, responders: Responders, *, max_exemption: timedelta,
+    max_suppression: timedelta, kinds: KindRegistry, policy: PolicyConfig,
+    wake: Callable[[], None],
+) -> None:  # fmt: skip
     @app.command(COMMAND)
     async def securitybot(ack: AsyncAck, command: dict[str, Any]) -> None:
         user = str(command.get("user_id", ""))
-        parsed = parse_command(str(command.get("text", "")), max_exemption=max_exemption)
-        if isinstance(parsed, Help):
-            await ack(text=HELP, response_type="ephemeral")
+        parsed = parse_command(
+            str(command.get("text", "")), max_exemption=max_exemption,
+            max_suppression=max_suppression,
+        )  # fmt: skip
+        if isinstance(parsed, SELF_SERVICE):
+            text = await asyncio.to_thread(_self_service, db, parsed, user, kinds, policy)
+            if isinstance(parsed, Test):
+                wake()  # the test alert's first job is waiting
+            await ack(text=text, response_type="ephemeral")
             return
         if not await responders.contains(user):
-            await asyncio.to_thread(_refuse, db, user, "not a responder", parsed)
+            await asyncio.to_thread(refuse, db, user, "not a responder", parsed)
             await ack(text=NOT_RESPONDER, response_type="ephemeral")
             return
         if isinstance(parsed, Invalid):
@@ -270,6 +331,6 @@ def register(
             return
         # Answered in the acknowledgement itself (within Slack's 3 seconds): the work is one
         # small transaction, and the reply is private to the responder.
-        text = await asyncio.to_thread(execute, db, parsed, user)
+        text = await asyncio.to_thread(execute, db, parsed, user, kinds)
         logger.info("%s %s by %s", COMMAND, _verb(parsed), user)
         await ack(text=text, response_type="ephemeral")

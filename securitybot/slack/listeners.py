@@ -13,7 +13,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy import select
 
 from securitybot.domain import Event, EventType
-from securitybot.flows import dm_changes
+from securitybot.flows import denials, dm_changes
 from securitybot.flows.events import apply_by_id
 from securitybot.slack import messages
 from securitybot.slack import mrkdwn as md
@@ -25,11 +25,12 @@ logger = logging.getLogger(__name__)
 
 _YES = {"ack", "acknowledge", "acknowledged", "yes", "y"}
 _NO = {"no", "n", "nope"}
-_WORD = re.compile(r"^\s*(not me|[a-zA-Z]+)\b[\s,.:;!-]*(.*)$", re.S)
+_WRONG = {"wrong person", "wrong"}
+_WORD = re.compile(r"^\s*(not me|wrong person|[a-zA-Z]+)\b[\s,.:;!-]*(.*)$", re.S | re.I)
 
 
 def parse_reply(text: str) -> tuple[str, str | None]:
-    """("confirm"|"deny"|"help"|"unknown", comment)."""
+    """("confirm"|"deny"|"confirm_denial"|"wrong_person"|"help"|"unknown", comment)."""
     m = _WORD.match(text or "")
     if not m:
         return "unknown", None
@@ -38,6 +39,10 @@ def parse_reply(text: str) -> tuple[str, str | None]:
         return "confirm", rest
     if word in _NO or word == "not me":
         return "deny", rest
+    if word == "confirm":
+        return "confirm_denial", rest
+    if word in _WRONG:
+        return "wrong_person", rest
     if word in {"help", "hi", "hello", "?"}:
         return "help", None
     return "unknown", None
@@ -74,21 +79,21 @@ def _audit_refusal(db: Database, alert: Alert, actor: str, how: str) -> None:
 
 def register(app: AsyncApp, db: Database, wake: Callable[[], None]) -> None:
     async def answer(
-        alert: Alert, user: str, confirmed: bool, comment: str | None, via: str,
+        alert: Alert, user: str, confirmed: bool | EventType, comment: str | None, via: str,
         reply_ts: str | None = None,
     ) -> None:  # fmt: skip
-        event = Event(
-            EventType.USER_CONFIRMED if confirmed else EventType.USER_DENIED,
-            actor=user,
-            comment=comment,
-        )
+        if isinstance(confirmed, EventType):
+            kind = confirmed
+        else:
+            kind = EventType.USER_CONFIRMED if confirmed else EventType.USER_DENIED
+        event = Event(kind, actor=user, comment=comment)
         # The reply's ts ties a later deletion or edit of that message to this answer.
         details = {"via": via, **({"reply_ts": reply_ts} if reply_ts else {})}
         await asyncio.to_thread(apply_by_id, db, alert.id, event, audit_details=details)
         wake()
 
     async def on_button(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient,
-                        confirmed: bool) -> None:  # fmt: skip
+                        confirmed: bool | EventType) -> None:  # fmt: skip
         await ack()
         user = body["user"]["id"]
         action = body["actions"][0]
@@ -116,7 +121,7 @@ def register(app: AsyncApp, db: Database, wake: Callable[[], None]) -> None:
             )  # fmt: skip
             return
         await answer(alert, user, confirmed, None, "button")
-        if confirmed:
+        if confirmed is True:
             await client.chat_postEphemeral(
                 channel=channel, user=user,
                 text="Thanks! I've sent a Duo push to your phone. Approve it to close this alert.",
@@ -129,6 +134,12 @@ def register(app: AsyncApp, db: Database, wake: Callable[[], None]) -> None:
     @app.action(messages.DENY_ACTION)
     async def deny_button(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
         await on_button(ack, body, client, False)
+
+    @app.action(messages.WRONG_PERSON_ACTION)
+    async def wrong_person_button(
+        ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient
+    ) -> None:
+        await on_button(ack, body, client, EventType.WRONG_PERSON)
 
     async def on_deleted(event: dict[str, Any]) -> None:
         channel = event.get("channel")
@@ -179,7 +190,29 @@ def register(app: AsyncApp, db: Database, wake: Callable[[], None]) -> None:
                 channel=channel, text="You have no open alerts waiting for an answer. Thanks!"
             )
             return
-        await answer(alert, user, kind == "confirm", comment, "text", event.get("ts"))
+        ts = event.get("ts")
+        if kind in ("deny", "confirm_denial"):
+            now, comment = await asyncio.to_thread(
+                denials.confirm_or_remember, db, alert, user, comment, ts,
+                confirming=kind == "confirm_denial",
+            )  # fmt: skip
+            if not now:
+                if kind == "confirm_denial":
+                    await client.chat_postMessage(channel=channel, text="There is nothing to "
+                                                  "confirm. " + messages.HELP_TEXT)  # fmt: skip
+                    return
+                # A mis-typed "no" must not page the team: ask once more first.
+                await client.chat_postMessage(
+                    channel=channel,
+                    text=f"About alert #{alert.id} ({md.inline(alert.title, 200)}): "
+                    + messages.CONFIRM_DENIAL_TEXT,
+                )
+                return
+            await answer(alert, user, False, comment, "text", ts)
+        elif kind == "wrong_person":
+            await answer(alert, user, EventType.WRONG_PERSON, comment, "text", ts)
+        else:
+            await answer(alert, user, True, comment, "text", ts)
         what = (
             "Thanks! I've sent a Duo push to your phone; approve it to close the alert."
             if kind == "confirm"

@@ -12,10 +12,12 @@ from typing import Any
 
 from securitybot.kinds import AlertKind, escalation_severity, render
 from securitybot.slack import mrkdwn as md
+from securitybot.slack.dates import slack_date
 from securitybot.store.models import Alert
 
 CONFIRM_ACTION = "alert_confirm"
 DENY_ACTION = "alert_deny"
+WRONG_PERSON_ACTION = "alert_wrong_person"
 CLAIM_ACTION = "triage_claim"
 BENIGN_ACTION = "triage_benign"
 COMPROMISE_ACTION = "triage_compromise"
@@ -25,9 +27,22 @@ SNOOZE_DAY_ACTION = "snooze_1d"
 
 HELP_TEXT = (
     "I understand: `ack`, `acknowledge`, `yes` or `y` (it was me, then I send a Duo push to "
-    "your phone), `no`, `n` or `not me` (it wasn't you; the security team takes over). "
+    "your phone), `no`, `n` or `not me` (it wasn't you; I ask you to `confirm`, then the "
+    "security team takes over), `wrong person` (the alert is about someone else). "
     "Add a reason after your answer if you like, e.g. `ack running the quarterly export`."
 )
+CONFIRM_DENIAL_TEXT = (
+    "Are you sure it wasn't you? This alerts the security team. Reply `confirm` (or `no` "
+    "again) to tell them, or `yes` if it was you after all."
+)
+# Slack shows this dialog before sending the click (Block Kit confirmation dialog object), so a
+# mis-click on "No" does not page the team.
+DENY_CONFIRM = {
+    "title": {"type": "plain_text", "text": "It wasn't you?"},
+    "text": {"type": "mrkdwn", "text": "The security team will be alerted and will look into it."},
+    "confirm": {"type": "plain_text", "text": "Yes, alert the team"},
+    "deny": {"type": "plain_text", "text": "Cancel"},
+}
 
 REASON_TEXT = {
     "not_me": "the user said it was not them",
@@ -43,11 +58,12 @@ REASON_TEXT = {
     "dm_failed": "the DM could not be delivered",
     "duo_fraud": "the user reported the Duo push as *fraud*: someone else may hold their password",
     "dm_deleted": "the question or the user's answer was deleted from the DM",
+    "wrong_person": "the user says the alert is about *someone else*: check the user mapping",
 }
 
 
 def _when(value: datetime | None) -> str:
-    return value.strftime("%Y-%m-%d %H:%M UTC") if value else "unknown time"
+    return slack_date(value)  # in the reader's time zone, UTC when it can't be shown
 
 
 def _fields(alert: Alert) -> dict[str, Any]:
@@ -123,20 +139,27 @@ def dm_message(
         )
     blocks += [
         md.context(context),
-        {
-            "type": "actions",
-            "block_id": f"answer:{alert.id}",
-            "elements": [
-                md.button(CONFIRM_ACTION, "Yes, this was me", str(alert.id), style="primary"),
-                md.button(DENY_ACTION, "No, this wasn't me", str(alert.id), style="danger"),
-            ],
-        },
+        answer_actions(alert),
         md.context(
-            "You can also reply `ack` or `no` (with a reason if you like). Saying yes sends a "
-            "Duo push to your phone to confirm it's really you."
+            "You can also reply `ack`, `no` or `wrong person` (with a reason if you like). Saying "
+            "yes sends a Duo push to your phone to confirm it's really you."
         ),
     ]
     return md.fallback(f"{headline_md}: {question}"), blocks
+
+
+def answer_actions(alert: Alert) -> dict[str, Any]:
+    """The answer buttons, the same in the DM and in App Home."""
+    value = str(alert.id)
+    return {
+        "type": "actions", "block_id": f"answer:{alert.id}",
+        "elements": [
+            md.button(CONFIRM_ACTION, "Yes, this was me", value, style="primary"),
+            md.button(DENY_ACTION, "No, this wasn't me", value, style="danger",
+                      confirm=DENY_CONFIRM),
+            md.button(WRONG_PERSON_ACTION, "Wrong person", value),
+        ],
+    }  # fmt: skip
 
 
 def reminder_text(alert: Alert, minutes: int | None) -> str:
@@ -214,7 +237,7 @@ def escalation_message(
             )
         )
     if timeline:
-        lines = [f"`{t.strftime('%H:%M:%S')}` {what}" for t, what in timeline[-15:]]
+        lines = [f"{slack_date(t, '{time_secs}')} {what}" for t, what in timeline[-15:]]
         blocks.append(md.section("*Timeline*\n" + "\n".join(lines), more))
     if alert.status in ("escalated", "triaging"):
         confirm = {"title": {"type": "plain_text", "text": "Confirm compromise?"},

@@ -17,6 +17,7 @@ from securitybot.flows import snoozes
 from securitybot.flows.events import apply_by_id
 from securitybot.slack import messages
 from securitybot.slack import mrkdwn as md
+from securitybot.slack.dates import slack_date
 from securitybot.slack.gateway import SlackGateway
 from securitybot.store import alerts as alert_store
 from securitybot.store.db import Database
@@ -110,7 +111,7 @@ def _create_snooze(db: Database, alert_id: int, duration: str, actor: str) -> st
         shown = ", ".join(f"{md.inline(k, 40)} {md.code(v, 100)}" for k, v in scope)
         return (
             f"Snoozed {md.code(alert.kind, 66)} alerts for {shown} until "
-            f"{snooze.expires_at:%Y-%m-%d %H:%M} UTC. The security team can see and revoke this."
+            f"{slack_date(snooze.expires_at)}. The security team can see and revoke this."
         )
 
 

@@ -20,7 +20,7 @@ PUBLIC_FIELDS = (
     "id", "kind", "severity", "source", "dedup_key", "user_given", "user_id", "title",
     "description", "details", "status", "outcome", "escalation_reason", "respond_by",
     "occurred_at", "user_answer", "user_comment", "duo_result", "claimed_by", "created_at",
-    "updated_at",
+    "updated_at", "suppression_id",
 )  # fmt: skip
 
 

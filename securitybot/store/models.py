@@ -109,6 +109,8 @@ class Alert(Base):
     remind_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     escalated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     escalation_tier: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    # The team's suppression rule that closed this alert as suppressed (never deleted).
+    suppression_id: Mapped[int | None] = mapped_column(ForeignKey("suppression_rules.id"))
     # Bumped on every state change; conditional UPDATEs on it make concurrent writers safe.
     version: Mapped[int] = mapped_column(Integer, default=1)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -221,4 +223,8 @@ class SeenSignature(Base):
 
 
 import securitybot.store.aer_models  # noqa: F401, E402
-from securitybot.store import dashboard_models, osquery_models  # noqa: F401, E402
+from securitybot.store import (  # noqa: F401, E402
+    dashboard_models,
+    osquery_models,
+    suppression_models,
+)

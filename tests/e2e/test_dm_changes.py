@@ -104,7 +104,9 @@ def test_a_deletion_after_the_alert_was_decided_is_recorded_but_changes_nothing(
     bot: Bot,
 ) -> None:
     alert_id = _open_alert(bot, "delete-late")
-    _reply(bot, "no", "1700000000.000400")
+    _reply(bot, "no", "1700000000.000399")  # asks "are you sure?"
+    wait_until(lambda: bot.replies("U_ALICE"), what="are you sure?")
+    _reply(bot, "no", "1700000000.000400")  # the answering reply
     bot.wait_status(alert_id, "escalated")
 
     bot.slack_post(message_deleted_body(DM, "1700000000.000400"))
@@ -118,7 +120,9 @@ def test_a_deletion_after_the_alert_was_decided_is_recorded_but_changes_nothing(
 
 def test_editing_the_reply_never_changes_the_answer(bot: Bot) -> None:
     alert_id = _open_alert(bot, "edit-reply")
-    _reply(bot, "no", "1700000000.000500")
+    _reply(bot, "no", "1700000000.000499")  # asks "are you sure?"
+    wait_until(lambda: bot.replies("U_ALICE"), what="are you sure?")
+    _reply(bot, "no", "1700000000.000500")  # the answering reply
     bot.wait_status(alert_id, "escalated")
 
     edit = message_changed_body("U_ALICE", DM, "1700000000.000500", text="yes",

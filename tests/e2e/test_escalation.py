@@ -321,6 +321,8 @@ def test_a_burst_for_one_user_and_kind_is_one_conversation_and_one_escalation(
         "grouped DM",
     )
     bot.say("U_ALICE", "no that was not me")
+    wait_until(lambda: bot.replies("U_ALICE"), 10, "are you sure?")  # a typed no is confirmed
+    bot.say("U_ALICE", "confirm")
     for alert_id in ids:
         escalated = bot.wait_status(alert_id, "escalated")
         assert escalated["escalation_reason"] == "not_me"

@@ -65,6 +65,8 @@ def test_a_retry_of_an_event_never_seen_is_handled(bot: Bot) -> None:
     # The first delivery never reached us (connection failed); the retry is all we get.
     no = message_event_body(user="U_ALICE", text="no", channel="DU_ALICE")
     assert bot.slack_post(no, retry=1).status_code == 200
+    bot.wait_reply("U_ALICE")  # handled: "are you sure?"
+    assert bot.say("U_ALICE", "confirm").status_code == 200
     assert bot.wait_status(alert_id, "escalated")["escalation_reason"] == "not_me"
 
 

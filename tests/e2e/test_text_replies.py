@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from securitybot.slack.messages import HELP_TEXT
+from securitybot.slack.messages import CONFIRM_DENIAL_TEXT, HELP_TEXT
 from tests.e2e.harness import Bot
 
 
@@ -37,16 +37,24 @@ def test_a_yes_word_starts_the_duo_push(bot: Bot, word: str) -> None:
     assert _duo_auths(bot) == 1
 
 
-@pytest.mark.parametrize("word", ["no", "n", "not me"])
-def test_a_no_word_escalates_as_not_me(bot: Bot, word: str) -> None:
+@pytest.mark.parametrize(("word", "again"), [("no", "confirm"), ("n", "no"), ("not me", "n")])
+def test_a_no_word_asks_for_confirmation_then_escalates_as_not_me(
+    bot: Bot, word: str, again: str
+) -> None:
     alert_id = _open_alert(bot, f"no-{word}")
     bot.say("U_ALICE", word)
+    ask = bot.wait_reply("U_ALICE")[0].params["text"]
+    assert ask.endswith(CONFIRM_DENIAL_TEXT) and f"#{alert_id}" in ask
+    assert bot.alert(alert_id)["status"] == "awaiting_ack"  # a mis-typed "no" pages nobody
+    assert bot.security_posts() == []
+    assert len(bot.audit(alert_id, "answer.denial_pending")) == 1
 
+    bot.say("U_ALICE", again)
     a = bot.wait_status(alert_id, "escalated")
     assert a["escalation_reason"] == "not_me"
     assert a["user_answer"] == "denied"
     assert a["user_comment"] is None
-    reply = bot.wait_reply("U_ALICE")[0].params["text"]
+    reply = bot.wait_reply("U_ALICE", count=2)[1].params["text"]
     assert reply.startswith(f"That answered alert #{alert_id} ")
     assert "security team has been notified" in reply
     post = bot.wait_security_post()
@@ -67,6 +75,8 @@ def test_a_reason_after_yes_is_stored_as_the_user_comment(bot: Bot) -> None:
 def test_a_reason_after_not_me_is_stored_and_shown_to_the_team(bot: Bot) -> None:
     alert_id = _open_alert(bot, "no-reason")
     bot.say("U_ALICE", "not me, I was asleep")
+    bot.wait_reply("U_ALICE")
+    bot.say("U_ALICE", "confirm")
     a = bot.wait_status(alert_id, "escalated")
     assert a["escalation_reason"] == "not_me"
     assert a["user_comment"] == "I was asleep"
@@ -79,7 +89,8 @@ def test_help_lists_the_words_and_changes_nothing(bot: Bot) -> None:
     bot.say("U_ALICE", "help")
     reply = bot.wait_reply("U_ALICE")[0].params["text"]
     assert reply == HELP_TEXT
-    for word in ("`ack`", "`acknowledge`", "`yes`", "`y`", "`no`", "`n`", "`not me`"):
+    for word in ("`ack`", "`acknowledge`", "`yes`", "`y`", "`no`", "`n`", "`not me`",
+                 "`confirm`", "`wrong person`"):  # fmt: skip
         assert word in reply
     assert bot.alert(alert_id)["status"] == "awaiting_ack"
     assert _duo_auths(bot) == 0
@@ -106,15 +117,17 @@ def test_with_two_open_alerts_a_reply_answers_the_oldest_and_names_it(bot: Bot) 
     )
 
     bot.say("U_ALICE", "no")
+    assert f"#{first}" in bot.wait_reply("U_ALICE")[0].params["text"]
+    bot.say("U_ALICE", "no")
     assert bot.wait_status(first, "escalated")["escalation_reason"] == "not_me"
-    reply = bot.wait_reply("U_ALICE")[0].params["text"]
+    reply = bot.wait_reply("U_ALICE", count=2)[1].params["text"]
     assert f"#{first}" in reply and f"#{second}" not in reply
     assert "accountingserver01" in reply
     assert bot.alert(second)["status"] == "awaiting_ack"
 
     bot.say("U_ALICE", "yes")
     bot.wait_status(second, "awaiting_2fa")
-    reply = bot.wait_reply("U_ALICE", count=2)[1].params["text"]
+    reply = bot.wait_reply("U_ALICE", count=3)[2].params["text"]
     assert f"#{second}" in reply and f"#{first}" not in reply
     assert "payrollserver02" in reply
     assert bot.fd.wait_for_push(timeout=10).pushinfo["Alert id"] == str(second)
@@ -149,3 +162,40 @@ def test_someone_elses_text_reply_never_answers_alices_alert(bot: Bot) -> None:
     a = bot.alert(alert_id)
     assert a["status"] == "awaiting_ack" and a["user_answer"] is None
     assert bot.security_posts() == []
+
+
+def test_yes_after_a_first_no_is_a_yes_and_the_no_is_dropped(bot: Bot) -> None:
+    alert_id = _open_alert(bot, "no-then-yes")
+    bot.say("U_ALICE", "no")
+    bot.wait_reply("U_ALICE")
+    bot.say("U_ALICE", "yes")
+    assert bot.wait_status(alert_id, "awaiting_2fa")["user_answer"] == "confirmed"
+    assert bot.security_posts() == []
+
+
+def test_confirm_with_nothing_to_confirm_changes_nothing(bot: Bot) -> None:
+    alert_id = _open_alert(bot, "bare-confirm")
+    bot.say("U_ALICE", "confirm")
+    assert bot.wait_reply("U_ALICE")[0].params["text"].startswith("There is nothing to confirm.")
+    assert bot.alert(alert_id)["status"] == "awaiting_ack"
+
+
+@pytest.mark.parametrize("words", ["wrong person", "Wrong person: that is my old laptop", "wrong"])
+def test_wrong_person_escalates_at_once_so_the_team_fixes_the_mapping(bot: Bot, words: str) -> None:
+    alert_id = _open_alert(bot, f"wrong-{words}")
+    bot.say("U_ALICE", words)
+    a = bot.wait_status(alert_id, "escalated")
+    assert (a["escalation_reason"], a["user_answer"]) == ("wrong_person", "wrong_person")
+    post = bot.wait_security_post()
+    assert "(wrong_person)" in post.params["text"]
+    assert "someone else" in str(post.params["blocks"])
+    assert _duo_auths(bot) == 0
+
+
+def test_two_quick_noes_are_a_no_and_its_confirmation(bot: Bot) -> None:
+    # Slack may hand both messages to us at once; they must not both count as the first "no".
+    alert_id = _open_alert(bot, "two-quick-noes")
+    bot.say("U_ALICE", "no")
+    bot.say("U_ALICE", "no")
+    assert bot.wait_status(alert_id, "escalated")["escalation_reason"] == "not_me"
+    assert len(bot.audit(alert_id, "answer.denial_pending")) == 1

@@ -23,8 +23,11 @@ def test_an_alert_full_of_markup_pings_nobody_and_links_nowhere(bot: Bot) -> Non
     assert "`webˋ &lt;!channel&gt; ˋ01`" in str(dm.params["blocks"])  # its code span holds
 
     bot.say("U_ALICE", f"no I never did that {PHISH} <!channel>")
+    ask = bot.wait_reply("U_ALICE")[0]  # "are you sure?", naming the alert's (hostile) title
+    assert_inert(mrkdwn_of(ask.params["text"]))
+    bot.say("U_ALICE", "confirm")
     bot.wait_status(alert["id"], "escalated")
-    reply = bot.wait_reply("U_ALICE")[0]
+    reply = bot.wait_reply("U_ALICE", count=2)[1]
     assert_inert(mrkdwn_of(reply.params["text"]))
 
     def timeline_shown() -> list[Call]:
@@ -49,6 +52,8 @@ def test_a_5000_character_host_still_asks_the_user(bot: Bot) -> None:
     assert f"(truncated; full alert: #{alert['id']})" in str(dm.params["blocks"])
 
     bot.say("U_ALICE", "no " + "because " * 1000)  # a long reply comment for the timeline
+    bot.wait_reply("U_ALICE")
+    bot.say("U_ALICE", "confirm")
     bot.wait_status(alert["id"], "escalated")
     post = bot.wait_security_post()
     assert problems(post.params["blocks"]) == []

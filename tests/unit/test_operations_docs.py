@@ -51,7 +51,8 @@ def test_the_slack_manifest_asks_for_exactly_the_scopes_the_bot_uses() -> None:
         "channels:history", "groups:history",  # a retried escalation looks for its earlier post
     }  # fmt: skip
     settings = manifest["settings"]
-    assert settings["event_subscriptions"]["bot_events"] == ["message.im"]
+    assert settings["event_subscriptions"]["bot_events"] == ["message.im", "app_home_opened"]
+    assert manifest["features"]["app_home"]["home_tab_enabled"] is True  # App Home
     assert settings["interactivity"]["request_url"].endswith("/slack/events")
     assert settings["event_subscriptions"]["request_url"].endswith("/slack/events")
 

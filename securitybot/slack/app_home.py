@@ -1,0 +1,152 @@
+"""The App Home tab as Block Kit: pure functions, data in, a ``home`` view out.
+
+An employee sees their open alerts (with the DM's own answer buttons) and recent history; a
+responder also sees the escalation queue (claim), exemptions, snoozes and suppression rules
+(revoke). Slack allows 100 blocks in a view, so every list is capped and says so.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from securitybot.flows import suppressions
+from securitybot.slack import messages
+from securitybot.slack import mrkdwn as md
+from securitybot.slack.dates import slack_date
+from securitybot.store.models import Alert, Exemption, Snooze
+from securitybot.store.suppression_models import SuppressionRule
+
+REVOKE_ACTION = "home_revoke"  # value: E12, S7 or R3, as in `/securitybot revoke`
+MAX_ITEMS = 8  # per list: 6 lists of at most 8 items (some 2 blocks each) stay under 100
+MAX_BLOCKS = 100
+
+WAITING = {
+    "new": "Being looked up",
+    "awaiting_ack": "Waiting for your answer",
+    "awaiting_2fa": "Waiting for you to approve the Duo push",
+    "escalated": "With the security team",
+    "triaging": "Being looked at by the security team",
+}
+OUTCOMES = {
+    "confirmed": "✅ confirmed by you with Duo",
+    "suppressed": "🔕 suppressed",
+    "benign": "✅ closed as benign by the security team",
+    "compromised": "🚨 confirmed as a compromise",
+}
+
+
+@dataclass
+class TeamView:
+    """What only responders see."""
+
+    queue: list[Alert] = field(default_factory=list)
+    exemptions: list[Exemption] = field(default_factory=list)
+    snoozes: list[Snooze] = field(default_factory=list)
+    rules: list[SuppressionRule] = field(default_factory=list)
+
+
+def _when(alert: Alert) -> str:
+    return slack_date(alert.occurred_at or alert.created_at)
+
+
+def _revoke(label: str, item: str) -> dict[str, Any]:
+    confirm = {
+        "title": {"type": "plain_text", "text": f"Revoke {item}?"},
+        "text": {"type": "mrkdwn", "text": "It ends now; the change is logged under your name."},
+        "confirm": {"type": "plain_text", "text": "Revoke"},
+        "deny": {"type": "plain_text", "text": "Cancel"},
+    }
+    return md.button(REVOKE_ACTION, label, item, style="danger", confirm=confirm)
+
+
+def _with(block: dict[str, Any], accessory: dict[str, Any]) -> dict[str, Any]:
+    return {**block, "accessory": accessory}
+
+
+def _more(total: int) -> list[dict[str, Any]]:
+    return [md.context(f"…and {total - MAX_ITEMS} more")] if total > MAX_ITEMS else []
+
+
+def _open_alert(alert: Alert) -> list[dict[str, Any]]:
+    line = (
+        f"*#{alert.id} {md.inline(alert.title, 200)}*\n{WAITING.get(alert.status, alert.status)}"
+        f" · {md.inline(alert.kind, 64)} · {_when(alert)}"
+    )
+    host = (alert.details or {}).get("host")
+    if host:
+        line += f" · host {md.code(host, 100)}"
+    blocks = [md.section(line)]
+    if alert.status == "awaiting_ack" and alert.parent_id is None:
+        blocks.append(messages.answer_actions(alert))  # the DM's buttons, same handlers
+    return blocks
+
+
+def _history_line(alert: Alert) -> str:
+    outcome = OUTCOMES.get(alert.outcome or "", md.inline(alert.outcome or alert.status, 40))
+    return f"• #{alert.id} {md.inline(alert.title, 120)} · {outcome} · {_when(alert)}"
+
+
+def _team(team: TeamView) -> list[dict[str, Any]]:
+    blocks: list[dict[str, Any]] = [{"type": "divider"}, md.header("Security team")]
+    blocks.append(md.section(f"*Escalation queue* ({len(team.queue)})"))
+    for a in team.queue[:MAX_ITEMS]:
+        who = md.user(a.user_id) if a.user_id else md.code(a.user_given, 100)
+        state = f"claimed by {md.user(a.claimed_by)}" if a.claimed_by else "unclaimed"
+        text = (
+            f"#{a.id} {md.inline(a.title, 150)}\n{who} · "
+            f"{md.code(a.escalation_reason or '', 40)} · {state} · {_when(a)}"
+        )
+        blocks.append(_with(md.section(text), md.button(messages.CLAIM_ACTION, "Claim", str(a.id))))
+    blocks += _more(len(team.queue)) or ([] if team.queue else [md.context("Nothing waiting.")])
+
+    blocks.append(md.section(f"*Active exemptions* ({len(team.exemptions)})"))
+    for e in team.exemptions[:MAX_ITEMS]:
+        until = f"until {slack_date(e.expires_at)}" if e.expires_at else "no end"
+        text = (
+            f"E{e.id} {md.user(e.user) if e.user.startswith(('U', 'W')) else md.code(e.user, 100)}"
+            f" · {until} · by {md.user(e.created_by)}\n{md.inline(e.reason, 200)}"
+        )
+        blocks.append(_with(md.section(text), _revoke("Revoke", f"E{e.id}")))
+    blocks += _more(len(team.exemptions))
+
+    blocks.append(md.section(f"*Active snoozes* ({len(team.snoozes)})"))
+    for s in team.snoozes[:MAX_ITEMS]:
+        scope = ", ".join(f"{k}={v}" for k, v in (s.scope or {}).items())
+        text = (
+            f"S{s.id} {md.user(s.user_id)} · {md.code(s.kind, 66)} {md.inline(scope, 200)} · "
+            f"until {slack_date(s.expires_at)}"
+        )
+        blocks.append(_with(md.section(text), _revoke("Revoke", f"S{s.id}")))
+    blocks += _more(len(team.snoozes))
+
+    blocks.append(md.section(f"*Suppression rules* ({len(team.rules)})"))
+    for r in team.rules[:MAX_ITEMS]:
+        text = (
+            f"{md.code(suppressions.describe(r), 300)} · until {slack_date(r.expires_at)} · "
+            f"by {md.user(r.created_by)}\n{md.inline(r.reason, 200)}"
+        )
+        blocks.append(_with(md.section(text), _revoke("Revoke", f"R{r.id}")))
+    blocks += _more(len(team.rules))
+    blocks.append(md.context("Add with `/securitybot exempt` or `/securitybot suppress`."))
+    return blocks
+
+
+def home_view(
+    open_alerts: list[Alert], history: list[Alert], team: TeamView | None
+) -> dict[str, Any]:
+    blocks: list[dict[str, Any]] = [md.header("Securitybot")]
+    blocks.append(md.section(f"*Your open alerts* ({len(open_alerts)})"))
+    if not open_alerts:
+        blocks.append(md.context("Nothing needs your answer. 🎉"))
+    for alert in open_alerts[:MAX_ITEMS]:
+        blocks += _open_alert(alert)
+    blocks += _more(len(open_alerts))
+    blocks.append(md.section("*Your recent alerts*"))
+    lines = [_history_line(a) for a in history[:10]]
+    blocks.append(md.section("\n".join(lines)) if lines else md.context("None yet."))
+    blocks.append(md.context("Type `/securitybot help` for commands; `/securitybot test` sends "
+                             "you a harmless test alert."))  # fmt: skip
+    if team is not None:
+        blocks += _team(team)
+    return {"type": "home", "blocks": blocks[:MAX_BLOCKS]}

@@ -1,0 +1,50 @@
+"""The App Home view fits Slack's limits (100 blocks, text sizes) and stays inert, whatever the
+alerts, exemptions, snoozes and rules hold."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from hypothesis import given
+from hypothesis import strategies as st
+from slack_sdk.models.views import View
+
+from securitybot.slack import limits
+from securitybot.slack.app_home import MAX_BLOCKS, TeamView, home_view
+from securitybot.store.models import Exemption, Snooze
+from securitybot.store.suppression_models import SuppressionRule
+from tests.slack.helpers import assert_inert, mrkdwn_of
+from tests.slack.test_block_limits_properties import AT, SETTINGS, alerts, untrusted
+
+# Alert ids are unique in the database, so each answer block's block_id is unique in the view.
+many = st.lists(alerts(), max_size=12, unique_by=lambda a: a.id)
+
+
+@st.composite
+def teams(draw: st.DrawFn) -> TeamView:
+    n = draw(st.integers(0, 12))
+    text = draw(untrusted)
+    return TeamView(
+        queue=draw(many),
+        exemptions=[Exemption(id=i, user=text[:254] or "x", reason=text, created_by="U_SECLEAD",
+                              created_at=AT, expires_at=AT + timedelta(days=1))
+                    for i in range(n)],
+        snoozes=[Snooze(id=i, user_id="U_ALICE", kind=text[:64], scope={text[:50]: text[:50]},
+                        expires_at=AT) for i in range(n)],
+        rules=[SuppressionRule(id=i, kind="sensitive_command", matchers={"host": text[:200]},
+                               reason=text, created_by="U_SECLEAD", expires_at=AT)
+               for i in range(n)],
+    )  # fmt: skip
+
+
+@SETTINGS
+@given(many, many, st.one_of(st.none(), teams()))
+def test_the_home_tab_fits_and_is_inert(
+    open_alerts: list, history: list, team: TeamView | None
+) -> None:  # type: ignore[type-arg]
+    view = home_view(open_alerts, history, team)
+    assert view["type"] == "home" and 0 < len(view["blocks"]) <= MAX_BLOCKS
+    assert limits.problems(view["blocks"]) == []
+    View(**view).validate_json()
+    allowed = ("<@U_SECLEAD>", "<@U_ALICE>", "<@W0123ABC>")
+    assert_inert(mrkdwn_of("", view["blocks"]), allowed=allowed)
