@@ -33,7 +33,10 @@ START = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 
 # Accepted events that legitimately need no effect: the DM is already out (dm_sent) and a
 # snoozed alert is meant to stay quiet (snooze_matched).
-SILENT_EVENTS = frozenset({EventType.DM_SENT, EventType.SNOOZE_MATCHED})
+# Accepted without an effect: a suppression is counted and listed in the daily summary instead.
+SILENT_EVENTS = frozenset(
+    {EventType.DM_SENT, EventType.SNOOZE_MATCHED, EventType.SUPPRESSION_MATCHED}
+)
 
 policies = st.builds(
     Policy,
@@ -128,16 +131,21 @@ def test_invariants_hold_for_any_event_sequence(
                 (Status.NEW, EventType.SNOOZE_MATCHED),
             }
             assert after.outcome in {Outcome.CONFIRMED, Outcome.SUPPRESSED}
-        if after.outcome is Outcome.SUPPRESSED:
-            assert policy.allow_snooze and not policy.always_escalate
+        if after.outcome is Outcome.SUPPRESSED and before.outcome is not Outcome.SUPPRESSED:
+            # a snooze needs the kind's consent; a team's suppression rule only needs the kind
+            # not to always escalate
+            assert not policy.always_escalate
+            assert event.type is EventType.SUPPRESSION_MATCHED or policy.allow_snooze
 
         # (4) escalated (and triaging, which follows it) always says why
         if after.status in {Status.ESCALATED, Status.TRIAGING}:
             assert isinstance(after.escalation_reason, EscalationReason)
 
-        # (5) closed always carries the team's verdict
-        if after.status is Status.CLOSED:
-            assert after.outcome in {Outcome.BENIGN, Outcome.COMPROMISED}
+        # (5) closed always carries the team's verdict, or a suppression rule closed it
+        if after.status is Status.CLOSED and before.status is not Status.CLOSED:
+            assert after.outcome in {Outcome.BENIGN, Outcome.COMPROMISED} or (
+                event.type is EventType.SUPPRESSION_MATCHED and after.outcome is Outcome.SUPPRESSED
+            )
 
         # (6) effects empty iff ignored, except the documented silent acceptances
         if not t.changed:
