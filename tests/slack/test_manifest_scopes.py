@@ -28,6 +28,7 @@ REQUIRED: dict[str, tuple[str, frozenset[str]]] = {
     "users.lookupByEmail": (BOT, frozenset({"users:read.email"})),
     "usergroups.users.list": (BOT, frozenset({"usergroups:read"})),
     "views.open": (BOT, frozenset()),  # no scope: a trigger_id from an interaction suffices
+    "views.publish": (BOT, frozenset()),  # no scope: the App Home tab of the bot user
     # slack.admin_token: an Enterprise Grid org admin's user token.
     "admin.users.session.reset": (USER, frozenset({"admin.users:write"})),
     # aer.audit_logs.token: https://api.slack.com/admins/audit-logs (GET audit/v1/logs).
@@ -35,7 +36,11 @@ REQUIRED: dict[str, tuple[str, frozenset[str]]] = {
 }
 
 # Events need scopes too: https://api.slack.com/events/message.im
-EVENT_SCOPES = {"message.im": "im:history"}
+# https://api.slack.com/events/app_home_opened: no scope (it comes with the bot user)
+EVENT_SCOPES: dict[str, frozenset[str]] = {
+    "message.im": frozenset({"im:history"}),
+    "app_home_opened": frozenset(),
+}
 
 _CALL = re.compile(r"""\b(?:_call|api_call)\(\s*["']([a-z]+(?:\.[A-Za-z]+)+)["']""")
 _CLIENT_METHOD = re.compile(r"\bclient\.([a-z]+_[A-Za-z_]+)\(")
@@ -78,13 +83,15 @@ def test_every_method_the_code_calls_has_its_scope_in_the_manifest() -> None:
 
 def test_every_subscribed_event_has_its_scope() -> None:
     events = MANIFEST["settings"]["event_subscriptions"]["bot_events"]
-    assert events == ["message.im"]  # the DM replies, deletions and edits
-    assert {EVENT_SCOPES[e] for e in events} <= set(MANIFEST["oauth_config"]["scopes"][BOT])
+    # the DM replies, deletions and edits; the App Home tab
+    assert sorted(events) == sorted(EVENT_SCOPES)
+    needed = {s for e in events for s in EVENT_SCOPES[e]}
+    assert needed <= set(MANIFEST["oauth_config"]["scopes"][BOT])
 
 
 def test_the_manifest_asks_for_nothing_the_code_does_not_use() -> None:
     used = {s for token, needed in REQUIRED.values() for s in needed}
-    used |= {"commands", *EVENT_SCOPES.values()}
+    used |= {"commands", *(s for scopes in EVENT_SCOPES.values() for s in scopes)}
     scopes = MANIFEST["oauth_config"]["scopes"]
     asked = set(scopes.get(BOT) or []) | set(scopes.get(USER) or [])
     assert asked - used == set()
