@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy import text, update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from securitybot import metrics
 from securitybot.domain import (
@@ -157,8 +158,10 @@ def apply_event(
         raise ConcurrentUpdate(f"alert {alert.id} changed concurrently")
     from_status = alert.status
     previous_update = alert.updated_at
+    # The row is already written: record the values as the committed state, so the ORM
+    # does not flush a second UPDATE of the same row at commit.
     for key, value in values.items():
-        setattr(alert, key, value)
+        set_committed_value(alert, key, value)
     alert_store.audit(
         session,
         alert_id=alert.id,
