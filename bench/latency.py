@@ -87,7 +87,7 @@ def serve(
         spy: subprocess.Popen[bytes] | None = None
         base = f"http://127.0.0.1:{port}"
         try:
-            deadline = time.time() + 20
+            deadline = time.time() + 60
             while True:
                 try:
                     if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:

@@ -57,27 +57,33 @@ def insert_alert_once(session: Session, values: dict[str, Any]) -> int | None:
     return None if row is None else int(row[0])
 
 
+_RESERVE_IDS = text(
+    "SELECT nextval(pg_get_serial_sequence('alerts', 'id')) FROM generate_series(1, :n)"
+)
+_PG_INSERT_ONE = postgresql.insert(ALERTS).on_conflict_do_nothing(
+    constraint="uq_alerts_source_dedup_key"
+)
+_STORED_OF = text("SELECT id FROM alerts WHERE id = ANY(:ids)")
+
+
 def insert_alerts_once(session: Session, rows: Sequence[dict[str, Any]]) -> list[int | None]:
     """Batch form of :func:`insert_alert_once`: new ids in input order, None where it existed.
 
     On PostgreSQL each statement is a network round trip, so ids are reserved from the sequence
-    in one query and the rows go in as one multi-row INSERT; RETURNING then says which of the
-    reserved ids were actually inserted (the others hit the dedup constraint).
+    in one query, the rows go in as one pipelined executemany of the single-row INSERT, and one
+    query says which reserved ids were stored (the others hit the dedup constraint). Every
+    statement's text is the same whatever the batch size: a multi-row VALUES ... RETURNING
+    changes with each size and is too long for psycopg's query cache, so it was parsed again
+    on every batch (28% of ingest's CPU).
     """
     conn = session.connection()
     if conn.dialect.name != "postgresql" or len(rows) < 2:
         return [insert_alert_once(session, r) for r in rows]
-    ids = list(
-        conn.execute(
-            text(
-                "SELECT nextval(pg_get_serial_sequence('alerts', 'id')) FROM generate_series(1, :n)"
-            ),
-            {"n": len(rows)},
-        ).scalars()
-    )
-    with_ids = [{**r, "id": i} for r, i in zip(rows, ids, strict=True)]
-    inserted = set(conn.execute(_INSERT_ONCE["postgresql"], with_ids).scalars())
-    return [i if i in inserted else None for i in ids]
+    ids = [int(i) for i in conn.execute(_RESERVE_IDS, {"n": len(rows)}).scalars()]
+    conn.execute(_PG_INSERT_ONE, [{**r, "id": i} for r, i in zip(rows, ids, strict=True)])
+    # Only this transaction can have used ids it reserved: those present are the ones it stored.
+    stored = set(conn.execute(_STORED_OF, {"ids": ids}).scalars())
+    return [i if i in stored else None for i in ids]
 
 
 def audit_many(session: Session, rows: Sequence[dict[str, Any]]) -> None:

@@ -9,10 +9,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import event, func, select
 
+from securitybot.config import PolicyConfig, Settings
 from securitybot.domain import Event, EventType
 from securitybot.flows.events import apply_by_id
+from securitybot.ingest.schema import AlertIn
+from securitybot.ingest.service import ingest_batch
+from securitybot.kinds import load_kinds
 from securitybot.store.db import Database
 from securitybot.store.models import Alert
 from tests.flows.stored import stored_alert
@@ -46,3 +50,32 @@ def test_a_state_change_writes_the_alert_row_once(db: Database) -> None:
         assert (stored.status, stored.version) == ("new", 2)
     # The object handed back carries the new values, as before.
     assert applied.alert.version == 2
+
+
+def _ingest(db: Database, n: int, prefix: str) -> list[Any]:
+    kinds = load_kinds(Settings().alerts.dir)
+    items = [(AlertIn(user=f"u{i}@bench.example", title="flurb -export", kind="sensitive_command",
+                      dedup_key=f"{prefix}-{i}"), "bench") for i in range(n)]  # fmt: skip
+    return ingest_batch(db, items, kinds=kinds, policy=PolicyConfig())
+
+
+def test_ingest_sends_the_same_statements_whatever_the_batch_size(db: Database) -> None:
+    """A statement whose text changes with the batch size is parsed again by the driver each
+    time (and, on PostgreSQL, never prepared)."""
+    texts: dict[int, set[str]] = {}
+    for n in (3, 37, 64):
+        with statements(db) as seen:
+            results = _ingest(db, n, f"b{n}")
+        assert all(r.created for r in results) and len({r.alert.id for r in results}) == n
+        texts[n] = set(seen)
+    assert texts[3] == texts[37] == texts[64]
+    assert max(len(t) for t in texts[64]) < 2000
+
+
+def test_a_batch_with_known_alerts_returns_them_and_stores_only_the_new(db: Database) -> None:
+    first = _ingest(db, 4, "same")
+    again = _ingest(db, 6, "same")
+    assert [r.created for r in again] == [False] * 4 + [True] * 2
+    assert [r.alert.id for r in again[:4]] == [r.alert.id for r in first]
+    with db.read() as session:
+        assert session.scalar(select(func.count()).select_from(Alert)) == 6
