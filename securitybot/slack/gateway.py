@@ -6,6 +6,7 @@ Slack's errors are sorted into "retry later" (rate limits, 5xx, network) and "pe
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 import time
@@ -23,6 +24,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from securitybot import metrics
 from securitybot.slack.directory import Directory
+from securitybot.slack.tiers import POST, Bucket, Limits
 from securitybot.store.models import utcnow
 
 logger = logging.getLogger(__name__)
@@ -60,6 +62,8 @@ class SlackUser:
 
 
 _NOT_FOUND = {"users_not_found", "user_not_found"}
+# After a 429, calls to that method (or posts to that channel) keep to its tier this long.
+PACE_FOR = 60.0
 # The message metadata event_type that tags the bot's own deliveries (alert id, kind, job id).
 DELIVERY_EVENT = "securitybot_delivery"
 
@@ -111,8 +115,14 @@ class SlackGateway:
         *,
         admin_client: AsyncWebClient | None = None,
         cache_ttl: float = 3600.0,
+        limits: Limits | None = None,
     ) -> None:
         self.client = client
+        # Slack's rate tiers. A method (or a channel, for posts) is paced to its tier only
+        # once Slack has answered 429 for it, for a minute: until then nothing waits, and
+        # after it a burst is spread out instead of retried in a storm of 429s.
+        self.limits = limits or Limits()
+        self._paced_until: dict[str, float] = {}
         self.admin_client = admin_client
         self._ttl = cache_ttl
         self._cache: dict[str, tuple[float, SlackUser | None]] = {}
@@ -133,8 +143,35 @@ class SlackGateway:
             self._dms[user_id], self._dm_owner[channel] = channel, user_id
         self.directory = directory
 
+    async def _pace(self, method: str, channel: str | None) -> None:
+        now = time.monotonic()
+        wait = 0.0
+        for key, bucket in self._keyed_buckets(method, channel):
+            if self._paced_until.get(key, 0.0) > now:
+                wait = max(wait, bucket.reserve(now))
+        if wait > 0:
+            metrics.SLACK_ERRORS.labels(method, "paced").inc()
+            await asyncio.sleep(wait)
+
+    def _keyed_buckets(self, method: str, channel: str | None) -> list[tuple[str, Bucket]]:
+        out: list[tuple[str, Bucket]] = []
+        bucket = self.limits.method(method)
+        if bucket is not None:
+            out.append((method, bucket))
+        if method == POST and channel:
+            out.append((f"channel:{channel}", self.limits.channel(channel)))
+        return out
+
+    def _rate_limited(self, method: str, channel: str | None, retry_after: float) -> None:
+        now = time.monotonic()
+        for key, bucket in self._keyed_buckets(method, channel):
+            self._paced_until[key] = now + PACE_FOR
+            bucket.pause(now, retry_after)
+
     async def _call(self, method: str, client: AsyncWebClient | None = None, **kw: Any) -> Any:
         api = client or self.client
+        channel = kw.get("channel") if method == POST else None
+        await self._pace(method, channel)
         try:
             resp = (
                 await api.api_call(method, json=kw)
@@ -149,6 +186,7 @@ class SlackGateway:
                 retry = exc.response.headers.get("Retry-After") or exc.response.headers.get(
                     "retry-after"
                 )
+                self._rate_limited(method, channel, float(retry or 1))
                 raise SlackRetryLater(
                     method, "ratelimited", float(retry or 1), refused=True
                 ) from None
