@@ -7,18 +7,20 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import event, func, select
 
 from securitybot.config import PolicyConfig, Settings
 from securitybot.domain import Event, EventType
+from securitybot.flows import sweep
 from securitybot.flows.events import apply_by_id
 from securitybot.ingest.schema import AlertIn
 from securitybot.ingest.service import ingest_batch
 from securitybot.kinds import load_kinds
 from securitybot.store.db import Database
-from securitybot.store.models import Alert
+from securitybot.store.models import Alert, AuditLog, Outbox, utcnow
 from tests.flows.stored import stored_alert
 
 
@@ -79,3 +81,22 @@ def test_a_batch_with_known_alerts_returns_them_and_stores_only_the_new(db: Data
     assert [r.alert.id for r in again[:4]] == [r.alert.id for r in first]
     with db.read() as session:
         assert session.scalar(select(func.count()).select_from(Alert)) == 6
+
+
+def test_the_deadline_sweep_escalates_a_batch_with_a_few_statements(db: Database) -> None:
+    past = utcnow() - timedelta(seconds=1)
+    ids = [stored_alert(db, status="awaiting_ack", respond_by=past, dm_channel="D_ALICE",
+                        dm_ts=f"1.{i:06d}") for i in range(50)]  # fmt: skip
+    with statements(db) as seen:
+        assert sweep.sweep_overdue(db) == 50
+    # Was ~6 statements per alert; now a handful per batch whatever its size.
+    assert len(seen) <= 12, seen
+    with db.read() as session:
+        assert set(session.scalars(select(Alert.status).where(Alert.id.in_(ids)))) == {"escalated"}
+        audited = session.scalars(
+            select(AuditLog.alert_id).where(AuditLog.action == "alert.deadline_passed")
+        ).all()
+        posts = session.scalars(
+            select(Outbox.alert_id).where(Outbox.effect == "post_escalation")
+        ).all()
+    assert sorted(audited) == sorted(posts) == sorted(ids)
