@@ -61,8 +61,7 @@ def test_two_worker_processes_serve_one_port_and_dm_every_alert_once(
                     assert resp.status_code == 201, resp.text
             wait_until(lambda: len(_dm_channels(fs)) >= ALERTS, 60, "a DM per alert")
             time.sleep(1.0)  # room for a duplicate to show up
-            dms = [c for c in fs.calls_to("chat.postMessage")
-                   if c.status == 200 and str(c.response.get("channel", "")).startswith("D")]  # fmt: skip
+            dms = [c for c in fs.calls_to("chat.postMessage") if _is_dm(c.status, c.response)]
             assert len(dms) == ALERTS  # exactly once each, across both processes
         finally:
             proc.send_signal(signal.SIGTERM)
@@ -77,6 +76,10 @@ def _healthy(base: str) -> bool:
         return False
 
 
+def _is_dm(status: int, response: dict[str, object]) -> bool:
+    return status == 200 and str(response.get("channel", "")).startswith("D")
+
+
 def _dm_channels(fs: FakeSlack) -> set[str]:
-    return {str(c.response.get("channel")) for c in fs.calls_to("chat.postMessage")
-            if c.status == 200 and str(c.response.get("channel", "")).startswith("D")}  # fmt: skip
+    posts = fs.calls_to("chat.postMessage")
+    return {str(c.response.get("channel")) for c in posts if _is_dm(c.status, c.response)}
