@@ -81,7 +81,7 @@ def server(db_url: str, extra: dict[str, object] | None = None) -> Iterator[str]
         proc = subprocess.Popen([*exe, "serve", "--config", str(path)])
         base = f"http://127.0.0.1:{port}"
         try:
-            deadline = time.time() + 20
+            deadline = time.time() + 60
             while time.time() < deadline:
                 try:
                     if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
@@ -94,3 +94,38 @@ def server(db_url: str, extra: dict[str, object] | None = None) -> Iterator[str]
         finally:
             proc.terminate()
             proc.wait(timeout=20)
+
+
+def _wait_healthy(base: str, proc: subprocess.Popen[bytes]) -> None:
+    deadline = time.time() + 60
+    while True:
+        try:
+            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if time.time() > deadline or proc.poll() is not None:
+            raise RuntimeError("server did not become healthy")
+        time.sleep(0.1)
+
+
+@contextmanager
+def minimal_server(db_url: str) -> Iterator[str]:
+    """The minimal-insert app (bench/minimal.py) on a migrated schema; yields its base URL."""
+    port = free_port()
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "config.yaml"
+        path.write_text(yaml.safe_dump({"database": {"url": db_url}}))
+        exe = [sys.executable, "-m", "securitybot"]
+        subprocess.run([*exe, "migrate", "--config", str(path)], check=True, capture_output=True)
+    repo = Path(__file__).resolve().parent.parent
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bench.minimal", "--db", db_url, "--port", str(port)], cwd=repo
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        _wait_healthy(base, proc)
+        yield base
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)

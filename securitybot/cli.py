@@ -74,15 +74,25 @@ def migrate_cmd(config: str | None, revision: str) -> None:
 @click.option("--host", default=None, help="Override server.host.")
 @click.option("--port", type=int, default=None, help="Override server.port.")
 @click.option("--socket-mode", is_flag=True, help="Also receive Slack events over Socket Mode.")
-def serve(config: str | None, host: str | None, port: int | None, socket_mode: bool) -> None:
+@click.option("--workers", type=int, default=1, show_default=True,
+              help="Service processes sharing the port (PostgreSQL only).")  # fmt: skip
+def serve(
+    config: str | None, host: str | None, port: int | None, socket_mode: bool, workers: int
+) -> None:
     """Run the HTTP API, the Slack app and the background workers."""
     settings = _settings(config)
     configure_logging(settings.logging)
     from securitybot.service import ServiceError, run_service
+    from securitybot.workers import WorkersError, check_workers, run_workers
 
     try:
+        check_workers(settings, workers, socket_mode)
+        if workers > 1:
+            sys.exit(run_workers(
+                settings, workers, host or settings.server.host, port or settings.server.port
+            ))  # fmt: skip
         run_service(settings, host=host, port=port, socket_mode=socket_mode)
-    except (ConfigError, SchemaNotReady, ServiceError) as exc:
+    except (ConfigError, SchemaNotReady, ServiceError, WorkersError) as exc:
         _fail(str(exc), 1)
 
 

@@ -84,7 +84,9 @@ class _Section(BaseModel):
 
 class DatabaseConfig(_Section):
     url: str = "sqlite:///securitybot.db"
-    pool_size: int = Field(default=10, ge=1, le=200)
+    # Connections kept open: as many as the threads that use them (32 handler threads, the
+    # outbox's 4 and ingest's writers), so the hot path never opens one per transaction.
+    pool_size: int = Field(default=40, ge=1, le=200)
     echo: bool = False
 
 

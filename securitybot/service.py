@@ -6,6 +6,7 @@ import contextlib
 import fcntl
 import logging
 import os
+import socket
 from pathlib import Path
 from typing import IO
 
@@ -117,3 +118,11 @@ def run_service(
     finally:
         if lock is not None:
             lock.close()
+
+
+def serve_on_socket(settings: Settings, sock: socket.socket) -> None:
+    """One worker of ``serve --workers N``: the whole service on an inherited socket."""
+    _runtime, app = build_service(settings)
+    server = uvicorn.Server(uvicorn_config(app, settings))
+    with contextlib.suppress(KeyboardInterrupt):
+        server.run(sockets=[sock])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -28,6 +29,7 @@ from securitybot.flows.webhooks import WebhookSender
 from securitybot.outbox.dispatcher import Dispatcher
 from securitybot.runtime import Runtime
 from securitybot.slack import app_home_listeners, commands, listeners, receipts, signed, triage
+from securitybot.slack.directory import DbDirectory
 from securitybot.slack.gateway import SlackGateway, retry_handlers
 from securitybot.slack.triage import Responders
 from securitybot.verify.base import Verifier
@@ -201,6 +203,11 @@ def wire_workers(
         if receipt_middleware is not None:
             receipt_middleware.close()
 
+    if gateway is not None:
+        # People and DM channels Slack already told us about (survives restarts; issue #15).
+        directory = DbDirectory(runtime.db)
+        runtime.on_start.append(functools.partial(gateway.attach, directory))
+        runtime.on_stop.append(directory.close)
     runtime.on_start.append(start)
     runtime.on_stop.append(stop)
     runtime.dispatcher = dispatcher

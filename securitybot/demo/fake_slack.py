@@ -11,6 +11,7 @@ import base64
 import contextlib
 import json
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -27,6 +28,7 @@ from slack_sdk.models.views import View
 
 from securitybot.demo._serving import ServedFake
 from securitybot.slack.limits import problems, view_problems
+from securitybot.slack.tiers import Limits
 
 log = logging.getLogger(__name__)
 
@@ -147,6 +149,9 @@ class FakeSlack(ServedFake):
         self.audit_entries: list[Json] = []
         self._calls: list[Call] = []
         self._failures: dict[str, list[_Failure]] = {}
+        # Slack's per-method tiers and per-channel post limit, when a test asks for them.
+        self.rate_limits: Limits | None = None
+        self.rate_limited = 0
         self._lost_replies: dict[str, int] = {}
         self._callbacks: list[Callable[[Call], None]] = []
         self._last_ts_us = 0
@@ -261,6 +266,12 @@ class FakeSlack(ServedFake):
             self._failures.setdefault(method, []).append(
                 _Failure(status, error, retry_after, times)
             )
+
+    def enforce_rate_limits(self, limits: Limits | None = None) -> None:
+        """Answer 429 with Retry-After, as Slack does, past each method's tier and past the
+        per-channel post rate (``securitybot.slack.tiers``; ``Limits(scale=...)`` to speed up)."""
+        with self._lock:
+            self.rate_limits = limits or Limits()
 
     def lose_next_reply(self, method: str, times: int = 1) -> None:
         """Do the next `times` calls to `method`, then drop the connection without answering:
@@ -386,6 +397,14 @@ class FakeSlack(ServedFake):
         self, method: str, params: dict[str, Any], headers: dict[str, str]
     ) -> tuple[int, Json, dict[str, str]]:
         """Compute the reply; called with the state lock held."""
+        if self.rate_limits is not None:
+            channel = str(params.get("channel") or "") or None
+            wait = self.rate_limits.try_call(method, channel, time.monotonic())
+            if wait > 0:
+                self.rate_limited += 1
+                # Slack's Retry-After is whole seconds.
+                retry = str(max(1, math.ceil(wait)))
+                return 429, {"ok": False, "error": "ratelimited"}, {"Retry-After": retry}
         failures = self._failures.get(method)
         if failures:
             failure = failures[0]

@@ -11,7 +11,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import httpx
-from sqlalchemy import or_, select, update
+from sqlalchemy import select, update
 
 from securitybot.config import Settings
 from securitybot.domain import Event, EventType
@@ -214,21 +214,7 @@ class ConversationHandlers:
             alert = load_for_update(session, alert_id)
             if alert is None or alert.status != "new":
                 return False
-            q = (
-                select(Alert)
-                .where(
-                    # An older alert may still be resolving the same person concurrently, so
-                    # match on what the tool said as well as on the Slack id.
-                    or_(Alert.user_id == user_id, Alert.user_given == alert.user_given),
-                    Alert.kind == alert.kind,
-                    Alert.parent_id.is_(None),
-                    Alert.id < alert.id,
-                    Alert.status.in_(["new", "awaiting_ack"]),
-                    Alert.created_at >= alert.created_at - window,
-                )
-                .order_by(Alert.id)
-                .limit(1)
-            )
+            q = alert_store.group_parent_query(alert, user_id, window)
             if self.db.is_postgres:
                 q = q.with_for_update()
             parent = session.scalars(q).first()

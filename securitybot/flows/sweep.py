@@ -9,7 +9,8 @@ from datetime import datetime, timedelta
 from sqlalchemy import select, update
 
 from securitybot.domain import Event, EventType
-from securitybot.flows.transitions import apply_event
+from securitybot.flows.batch_transitions import apply_to_many
+from securitybot.flows.transitions import ConcurrentUpdate, apply_event
 from securitybot.store import alerts as alert_store
 from securitybot.store.db import Database
 from securitybot.store.models import Alert, utcnow
@@ -28,31 +29,41 @@ def sweep_overdue(db: Database, *, now: datetime | None = None, limit: int = BAT
     """Escalate alerts whose ``respond_by`` has passed; returns how many changed.
 
     On PostgreSQL rows are claimed with SKIP LOCKED, so replicas sweeping at the same moment
-    split the work instead of both escalating the same alert.
+    split the work instead of both escalating the same alert. Each batch is written set-based;
+    if one of its alerts changed under us, that batch is redone alert by alert.
     """
     now = now or utcnow()
     total = 0
     while True:
-        with db.write() as session:
-            q = (
-                select(Alert)
-                # Grouped alerts follow their parent, so only parents are swept.
-                .where(
-                    Alert.status.in_(WAITING), Alert.respond_by <= now, Alert.parent_id.is_(None)
-                )
-                .order_by(Alert.respond_by)
-                .limit(limit)
-            )
-            if db.is_postgres:
-                q = q.with_for_update(skip_locked=True)
-            alerts = list(session.scalars(q))
-            changed = 0
-            for alert in alerts:
-                applied = apply_event(session, alert, Event(EventType.DEADLINE_PASSED), now=now)
-                changed += int(applied.transition.changed)
+        try:
+            found, changed = _overdue_batch(db, now, limit, set_based=True)
+        except ConcurrentUpdate:
+            found, changed = _overdue_batch(db, now, limit, set_based=False)
         total += changed
-        if len(alerts) < limit or changed == 0:
+        if found < limit or changed == 0:
             return total
+
+
+def _overdue_batch(db: Database, now: datetime, limit: int, *, set_based: bool) -> tuple[int, int]:
+    """(alerts found, alerts changed) for one transaction's worth of overdue alerts."""
+    with db.write() as session:
+        q = (
+            select(Alert)
+            # Grouped alerts follow their parent, so only parents are swept.
+            .where(Alert.status.in_(WAITING), Alert.respond_by <= now, Alert.parent_id.is_(None))
+            .order_by(Alert.respond_by)
+            .limit(limit)
+        )
+        if db.is_postgres:
+            q = q.with_for_update(skip_locked=True)
+        alerts = list(session.scalars(q))
+        event = Event(EventType.DEADLINE_PASSED)
+        if set_based:
+            return len(alerts), apply_to_many(session, alerts, event, now)
+        changed = 0
+        for alert in alerts:
+            changed += int(apply_event(session, alert, event, now=now).transition.changed)
+        return len(alerts), changed
 
 
 def sweep_reminders(db: Database, *, now: datetime | None = None, limit: int = BATCH) -> int:

@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy import text, update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from securitybot import metrics
 from securitybot.domain import (
@@ -92,6 +93,43 @@ def _enum_value(v: Any) -> Any:
     return getattr(v, "value", v)
 
 
+def new_values(
+    alert: Alert, t: Transition, now: datetime, also_set: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The columns a changed transition writes."""
+    s = t.state
+    values: dict[str, Any] = {
+        "status": s.status.value,
+        "outcome": _enum_value(s.outcome),
+        "escalation_reason": _enum_value(s.escalation_reason),
+        "respond_by": s.respond_by,
+        "user_answer": s.user_answer,
+        "user_comment": s.user_comment,
+        "duo_result": s.duo_result,
+        "claimed_by": s.claimed_by,
+        "version": alert.version + 1,
+        "updated_at": now,
+    }
+    if s.status == Status.ESCALATED and alert.status != Status.ESCALATED.value:
+        values["escalated_at"] = now  # starts the claim clock of the escalation chain
+    if s.status != Status.AWAITING_ACK:
+        values["remind_at"] = None
+    values.update(also_set or {})
+    return values
+
+
+def effect_row(alert_id: int, version: int, idx: int, effect: Effect) -> dict[str, Any]:
+    """The outbox row (for ``enqueue``/``enqueue_many``) that carries out ``effect``."""
+    name = EFFECT_NAMES[type(effect)]
+    payload = {k: _enum_value(v) for k, v in dataclasses.asdict(effect).items()}
+    key = (
+        f"{alert_id}:once:{name}"
+        if type(effect) in ONCE_PER_ALERT
+        else f"{alert_id}:v{version}:{idx}:{name}"
+    )
+    return {"effect": name, "payload": payload, "alert_id": alert_id, "idempotency_key": key}
+
+
 def apply_event(
     session: Session,
     alert: Alert,
@@ -128,25 +166,9 @@ def apply_event(
         )
         return Applied(alert, t, alert.status)
     s = t.state
-    values: dict[str, Any] = {
-        "status": s.status.value,
-        "outcome": _enum_value(s.outcome),
-        "escalation_reason": _enum_value(s.escalation_reason),
-        "respond_by": s.respond_by,
-        "user_answer": s.user_answer,
-        "user_comment": s.user_comment,
-        "duo_result": s.duo_result,
-        "claimed_by": s.claimed_by,
-        "version": alert.version + 1,
-        "updated_at": now,
-    }
+    values = new_values(alert, t, now, also_set)
     if mirrored_from is not None:
         details["grouped_under"] = mirrored_from
-    if s.status == Status.ESCALATED and alert.status != Status.ESCALATED.value:
-        values["escalated_at"] = now  # starts the claim clock of the escalation chain
-    if s.status != Status.AWAITING_ACK:
-        values["remind_at"] = None
-    values.update(also_set or {})
     result = session.execute(
         update(Alert)
         .where(Alert.id == alert.id, Alert.version == alert.version)
@@ -157,8 +179,10 @@ def apply_event(
         raise ConcurrentUpdate(f"alert {alert.id} changed concurrently")
     from_status = alert.status
     previous_update = alert.updated_at
+    # The row is already written: record the values as the committed state, so the ORM
+    # does not flush a second UPDATE of the same row at commit.
     for key, value in values.items():
-        setattr(alert, key, value)
+        set_committed_value(alert, key, value)
     alert_store.audit(
         session,
         alert_id=alert.id,
@@ -204,14 +228,7 @@ ONCE_PER_ALERT: frozenset[type] = frozenset({SendDM, StartDuoPush, PostEscalatio
 
 
 def enqueue_effect(session: Session, alert_id: int, version: int, idx: int, effect: Effect) -> None:
-    name = EFFECT_NAMES[type(effect)]
-    payload = {k: _enum_value(v) for k, v in dataclasses.asdict(effect).items()}
-    key = (
-        f"{alert_id}:once:{name}"
-        if type(effect) in ONCE_PER_ALERT
-        else f"{alert_id}:v{version}:{idx}:{name}"
-    )
-    enqueue(session, effect=name, payload=payload, alert_id=alert_id, idempotency_key=key)
+    enqueue(session, **effect_row(alert_id, version, idx, effect))
 
 
 def load_for_update(session: Session, alert_id: int) -> Alert | None:

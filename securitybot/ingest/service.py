@@ -151,11 +151,19 @@ class GroupCommitter:
     """
 
     def __init__(
-        self, db: Database, kinds: KindRegistry, policy: PolicyConfig, max_batch: int = 256
+        self,
+        db: Database,
+        kinds: KindRegistry,
+        policy: PolicyConfig,
+        max_batch: int = 256,
+        writers: int | None = None,
     ) -> None:
         self._db, self._kinds, self._policy, self._max = db, kinds, policy, max_batch
+        # PostgreSQL takes concurrent writers: while one batch waits for its commit (a network
+        # round trip and a WAL flush) the next is already being written. SQLite has one writer.
+        self._writers = writers or (1 if db.is_sqlite else 2)
         self._queue: asyncio.Queue[_Unit] | None = None
-        self._task: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
 
     async def submit(self, payload: AlertIn, source: str) -> IngestResult:
         return (await self.submit_many([payload], source))[0]
@@ -164,9 +172,12 @@ class GroupCommitter:
         """Store ``payloads`` in one transaction (with other requests' alerts, or alone)."""
         if not payloads:
             return []
-        if self._task is None or self._task.done():
+        if not self._tasks or any(t.done() for t in self._tasks):
+            for t in self._tasks:
+                t.cancel()
             self._queue = asyncio.Queue()
-            self._task = asyncio.get_running_loop().create_task(self._run())
+            loop = asyncio.get_running_loop()
+            self._tasks = [loop.create_task(self._run()) for _ in range(self._writers)]
         assert self._queue is not None
         fut: asyncio.Future[list[IngestResult]] = asyncio.get_running_loop().create_future()
         self._queue.put_nowait(([(p, source) for p in payloads], fut))
@@ -204,8 +215,8 @@ class GroupCommitter:
             start += len(unit_items)
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
+        for task in self._tasks:
+            task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+                await task
+        self._tasks = []

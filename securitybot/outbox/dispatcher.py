@@ -21,15 +21,16 @@ from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import text, update
+from sqlalchemy import Table, bindparam, text, update
 from sqlalchemy.exc import DBAPIError
 
 from securitybot.store.db import Database
 from securitybot.store.models import Outbox, utcnow
 
 logger = logging.getLogger(__name__)
+OUTBOX = cast(Table, Outbox.__table__)
 
 # Recording an outcome is retried this often (0.1, 0.2, 0.4 s apart) before the lease decides.
 RECORD_TRIES = 4
@@ -134,6 +135,9 @@ class Dispatcher:
         self.unordered = unordered
         self._task: asyncio.Task[None] | None = None
         self._renewer: asyncio.Task[None] | None = None
+        self._recorder: asyncio.Task[None] | None = None
+        self._outcomes: list[tuple[Job, Outcome, asyncio.Future[None]]] = []
+        self._outcome_ready = asyncio.Event()
         self._stopping = False
         self._inflight: dict[int, asyncio.Task[None]] = {}
         self._alert_locks: dict[int, asyncio.Lock] = {}
@@ -190,20 +194,36 @@ class Dispatcher:
                 )
 
     def _record(self, job: Job, outcome: Outcome) -> None:
+        self._record_many([(job, outcome)])
+
+    def _record_many(self, items: list[tuple[Job, Outcome]]) -> None:
+        """Record several jobs' outcomes in one transaction: one executemany per shape of
+        change (the statement text stays the same, whatever the number of jobs)."""
         now = utcnow()
-        values: dict[str, Any]
-        if isinstance(outcome, Done):
-            values = {"status": "done", "done_at": now, "locked_until": None}
-        elif isinstance(outcome, GiveUp):
-            values = {"status": "dead", "done_at": now, "locked_until": None,
-                      "last_error": outcome.error[:2000], "attempts": job.attempts + 1}  # fmt: skip
-        else:
-            values = {"next_attempt_at": outcome.when, "locked_until": None}
-            if outcome.failure:
-                values["attempts"] = job.attempts + 1
-                values["last_error"] = outcome.error[:2000]
+        shapes: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+        for job, outcome in items:
+            values: dict[str, Any]
+            if isinstance(outcome, Done):
+                values = {"status": "done", "done_at": now, "locked_until": None}
+            elif isinstance(outcome, GiveUp):
+                values = {"status": "dead", "done_at": now, "locked_until": None,
+                          "last_error": outcome.error[:2000],
+                          "attempts": job.attempts + 1}  # fmt: skip
+            else:
+                values = {"next_attempt_at": outcome.when, "locked_until": None}
+                if outcome.failure:
+                    values["attempts"] = job.attempts + 1
+                    values["last_error"] = outcome.error[:2000]
+            shapes.setdefault(tuple(sorted(values)), []).append({"job_id": job.id, **values})
         with self.db.write() as session:
-            session.execute(update(Outbox).where(Outbox.id == job.id).values(**values))
+            conn = session.connection()
+            for columns, rows in shapes.items():
+                stmt = (
+                    update(OUTBOX)
+                    .where(OUTBOX.c.id == bindparam("job_id"))
+                    .values({c: bindparam(c) for c in columns})
+                )
+                conn.execute(stmt, rows)
 
     # -- running -----------------------------------------------------------------------------
     async def _run_job(self, job: Job) -> None:
@@ -230,19 +250,46 @@ class Dispatcher:
         await self._record_outcome(job, outcome)
 
     async def _record_outcome(self, job: Job, outcome: Outcome) -> None:
+        """Hand the outcome to the recorder and wait until it is recorded (or given up on):
+        the alert's next job must not start before this one's outcome is stored."""
+        if self._recorder is None or self._recorder.done():
+            await self._record_batch([(job, outcome)])
+            return
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._outcomes.append((job, outcome, done))
+        self._outcome_ready.set()
+        await done
+
+    async def _record_loop(self) -> None:
+        """One transaction records every outcome that finished while the last one committed."""
+        while True:
+            await self._outcome_ready.wait()
+            self._outcome_ready.clear()
+            batch, self._outcomes = self._outcomes, []
+            if not batch:
+                continue
+            try:
+                await self._record_batch([(job, outcome) for job, outcome, _ in batch])
+            finally:
+                for _, _, done in batch:
+                    if not done.done():
+                        done.set_result(None)
+
+    async def _record_batch(self, items: list[tuple[Job, Outcome]]) -> None:
         """Record with a few quick retries (a dropped connection is replaced on the next try).
-        If it still fails the lease runs out and the job runs again as a retry, whose handler
-        finds what this run already delivered: a lost outcome never re-sends."""
+        If it still fails the lease runs out and the jobs run again as retries, whose handlers
+        find what this run already delivered: a lost outcome never re-sends."""
+        ids = [job.id for job, _ in items]
         for attempt in range(RECORD_TRIES):
             try:
-                await self._db(self._record, job, outcome)
+                await self._db(self._record_many, items)
                 return
             except Exception:
                 if attempt + 1 == RECORD_TRIES:
-                    logger.exception("outbox job %s (%s): outcome not recorded; it will run "
-                                     "again after its lease", job.id, job.effect)  # fmt: skip
+                    logger.exception("outbox jobs %s: outcome not recorded; they will run "
+                                     "again after their lease", ids)  # fmt: skip
                     return
-                logger.warning("outbox job %s: recording its outcome failed; retrying", job.id,
+                logger.warning("outbox jobs %s: recording outcomes failed; retrying", ids,
                                exc_info=True)  # fmt: skip
                 await asyncio.sleep(0.1 * 2**attempt)
 
@@ -308,6 +355,8 @@ class Dispatcher:
         loop = asyncio.get_running_loop()
         self._task = loop.create_task(self._loop())
         self._renewer = loop.create_task(self._renew_loop())
+        self._outcome_ready = asyncio.Event()
+        self._recorder = loop.create_task(self._record_loop())
 
     async def stop(self, timeout: float = 10.0) -> None:
         """Stop claiming, let jobs in flight finish (graceful SIGTERM), then stop."""
@@ -324,8 +373,12 @@ class Dispatcher:
             _done, pending = await asyncio.wait(inflight, timeout=timeout)
             for t in pending:
                 t.cancel()
+        if self._recorder is not None:
+            self._recorder.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._recorder
         for t in tasks:
             if not t.done():
                 t.cancel()
-        self._task = self._renewer = None
+        self._task = self._renewer = self._recorder = None
         self._pool.shutdown(wait=False)

@@ -6,6 +6,8 @@ Slack's errors are sorted into "retry later" (rate limits, 5xx, network) and "pe
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import logging
 import time
 from dataclasses import dataclass
@@ -21,6 +23,9 @@ from slack_sdk.http_retry.state import RetryState
 from slack_sdk.web.async_client import AsyncWebClient
 
 from securitybot import metrics
+from securitybot.slack.directory import Directory
+from securitybot.slack.tiers import POST, Bucket, Limits
+from securitybot.store.models import utcnow
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +62,8 @@ class SlackUser:
 
 
 _NOT_FOUND = {"users_not_found", "user_not_found"}
+# After a 429, calls to that method (or posts to that channel) keep to its tier this long.
+PACE_FOR = 60.0
 # The message metadata event_type that tags the bot's own deliveries (alert id, kind, job id).
 DELIVERY_EVENT = "securitybot_delivery"
 
@@ -108,14 +115,63 @@ class SlackGateway:
         *,
         admin_client: AsyncWebClient | None = None,
         cache_ttl: float = 3600.0,
+        limits: Limits | None = None,
     ) -> None:
         self.client = client
+        # Slack's rate tiers. A method (or a channel, for posts) is paced to its tier only
+        # once Slack has answered 429 for it, for a minute: until then nothing waits, and
+        # after it a burst is spread out instead of retried in a storm of 429s.
+        self.limits = limits or Limits()
+        self._paced_until: dict[str, float] = {}
         self.admin_client = admin_client
         self._ttl = cache_ttl
         self._cache: dict[str, tuple[float, SlackUser | None]] = {}
+        # DM channel ids by user id (conversations.open), and whose channel each one is.
+        self._dms: dict[str, str] = {}
+        self._dm_owner: dict[str, str] = {}
+        self.directory: Directory | None = None
+
+    async def attach(self, directory: Directory) -> None:
+        """Serve people and DM channels from ``directory`` (loaded now) and store new ones."""
+        users, dms = await directory.load()
+        now_wall, now = utcnow(), time.monotonic()
+        for key, (data, at) in users.items():
+            age = (now_wall - at).total_seconds()
+            if age < self._ttl:
+                self._cache[key] = (now - age, SlackUser(**data))
+        for user_id, channel in dms.items():
+            self._dms[user_id], self._dm_owner[channel] = channel, user_id
+        self.directory = directory
+
+    async def _pace(self, method: str, channel: str | None) -> None:
+        now = time.monotonic()
+        wait = 0.0
+        for key, bucket in self._keyed_buckets(method, channel):
+            if self._paced_until.get(key, 0.0) > now:
+                wait = max(wait, bucket.reserve(now))
+        if wait > 0:
+            metrics.SLACK_ERRORS.labels(method, "paced").inc()
+            await asyncio.sleep(wait)
+
+    def _keyed_buckets(self, method: str, channel: str | None) -> list[tuple[str, Bucket]]:
+        out: list[tuple[str, Bucket]] = []
+        bucket = self.limits.method(method)
+        if bucket is not None:
+            out.append((method, bucket))
+        if method == POST and channel:
+            out.append((f"channel:{channel}", self.limits.channel(channel)))
+        return out
+
+    def _rate_limited(self, method: str, channel: str | None, retry_after: float) -> None:
+        now = time.monotonic()
+        for key, bucket in self._keyed_buckets(method, channel):
+            self._paced_until[key] = now + PACE_FOR
+            bucket.pause(now, retry_after)
 
     async def _call(self, method: str, client: AsyncWebClient | None = None, **kw: Any) -> Any:
         api = client or self.client
+        channel = kw.get("channel") if method == POST else None
+        await self._pace(method, channel)
         try:
             resp = (
                 await api.api_call(method, json=kw)
@@ -130,6 +186,7 @@ class SlackGateway:
                 retry = exc.response.headers.get("Retry-After") or exc.response.headers.get(
                     "retry-after"
                 )
+                self._rate_limited(method, channel, float(retry or 1))
                 raise SlackRetryLater(
                     method, "ratelimited", float(retry or 1), refused=True
                 ) from None
@@ -166,11 +223,49 @@ class SlackGateway:
         if found is not None:
             # Later steps look the same person up by id: one Slack call serves both.
             self._cache[found.id] = (now, found)
+            if self.directory is not None:
+                keys = [user.lower() if "@" in user else user, found.id]
+                self.directory.note_user(keys, dataclasses.asdict(found), utcnow())
         return found
 
     async def open_dm(self, user_id: str) -> str:
-        data = await self._call("conversations.open", users=user_id)
-        return str(data["channel"]["id"])
+        """The DM channel with a user: conversations.open once, then from the cache."""
+        cached = self._dms.get(user_id)
+        if cached is not None:
+            return cached
+        try:
+            data = await self._call("conversations.open", users=user_id)
+        except SlackPermanentError as exc:
+            if exc.error in _NOT_FOUND:
+                await self.forget_user(user_id)
+            raise
+        channel = str(data["channel"]["id"])
+        self._dms[user_id], self._dm_owner[channel] = channel, user_id
+        if self.directory is not None:
+            self.directory.note_dm_channel(user_id, channel)
+        return channel
+
+    async def forget_user(self, user_id: str) -> None:
+        """Slack no longer knows this user: drop them (by id and email) and their channel."""
+        hit = self._cache.pop(user_id, None)
+        keys = [user_id]
+        if hit is not None and hit[1] is not None and hit[1].email:
+            keys.append(hit[1].email.lower())
+            self._cache.pop(hit[1].email.lower(), None)
+        channel = self._dms.pop(user_id, None)
+        self._dm_owner.pop(channel or "", None)
+        if self.directory is not None:
+            await self.directory.forget_user(keys)
+
+    async def _forget_dm(self, channel: str) -> bool:
+        """Drop a cached DM channel Slack says is gone; False if it was not one of ours."""
+        user_id = self._dm_owner.pop(channel, None)
+        if user_id is None:
+            return False
+        self._dms.pop(user_id, None)
+        if self.directory is not None:
+            await self.directory.forget_dm_channel(user_id)
+        return True
 
     async def post(
         self,
@@ -187,7 +282,17 @@ class SlackGateway:
         if delivery is not None:
             # https://docs.slack.dev/messaging/message-metadata: event_type + event_payload
             kw["metadata"] = {"event_type": DELIVERY_EVENT, "event_payload": delivery}
-        data = await self._call("chat.postMessage", **kw)
+        try:
+            data = await self._call("chat.postMessage", **kw)
+        except SlackPermanentError as exc:
+            if exc.error == "channel_not_found" and await self._forget_dm(channel):
+                # A cached DM channel that is gone: Slack posted nothing, and the retry opens
+                # the conversation afresh, so this costs no attempt.
+                retry = SlackRetryLater("chat.postMessage", "channel_not_found (cached DM "
+                                        "channel dropped)", refused=True)  # fmt: skip
+                retry.spends_attempt = False
+                raise retry from None
+            raise
         return str(data["ts"])
 
     async def find_delivery(

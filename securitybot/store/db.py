@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -15,6 +16,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
 
@@ -49,7 +51,32 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
-def make_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> Engine:
+# A connection idle in the pool longer than this is pinged before use (the server may have
+# restarted or closed it meanwhile). Busy connections are not: a ping per checkout doubled the
+# round trips of the hot path. A connection that dies while busy fails its transaction, and
+# SQLAlchemy then invalidates the whole pool, so the retry (outbox lease, client retry) gets a
+# fresh one.
+IDLE_PING_SECONDS = 5.0
+
+
+def _ping_if_idle(dbapi_conn: Any, record: Any, _proxy: Any) -> None:
+    idle_since = record.info.get("checked_in_at")
+    if idle_since is None or time.monotonic() - idle_since < IDLE_PING_SECONDS:
+        return
+    try:
+        cur = dbapi_conn.cursor()
+        cur.execute("SELECT 1")
+        cur.close()
+    except Exception as exc:  # the pool replaces the connection and tries again
+        raise DisconnectionError(f"idle connection is gone: {exc}") from exc
+
+
+def _note_checkin(_dbapi_conn: Any, record: Any) -> None:
+    if record is not None:
+        record.info["checked_in_at"] = time.monotonic()
+
+
+def make_engine(url: str, *, pool_size: int = 40, echo: bool = False) -> Engine:
     url = normalise_url(url)
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
@@ -62,9 +89,13 @@ def make_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> Engine:
         engine = create_engine(url, echo=echo, **kwargs)
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return create_engine(
-        url, echo=echo, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
-    )
+    engine = create_engine(
+        url, echo=echo, pool_size=pool_size, max_overflow=max(4, pool_size // 4),
+        pool_use_lifo=True,  # reuse the warmest connections; idle extras may time out
+    )  # fmt: skip
+    event.listen(engine, "checkout", _ping_if_idle)
+    event.listen(engine, "checkin", _note_checkin)
+    return engine
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:
@@ -135,7 +166,7 @@ class Database:
         self.session_info: dict[str, Any] = {}
 
     @classmethod
-    def from_url(cls, url: str, *, pool_size: int = 10, echo: bool = False) -> Database:
+    def from_url(cls, url: str, *, pool_size: int = 40, echo: bool = False) -> Database:
         return cls(make_engine(url, pool_size=pool_size, echo=echo))
 
     @contextmanager

@@ -222,7 +222,8 @@ class SeenSignature(Base):
     seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
 
 
-import securitybot.store.aer_models  # noqa: F401, E402
+import securitybot.store.aer_models  # noqa: E402
+import securitybot.store.slack_people_models  # noqa: F401, E402
 from securitybot.store import (  # noqa: F401, E402
     dashboard_models,
     osquery_models,

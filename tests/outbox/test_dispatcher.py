@@ -10,7 +10,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select
 from sqlalchemy.exc import OperationalError
 
 from securitybot.outbox.dispatcher import Dispatcher, Done, Job, Outcome
@@ -56,14 +56,14 @@ async def test_a_job_whose_outcome_was_lost_runs_again_as_a_retry(
 
     job_id = _enqueue(db)
     dispatcher = Dispatcher(db, {"post": post}, lease=0.5, idle_poll=0.05)
-    record = dispatcher._record
+    record = dispatcher._record_many
 
-    def record_fails_first_time(job: Job, outcome: Outcome) -> None:
+    def record_fails_first_time(items: list[tuple[Job, Outcome]]) -> None:
         if len(runs) == 1:  # every try of the first run's outcome is lost
             raise _lost_connection()
-        record(job, outcome)
+        record(items)
 
-    dispatcher._record = record_fails_first_time  # type: ignore[method-assign]
+    dispatcher._record_many = record_fails_first_time  # type: ignore[method-assign]
     await dispatcher.start()
     try:
         await _until(lambda: _row(db, job_id).status == "done")
@@ -122,3 +122,32 @@ async def test_a_dropped_database_connection_retries_soon_without_spending_an_at
     assert (row.status, row.attempts, row.last_error) == ("pending", 0, None)
     assert row.next_attempt_at <= utcnow() + timedelta(seconds=1)  # backoff(1): 0.5-1 s
     assert "database connection lost" in caplog.text
+
+
+async def test_outcomes_that_finish_together_are_recorded_together(db: Database) -> None:
+    """A burst of jobs costs a few transactions for their outcomes, not one each."""
+    with db.write() as session:
+        for i in range(60):
+            enqueue(session, effect="post", idempotency_key=f"post:{i}")
+    release = asyncio.Event()
+
+    async def post(job: Job) -> Outcome:
+        await release.wait()
+        return Done()
+
+    commits: list[object] = []
+    event.listen(db.engine, "commit", lambda conn: commits.append(conn))
+    dispatcher = Dispatcher(db, {"post": post}, idle_poll=0.05)
+    await dispatcher.start()
+    try:
+        await _until(lambda: len(dispatcher._inflight) == 60)
+        before = len(commits)
+        release.set()
+        await _until(lambda: not dispatcher._inflight)
+        recording = len(commits) - before
+    finally:
+        await dispatcher.stop()
+    with db.read() as session:
+        statuses = set(session.scalars(select(Outbox.status)))
+    assert statuses == {"done"}
+    assert recording <= 5, recording

@@ -1,0 +1,70 @@
+"""Queries of the durable Slack people cache (see ``slack_people_models``)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, cast
+
+from sqlalchemy import Table, delete, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from securitybot.store.slack_people_models import SlackPerson
+
+PEOPLE = cast(Table, SlackPerson.__table__)
+
+
+def _upsert(session: Session, rows: list[dict[str, Any]], columns: tuple[str, ...]) -> None:
+    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    stmt = insert(PEOPLE)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[PEOPLE.c.key], set_={c: stmt.excluded[c] for c in columns}
+    )
+    session.connection().execute(stmt, rows)
+
+
+def load_all(
+    session: Session,
+) -> tuple[dict[str, tuple[dict[str, Any], datetime]], dict[str, str]]:
+    """({key: (user, cached at)}, {user id: DM channel}) of the whole cache."""
+    users: dict[str, tuple[dict[str, Any], datetime]] = {}
+    dms: dict[str, str] = {}
+    for key, data, at, channel in session.execute(
+        select(SlackPerson.key, SlackPerson.user, SlackPerson.user_cached_at,
+               SlackPerson.dm_channel)
+    ):  # fmt: skip
+        if data is not None and at is not None:
+            users[key] = (data, at)
+        if channel:
+            dms[key] = channel
+    return users, dms
+
+
+def user(session: Session, key: str) -> tuple[dict[str, Any], datetime] | None:
+    row = session.execute(
+        select(SlackPerson.user, SlackPerson.user_cached_at).where(SlackPerson.key == key)
+    ).first()
+    if row is None or row.user is None or row.user_cached_at is None:
+        return None
+    return row.user, row.user_cached_at
+
+
+def put_user(session: Session, keys: list[str], data: dict[str, Any], at: datetime) -> None:
+    rows = [{"key": k, "user": data, "user_cached_at": at} for k in dict.fromkeys(keys)]
+    _upsert(session, rows, ("user", "user_cached_at"))
+
+
+def forget_user(session: Session, keys: list[str]) -> None:
+    session.execute(delete(SlackPerson).where(SlackPerson.key.in_(keys)))
+
+
+def dm_channel(session: Session, user_id: str) -> str | None:
+    return session.scalar(select(SlackPerson.dm_channel).where(SlackPerson.key == user_id))
+
+
+def put_dm_channel(session: Session, user_id: str, channel: str) -> None:
+    _upsert(session, [{"key": user_id, "dm_channel": channel}], ("dm_channel",))
+
+
+def forget_dm_channel(session: Session, user_id: str) -> None:
+    session.execute(update(SlackPerson).where(SlackPerson.key == user_id).values(dm_channel=None))

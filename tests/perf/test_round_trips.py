@@ -1,0 +1,102 @@
+"""The hot path's statement counts: what the issue measured as waste must stay gone.
+
+These count statements, never time, so they hold on a loaded machine.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import event, func, select
+
+from securitybot.config import PolicyConfig, Settings
+from securitybot.domain import Event, EventType
+from securitybot.flows import sweep
+from securitybot.flows.events import apply_by_id
+from securitybot.ingest.schema import AlertIn
+from securitybot.ingest.service import ingest_batch
+from securitybot.kinds import load_kinds
+from securitybot.store.db import Database
+from securitybot.store.models import Alert, AuditLog, Outbox, utcnow
+from tests.flows.stored import stored_alert
+
+
+@contextmanager
+def statements(db: Database) -> Iterator[list[str]]:
+    seen: list[str] = []
+
+    def record(_conn: Any, _cur: Any, stmt: str, *_a: Any) -> None:
+        seen.append(" ".join(stmt.split()))
+
+    event.listen(db.engine, "before_cursor_execute", record)
+    try:
+        yield seen
+    finally:
+        event.remove(db.engine, "before_cursor_execute", record)
+
+
+def test_a_state_change_writes_the_alert_row_once(db: Database) -> None:
+    alert_id = stored_alert(db, status="new")
+    with statements(db) as seen:
+        applied = apply_by_id(db, alert_id, Event(EventType.USER_RESOLVED),
+                              also_set={"user_id": "U_ALICE"})  # fmt: skip
+    assert applied is not None and applied.transition.changed
+    updates = [s for s in seen if s.startswith("UPDATE alerts")]
+    assert len(updates) == 1, updates
+    with db.read() as session:
+        stored = session.get(Alert, alert_id)
+        assert stored is not None
+        assert (stored.status, stored.version) == ("new", 2)
+    # The object handed back carries the new values, as before.
+    assert applied.alert.version == 2
+
+
+def _ingest(db: Database, n: int, prefix: str) -> list[Any]:
+    kinds = load_kinds(Settings().alerts.dir)
+    items = [(AlertIn(user=f"u{i}@bench.example", title="flurb -export", kind="sensitive_command",
+                      dedup_key=f"{prefix}-{i}"), "bench") for i in range(n)]  # fmt: skip
+    return ingest_batch(db, items, kinds=kinds, policy=PolicyConfig())
+
+
+def test_ingest_sends_the_same_statements_whatever_the_batch_size(db: Database) -> None:
+    """A statement whose text changes with the batch size is parsed again by the driver each
+    time (and, on PostgreSQL, never prepared)."""
+    texts: dict[int, set[str]] = {}
+    for n in (3, 37, 64):
+        with statements(db) as seen:
+            results = _ingest(db, n, f"b{n}")
+        assert all(r.created for r in results) and len({r.alert.id for r in results}) == n
+        texts[n] = set(seen)
+    assert texts[3] == texts[37] == texts[64]
+    assert max(len(t) for t in texts[64]) < 2000
+
+
+def test_a_batch_with_known_alerts_returns_them_and_stores_only_the_new(db: Database) -> None:
+    first = _ingest(db, 4, "same")
+    again = _ingest(db, 6, "same")
+    assert [r.created for r in again] == [False] * 4 + [True] * 2
+    assert [r.alert.id for r in again[:4]] == [r.alert.id for r in first]
+    with db.read() as session:
+        assert session.scalar(select(func.count()).select_from(Alert)) == 6
+
+
+def test_the_deadline_sweep_escalates_a_batch_with_a_few_statements(db: Database) -> None:
+    past = utcnow() - timedelta(seconds=1)
+    ids = [stored_alert(db, status="awaiting_ack", respond_by=past, dm_channel="D_ALICE",
+                        dm_ts=f"1.{i:06d}") for i in range(50)]  # fmt: skip
+    with statements(db) as seen:
+        assert sweep.sweep_overdue(db) == 50
+    # Was ~6 statements per alert; now a handful per batch whatever its size.
+    assert len(seen) <= 12, seen
+    with db.read() as session:
+        assert set(session.scalars(select(Alert.status).where(Alert.id.in_(ids)))) == {"escalated"}
+        audited = session.scalars(
+            select(AuditLog.alert_id).where(AuditLog.action == "alert.deadline_passed")
+        ).all()
+        posts = session.scalars(
+            select(Outbox.alert_id).where(Outbox.effect == "post_escalation")
+        ).all()
+    assert sorted(audited) == sorted(posts) == sorted(ids)

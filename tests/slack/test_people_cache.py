@@ -1,0 +1,84 @@
+"""Who an email is, and their DM channel, cost Slack calls once: then the durable cache."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+from slack_sdk.web.async_client import AsyncWebClient
+
+from securitybot.demo import FakeSlack
+from securitybot.slack.directory import DbDirectory
+from securitybot.slack.gateway import SlackGateway, SlackPermanentError, SlackRetryLater
+from securitybot.store import slack_people
+from securitybot.store.db import Database
+
+
+@pytest.fixture
+def fs() -> Iterator[FakeSlack]:
+    with FakeSlack() as fake:
+        fake.add_user("U_ALICE", "alice@example.com", first_name="Alice")
+        yield fake
+
+
+async def _gateway(fs: FakeSlack, db: Database) -> tuple[SlackGateway, DbDirectory]:
+    gateway = SlackGateway(AsyncWebClient(token="xoxb-test", base_url=fs.base_url))
+    directory = DbDirectory(db)
+    await gateway.attach(directory)
+    return gateway, directory
+
+
+async def _dm(gateway: SlackGateway) -> str:
+    user = await gateway.lookup_user("Alice@example.com".lower())
+    assert user is not None
+    channel = await gateway.open_dm(user.id)
+    return await gateway.post(channel, "was this you?")
+
+
+@pytest.fixture
+async def restarted(fs: FakeSlack, db: Database) -> AsyncIterator[SlackGateway]:
+    """A gateway that DMed Alice once, then a second one started afresh on the same store."""
+    first, directory = await _gateway(fs, db)
+    await _dm(first)
+    await directory.close()  # what the service's stop hook does
+    second, directory = await _gateway(fs, db)
+    yield second
+    await directory.close()
+
+
+async def test_a_person_is_looked_up_and_their_dm_opened_once_across_restarts(
+    fs: FakeSlack, restarted: SlackGateway
+) -> None:
+    await _dm(restarted)
+    await _dm(restarted)
+    assert len(fs.calls_to("users.lookupByEmail")) == 1
+    assert len(fs.calls_to("conversations.open")) == 1
+    assert len(fs.calls_to("chat.postMessage")) == 3
+
+
+async def test_a_cached_dm_channel_slack_no_longer_has_is_dropped_and_opened_again(
+    fs: FakeSlack, db: Database, restarted: SlackGateway
+) -> None:
+    fs.fail_next("chat.postMessage", error="channel_not_found")
+    with pytest.raises(SlackRetryLater) as caught:
+        await _dm(restarted)
+    # Slack posted nothing: the retry costs no attempt and needs no history lookup.
+    assert caught.value.refused and not caught.value.spends_attempt
+    with db.read() as session:
+        assert slack_people.dm_channel(session, "U_ALICE") is None
+    await _dm(restarted)
+    assert len(fs.calls_to("conversations.open")) == 2
+
+
+async def test_a_user_slack_no_longer_knows_is_forgotten(
+    fs: FakeSlack, db: Database, restarted: SlackGateway
+) -> None:
+    fs.fail_next("conversations.open", error="user_not_found")
+    restarted._dms.clear()  # as if the channel had not been opened yet
+    with pytest.raises(SlackPermanentError):
+        await _dm(restarted)
+    with db.read() as session:
+        assert slack_people.user(session, "alice@example.com") is None
+        assert slack_people.user(session, "U_ALICE") is None
+    await _dm(restarted)
+    assert len(fs.calls_to("users.lookupByEmail")) == 2
