@@ -108,15 +108,26 @@ class AerService:
 
     # --- ingest -------------------------------------------------------------------------
 
-    def ingest(self, events: Sequence[ActivityEvent], now: datetime | None = None) -> BatchResult:
-        """Observe a parsed batch, persist its counters and decide on its anomalies atomically."""
+    def ingest(
+        self, events: Sequence[ActivityEvent], now: datetime | None = None, *,
+        refs: Sequence[str] | None = None, in_tx: Callable[[Session], None] | None = None,
+    ) -> BatchResult:  # fmt: skip
+        """Observe a parsed batch, persist its counters and decide on its anomalies atomically.
+
+        ``refs`` names each event (a stream position): its anomalies are recorded under
+        ``<ref>:<n>``, once only. ``in_tx`` runs in the same transaction, last (a worker moves
+        its committed position there).
+        """
         with self.lock:
             observe, found = self.engine.observe, []
+            found_refs: list[str | None] = []
             sessions, dirty = self._sessions, self._dirty
-            for ev in events:
+            for i, ev in enumerate(events):
                 hits = observe(ev)
                 if hits:
                     found.extend(hits)
+                    if refs is not None:
+                        found_refs.extend(f"{refs[i]}:{k}" for k in range(len(hits)))
                 if ev.session is not None:
                     key = (ev.org, ev.user)
                     seen = sessions.get(key)
@@ -134,7 +145,9 @@ class AerService:
             when = now or utcnow()
             with self.db.write() as session:
                 store.add_counters(session, self._unflushed)
-                decisions = self.handle(session, found, when)
+                decisions = self.handle(session, found, when, refs=found_refs or None)
+                if in_tx is not None:
+                    in_tx(session)
             # Only forget the deltas once they are committed; a failed write retries them.
             self._unflushed.clear()
         return BatchResult(len(events), len(found), decisions)
@@ -196,13 +209,22 @@ class AerService:
 
     # --- state across restarts ----------------------------------------------------------
 
-    def load_state(self, now: datetime | None = None) -> None:
-        """Rebuild baselines, profiles and the live hour's counters from SQL."""
+    def load_state(
+        self, now: datetime | None = None, only: Callable[[str], bool] | None = None
+    ) -> None:
+        """Rebuild baselines, profiles and the live hour's counters from SQL.
+
+        ``only`` keeps the orgs it accepts (a stream worker's partition).
+        """
         hour = _hour(now or utcnow())
         with self.db.read() as session:
             baselines = store.load_baselines(session)
             profiles = store.load_profiles(session)
             live = store.live_counters(session, hour)
+        if only is not None:
+            baselines = [b for b in baselines if only(b.org)]
+            profiles = [p for p in profiles if only(p.org)]
+            live = [row for row in live if only(row[0])]
         with self.lock:
             for b in baselines:
                 self.engine.set_baseline(b)
@@ -215,10 +237,14 @@ class AerService:
             len(baselines), len(profiles), len(live),
         )  # fmt: skip
 
+    def dirty_profiles(self) -> dict[tuple[str, str], tuple[Any, ...]]:
+        """Profiles changed since the last call (the caller holds ``lock`` or is ingest)."""
+        dirty, self._dirty = self._dirty, set()
+        return {k: p for k in dirty if (p := self.engine.user_profile(*k)) is not None}
+
     def flush_profiles(self) -> int:
         with self.lock:
-            dirty, self._dirty = self._dirty, set()
-            profiles = {k: p for k in dirty if (p := self.engine.user_profile(*k)) is not None}
+            profiles = self.dirty_profiles()
         if profiles:
             with self.db.write() as session:
                 store.save_profiles(session, profiles)

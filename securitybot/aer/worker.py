@@ -1,0 +1,213 @@
+"""``securitybot aer worker``: detection on JetStream partitions, past one process.
+
+Each partition (``<subject>.<n>``) is held by one worker at a time through a lease row in SQL
+(:mod:`securitybot.aer.partitions`). Taking a partition, a worker rebuilds the state of that
+partition's orgs from SQL, then (re)creates the partition's durable pull consumer at the
+position committed in SQL, so messages a dead worker had fetched but not committed are read
+again, in order. A batch's counters, anomalies, decisions, profiles and the new position are
+one transaction; only then are its messages acknowledged. A redelivered message at or below
+the committed position is acknowledged and skipped, so nothing is counted or decided twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import socket
+import time
+import uuid
+from typing import Any
+
+from securitybot.aer import partitions, store
+from securitybot.aer.service import AerService
+from securitybot.aer.events import ActivityEvent
+from securitybot.aer.stream import decode, ensure_stream, partition, subject
+from securitybot.config import AerStream, Settings
+from securitybot.store.db import Database
+
+logger = logging.getLogger(__name__)
+# How often a worker re-reads baselines another process learned (aer refresh-baselines).
+BASELINE_RELOAD_SECONDS = 5.0
+FETCH_WAIT = 1.0
+
+
+def consumer_name(cfg: AerStream, part: int) -> str:
+    return f"aer-worker-{part}"
+
+
+class PartitionRunner:
+    """Consumes one partition while this worker holds its lease."""
+
+    def __init__(self, part: int, settings: Settings, db: Database, js: Any, me: str) -> None:
+        assert settings.aer.stream is not None
+        self.part, self.settings, self.db, self.js, self.me = part, settings, db, js, me
+        self.cfg = settings.aer.stream
+        self.service = AerService(settings.aer, db)
+        self.last = 0
+        self.processed = 0
+        self._stopping = False
+        self.task: asyncio.Task[None] | None = None
+
+    def _mine(self, org: str) -> bool:
+        return partition(org, self.cfg.partitions) == self.part
+
+    async def start(self) -> None:
+        from nats.js import api
+        from nats.js.errors import NotFoundError
+
+        with self.db.read() as session:
+            self.last = partitions.position(session, self.cfg.stream, self.part)
+        await asyncio.to_thread(self.service.load_state, None, self._mine)
+        name = consumer_name(self.cfg, self.part)
+        with contextlib.suppress(NotFoundError):
+            await self.js.delete_consumer(self.cfg.stream, name)
+        start = (
+            {"deliver_policy": api.DeliverPolicy.BY_START_SEQUENCE, "opt_start_seq": self.last + 1}
+            if self.last
+            else {"deliver_policy": api.DeliverPolicy.ALL}
+        )
+        await self.js.add_consumer(
+            self.cfg.stream,
+            api.ConsumerConfig(
+                durable_name=name, filter_subject=subject(self.cfg, self.part),
+                ack_policy=api.AckPolicy.ALL, ack_wait=60.0, max_deliver=-1,
+                max_ack_pending=self.cfg.batch * 2, **start,
+            ),
+        )  # fmt: skip
+        self.sub = await self.js.pull_subscribe_bind(durable=name, stream=self.cfg.stream)
+        self.task = asyncio.create_task(self._run(), name=f"aer-partition-{self.part}")
+        logger.info("AER worker %s took partition %s at sequence %s", self.me, self.part, self.last)
+
+    async def stop(self) -> None:
+        """Finish the batch in hand, then stop consuming."""
+        self._stopping = True
+        if self.task is not None:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self.task
+        with contextlib.suppress(Exception):
+            await self.sub.unsubscribe()
+
+    async def _run(self) -> None:
+        import nats.errors
+
+        next_reload = time.monotonic() + BASELINE_RELOAD_SECONDS
+        while not self._stopping:
+            try:
+                msgs = await self.sub.fetch(self.cfg.batch, timeout=FETCH_WAIT)
+            except nats.errors.TimeoutError:
+                msgs = []
+            if msgs:
+                await asyncio.to_thread(self._commit, msgs)
+                await msgs[-1].ack()  # AckPolicy.ALL: acknowledges the whole batch
+            if time.monotonic() >= next_reload:
+                await asyncio.to_thread(self._reload_baselines)
+                next_reload = time.monotonic() + BASELINE_RELOAD_SECONDS
+
+    def _commit(self, msgs: list[Any]) -> None:
+        events: list[ActivityEvent] = []
+        refs: list[str] = []
+        newest = self.last
+        for m in msgs:
+            seq = int(m.metadata.sequence.stream)
+            if seq <= self.last:
+                continue  # committed before a crash or handover: acknowledged, not redone
+            newest = max(newest, seq)
+            batch = decode(m.data)
+            events.extend(batch)
+            refs.extend(f"{self.cfg.stream}:{seq}:{i}" for i in range(len(batch)))
+        if newest == self.last:
+            return
+        old, svc = self.last, self.service
+
+        def in_tx(session: Any) -> None:
+            store.save_profiles(session, svc.dirty_profiles())
+            partitions.advance(session, self.cfg.stream, self.part, self.me, old, newest)
+
+        svc.ingest(events, refs=refs, in_tx=in_tx)
+        self.last = newest
+        self.processed += len(events)
+
+    def _reload_baselines(self) -> None:
+        with self.db.read() as session:
+            baselines = [b for b in store.load_baselines(session) if self._mine(b.org)]
+        with self.service.lock:
+            for b in baselines:
+                self.service.engine.set_baseline(b)
+
+
+class Worker:
+    """Holds a fair share of the partitions and runs a :class:`PartitionRunner` for each."""
+
+    def __init__(self, settings: Settings, db: Database, name: str | None = None) -> None:
+        assert settings.aer.stream is not None, "aer.stream is not configured"
+        self.settings, self.db, self.cfg = settings, db, settings.aer.stream
+        self.me = name or f"{socket.gethostname()[:30]}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        self.runners: dict[int, PartitionRunner] = {}
+        self.stopping = asyncio.Event()
+
+    def _claim(self) -> partitions.Claim:
+        with self.db.write() as session:
+            partitions.ensure_partitions(session, self.cfg.stream, self.cfg.partitions)
+        with self.db.write() as session:
+            return partitions.claim(
+                session, self.cfg.stream, self.me, self.cfg.partitions,
+                _now(), self.cfg.lease,
+            )  # fmt: skip
+
+    async def run(self) -> None:
+        import nats
+
+        nc = await nats.connect(self.cfg.url, max_reconnect_attempts=-1)
+        js = nc.jetstream(timeout=10)
+        await ensure_stream(js, self.cfg)
+        logger.info("AER worker %s consuming stream %s", self.me, self.cfg.stream)
+        try:
+            while not self.stopping.is_set():
+                await self._tick(js)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.stopping.wait(), self.cfg.lease / 3)
+        finally:
+            await asyncio.gather(*(r.stop() for r in self.runners.values()))
+            with self.db.write() as session:
+                partitions.leave(session, self.cfg.stream, self.me)
+            await nc.close()
+
+    async def _tick(self, js: Any) -> None:
+        claim = await asyncio.to_thread(self._claim)
+        # A runner that failed (lease lost, database error) is restarted from SQL next tick.
+        for part, runner in list(self.runners.items()):
+            done = runner.task is not None and runner.task.done()
+            if part not in claim.owned or part in claim.surplus or done:
+                if done and runner.task is not None and runner.task.exception() is not None:
+                    logger.warning("AER partition %s stopped: %s", part, runner.task.exception())
+                await runner.stop()
+                del self.runners[part]
+        if claim.surplus:
+            with self.db.write() as session:
+                partitions.release(session, self.cfg.stream, self.me, claim.surplus)
+        for part in sorted(claim.owned - claim.surplus - set(self.runners)):
+            runner = PartitionRunner(part, self.settings, self.db, js, self.me)
+            await runner.start()
+            self.runners[part] = runner
+
+
+def _now() -> Any:
+    from securitybot.store.models import utcnow
+
+    return utcnow()
+
+
+def run_worker(settings: Settings, db: Database) -> None:
+    """Run until SIGTERM or SIGINT; then hand the partitions back at once."""
+
+    async def main() -> None:
+        worker = Worker(settings, db)
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, worker.stopping.set)
+        await worker.run()
+
+    asyncio.run(main())
