@@ -22,8 +22,8 @@ import uuid
 from typing import Any
 
 from securitybot.aer import partitions, store
-from securitybot.aer.service import AerService
 from securitybot.aer.events import ActivityEvent
+from securitybot.aer.service import AerService
 from securitybot.aer.stream import decode, ensure_stream, partition, subject
 from securitybot.config import AerStream, Settings
 from securitybot.store.db import Database
