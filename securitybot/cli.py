@@ -250,12 +250,13 @@ def aer_refresh_baselines(config: str | None) -> None:
     db = Database.from_url(settings.database.url)
     try:
         check_schema(db.engine)
-        n = AerService(settings.aer, db).refresh_baselines()
+        r = AerService(settings.aer, db).refresh_baselines()
     except SchemaNotReady as exc:
         _fail(str(exc), 1)
     finally:
         db.dispose()
-    click.echo(f"refreshed {n} baselines")
+    # Running servers poll aer_versions (and LISTEN on PostgreSQL): they pick this up in seconds.
+    click.echo(f"refreshed {r.learned} baselines, {r.changed} changed (version {r.version})")
 
 
 @aer.command("worker")

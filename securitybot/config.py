@@ -436,6 +436,11 @@ class AerConfig(_Section):
     audit_logs: AerAuditLogs = AerAuditLogs()
     baseline_refresh_interval: Duration = 3600.0
     baseline_lookback: Duration = 14 * 86400.0
+    # Events older than this train counters and profiles but raise nothing (history, back-fill).
+    live_window: Duration = 3600.0
+    # How often each process checks aer_versions for baselines or a Tor list another process
+    # stored (PostgreSQL also pushes a NOTIFY at once); 0 turns the check off.
+    sync_interval: Duration = 2.0
     # Repeats of one (org, user, anomaly type) within this window update one Slack message.
     notification_window: Duration = 3600.0
     max_body_bytes: int = Field(default=10 * 1024 * 1024 + 64 * 1024, ge=1024, le=64 << 20)

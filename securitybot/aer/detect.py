@@ -104,8 +104,9 @@ class _Org:
 class _Ctx:
     """The event being observed, shared by the slow-path helpers (one per engine, reused)."""
 
-    __slots__ = ("ev", "out", "st", "ts", "u")
+    __slots__ = ("ev", "learn", "out", "st", "ts", "u")
     ev: ActivityEvent
+    learn: bool
     st: _Org
     u: _User
     ts: float
@@ -217,13 +218,19 @@ class DetectionEngine:
 
     # --- detection ----------------------------------------------------------------------
 
-    def observe(self, ev: ActivityEvent) -> list[Anomaly]:
-        """Update state with one event and return the anomalies it raises (usually none)."""
+    def observe(self, ev: ActivityEvent, *, learn: bool = False) -> list[Anomaly]:
+        """Update state with one event and return the anomalies it raises (usually none).
+
+        ``learn=True`` is for history (a back-fill, events older than the live window): the
+        event updates counters, profiles, sessions and location exactly as a live one would,
+        but raises nothing, because judging the past against a baseline still being learned
+        only produces false alarms about things nobody can stop any more.
+        """
         st = self._orgs.get(ev.org) or self._org(ev.org)
         u = st.users.get(ev.user) or self._user(st, ev.user)
         ts = ev.ts.timestamp()
         c = self._ctx  # not re-entrant: one engine per thread
-        c.ev, c.st, c.u, c.ts = ev, st, u, ts
+        c.ev, c.st, c.u, c.ts, c.learn = ev, st, u, ts, learn
         out = c.out = []
         ip, asn, country = ev.ip, ev.asn, ev.country
         trusted = asn is not None and asn in st.trusted_asns
@@ -308,6 +315,8 @@ class DetectionEngine:
     def _emit(
         self, c: _Ctx, kind: str, rule: str, seen: float | str, limit: float | str | None, d: Any
     ) -> None:
+        if c.learn:
+            return  # history: neither an anomaly nor a dedupe entry that would mute a live one
         ev, u, ts = c.ev, c.u, c.ts
         key = f"{kind}|{rule}|{ev.session or ev.ip or ''}"
         last = u.recent.get(key)
@@ -419,8 +428,8 @@ class DetectionEngine:
                 st.pending[key] = st.pending.get(key, 0) + n.total - n.flushed
             n.bucket, n.total, n.flushed, n.fired = bucket, 0, 0, False
         n.total += ev.count
-        if n.fired:
-            return
+        if n.fired or c.learn:
+            return  # learned counts still count toward the hour a live event is judged in
         thr = st.thresholds.get(action)
         if thr is None:
             thr = self.threshold_for(ev.org, action)

@@ -395,6 +395,11 @@ class TorList:
         self.version += 1
         return len(ips)
 
+    def replace(self, ips: Iterable[str]) -> None:
+        """Swap in a new set in one assignment; engines see the new version and re-classify."""
+        self.ips = frozenset(ips)
+        self.version += 1
+
     def __contains__(self, ip: object) -> bool:
         return ip in self.ips
 

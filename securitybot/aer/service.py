@@ -18,8 +18,8 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from securitybot.aer import store
-from securitybot.aer.baselines import WINDOW_SECONDS, learn_baseline
+from securitybot.aer import shared, store
+from securitybot.aer.baselines import WINDOW_SECONDS, Baseline, learn_baseline
 from securitybot.aer.decide import (
     OrgAerConfig,
     Verdict,
@@ -70,6 +70,20 @@ class BatchResult:
     accepted: int
     anomalies: int
     decisions: dict[str, int]
+    # Accepted events older than the live window: learned from, never judged.
+    history: int = 0
+
+
+@dataclass(frozen=True)
+class Refreshed:
+    learned: int
+    changed: int  # new or different from the stored baseline of the same (org, action)
+    version: int  # of the baselines in SQL after this refresh
+
+
+def _same(a: Baseline, b: Baseline) -> bool:
+    keys = ("level", "samples", "p50", "p90", "p99", "mad")
+    return all(abs(float(getattr(a, k)) - float(getattr(b, k))) < 1e-9 for k in keys)
 
 
 def _hour(ts: datetime) -> datetime:
@@ -97,6 +111,8 @@ class AerService:
         self._sessions: dict[tuple[str, str], dict[str, None]] = {}
         self._dirty: set[tuple[str, str]] = set()
         self._unflushed: dict[CounterKey, int] = {}
+        # Versions of shared state last loaded (aer_versions); -1: load on the first sync.
+        self._versions = {shared.BASELINES: -1, shared.TOR_LIST: -1}
 
     def org_config(self, org: str) -> OrgAerConfig:
         cfg = self._org_cfgs.get(org)
@@ -114,20 +130,29 @@ class AerService:
     ) -> BatchResult:  # fmt: skip
         """Observe a parsed batch, persist its counters and decide on its anomalies atomically.
 
+        Events older than ``aer.live_window`` (relative to ``now``) are history: they train the
+        engine but raise no anomaly, so a back-fill never resets or notifies anybody.
         ``refs`` names each event (a stream position): its anomalies are recorded under
         ``<ref>:<n>``, once only. ``in_tx`` runs in the same transaction, last (a worker moves
         its committed position there).
         """
+        when = now or utcnow()
+        live_since = when - timedelta(seconds=self.cfg.live_window)
+        learned = 0
         with self.lock:
             observe, found = self.engine.observe, []
             found_refs: list[str | None] = []
             sessions, dirty = self._sessions, self._dirty
             for i, ev in enumerate(events):
-                hits = observe(ev)
-                if hits:
-                    found.extend(hits)
-                    if refs is not None:
-                        found_refs.extend(f"{refs[i]}:{k}" for k in range(len(hits)))
+                if ev.ts < live_since:
+                    learned += 1
+                    observe(ev, learn=True)
+                else:
+                    hits = observe(ev)
+                    if hits:
+                        found.extend(hits)
+                        if refs is not None:
+                            found_refs.extend(f"{refs[i]}:{k}" for k in range(len(hits)))
                 if ev.session is not None:
                     key = (ev.org, ev.user)
                     seen = sessions.get(key)
@@ -142,7 +167,6 @@ class AerService:
                     dirty.add((ev.org, ev.user))
             for ckey, n in self.engine.drain_counters().items():
                 self._unflushed[ckey] = self._unflushed.get(ckey, 0) + n
-            when = now or utcnow()
             with self.db.write() as session:
                 store.add_counters(session, self._unflushed)
                 decisions = self.handle(session, found, when, refs=found_refs or None)
@@ -150,7 +174,7 @@ class AerService:
                     in_tx(session)
             # Only forget the deltas once they are committed; a failed write retries them.
             self._unflushed.clear()
-        return BatchResult(len(events), len(found), decisions)
+        return BatchResult(len(events), len(found), decisions, learned)
 
     def handle(
         self, session: Session, anomalies: Iterable[Anomaly], now: datetime,
@@ -217,24 +241,20 @@ class AerService:
         ``only`` keeps the orgs it accepts (a stream worker's partition).
         """
         hour = _hour(now or utcnow())
+        self.sync()
         with self.db.read() as session:
-            baselines = store.load_baselines(session)
             profiles = store.load_profiles(session)
             live = store.live_counters(session, hour)
         if only is not None:
-            baselines = [b for b in baselines if only(b.org)]
             profiles = [p for p in profiles if only(p.org)]
             live = [row for row in live if only(row[0])]
         with self.lock:
-            for b in baselines:
-                self.engine.set_baseline(b)
             for p in profiles:
                 self.engine.seed_user_profile(p.org, p.user_id, p.asns, p.countries, p.ua_products)
             for org, user, action, bucket, n in live:
                 self.engine.seed_counter(org, user, action, bucket, n)
         logger.info(
-            "AER state loaded: %s baselines, %s profiles, %s live counters",
-            len(baselines), len(profiles), len(live),
+            "AER state loaded: %s profiles, %s live counters", len(profiles), len(live),
         )  # fmt: skip
 
     def dirty_profiles(self) -> dict[tuple[str, str], tuple[Any, ...]]:
@@ -250,23 +270,62 @@ class AerService:
                 store.save_profiles(session, profiles)
         return len(profiles)
 
-    def refresh_baselines(self, now: datetime | None = None) -> int:
-        """Re-learn every (org, action) baseline from the persisted counters."""
+    def sync(self) -> list[str]:
+        """Reload whatever shared state another process (or the CLI) changed; what reloaded.
+
+        The version is read before the data, so a change landing in between is seen next time.
+        """
+        with self.db.read() as session:
+            seen = shared.versions(session)
+        moved = [
+            n for n in (shared.BASELINES, shared.TOR_LIST) if seen.get(n, 0) != self._versions[n]
+        ]
+        if shared.BASELINES in moved:
+            with self.db.read() as session:
+                baselines = store.load_baselines(session)
+            with self.lock:
+                for b in baselines:
+                    self.engine.set_baseline(b)
+            logger.info(
+                "AER loaded %s baselines (version %s)", len(baselines), seen.get(shared.BASELINES)
+            )
+        if shared.TOR_LIST in moved:
+            with self.db.read() as session:
+                row = shared.threat_list(session, shared.TOR_LIST)
+                ips = None if row is None else list(row.entries)
+            if ips is not None:  # never downloaded: the configured file stays in force
+                self.tor.replace(ips)
+                logger.info("AER loaded %s Tor exits", len(ips))
+        self._versions.update({n: seen.get(n, 0) for n in moved})
+        return moved
+
+    def refresh_baselines(self, now: datetime | None = None) -> Refreshed:
+        """Re-learn every (org, action) baseline from the persisted counters and publish them.
+
+        Only a real change bumps the shared version, so replicas starting up (each refreshes)
+        do not make every other replica reload for nothing.
+        """
         now = now or utcnow()
         until = _hour(now)  # the live hour is incomplete: learning from it would lag attacks
         since = until - timedelta(seconds=self.cfg.baseline_lookback)
         with self.db.read() as session:
             counts = store.window_counts(session, since, until, self.rules.volume_actions)
+            old = {(b.org, b.action): b for b in store.load_baselines(session)}
         learned = [
             learn_baseline(org, action, values, computed_at=now)
             for (org, action), values in counts.items()
         ]
+        changed = [
+            b for b in learned if (o := old.get((b.org, b.action))) is None or not _same(o, b)
+        ]
         with self.db.write() as session:
             store.save_baselines(session, learned)
-        with self.lock:
-            for b in learned:
-                self.engine.set_baseline(b)
-        return len(learned)
+            if changed:
+                version = shared.bump(session, shared.BASELINES)
+            else:
+                version = shared.versions(session).get(shared.BASELINES, 0)
+        self.sync()
+        return Refreshed(len(learned), len(changed), version)
 
     def audit_settings_changes(self) -> list[str]:
         """Audit every org whose effective AER settings differ from the last ones persisted."""

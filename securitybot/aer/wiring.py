@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from starlette.routing import BaseRoute
 
+from securitybot.aer.listen import VersionListener
 from securitybot.aer.poller import AuditLogPoller
 from securitybot.aer.respond import Responder
 from securitybot.aer.service import AerService
@@ -44,8 +46,23 @@ def wire_aer(runtime: Runtime, routes: list[BaseRoute]) -> AerService | None:
             logger.exception("AER audit-log poll failed")
 
     async def refresh() -> None:
-        n = await asyncio.to_thread(service.refresh_baselines)
-        logger.info("AER refreshed %s baselines", n)
+        r = await asyncio.to_thread(service.refresh_baselines)
+        logger.info("AER refreshed %s baselines, %s changed", r.learned, r.changed)
+
+    wakeup = asyncio.Event()
+    tasks: list[asyncio.Task[None]] = []
+    listener: list[VersionListener] = []
+
+    async def sync_loop() -> None:
+        # Always on (not a scheduler job): another process's refresh must reach this one.
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(wakeup.wait(), s.aer.sync_interval)
+            wakeup.clear()
+            try:
+                await asyncio.to_thread(service.sync)
+            except Exception:  # the next round tries again
+                logger.exception("AER shared-state sync failed")
 
     async def flush() -> None:
         await asyncio.to_thread(service.flush_profiles)
@@ -56,6 +73,16 @@ def wire_aer(runtime: Runtime, routes: list[BaseRoute]) -> AerService | None:
             logger.info("AER settings changed for %s (audited)", ", ".join(changed))
         await asyncio.to_thread(service.load_state)
         await asyncio.to_thread(service.refresh_baselines)
+        if s.aer.sync_interval > 0:
+            if runtime.db.is_postgres:
+                loop = asyncio.get_running_loop()
+
+                def on_change(_name: str) -> None:
+                    loop.call_soon_threadsafe(wakeup.set)
+
+                listener.append(VersionListener(runtime.db.engine.url, on_change))
+                listener[0].start()
+            tasks.append(asyncio.create_task(sync_loop(), name="aer-sync"))
         if not s.scheduler.enabled:
             return
         opts = {"max_instances": 1, "coalesce": True, "misfire_grace_time": None}
@@ -70,6 +97,10 @@ def wire_aer(runtime: Runtime, routes: list[BaseRoute]) -> AerService | None:
         scheduler.start()
 
     async def stop() -> None:
+        for task in tasks:
+            task.cancel()
+        for each in listener:
+            await asyncio.to_thread(each.stop)
         if scheduler.running:
             scheduler.shutdown(wait=False)
         await asyncio.to_thread(service.flush_profiles)

@@ -29,8 +29,8 @@ from securitybot.config import AerStream, Settings
 from securitybot.store.db import Database
 
 logger = logging.getLogger(__name__)
-# How often a worker re-reads baselines another process learned (aer refresh-baselines).
-BASELINE_RELOAD_SECONDS = 5.0
+# How often a worker checks aer_versions for baselines or a Tor list another process stored.
+SYNC_SECONDS = 2.0
 FETCH_WAIT = 1.0
 
 
@@ -93,7 +93,7 @@ class PartitionRunner:
     async def _run(self) -> None:
         import nats.errors
 
-        next_reload = time.monotonic() + BASELINE_RELOAD_SECONDS
+        next_reload = time.monotonic() + SYNC_SECONDS
         while not self._stopping:
             try:
                 msgs = await self.sub.fetch(self.cfg.batch, timeout=FETCH_WAIT)
@@ -102,19 +102,21 @@ class PartitionRunner:
             if msgs:
                 await asyncio.to_thread(self._commit, msgs)
                 await msgs[-1].ack()  # AckPolicy.ALL: acknowledges the whole batch
-            if time.monotonic() >= next_reload:
-                await asyncio.to_thread(self._reload_baselines)
-                next_reload = time.monotonic() + BASELINE_RELOAD_SECONDS
+            if time.monotonic() >= next_reload:  # baselines or Tor list changed elsewhere
+                await asyncio.to_thread(self.service.sync)
+                next_reload = time.monotonic() + SYNC_SECONDS
 
     def _commit(self, msgs: list[Any]) -> None:
         events: list[ActivityEvent] = []
         refs: list[str] = []
         newest = self.last
+        accepted_at = None
         for m in msgs:
             seq = int(m.metadata.sequence.stream)
             if seq <= self.last:
                 continue  # committed before a crash or handover: acknowledged, not redone
             newest = max(newest, seq)
+            accepted_at = m.metadata.timestamp
             batch = decode(m.data)
             events.extend(batch)
             refs.extend(f"{self.cfg.stream}:{seq}:{i}" for i in range(len(batch)))
@@ -126,16 +128,11 @@ class PartitionRunner:
             store.save_profiles(session, svc.dirty_profiles())
             partitions.advance(session, self.cfg.stream, self.part, self.me, old, newest)
 
-        svc.ingest(events, refs=refs, in_tx=in_tx)
+        # The live window is measured from when JetStream stored the events, not from now: a
+        # backlog worked off late is still judged, and a redelivery is judged the same way.
+        svc.ingest(events, accepted_at, refs=refs, in_tx=in_tx)
         self.last = newest
         self.processed += len(events)
-
-    def _reload_baselines(self) -> None:
-        with self.db.read() as session:
-            baselines = [b for b in store.load_baselines(session) if self._mine(b.org)]
-        with self.service.lock:
-            for b in baselines:
-                self.service.engine.set_baseline(b)
 
 
 class Worker:

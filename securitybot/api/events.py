@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -47,8 +49,13 @@ def event_routes(
                 await publisher.publish(kept)
             except StreamUnavailable as exc:
                 raise ApiError(503, "stream_unavailable", str(exc)) from None
-            answer = {"accepted": len(kept), "rejected": rejected, "anomalies": None,
-                    "decisions": None, "stream": publisher.cfg.stream}  # fmt: skip
+            live_since = utcnow() - timedelta(seconds=rt.settings.aer.live_window)
+            history = sum(1 for ev in kept if ev.ts < live_since)
+            # Judged by a worker: the anomalies are in the audit API, not in this answer.
+            answer = {
+                "accepted": len(kept), "history": history, "rejected": rejected,
+                "anomalies": None, "decisions": None, "stream": publisher.cfg.stream,
+            }  # fmt: skip
             return JSONResponse(answer, status_code=202)
         result = await run_in_threadpool(service.ingest, kept)
         if result.anomalies:
@@ -56,6 +63,7 @@ def event_routes(
         return JSONResponse(
             {
                 "accepted": result.accepted,
+                "history": result.history,
                 "rejected": rejected,
                 "anomalies": result.anomalies,
                 "decisions": result.decisions,

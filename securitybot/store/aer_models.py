@@ -141,6 +141,45 @@ class AerPollerState(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
+class AerVersion(Base):
+    """A counter per piece of shared state (``baselines``, ``tor_list``), bumped on each change.
+
+    Every process polls these few rows (and listens for PostgreSQL NOTIFYs) so a refresh made by
+    the CLI or another replica takes effect everywhere within seconds, on SQLite too.
+    """
+
+    __tablename__ = "aer_versions"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    version: Mapped[int] = mapped_column(BigInteger, default=0)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class AerThreatList(Base):
+    """A downloaded indicator list (the Tor exits), swapped in whole by one row update."""
+
+    __tablename__ = "aer_threat_lists"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    entries: Mapped[list[str]] = mapped_column(JSON, default=list)
+    source: Mapped[str] = mapped_column(Text, default="")
+    fetched_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class AerSession(Base):
+    """A session's first user agent and client, so a restart still sees a later hijack."""
+
+    __tablename__ = "aer_sessions"
+    __table_args__ = (Index("ix_aer_sessions_updated_at", "updated_at"),)
+
+    org: Mapped[str] = mapped_column(String(64), primary_key=True)
+    session_id: Mapped[str] = mapped_column(String(256), primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(32))
+    user_agent: Mapped[str | None] = mapped_column(Text)
+    client: Mapped[str | None] = mapped_column(String(64))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
 class AerPartition(Base):
     """A JetStream partition: which worker holds it until when, and what is committed.
 

@@ -1,7 +1,7 @@
 """aer_partitions and aer_workers: JetStream partition leases, committed positions, workers
 
-Revision ID: 0010_14b_aer_stream
-Revises: 0009
+Revision ID: 0011_14b_aer_stream
+Revises: 0010_14a_aer_state
 """
 
 from collections.abc import Sequence
@@ -11,8 +11,8 @@ from alembic import op
 
 import securitybot.store.models
 
-revision: str = "0010_14b_aer_stream"
-down_revision: str | None = "0009"
+revision: str = "0011_14b_aer_stream"
+down_revision: str | None = "0010_14a_aer_state"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
