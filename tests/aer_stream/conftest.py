@@ -10,6 +10,9 @@ import pytest
 
 from bench.aer_cluster import NATS_URL
 
+# The bot with AER on and the fake Slack/Duo it talks to, as in the in-process AER tests.
+from tests.aer_e2e.conftest import fd, fs, make_bot  # noqa: F401
+
 
 @pytest.fixture
 def nats_url() -> str:
