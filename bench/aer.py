@@ -1,11 +1,18 @@
 """Benchmark AER: the engine on one core, and end to end through ``POST /api/v1/events``.
 
 Run: ``.venv/bin/python bench/aer.py [--engine-events 500000] [--http-events 200000]
-[--backends sqlite,postgres]``
+[--backends sqlite,postgres] [--stream-events 200000 --stream-orgs 50 --workers 1,2]``
 
 End to end starts a real ``securitybot serve`` per backend (bench/common.py) and posts
 pre-serialised NDJSON batches of 10,000 events, so the figure covers HTTP, parsing, detection,
 counter upserts and decision writes, not the client building JSON.
+
+With ``aer.stream`` (``--workers``, PostgreSQL + NATS JetStream at 127.0.0.1:4222) the same
+HTTP path publishes to JetStream and ``securitybot aer worker`` processes detect; the figure is
+events/s from the first POST until every partition's committed position reached the stream's
+last message, so it includes JetStream, the workers and their SQL commits. The workload
+(bench/aer_cluster.py) plants Tor sign-ins and download bursts; the run checks each planted
+anomaly was recorded exactly once and the counters add up to the input.
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.aer_cluster import cluster, workload
 from bench.aer_engine import baseline_memory, generate
 from bench.common import TOKEN, database, server
 from securitybot.aer.detect import DetectionEngine
@@ -30,6 +38,8 @@ from securitybot.aer.rules import DEFAULT_TOR_PATH, DetectionConfig, TorList, lo
 
 BATCH = 10_000
 SENDERS = 1
+# The in-process PostgreSQL target of docs/scaling.md; stream figures are shown against it.
+TARGET_EVENTS_PER_S = 20_000
 
 
 def engine_rate(events: list[ActivityEvent]) -> float:
@@ -96,11 +106,37 @@ def http_rate(backend: str, batches: list[bytes], total: int) -> tuple[float, in
     return total / elapsed, anomalies
 
 
+def stream_rate(n_events: int, orgs: int, workers: int) -> dict[str, float]:
+    """End-to-end events/s with ``workers`` worker processes, and whether the answers are right."""
+    load = workload(n_events, orgs, seed=20)
+    with database("postgres") as url, cluster(url, partitions=8, lease=5.0) as c:
+        c.start_server()
+        for _ in range(workers):
+            c.start_worker()
+        c.wait_workers(workers)
+        t0 = time.perf_counter()
+        c.post_all(load)
+        posted = time.perf_counter() - t0
+        c.wait_drained(timeout=1800)
+        elapsed = time.perf_counter() - t0
+        kinds = dict(c.sql("SELECT type, count(*) FROM aer_anomalies GROUP BY type"))
+        counted = int(c.sql("SELECT coalesce(sum(count), 0) FROM aer_counters")[0][0])
+    right = kinds == {
+        "tor": len(load.tor),
+        "excessive_downloads": len(load.bursts),
+    } and counted == sum(load.counted.values())
+    return {"rate": load.total / elapsed, "publish": load.total / posted,
+            "events": load.total, "right": right}  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--engine-events", type=int, default=500_000)
     parser.add_argument("--http-events", type=int, default=200_000)
     parser.add_argument("--backends", default="sqlite,postgres")
+    parser.add_argument("--stream-events", type=int, default=200_000)
+    parser.add_argument("--stream-orgs", type=int, default=50)
+    parser.add_argument("--workers", default="1,2", help="worker counts to run; empty: none")
     args = parser.parse_args()
 
     events = generate(args.engine_events, 7)
@@ -114,6 +150,18 @@ def main() -> None:
         rate, anomalies = http_rate(backend, batches, len(http_events))
         print(f"end to end via HTTP ({backend}): {rate:,.0f} events/s in batches of {BATCH:,} "
               f"({len(http_events):,} events, {anomalies:,} anomalies decided)")  # fmt: skip
+
+    rates = {}
+    for n in [int(w) for w in args.workers.split(",") if w]:
+        r = stream_rate(args.stream_events, args.stream_orgs, n)
+        rates[n] = r["rate"]
+        print(f"end to end via JetStream, {n} worker(s): {r['rate']:,.0f} events/s "
+              f"({r['rate'] / TARGET_EVENTS_PER_S:.2f} of the {TARGET_EVENTS_PER_S:,}/s target; "
+              f"HTTP publish {r['publish']:,.0f} events/s; {r['events']:,.0f} events, "
+              f"{args.stream_orgs} orgs; planted anomalies once each and counters exact: "
+              f"{'yes' if r['right'] else 'NO'})")  # fmt: skip
+    if 1 in rates and 2 in rates:
+        print(f"2 workers / 1 worker: {rates[2] / rates[1]:.2f}x")
 
 
 if __name__ == "__main__":
