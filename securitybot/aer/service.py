@@ -35,6 +35,7 @@ from securitybot.aer.rules import (
     DETECTION_KEYS,
     DetectionConfig,
     OrgDetectionConfig,
+    Rules,
     TorList,
     load_rules,
 )
@@ -92,10 +93,16 @@ def _hour(ts: datetime) -> datetime:
 
 
 class AerService:
-    def __init__(self, cfg: AerConfig, db: Database) -> None:
+    def __init__(
+        self, cfg: AerConfig, db: Database, *, rules: Rules | None = None,
+        tor: TorList | None = None,
+    ) -> None:  # fmt: skip
+        """``rules`` and ``tor`` may be shared (a stream worker runs one service per partition)."""
         self.cfg, self.db = cfg, db
-        self.rules = load_rules(cfg.rules_path)
-        self.tor = TorList.from_file(cfg.tor_list) if cfg.tor_list else TorList()
+        self.rules = rules or load_rules(cfg.rules_path)
+        if tor is None:
+            tor = TorList.from_file(cfg.tor_list) if cfg.tor_list else TorList()
+        self.tor = tor
         merged = {org: merged_org_mapping(cfg.defaults, layer) for org, layer in cfg.orgs.items()}
         detection = DetectionConfig.build(self.rules, merged)
         default = OrgDetectionConfig.from_mapping(

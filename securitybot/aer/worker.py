@@ -19,10 +19,12 @@ import signal
 import socket
 import time
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 from securitybot.aer import partitions, store
 from securitybot.aer.events import ActivityEvent
+from securitybot.aer.rules import Rules, TorList, load_rules
 from securitybot.aer.service import AerService
 from securitybot.aer.stream import decode, ensure_stream, partition, subject
 from securitybot.config import AerStream, Settings
@@ -38,14 +40,24 @@ def consumer_name(cfg: AerStream, part: int) -> str:
     return f"aer-worker-{part}"
 
 
+@dataclass(frozen=True)
+class Shared:
+    """Loaded once per worker process, not once per partition taken."""
+
+    rules: Rules
+    tor: TorList
+
+
 class PartitionRunner:
     """Consumes one partition while this worker holds its lease."""
 
-    def __init__(self, part: int, settings: Settings, db: Database, js: Any, me: str) -> None:
+    def __init__(
+        self, part: int, settings: Settings, db: Database, js: Any, me: str, shared: Shared
+    ) -> None:  # fmt: skip
         assert settings.aer.stream is not None
         self.part, self.settings, self.db, self.js, self.me = part, settings, db, js, me
         self.cfg = settings.aer.stream
-        self.service = AerService(settings.aer, db)
+        self.service = AerService(settings.aer, db, rules=shared.rules, tor=shared.tor)
         self.last = 0
         self.processed = 0
         self._stopping = False
@@ -91,13 +103,11 @@ class PartitionRunner:
             await self.sub.unsubscribe()
 
     async def _run(self) -> None:
-        import nats.errors
-
         next_reload = time.monotonic() + SYNC_SECONDS
         while not self._stopping:
             try:
                 msgs = await self.sub.fetch(self.cfg.batch, timeout=FETCH_WAIT)
-            except nats.errors.TimeoutError:
+            except TimeoutError:  # nothing new (nats-py raises asyncio's, the same class in 3.11)
                 msgs = []
             if msgs:
                 await asyncio.to_thread(self._commit, msgs)
@@ -143,6 +153,9 @@ class Worker:
         self.settings, self.db, self.cfg = settings, db, settings.aer.stream
         self.me = name or f"{socket.gethostname()[:30]}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self.runners: dict[int, PartitionRunner] = {}
+        aer = settings.aer
+        tor = TorList.from_file(aer.tor_list) if aer.tor_list else TorList()
+        self.shared = Shared(load_rules(aer.rules_path), tor)
         self.stopping = asyncio.Event()
 
     def _claim(self) -> partitions.Claim:
@@ -178,15 +191,17 @@ class Worker:
         for part, runner in list(self.runners.items()):
             done = runner.task is not None and runner.task.done()
             if part not in claim.owned or part in claim.surplus or done:
-                if done and runner.task is not None and runner.task.exception() is not None:
-                    logger.warning("AER partition %s stopped: %s", part, runner.task.exception())
+                exc = runner.task.exception() if done and runner.task is not None else None
+                if exc is not None:
+                    logger.warning("AER partition %s stopped, restarting from SQL: %r", part, exc,
+                                   exc_info=exc)  # fmt: skip
                 await runner.stop()
                 del self.runners[part]
         if claim.surplus:
             with self.db.write() as session:
                 partitions.release(session, self.cfg.stream, self.me, claim.surplus)
         for part in sorted(claim.owned - claim.surplus - set(self.runners)):
-            runner = PartitionRunner(part, self.settings, self.db, js, self.me)
+            runner = PartitionRunner(part, self.settings, self.db, js, self.me, self.shared)
             await runner.start()
             self.runners[part] = runner
 
