@@ -37,7 +37,7 @@ from bench.aer_engine import baseline_memory, generate
 from bench.common import TOKEN, database, server
 from securitybot.aer.detect import DetectionEngine
 from securitybot.aer.events import ActivityEvent, parse_batch
-from securitybot.aer.rules import DEFAULT_TOR_PATH, DetectionConfig, TorList, load_rules
+from securitybot.aer.rules import EXAMPLE_TOR_PATH, DetectionConfig, TorList, load_rules
 from securitybot.aer.stream import StreamPublisher
 from securitybot.config import AerStream
 from securitybot.store.models import utcnow
@@ -50,7 +50,7 @@ TARGET_EVENTS_PER_S = 20_000
 
 def engine_rate(events: list[ActivityEvent]) -> float:
     engine = DetectionEngine(
-        DetectionConfig.build(load_rules()), TorList.from_file(DEFAULT_TOR_PATH)
+        DetectionConfig.build(load_rules()), TorList.from_file(EXAMPLE_TOR_PATH)
     )
     observe = engine.observe
     gc.collect()
@@ -98,7 +98,7 @@ def http_rate(backend: str, batches: list[bytes], total: int) -> tuple[float, in
     headers = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/x-ndjson"}
     with (
         database(backend) as url,
-        server(url, {"aer": {"enabled": True}}) as base,
+        server(url, {"aer": {"enabled": True, "tor_list": str(EXAMPLE_TOR_PATH)}}) as base,
         httpx.Client(base_url=base, timeout=120) as http,
     ):
         # Warm-up (imports, caches, connection pool) with a few events, not timed.

@@ -20,7 +20,7 @@ from typing import Any
 from securitybot.aer.baselines import baseline_size_bytes, deep_sizeof, learn_baseline
 from securitybot.aer.detect import DetectionEngine
 from securitybot.aer.events import ActivityEvent
-from securitybot.aer.rules import DEFAULT_TOR_PATH, DetectionConfig, TorList, load_rules
+from securitybot.aer.rules import EXAMPLE_TOR_PATH, DetectionConfig, TorList, load_rules
 
 ORGS = {"T0ACME": 3000, "T0GLOBEX": 1500, "T0INITECH": 500}
 ACTIONS = [
@@ -112,7 +112,7 @@ def main() -> None:
     print(f"generated {len(events):,} events in {time.perf_counter() - t0:.1f}s (not timed)")
 
     engine = DetectionEngine(
-        DetectionConfig.build(rules, orgs), TorList.from_file(DEFAULT_TOR_PATH)
+        DetectionConfig.build(rules, orgs), TorList.from_file(EXAMPLE_TOR_PATH)
     )
     observe = engine.observe
     kinds: Counter[str] = Counter()

@@ -280,4 +280,31 @@ def aer_worker(config: str | None) -> None:
         db.dispose()
 
 
+@aer.command("update-tor-list")
+@click.option("--config", "config", type=click.Path(dir_okay=False), help=CONFIG_HELP)
+@click.option("--url", default=None, help="Override aer.tor_list_url.")
+def aer_update_tor_list(config: str | None, url: str | None) -> None:
+    """Download the Tor exit list, validate it and publish it to every running process."""
+    settings = _settings(config)
+    configure_logging(settings.logging)
+    from securitybot.aer.torlist import TorListError, update_tor_list
+    from securitybot.store.db import check_schema
+
+    a = settings.aer
+    db = Database.from_url(settings.database.url)
+    try:
+        check_schema(db.engine)
+        r = update_tor_list(
+            db, url or a.tor_list_url, min_entries=a.tor_list_min_entries,
+            max_entries=a.tor_list_max_entries,
+        )  # fmt: skip
+    except SchemaNotReady as exc:
+        _fail(str(exc), 1)
+    except TorListError as exc:
+        _fail(f"update-tor-list: refused, the previous list stays in force: {exc}", 1)
+    finally:
+        db.dispose()
+    click.echo(f"stored {r.entries} Tor exits (+{r.added} -{r.removed}, version {r.version})")
+
+
 logging.captureWarnings(True)

@@ -437,10 +437,18 @@ class AerConfig(_Section):
     baseline_refresh_interval: Duration = 3600.0
     baseline_lookback: Duration = 14 * 86400.0
     # Events older than this train counters and profiles but raise nothing (history, back-fill).
-    live_window: Duration = 3600.0
+    live_window: Duration = Field(default=3600.0, gt=0)
     # How often each process checks aer_versions for baselines or a Tor list another process
     # stored (PostgreSQL also pushes a NOTIFY at once); 0 turns the check off.
     sync_interval: Duration = 2.0
+    # `securitybot aer update-tor-list` and the scheduler (every tor_list_refresh_interval; 0:
+    # off) download this, validate it and publish it to every process through the database.
+    tor_list_url: str = Field(
+        default="https://check.torproject.org/torbulkexitlist", pattern=r"^https?://"
+    )
+    tor_list_refresh_interval: Duration = 6 * 3600.0
+    tor_list_min_entries: int = Field(default=100, ge=1)
+    tor_list_max_entries: int = Field(default=100_000, ge=1)
     # Repeats of one (org, user, anomaly type) within this window update one Slack message.
     notification_window: Duration = 3600.0
     max_body_bytes: int = Field(default=10 * 1024 * 1024 + 64 * 1024, ge=1024, le=64 << 20)

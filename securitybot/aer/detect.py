@@ -128,6 +128,8 @@ class DetectionEngine:
         self._orgs: dict[str, _Org] = {}
         self._ua_cache: dict[str, tuple[str, frozenset[str] | None, bool]] = {}
         self._ctx = _Ctx()
+        # Sessions opened or completed since the last drain: (org, sid) -> (user, ua, client).
+        self._session_changes: dict[tuple[str, str], tuple[str, str | None, str | None]] = {}
 
     # --- state hooks --------------------------------------------------------------------
 
@@ -190,6 +192,17 @@ class DetectionEngine:
             c.total += n
             c.flushed += n  # already persisted: not a delta to write back
             c.fired = c.fired or c.total > self.threshold_for(org, action)
+
+    def seed_session(self, org: str, sid: str, user_agent: str | None, client: str | None) -> None:
+        """Restore a persisted session's first user agent and client (after a restart)."""
+        st = self._org(org)
+        family = self._family(user_agent) if user_agent is not None else None
+        st.sessions[sid] = _Session(user_agent, family, client)
+
+    def drain_sessions(self) -> dict[tuple[str, str], tuple[str, str | None, str | None]]:
+        """Sessions opened (or whose first UA/client arrived) since the last drain, to persist."""
+        out, self._session_changes = self._session_changes, {}
+        return out
 
     def counters_snapshot(self) -> dict[CounterKey, int]:
         """Live in-bucket totals (what thresholds are compared against)."""
@@ -393,9 +406,15 @@ class DetectionEngine:
         ua = ev.user_agent
         family = self._family(ua) if ua is not None else None
         st.sessions[sid] = _Session(ua, family, ev.client)
+        if ua is not None or ev.client is not None:  # else nothing to compare later events with
+            self._session_changes[(ev.org, sid)] = (ev.user, ua, ev.client)
 
     def _session_change(self, c: _Ctx, s: _Session) -> None:
-        ua, client = c.ev.user_agent, c.ev.client
+        ev = c.ev
+        ua, client = ev.user_agent, ev.client
+        if (ua is not None and s.user_agent is None) or (client is not None and s.client is None):
+            ua_, client_ = s.user_agent or ua, s.client or client  # what this call will store
+            self._session_changes[(ev.org, ev.session or "")] = (ev.user, ua_, client_)
         if ua is not None and ua != s.user_agent:
             if s.user_agent is None:
                 s.user_agent, s.family = ua, self._family(ua)

@@ -111,8 +111,11 @@ class Responder:
         }
 
     def _escalate_now(self, p: dict[str, Any], why: str) -> None:
+        """The reset was refused: escalate, and take it out of the user's reset history."""
         with self.db.write() as session:
             store.set_response(session, p["anomaly_id"], why[:64])
+            sessions = p.get("sessions") or []
+            store.revoke_reset(session, p["org"], p["user"], p["anomaly_id"], sessions)
             enqueue(
                 session, effect=ESCALATE_EFFECT,
                 payload={**p, "reason": f"{p['reason']}; {why}"},

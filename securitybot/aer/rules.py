@@ -338,7 +338,8 @@ _EMPTY_ORG = OrgDetectionConfig()
 
 # --- reference data: Tor exits and country centroids ------------------------------------
 
-DEFAULT_TOR_PATH = DEFAULT_RULES_PATH.parent / "tor_exit_nodes.txt"
+DEFAULT_TOR_PATH = DEFAULT_RULES_PATH.parent / "tor_exit_nodes.txt"  # shipped empty
+EXAMPLE_TOR_PATH = DEFAULT_RULES_PATH.parent / "tor_exit_nodes.example.txt"  # tests and demos
 
 # Approximate country centroids (lat, lon): enough to tell Berlin from Sydney when the event
 # carries only a country. Events with details.lat/lon are more precise and take precedence.

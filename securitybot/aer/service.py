@@ -51,6 +51,9 @@ SETTINGS_CHANGED = "pref.anomaly_event_response_changed"
 # Sessions remembered per user so a reset records which sessions it killed (bounded: a user
 # with thousands of sessions is a scraper, and the newest are the ones that matter).
 _SESSIONS_PER_USER = 32
+# Sessions first seen longer ago than this are not reloaded at start-up (Slack sessions of
+# long-idle clients re-authenticate; the engine also caps how many it holds).
+_SESSION_LOOKBACK = timedelta(days=30)
 _NOTIFYING = {
     Verdict.RESET, Verdict.NOTIFY, Verdict.COOLDOWN, Verdict.ESCALATE_PERSISTENCE,
 }  # fmt: skip
@@ -118,6 +121,11 @@ class AerService:
         self._sessions: dict[tuple[str, str], dict[str, None]] = {}
         self._dirty: set[tuple[str, str]] = set()
         self._unflushed: dict[CounterKey, int] = {}
+        # Anomalies of batches whose SQL write failed: the engine will not raise them again
+        # (fired, deduped), so they are kept and decided with the next write, like the counters.
+        self._undecided: list[Anomaly] = []
+        self._undecided_refs: list[str | None] = []  # the stream position of each, or None
+        self._unsaved_sessions: dict[tuple[str, str], shared.SessionState] = {}
         # Versions of shared state last loaded (aer_versions); -1: load on the first sync.
         self._versions = {shared.BASELINES: -1, shared.TOR_LIST: -1}
 
@@ -174,14 +182,21 @@ class AerService:
                     dirty.add((ev.org, ev.user))
             for ckey, n in self.engine.drain_counters().items():
                 self._unflushed[ckey] = self._unflushed.get(ckey, 0) + n
+            self._undecided.extend(found)
+            self._undecided_refs.extend(found_refs if refs is not None else [None] * len(found))
+            self._unsaved_sessions.update(self.engine.drain_sessions())
             with self.db.write() as session:
                 store.add_counters(session, self._unflushed)
-                decisions = self.handle(session, found, when, refs=found_refs or None)
+                shared.save_sessions(session, self._unsaved_sessions)
+                refs_now = self._undecided_refs if any(self._undecided_refs) else None
+                decisions = self.handle(session, self._undecided, when, refs=refs_now)
                 if in_tx is not None:
                     in_tx(session)
-            # Only forget the deltas once they are committed; a failed write retries them.
+            # Only forget deltas, sessions and anomalies once committed; a failure retries them.
             self._unflushed.clear()
-        return BatchResult(len(events), len(found), decisions, learned)
+            self._unsaved_sessions.clear()
+            decided, self._undecided, self._undecided_refs = len(self._undecided), [], []
+        return BatchResult(len(events), decided, decisions, learned)
 
     def handle(
         self, session: Session, anomalies: Iterable[Anomaly], now: datetime,
@@ -252,16 +267,21 @@ class AerService:
         with self.db.read() as session:
             profiles = store.load_profiles(session)
             live = store.live_counters(session, hour)
+            open_sessions = shared.load_sessions(session, hour - _SESSION_LOOKBACK)
         if only is not None:
             profiles = [p for p in profiles if only(p.org)]
             live = [row for row in live if only(row[0])]
+            open_sessions = [row for row in open_sessions if only(row.org)]
         with self.lock:
             for p in profiles:
                 self.engine.seed_user_profile(p.org, p.user_id, p.asns, p.countries, p.ua_products)
             for org, user, action, bucket, n in live:
                 self.engine.seed_counter(org, user, action, bucket, n)
+            for row in open_sessions:  # oldest first: the engine keeps the newest when full
+                self.engine.seed_session(row.org, row.session_id, row.user_agent, row.client)
         logger.info(
-            "AER state loaded: %s profiles, %s live counters", len(profiles), len(live),
+            "AER state loaded: %s profiles, %s live counters, %s sessions",
+            len(profiles), len(live), len(open_sessions),
         )  # fmt: skip
 
     def dirty_profiles(self) -> dict[tuple[str, str], tuple[Any, ...]]:

@@ -148,6 +148,29 @@ def record_reset(
     session.flush()
 
 
+def revoke_reset(
+    session: Session, org: str, user: str, anomaly_id: int, sessions: Iterable[str]
+) -> None:
+    """Slack refused the reset recorded for ``anomaly_id``: it must not count in the history.
+
+    The last reset becomes the newest other one that was not refused (so cool-down and
+    persistence keep working for a user who really was reset), and this reset's sessions are
+    no longer "already reset".
+    """
+    row = session.get(AerUserState, (org, user), with_for_update=True)
+    if row is None:
+        return
+    q = select(AerAnomaly.created_at).where(
+        AerAnomaly.org == org, AerAnomaly.user_id == user, AerAnomaly.verdict == "reset",
+        AerAnomaly.id != anomaly_id,
+        (AerAnomaly.response.is_(None)) | (AerAnomaly.response.not_like("reset_refused%")),
+    ).order_by(AerAnomaly.created_at.desc()).limit(1)  # fmt: skip
+    row.last_reset_at = session.scalar(q)
+    gone = set(sessions)
+    row.reset_sessions = [s for s in row.reset_sessions or [] if s not in gone]
+    session.flush()
+
+
 def record_escalation(session: Session, org: str, user: str, sid: str | None, at: datetime) -> None:
     row = _state(session, org, user)
     if sid is not None:

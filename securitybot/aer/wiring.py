@@ -14,6 +14,7 @@ from securitybot.aer.poller import AuditLogPoller
 from securitybot.aer.respond import Responder
 from securitybot.aer.service import AerService
 from securitybot.aer.stream import StreamPublisher
+from securitybot.aer.torlist import TorListError, update_tor_list
 from securitybot.api import audit as audit_api
 from securitybot.api.events import event_routes
 from securitybot.runtime import Runtime
@@ -48,6 +49,19 @@ def wire_aer(runtime: Runtime, routes: list[BaseRoute]) -> AerService | None:
     async def refresh() -> None:
         r = await asyncio.to_thread(service.refresh_baselines)
         logger.info("AER refreshed %s baselines, %s changed", r.learned, r.changed)
+
+    async def tor_list() -> None:
+        a = s.aer
+        try:
+            r = await asyncio.to_thread(
+                update_tor_list, runtime.db, a.tor_list_url, min_entries=a.tor_list_min_entries,
+                max_entries=a.tor_list_max_entries,
+            )  # fmt: skip
+        except TorListError as exc:  # the previous list stays in force; try again next time
+            logger.warning("AER Tor list not updated: %s", exc)
+            return
+        logger.info("AER stored %s Tor exits (version %s)", r.entries, r.version)
+        wakeup.set()
 
     wakeup = asyncio.Event()
     tasks: list[asyncio.Task[None]] = []
@@ -91,6 +105,9 @@ def wire_aer(runtime: Runtime, routes: list[BaseRoute]) -> AerService | None:
         scheduler.add_job(
             flush, "interval", seconds=PROFILE_FLUSH_SECONDS, id="aer_profiles", **opts
         )
+        if s.aer.tor_list_refresh_interval > 0:
+            every = s.aer.tor_list_refresh_interval
+            scheduler.add_job(tor_list, "interval", seconds=every, id="aer_tor_list", **opts)
         if poller is not None:
             every = s.aer.audit_logs.poll_interval
             scheduler.add_job(poll, "interval", seconds=every, id="aer_audit_poll", **opts)

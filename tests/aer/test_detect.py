@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -10,7 +11,13 @@ import pytest
 from securitybot.aer.baselines import learn_baseline
 from securitybot.aer.detect import Anomaly, DetectionConfig, DetectionEngine, TorList
 from securitybot.aer.events import ActivityEvent
-from securitybot.aer.rules import DEFAULT_TOR_PATH, RulesError, load_rules, parse_rules
+from securitybot.aer.rules import (
+    DEFAULT_TOR_PATH,
+    EXAMPLE_TOR_PATH,
+    RulesError,
+    load_rules,
+    parse_rules,
+)
 
 T0 = datetime(2024, 5, 1, 9, 0, tzinfo=UTC)
 RULES = load_rules()
@@ -143,8 +150,11 @@ def test_tor_list_loads_from_file_and_reload_takes_effect(tmp_path: Path) -> Non
     assert "192.0.2.2" in tor  # the previous list stays in force
 
 
-def test_shipped_tor_example_list_loads() -> None:
-    assert "198.51.100.7" in TorList.from_file(DEFAULT_TOR_PATH)
+def test_shipped_tor_list_is_empty_and_the_example_is_documentation_addresses() -> None:
+    assert len(TorList.from_file(DEFAULT_TOR_PATH)) == 0  # never flags real traffic
+    example = TorList.from_file(EXAMPLE_TOR_PATH)
+    assert "198.51.100.7" in example
+    assert all(ipaddress.ip_address(ip).is_private for ip in example.ips)  # TEST-NETs, 2001:db8
 
 
 def test_first_event_establishes_then_new_asn_and_country_are_flagged() -> None:

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
+from pydantic import ValidationError
+
+from securitybot.config import AerConfig
 from tests.aer.test_detect import T0, burst, engine, ev, run, types
 
 
@@ -33,3 +37,9 @@ def test_learning_does_not_mute_a_later_live_anomaly_of_the_same_kind() -> None:
     tor = ev(ip="198.51.100.7", session="S9")
     assert eng.observe(tor, learn=True) == []
     assert types(eng.observe(tor)) == ["tor"]
+
+
+def test_a_live_window_of_zero_would_make_everything_history_and_is_refused() -> None:
+    with pytest.raises(ValidationError, match="live_window"):
+        AerConfig.model_validate({"live_window": "0s"})
+    assert AerConfig.model_validate({"live_window": "10m"}).live_window == 600

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from securitybot.aer.rules import EXAMPLE_TOR_PATH
 from securitybot.demo import FakeDuo, FakeSlack
 from tests.e2e.harness import IKEY, SECURITY_CHANNEL, SKEY, TOKEN, Bot, e2e_settings, running_bot
 
@@ -28,6 +29,7 @@ def aer_config(**extra: Any) -> dict[str, Any]:
         },
         "contacts": {QUIET: {"primary_owner": "UOWNER", "security_admins": ["UOWNER", "USECADM"]}},
         "notification_window": "1h",
+        "tor_list": str(EXAMPLE_TOR_PATH),  # the shipped list is empty
     }
     cfg.update(extra)
     return cfg
