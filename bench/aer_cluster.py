@@ -93,9 +93,11 @@ def workload(n: int, orgs: int, seed: int, users_per_org: int = 40) -> Workload:
                                  "country": b_country, "user_agent": b_ua,
                                  "client": b_client})  # fmt: skip
             load.bursts.add((b_org, b_user))
-    # All in the last ten minutes: the live window, one or two hour buckets.
-    start = now - timedelta(minutes=10)
-    step = timedelta(minutes=9) / len(rows)
+    # All in the live window and in the current hour bucket (a burst split over two hours
+    # would cross no threshold): from at most nine minutes ago, never before the hour began.
+    hour = now.replace(minute=0, second=0, microsecond=0)
+    start = max(now - timedelta(minutes=9), hour)
+    step = (now - start) / len(rows)
     for i, row in enumerate(rows):
         row["ts"] = (start + step * i).isoformat()
         if row["action"] in COUNTED:
