@@ -198,40 +198,8 @@ class Cluster:
                 assert resp.status_code == 202, resp.text
                 assert resp.json()["rejected"] == [], resp.text
 
-    def stream_heads(self) -> dict[int, int]:
-        """Per partition, the stream sequence of its last message (0: none)."""
-
-        async def heads() -> dict[int, int]:
-            import nats
-            from nats.js.errors import NotFoundError
-
-            nc = await nats.connect(NATS_URL)
-            js = nc.jetstream()
-            out = {}
-            for p in range(int(self.stream_cfg["partitions"])):
-                try:
-                    msg = await js.get_last_msg(self.stream, f"{self.subject}.{p}")
-                    out[p] = int(msg.seq or 0)
-                except NotFoundError:
-                    out[p] = 0
-            await nc.close()
-            return out
-
-        return asyncio.run(heads())
-
-    def committed(self) -> dict[int, int]:
-        rows = self.sql("SELECT partition, last_seq FROM aer_partitions WHERE stream = :s")
-        return {int(p): int(s) for p, s in rows}
-
     def wait_drained(self, timeout: float) -> None:
-        heads = self.stream_heads()
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            done = self.committed()
-            if all(done.get(p, 0) >= seq for p, seq in heads.items()):
-                return
-            time.sleep(0.1)
-        raise RuntimeError(f"workers did not catch up: {self.committed()} < {heads}")
+        wait_drained(self.engine, self.stream_cfg, timeout)
 
     def close(self) -> None:
         for proc in [*self.workers, *([self.server] if self.server else [])]:
@@ -254,6 +222,48 @@ class Cluster:
             await nc.close()
 
         asyncio.run(drop())
+
+
+def stream_heads(stream_cfg: dict[str, Any]) -> dict[int, int]:
+    """Per partition, the stream sequence of its last message (0: none)."""
+
+    async def heads() -> dict[int, int]:
+        import nats
+        from nats.js.errors import NotFoundError
+
+        nc = await nats.connect(str(stream_cfg["url"]))
+        js = nc.jetstream()
+        out = {}
+        for p in range(int(stream_cfg["partitions"])):
+            try:
+                msg = await js.get_last_msg(stream_cfg["stream"], f"{stream_cfg['subject']}.{p}")
+                out[p] = int(msg.seq or 0)
+            except NotFoundError:
+                out[p] = 0
+        await nc.close()
+        return out
+
+    return asyncio.run(heads())
+
+
+def committed(engine: sa.Engine, stream: str) -> dict[int, int]:
+    q = sa.text("SELECT partition, last_seq FROM aer_partitions WHERE stream = :s")
+    with engine.connect() as c:
+        return {int(p): int(seq) for p, seq in c.execute(q, {"s": stream})}
+
+
+def wait_drained(engine: sa.Engine, stream_cfg: dict[str, Any], timeout: float) -> None:
+    """Until the workers committed every message on the stream now."""
+    heads = stream_heads(stream_cfg)
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        done = committed(engine, str(stream_cfg["stream"]))
+        if all(done.get(p, 0) >= seq for p, seq in heads.items()):
+            return
+        time.sleep(0.1)
+    raise RuntimeError(
+        f"workers did not catch up: {committed(engine, stream_cfg['stream'])} < {heads}"
+    )
 
 
 def _psycopg(url: str) -> str:

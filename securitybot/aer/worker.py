@@ -31,8 +31,6 @@ from securitybot.config import AerStream, Settings
 from securitybot.store.db import Database
 
 logger = logging.getLogger(__name__)
-# How often a worker checks aer_versions for baselines or a Tor list another process stored.
-SYNC_SECONDS = 2.0
 FETCH_WAIT = 1.0
 
 
@@ -103,7 +101,8 @@ class PartitionRunner:
             await self.sub.unsubscribe()
 
     async def _run(self) -> None:
-        next_reload = time.monotonic() + SYNC_SECONDS
+        every = self.settings.aer.sync_interval  # 0: off
+        next_reload = time.monotonic() + every
         while not self._stopping:
             try:
                 msgs = await self.sub.fetch(self.cfg.batch, timeout=FETCH_WAIT)
@@ -112,9 +111,9 @@ class PartitionRunner:
             if msgs:
                 await asyncio.to_thread(self._commit, msgs)
                 await msgs[-1].ack()  # AckPolicy.ALL: acknowledges the whole batch
-            if time.monotonic() >= next_reload:  # baselines or Tor list changed elsewhere
+            if every and time.monotonic() >= next_reload:  # baselines or Tor list changed
                 await asyncio.to_thread(self.service.sync)
-                next_reload = time.monotonic() + SYNC_SECONDS
+                next_reload = time.monotonic() + every
 
     def _commit(self, msgs: list[Any]) -> None:
         events: list[ActivityEvent] = []
