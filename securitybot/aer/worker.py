@@ -20,6 +20,7 @@ import socket
 import time
 import uuid
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from securitybot.aer import partitions, store
@@ -32,6 +33,8 @@ from securitybot.store.db import Database
 
 logger = logging.getLogger(__name__)
 FETCH_WAIT = 1.0
+# Messages JetStream stored this close together are judged against one "now".
+_SAME_MOMENT = timedelta(minutes=1)
 
 
 def consumer_name(cfg: AerStream, part: int) -> str:
@@ -116,31 +119,39 @@ class PartitionRunner:
                 next_reload = time.monotonic() + every
 
     def _commit(self, msgs: list[Any]) -> None:
+        """Commit the new messages of a fetched batch, in groups accepted within a minute.
+
+        The live window is measured from when JetStream stored the events, not from now: a
+        backlog worked off late is still judged, and a redelivery is judged the same way. A
+        backlog that spans hours is therefore committed in several transactions.
+        """
+        group: list[Any] = []
+        for m in msgs:
+            if int(m.metadata.sequence.stream) <= self.last:
+                continue  # committed before a crash or handover: acknowledged, not redone
+            if group and (m.metadata.timestamp - group[0].metadata.timestamp) > _SAME_MOMENT:
+                self._commit_group(group)
+                group = []
+            group.append(m)
+        if group:
+            self._commit_group(group)
+
+    def _commit_group(self, msgs: list[Any]) -> None:
         events: list[ActivityEvent] = []
         refs: list[str] = []
-        newest = self.last
-        accepted_at = None
         for m in msgs:
             seq = int(m.metadata.sequence.stream)
-            if seq <= self.last:
-                continue  # committed before a crash or handover: acknowledged, not redone
-            newest = max(newest, seq)
-            accepted_at = m.metadata.timestamp
             batch = decode(m.data)
             events.extend(batch)
             refs.extend(f"{self.cfg.stream}:{seq}:{i}" for i in range(len(batch)))
-        if newest == self.last:
-            return
-        old, svc = self.last, self.service
+        old, new, svc = self.last, int(msgs[-1].metadata.sequence.stream), self.service
 
         def in_tx(session: Any) -> None:
             store.save_profiles(session, svc.dirty_profiles())
-            partitions.advance(session, self.cfg.stream, self.part, self.me, old, newest)
+            partitions.advance(session, self.cfg.stream, self.part, self.me, old, new)
 
-        # The live window is measured from when JetStream stored the events, not from now: a
-        # backlog worked off late is still judged, and a redelivery is judged the same way.
-        svc.ingest(events, accepted_at, refs=refs, in_tx=in_tx)
-        self.last = newest
+        svc.ingest(events, msgs[-1].metadata.timestamp, refs=refs, in_tx=in_tx)
+        self.last = new
         self.processed += len(events)
 
 
@@ -175,7 +186,10 @@ class Worker:
         logger.info("AER worker %s consuming stream %s", self.me, self.cfg.stream)
         try:
             while not self.stopping.is_set():
-                await self._tick(js)
+                try:
+                    await self._tick(js)
+                except Exception:  # database or NATS hiccup: leases are retried next tick
+                    logger.exception("AER worker %s: lease round failed", self.me)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.stopping.wait(), self.cfg.lease / 3)
         finally:
@@ -201,7 +215,11 @@ class Worker:
                 partitions.release(session, self.cfg.stream, self.me, claim.surplus)
         for part in sorted(claim.owned - claim.surplus - set(self.runners)):
             runner = PartitionRunner(part, self.settings, self.db, js, self.me, self.shared)
-            await runner.start()
+            try:
+                await runner.start()
+            except Exception:  # still leased to us: the next tick tries again
+                logger.exception("AER worker %s could not start partition %s", self.me, part)
+                continue
             self.runners[part] = runner
 
 
