@@ -7,14 +7,16 @@ End to end starts a real ``securitybot serve`` per backend (bench/common.py) and
 pre-serialised NDJSON batches of 10,000 events, so the figure covers HTTP, parsing, detection,
 counter upserts and decision writes, not the client building JSON.
 
-With ``aer.stream`` (``--workers``, PostgreSQL + NATS JetStream at 127.0.0.1:4222), events go
-through JetStream to ``securitybot aer worker`` processes, twice per worker count: posted to
-``POST /api/v1/events`` (the whole path), and published straight to JetStream by the bench
-(what the workers take, without the server's JSON parsing). The workers hold their partitions
-before the clock starts; it stops when every partition's committed position reached the
-stream's last message, so the figure includes JetStream, detection and the SQL commits. The
-workload (bench/aer_cluster.py) plants Tor sign-ins and download bursts; each run checks every
-planted anomaly was recorded exactly once and the counters add up to the input.
+With ``aer.stream`` (``--workers``, ``--stream-modes``; PostgreSQL + NATS JetStream at
+127.0.0.1:4222), events go through JetStream to ``securitybot aer worker`` processes, per
+worker count in three modes: ``http`` posted to ``POST /api/v1/events`` (the whole path),
+``direct`` published straight to JetStream by the bench (no server-side JSON parsing), and
+``backlog`` published while the workers are paused, then timed from their resumption (what the
+workers alone take). The workers hold their partitions before the clock starts; it stops when
+every partition's committed position reached the stream's last message, so the figure includes
+JetStream, detection and the SQL commits. The workload (bench/aer_cluster.py) plants Tor
+sign-ins and download bursts; each run checks every planted anomaly was recorded exactly once
+and the counters add up to the input.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import argparse
 import asyncio
 import gc
 import json
+import signal
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -112,30 +115,40 @@ def http_rate(backend: str, batches: list[bytes], total: int) -> tuple[float, in
     return total / elapsed, anomalies
 
 
-def stream_rate(n_events: int, orgs: int, workers: int, direct: bool) -> dict[str, float]:
+def stream_rate(n_events: int, orgs: int, workers: int, mode: str) -> dict[str, float]:
     """Events/s with ``workers`` worker processes, and whether the answers are right.
 
     The workers hold their partitions before the clock starts; it stops when every partition
-    is committed up to the stream's last message. ``direct``: the events are published to
-    JetStream by this process (no HTTP parsing), which shows what the workers take.
+    is committed up to the stream's last message. ``http``: posted to the server. ``direct``:
+    published to JetStream by this process (no HTTP parsing). ``backlog``: published while the
+    workers are paused (SIGSTOP), then the clock runs from SIGCONT: what the workers take.
     """
     load = workload(n_events, orgs, seed=20)
     events = []
-    if direct:
+    if mode != "http":
         for body in load.batches:
             accepted, _ = parse_batch(body, "application/x-ndjson", utcnow())
             events.append([ev for _, ev in accepted])
-    with database("postgres") as url, cluster(url, partitions=8, lease=5.0) as c:
+    # A long lease: paused workers must still hold their partitions when they resume.
+    lease = 120.0 if mode == "backlog" else 5.0
+    with database("postgres") as url, cluster(url, partitions=8, lease=lease) as c:
         c.start_server()
-        for _ in range(workers):
-            c.start_worker()
+        procs = [c.start_worker() for _ in range(workers)]
         c.wait_workers(workers)
+        if mode == "backlog":
+            time.sleep(2)  # partitions started (consumers created) before the pause
+            for p in procs:
+                p.send_signal(signal.SIGSTOP)
         t0 = time.perf_counter()
-        if direct:
-            asyncio.run(_publish(AerStream(**c.stream_cfg), events))
-        else:
+        if mode == "http":
             c.post_all(load)
+        else:
+            asyncio.run(_publish(AerStream(**c.stream_cfg), events))
         posted = time.perf_counter() - t0
+        if mode == "backlog":
+            t0 = time.perf_counter()
+            for p in procs:
+                p.send_signal(signal.SIGCONT)
         c.wait_drained(timeout=1800)
         elapsed = time.perf_counter() - t0
         kinds = dict(c.sql("SELECT type, count(*) FROM aer_anomalies GROUP BY type"))
@@ -165,6 +178,7 @@ def main() -> None:
     parser.add_argument("--stream-events", type=int, default=200_000)
     parser.add_argument("--stream-orgs", type=int, default=50)
     parser.add_argument("--workers", default="1,2", help="worker counts to run; empty: none")
+    parser.add_argument("--stream-modes", default="http,direct,backlog")
     args = parser.parse_args()
 
     events = generate(args.engine_events, 7)
@@ -179,19 +193,23 @@ def main() -> None:
         print(f"end to end via HTTP ({backend}): {rate:,.0f} events/s in batches of {BATCH:,} "
               f"({len(http_events):,} events, {anomalies:,} anomalies decided)")  # fmt: skip
 
-    for direct in (False, True):
+    modes = {
+        "http": "posted to POST /api/v1/events",
+        "direct": "published straight to JetStream",
+        "backlog": "a backlog on JetStream (workers only)",
+    }
+    for mode in filter(None, args.stream_modes.split(",")):
         rates = {}
-        mode = "published straight to JetStream" if direct else "via HTTP"
         for n in [int(w) for w in args.workers.split(",") if w]:
-            r = stream_rate(args.stream_events, args.stream_orgs, n, direct)
+            r = stream_rate(args.stream_events, args.stream_orgs, n, mode)
             rates[n] = r["rate"]
-            print(f"end to end through JetStream, {mode}, {n} worker(s): {r['rate']:,.0f} events/s "
+            print(f"through JetStream, {modes[mode]}, {n} worker(s): {r['rate']:,.0f} events/s "
                   f"({r['rate'] / TARGET_EVENTS_PER_S:.2f} of the {TARGET_EVENTS_PER_S:,}/s "
                   f"target; publishing {r['publish']:,.0f} events/s; {r['events']:,.0f} "
                   f"events, {args.stream_orgs} orgs; planted anomalies once each and counters "
                   f"exact: {'yes' if r['right'] else 'NO'})", flush=True)  # fmt: skip
         if 1 in rates and 2 in rates:
-            print(f"{mode}: 2 workers / 1 worker = {rates[2] / rates[1]:.2f}x", flush=True)
+            print(f"{modes[mode]}: 2 workers / 1 worker = {rates[2] / rates[1]:.2f}x", flush=True)
 
 
 if __name__ == "__main__":
