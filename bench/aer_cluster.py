@@ -176,7 +176,7 @@ class Cluster:
         with self.engine.connect() as c:
             return list(c.execute(sa.text(query), {"s": self.stream}))
 
-    def wait_workers(self, n: int, timeout: float = 30) -> None:
+    def wait_workers(self, n: int, timeout: float = 60) -> None:
         """Until ``n`` workers heartbeat and every partition is held by one of them."""
         deadline = time.time() + timeout
         while time.time() < deadline:

@@ -33,6 +33,8 @@ from securitybot.store.db import Database
 
 logger = logging.getLogger(__name__)
 FETCH_WAIT = 1.0
+# Lease rounds: at least this often, so a new worker gets its share promptly whatever the lease.
+TICK = 1.0
 # Messages JetStream stored this close together are judged against one "now".
 _SAME_MOMENT = timedelta(minutes=1)
 
@@ -191,7 +193,7 @@ class Worker:
                 except Exception:  # database or NATS hiccup: leases are retried next tick
                     logger.exception("AER worker %s: lease round failed", self.me)
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.stopping.wait(), self.cfg.lease / 3)
+                    await asyncio.wait_for(self.stopping.wait(), min(self.cfg.lease / 3, TICK))
         finally:
             await asyncio.gather(*(r.stop() for r in self.runners.values()))
             with self.db.write() as session:
