@@ -273,6 +273,27 @@ def aer_refresh_baselines(config: str | None) -> None:
     click.echo(f"refreshed {r.learned} baselines, {r.changed} changed (version {r.version})")
 
 
+@aer.command("worker")
+@click.option("--config", "config", type=click.Path(dir_okay=False), help=CONFIG_HELP)
+def aer_worker(config: str | None) -> None:
+    """Consume AER events from NATS JetStream (aer.stream) and detect on them."""
+    settings = _settings(config)
+    configure_logging(settings.logging)
+    if settings.aer.stream is None:
+        _fail("aer.stream is not configured: events are processed by the server itself", 2)
+    from securitybot.aer.worker import run_worker
+    from securitybot.store.db import check_schema
+
+    db = Database.from_url(settings.database.url)
+    try:
+        check_schema(db.engine)
+        run_worker(settings, db)
+    except SchemaNotReady as exc:
+        _fail(str(exc), 1)
+    finally:
+        db.dispose()
+
+
 @aer.command("update-tor-list")
 @click.option("--config", "config", type=click.Path(dir_okay=False), help=CONFIG_HELP)
 @click.option("--url", default=None, help="Override aer.tor_list_url.")

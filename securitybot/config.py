@@ -413,6 +413,22 @@ class AerContacts(_Section):
     )
 
 
+class AerStream(_Section):
+    """NATS JetStream between ``POST /api/v1/events`` and ``securitybot aer worker``."""
+
+    url: str = "nats://127.0.0.1:4222"
+    stream: str = Field(default="AER", pattern=r"^[A-Za-z0-9_-]{1,32}$")
+    # Messages go to ``<subject>.<partition>``, partition = crc32(org) mod ``partitions``.
+    subject: str = Field(default="aer.events", pattern=r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$")
+    partitions: int = Field(default=8, ge=1, le=1024)
+    # A dead worker's partitions are taken over once its lease expires.
+    lease: Duration = 5.0
+    batch: int = Field(default=1000, ge=1, le=10_000)
+    publish_timeout: Duration = 5.0
+    # JetStream drops a message whose Nats-Msg-Id it stored within this window.
+    duplicate_window: Duration = 120.0
+
+
 class AerConfig(_Section):
     """Anomaly Event Response; ``orgs.<org>`` and ``defaults`` are checked by aer.decide."""
 
@@ -442,6 +458,8 @@ class AerConfig(_Section):
     # Repeats of one (org, user, anomaly type) within this window update one Slack message.
     notification_window: Duration = 3600.0
     max_body_bytes: int = Field(default=10 * 1024 * 1024 + 64 * 1024, ge=1024, le=64 << 20)
+    # None: detection runs in the process that receives the events (no NATS needed).
+    stream: AerStream | None = None
 
     @model_validator(mode="after")
     def _orgs_valid(self) -> AerConfig:

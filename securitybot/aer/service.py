@@ -35,6 +35,7 @@ from securitybot.aer.rules import (
     DETECTION_KEYS,
     DetectionConfig,
     OrgDetectionConfig,
+    Rules,
     TorList,
     load_rules,
 )
@@ -95,10 +96,16 @@ def _hour(ts: datetime) -> datetime:
 
 
 class AerService:
-    def __init__(self, cfg: AerConfig, db: Database) -> None:
+    def __init__(
+        self, cfg: AerConfig, db: Database, *, rules: Rules | None = None,
+        tor: TorList | None = None,
+    ) -> None:  # fmt: skip
+        """``rules`` and ``tor`` may be shared (a stream worker runs one service per partition)."""
         self.cfg, self.db = cfg, db
-        self.rules = load_rules(cfg.rules_path)
-        self.tor = TorList.from_file(cfg.tor_list) if cfg.tor_list else TorList()
+        self.rules = rules or load_rules(cfg.rules_path)
+        if tor is None:
+            tor = TorList.from_file(cfg.tor_list) if cfg.tor_list else TorList()
+        self.tor = tor
         merged = {org: merged_org_mapping(cfg.defaults, layer) for org, layer in cfg.orgs.items()}
         detection = DetectionConfig.build(self.rules, merged)
         default = OrgDetectionConfig.from_mapping(
@@ -117,6 +124,7 @@ class AerService:
         # Anomalies of batches whose SQL write failed: the engine will not raise them again
         # (fired, deduped), so they are kept and decided with the next write, like the counters.
         self._undecided: list[Anomaly] = []
+        self._undecided_refs: list[str | None] = []  # the stream position of each, or None
         self._unsaved_sessions: dict[tuple[str, str], shared.SessionState] = {}
         # Versions of shared state last loaded (aer_versions); -1: load on the first sync.
         self._versions = {shared.BASELINES: -1, shared.TOR_LIST: -1}
@@ -131,19 +139,26 @@ class AerService:
 
     # --- ingest -------------------------------------------------------------------------
 
-    def ingest(self, events: Sequence[ActivityEvent], now: datetime | None = None) -> BatchResult:
+    def ingest(
+        self, events: Sequence[ActivityEvent], now: datetime | None = None, *,
+        refs: Sequence[str] | None = None, in_tx: Callable[[Session], None] | None = None,
+    ) -> BatchResult:  # fmt: skip
         """Observe a parsed batch, persist its counters and decide on its anomalies atomically.
 
         Events older than ``aer.live_window`` (relative to ``now``) are history: they train the
         engine but raise no anomaly, so a back-fill never resets or notifies anybody.
+        ``refs`` names each event (a stream position): its anomalies are recorded under
+        ``<ref>:<n>``, once only. ``in_tx`` runs in the same transaction, last (a worker moves
+        its committed position there).
         """
         when = now or utcnow()
         live_since = when - timedelta(seconds=self.cfg.live_window)
         learned = 0
         with self.lock:
             observe, found = self.engine.observe, []
+            found_refs: list[str | None] = []
             sessions, dirty = self._sessions, self._dirty
-            for ev in events:
+            for i, ev in enumerate(events):
                 if ev.ts < live_since:
                     learned += 1
                     observe(ev, learn=True)
@@ -151,6 +166,8 @@ class AerService:
                     hits = observe(ev)
                     if hits:
                         found.extend(hits)
+                        if refs is not None:
+                            found_refs.extend(f"{refs[i]}:{k}" for k in range(len(hits)))
                 if ev.session is not None:
                     key = (ev.org, ev.user)
                     seen = sessions.get(key)
@@ -166,15 +183,19 @@ class AerService:
             for ckey, n in self.engine.drain_counters().items():
                 self._unflushed[ckey] = self._unflushed.get(ckey, 0) + n
             self._undecided.extend(found)
+            self._undecided_refs.extend(found_refs if refs is not None else [None] * len(found))
             self._unsaved_sessions.update(self.engine.drain_sessions())
             with self.db.write() as session:
                 store.add_counters(session, self._unflushed)
                 shared.save_sessions(session, self._unsaved_sessions)
-                decisions = self.handle(session, self._undecided, when)
+                refs_now = self._undecided_refs if any(self._undecided_refs) else None
+                decisions = self.handle(session, self._undecided, when, refs=refs_now)
+                if in_tx is not None:
+                    in_tx(session)
             # Only forget deltas, sessions and anomalies once committed; a failure retries them.
             self._unflushed.clear()
             self._unsaved_sessions.clear()
-            decided, self._undecided = len(self._undecided), []
+            decided, self._undecided, self._undecided_refs = len(self._undecided), [], []
         return BatchResult(len(events), decided, decisions, learned)
 
     def handle(
@@ -234,14 +255,23 @@ class AerService:
 
     # --- state across restarts ----------------------------------------------------------
 
-    def load_state(self, now: datetime | None = None) -> None:
-        """Rebuild baselines, profiles and the live hour's counters from SQL."""
+    def load_state(
+        self, now: datetime | None = None, only: Callable[[str], bool] | None = None
+    ) -> None:
+        """Rebuild baselines, profiles and the live hour's counters from SQL.
+
+        ``only`` keeps the orgs it accepts (a stream worker's partition).
+        """
         hour = _hour(now or utcnow())
         self.sync()
         with self.db.read() as session:
             profiles = store.load_profiles(session)
             live = store.live_counters(session, hour)
             open_sessions = shared.load_sessions(session, hour - _SESSION_LOOKBACK)
+        if only is not None:
+            profiles = [p for p in profiles if only(p.org)]
+            live = [row for row in live if only(row[0])]
+            open_sessions = [row for row in open_sessions if only(row.org)]
         with self.lock:
             for p in profiles:
                 self.engine.seed_user_profile(p.org, p.user_id, p.asns, p.countries, p.ua_products)
@@ -254,10 +284,14 @@ class AerService:
             len(profiles), len(live), len(open_sessions),
         )  # fmt: skip
 
+    def dirty_profiles(self) -> dict[tuple[str, str], tuple[Any, ...]]:
+        """Profiles changed since the last call (the caller holds ``lock`` or is ingest)."""
+        dirty, self._dirty = self._dirty, set()
+        return {k: p for k in dirty if (p := self.engine.user_profile(*k)) is not None}
+
     def flush_profiles(self) -> int:
         with self.lock:
-            dirty, self._dirty = self._dirty, set()
-            profiles = {k: p for k in dirty if (p := self.engine.user_profile(*k)) is not None}
+            profiles = self.dirty_profiles()
         if profiles:
             with self.db.write() as session:
                 store.save_profiles(session, profiles)

@@ -13,6 +13,7 @@ from securitybot.aer.listen import VersionListener
 from securitybot.aer.poller import AuditLogPoller
 from securitybot.aer.respond import Responder
 from securitybot.aer.service import AerService
+from securitybot.aer.stream import StreamPublisher
 from securitybot.aer.torlist import TorListError, update_tor_list
 from securitybot.api import audit as audit_api
 from securitybot.api.events import event_routes
@@ -33,7 +34,8 @@ def wire_aer(runtime: Runtime, routes: list[BaseRoute]) -> AerService | None:
     service.wake = runtime.notify_new_work
     responder = Responder(runtime.db, s, runtime.kinds, runtime.slack, runtime.notify_new_work)
     runtime.handlers.update(responder.handlers())
-    routes.extend(event_routes(service))
+    publisher = StreamPublisher(s.aer.stream) if s.aer.stream is not None else None
+    routes.extend(event_routes(service, publisher))
     poller = AuditLogPoller(service, s.aer.audit_logs) if s.aer.audit_logs.token else None
     scheduler = AsyncIOScheduler()
 
@@ -119,6 +121,8 @@ def wire_aer(runtime: Runtime, routes: list[BaseRoute]) -> AerService | None:
         if scheduler.running:
             scheduler.shutdown(wait=False)
         await asyncio.to_thread(service.flush_profiles)
+        if publisher is not None:
+            await publisher.close()
 
     runtime.on_start.append(start)
     runtime.on_stop.append(stop)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -9,6 +11,7 @@ from starlette.routing import Route
 
 from securitybot.aer.events import MAX_BATCH_EVENTS, BatchError, parse_batch
 from securitybot.aer.service import AerService
+from securitybot.aer.stream import StreamPublisher, StreamUnavailable
 from securitybot.api.common import ApiError, authenticate, read_body
 from securitybot.ingest.ratelimit import enforce
 from securitybot.runtime import Runtime
@@ -17,7 +20,9 @@ from securitybot.store.models import utcnow
 _TEXT_FIELDS = ("org", "session", "user_agent", "client")
 
 
-def event_routes(service: AerService | None) -> list[Route]:
+def event_routes(
+    service: AerService | None, publisher: StreamPublisher | None = None
+) -> list[Route]:
     async def post_events(request: Request) -> JSONResponse:
         rt: Runtime = request.app.state.runtime
         body = await read_body(request, rt.settings.aer.max_body_bytes)
@@ -39,6 +44,19 @@ def event_routes(service: AerService | None) -> list[Route]:
                 error = f"{bad}: must not contain NUL characters"
                 rejected.append({"index": index, "field": bad, "error": error})
         rejected.sort(key=lambda r: int(r["index"]))
+        if publisher is not None:  # detection happens in `securitybot aer worker`
+            try:
+                await publisher.publish(kept)
+            except StreamUnavailable as exc:
+                raise ApiError(503, "stream_unavailable", str(exc)) from None
+            live_since = utcnow() - timedelta(seconds=rt.settings.aer.live_window)
+            history = sum(1 for ev in kept if ev.ts < live_since)
+            # Judged by a worker: the anomalies are in the audit API, not in this answer.
+            answer = {
+                "accepted": len(kept), "history": history, "rejected": rejected,
+                "anomalies": None, "decisions": None, "stream": publisher.cfg.stream,
+            }  # fmt: skip
+            return JSONResponse(answer, status_code=202)
         result = await run_in_threadpool(service.ingest, kept)
         if result.anomalies:
             rt.notify_new_work()

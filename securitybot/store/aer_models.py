@@ -178,3 +178,30 @@ class AerSession(Base):
     user_agent: Mapped[str | None] = mapped_column(Text)
     client: Mapped[str | None] = mapped_column(String(64))
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class AerPartition(Base):
+    """A JetStream partition: which worker holds it until when, and what is committed.
+
+    ``last_seq`` is the stream sequence of the last message whose effects are committed; it
+    moves in the same transaction as the counters and decisions, so a redelivered message is
+    recognised and skipped, and a worker whose lease was taken cannot commit (fencing).
+    """
+
+    __tablename__ = "aer_partitions"
+
+    stream: Mapped[str] = mapped_column(String(32), primary_key=True)
+    partition: Mapped[int] = mapped_column(Integer, primary_key=True)
+    owner: Mapped[str | None] = mapped_column(String(64))
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_seq: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class AerWorker(Base):
+    """A live ``securitybot aer worker`` (heartbeat), so partitions are shared out evenly."""
+
+    __tablename__ = "aer_workers"
+
+    stream: Mapped[str] = mapped_column(String(32), primary_key=True)
+    worker: Mapped[str] = mapped_column(String(64), primary_key=True)
+    seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
