@@ -35,8 +35,13 @@ logger = logging.getLogger(__name__)
 
 
 def build_verifier(runtime: Runtime) -> Verifier:
-    if runtime.settings.duo.configured:
-        return DuoVerifier(runtime.settings.duo)
+    s = runtime.settings
+    if s.verify.provider == "okta":
+        from securitybot.verify.okta import OktaVerifier
+
+        return OktaVerifier(s.okta) if s.okta.configured else UnconfiguredVerifier("Okta")
+    if s.duo.configured:
+        return DuoVerifier(s.duo)
     return UnconfiguredVerifier()
 
 
