@@ -25,6 +25,7 @@ import asyncio
 import contextlib
 import logging
 import re
+import ssl
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -111,7 +112,7 @@ class OktaVerifier:
             self._client = httpx.AsyncClient(
                 base_url=str(self._cfg.org_url),
                 timeout=self._cfg.timeout,
-                verify=self._cfg.ca_certs or True,
+                verify=ssl.create_default_context(cafile=self._cfg.ca_certs),
                 transport=self._transport,
                 follow_redirects=False,
                 headers={"Accept": "application/json", "User-Agent": "securitybot"},
