@@ -127,7 +127,7 @@ class _Server(ThreadingHTTPServer):
 
 class _Handler(BaseHTTPRequestHandler):
     server: _Server
-    protocol_version = "HTTP/1.1"
+    protocol_version = "HTTP/1.0"  # one request per connection: stop() never waits on idle ones
     timeout = 10
 
     def do_GET(self) -> None:
@@ -203,8 +203,14 @@ class FakeOkta(ServedFake):
         kinds = ["push"] if devices is None else devices
         user_id = _oid("00u", username)
         factors = [self._factor(username, user_id, kind, i) for i, kind in enumerate(kinds)]
+        if login is not None:
+            user_id = _oid("00u", login)
+            factors = [self._factor(login, user_id, kind, i) for i, kind in enumerate(kinds)]
         with self._lock:
-            self._users[username] = _User(user_id, login or username, username, factors=factors)
+            # Keyed by login, which Okta keeps unique; two users may share an email.
+            self._users[login or username] = _User(
+                user_id, login or username, username, factors=factors
+            )
 
     def set_status(self, username: str, status: str) -> None:
         """Okta user status: ACTIVE, SUSPENDED, LOCKED_OUT, DEPROVISIONED, ..."""
@@ -223,12 +229,12 @@ class FakeOkta(ServedFake):
         if result not in ("auth", "enroll", "deny", "allow"):
             raise ValueError(result)
         with self._lock:
-            if username not in self._users:
+            if not any(username in (u.login, u.email) for u in self._users.values()):
                 user_id = _oid("00u", username)
                 self._users[username] = _User(
                     user_id, username, username, factors=[self._factor(username, user_id, "push")]
                 )
-            user = self._users[username]
+            user = self._user(username)
             user.status = "SUSPENDED" if result == "deny" else "ACTIVE"
             user.bypass = result == "allow"
             if result == "enroll":
@@ -455,7 +461,9 @@ class FakeOkta(ServedFake):
                 push.outcome = "TIMEOUT"
 
     def _user(self, username: str) -> _User:
-        user = self._users.get(username)
+        user = self._users.get(username) or next(
+            (u for u in self._users.values() if u.email == username), None
+        )
         if user is None:
             raise KeyError(f"{username} is not an Okta user of this fake")
         return user

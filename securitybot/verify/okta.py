@@ -46,6 +46,7 @@ _FRAUD_LOOKBACK = timedelta(minutes=10)
 _POLL_PATH = re.compile(
     r"/api/v1/users/(?P<user>[^/]+)/factors/(?P<factor>[^/]+)/transactions/(?P<tx>[^/?#]+)$"
 )
+_OKTA_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _POLL_RESULTS = {
     "WAITING": PushStatus.WAITING,
     "SUCCESS": PushStatus.APPROVED,
@@ -201,17 +202,17 @@ class OktaVerifier:
             return PushStart(StartResult.ERROR, detail=f"verify: factorResult {result!r}")
         href = str(((reply.get("_links") or {}).get("poll") or {}).get("href", ""))
         match = _POLL_PATH.search(httpx.URL(href).path) if href else None
-        if match is None or match["user"] != user_id:
+        if match is None or match["user"] != user_id or not _OKTA_ID.fullmatch(match["tx"]):
             return PushStart(StartResult.ERROR, detail="verify: no usable poll link")
         return PushStart(StartResult.PUSHED, txid=f"{user_id}/{match['factor']}/{match['tx']}")
 
     async def poll(self, txid: str) -> PushPoll:
         if self._closing:
             return PushPoll(PushStatus.WAITING, detail="shutting down")
-        try:
-            user_id, factor_id, tx_id = txid.split("/")
-        except ValueError:
+        ids = txid.split("/")
+        if len(ids) != 3 or not all(_OKTA_ID.fullmatch(i) for i in ids):
             return PushPoll(PushStatus.ERROR, detail="not an Okta transaction id")
+        user_id, factor_id, tx_id = ids
         path = f"/api/v1/users/{user_id}/factors/{factor_id}/transactions/{tx_id}"
         try:
             reply = (await self._call("poll", "GET", path)).json()
