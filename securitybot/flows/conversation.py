@@ -436,8 +436,10 @@ class ConversationHandlers:
         alert = await self.load(job.alert_id)
         if alert is None or not alert.dm_ts or not alert.dm_channel or self.slack is None:
             return Done()
+        # The domain's texts say "Duo"; the user hears the name of the push they really got.
+        said = provider_named(str(job.payload.get("text", "")), self.verifier.name, {})
         text, blocks = messages.answered_message(
-            alert, self.kinds.get(alert.kind), str(job.payload.get("text", "")),
+            alert, self.kinds.get(alert.kind), said,
             offer_snooze=snoozes.can_snooze(alert),
         )  # fmt: skip
         return await self._deliver(
@@ -476,6 +478,7 @@ class ConversationHandlers:
         return messages.escalation_message(
             alert, self.kinds.get(alert.kind), timeline, grouped=grouped,
             mention=self._mention(alert, tier if tier is not None else alert.escalation_tier),
+            provider=PROVIDER_LABELS.get(self.verifier.name, "Duo"),
         )  # fmt: skip
 
     async def post_escalation(self, job: Job) -> Outcome:

@@ -119,7 +119,7 @@ def register(app: AsyncApp, db: Database, wake: Callable[[], None]) -> None:
         if confirmed:
             await client.chat_postEphemeral(
                 channel=channel, user=user,
-                text="Thanks! I've sent a Duo push to your phone. Approve it to close this alert.",
+                text="Thanks! I've sent a push to your phone. Approve it to close this alert.",
             )  # fmt: skip
 
     @app.action(messages.CONFIRM_ACTION)
@@ -181,7 +181,7 @@ def register(app: AsyncApp, db: Database, wake: Callable[[], None]) -> None:
             return
         await answer(alert, user, kind == "confirm", comment, "text", event.get("ts"))
         what = (
-            "Thanks! I've sent a Duo push to your phone; approve it to close the alert."
+            "Thanks! I've sent a push to your phone; approve it to close the alert."
             if kind == "confirm"
             else "Thanks for telling me. The security team has been notified."
         )
