@@ -28,7 +28,7 @@ from securitybot.runtime import Runtime
 from securitybot.slack import commands, listeners, receipts, signed, triage
 from securitybot.slack.gateway import SlackGateway, retry_handlers
 from securitybot.slack.triage import Responders
-from securitybot.verify.base import Verifier
+from securitybot.verify.base import PROVIDER_LABELS, Verifier
 from securitybot.verify.duo import DuoVerifier, UnconfiguredVerifier
 
 logger = logging.getLogger(__name__)
@@ -103,7 +103,8 @@ def wire_workers(
         wake=runtime.notify_new_work,
     )
     if bolt is not None and gateway is not None:
-        listeners.register(bolt, runtime.db, runtime.notify_new_work)
+        listeners.register(bolt, runtime.db, runtime.notify_new_work,
+                           PROVIDER_LABELS.get(verifier.name, "Duo"))  # fmt: skip
         responders = Responders(s.escalation, gateway)
         runtime.responders = responders  # the API's requested_by check counts user groups too
         triage.register(bolt, runtime.db, runtime.notify_new_work, responders)

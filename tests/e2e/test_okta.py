@@ -92,3 +92,12 @@ def test_an_approval_resolves_and_metrics_are_labelled_okta(bot: Bot) -> None:
     text = bot.http.get("/metrics").text
     assert 'securitybot_verify_results_total{provider="okta",result="approved"}' in text
     assert 'securitybot_verify_latency_seconds_count{call="verify",provider="okta"}' in text
+
+
+def test_a_text_yes_is_told_an_okta_verify_push_is_on_its_way(bot: Bot) -> None:
+    alert_id = int(bot.post_alert(dedup_key="okta-text-yes")["id"])
+    bot.wait_status(alert_id, "awaiting_ack")
+    bot.say("U_ALICE", "ack")
+    _okta(bot).wait_for_push(timeout=10)
+    reply = bot.wait_reply("U_ALICE")[0].params["text"]
+    assert "Okta Verify push" in reply and "Duo" not in reply
