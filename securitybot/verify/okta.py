@@ -160,6 +160,9 @@ class OktaVerifier:
     async def start_push(self, username: str, pushinfo: dict[str, str]) -> PushStart:
         # Okta's push shows its own text; pushinfo (Duo's extra lines) has no place here.
         del pushinfo
+        if self._closing:
+            # Like Duo's closed pool: the job fails this run and is retried after the restart.
+            raise RuntimeError("the Okta verifier is closed")
         try:
             return await self._start(username)
         except OktaProblem as exc:
@@ -217,6 +220,8 @@ class OktaVerifier:
         try:
             reply = (await self._call("poll", "GET", path)).json()
         except OktaProblem as exc:
+            if self._closing:  # the client closed under this poll: Okta keeps the push
+                return PushPoll(PushStatus.WAITING, detail="shutting down")
             return PushPoll(PushStatus.ERROR, detail=exc.detail)
         except ValueError:
             return PushPoll(PushStatus.ERROR, detail="poll: malformed response")

@@ -123,3 +123,15 @@ async def test_a_forged_transaction_id_is_an_error(fo: FakeOkta) -> None:
     verifier = _verifier(fo)
     assert (await verifier.poll("../../../logs")).status == PushStatus.ERROR
     assert (await verifier.poll("00u1/opf1/v2m1")).status == PushStatus.ERROR
+
+
+async def test_after_close_nothing_new_reaches_okta(fo: FakeOkta) -> None:
+    verifier = _verifier(fo)
+    txid = (await verifier.start_push(ALICE, {})).txid
+    assert txid
+    verifier.close()
+    seen = len(fo.requests)
+    assert (await verifier.poll(txid)).status == PushStatus.WAITING
+    with pytest.raises(RuntimeError):
+        await verifier.start_push(ALICE, {})
+    assert len(fo.requests) == seen
