@@ -428,7 +428,8 @@ class ConversationHandlers:
         }[polled.status]
         metrics.VERIFY_RESULTS.labels(self.verifier.name, event.value.removeprefix("duo_")).inc()
         # Duo's actor stays "duo", as before; other providers answer under their own name.
-        answer = Event(event, actor=self.verifier.name, comment=polled.detail or None)
+        actor = self.verifier.name if self.verifier.name in PROVIDER_LABELS else "duo"
+        answer = Event(event, actor=actor, comment=polled.detail or None)
         await self.apply(alert.id, answer, audit_details={"verifier": self.verifier.name})
         return Done()
 
