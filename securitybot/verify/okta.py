@@ -100,11 +100,10 @@ class OktaVerifier:
     # The Slack user's email identifies the Okta user; okta.user_field says how it is matched.
     username_mode = "email"
 
-    def __init__(self, cfg: OktaConfig, *, transport: httpx.AsyncBaseTransport | None = None):
+    def __init__(self, cfg: OktaConfig) -> None:
         assert cfg.configured and cfg.org_url is not None and cfg.api_token is not None
         self._cfg = cfg
         self._token = cfg.api_token
-        self._transport = transport
         self._client: httpx.AsyncClient | None = None
         self._closing = False
 
@@ -114,7 +113,6 @@ class OktaVerifier:
                 base_url=str(self._cfg.org_url),
                 timeout=self._cfg.timeout,
                 verify=ssl.create_default_context(cafile=self._cfg.ca_certs),
-                transport=self._transport,
                 follow_redirects=False,
                 headers={"Accept": "application/json", "User-Agent": "securitybot"},
             )
