@@ -112,8 +112,17 @@ def serve(
     default=None,
     help="SQLite file to keep (default: a fresh temporary database).",
 )
-def demo(port: int, no_browser: bool, scenario: str | None, db_path: str | None) -> None:
-    """Run the real bot against local fakes of Slack and Duo, with a web console."""
+@click.option(
+    "--verifier",
+    type=click.Choice(["duo", "okta"]),
+    default="duo",
+    show_default=True,
+    help="The second factor to fake: Duo push or Okta Verify push.",
+)
+def demo(
+    port: int, no_browser: bool, scenario: str | None, db_path: str | None, verifier: str
+) -> None:
+    """Run the real bot against local fakes of Slack and Duo (or Okta), with a web console."""
     import contextlib
     import os
     import socket
@@ -135,7 +144,7 @@ def demo(port: int, no_browser: bool, scenario: str | None, db_path: str | None)
             probe.bind(("127.0.0.1", port))
         except OSError as exc:
             _fail(f"demo: cannot listen on 127.0.0.1:{port} ({exc.strerror}); try --port N", 1)
-    runner = Demo(port=port, scenario=scenario, db_path=db_path)
+    runner = Demo(port=port, scenario=scenario, db_path=db_path, verifier=verifier)
     url = f"http://127.0.0.1:{port}/demo"
 
     def ready() -> None:

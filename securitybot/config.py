@@ -150,6 +150,41 @@ class DuoConfig(_Section):
         return host, int(port) if port else None
 
 
+class OktaConfig(_Section):
+    """Okta Verify push through Okta's Factors API (see docs/okta.md)."""
+
+    org_url: str | None = None
+    api_token: SecretStr | None = None
+    ca_certs: str | None = None
+    # How the Slack user's email finds the Okta user: "email" searches profile.email,
+    # "login" reads the user whose Okta login is that email.
+    user_field: Literal["email", "login"] = "email"
+    timeout: Duration = 10.0
+
+    @field_validator("org_url")
+    @classmethod
+    def _org(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        parts = urlsplit(v)
+        if parts.scheme != "https" or not parts.hostname or parts.path not in ("", "/"):
+            raise ValueError("must be your Okta org's https URL, e.g. https://example.okta.com")
+        return v.rstrip("/")
+
+    @property
+    def missing(self) -> list[str]:
+        return [k for k in ("org_url", "api_token") if getattr(self, k) is None]
+
+    @property
+    def configured(self) -> bool:
+        return not self.missing
+
+
+class VerifyConfig(_Section):
+    # Which second factor proves "it was me": Duo (the default) or Okta Verify.
+    provider: Literal["duo", "okta"] = "duo"
+
+
 Scope = Literal["ingest", "admin"]
 
 
@@ -498,6 +533,8 @@ class Settings(_Section):
     server: ServerConfig = ServerConfig()
     slack: SlackConfig = SlackConfig()
     duo: DuoConfig = DuoConfig()
+    verify: VerifyConfig = VerifyConfig()
+    okta: OktaConfig = OktaConfig()
     ingest: IngestConfig = IngestConfig()
     policy: PolicyConfig = PolicyConfig()
     escalation: EscalationConfig = EscalationConfig()
@@ -537,7 +574,10 @@ class Settings(_Section):
         notes = []
         if not self.slack.configured:
             notes.append("Slack (slack.bot_token, slack.signing_secret): alerts are stored, no DMs")
-        if not self.duo.configured:
+        if self.verify.provider == "okta" and not self.okta.configured:
+            missing = ", ".join(f"okta.{k}" for k in self.okta.missing)
+            notes.append(f"Okta (verify.provider is okta; {missing} unset): 'it was me' escalates")
+        elif self.verify.provider == "duo" and not self.duo.configured:
             notes.append("Duo (duo.ikey, duo.skey, duo.api_host): 'it was me' escalates")
         if not self.ingest.tokens:
             notes.append("ingest.tokens: nobody can post alerts")

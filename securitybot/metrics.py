@@ -33,6 +33,14 @@ DUO_LATENCY = Histogram(
     # auth_status long-polls: Duo holds it until the phone answers, up to about a minute.
     buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 90),
 )  # fmt: skip
+# The same results and latencies for whichever second factor is configured (verify.provider).
+VERIFY_RESULTS = Counter(
+    "securitybot_verify_results", "Final second-factor results", ["provider", "result"]
+)
+VERIFY_LATENCY = Histogram(
+    "securitybot_verify_latency_seconds", "Second-factor API call latency", ["provider", "call"],
+    buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 90),
+)  # fmt: skip
 SWEEP_DURATION = Histogram(
     "securitybot_sweep_duration_seconds", "Deadline sweep duration",
     buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5),

@@ -32,15 +32,20 @@ from securitybot.slack import app_home_listeners, commands, listeners, receipts,
 from securitybot.slack.directory import DbDirectory
 from securitybot.slack.gateway import SlackGateway, retry_handlers
 from securitybot.slack.triage import Responders
-from securitybot.verify.base import Verifier
+from securitybot.verify.base import PROVIDER_LABELS, Verifier
 from securitybot.verify.duo import DuoVerifier, UnconfiguredVerifier
 
 logger = logging.getLogger(__name__)
 
 
 def build_verifier(runtime: Runtime) -> Verifier:
-    if runtime.settings.duo.configured:
-        return DuoVerifier(runtime.settings.duo)
+    s = runtime.settings
+    if s.verify.provider == "okta":
+        from securitybot.verify.okta import OktaVerifier
+
+        return OktaVerifier(s.okta) if s.okta.configured else UnconfiguredVerifier("Okta")
+    if s.duo.configured:
+        return DuoVerifier(s.duo)
     return UnconfiguredVerifier()
 
 
@@ -102,7 +107,8 @@ def wire_workers(
         wake=runtime.notify_new_work,
     )
     if bolt is not None and gateway is not None:
-        listeners.register(bolt, runtime.db, runtime.notify_new_work)
+        listeners.register(bolt, runtime.db, runtime.notify_new_work,
+                           PROVIDER_LABELS.get(verifier.name, "Duo"))  # fmt: skip
         responders = Responders(s.escalation, gateway)
         runtime.responders = responders  # the API's requested_by check counts user groups too
         triage.register(bolt, runtime.db, runtime.notify_new_work, responders)

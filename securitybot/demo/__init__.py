@@ -1,6 +1,7 @@
-"""Local fakes of Slack and Duo for the demo and the tests; production code never imports this."""
+"""Local fakes of Slack, Duo and Okta for the demo and tests; production code never imports them."""
 
 from securitybot.demo.fake_duo import DuoRequest, FakeDuo, Push
+from securitybot.demo.fake_okta import FakeOkta, OktaRequest
 from securitybot.demo.fake_slack import AUDIT_LOGS, RESPONSE_URL, Call, FakeSlack
 from securitybot.demo.slack_signing import (
     app_home_opened_body,
@@ -18,7 +19,9 @@ __all__ = [
     "Call",
     "DuoRequest",
     "FakeDuo",
+    "FakeOkta",
     "FakeSlack",
+    "OktaRequest",
     "Push",
     "app_home_opened_body",
     "block_action_body",

@@ -26,6 +26,7 @@ import yaml
 from securitybot.config import AlertsConfig, Settings
 from securitybot.dashboard.auth import hash_password
 from securitybot.demo.fake_duo import FakeDuo
+from securitybot.demo.fake_okta import FakeOkta
 from securitybot.demo.fake_slack import FakeSlack
 from securitybot.demo.slack_signing import sign
 from securitybot.service import build_service
@@ -116,7 +117,9 @@ class Demo:
     sweep_interval: float = 1.0
     seed: bool = True
     fs: FakeSlack = field(default_factory=FakeSlack)
-    fd: FakeDuo = field(default_factory=lambda: FakeDuo(ikey=IKEY, skey=secrets.token_hex(20)))
+    # The second factor: "duo" or "okta" (securitybot demo --verifier); fd is its fake.
+    verifier: str = "duo"
+    fd: FakeDuo | FakeOkta | None = None  # set in __post_init__ by verifier
     signing_secret: str = field(default_factory=lambda: secrets.token_hex(16))
     dashboard_password: str = field(default_factory=lambda: secrets.token_urlsafe(9))
     narration: list[dict[str, Any]] = field(default_factory=list)
@@ -129,6 +132,38 @@ class Demo:
     _thread: threading.Thread | None = None
     _db: Database | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __post_init__(self) -> None:
+        if self.verifier not in ("duo", "okta"):
+            raise ValueError(f"unknown verifier {self.verifier!r} (duo or okta)")
+        if self.fd is None:
+            self.fd = (
+                FakeOkta(token="00" + secrets.token_urlsafe(30))
+                if self.verifier == "okta"
+                else FakeDuo(ikey=IKEY, skey=secrets.token_hex(20))
+            )
+
+    @property
+    def fake(self) -> FakeDuo | FakeOkta:
+        assert self.fd is not None
+        return self.fd
+
+    def push_user(self, email: str) -> str:
+        """Who the second factor knows `email` as: Duo the local part, Okta the email."""
+        return email if isinstance(self.fd, FakeOkta) else email.split("@")[0]
+
+    def verifier_config(self) -> dict[str, Any]:
+        fd = self.fake
+        if isinstance(fd, FakeOkta):
+            return {
+                "verify": {"provider": "okta"},
+                "okta": {"org_url": fd.org_url, "api_token": fd.token, "ca_certs": fd.ca_path,
+                         "timeout": 5},
+            }  # fmt: skip
+        return {
+            "duo": {"ikey": fd.ikey, "skey": fd.skey, "api_host": fd.api_host,
+                    "ca_certs": fd.ca_path, "timeout": 5},
+        }  # fmt: skip
 
     @property
     def base_url(self) -> str:
@@ -159,13 +194,7 @@ class Demo:
                     "security_channel": SECURITY_CHANNEL,
                     "user_cache_ttl": 60,
                 },
-                "duo": {
-                    "ikey": self.fd.ikey,
-                    "skey": self.fd.skey,
-                    "api_host": self.fd.api_host,
-                    "ca_certs": self.fd.ca_path,
-                    "timeout": 5,
-                },
+                **self.verifier_config(),
                 "ingest": {"tokens": [{"source": "demo", "token": INGEST_TOKEN}]},
                 "alerts": {"dir": str(self._alerts_dir())},
                 "policy": {"ack_timeout": self.ack_timeout, "duo_timeout": self.duo_timeout},
@@ -216,10 +245,10 @@ class Demo:
             self.fs.add_user(p.id, p.email, real_name=p.name, first_name=p.first_name)
         self.fs.add_channel(SECURITY_CHANNEL)
         # Pushes expire with the bot's deadline, so the phone never offers a push nobody awaits.
-        self.fd.push_timeout = self.duo_timeout
-        self.fd.start()
+        self.fake.push_timeout = self.duo_timeout
+        self.fake.start()
         for p in PEOPLE:
-            self.fd.enroll(p.email.split("@")[0])
+            self.fake.enroll(self.push_user(p.email))
 
     def build(self) -> None:
         """Start the fakes, migrate, and assemble the real service with the console mounted."""
@@ -276,7 +305,7 @@ class Demo:
             self._thread.join(timeout=15)
             self._thread = None
         self.fs.stop()
-        self.fd.stop()
+        self.fake.stop()
         if self._db is not None:
             self._db.dispose()
             self._db = None

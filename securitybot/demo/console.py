@@ -119,11 +119,11 @@ class Console:
 
     async def state(self, request: Request) -> Response:
         d = self.demo
-        pushes = d.fd.pending_pushes()
+        pushes = d.fake.pending_pushes()
         ephemeral = list(d.fs.ephemeral)
         employees = []
         for p in (p for p in PEOPLE if p.role == "employee"):
-            duo_name = p.email.split("@")[0]
+            duo_name = d.push_user(p.email)
             employees.append(
                 {
                     "id": p.id,
@@ -237,10 +237,10 @@ class Console:
         txid, answer = str(data.get("txid")), str(data.get("answer"))
         if answer not in ("allow", "deny", "fraud"):
             return JSONResponse({"error": "answer must be allow, deny or fraud"}, status_code=400)
-        push = next((p for p in self.demo.fd.pending_pushes() if p.txid == txid), None)
+        push = next((p for p in self.demo.fake.pending_pushes() if p.txid == txid), None)
         if push is None:
             return JSONResponse({"error": "that push is no longer waiting"}, status_code=409)
-        self.demo.fd.answer_push(txid, answer)
+        self.demo.fake.answer_push(txid, answer)
         self.demo.push_answers[f"{push.username}:{txid}"] = answer
         return JSONResponse({"ok": True})
 

@@ -261,6 +261,11 @@ class FakeDuo(ServedFake):
             self._expire_pushes()
             return [p for p in self._pushes.values() if p.waiting]
 
+    def started_pushes(self) -> list[Push]:
+        """Every push started so far, answered or not."""
+        with self._lock:
+            return list(self._pushes.values())
+
     def wait_for_push(self, timeout: float = 5.0) -> Push:
         """Block until some push is waiting for an answer; handy with async app code."""
         deadline = time.monotonic() + timeout

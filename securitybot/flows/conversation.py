@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import httpx
 from sqlalchemy import select, update
 
+from securitybot import metrics
 from securitybot.config import Settings
 from securitybot.domain import Event, EventType
 from securitybot.domain.business_hours import add_business_seconds, parse_hhmm
@@ -30,7 +31,13 @@ from securitybot.store import alerts as alert_store
 from securitybot.store.db import Database
 from securitybot.store.models import Alert, AuditLog, Exemption, Snooze, utcnow
 from securitybot.store.outbox import enqueue, mark_delivery_started
-from securitybot.verify.base import PushStatus, StartResult, Verifier
+from securitybot.verify.base import (
+    PROVIDER_LABELS,
+    PushStatus,
+    StartResult,
+    Verifier,
+    provider_named,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -354,7 +361,8 @@ class ConversationHandlers:
         if alert.duo_txid:  # pushed before a crash: keep polling that push, never a shortcut
             return Done()
         user = await self.slack.lookup_user(alert.user_id) if self.slack and alert.user_id else None
-        username = duo_username(self.settings.duo.username, user, alert)
+        mode = getattr(self.verifier, "username_mode", self.settings.duo.username)
+        username = duo_username(mode, user, alert)
         pushinfo = {"Alert": alert.title[:100], "Alert id": str(alert.id)}
         if (alert.details or {}).get("host"):
             pushinfo["Host"] = str(alert.details["host"])[:100]
@@ -373,6 +381,7 @@ class ConversationHandlers:
             if started.result == StartResult.ERROR
             else EventType.DUO_NOT_ENROLLED
         )
+        metrics.VERIFY_RESULTS.labels(self.verifier.name, event.value.removeprefix("duo_")).inc()
         await self.apply(alert.id, Event(event, comment=started.detail), audit_details=details)
         return Done()
 
@@ -413,15 +422,21 @@ class ConversationHandlers:
             PushStatus.TIMEOUT: EventType.DUO_TIMEOUT,
             PushStatus.ERROR: EventType.DUO_ERROR,
         }[polled.status]
-        await self.apply(alert.id, Event(event, actor="duo", comment=polled.detail or None))
+        metrics.VERIFY_RESULTS.labels(self.verifier.name, event.value.removeprefix("duo_")).inc()
+        # Duo's actor stays "duo", as before; other providers answer under their own name.
+        actor = self.verifier.name if self.verifier.name in PROVIDER_LABELS else "duo"
+        answer = Event(event, actor=actor, comment=polled.detail or None)
+        await self.apply(alert.id, answer, audit_details={"verifier": self.verifier.name})
         return Done()
 
     async def update_dm(self, job: Job) -> Outcome:
         alert = await self.load(job.alert_id)
         if alert is None or not alert.dm_ts or not alert.dm_channel or self.slack is None:
             return Done()
+        # The domain's texts say "Duo"; the user hears the name of the push they really got.
+        said = provider_named(str(job.payload.get("text", "")), self.verifier.name, {})
         text, blocks = messages.answered_message(
-            alert, self.kinds.get(alert.kind), str(job.payload.get("text", "")),
+            alert, self.kinds.get(alert.kind), said,
             offer_snooze=snoozes.can_snooze(alert),
         )  # fmt: skip
         return await self._deliver(
@@ -460,6 +475,7 @@ class ConversationHandlers:
         return messages.escalation_message(
             alert, self.kinds.get(alert.kind), timeline, grouped=grouped,
             mention=self._mention(alert, tier if tier is not None else alert.escalation_tier),
+            provider=PROVIDER_LABELS.get(self.verifier.name, "Duo"),
         )  # fmt: skip
 
     async def post_escalation(self, job: Job) -> Outcome:
@@ -632,7 +648,7 @@ def _listening_to_duo(alert: Alert) -> bool:
 _TIMELINE = {
     "alert.ingested": "Alert ingested",
     "alert.dm_sent": "DM sent to the user",
-    "alert.user_confirmed": "User said it was them; Duo push requested",
+    "alert.user_confirmed": "User said it was them; push requested",
     "alert.user_denied": "User said it was *not* them",
     "duo.push_sent": "Duo push sent",
     "alert.duo_approved": "Duo push *approved*",
@@ -665,7 +681,8 @@ def timeline_text(row: AuditLog) -> str:
     base = _TIMELINE.get(row.action)
     if base is None:
         return ""
-    if row.actor not in ("system", "duo") and not row.actor.startswith("source:"):
+    base = provider_named(base, row.actor, row.details or {})
+    if row.actor not in ("system", *PROVIDER_LABELS) and not row.actor.startswith("source:"):
         base += f" by {md.user(row.actor)}"
     comment = (row.details or {}).get("comment")
     if comment and row.action in (

@@ -77,7 +77,9 @@ def _audit_refusal(db: Database, alert: Alert, actor: str, how: str) -> None:
         )  # fmt: skip
 
 
-def register(app: AsyncApp, db: Database, wake: Callable[[], None]) -> None:
+def register(app: AsyncApp, db: Database, wake: Callable[[], None], provider: str = "Duo") -> None:
+    """``provider`` names the push the user is sent ("Duo", "Okta Verify")."""
+
     async def answer(
         alert: Alert, user: str, confirmed: bool | EventType, comment: str | None, via: str,
         reply_ts: str | None = None,
@@ -124,7 +126,8 @@ def register(app: AsyncApp, db: Database, wake: Callable[[], None]) -> None:
         if confirmed is True:
             await client.chat_postEphemeral(
                 channel=channel, user=user,
-                text="Thanks! I've sent a Duo push to your phone. Approve it to close this alert.",
+                text=f"Thanks! I've sent a {provider} push to your phone. Approve it to close "
+                "this alert.",
             )  # fmt: skip
 
     @app.action(messages.CONFIRM_ACTION)
@@ -214,7 +217,7 @@ def register(app: AsyncApp, db: Database, wake: Callable[[], None]) -> None:
         else:
             await answer(alert, user, True, comment, "text", ts)
         what = (
-            "Thanks! I've sent a Duo push to your phone; approve it to close the alert."
+            f"Thanks! I've sent a {provider} push to your phone; approve it to close the alert."
             if kind == "confirm"
             else "Thanks for telling me. The security team has been notified."
         )

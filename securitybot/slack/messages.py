@@ -26,7 +26,7 @@ SNOOZE_HOUR_ACTION = "snooze_1h"
 SNOOZE_DAY_ACTION = "snooze_1d"
 
 HELP_TEXT = (
-    "I understand: `ack`, `acknowledge`, `yes` or `y` (it was me, then I send a Duo push to "
+    "I understand: `ack`, `acknowledge`, `yes` or `y` (it was me, then I send a push to "
     "your phone), `no`, `n` or `not me` (it wasn't you; I ask you to `confirm`, then the "
     "security team takes over), `wrong person` (the alert is about someone else). "
     "Add a reason after your answer if you like, e.g. `ack running the quarterly export`."
@@ -142,7 +142,7 @@ def dm_message(
         answer_actions(alert),
         md.context(
             "You can also reply `ack`, `no` or `wrong person` (with a reason if you like). Saying "
-            "yes sends a Duo push to your phone to confirm it's really you."
+            "yes sends a push to your phone to confirm it's really you."
         ),
     ]
     return md.fallback(f"{headline_md}: {question}"), blocks
@@ -205,9 +205,11 @@ def escalation_message(
     *,
     mention: str | None = None,
     grouped: list[Alert] | None = None,
+    provider: str = "Duo",
 ) -> tuple[str, list[dict[str, Any]]]:
     """The security channel's post. ``mention`` is product-made markup (from config); the
-    timeline lines are mrkdwn whose outside parts are already escaped (``timeline_text``)."""
+    timeline lines are mrkdwn whose outside parts are already escaped (``timeline_text``).
+    ``provider`` names the second factor in the reason ("the Okta Verify push was denied")."""
     reason = alert.escalation_reason or "unknown"
     who = _who(alert)
     severity = escalation_severity(kind, alert.escalation_reason)
@@ -218,7 +220,7 @@ def escalation_message(
         "triaging": f"Being triaged by {claimer}" if alert.claimed_by else "Triaging",
         "closed": f"Closed: *{md.inline(alert.outcome or '', 64)}*" + (f" by {claimer}" if alert.claimed_by else ""),
     }.get(alert.status, md.inline(alert.status, 64))  # fmt: skip
-    reason_text = md.escape(REASON_TEXT.get(reason, reason))
+    reason_text = md.escape(REASON_TEXT.get(reason, reason).replace("Duo", provider))
     summary = (
         f"{mention + ' ' if mention else ''}*Escalated:* {reason_text} "
         f"({md.code(reason, 66)})\n*Who:* {who}\n*Kind:* {md.code(alert.kind, 66)} · "

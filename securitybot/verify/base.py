@@ -6,16 +6,17 @@ whole point is proof from a second device, so anything short of an approved push
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Protocol
+from typing import Any, Protocol
 
 
 class StartResult(StrEnum):
     PUSHED = "pushed"
-    NOT_ENROLLED = "not_enrolled"  # unknown to Duo, no push-capable device, or a bypass user
-    DENIED = "denied"  # Duo policy denies this user
-    ERROR = "error"  # Duo unreachable or erroring: retry, then fail closed
+    NOT_ENROLLED = "not_enrolled"  # unknown user, no push-capable device, or a bypass user
+    DENIED = "denied"  # Duo policy denies this user; the Okta user is suspended or locked out
+    ERROR = "error"  # unreachable, erroring or rate limited: retry, then fail closed
 
 
 class PushStatus(StrEnum):
@@ -42,6 +43,10 @@ class PushPoll:
 
 
 class Verifier(Protocol):
+    """What every second factor provides (Duo, Okta Verify). ``name`` labels the audit log,
+    the timeline and metrics. Implementations may also set ``username_mode`` (a
+    ``duo.username`` value) to say how a Slack user becomes the provider's username."""
+
     name: str
 
     async def start_push(self, username: str, pushinfo: dict[str, str]) -> PushStart: ...
@@ -51,3 +56,15 @@ class Verifier(Protocol):
     def close(self) -> None:
         """Stop waiting on Duo: polls in flight return WAITING at once, so shutdown never waits
         for a long-poll (the push is polled again after the restart)."""
+
+
+# How the timeline and escalation posts name each provider.
+PROVIDER_LABELS = {"duo": "Duo", "okta": "Okta Verify"}
+
+
+def provider_named(text: str, actor: str, details: Mapping[str, Any]) -> str:
+    """A timeline line naming the provider that answered: entries were written with "Duo" in
+    mind, and the audit row's ``verifier`` detail (or its actor) says which one it really was."""
+    provider = str(details.get("verifier") or actor)
+    label = PROVIDER_LABELS.get(provider)
+    return text.replace("Duo", label) if label else text

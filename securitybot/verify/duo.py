@@ -73,6 +73,7 @@ class DuoVerifier:
 
     def __init__(self, cfg: DuoConfig, *, max_workers: int = 16, max_polls: int = 32) -> None:
         assert cfg.configured and cfg.skey is not None and cfg.ikey is not None
+        self.username_mode = cfg.username
         host, port = cfg.host_and_port
         kwargs: dict[str, Any] = {}
         if port is not None:
@@ -153,7 +154,10 @@ class DuoVerifier:
         return push_poll_from(reply)
 
     async def start_push(self, username: str, pushinfo: dict[str, str]) -> PushStart:
-        with metrics.DUO_LATENCY.labels("start_push").time():
+        with (
+            metrics.DUO_LATENCY.labels("start_push").time(),
+            metrics.VERIFY_LATENCY.labels(self.name, "start_push").time(),
+        ):
             result: PushStart = await self._run(self._start_sync, username, pushinfo)
         return result
 
@@ -166,7 +170,10 @@ class DuoVerifier:
             return PushPoll(PushStatus.WAITING, detail="all Duo long-poll slots busy")
         self._polls += 1
         try:
-            with metrics.DUO_LATENCY.labels("auth_status").time():  # includes Duo's hold
+            with (
+                metrics.DUO_LATENCY.labels("auth_status").time(),  # includes Duo's hold
+                metrics.VERIFY_LATENCY.labels(self.name, "auth_status").time(),
+            ):
                 return await self._poll_or_close(txid)
         finally:
             self._polls -= 1
@@ -202,15 +209,19 @@ class DuoVerifier:
 
 
 class UnconfiguredVerifier:
-    """Used when Duo is not configured: nobody can be verified, so everybody escalates."""
+    """Used when the second factor is not configured: nobody can be verified, so everybody
+    escalates. ``provider`` names what is missing ("Duo", "Okta")."""
 
     name = "none"
 
+    def __init__(self, provider: str = "Duo") -> None:
+        self._detail = f"{provider} is not configured"
+
     async def start_push(self, username: str, pushinfo: dict[str, str]) -> PushStart:
-        return PushStart(StartResult.NOT_ENROLLED, detail="Duo is not configured")
+        return PushStart(StartResult.NOT_ENROLLED, detail=self._detail)
 
     async def poll(self, txid: str) -> PushPoll:
-        return PushPoll(PushStatus.ERROR, detail="Duo is not configured")
+        return PushPoll(PushStatus.ERROR, detail=self._detail)
 
     def close(self) -> None:
         pass

@@ -306,3 +306,25 @@ def test_hash_password_cli() -> None:
     assert hashed.startswith("$argon2id$")
     short = CliRunner().invoke(main, ["hash-password", "--password", "short"])
     assert short.exit_code != 0
+
+
+def test_an_alert_okta_answered_names_okta_verify_in_its_timeline(
+    client: TestClient, db: Database
+) -> None:
+    with db.write() as s:
+        alert = Alert(kind="sensitive_command", title="okta-answered", status="escalated",
+                      escalation_reason="duo_denied", duo_result="duo_denied", severity="high",
+                      source="test", user_given="alice@example.com", user_id="U_ALICE",
+                      policy={}, details={})  # fmt: skip
+        s.add(alert)
+        s.flush()
+        alert_store.audit(s, alert_id=alert.id, actor="system", action="duo.push_sent",
+                          details={"verifier": "okta", "detail": ""})  # fmt: skip
+        alert_store.audit(s, alert_id=alert.id, actor="okta", action="alert.duo_denied",
+                          details={"verifier": "okta", "comment": "REJECTED"})  # fmt: skip
+        alert_id = alert.id
+    log_in(client)
+    page = client.get(f"/dashboard/alerts/{alert_id}").text
+    assert "Okta Verify push sent" in page and "Okta Verify push denied" in page
+    assert "<dt>Okta Verify</dt><dd>duo_denied</dd>" in page
+    assert "Duo push" not in page

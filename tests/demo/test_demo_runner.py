@@ -63,10 +63,39 @@ def test_console_endpoints_refuse_cross_site_forms() -> None:
         assert httpx.get(f"{d.base_url}/dashboard", follow_redirects=False).status_code == 303
 
 
+def test_the_demo_runs_with_okta_verify_and_the_console_answers_its_push() -> None:
+    with Demo(port=free_port(), seed=False, verifier="okta") as d:
+        assert d.settings().verify.provider == "okta"
+        ingest = {"Authorization": f"Bearer {INGEST_TOKEN}"}
+        alert = httpx.post(f"{d.base_url}/api/v1/alerts", headers=ingest, json={
+            "kind": "sensitive_command", "user": "alice@example.com", "title": "okta demo",
+        }).json()  # fmt: skip
+        wait_for(lambda: d.fs.messages("DU_ALICE"), 15, "Alice's DM")
+        said = httpx.post(f"{d.base_url}/demo/api/say", json={"user": "U_ALICE", "text": "ack"})
+        assert said.status_code == 200, said.text
+
+        def pushes() -> list[dict[str, object]]:
+            state = httpx.get(f"{d.base_url}/demo/api/state").json()
+            alice = next(e for e in state["employees"] if e["id"] == "U_ALICE")
+            return list(alice["pushes"])
+
+        wait_for(pushes, 15, "an Okta Verify push on Alice's phone")
+        txid = pushes()[0]["txid"]
+        answered = httpx.post(f"{d.base_url}/demo/api/push", json={"txid": txid, "answer": "allow"})
+        assert answered.status_code == 200, answered.text
+
+        def status() -> str:
+            one = httpx.get(f"{d.base_url}/api/v1/alerts/{alert['id']}", headers=ingest).json()
+            return str(one["status"])
+
+        wait_for(lambda: status() == "resolved", 15, "the alert to resolve")
+
+
 def test_demo_command_help_and_bad_port() -> None:
     result = CliRunner().invoke(main, ["demo", "--help"])
     assert result.exit_code == 0
     assert "--scenario" in result.output and "--no-browser" in result.output
+    assert "--verifier [duo|okta]" in result.output
     assert CliRunner().invoke(main, ["demo", "--scenario", "nope"]).exit_code == 2
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))

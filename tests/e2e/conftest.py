@@ -6,8 +6,17 @@ from typing import Any
 
 import pytest
 
-from securitybot.demo import FakeDuo, FakeSlack
-from tests.e2e.harness import IKEY, SECURITY_CHANNEL, SKEY, Bot, e2e_settings, running_bot
+from securitybot.demo import FakeDuo, FakeOkta, FakeSlack
+from tests.e2e.harness import (
+    IKEY,
+    OKTA_TOKEN,
+    SECURITY_CHANNEL,
+    SKEY,
+    Bot,
+    FakeVerifier,
+    e2e_settings,
+    running_bot,
+)
 
 MakeBot = Callable[..., Bot]
 
@@ -25,7 +34,22 @@ def fs() -> Iterator[FakeSlack]:
 
 
 @pytest.fixture
-def fd() -> Iterator[FakeDuo]:
+def verifier(request: pytest.FixtureRequest) -> str:
+    """The second factor the bot is wired to: Duo unless a module parametrises it, e.g.
+    ``pytestmark = pytest.mark.parametrize("verifier", VERIFIERS, indirect=True)``."""
+    return str(getattr(request, "param", "duo"))
+
+
+@pytest.fixture
+def fd(verifier: str) -> Iterator[FakeVerifier]:
+    """The fake second factor (Duo or Okta), with Alice and Bob enrolled for push. Duo knows
+    them by their email's local part (duo.username's default), Okta by their email."""
+    if verifier == "okta":
+        with FakeOkta(token=OKTA_TOKEN) as okta:
+            okta.enroll("alice@example.com")
+            okta.enroll("bob@example.com")
+            yield okta
+        return
     with FakeDuo(ikey=IKEY, skey=SKEY) as fake:
         fake.enroll("alice")
         fake.enroll("bob")
@@ -33,13 +57,13 @@ def fd() -> Iterator[FakeDuo]:
 
 
 @pytest.fixture
-def bot(db_url: str, fs: FakeSlack, fd: FakeDuo) -> Iterator[Bot]:
+def bot(db_url: str, fs: FakeSlack, fd: FakeVerifier) -> Iterator[Bot]:
     with running_bot(e2e_settings(db_url, fs, fd), fs, fd) as b:
         yield b
 
 
 @pytest.fixture
-def make_bot(db_url: str, fs: FakeSlack, fd: FakeDuo) -> Iterator[MakeBot]:
+def make_bot(db_url: str, fs: FakeSlack, fd: FakeVerifier) -> Iterator[MakeBot]:
     """A bot with config overrides: ``make_bot(policy={"ack_timeout": 1})``."""
     with ExitStack() as stack:
 

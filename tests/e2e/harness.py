@@ -1,4 +1,5 @@
-"""A real Securitybot server (uvicorn on a real socket) wired to the Slack and Duo fakes."""
+"""A real Securitybot server (uvicorn on a real socket) wired to the fakes of Slack and of the
+second factor (Duo or Okta Verify)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from securitybot.config import Settings
 from securitybot.demo import (
     Call,
     FakeDuo,
+    FakeOkta,
     FakeSlack,
     block_action_body,
     message_event_body,
@@ -35,6 +37,10 @@ SIGNING_SECRET = "e2e-signing-secret"
 SECURITY_CHANNEL = "C_SECURITY"
 IKEY = "DIXXXXXXXXXXXXXXXXXX"
 SKEY = "s" * 40
+OKTA_TOKEN = "00e2e-okta-api-token-0123456789abcdef"
+# Both fakes take the same scenario controls (enroll, wait_for_push, answer_push, ...).
+FakeVerifier = FakeDuo | FakeOkta
+VERIFIERS = ["duo", "okta"]
 
 
 def free_port() -> int:
@@ -43,7 +49,21 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def e2e_config(db_url: str, fs: FakeSlack, fd: FakeDuo, **overrides: Any) -> dict[str, Any]:
+def verifier_config(fd: FakeVerifier) -> dict[str, Any]:
+    """The config sections that point the bot at this fake second factor."""
+    if isinstance(fd, FakeOkta):
+        return {
+            "verify": {"provider": "okta"},
+            "okta": {"org_url": fd.org_url, "api_token": fd.token, "ca_certs": fd.ca_path,
+                     "timeout": 5},
+        }  # fmt: skip
+    return {
+        "duo": {"ikey": IKEY, "skey": SKEY, "api_host": fd.api_host, "ca_certs": fd.ca_path,
+                "timeout": 5},
+    }  # fmt: skip
+
+
+def e2e_config(db_url: str, fs: FakeSlack, fd: FakeVerifier, **overrides: Any) -> dict[str, Any]:
     """The e2e configuration as plain data (secrets as strings), e.g. to write a YAML file."""
     data: dict[str, Any] = {
         "database": {"url": db_url},
@@ -54,8 +74,7 @@ def e2e_config(db_url: str, fs: FakeSlack, fd: FakeDuo, **overrides: Any) -> dic
             "api_url": fs.base_url,
             "security_channel": SECURITY_CHANNEL,
         },
-        "duo": {"ikey": IKEY, "skey": SKEY, "api_host": fd.api_host, "ca_certs": fd.ca_path,
-                "timeout": 5},
+        **verifier_config(fd),
         "ingest": {"tokens": [{"source": "e2e", "token": TOKEN}]},
         "policy": {"ack_timeout": 30, "duo_timeout": 30},
         "scheduler": {"sweep_interval": 0.2},
@@ -65,7 +84,7 @@ def e2e_config(db_url: str, fs: FakeSlack, fd: FakeDuo, **overrides: Any) -> dic
     return data
 
 
-def e2e_settings(db_url: str, fs: FakeSlack, fd: FakeDuo, **overrides: Any) -> Settings:
+def e2e_settings(db_url: str, fs: FakeSlack, fd: FakeVerifier, **overrides: Any) -> Settings:
     return Settings.model_validate(e2e_config(db_url, fs, fd, **overrides))
 
 
@@ -96,9 +115,18 @@ def ok_calls(fs: FakeSlack, method: str, channel: str | None = None) -> list[Cal
 class Bot:
     base: str
     fs: FakeSlack
-    fd: FakeDuo
+    fd: FakeVerifier
     db: Database
     http: httpx.Client
+
+    @property
+    def provider(self) -> str:
+        """How the bot names the second factor in posts and DMs."""
+        return "Okta Verify" if isinstance(self.fd, FakeOkta) else "Duo"
+
+    def push_user(self, email: str) -> str:
+        """The username the second factor knows `email` by (Duo: local part; Okta: email)."""
+        return email if isinstance(self.fd, FakeOkta) else email.split("@")[0]
 
     def post_alert(self, **fields: Any) -> dict[str, Any]:
         body = {
@@ -196,7 +224,7 @@ class Bot:
 
 
 @contextmanager
-def running_bot(settings: Settings, fs: FakeSlack, fd: FakeDuo) -> Iterator[Bot]:
+def running_bot(settings: Settings, fs: FakeSlack, fd: FakeVerifier) -> Iterator[Bot]:
     db = Database.from_url(settings.database.url)
     migrate(db.engine)
     _runtime, app = build_service(settings, db)

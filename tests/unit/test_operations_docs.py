@@ -18,6 +18,8 @@ METRICS = {
     "securitybot_escalations_total",
     "securitybot_duo_results_total",
     "securitybot_duo_latency_seconds",
+    "securitybot_verify_results_total",
+    "securitybot_verify_latency_seconds",
     "securitybot_outbox_depth",
     "securitybot_outbox_oldest_age_seconds",
     "securitybot_sweep_duration_seconds",

@@ -1,0 +1,498 @@
+"""A local fake of the parts of Okta's Management API that Okta Verify push uses, over HTTPS.
+
+Shapes follow Okta's own documentation (developer.okta.com/docs/api/openapi/okta-management/,
+tags "User", "UserFactor" and "SystemLog"): users with ``status`` and ``profile``, factors
+``{"factorType": "push", "provider": "OKTA", "status": "ACTIVE"}``, ``verify`` answering ``201``
+with ``factorResult: WAITING`` and ``_links.poll``, transactions answering ``WAITING``,
+``SUCCESS``, ``REJECTED`` or ``TIMEOUT``, errors as ``{"errorCode": "E00000xx", ...}`` and the
+``X-Rate-Limit-Limit/-Remaining/-Reset`` headers on every answer. Every request must carry
+``Authorization: SSWS <token>``, or it gets Okta's ``E0000011`` 401.
+
+Scenario controls use the fake Duo's words (``enroll``, ``answer_push(txid, "allow")``,
+``set_preauth``...), so one test can drive either provider.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import shutil
+import ssl
+import tempfile
+import threading
+import time
+import uuid
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from securitybot.demo._serving import ServedFake
+
+log = logging.getLogger(__name__)
+
+Json = dict[str, Any]
+FRAUD_EVENT = "user.account.report_suspicious_activity_by_enduser"
+# The fake Duo's answer words -> Okta's factorResult ("fraud": rejected, then reported).
+_RESULTS = {"allow": "SUCCESS", "deny": "REJECTED", "fraud": "REJECTED", "timeout": "TIMEOUT"}
+ANSWERS = frozenset(_RESULTS)
+RATE_LIMIT = 600  # per minute, like many /api/v1/users endpoints
+
+
+def _oid(prefix: str, seed: str) -> str:
+    """An Okta-style 20-character id (00u… users, opf… push factors, v2m… transactions)."""
+    return prefix + hashlib.sha1(seed.encode()).hexdigest()[: 20 - len(prefix)]
+
+
+def _iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+
+
+@dataclass
+class Push:
+    txid: str
+    username: str
+    user_id: str
+    factor_id: str
+    created_at: float
+    outcome: str = "WAITING"  # Okta's factorResult
+    answer: str | None = None  # the fake Duo's word that set the outcome
+    pushinfo: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def waiting(self) -> bool:
+        return self.outcome == "WAITING"
+
+
+@dataclass(frozen=True)
+class OktaRequest:
+    method: str
+    path: str
+    params: dict[str, str]
+    token_ok: bool
+    status: int
+    at: float
+
+
+@dataclass
+class _User:
+    id: str
+    login: str
+    email: str
+    status: str = "ACTIVE"
+    factors: list[Json] = field(default_factory=list)
+    bypass: bool = False  # verify answers SUCCESS without asking the phone
+    next_push: deque[str] = field(default_factory=deque)
+
+
+class OktaError(Exception):
+    def __init__(self, status: int, code: str, summary: str) -> None:
+        super().__init__(summary)
+        self.status = status
+        self.body: Json = {
+            "errorCode": code,
+            "errorSummary": summary,
+            "errorLink": code,
+            "errorId": "oae" + uuid.uuid4().hex[:19],
+            "errorCauses": [],
+        }
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = False
+    block_on_close = True
+    request_queue_size = 1024
+
+    def __init__(self, fake: FakeOkta, context: ssl.SSLContext) -> None:
+        super().__init__(("127.0.0.1", 0), _Handler)
+        self.fake = fake
+        self.socket = context.wrap_socket(
+            self.socket, server_side=True, do_handshake_on_connect=False
+        )
+
+    def finish_request(self, request: Any, client_address: Any) -> None:
+        request.settimeout(10)
+        try:
+            request.do_handshake()
+        except (ssl.SSLError, OSError) as exc:
+            log.debug("fake okta: TLS handshake failed: %s", exc)
+            return
+        super().finish_request(request, client_address)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _Server
+    protocol_version = "HTTP/1.0"  # one request per connection: stop() never waits on idle ones
+    timeout = 10
+
+    def do_GET(self) -> None:
+        self.server.fake._serve(self)
+
+    def do_POST(self) -> None:
+        self.server.fake._serve(self)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        log.debug("fake okta: " + format, *args)
+
+
+class FakeOkta(ServedFake):
+    """Okta fake. Connect with okta.org_url = fo.org_url, okta.ca_certs = fo.ca_path."""
+
+    def __init__(self, token: str = "00fake-okta-api-token-0123456789abcdef") -> None:
+        self.token = token
+        # Okta Verify pushes expire after five minutes unanswered; then polls read TIMEOUT.
+        self.push_timeout = 300.0
+        self.requests: list[OktaRequest] = []
+        self._users: dict[str, _User] = {}
+        self._pushes: dict[str, Push] = {}
+        self._log: list[Json] = []
+        self._fail_status: int | None = None
+        # A token without okta.logs.read: System Log queries answer 403 E0000006.
+        self.logs_forbidden = False
+        self._window = (0, 0)  # (minute, calls in it) for the rate-limit headers
+        self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)
+        self._tmpdir: Path | None = None
+
+    # ---- lifecycle -------------------------------------------------------------------------
+
+    def start(self) -> FakeOkta:
+        if self._server is not None:
+            return self
+        import trustme  # dev-only dependency
+
+        ca = trustme.CA()
+        cert = ca.issue_cert("localhost")
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        cert.configure_cert(context)
+        self._tmpdir = Path(tempfile.mkdtemp(prefix="fake-okta-"))
+        ca.cert_pem.write_to_path(str(self._tmpdir / "ca.pem"))
+        self._serve_in_thread(_Server(self, context), "fake-okta")
+        return self
+
+    def stop(self) -> None:
+        if self._server is None:
+            return
+        self._stop_serving()
+        if self._tmpdir is not None:
+            shutil.rmtree(self._tmpdir, ignore_errors=True)
+            self._tmpdir = None
+
+    @property
+    def org_url(self) -> str:
+        return f"https://localhost:{self.port}"
+
+    @property
+    def ca_path(self) -> str:
+        if self._tmpdir is None:
+            raise RuntimeError("FakeOkta is not started")
+        return str(self._tmpdir / "ca.pem")
+
+    # ---- scenario controls -----------------------------------------------------------------
+
+    def enroll(
+        self, username: str, devices: list[str] | None = None, *, login: str | None = None
+    ) -> None:
+        """Add the active user with email `username` (and login `login`, default the same);
+        devices are factor kinds ("push", "sms"), [] = none. A push factor is Okta Verify."""
+        kinds = ["push"] if devices is None else devices
+        user_id = _oid("00u", username)
+        factors = [self._factor(username, user_id, kind, i) for i, kind in enumerate(kinds)]
+        if login is not None:
+            user_id = _oid("00u", login)
+            factors = [self._factor(login, user_id, kind, i) for i, kind in enumerate(kinds)]
+        with self._lock:
+            # Keyed by login, which Okta keeps unique; two users may share an email.
+            self._users[login or username] = _User(
+                user_id, login or username, username, factors=factors
+            )
+
+    def set_status(self, username: str, status: str) -> None:
+        """Okta user status: ACTIVE, SUSPENDED, LOCKED_OUT, DEPROVISIONED, ..."""
+        with self._lock:
+            self._user(username).status = status
+
+    def set_factor_status(self, username: str, status: str) -> None:
+        """Status of the user's factors: ACTIVE, PENDING_ACTIVATION, INACTIVE."""
+        with self._lock:
+            for factor in self._user(username).factors:
+                factor["status"] = status
+
+    def set_preauth(self, username: str, result: str) -> None:
+        """The fake Duo's preauth words, in Okta terms: "auth" (active, push enrolled),
+        "enroll" (no push factor), "deny" (suspended), "allow" (passes without a push)."""
+        if result not in ("auth", "enroll", "deny", "allow"):
+            raise ValueError(result)
+        with self._lock:
+            if not any(username in (u.login, u.email) for u in self._users.values()):
+                user_id = _oid("00u", username)
+                self._users[username] = _User(
+                    user_id, username, username, factors=[self._factor(username, user_id, "push")]
+                )
+            user = self._user(username)
+            user.status = "SUSPENDED" if result == "deny" else "ACTIVE"
+            user.bypass = result == "allow"
+            if result == "enroll":
+                user.factors = [f for f in user.factors if f["factorType"] != "push"]
+
+    def next_push_response(self, username: str, response: str) -> None:
+        """Script the answer to `username`'s next push: one of ANSWERS, or "ignore"."""
+        if response not in ANSWERS | {"ignore"}:
+            raise ValueError(response)
+        with self._lock:
+            self._user(username).next_push.append(response)
+
+    def answer_push(self, txid: str, response: str) -> None:
+        """Answer a waiting push: "allow", "deny", "timeout", or "fraud" (the user rejects
+        it and reports it as suspicious, which Okta writes to the System Log)."""
+        if response not in ANSWERS:
+            raise ValueError(response)
+        # The verifier's txid is "user/factor/transaction"; the fake's own is the last part.
+        txid = txid.rsplit("/", 1)[-1]
+        with self._changed:
+            push = self._pushes[txid]
+            if not push.waiting:
+                raise ValueError(f"push {txid} already {push.outcome}")
+            self._settle(push, response)
+            self._changed.notify_all()
+
+    def pending_pushes(self) -> list[Push]:
+        with self._lock:
+            self._expire_pushes()
+            return [p for p in self._pushes.values() if p.waiting]
+
+    def started_pushes(self) -> list[Push]:
+        with self._lock:
+            return list(self._pushes.values())
+
+    def wait_for_push(self, timeout: float = 5.0) -> Push:
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while True:
+                waiting = [p for p in self._pushes.values() if p.waiting]
+                if waiting:
+                    return waiting[0]
+                if time.monotonic() >= deadline:
+                    raise TimeoutError("no Okta Verify push became pending")
+                self._changed.wait(deadline - time.monotonic())
+
+    async def wait_for_push_async(self, timeout: float = 5.0) -> Push:
+        return await asyncio.to_thread(self.wait_for_push, timeout)
+
+    def fail_all(self, status: int | None = 500) -> None:
+        """Answer every request with this HTTP status (429: Okta's rate-limit answer, with
+        X-Rate-Limit-Remaining 0); None restores normal service."""
+        with self._lock:
+            self._fail_status = status
+
+    # ---- request plumbing ------------------------------------------------------------------
+
+    def _serve(self, req: _Handler) -> None:
+        split = urlsplit(req.path)
+        length = int(req.headers.get("Content-Length") or 0)
+        if length:
+            req.rfile.read(length)
+        params = {k: v[0] for k, v in parse_qs(split.query, keep_blank_values=True).items()}
+        token_ok = req.headers.get("Authorization", "") == f"SSWS {self.token}"
+        try:
+            if self._fail_status == 429:
+                raise OktaError(429, "E0000047", "API call exceeded rate limit due to too many "
+                                "requests.")  # fmt: skip
+            if self._fail_status is not None:
+                raise OktaError(self._fail_status, "E0000009", "Internal Server Error")
+            if not token_ok:
+                raise OktaError(401, "E0000011", "Invalid token provided")
+            status, reply = self._route(req.command, split.path, params)
+        except OktaError as err:
+            status, reply = err.status, err.body
+        except Exception:
+            log.exception("fake okta failed answering %s", split.path)
+            status, reply = 500, OktaError(500, "E0000009", "Internal Server Error").body
+        with self._lock:
+            minute = int(time.time() // 60)
+            calls = self._window[1] + 1 if self._window[0] == minute else 1
+            self._window = (minute, calls)
+            remaining = 0 if status == 429 else max(0, RATE_LIMIT - calls)
+            self.requests.append(
+                OktaRequest(req.command, split.path, params, token_ok, status, time.time())
+            )
+        extra = {
+            "X-Rate-Limit-Limit": str(RATE_LIMIT),
+            "X-Rate-Limit-Remaining": str(remaining),
+            "X-Rate-Limit-Reset": str((minute + 1) * 60),
+        }
+        data = json.dumps(reply).encode()
+        req.send_response(status)
+        req.send_header("Content-Type", "application/json")
+        req.send_header("Content-Length", str(len(data)))
+        for name, value in extra.items():
+            req.send_header(name, value)
+        req.end_headers()
+        req.wfile.write(data)
+
+    def _route(self, method: str, path: str, params: dict[str, str]) -> tuple[int, Any]:
+        parts = path.strip("/").split("/")
+        if parts[:2] != ["api", "v1"]:
+            raise OktaError(404, "E0000022", "The endpoint does not support the provided HTTP "
+                            "method")  # fmt: skip
+        rest = parts[2:]
+        with self._changed:
+            self._expire_pushes()
+            if method == "GET" and rest == ["users"]:
+                return 200, self._search(params.get("search", ""))
+            if method == "GET" and rest == ["logs"]:
+                if self.logs_forbidden:
+                    raise OktaError(403, "E0000006", "You do not have permission to perform "
+                                    "the requested action")  # fmt: skip
+                return 200, self._logs(params)
+            if len(rest) >= 2 and rest[0] == "users":
+                user = self._find(rest[1])
+                if method == "GET" and len(rest) == 2:
+                    return 200, self._user_json(user)
+                if method == "GET" and rest[2:] == ["factors"]:
+                    return 200, list(user.factors)
+                if len(rest) >= 4 and rest[2] == "factors":
+                    factor = next((f for f in user.factors if f["id"] == rest[3]), None)
+                    if factor is None:
+                        raise OktaError(404, "E0000007", f"Not found: Resource not found: "
+                                        f"{rest[3]} (UserFactor)")  # fmt: skip
+                    if method == "POST" and rest[4:] == ["verify"]:
+                        return self._verify(user, factor)
+                    if method == "GET" and len(rest) == 6 and rest[4] == "transactions":
+                        return 200, self._transaction(user, factor, rest[5])
+        raise OktaError(404, "E0000022", "The endpoint does not support the provided HTTP method")
+
+    def _search(self, expression: str) -> list[Json]:
+        prefix = 'profile.email eq "'
+        if not expression.startswith(prefix) or not expression.endswith('"'):
+            raise OktaError(400, "E0000031", "Invalid search.")
+        email = expression[len(prefix) : -1].replace('\\"', '"').replace("\\\\", "\\")
+        return [
+            self._user_json(u)
+            for u in self._users.values()
+            if u.email.lower() == email.lower() and u.status != "DEPROVISIONED"
+        ]
+
+    def _find(self, key: str) -> _User:
+        for user in self._users.values():
+            if key in (user.id, user.login):
+                return user
+        raise OktaError(404, "E0000007", f"Not found: Resource not found: {key} (User)")
+
+    def _verify(self, user: _User, factor: Json) -> tuple[int, Json]:
+        if factor["factorType"] != "push":
+            raise OktaError(400, "E0000001", "Api validation failed: passCode")
+        if user.status != "ACTIVE" or factor["status"] != "ACTIVE":
+            raise OktaError(403, "E0000068", "Invalid Passcode/Answer")
+        if user.bypass:
+            return 200, {"factorResult": "SUCCESS"}
+        now = time.time()
+        push = Push(
+            txid=_oid("v2m", f"{user.id}/{uuid.uuid4()}"),
+            username=user.email, user_id=user.id, factor_id=factor["id"], created_at=now,
+        )  # fmt: skip
+        scripted = user.next_push.popleft() if user.next_push else "ignore"
+        if scripted != "ignore":
+            self._settle(push, scripted)
+        self._pushes[push.txid] = push
+        self._changed.notify_all()
+        poll = f"{self.org_url}/api/v1/users/{user.id}/factors/{factor['id']}/transactions/"
+        return 201, {
+            "expiresAt": _iso(now + self.push_timeout),
+            "factorResult": "WAITING",
+            "profile": {"credentialId": user.login},
+            "_links": {
+                "poll": {"href": poll + push.txid, "hints": {"allow": ["GET"]}},
+                "cancel": {"href": poll + push.txid, "hints": {"allow": ["DELETE"]}},
+            },
+        }
+
+    def _transaction(self, user: _User, factor: Json, txid: str) -> Json:
+        push = self._pushes.get(txid)
+        if push is None or push.user_id != user.id or push.factor_id != factor["id"]:
+            raise OktaError(404, "E0000007", f"Not found: Resource not found: {txid} "
+                            "(FactorTransaction)")  # fmt: skip
+        reply: Json = {"factorResult": push.outcome, "profile": {"credentialId": user.login}}
+        base = f"{self.org_url}/api/v1/users/{user.id}/factors/{factor['id']}"
+        if push.waiting:
+            reply["expiresAt"] = _iso(push.created_at + self.push_timeout)
+            reply["_links"] = {"poll": {"href": f"{base}/transactions/{txid}"}}
+        else:
+            reply["_links"] = {"verify": {"href": f"{base}/verify"}, "factor": {"href": base}}
+        return reply
+
+    def _logs(self, params: dict[str, str]) -> list[Json]:
+        since = params.get("since", "")
+        query = params.get("filter", "")
+        matches = [
+            e
+            for e in self._log
+            if e["published"] >= since
+            and f'eventType eq "{e["eventType"]}"' in query
+            and f'actor.id eq "{e["actor"]["id"]}"' in query
+        ]
+        return matches[: int(params.get("limit") or 100)]
+
+    # ---- helpers (lock held) ---------------------------------------------------------------
+
+    def _settle(self, push: Push, answer: str) -> None:
+        push.outcome, push.answer = _RESULTS[answer], answer
+        if answer == "fraud":
+            self._log.append({
+                "uuid": str(uuid.uuid4()),
+                "published": _iso(time.time()),
+                "eventType": FRAUD_EVENT,
+                "displayMessage": "User report suspicious activity",
+                "severity": "WARN",
+                "actor": {"id": push.user_id, "type": "User", "alternateId": push.username,
+                          "displayName": push.username},
+                "outcome": {"result": "SUCCESS"},
+            })  # fmt: skip
+
+    def _expire_pushes(self) -> None:
+        now = time.time()
+        for push in self._pushes.values():
+            if push.waiting and now - push.created_at >= self.push_timeout:
+                push.outcome = "TIMEOUT"
+
+    def _user(self, username: str) -> _User:
+        user = self._users.get(username) or next(
+            (u for u in self._users.values() if u.email == username), None
+        )
+        if user is None:
+            raise KeyError(f"{username} is not an Okta user of this fake")
+        return user
+
+    @staticmethod
+    def _factor(username: str, user_id: str, kind: str, index: int = 0) -> Json:
+        push = kind == "push"
+        return {
+            "id": _oid("opf" if push else "mbl", f"{username}/{index}"),
+            "factorType": "push" if push else kind,
+            "provider": "OKTA",
+            "vendorName": "OKTA",
+            "status": "ACTIVE",
+            "profile": (
+                {"credentialId": username, "deviceType": "SmartPhone_IPhone",
+                 "name": "iPhone", "platform": "IOS", "version": "17.0"}
+                if push else {"phoneNumber": "+1-555-415-1337"}
+            ),
+        }  # fmt: skip
+
+    def _user_json(self, user: _User) -> Json:
+        local = user.email.split("@")[0]
+        return {
+            "id": user.id,
+            "status": user.status,
+            "profile": {"login": user.login, "email": user.email, "firstName": local.title(),
+                        "lastName": "Example"},
+            "_links": {"self": {"href": f"{self.org_url}/api/v1/users/{user.id}"}},
+        }  # fmt: skip
+
+
+__all__ = ["ANSWERS", "FRAUD_EVENT", "FakeOkta", "OktaError", "OktaRequest", "Push"]
