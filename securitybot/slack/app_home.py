@@ -24,12 +24,12 @@ MAX_BLOCKS = 100
 WAITING = {
     "new": "Being looked up",
     "awaiting_ack": "Waiting for your answer",
-    "awaiting_2fa": "Waiting for you to approve the Duo push",
+    "awaiting_2fa": "Waiting for you to approve the push on your phone",
     "escalated": "With the security team",
     "triaging": "Being looked at by the security team",
 }
 OUTCOMES = {
-    "confirmed": "✅ confirmed by you with Duo",
+    "confirmed": "✅ confirmed by you with a push on your phone",
     "suppressed": "🔕 suppressed",
     "benign": "✅ closed as benign by the security team",
     "compromised": "🚨 confirmed as a compromise",

@@ -46,7 +46,7 @@ MAX_REASON = 2000
 HELP = f"""*{COMMAND}* for everyone:
 • `{COMMAND} help`: this list
 • `{COMMAND} status`: your open alerts
-• `{COMMAND} test`: send yourself a harmless test alert (the real DM and Duo push)
+• `{COMMAND} test`: send yourself a harmless test alert (the real DM and phone push)
 For the security team:
 • `{COMMAND} exempt @user <duration> <reason>`: their alerts go straight to the security \
 channel instead of a DM, until the duration (`30m`, `12h`, `7d`, `2w`) has passed
