@@ -371,7 +371,7 @@ def _on_duo_approved(state: AlertState, event: Event, now: datetime, p: Policy) 
         return _escalate(
             state,
             EscalationReason.ALWAYS_ESCALATE,
-            "Duo approved; kind always escalates",
+            "push approved; kind always escalates",
             duo_result=result,
             duo_approved_seen=True,
         )
@@ -384,7 +384,7 @@ def _on_duo_approved(state: AlertState, event: Event, now: datetime, p: Policy) 
         duo_approved_seen=True,
     )
     return _accepted(
-        new, (UpdateDM(CONFIRMED_DM_TEXT),), "awaiting_2fa -> resolved (confirmed): Duo approved"
+        new, (UpdateDM(CONFIRMED_DM_TEXT),), "awaiting_2fa -> resolved (confirmed): push approved"
     )
 
 
@@ -396,7 +396,7 @@ def _on_duo_failure(state: AlertState, event: Event, now: datetime, p: Policy) -
 def _on_duo_deadline(state: AlertState, event: Event, now: datetime, p: Policy) -> Transition:
     if not _deadline_passed(state, now):
         return _ignored(state, event, f"deadline not reached: due {state.respond_by}")
-    return _escalate(state, EscalationReason.DUO_TIMEOUT, "Duo push not answered in time")
+    return _escalate(state, EscalationReason.DUO_TIMEOUT, "push not answered in time")
 
 
 # --- escalated / triaging --------------------------------------------------------------------
@@ -423,10 +423,10 @@ def _on_compromise(state: AlertState, event: Event, now: datetime, p: Policy) ->
 
 def _on_late_duo(state: AlertState, event: Event, now: datetime, p: Policy) -> Transition:
     if state.user_answer != ANSWER_CONFIRMED:
-        return _ignored(state, event, "no Duo push was started for this answer")
+        return _ignored(state, event, "no push was started for this answer")
     if state.duo_result is not None:
         # The first result is what the user actually did; later ones are retries or noise.
-        return _ignored(state, event, f"Duo result already recorded: {state.duo_result}")
+        return _ignored(state, event, f"push result already recorded: {state.duo_result}")
     new = replace(state, duo_result=event.type.value)
     return _accepted(new, (UpdateEscalation(),), f"late {event.type} recorded; status unchanged")
 

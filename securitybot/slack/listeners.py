@@ -126,7 +126,7 @@ def register(app: AsyncApp, db: Database, wake: Callable[[], None], provider: st
         if confirmed is True:
             await client.chat_postEphemeral(
                 channel=channel, user=user,
-                text=f"Thanks! I've sent a {provider} push to your phone. Approve it to close "
+                text=f"Thanks! I've sent a push to your phone ({provider}). Approve it to close "
                 "this alert.",
             )  # fmt: skip
 
@@ -217,7 +217,7 @@ def register(app: AsyncApp, db: Database, wake: Callable[[], None], provider: st
         else:
             await answer(alert, user, True, comment, "text", ts)
         what = (
-            f"Thanks! I've sent a {provider} push to your phone; approve it to close the alert."
+            f"Thanks! I've sent a push to your phone ({provider}); approve it to close the alert."
             if kind == "confirm"
             else "Thanks for telling me. The security team has been notified."
         )
