@@ -73,5 +73,9 @@ def update_tor_list(
         row = shared.threat_list(session, shared.TOR_LIST)
         old = frozenset(row.entries) if row is not None else frozenset()
         shared.save_threat_list(session, shared.TOR_LIST, ips, url)
-        version = shared.bump(session, shared.TOR_LIST)
+        if row is not None and old == ips:
+            # Same list: every process already holds it, so no reload is triggered.
+            version = shared.versions(session).get(shared.TOR_LIST, 0)
+        else:
+            version = shared.bump(session, shared.TOR_LIST)
     return TorUpdate(len(ips), len(ips - old), len(old - ips), version)

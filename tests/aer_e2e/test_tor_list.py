@@ -78,6 +78,10 @@ def test_update_tor_list_reaches_the_running_server_and_a_bad_download_is_refuse
     code, output = _update(tmp_path, db_url, fs, fd, tor_site.url)
     assert code == 0, output
     assert "stored 200 Tor exits (+200 -0" in output
+    version = output.rsplit("version ", 1)[1].split(")")[0]
+    # The same list again changes nothing, so no process is told to reload it.
+    code, output = _update(tmp_path, db_url, fs, fd, tor_site.url)
+    assert code == 0 and f"(+0 -0, version {version})" in output, output
     sessions = iter(f"S{i}" for i in range(1, 1000))
     wait_until(lambda: _flags_tor(bot, NEW_EXIT, next(sessions)), timeout=10,
                what="the running server flagging an exit from the new list")  # fmt: skip
