@@ -375,7 +375,12 @@ def test_a_responder_cannot_triage_an_alert_about_themselves(
     assert {r.details["action"] for r in refusals} == {
         "claim", "resolve_benign", "confirm_compromise"
     }  # fmt: skip
-    notes = [c for c in bot.fs.calls_to("chat.postEphemeral") if c.params.get("user") == LEAD]
+    # Each refusal is audited before its ephemeral note is posted: wait for the notes too.
+    notes = wait_until(
+        lambda: len(n := [c for c in bot.fs.calls_to("chat.postEphemeral")
+                          if c.params.get("user") == LEAD]) >= 3 and n,
+        10, "the three refusal notes",
+    )  # fmt: skip
     assert len(notes) == 3 and all("about yourself" in c.params["text"] for c in notes)
     assert bot.fs.calls_to("views.open") == []
     assert bot.alert(alert_id)["status"] == "escalated"
