@@ -17,10 +17,9 @@ from securitybot import metrics
 from securitybot.config import Settings
 from securitybot.domain import Event, EventType
 from securitybot.domain.business_hours import add_business_seconds, parse_hhmm
-from securitybot.flows import dm_changes, exemptions, snoozes, suppressions, webhooks
+from securitybot.flows import dm_changes, dm_path, snoozes, webhooks
 from securitybot.flows.events import apply_by_id
 from securitybot.flows.slack_wait import SLACK_WAIT
-from securitybot.flows.transitions import apply_event, load_for_update
 from securitybot.ingest.schema import as_person, no_user_note
 from securitybot.kinds import KindRegistry, always_mention, escalation_severity
 from securitybot.outbox.dispatcher import Done, GiveUp, Handler, Job, Outcome, RetryAt, backoff
@@ -29,7 +28,7 @@ from securitybot.slack import mrkdwn as md
 from securitybot.slack.gateway import SlackGateway, SlackPermanentError, SlackRetryLater, SlackUser
 from securitybot.store import alerts as alert_store
 from securitybot.store.db import Database
-from securitybot.store.models import Alert, AuditLog, Exemption, Snooze, utcnow
+from securitybot.store.models import Alert, AuditLog, utcnow
 from securitybot.store.outbox import enqueue, mark_delivery_started
 from securitybot.verify.base import (
     PROVIDER_LABELS,
@@ -116,19 +115,22 @@ class ConversationHandlers:
         return Done()
 
     async def _post_once(
-        self, job: Job, channel: str, text: str, blocks: list[dict[str, Any]] | None, kind: str
-    ) -> str:
+        self, job: Job, channel: str, text: str, blocks: list[dict[str, Any]] | None, kind: str,
+        *, marked: bool = False,
+    ) -> str:  # fmt: skip
         """Post, tagged with the alert and delivery kind, unless an earlier run of this job
         already did (its outcome lost to a crash or a dropped connection): then that post's ts.
 
         Only a run that follows one which got as far as posting asks Slack: conversations.history
         is Tier 3 (about 50 calls a minute), while a database outage can fail hundreds of jobs
-        before they post. The mark costs one small write per post.
+        before they post. The mark costs one small write per post (none here when ``marked``:
+        the caller committed it with its own reads).
         """
         assert self.slack is not None
         key = {"alert_id": job.alert_id, "kind": kind}
         if not job.delivery_started:
-            await asyncio.to_thread(self._mark_delivery_started, job.id, True)
+            if not marked:
+                await asyncio.to_thread(self._mark_delivery_started, job.id, True)
         else:
             oldest = job.created_epoch - HISTORY_MARGIN
             try:
@@ -186,65 +188,10 @@ class ConversationHandlers:
             await self.apply(alert.id, Event(EventType.DM_FAILED, comment=str(exc)))
             return Done()
         ids = [alert.user_given, user.id if user else None, user.email if user else None]
-        if user is not None:
-            alert.user_id = user.id
-        found = {"user_id": user.id, "user_name": user.name} if user else {}
-        if await asyncio.to_thread(suppressions.close_if_suppressed, self.db, alert.id, ids, found):
-            return Done()  # stored and closed with the rule named; counted and summarised
-        exemption, snooze = await asyncio.to_thread(self._exemption_and_snooze, ids, alert)
-        if exemption is not None:
-            await self.apply(
-                alert.id, Event(EventType.USER_EXEMPT, comment=exemption.reason or None),
-                also_set=found, audit_details={"exemption_id": exemption.id},
-            )  # fmt: skip
-            return Done()
-        if user is None or user.deleted or user.is_bot:
-            why = "not found in Slack" if user is None else "deactivated or a bot"
-            await self.apply(alert.id, Event(EventType.USER_UNKNOWN, comment=why))
-            return Done()
-        if snooze is not None:
-            await self.apply(
-                alert.id, Event(EventType.SNOOZE_MATCHED), also_set=found,
-                audit_details={"snooze_id": snooze.id, "snoozed_by_alert": snooze.source_alert_id},
-            )  # fmt: skip
-            return Done()
-        if await asyncio.to_thread(self._join_group, alert.id, user.id, user.name):
-            self.wake()
-            return Done()
-        await self.apply(alert.id, Event(EventType.USER_RESOLVED), also_set=found)
-        return Done()
-
-    def _join_group(self, alert_id: int, user_id: str, user_name: str) -> bool:
-        """A burst for the same user and kind becomes one conversation under the first alert."""
         window = timedelta(seconds=self.settings.escalation.group_window)
-        with self.db.write() as session:
-            alert = load_for_update(session, alert_id)
-            if alert is None or alert.status != "new":
-                return False
-            q = alert_store.group_parent_query(alert, user_id, window)
-            if self.db.is_postgres:
-                q = q.with_for_update()
-            parent = session.scalars(q).first()
-            if parent is None:
-                return False
-            session.execute(
-                update(Alert)
-                .where(Alert.id == alert.id)
-                .values(parent_id=parent.id, user_id=user_id, user_name=user_name)
-            )
-            alert.parent_id, alert.user_id = parent.id, user_id
-            alert_store.audit(session, alert_id=alert.id, actor="system", action="alert.grouped",
-                              details={"parent_id": parent.id}, subject_user=user_id)  # fmt: skip
-            if parent.status == "awaiting_ack":
-                # The DM is already out: join its clock and re-render it with the new count.
-                apply_event(
-                    session, alert, Event(EventType.DM_SENT), mirrored_from=parent.id,
-                    also_set={"dm_channel": parent.dm_channel, "dm_ts": parent.dm_ts,
-                              "respond_by": parent.respond_by, "remind_at": None},
-                )  # fmt: skip
-                enqueue(session, effect="refresh_dm", alert_id=parent.id,
-                        idempotency_key=f"refresh:{parent.id}:{alert.id}")  # fmt: skip
-            return True
+        await asyncio.to_thread(dm_path.settle_person, self.db, alert.id, ids, user, window)
+        self.wake()
+        return Done()
 
     def _grouped(self, alert_id: int) -> list[Alert]:
         with self.db.read() as session:
@@ -271,44 +218,27 @@ class ConversationHandlers:
             job, self.slack.update(alert.dm_channel, alert.dm_ts, text, blocks)
         )
 
-    def _exemption_and_snooze(
-        self, ids: list[str | None], alert: Alert
-    ) -> tuple[Exemption | None, Snooze | None]:
-        with self.db.read() as session:
-            return exemptions.find(session, ids), snoozes.find_active(session, alert)
-
-    def _dm_context(self, alert: Alert) -> tuple[bool, list[Alert]]:
-        """(greet?, grouped alerts) in one database round, for the DM being rendered."""
-        with self.db.read() as session:
-            grouped = list(
-                session.scalars(select(Alert).where(Alert.parent_id == alert.id).order_by(Alert.id))
-            )
-            # The first DM a person ever gets from the bot explains why it is asking.
-            earlier = session.scalar(
-                select(Alert.id)
-                .where(
-                    Alert.user_id == alert.user_id, Alert.dm_ts.is_not(None), Alert.id != alert.id
-                )
-                .limit(1)
-            )
-        return earlier is None, grouped
-
     async def send_dm(self, job: Job) -> Outcome:
-        alert = await self.load(job.alert_id)
-        if alert is None or alert.status != "new" or self.slack is None or not alert.user_id:
+        if self.slack is None or job.alert_id is None:
             return Done()
+        dm = await asyncio.to_thread(
+            dm_path.prepare_dm, self.db, job.alert_id, job.id, mark=not job.delivery_started
+        )
+        if dm is None:
+            return Done()
+        alert = dm.alert
         if alert.dm_ts:  # posted before a crash, not yet recorded as sent
             await self.apply(alert.id, Event(EventType.DM_SENT))
             return Done()
+        assert alert.user_id is not None
         user = await self.slack.lookup_user(alert.user_id)
         first = user.first_name if user else (alert.user_name or "there")
-        greet, grouped = await asyncio.to_thread(self._dm_context, alert)
         text, blocks = messages.dm_message(
-            alert, self.kinds.get(alert.kind), first_name=first, greet=greet, grouped=grouped
+            alert, self.kinds.get(alert.kind), first_name=first, greet=dm.greet, grouped=dm.grouped
         )
         try:
-            channel = alert.dm_channel or await self.slack.open_dm(alert.user_id)
-            ts = await self._post_once(job, channel, text, blocks, "dm")
+            channel = alert.dm_channel or await self._open_dm(job, alert.user_id, dm.marked)
+            ts = await self._post_once(job, channel, text, blocks, "dm", marked=dm.marked)
         except SlackRetryLater as exc:
             if exc.spends_attempt and job.attempts + 1 >= MAX_DM_ATTEMPTS:
                 await self.apply(alert.id, Event(EventType.DM_FAILED, comment=str(exc)))
@@ -317,21 +247,22 @@ class ConversationHandlers:
         except SlackPermanentError as exc:
             await self.apply(alert.id, Event(EventType.DM_FAILED, comment=str(exc)))
             return Done()
-        await self.apply(
-            alert.id,
-            Event(EventType.DM_SENT),
-            also_set={"dm_channel": channel, "dm_ts": ts, **self._deadlines(alert, user)},
-        )
+        sent = {"dm_channel": channel, "dm_ts": ts, **self._deadlines(alert, user)}
         # Alerts that joined the group while the DM was on its way are shown by a re-render.
-        if len(await asyncio.to_thread(self._grouped, alert.id)) != len(grouped):
-            await asyncio.to_thread(self._enqueue_refresh, alert.id, f"sent:{len(grouped)}")
-            self.wake()
+        await asyncio.to_thread(dm_path.finish_dm, self.db, alert.id, sent, len(dm.grouped))
+        self.wake()
         return Done()
 
-    def _enqueue_refresh(self, alert_id: int, key: str) -> None:
-        with self.db.write() as session:
-            enqueue(session, effect="refresh_dm", alert_id=alert_id,
-                    idempotency_key=f"refresh:{alert_id}:{key}")  # fmt: skip
+    async def _open_dm(self, job: Job, user_id: str, marked: bool) -> str:
+        """The DM channel; if Slack could not open it, the delivery mark committed for this run
+        is taken back (nothing was posted, so the next run need not search the history)."""
+        assert self.slack is not None
+        try:
+            return await self.slack.open_dm(user_id)
+        except SlackRetryLater:
+            if marked:
+                await asyncio.to_thread(self._mark_delivery_started, job.id, False)
+            raise
 
     def _deadlines(self, alert: Alert, user: SlackUser | None) -> dict[str, Any]:
         """respond_by in business hours (user's time zone) when configured, and the reminder."""

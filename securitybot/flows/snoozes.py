@@ -57,14 +57,19 @@ def create(session: Session, alert: Alert, duration: str, actor: str) -> Snooze:
     return snooze
 
 
-def find_active(session: Session, alert: Alert, now: datetime | None = None) -> Snooze | None:
-    if not alert.user_id:
+def find_active(
+    session: Session, alert: Alert, now: datetime | None = None, *, user_id: str | None = None
+) -> Snooze | None:
+    """The active snooze covering ``alert``, for its person (``user_id`` when the alert does
+    not carry it yet)."""
+    user_id = user_id or alert.user_id
+    if not user_id:
         return None
     now = now or utcnow()
     return session.scalars(
         select(Snooze)
         .where(
-            Snooze.user_id == alert.user_id,
+            Snooze.user_id == user_id,
             Snooze.kind == alert.kind,
             Snooze.scope_key == scope_key(scope_of(alert)),
             Snooze.revoked_at.is_(None),

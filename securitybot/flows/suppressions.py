@@ -164,17 +164,25 @@ def close_if_suppressed(
         alert = load_for_update(session, alert_id)
         if alert is None or alert.status != "new":
             return None
-        rule = find_rule(session, alert, [*people, alert.user_id])
-        if rule is None:
-            return None
-        applied = apply_event(
-            session, alert, Event(EventType.SUPPRESSION_MATCHED),
-            also_set={**also_set, "suppression_id": rule.id},
-            audit_details={"suppression_id": rule.id, "rule": describe(rule),
-                           "rule_reason": rule.reason},
-        )  # fmt: skip
-        if not applied.transition.changed:
-            return None
-        SUPPRESSED.labels(alert.kind).inc()
-        session.expunge(rule)
-        return rule
+        return suppress(session, alert, people, also_set)
+
+
+def suppress(
+    session: Session, alert: Alert, people: Iterable[str | None], also_set: dict[str, Any]
+) -> SuppressionRule | None:
+    """In the caller's transaction, with ``alert`` (new, row-locked) read in it: close it as
+    suppressed if an active rule matches; the rule, or None."""
+    rule = find_rule(session, alert, [*people, alert.user_id])
+    if rule is None:
+        return None
+    applied = apply_event(
+        session, alert, Event(EventType.SUPPRESSION_MATCHED),
+        also_set={**also_set, "suppression_id": rule.id},
+        audit_details={"suppression_id": rule.id, "rule": describe(rule),
+                       "rule_reason": rule.reason},
+    )  # fmt: skip
+    if not applied.transition.changed:
+        return None
+    SUPPRESSED.labels(alert.kind).inc()
+    session.expunge(rule)
+    return rule

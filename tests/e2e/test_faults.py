@@ -27,8 +27,7 @@ from bench.faults import (
     with_application_name,
 )
 from securitybot.demo import FakeDuo, FakeSlack
-from securitybot.domain import Event, EventType
-from securitybot.flows import conversation
+from securitybot.flows import dm_path
 from securitybot.flows.conversation import ConversationHandlers
 from tests.dbs import postgres_schema_url
 from tests.e2e.harness import TOKEN, Bot, ok_calls, wait_until
@@ -133,16 +132,16 @@ def _lost_connection() -> OperationalError:
 def test_a_dm_whose_recording_was_lost_is_found_in_slack_not_posted_again(
     bot: Bot, fs: FakeSlack, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    apply_by_id = conversation.apply_by_id
-    lost: list[int] = []
+    finish_dm = dm_path.finish_dm
 
-    def loses_the_first_dm_sent(db: Any, alert_id: int, event: Event, **kw: Any) -> Any:
-        if event.type == EventType.DM_SENT and not lost:
+    def loses_the_first_dm_sent(db: Any, alert_id: int, *args: Any) -> Any:
+        if not lost:
             lost.append(alert_id)  # the DM is out, but recording it never commits
             raise _lost_connection()
-        return apply_by_id(db, alert_id, event, **kw)
+        return finish_dm(db, alert_id, *args)
 
-    monkeypatch.setattr(conversation, "apply_by_id", loses_the_first_dm_sent)
+    lost: list[int] = []
+    monkeypatch.setattr(dm_path, "finish_dm", loses_the_first_dm_sent)
     alert_id = bot.post_alert(dedup_key="lost-dm")["id"]
     bot.wait_status(alert_id, "awaiting_ack")
     assert lost == [alert_id]

@@ -11,16 +11,10 @@ from securitybot.store.models import Alert
 def stored_alert(db: Database, *, status: str, **values: Any) -> int:
     """Alice's `flurb -export` alert in ``status``, with any other columns given; its id."""
     with db.write() as session:
-        alert = Alert(
-            kind="sensitive_command",
-            severity="high",
-            source="test",
-            user_given="alice@example.com",
-            user_id="U_ALICE",
-            title="flurb -export",
-            status=status,
-            **values,
-        )
+        alice = {"kind": "sensitive_command", "severity": "high", "source": "test",
+                 "user_given": "alice@example.com", "user_id": "U_ALICE",
+                 "title": "flurb -export"}  # fmt: skip
+        alert = Alert(**{**alice, **values}, status=status)
         session.add(alert)
         session.flush()
         return alert.id

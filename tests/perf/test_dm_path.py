@@ -1,0 +1,124 @@
+"""How many transactions and statements the DM path costs per alert, counted, not timed.
+
+Issue #15 found each step of a job opening its own session (load, suppression check,
+exemption/snooze check, group join, apply, DM context, grouped lookup...). These scenarios run
+the two handlers that take an alert from `new` to the DM being sent against the real store and
+the fake Slack, and count what reaches the database.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pytest
+from slack_sdk.web.async_client import AsyncWebClient
+from sqlalchemy import event, select, update
+
+from securitybot.config import Settings
+from securitybot.demo import FakeSlack
+from securitybot.flows.conversation import ConversationHandlers
+from securitybot.kinds import load_kinds
+from securitybot.outbox.dispatcher import Done, Job
+from securitybot.slack.directory import DbDirectory
+from securitybot.slack.gateway import SlackGateway
+from securitybot.store.db import Database
+from securitybot.store.models import Alert, AuditLog, Outbox
+from securitybot.verify.duo import UnconfiguredVerifier
+from tests.flows.stored import stored_alert
+
+
+@contextmanager
+def counted(db: Database) -> Iterator[dict[str, int]]:
+    """Transactions begun and statements sent on ``db``'s engine while the block runs."""
+    seen = {"transactions": 0, "statements": 0}
+
+    def begin(_conn: Any) -> None:
+        seen["transactions"] += 1
+
+    def statement(*_a: Any) -> None:
+        seen["statements"] += 1
+
+    event.listen(db.engine, "begin", begin)
+    event.listen(db.engine, "before_cursor_execute", statement)
+    try:
+        yield seen
+    finally:
+        event.remove(db.engine, "begin", begin)
+        event.remove(db.engine, "before_cursor_execute", statement)
+
+
+@pytest.fixture
+def fs() -> Iterator[FakeSlack]:
+    with FakeSlack() as fake:
+        fake.add_user("U_ALICE", "alice@example.com", first_name="Alice")
+        yield fake
+
+
+async def _handlers(db: Database, fs: FakeSlack, people: DbDirectory) -> ConversationHandlers:
+    settings = Settings()
+    gateway = SlackGateway(AsyncWebClient(token="xoxb-test", base_url=fs.base_url))
+    await gateway.attach(people)
+    kinds = load_kinds(settings.alerts.dir)
+    return ConversationHandlers(db=db, settings=settings, kinds=kinds, slack=gateway,
+                                verifier=UnconfiguredVerifier(), wake=lambda: None)  # fmt: skip
+
+
+def _job(db: Database, alert_id: int, effect: str) -> Job:
+    with db.read() as session:
+        row = session.scalars(
+            select(Outbox).where(Outbox.alert_id == alert_id, Outbox.effect == effect)
+        ).one()
+        return Job(id=row.id, effect=effect, alert_id=alert_id, payload=row.payload or {},
+                   attempts=0, created_at=row.created_at)  # fmt: skip
+
+
+async def _new_alert(db: Database, handlers: ConversationHandlers, key: str) -> int:
+    alert_id = stored_alert(db, status="new", user_id=None, dedup_key=key)
+    with db.write() as session:
+        session.add(Outbox(alert_id=alert_id, effect="start_conversation", payload={},
+                           idempotency_key=f"start:{alert_id}"))  # fmt: skip
+    return alert_id
+
+
+async def test_a_new_alert_reaches_the_dm_in_four_transactions(db: Database, fs: FakeSlack) -> None:
+    people = DbDirectory(db)
+    handlers = await _handlers(db, fs, people)
+    # Alice was DMed before, so her Slack id and DM channel are cached (the common case) and
+    # this DM does not greet her: the counts below are the steady state, not a first contact.
+    first = await _new_alert(db, handlers, "warm-up")
+    assert await handlers.start_conversation(_job(db, first, "start_conversation")) == Done()
+    assert await handlers.send_dm(_job(db, first, "send_dm")) == Done()
+    with db.write() as session:  # she answered it: the next alert starts its own conversation
+        session.execute(update(Alert).where(Alert.id == first).values(status="resolved"))
+    await people.close()  # her Slack id and DM channel are stored now, not during the count
+
+    alert_id = await _new_alert(db, handlers, "counted")
+    job = _job(db, alert_id, "start_conversation")
+    with counted(db) as start:
+        assert await handlers.start_conversation(job) == Done()
+    job = _job(db, alert_id, "send_dm")
+    with counted(db) as send:
+        assert await handlers.send_dm(job) == Done()
+
+    with db.read() as session:
+        alert = session.get(Alert, alert_id)
+        assert alert is not None
+        assert (alert.status, alert.user_id, alert.dm_channel) == (
+            "awaiting_ack",
+            "U_ALICE",
+            "DU_ALICE",
+        )
+        actions = session.scalars(
+            select(AuditLog.action).where(AuditLog.alert_id == alert_id).order_by(AuditLog.id)
+        ).all()
+    assert actions == ["alert.user_resolved", "alert.dm_sent"]
+    assert (
+        len([c for c in fs.calls_to("chat.postMessage") if c.params["channel"] == "DU_ALICE"]) == 2
+    )
+    # Was 5 + 5 transactions (load, suppression, exemption/snooze, group join, apply; load,
+    # DM context, delivery mark, apply, grouped re-count).
+    assert (start["transactions"], send["transactions"]) == (2, 2), (start, send)
+    # Was 12 + 9 statements (SQLite) and 12 + 11 (PostgreSQL).
+    assert start["statements"] + send["statements"] <= 19, (start, send)
