@@ -29,6 +29,11 @@ _WRONG = {"wrong person", "wrong"}
 _WORD = re.compile(r"^\s*(not me|wrong person|[a-zA-Z]+)\b[\s,.:;!-]*(.*)$", re.S | re.I)
 
 
+def _a(name: str) -> str:
+    """The article a provider's name takes: "a Duo", "an Okta Verify"."""
+    return f"{'an' if name[:1].lower() in 'aeiou' else 'a'} {name}"
+
+
 def parse_reply(text: str) -> tuple[str, str | None]:
     """("confirm"|"deny"|"confirm_denial"|"wrong_person"|"help"|"unknown", comment)."""
     m = _WORD.match(text or "")
@@ -126,7 +131,7 @@ def register(app: AsyncApp, db: Database, wake: Callable[[], None], provider: st
         if confirmed is True:
             await client.chat_postEphemeral(
                 channel=channel, user=user,
-                text=f"Thanks! I've sent a push to your phone ({provider}). Approve it to close "
+                text=f"Thanks! I've sent {_a(provider)} push to your phone. Approve it to close "
                 "this alert.",
             )  # fmt: skip
 
@@ -217,7 +222,7 @@ def register(app: AsyncApp, db: Database, wake: Callable[[], None], provider: st
         else:
             await answer(alert, user, True, comment, "text", ts)
         what = (
-            f"Thanks! I've sent a push to your phone ({provider}); approve it to close the alert."
+            f"Thanks! I've sent {_a(provider)} push to your phone; approve it to close the alert."
             if kind == "confirm"
             else "Thanks for telling me. The security team has been notified."
         )
