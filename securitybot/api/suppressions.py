@@ -17,8 +17,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from securitybot.api.common import ApiError, parse_id, parse_json, read_body
-from securitybot.api.team import _admin, _require_responder, _rt, _via
+from securitybot.api.common import ApiError, parse_json, read_body
+from securitybot.api.team import _admin, _require_responder, _rt, _via, revoke_by_id
 from securitybot.flows import suppressions
 from securitybot.ingest.ratelimit import enforce
 from securitybot.ingest.schema import SLACK_ID_RE, field_errors, no_nul
@@ -109,21 +109,12 @@ async def list_suppressions(request: Request) -> JSONResponse:
 
 
 async def revoke_suppression(request: Request) -> Response:
-    rt = _rt(request)
-    principal = await _admin(request, rt)
-    actor = await _require_responder(rt, request.query_params.get("requested_by"))
-    raw = request.path_params["item_id"]
-    item_id = parse_id(raw)
-
-    def revoke() -> bool:
-        if item_id is None:
-            return False
-        with rt.db.write() as session:
-            return suppressions.revoke(session, rule_id=item_id, actor=actor, via=_via(principal))
-
-    if not await run_in_threadpool(revoke):
-        raise ApiError(404, "not_found", f"no active suppression rule {raw!r}")
-    return Response(status_code=204)
+    return await revoke_by_id(
+        request, "suppression rule",
+        lambda session, i, actor, via: suppressions.revoke(
+            session, rule_id=i, actor=actor, via=via
+        ),
+    )  # fmt: skip
 
 
 routes = [

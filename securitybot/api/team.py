@@ -8,11 +8,13 @@ Nobody may exempt themselves. Responders can do the same from Slack: ``/security
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -169,22 +171,32 @@ async def list_snoozes(request: Request) -> JSONResponse:
     return JSONResponse({"snoozes": await run_in_threadpool(load)})
 
 
-async def revoke_snooze(request: Request) -> Response:
+async def revoke_by_id(
+    request: Request, what: str, revoke: Callable[[Session, int, str, dict[str, Any]], bool]
+) -> Response:
+    """``DELETE …/{item_id}?requested_by=``: an admin credential, on a responder's behalf."""
     rt = _rt(request)
     principal = await _admin(request, rt)
     actor = await _require_responder(rt, request.query_params.get("requested_by"))
     raw = request.path_params["item_id"]
     item_id = parse_id(raw)
 
-    def revoke() -> bool:
+    def run() -> bool:
         if item_id is None:
             return False
         with rt.db.write() as session:
-            return snoozes.revoke(session, snooze_id=item_id, actor=actor, via=_via(principal))
+            return revoke(session, item_id, actor, _via(principal))
 
-    if not await run_in_threadpool(revoke):
-        raise ApiError(404, "not_found", f"no active snooze {raw!r}")
+    if not await run_in_threadpool(run):
+        raise ApiError(404, "not_found", f"no active {what} {raw!r}")
     return Response(status_code=204)
+
+
+async def revoke_snooze(request: Request) -> Response:
+    return await revoke_by_id(
+        request, "snooze",
+        lambda session, i, actor, via: snoozes.revoke(session, snooze_id=i, actor=actor, via=via),
+    )  # fmt: skip
 
 
 routes = [
