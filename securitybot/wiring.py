@@ -23,6 +23,7 @@ from securitybot.aer.wiring import wire_aer
 from securitybot.domain.business_hours import parse_hhmm
 from securitybot.flows import suppression_summary
 from securitybot.flows.conversation import UNORDERED_EFFECTS, ConversationHandlers
+from securitybot.flows.conversation_batch import BatchConversation
 from securitybot.flows.slack_wait import wake_jobs_waiting_for_slack
 from securitybot.flows.sweep import sweep_everything
 from securitybot.flows.webhooks import WebhookSender
@@ -131,7 +132,7 @@ def wire_workers(
     )
     dispatcher = Dispatcher(
         runtime.db, runtime.handlers, wake=wake_event, lease=s.scheduler.outbox_lease,
-        unordered=UNORDERED_EFFECTS,
+        unordered=UNORDERED_EFFECTS, batch_handlers=BatchConversation(handlers).handlers(),
     )  # fmt: skip
     scheduler = AsyncIOScheduler()
     socket_handler = None

@@ -11,7 +11,7 @@ query for grouped alerts, instead of about six statements per alert.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, cast
 
@@ -26,6 +26,7 @@ from securitybot.flows.transitions import (
     _mirror_to_group,
     _observe,
     effect_row,
+    log_change,
     new_values,
     policy_of,
     state_of,
@@ -42,9 +43,14 @@ _OPEN_CHILDREN = text(
 ).bindparams(bindparam("parents", expanding=True))
 
 
-def apply_to_many(session: Session, alerts: Sequence[Alert], event: Event, now: datetime) -> int:
+def apply_to_many(
+    session: Session, alerts: Sequence[Alert], event: Event, now: datetime,
+    *, also_set: Mapping[int, dict[str, Any]] | None = None,
+) -> int:  # fmt: skip
     """Apply ``event`` to each of ``alerts`` (loaded, and locked where the store locks, by the
-    caller) in the caller's transaction; returns how many changed."""
+    caller) in the caller's transaction; returns how many changed. ``also_set`` holds each
+    alert's adapter facts by id (as ``apply_event``'s ``also_set``)."""
+    also_set = also_set or {}
     audits: list[dict[str, Any]] = []
     jobs: list[dict[str, Any]] = []
     shapes: dict[tuple[str, ...], list[dict[str, Any]]] = {}
@@ -61,7 +67,7 @@ def apply_to_many(session: Session, alerts: Sequence[Alert], event: Event, now: 
                        "org": None, "subject_user": alert.user_id, "created_at": now})  # fmt: skip
         if not t.changed:
             continue
-        values = new_values(alert, t, now)
+        values = new_values(alert, t, now, also_set.get(alert.id))
         shape = tuple(sorted(values))
         shapes.setdefault(shape, []).append(
             {"b_id": alert.id, "b_version": alert.version, **values}
@@ -85,7 +91,8 @@ def apply_to_many(session: Session, alerts: Sequence[Alert], event: Event, now: 
         )
     alert_store.audit_many(session, audits)
     enqueue_many(session, jobs)
-    for alert, from_status, _values, _t in changed:
+    for alert, from_status, _values, t in changed:
+        log_change(alert, from_status, t.state.status.value, event)
         _observe(alert, from_status, event, now, previous[alert.id])
         webhooks.enqueue_for(
             session, alert, webhooks.state_events(from_status, alert, event.type.value)
@@ -96,8 +103,5 @@ def apply_to_many(session: Session, alerts: Sequence[Alert], event: Event, now: 
     ) else set()  # fmt: skip
     for alert, *_ in changed:
         if alert.id in with_children:  # grouped alerts follow their parent (rare: per alert)
-            _mirror_to_group(session, alert, event, now, {})
-    if changed:
-        logger.info("%s alerts: %s on %s", len(changed), event.type.value,
-                    ", ".join(str(a.id) for a, *_ in changed[:20]))  # fmt: skip
+            _mirror_to_group(session, alert, event, now, also_set.get(alert.id) or {})
     return len(changed)

@@ -22,6 +22,7 @@ from datetime import timedelta
 from typing import Any, TypeVar
 
 from sqlalchemy import func, select, update
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -38,16 +39,23 @@ T = TypeVar("T")
 ATTEMPTS = 5
 
 
-def _retrying(db: Database, work: Callable[[Session], T]) -> T:
-    """``work`` in one write transaction, run again from scratch if another writer raced it."""
+def retrying(db: Database, work: Callable[[Session], T]) -> T:
+    """``work`` in one write transaction, run again from scratch if another writer raced it
+    (or PostgreSQL broke a lock cycle by aborting it: an alert's writers mostly lock it, then
+    its older group parent, but mirroring to a group locks the other way round)."""
     for attempt in range(ATTEMPTS):
         try:
             with db.write() as session:
                 return work(session)
-        except ConcurrentUpdate:
-            if attempt == ATTEMPTS - 1:
+        except (ConcurrentUpdate, DBAPIError) as exc:
+            lost_race = isinstance(exc, ConcurrentUpdate) or _deadlock(exc)
+            if not lost_race or attempt == ATTEMPTS - 1:
                 raise
     raise AssertionError("unreachable")
+
+
+def _deadlock(exc: Exception) -> bool:
+    return getattr(getattr(exc, "orig", None), "sqlstate", None) == "40P01"
 
 
 def settle_person(
@@ -86,7 +94,7 @@ def settle_person(
             return
         apply_event(session, alert, Event(EventType.USER_RESOLVED), also_set=found)
 
-    _retrying(db, work)
+    retrying(db, work)
 
 
 def join_group(
@@ -100,6 +108,14 @@ def join_group(
     parent = session.scalars(q).first()
     if parent is None:
         return False
+    attach_to_parent(session, alert, parent, user_id, user_name)
+    return True
+
+
+def attach_to_parent(
+    session: Session, alert: Alert, parent: Alert, user_id: str, user_name: str
+) -> None:
+    """Make ``alert`` part of ``parent``'s conversation (both row-locked by the caller)."""
     session.execute(
         update(Alert)
         .where(Alert.id == alert.id)
@@ -120,7 +136,6 @@ def join_group(
         )  # fmt: skip
         enqueue(session, effect="refresh_dm", alert_id=parent.id,
                 idempotency_key=f"refresh:{parent.id}:{alert.id}")  # fmt: skip
-    return True
 
 
 @dataclass(frozen=True)
@@ -172,4 +187,4 @@ def finish_dm(db: Database, alert_id: int, also_set: dict[str, Any], shown: int)
                 idempotency_key=f"refresh:{alert_id}:sent:{shown}")  # fmt: skip
         return True
 
-    return _retrying(db, work)
+    return retrying(db, work)

@@ -202,22 +202,25 @@ def apply_event(
         for idx, effect in enumerate(t.effects):
             enqueue_effect(session, alert.id, alert.version, idx, effect)
         _mirror_to_group(session, alert, event, now, also_set or {})
+    log_change(alert, from_status, s.status.value, event)
+    return Applied(alert, t, from_status)
+
+
+def log_change(alert: Alert, from_status: str, to_status: str, event: Event) -> None:
+    """One structured line per state change, with the ids a log search correlates on."""
+    if not logger.isEnabledFor(logging.INFO):
+        return
     logger.info(
-        "alert %s: %s -> %s on %s",
-        alert.id,
-        from_status,
-        s.status.value,
-        event.type.value,
+        "alert %s: %s -> %s on %s", alert.id, from_status, to_status, event.type.value,
         extra={
             "alert_id": alert.id,
             "correlation_id": f"alert-{alert.parent_id or alert.id}",
             "event": event.type.value,
             "from_status": from_status,
-            "to_status": s.status.value,
+            "to_status": to_status,
             "actor": event.actor,
         },
-    )
-    return Applied(alert, t, from_status)
+    )  # fmt: skip
 
 
 # The machine asks for these at most once in an alert's life (it enters `new`, the Duo wait,

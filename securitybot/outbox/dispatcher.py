@@ -8,6 +8,11 @@ is delivered again. Such a run may follow one that reached the outside world wit
 outcome being recorded (a crash, a commit lost with its connection): a handler that posts marks
 ``delivery_started_at`` first, so a later run knows to look for that post before posting again
 (``Job.delivery_started``). ``claims`` counts claims, for the same diagnosis by people.
+
+Effects with a batch handler run in lanes (issue #15): each lane claims only its effect, up to
+``batch`` rows at a time, and hands them to the handler together, so a burst costs a few
+transactions per batch instead of a few per job. A lane claims again as soon as its batch is
+done, so batches grow with the backlog and stay small (low latency) when there is none.
 """
 
 from __future__ import annotations
@@ -16,18 +21,29 @@ import asyncio
 import contextlib
 import json
 import logging
-import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any, cast
 
 from sqlalchemy import Table, bindparam, text, update
 from sqlalchemy.exc import DBAPIError
 
+from securitybot.outbox.jobs import (
+    BatchHandler,
+    Done,
+    GiveUp,
+    Handler,
+    Job,
+    Outcome,
+    RetryAt,
+    backoff,
+)
 from securitybot.store.db import Database
 from securitybot.store.models import Outbox, utcnow
+
+__all__ = ["BatchHandler", "Dispatcher", "Done", "GiveUp", "Handler", "Job", "Outcome",
+           "RetryAt", "backoff"]  # fmt: skip
 
 logger = logging.getLogger(__name__)
 OUTBOX = cast(Table, Outbox.__table__)
@@ -36,70 +52,32 @@ OUTBOX = cast(Table, Outbox.__table__)
 RECORD_TRIES = 4
 
 
-@dataclass(frozen=True)
-class Job:
-    id: int
-    effect: str
-    alert_id: int | None
-    payload: dict[str, Any]
-    attempts: int
-    created_at: Any  # a datetime, or text on SQLite (raw SQL skips the column type)
-    claims: int = 1  # this claim included
-    delivery_started: bool = False  # an earlier run marked that it was about to post
-
-    @property
-    def created_epoch(self) -> float:
-        """created_at as Unix seconds (Slack's timestamps are Unix seconds too)."""
-        created = self.created_at
-        if isinstance(created, str):
-            created = datetime.fromisoformat(created)
-        if created.tzinfo is None:  # SQLite stores naive UTC
-            created = created.replace(tzinfo=UTC)
-        return float(created.timestamp())
-
-
-@dataclass(frozen=True)
-class Done:
-    pass
-
-
-@dataclass(frozen=True)
-class RetryAt:
-    """Try again at ``when``. ``failure`` False means "not yet" (polling), not an error."""
-
-    when: datetime
-    error: str = ""
-    failure: bool = True
-
-
-@dataclass(frozen=True)
-class GiveUp:
-    error: str
-
-
-Outcome = Done | RetryAt | GiveUp
-Handler = Callable[[Job], Awaitable[Outcome]]
-
-
-def backoff(attempt: int, *, base: float = 1.0, cap: float = 300.0) -> timedelta:
-    """Exponential backoff with full jitter (attempt counts from 1)."""
-    return timedelta(seconds=random.uniform(0.5, 1.0) * min(cap, base * 2 ** (attempt - 1)))
-
-
 _CLAIM = """
     UPDATE outbox SET locked_until = :lease, claims = claims + 1
     WHERE id IN (
         SELECT id FROM outbox
         WHERE status = 'pending' AND next_attempt_at <= :now
-          AND (locked_until IS NULL OR locked_until < :now)
+          AND (locked_until IS NULL OR locked_until < :now){effects}
         ORDER BY next_attempt_at, id
         LIMIT :limit{lock})
     RETURNING id, effect, alert_id, payload, attempts, created_at, claims, delivery_started_at
 """
 # SKIP LOCKED lets replicas claim side by side on PostgreSQL; SQLite has one writer and no
 # row locks, so there the single UPDATE ... RETURNING is already atomic.
-_CLAIM_PG = text(_CLAIM.format(lock="\n        FOR UPDATE SKIP LOCKED"))
-_CLAIM_SQLITE = text(_CLAIM.format(lock=""))
+_LOCK = {True: "\n        FOR UPDATE SKIP LOCKED", False: ""}
+
+
+def _claim_statement(*, postgres: bool, only: str | None, skip: frozenset[str]) -> Any:
+    """The claim of one lane (``only`` its effect) or of the general loop (all but ``skip``)."""
+    if only is not None:
+        effects = "\n          AND effect = :only"
+    elif skip:
+        effects = "\n          AND effect NOT IN ({})".format(
+            ", ".join(f":skip{i}" for i in range(len(skip)))
+        )
+    else:
+        effects = ""
+    return text(_CLAIM.format(effects=effects, lock=_LOCK[postgres]))
 
 
 class Dispatcher:
@@ -124,9 +102,24 @@ class Dispatcher:
         lease: float = 10.0,
         idle_poll: float = 0.5,
         unordered: frozenset[str] = frozenset(),
+        batch_handlers: dict[str, BatchHandler] | None = None,
+        lanes: int = 2,
     ) -> None:
         self.db = db
         self.handlers = handlers
+        self.batch_handlers = dict(batch_handlers or {})
+        self.lanes = lanes
+        lane_effects = frozenset(self.batch_handlers)
+        self._skip = sorted(lane_effects)
+        self._claims: dict[str | None, Any] = {
+            effect: _claim_statement(postgres=db.is_postgres, only=effect, skip=lane_effects)
+            for effect in [None, *self._skip]
+        }
+        # Every waiter (the general loop, each lane) gets its own event: one wake-up must
+        # reach them all, and each clears only its own before claiming.
+        self._wakes: list[asyncio.Event] = []
+        self._lane_tasks: list[asyncio.Task[None]] = []
+        self._fanout: asyncio.Task[None] | None = None
         self.wake = wake or asyncio.Event()
         self.batch = batch
         self.concurrency = concurrency
@@ -157,10 +150,14 @@ class Dispatcher:
             return {"now": now.strftime(fmt), "lease": lease.strftime(fmt), **extra}
         return {"now": now, "lease": lease, **extra}
 
-    def _claim(self, limit: int) -> list[Job]:
-        stmt = _CLAIM_PG if self.db.is_postgres else _CLAIM_SQLITE
+    def _claim(self, limit: int, effect: str | None = None) -> list[Job]:
+        params = self._params(limit=limit)
+        if effect is not None:
+            params["only"] = effect
+        else:
+            params.update({f"skip{i}": name for i, name in enumerate(self._skip)})
         with self.db.write() as session:
-            rows = session.execute(stmt, self._params(limit=limit)).all()
+            rows = session.execute(self._claims[effect], params).all()
         jobs = []
         for r in rows:
             payload = r.payload
@@ -226,6 +223,21 @@ class Dispatcher:
                 conn.execute(stmt, rows)
 
     # -- running -----------------------------------------------------------------------------
+    @staticmethod
+    def _failed(jobs: list[Job], exc: Exception) -> list[Outcome]:
+        """What a handler's exception means for its jobs."""
+        ids = [job.id for job in jobs]
+        effect = jobs[0].effect if jobs else "?"
+        if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+            # The database dropped our connection (restart, failover, a killed backend):
+            # the work did not fail, so retry soon without spending one of its attempts.
+            logger.warning("outbox jobs %s (%s): database connection lost; retrying soon",
+                           ids, effect, exc_info=exc)  # fmt: skip
+            return [RetryAt(utcnow() + backoff(1), failure=False) for _ in jobs]
+        logger.error("outbox jobs %s (%s) failed", ids, effect, exc_info=exc)
+        error = f"{type(exc).__name__}: {exc}"
+        return [RetryAt(utcnow() + backoff(job.attempts + 1), error) for job in jobs]
+
     async def _run_job(self, job: Job) -> None:
         handler = self.handlers.get(job.effect)
         try:
@@ -234,20 +246,34 @@ class Dispatcher:
             else:
                 outcome = await handler(job)
         except Exception as exc:  # a bug in one handler must not stop the others
-            if isinstance(exc, DBAPIError) and exc.connection_invalidated:
-                # The database dropped our connection (restart, failover, a killed backend):
-                # the work did not fail, so retry soon without spending one of its attempts.
-                logger.warning("outbox job %s (%s): database connection lost; retrying soon",
-                               job.id, job.effect, exc_info=True)  # fmt: skip
-                outcome = RetryAt(utcnow() + backoff(1), failure=False)
-            else:
-                logger.exception("outbox job %s (%s) failed", job.id, job.effect)
-                outcome = RetryAt(
-                    utcnow() + backoff(job.attempts + 1), f"{type(exc).__name__}: {exc}"
-                )
+            outcome = self._failed([job], exc)[0]
         if isinstance(outcome, GiveUp):
             logger.error("outbox job %s (%s) gave up: %s", job.id, job.effect, outcome.error)
         await self._record_outcome(job, outcome)
+
+    async def _run_batch(self, effect: str, jobs: list[Job]) -> None:
+        """One batch handler call for ``jobs``, holding each alert's turn (in id order, so two
+        batches cannot wait on each other), then every outcome recorded together."""
+        held = sorted({job.alert_id for job in jobs if job.alert_id is not None})
+        locks = [self._alert_locks.setdefault(alert_id, asyncio.Lock()) for alert_id in held]
+        async with contextlib.AsyncExitStack() as stack:
+            for lock in locks:
+                await stack.enter_async_context(lock)
+            try:
+                outcomes = await self.batch_handlers[effect](jobs)
+                if len(outcomes) != len(jobs):
+                    raise RuntimeError(f"{len(outcomes)} outcomes for {len(jobs)} jobs")
+            except Exception as exc:  # a bug must not stop the lane
+                outcomes = self._failed(jobs, exc)
+            for job, outcome in zip(jobs, outcomes, strict=True):
+                if isinstance(outcome, GiveUp):
+                    logger.error("outbox job %s (%s) gave up: %s", job.id, effect, outcome.error)
+            await asyncio.gather(
+                *(self._record_outcome(job, o) for job, o in zip(jobs, outcomes, strict=True))
+            )
+        for alert_id, lock in zip(held, locks, strict=True):
+            if not lock.locked() and self._alert_locks.get(alert_id) is lock:
+                del self._alert_locks[alert_id]
 
     async def _record_outcome(self, job: Job, outcome: Outcome) -> None:
         """Hand the outcome to the recorder and wait until it is recorded (or given up on):
@@ -320,12 +346,53 @@ class Dispatcher:
                 continue
             self._inflight[job.id] = loop.create_task(self._run_in_order(job))
 
+    async def _fan_out(self) -> None:
+        while True:
+            await self.wake.wait()
+            self.wake.clear()
+            for event in self._wakes:
+                event.set()
+
+    def _wake_event(self) -> asyncio.Event:
+        event = asyncio.Event()
+        event.set()  # look once at start
+        self._wakes.append(event)
+        return event
+
+    async def _lane(self, effect: str, wake: asyncio.Event) -> None:
+        """Claim up to ``batch`` jobs of ``effect``, run them as one batch, repeat."""
+        while not self._stopping:
+            wake.clear()  # before claiming: work written meanwhile sets it again
+            try:
+                jobs = await self._db(self._claim, self.batch, effect)
+            except Exception:
+                logger.exception("outbox claim of %s failed; retrying shortly", effect)
+                await asyncio.sleep(1.0)
+                continue
+            jobs = [job for job in jobs if job.id not in self._inflight]
+            if not jobs:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(wake.wait(), timeout=self.idle_poll)
+                continue
+            task = asyncio.current_task()
+            assert task is not None
+            for job in jobs:
+                self._inflight[job.id] = task  # renewed with the others while it runs
+            try:
+                await self._run_batch(effect, jobs)
+            finally:
+                for job in jobs:
+                    self._inflight.pop(job.id, None)
+
     async def _loop(self) -> None:
+        wake = self._wake_event()
         while not self._stopping:
             # Clear before claiming: work written while we claim sets it again, so a wake-up
             # can never fall between "found nothing" and "start waiting".
-            self.wake.clear()
-            free = self.concurrency - len(self._inflight)
+            wake.clear()
+            singles = len(self._inflight) - sum(1 for t in self._inflight.values()
+                                               if t in self._lane_tasks)  # fmt: skip
+            free = self.concurrency - singles
             claimed = 0
             if free > 0:
                 try:
@@ -338,7 +405,7 @@ class Dispatcher:
                 claimed = len(jobs)
             if (claimed == 0 or free <= claimed) and not self._stopping:
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.wake.wait(), timeout=self.idle_poll)
+                    await asyncio.wait_for(wake.wait(), timeout=self.idle_poll)
 
     async def _renew_loop(self) -> None:
         interval = self.lease.total_seconds() / 3
@@ -353,7 +420,14 @@ class Dispatcher:
         self._stopping = False
         await self._db(self.release_orphaned_leases)
         loop = asyncio.get_running_loop()
+        self._wakes = []
         self._task = loop.create_task(self._loop())
+        self._lane_tasks = [
+            loop.create_task(self._lane(effect, self._wake_event()))
+            for effect in self._skip
+            for _ in range(self.lanes)
+        ]
+        self._fanout = loop.create_task(self._fan_out())
         self._renewer = loop.create_task(self._renew_loop())
         self._outcome_ready = asyncio.Event()
         self._recorder = loop.create_task(self._record_loop())
@@ -362,13 +436,15 @@ class Dispatcher:
         """Stop claiming, let jobs in flight finish (graceful SIGTERM), then stop."""
         self._stopping = True
         self.wake.set()
-        tasks = [t for t in (self._task, self._renewer) if t is not None]
+        for event in self._wakes:
+            event.set()
+        tasks = [t for t in (self._task, self._renewer, self._fanout) if t is not None]
         if self._renewer is not None:
             self._renewer.cancel()
         if self._task is not None:
             with contextlib.suppress(TimeoutError, asyncio.CancelledError):
                 await asyncio.wait_for(self._task, timeout)
-        inflight = list(self._inflight.values())
+        inflight = [*self._inflight.values(), *self._lane_tasks]
         if inflight:
             _done, pending = await asyncio.wait(inflight, timeout=timeout)
             for t in pending:
@@ -380,5 +456,6 @@ class Dispatcher:
         for t in tasks:
             if not t.done():
                 t.cancel()
-        self._task = self._renewer = self._recorder = None
+        self._task = self._renewer = self._recorder = self._fanout = None
+        self._lane_tasks = []
         self._pool.shutdown(wait=False)

@@ -27,7 +27,7 @@ from bench.faults import (
     with_application_name,
 )
 from securitybot.demo import FakeDuo, FakeSlack
-from securitybot.flows import dm_path
+from securitybot.flows import dm_batch
 from securitybot.flows.conversation import ConversationHandlers
 from tests.dbs import postgres_schema_url
 from tests.e2e.harness import TOKEN, Bot, ok_calls, wait_until
@@ -133,16 +133,16 @@ def _lost_connection() -> OperationalError:
 def test_a_dm_whose_recording_was_lost_is_found_in_slack_not_posted_again(
     bot: Bot, fs: FakeSlack, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    finish_dm = dm_path.finish_dm
+    finish_dms = dm_batch.finish_dms
 
-    def loses_the_first_dm_sent(db: Any, alert_id: int, *args: Any) -> Any:
-        if not lost:
-            lost.append(alert_id)  # the DM is out, but recording it never commits
+    def loses_the_first_dm_sent(db: Any, sent: Any, *args: Any) -> Any:
+        if not lost and sent:
+            lost.extend(s.alert_id for s in sent)  # the DM is out, but recording it never commits
             raise _lost_connection()
-        return finish_dm(db, alert_id, *args)
+        return finish_dms(db, sent, *args)
 
     lost: list[int] = []
-    monkeypatch.setattr(dm_path, "finish_dm", loses_the_first_dm_sent)
+    monkeypatch.setattr(dm_batch, "finish_dms", loses_the_first_dm_sent)
     alert_id = bot.post_alert(dedup_key="lost-dm")["id"]
     bot.wait_status(alert_id, "awaiting_ack")
     assert lost == [alert_id]

@@ -1,0 +1,160 @@
+"""The DM path's outbox handlers for a batch of jobs (issue #15): the same steps as
+``ConversationHandlers.start_conversation`` and ``send_dm``, with the database work of the whole
+batch in one transaction per step (``dm_batch``) and the Slack calls run side by side.
+
+Slack calls stay bounded (``SLACK_CONCURRENCY`` at once per batch); the gateway paces a
+method or channel to its tier once Slack has answered 429, so a burst is spread instead of
+retried in a storm.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import TypeVar
+
+from securitybot.domain import Event, EventType
+from securitybot.flows import dm_batch
+from securitybot.flows.conversation import MAX_DM_ATTEMPTS, ConversationHandlers
+from securitybot.flows.dm_path import DmContext
+from securitybot.flows.slack_wait import SLACK_WAIT
+from securitybot.ingest.schema import as_person, no_user_note
+from securitybot.outbox.jobs import BatchHandler, Done, Job, Outcome, RetryAt, backoff
+from securitybot.slack import messages
+from securitybot.slack.gateway import SlackPermanentError, SlackRetryLater, SlackUser
+from securitybot.store.models import Alert, utcnow
+
+logger = logging.getLogger(__name__)
+SLACK_CONCURRENCY = 32
+T = TypeVar("T")
+
+
+async def _bounded(calls: list[Awaitable[T]]) -> list[T]:
+    """Await ``calls`` (coroutines not yet started), at most SLACK_CONCURRENCY at a time."""
+    gate = asyncio.Semaphore(SLACK_CONCURRENCY)
+
+    async def one(call: Awaitable[T]) -> T:
+        async with gate:
+            return await call
+
+    return await asyncio.gather(*(one(c) for c in calls))
+
+
+@dataclass
+class BatchConversation:
+    h: ConversationHandlers
+
+    def handlers(self) -> dict[str, BatchHandler]:
+        return {"start_conversation": self.start_conversations, "send_dm": self.send_dms}
+
+    def _load(self, ids: list[int]) -> dict[int, Alert]:
+        from sqlalchemy import select
+
+        with self.h.db.read() as session:
+            return {a.id: a for a in session.scalars(select(Alert).where(Alert.id.in_(ids)))}
+
+    async def start_conversations(self, jobs: list[Job]) -> list[Outcome]:
+        h = self.h
+        ids = [job.alert_id for job in jobs if job.alert_id is not None]
+        alerts = await asyncio.to_thread(self._load, ids)
+        outcomes: dict[int, Outcome] = {}
+        asking: list[tuple[Job, Alert]] = []
+        events: list[tuple[int, Event]] = []
+        for job in jobs:
+            alert = alerts.get(job.alert_id or 0)
+            if alert is None or alert.status != "new":
+                outcomes[job.id] = Done()
+            elif h.slack is None:
+                # Nobody to ask yet: the alert waits until a start with Slack configured.
+                outcomes[job.id] = RetryAt(utcnow() + SLACK_WAIT, "Slack is not configured",
+                                           failure=False)  # fmt: skip
+            elif as_person(alert.user_given) is None:
+                # Nobody to look up (no user, or a login like "root"): the team gets it at once.
+                nobody = Event(EventType.NO_USER, comment=no_user_note(alert.user_given))
+                events.append((alert.id, nobody))
+                outcomes[job.id] = Done()
+            else:
+                asking.append((job, alert))
+        slack = h.slack
+
+        async def lookup(alert: Alert) -> SlackUser | Exception | None:
+            assert slack is not None
+            try:
+                return await slack.lookup_user(alert.user_given)
+            except (SlackRetryLater, SlackPermanentError) as exc:
+                return exc
+
+        found = await _bounded([lookup(alert) for _, alert in asking])
+        people: list[dm_batch.Person] = []
+        for (job, alert), user in zip(asking, found, strict=True):
+            if isinstance(user, SlackRetryLater):
+                outcomes[job.id] = h._slack_retry(job, user)
+                continue
+            if isinstance(user, Exception):
+                events.append((alert.id, Event(EventType.DM_FAILED, comment=str(user))))
+            else:
+                ids_ = [alert.user_given, user.id if user else None, user.email if user else None]
+                people.append(dm_batch.Person(alert.id, ids_, user))
+            outcomes[job.id] = Done()
+        window = timedelta(seconds=h.settings.escalation.group_window)
+        if people:
+            await asyncio.to_thread(dm_batch.settle_people, h.db, people, window)
+        if events:
+            await asyncio.to_thread(dm_batch.apply_each, h.db, events)
+        if people or events:
+            h.wake()
+        return [outcomes[job.id] for job in jobs]
+
+    async def send_dms(self, jobs: list[Job]) -> list[Outcome]:
+        h = self.h
+        if h.slack is None:
+            return [Done() for _ in jobs]
+        asked = [(j.id, j.alert_id, not j.delivery_started) for j in jobs if j.alert_id is not None]
+        contexts = await asyncio.to_thread(dm_batch.prepare_dms, h.db, asked)
+        outcomes: dict[int, Outcome] = {job.id: Done() for job in jobs}
+        sending = [(job, contexts[job.alert_id]) for job in jobs if job.alert_id in contexts]
+        results = await _bounded([self._deliver_dm(job, ctx) for job, ctx in sending])
+        sent: list[dm_batch.Sent] = []
+        failed: list[tuple[int, Event]] = []
+        for (job, ctx), result in zip(sending, results, strict=True):
+            if isinstance(result, dm_batch.Sent):
+                sent.append(result)
+            elif isinstance(result, Event):
+                failed.append((ctx.alert.id, result))
+            else:
+                outcomes[job.id] = result
+        await asyncio.to_thread(dm_batch.finish_dms, h.db, sent, failed)
+        if sent or failed:
+            h.wake()
+        return [outcomes[job.id] for job in jobs]
+
+    async def _deliver_dm(self, job: Job, dm: DmContext) -> dm_batch.Sent | Event | Outcome:
+        """One alert's DM: what to record (sent, or the event of a failure), or the job's
+        outcome when it must run again."""
+        h, alert = self.h, dm.alert
+        assert h.slack is not None and alert.user_id is not None
+        if alert.dm_ts:  # posted before a crash, not yet recorded as sent
+            return dm_batch.Sent(alert.id, {}, len(dm.grouped))
+        try:
+            user = await h.slack.lookup_user(alert.user_id)
+            first = user.first_name if user else (alert.user_name or "there")
+            text, blocks = messages.dm_message(
+                alert, h.kinds.get(alert.kind), first_name=first, greet=dm.greet,
+                grouped=dm.grouped,
+            )  # fmt: skip
+            channel = alert.dm_channel or await h._open_dm(job, alert.user_id, dm.marked)
+            ts = await h._post_once(job, channel, text, blocks, "dm", marked=dm.marked)
+        except SlackRetryLater as exc:
+            if exc.spends_attempt and job.attempts + 1 >= MAX_DM_ATTEMPTS:
+                return Event(EventType.DM_FAILED, comment=str(exc))
+            return h._slack_retry(job, exc)
+        except SlackPermanentError as exc:
+            return Event(EventType.DM_FAILED, comment=str(exc))
+        except Exception as exc:  # one DM's bug must not undo the batch's posts
+            logger.exception("alert %s: DM failed", alert.id)
+            return RetryAt(utcnow() + backoff(job.attempts + 1), f"{type(exc).__name__}: {exc}")
+        also = {"dm_channel": channel, "dm_ts": ts, **h._deadlines(alert, user)}
+        return dm_batch.Sent(alert.id, also, len(dm.grouped))

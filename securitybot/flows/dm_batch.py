@@ -1,0 +1,312 @@
+"""The DM path's database work for a batch of alerts, one transaction per step (issue #15).
+
+``dm_path`` does this for one alert; here the same steps take a whole batch of new alerts in
+one transaction each, with the same rules:
+
+- ``settle_people``: suppression, exemption, snooze, group join, then ``user_resolved`` (which
+  queues the DM), decided in alert id order, so an alert joins an earlier alert of the same
+  batch, or an older open one, exactly as it would have one by one. The batch's alerts and
+  the older alerts they may join are locked together in one statement.
+- ``prepare_dms``: the alerts to DM, who gets a greeting, their grouped alerts, and the
+  delivery marks committed before anything is posted.
+- ``finish_dms``: ``dm_sent`` for every posted DM, re-renders for groups that grew meanwhile,
+  and the events of the DMs that failed.
+
+Every state change is still a conditional UPDATE on the version read, audited, with its
+effects queued in the same transaction (``batch_transitions.apply_to_many``, ``apply_event``);
+a lost race re-runs the whole transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, select, union_all, update
+from sqlalchemy.orm import Session
+
+from securitybot.domain import Event, EventType
+from securitybot.flows import dm_path, exemptions, snoozes, suppressions
+from securitybot.flows.batch_transitions import apply_to_many
+from securitybot.flows.dm_path import DmContext, attach_to_parent
+from securitybot.flows.transitions import apply_event
+from securitybot.slack.gateway import SlackUser
+from securitybot.store.db import Database
+from securitybot.store.models import Alert, Exemption, Outbox, Snooze, utcnow
+from securitybot.store.outbox import enqueue
+from securitybot.store.suppression_models import SuppressionRule
+
+OPEN = ("new", "awaiting_ack")
+
+
+@dataclass(frozen=True)
+class Person:
+    """What Slack said about the person of one alert (``user`` None: nobody found)."""
+
+    alert_id: int
+    ids: list[str | None]
+    user: SlackUser | None
+
+
+@dataclass
+class _Candidate:
+    """An alert another may join, as the group query sees it (updated as the batch decides)."""
+
+    id: int
+    kind: str
+    user_given: str
+    user_id: str | None
+    created_at: datetime
+    status: str
+    parent_id: int | None
+
+    @classmethod
+    def of(cls, a: Alert) -> _Candidate:
+        return cls(a.id, a.kind, a.user_given, a.user_id, a.created_at, a.status, a.parent_id)
+
+    def takes(self, alert: Alert, user_id: str, window: timedelta) -> bool:
+        return (
+            self.id < alert.id
+            and self.kind == alert.kind
+            and self.parent_id is None
+            and self.status in OPEN
+            and self.created_at >= alert.created_at - window
+            and (self.user_given == alert.user_given or self.user_id == user_id)
+        )
+
+
+@dataclass
+class _Plan:
+    resolved: list[Alert] = field(default_factory=list)
+    found: dict[int, dict[str, Any]] = field(default_factory=dict)
+    joins: list[tuple[Alert, Alert, SlackUser]] = field(default_factory=list)
+
+
+def lock_many(session: Session, ids: Sequence[int]) -> dict[int, Alert]:
+    """The alerts by id, re-read and row-locked on PostgreSQL in one statement, highest id
+    first: the order every other writer locks in (an alert, then its older group parent),
+    so a batch and a single settle cannot wait on each other in a cycle."""
+    if not ids:
+        return {}
+    q = (
+        select(Alert)
+        .where(Alert.id.in_(sorted(set(ids))))
+        .order_by(Alert.id.desc())
+        .execution_options(populate_existing=True)
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        q = q.with_for_update()
+    return {a.id: a for a in session.scalars(q)}
+
+
+def _any(session: Session, q: Any) -> bool:
+    return session.scalar(q.limit(1)) is not None
+
+
+def _possible_parents(
+    session: Session, alerts: Sequence[Alert], people: dict[int, Person], window: timedelta
+) -> list[int]:
+    """Ids of open top-level alerts older than the batch's that one of them could join."""
+    users = {p.user.id for p in people.values() if p.user is not None}
+    batch = [a.id for a in alerts]
+    common = (
+        Alert.kind.in_({a.kind for a in alerts}),
+        Alert.parent_id.is_(None),
+        Alert.status.in_(OPEN),
+        Alert.id < max(batch),
+        Alert.id.not_in(batch),
+        Alert.created_at >= min(a.created_at for a in alerts) - window,
+    )
+    # Two index lookups, not an OR (see alert_store.group_parent_query).
+    q = union_all(
+        select(Alert.id).where(Alert.user_given.in_({a.user_given for a in alerts}), *common),
+        select(Alert.id).where(Alert.user_id.in_(users), *common),
+    )
+    return sorted(set(session.scalars(q)))
+
+
+def _plan(
+    session: Session,
+    alerts: list[Alert],
+    older: list[Alert],
+    people: dict[int, Person],
+    window: timedelta,
+) -> _Plan:  # fmt: skip
+    """Decide each alert in id order, as one by one would: the rare outcomes (suppressed,
+    exempt, unknown, snoozed) are applied at once, the common ones (resolved, joined) collected
+    for set-based writes. ``older``: the open alerts outside the batch they may join, locked."""
+    now = utcnow()
+    plan = _Plan()
+    rules = _any(session, select(SuppressionRule.id).where(
+        SuppressionRule.revoked_at.is_(None), SuppressionRule.expires_at > now))  # fmt: skip
+    exempt = _any(session, select(Exemption.id))
+    snoozed = _any(session, select(Snooze.id).where(
+        Snooze.revoked_at.is_(None), Snooze.expires_at > now))  # fmt: skip
+    candidates = {a.id: _Candidate.of(a) for a in [*older, *alerts]}
+    rows = {a.id: a for a in [*older, *alerts]}
+    for alert in alerts:
+        person = people[alert.id]
+        user = person.user
+        found = {"user_id": user.id, "user_name": user.name} if user else {}
+        me = candidates[alert.id]
+        me.status = "settled"  # a parent only once it is resolved below
+        if rules and suppressions.suppress(session, alert, person.ids, found) is not None:
+            continue
+        exemption = exemptions.find(session, person.ids) if exempt else None
+        if exemption is not None:
+            apply_event(
+                session, alert, Event(EventType.USER_EXEMPT, comment=exemption.reason or None),
+                also_set=found, audit_details={"exemption_id": exemption.id},
+            )  # fmt: skip
+            continue
+        if user is None or user.deleted or user.is_bot:
+            why = "not found in Slack" if user is None else "deactivated or a bot"
+            apply_event(session, alert, Event(EventType.USER_UNKNOWN, comment=why))
+            continue
+        snooze = snoozes.find_active(session, alert, user_id=user.id) if snoozed else None
+        if snooze is not None:
+            apply_event(
+                session, alert, Event(EventType.SNOOZE_MATCHED), also_set=found,
+                audit_details={"snooze_id": snooze.id, "snoozed_by_alert": snooze.source_alert_id},
+            )  # fmt: skip
+            continue
+        parents = [c for c in candidates.values() if c.takes(alert, user.id, window)]
+        if parents:
+            parent = min(parents, key=lambda c: c.id)
+            me.parent_id = parent.id
+            plan.joins.append((alert, rows[parent.id], user))
+            continue
+        me.status, me.user_id = "new", user.id
+        plan.resolved.append(alert)
+        plan.found[alert.id] = found
+    return plan
+
+
+def settle_people(db: Database, people: Sequence[Person], window: timedelta) -> None:
+    """``dm_path.settle_person`` for many alerts in one transaction: what each new alert
+    becomes once Slack said who its person is."""
+    by_id = {p.alert_id: p for p in people}
+
+    def work(session: Session) -> None:
+        seen = [a for a in session.scalars(select(Alert).where(Alert.id.in_(list(by_id))))
+                if a.status == "new"]  # fmt: skip
+        if not seen:
+            return
+        older = _possible_parents(session, seen, by_id, window)
+        locked = lock_many(session, [*older, *(a.id for a in seen)])
+        alerts = sorted((locked[a.id] for a in seen if locked[a.id].status == "new"),
+                        key=lambda a: a.id)  # fmt: skip
+        if not alerts:
+            return
+        plan = _plan(session, alerts, [locked[i] for i in older if i in locked], by_id, window)
+        apply_to_many(session, plan.resolved, Event(EventType.USER_RESOLVED), utcnow(),
+                      also_set=plan.found)  # fmt: skip
+        for alert, parent, user in plan.joins:
+            attach_to_parent(session, alert, parent, user.id, user.name)
+
+    dm_path.retrying(db, work)
+
+
+def apply_each(db: Database, events: Sequence[tuple[int, Event]]) -> None:
+    """Several alerts' own events (a DM that failed, nobody to ask) in one transaction."""
+    if not events:
+        return
+
+    def work(session: Session) -> None:
+        locked = lock_many(session, [alert_id for alert_id, _ in events])
+        for alert_id, event in events:
+            if alert_id in locked:
+                apply_event(session, locked[alert_id], event)
+
+    dm_path.retrying(db, work)
+
+
+def prepare_dms(db: Database, jobs: Sequence[tuple[int, int, bool]]) -> dict[int, DmContext]:
+    """``dm_path.prepare_dm`` for many (job id, alert id, mark) at once: the contexts of the
+    alerts that still need their DM, by alert id, with the marks committed."""
+    ids = [alert_id for _, alert_id, _ in jobs]
+    with db.write() as session:
+        alerts = {a.id: a for a in session.scalars(select(Alert).where(Alert.id.in_(ids)))}
+        due = [a for a in alerts.values() if a.status == "new" and a.user_id]
+        if not due:
+            return {}
+        fresh = [a.id for a in due if not a.dm_ts]
+        grouped: dict[int, list[Alert]] = {}
+        if fresh:
+            q = select(Alert).where(Alert.parent_id.in_(fresh)).order_by(Alert.id)
+            for child in session.scalars(q):
+                assert child.parent_id is not None
+                grouped.setdefault(child.parent_id, []).append(child)
+        # Whether each person got a DM before: their lowest and highest DMed alert ids say
+        # whether one other than this alert exists.
+        dmed = {
+            row.user_id: (row.low, row.high)
+            for row in session.execute(
+                select(Alert.user_id, func.min(Alert.id).label("low"),
+                       func.max(Alert.id).label("high"))
+                .where(Alert.user_id.in_({a.user_id for a in due}), Alert.dm_ts.is_not(None))
+                .group_by(Alert.user_id)
+            )
+        }  # fmt: skip
+        out: dict[int, DmContext] = {}
+        due_ids = {a.id for a in due}
+        marks = [job_id for job_id, alert_id, mark in jobs
+                 if mark and alert_id in due_ids and not alerts[alert_id].dm_ts]  # fmt: skip
+        for job_id, alert_id, _mark in jobs:
+            alert = alerts.get(alert_id)
+            if alert is None or alert_id not in due_ids:
+                continue
+            if alert.dm_ts:  # posted before a crash, not yet recorded as sent
+                out[alert_id] = DmContext(alert, greet=False, grouped=[], marked=False)
+                continue
+            low, high = dmed.get(alert.user_id, (alert.id, alert.id))
+            earlier = low != alert.id or high != alert.id
+            out[alert_id] = DmContext(alert, greet=not earlier, grouped=grouped.get(alert_id, []),
+                                      marked=job_id in marks)  # fmt: skip
+        if marks:
+            session.execute(
+                update(Outbox).where(Outbox.id.in_(marks)).values(delivery_started_at=utcnow())
+            )
+        return out
+
+
+@dataclass(frozen=True)
+class Sent:
+    alert_id: int
+    also_set: dict[str, Any]  # dm_channel, dm_ts and the deadlines
+    shown: int  # grouped alerts the DM showed
+
+
+def finish_dms(db: Database, sent: Sequence[Sent], failed: Sequence[tuple[int, Event]]) -> None:
+    """``dm_path.finish_dm`` for many DMs, plus the events of those that failed, in one
+    transaction."""
+    if not sent and not failed:
+        return
+    shown = {s.alert_id: s.shown for s in sent}
+
+    def work(session: Session) -> None:
+        locked = lock_many(session, [*shown, *(alert_id for alert_id, _ in failed)])
+        apply_to_many(session, [locked[i] for i in shown if i in locked],
+                      Event(EventType.DM_SENT), utcnow(),
+                      also_set={s.alert_id: s.also_set for s in sent})  # fmt: skip
+        for alert_id, event in failed:
+            if alert_id in locked:
+                apply_event(session, locked[alert_id], event)
+        if not shown:
+            return
+        counts: dict[int | None, int] = {
+            parent: n
+            for parent, n in session.execute(
+                select(Alert.parent_id, func.count())
+                .where(Alert.parent_id.in_(list(shown)))
+                .group_by(Alert.parent_id)
+            )
+        }
+        for alert_id, n in shown.items():
+            if counts.get(alert_id, 0) != n:  # alerts joined while the DM was on its way
+                enqueue(session, effect="refresh_dm", alert_id=alert_id,
+                        idempotency_key=f"refresh:{alert_id}:sent:{n}")  # fmt: skip
+
+    dm_path.retrying(db, work)

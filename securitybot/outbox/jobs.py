@@ -1,0 +1,61 @@
+"""What the outbox hands a handler (a claimed job) and what a handler answers (its outcome)."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Job:
+    id: int
+    effect: str
+    alert_id: int | None
+    payload: dict[str, Any]
+    attempts: int
+    created_at: Any  # a datetime, or text on SQLite (raw SQL skips the column type)
+    claims: int = 1  # this claim included
+    delivery_started: bool = False  # an earlier run marked that it was about to post
+
+    @property
+    def created_epoch(self) -> float:
+        """created_at as Unix seconds (Slack's timestamps are Unix seconds too)."""
+        created = self.created_at
+        if isinstance(created, str):
+            created = datetime.fromisoformat(created)
+        if created.tzinfo is None:  # SQLite stores naive UTC
+            created = created.replace(tzinfo=UTC)
+        return float(created.timestamp())
+
+
+@dataclass(frozen=True)
+class Done:
+    pass
+
+
+@dataclass(frozen=True)
+class RetryAt:
+    """Try again at ``when``. ``failure`` False means "not yet" (polling), not an error."""
+
+    when: datetime
+    error: str = ""
+    failure: bool = True
+
+
+@dataclass(frozen=True)
+class GiveUp:
+    error: str
+
+
+Outcome = Done | RetryAt | GiveUp
+Handler = Callable[[Job], Awaitable[Outcome]]
+# Many jobs of one effect at once; one outcome per job, in the same order.
+BatchHandler = Callable[[list[Job]], Awaitable[list[Outcome]]]
+
+
+def backoff(attempt: int, *, base: float = 1.0, cap: float = 300.0) -> timedelta:
+    """Exponential backoff with full jitter (attempt counts from 1)."""
+    return timedelta(seconds=random.uniform(0.5, 1.0) * min(cap, base * 2 ** (attempt - 1)))

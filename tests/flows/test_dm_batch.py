@@ -1,0 +1,167 @@
+"""The DM path for a batch of new alerts: the same outcomes as one by one, in a few transactions.
+
+These run the batch handlers (what the dispatcher's lanes call) against the real store and the
+fake Slack: a burst for one person, a batch joining an older conversation, a batch mixing
+every way a new alert can end, and a burst for many people, counted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from slack_sdk.web.async_client import AsyncWebClient
+from sqlalchemy import select
+
+from securitybot.config import Settings
+from securitybot.demo import FakeSlack
+from securitybot.flows.conversation import ConversationHandlers
+from securitybot.flows.conversation_batch import BatchConversation
+from securitybot.kinds import load_kinds
+from securitybot.outbox.dispatcher import Done, Job
+from securitybot.slack.gateway import SlackGateway
+from securitybot.store.db import Database
+from securitybot.store.models import Alert, AuditLog, Exemption, Outbox, utcnow
+from securitybot.verify.duo import UnconfiguredVerifier
+from tests.flows.stored import stored_alert
+from tests.perf.test_dm_path import counted
+
+PEOPLE = 40
+
+
+@pytest.fixture
+def fs() -> Iterator[FakeSlack]:
+    with FakeSlack() as fake:
+        fake.add_user("U_ALICE", "alice@example.com", first_name="Alice")
+        fake.add_user("U_BOB", "bob@example.com", first_name="Bob")
+        for i in range(PEOPLE):
+            fake.add_user(f"U{i:03d}", f"person{i:03d}@example.com")
+        yield fake
+
+
+def _batch(db: Database, fs: FakeSlack) -> BatchConversation:
+    settings = Settings()
+    gateway = SlackGateway(AsyncWebClient(token="xoxb-test", base_url=fs.base_url))
+    kinds = load_kinds(settings.alerts.dir)
+    handlers = ConversationHandlers(db=db, settings=settings, kinds=kinds, slack=gateway,
+                                    verifier=UnconfiguredVerifier(), wake=lambda: None)  # fmt: skip
+    return BatchConversation(handlers)
+
+
+def _new(db: Database, user: str, key: str, **values: Any) -> int:
+    alert_id = stored_alert(db, status="new", user_id=None, user_given=user, dedup_key=key,
+                            **values)  # fmt: skip
+    with db.write() as session:
+        session.add(Outbox(alert_id=alert_id, effect="start_conversation", payload={},
+                           idempotency_key=f"start:{alert_id}"))  # fmt: skip
+    return alert_id
+
+
+def _jobs(db: Database, effect: str) -> list[Job]:
+    with db.read() as session:
+        rows = session.scalars(
+            select(Outbox).where(Outbox.effect == effect, Outbox.status == "pending")
+            .order_by(Outbox.id)
+        ).all()  # fmt: skip
+        return [Job(id=r.id, effect=effect, alert_id=r.alert_id, payload=r.payload or {},
+                    attempts=0, created_at=r.created_at) for r in rows]  # fmt: skip
+
+
+def _alerts(db: Database, ids: list[int]) -> list[Alert]:
+    with db.read() as session:
+        return list(session.scalars(select(Alert).where(Alert.id.in_(ids)).order_by(Alert.id)))
+
+
+def _actions(db: Database, alert_id: int) -> list[str]:
+    with db.read() as session:
+        return list(session.scalars(
+            select(AuditLog.action).where(AuditLog.alert_id == alert_id).order_by(AuditLog.id)
+        ))  # fmt: skip
+
+
+def _dms_to(fs: FakeSlack, channel: str) -> list[Any]:
+    return [c for c in fs.calls_to("chat.postMessage") if c.params["channel"] == channel]
+
+
+async def _run(batch: BatchConversation, db: Database) -> None:
+    jobs = _jobs(db, "start_conversation")
+    assert await batch.start_conversations(jobs) == [Done()] * len(jobs)
+    jobs = _jobs(db, "send_dm")
+    assert await batch.send_dms(jobs) == [Done()] * len(jobs)
+
+
+async def test_a_burst_for_one_person_in_one_batch_is_one_dm_that_lists_the_rest(
+    db: Database, fs: FakeSlack
+) -> None:
+    ids = [_new(db, "alice@example.com", f"burst-{i}") for i in range(4)]
+    await _run(_batch(db, fs), db)
+
+    first, *rest = _alerts(db, ids)
+    assert (first.status, first.user_id, first.parent_id) == ("awaiting_ack", "U_ALICE", None)
+    assert [(a.parent_id, a.status, a.dm_ts) for a in rest] == [
+        (first.id, "awaiting_ack", first.dm_ts)
+    ] * 3
+    assert len(_dms_to(fs, "DU_ALICE")) == 1
+    assert _actions(db, first.id) == ["alert.user_resolved", "alert.dm_sent"]
+    assert _actions(db, rest[0].id) == ["alert.grouped", "alert.dm_sent"]
+
+
+async def test_a_new_alert_joins_an_open_conversation_older_than_its_batch(
+    db: Database, fs: FakeSlack
+) -> None:
+    older = stored_alert(db, status="awaiting_ack", dm_channel="DU_ALICE", dm_ts="111.222",
+                         respond_by=utcnow() + timedelta(minutes=10))  # fmt: skip
+    joining = _new(db, "alice@example.com", "joining")
+    bob = _new(db, "bob@example.com", "bob")
+    await _run(_batch(db, fs), db)
+
+    joined, dm_to_bob = _alerts(db, [joining, bob])
+    assert (joined.parent_id, joined.status, joined.dm_ts) == (older, "awaiting_ack", "111.222")
+    assert dm_to_bob.status == "awaiting_ack"
+    assert _dms_to(fs, "DU_ALICE") == []  # the open DM is re-rendered, not sent again
+    assert [j.alert_id for j in _jobs(db, "refresh_dm")] == [older]
+
+
+async def test_a_mixed_batch_ends_each_alert_as_it_would_alone(db: Database, fs: FakeSlack) -> None:
+    fs.add_user("U_GONE", "gone@example.com", deleted=True)
+    with db.write() as session:
+        session.add(Exemption(user="bob@example.com", reason="service account",
+                              created_by="U_SEC"))  # fmt: skip
+    asked = _new(db, "alice@example.com", "asked")
+    exempt = _new(db, "bob@example.com", "exempt")
+    unknown = _new(db, "stranger@example.com", "unknown")
+    gone = _new(db, "gone@example.com", "gone")
+    nobody = _new(db, "root", "nobody")
+    await _run(_batch(db, fs), db)
+
+    got = {a.id: (a.status, a.escalation_reason) for a in _alerts(db, [asked, exempt, unknown,
+                                                                        gone, nobody])}  # fmt: skip
+    assert got == {
+        asked: ("awaiting_ack", None),
+        exempt: ("escalated", "user_exempt"),
+        unknown: ("escalated", "unknown_user"),
+        gone: ("escalated", "unknown_user"),
+        nobody: ("escalated", "no_user"),
+    }
+    assert len(fs.calls_to("chat.postMessage")) == 1
+    escalations = sorted(j.alert_id or 0 for j in _jobs(db, "post_escalation"))
+    assert escalations == sorted([exempt, unknown, gone, nobody])
+
+
+async def test_a_burst_for_many_people_costs_a_few_transactions_not_a_few_per_alert(
+    db: Database, fs: FakeSlack
+) -> None:
+    ids = [_new(db, f"person{i:03d}@example.com", f"many-{i}") for i in range(PEOPLE)]
+    batch = _batch(db, fs)
+    with counted(db) as seen:
+        await _run(batch, db)
+
+    assert {a.status for a in _alerts(db, ids)} == {"awaiting_ack"}
+    assert len(fs.calls_to("chat.postMessage")) == PEOPLE
+    # One by one this took 4 transactions per alert (160); now: read the alerts and settle them
+    # (2), then the DM contexts with their marks and the DMs sent (2), whatever the batch size.
+    # Two more are allowed for the write-behind Slack people cache.
+    assert seen["transactions"] <= 6, seen
+    assert seen["statements"] <= 40, seen
