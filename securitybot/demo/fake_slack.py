@@ -12,6 +12,7 @@ import contextlib
 import json
 import logging
 import math
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -69,14 +70,35 @@ class _Server(ThreadingHTTPServer):
     def __init__(self, fake: FakeSlack) -> None:
         super().__init__(("127.0.0.1", 0), _Handler)
         self.fake = fake
+        self.open_connections: set[socket.socket] = set()
+        self.connections_lock = threading.Lock()
+
+    def server_close(self) -> None:
+        # Keep-alive handler threads wait for their client's next request: end their
+        # connections so joining them (block_on_close) does not wait for the idle timeout.
+        with self.connections_lock:
+            for conn in self.open_connections:
+                with contextlib.suppress(OSError):
+                    conn.shutdown(socket.SHUT_RDWR)
+        super().server_close()
 
 
 class _Handler(BaseHTTPRequestHandler):
     server: _Server
-    # HTTP/1.0 closes each connection after one response, so no idle keep-alive thread
-    # can hold up server_close().
-    protocol_version = "HTTP/1.0"
+    # Slack keeps connections alive (HTTP/1.1), and so does the fake: a new TCP connection per
+    # call would make the bot pay for connection set-up that real Slack does not cost it.
+    protocol_version = "HTTP/1.1"
     timeout = 10
+
+    def setup(self) -> None:
+        super().setup()
+        with self.server.connections_lock:
+            self.server.open_connections.add(self.connection)
+
+    def finish(self) -> None:
+        with self.server.connections_lock:
+            self.server.open_connections.discard(self.connection)
+        super().finish()
 
     def do_GET(self) -> None:
         self.server.fake._serve(self)

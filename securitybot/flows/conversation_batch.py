@@ -22,7 +22,15 @@ from securitybot.flows.conversation import MAX_DM_ATTEMPTS, ConversationHandlers
 from securitybot.flows.dm_path import DmContext
 from securitybot.flows.slack_wait import SLACK_WAIT
 from securitybot.ingest.schema import as_person, no_user_note
-from securitybot.outbox.jobs import BatchHandler, Done, Job, Outcome, RetryAt, backoff
+from securitybot.outbox.jobs import (
+    BatchHandler,
+    Done,
+    Job,
+    Outcome,
+    Recorded,
+    RetryAt,
+    backoff,
+)
 from securitybot.slack import messages
 from securitybot.slack.gateway import SlackPermanentError, SlackRetryLater, SlackUser
 from securitybot.store.models import Alert, utcnow
@@ -100,10 +108,13 @@ class BatchConversation:
                 people.append(dm_batch.Person(alert.id, ids_, user))
             outcomes[job.id] = Done()
         window = timedelta(seconds=h.settings.escalation.group_window)
-        if people:
-            await asyncio.to_thread(dm_batch.settle_people, h.db, people, window)
-        if events:
-            await asyncio.to_thread(dm_batch.apply_each, h.db, events)
+        done = [job.id for job in jobs if type(outcomes[job.id]) is Done]
+        if done:
+            # The jobs are recorded done in the transaction that settles their alerts.
+            await asyncio.to_thread(dm_batch.settle_people, h.db, people, window, events=events,
+                                    done=done)  # fmt: skip
+            for job_id in done:
+                outcomes[job_id] = Recorded()
         if people or events:
             h.wake()
         return [outcomes[job.id] for job in jobs]
@@ -126,7 +137,10 @@ class BatchConversation:
                 failed.append((ctx.alert.id, result))
             else:
                 outcomes[job.id] = result
-        await asyncio.to_thread(dm_batch.finish_dms, h.db, sent, failed)
+        done = [job.id for job in jobs if type(outcomes[job.id]) is Done]
+        await asyncio.to_thread(dm_batch.finish_dms, h.db, sent, failed, done=done)
+        for job_id in done:
+            outcomes[job_id] = Recorded()
         if sent or failed:
             h.wake()
         return [outcomes[job.id] for job in jobs]

@@ -35,7 +35,7 @@ from securitybot.flows.transitions import apply_event
 from securitybot.slack.gateway import SlackUser
 from securitybot.store.db import Database
 from securitybot.store.models import Alert, Exemption, Outbox, Snooze, utcnow
-from securitybot.store.outbox import enqueue
+from securitybot.store.outbox import enqueue, mark_done
 from securitybot.store.suppression_models import SuppressionRule
 
 OPEN = ("new", "awaiting_ack")
@@ -184,41 +184,37 @@ def _plan(
     return plan
 
 
-def settle_people(db: Database, people: Sequence[Person], window: timedelta) -> None:
+def settle_people(
+    db: Database,
+    people: Sequence[Person],
+    window: timedelta,
+    *,
+    events: Sequence[tuple[int, Event]] = (),
+    done: Sequence[int] = (),
+) -> None:  # fmt: skip
     """``dm_path.settle_person`` for many alerts in one transaction: what each new alert
-    becomes once Slack said who its person is."""
+    becomes once Slack said who its person is. The same transaction applies ``events`` (alerts
+    with nobody to ask, lookups that failed) and marks the ``done`` outbox jobs done."""
     by_id = {p.alert_id: p for p in people}
 
     def work(session: Session) -> None:
         seen = [a for a in session.scalars(select(Alert).where(Alert.id.in_(list(by_id))))
-                if a.status == "new"]  # fmt: skip
-        if not seen:
-            return
-        older = _possible_parents(session, seen, by_id, window)
-        locked = lock_many(session, [*older, *(a.id for a in seen)])
-        alerts = sorted((locked[a.id] for a in seen if locked[a.id].status == "new"),
-                        key=lambda a: a.id)  # fmt: skip
-        if not alerts:
-            return
-        plan = _plan(session, alerts, [locked[i] for i in older if i in locked], by_id, window)
-        apply_to_many(session, plan.resolved, Event(EventType.USER_RESOLVED), utcnow(),
-                      also_set=plan.found)  # fmt: skip
-        for alert, parent, user in plan.joins:
-            attach_to_parent(session, alert, parent, user.id, user.name)
-
-    dm_path.retrying(db, work)
-
-
-def apply_each(db: Database, events: Sequence[tuple[int, Event]]) -> None:
-    """Several alerts' own events (a DM that failed, nobody to ask) in one transaction."""
-    if not events:
-        return
-
-    def work(session: Session) -> None:
-        locked = lock_many(session, [alert_id for alert_id, _ in events])
+                if a.status == "new"] if by_id else []  # fmt: skip
+        older = _possible_parents(session, seen, by_id, window) if seen else []
+        locked = lock_many(session, [*older, *(a.id for a in seen), *(i for i, _ in events)])
         for alert_id, event in events:
             if alert_id in locked:
                 apply_event(session, locked[alert_id], event)
+        alerts = sorted((locked[a.id] for a in seen if locked[a.id].status == "new"),
+                        key=lambda a: a.id)  # fmt: skip
+        if alerts:
+            plan = _plan(session, alerts, [locked[i] for i in older if i in locked], by_id,
+                         window)  # fmt: skip
+            apply_to_many(session, plan.resolved, Event(EventType.USER_RESOLVED), utcnow(),
+                          also_set=plan.found)  # fmt: skip
+            for alert, parent, user in plan.joins:
+                attach_to_parent(session, alert, parent, user.id, user.name)
+        mark_done(session, done)
 
     dm_path.retrying(db, work)
 
@@ -279,10 +275,16 @@ class Sent:
     shown: int  # grouped alerts the DM showed
 
 
-def finish_dms(db: Database, sent: Sequence[Sent], failed: Sequence[tuple[int, Event]]) -> None:
+def finish_dms(
+    db: Database,
+    sent: Sequence[Sent],
+    failed: Sequence[tuple[int, Event]],
+    *,
+    done: Sequence[int] = (),
+) -> None:  # fmt: skip
     """``dm_path.finish_dm`` for many DMs, plus the events of those that failed, in one
-    transaction."""
-    if not sent and not failed:
+    transaction that also marks the ``done`` outbox jobs done."""
+    if not sent and not failed and not done:
         return
     shown = {s.alert_id: s.shown for s in sent}
 
@@ -294,6 +296,7 @@ def finish_dms(db: Database, sent: Sequence[Sent], failed: Sequence[tuple[int, E
         for alert_id, event in failed:
             if alert_id in locked:
                 apply_event(session, locked[alert_id], event)
+        mark_done(session, done)
         if not shown:
             return
         counts: dict[int | None, int] = {

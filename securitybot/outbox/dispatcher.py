@@ -36,6 +36,7 @@ from securitybot.outbox.jobs import (
     Handler,
     Job,
     Outcome,
+    Recorded,
     RetryAt,
     backoff,
 )
@@ -43,7 +44,7 @@ from securitybot.store.db import Database
 from securitybot.store.models import Outbox, utcnow
 
 __all__ = ["BatchHandler", "Dispatcher", "Done", "GiveUp", "Handler", "Job", "Outcome",
-           "RetryAt", "backoff"]  # fmt: skip
+           "Recorded", "RetryAt", "backoff"]  # fmt: skip
 
 logger = logging.getLogger(__name__)
 OUTBOX = cast(Table, Outbox.__table__)
@@ -269,7 +270,11 @@ class Dispatcher:
                 if isinstance(outcome, GiveUp):
                     logger.error("outbox job %s (%s) gave up: %s", job.id, effect, outcome.error)
             await asyncio.gather(
-                *(self._record_outcome(job, o) for job, o in zip(jobs, outcomes, strict=True))
+                *(
+                    self._record_outcome(job, o)
+                    for job, o in zip(jobs, outcomes, strict=True)
+                    if not isinstance(o, Recorded)
+                )
             )
         for alert_id, lock in zip(held, locks, strict=True):
             if not lock.locked() and self._alert_locks.get(alert_id) is lock:

@@ -37,6 +37,12 @@ class Done:
 
 
 @dataclass(frozen=True)
+class Recorded(Done):
+    """Done, and already marked done in the handler's own transaction, together with the
+    work it did (``store.outbox.mark_done``): there is nothing left to record."""
+
+
+@dataclass(frozen=True)
 class RetryAt:
     """Try again at ``when``. ``failure`` False means "not yet" (polling), not an error."""
 

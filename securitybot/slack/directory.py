@@ -73,10 +73,8 @@ class DbDirectory:
 
         def write() -> None:
             with self.db.write() as session:
-                for keys, data, at in users:
-                    slack_people.put_user(session, keys, data, at)
-                for user_id, channel in dms.items():
-                    slack_people.put_dm_channel(session, user_id, channel)
+                slack_people.put_users(session, users)
+                slack_people.put_dm_channels(session, dms)
 
         await asyncio.to_thread(write)
 

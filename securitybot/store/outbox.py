@@ -77,3 +77,14 @@ def enqueue_many(session: Session, rows: Sequence[dict[str, Any]]) -> None:
     ]
     dialect = session.get_bind().dialect.name
     session.connection().execute(_INSERT_IDEMPOTENT.get(dialect, _INSERT), values)
+
+
+def mark_done(session: Session, job_ids: Sequence[int]) -> None:
+    """Record jobs as done in the caller's transaction, the one that did their work (so the
+    work and its record commit together). A job no longer pending is left as it is."""
+    if job_ids:
+        session.execute(
+            update(OUTBOX)
+            .where(OUTBOX.c.id.in_(list(job_ids)), OUTBOX.c.status == "pending")
+            .values(status="done", done_at=utcnow(), locked_until=None)
+        )

@@ -50,8 +50,16 @@ def user(session: Session, key: str) -> tuple[dict[str, Any], datetime] | None:
 
 
 def put_user(session: Session, keys: list[str], data: dict[str, Any], at: datetime) -> None:
-    rows = [{"key": k, "user": data, "user_cached_at": at} for k in dict.fromkeys(keys)]
-    _upsert(session, rows, ("user", "user_cached_at"))
+    put_users(session, [(keys, data, at)])
+
+
+def put_users(session: Session, users: list[tuple[list[str], dict[str, Any], datetime]]) -> None:
+    """Several people (each under all its keys) in one statement; the latest entry of a key
+    wins."""
+    rows = {k: {"key": k, "user": data, "user_cached_at": at}
+            for keys, data, at in users for k in keys}  # fmt: skip
+    if rows:
+        _upsert(session, list(rows.values()), ("user", "user_cached_at"))
 
 
 def forget_user(session: Session, keys: list[str]) -> None:
@@ -63,7 +71,13 @@ def dm_channel(session: Session, user_id: str) -> str | None:
 
 
 def put_dm_channel(session: Session, user_id: str, channel: str) -> None:
-    _upsert(session, [{"key": user_id, "dm_channel": channel}], ("dm_channel",))
+    put_dm_channels(session, {user_id: channel})
+
+
+def put_dm_channels(session: Session, channels: dict[str, str]) -> None:
+    rows = [{"key": user_id, "dm_channel": channel} for user_id, channel in channels.items()]
+    if rows:
+        _upsert(session, rows, ("dm_channel",))
 
 
 def forget_dm_channel(session: Session, user_id: str) -> None:
