@@ -146,6 +146,14 @@ def _plan(
         Snooze.revoked_at.is_(None), Snooze.expires_at > now))  # fmt: skip
     candidates = {a.id: _Candidate.of(a) for a in [*older, *alerts]}
     rows = {a.id: a for a in [*older, *alerts]}
+    # Who each candidate may be a parent for: by kind and what the tool said, and by kind and
+    # Slack id (filled in as alerts resolve), so a batch is not compared with itself squared.
+    by_given: dict[tuple[str, str], list[_Candidate]] = {}
+    by_user: dict[tuple[str, str], list[_Candidate]] = {}
+    for c in candidates.values():
+        by_given.setdefault((c.kind, c.user_given), []).append(c)
+        if c.user_id:
+            by_user.setdefault((c.kind, c.user_id), []).append(c)
     for alert in alerts:
         person = people[alert.id]
         user = person.user
@@ -172,13 +180,16 @@ def _plan(
                 audit_details={"snooze_id": snooze.id, "snoozed_by_alert": snooze.source_alert_id},
             )  # fmt: skip
             continue
-        parents = [c for c in candidates.values() if c.takes(alert, user.id, window)]
+        near = [*by_given.get((alert.kind, alert.user_given), ()),
+                *by_user.get((alert.kind, user.id), ())]  # fmt: skip
+        parents = [c for c in near if c.takes(alert, user.id, window)]
         if parents:
             parent = min(parents, key=lambda c: c.id)
             me.parent_id = parent.id
             plan.joins.append((alert, rows[parent.id], user))
             continue
         me.status, me.user_id = "new", user.id
+        by_user.setdefault((alert.kind, user.id), []).append(me)
         plan.resolved.append(alert)
         plan.found[alert.id] = found
     return plan
