@@ -212,6 +212,13 @@ class FakeDuo(ServedFake):
             raise RuntimeError("FakeDuo is not started")
         return str(self._tmpdir / "ca.pem")
 
+    def config(self, timeout: float = 5) -> Json:
+        """The config sections that point the bot at this fake (it must be started)."""
+        return {
+            "duo": {"ikey": self.ikey, "skey": self.skey, "api_host": self.api_host,
+                    "ca_certs": self.ca_path, "timeout": timeout},
+        }  # fmt: skip
+
     # ---- scenario controls -----------------------------------------------------------------
 
     def enroll(self, username: str, devices: list[str] | None = None) -> None:

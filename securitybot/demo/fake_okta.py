@@ -193,6 +193,14 @@ class FakeOkta(ServedFake):
             raise RuntimeError("FakeOkta is not started")
         return str(self._tmpdir / "ca.pem")
 
+    def config(self, timeout: float = 5) -> Json:
+        """The config sections that point the bot at this fake (it must be started)."""
+        return {
+            "verify": {"provider": "okta"},
+            "okta": {"org_url": self.org_url, "api_token": self.token, "ca_certs": self.ca_path,
+                     "timeout": timeout},
+        }  # fmt: skip
+
     # ---- scenario controls -----------------------------------------------------------------
 
     def enroll(
