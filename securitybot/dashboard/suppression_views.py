@@ -8,14 +8,11 @@ from typing import TYPE_CHECKING, Any
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import PlainTextResponse, RedirectResponse
 from starlette.responses import Response as StarletteResponse
 from starlette.routing import BaseRoute, Route
 
-from securitybot.dashboard.auth import CSRF_FIELD, csrf_ok
 from securitybot.flows import suppressions
 from securitybot.store.models import utcnow
-from securitybot.untrusted import db_id
 
 if TYPE_CHECKING:
     from securitybot.dashboard.views import Dashboard
@@ -48,26 +45,10 @@ def routes(dash: Dashboard) -> list[BaseRoute]:
         return dash._with_cookie(request, html, cookie)
 
     async def revoke(request: Request) -> StarletteResponse:
-        session, _cookie = await dash._guard(request)
-        if session is None:
-            return dash._login_redirect(request)
-        form = await dash._form(request)
-        if form is None or not csrf_ok(session.csrf, form.get(CSRF_FIELD)):
-            return dash._finish(PlainTextResponse("CSRF check failed", status_code=403))
-        rule_id = db_id(int(request.path_params["rule_id"]))
-        actor = f"dashboard:{session.username}"[:64]
-        rt = dash._rt(request)
-
-        def write() -> bool:
-            if rule_id is None:
-                return False
-            with rt.db.write() as db:
-                return suppressions.revoke(db, rule_id=rule_id, actor=actor,
-                                           via={"via": "dashboard"})  # fmt: skip
-
-        if not await run_in_threadpool(write):
-            return dash._finish(PlainTextResponse("no such active rule", status_code=404))
-        return dash._finish(RedirectResponse(f"/dashboard/suppressions?revoked={rule_id}", 303))
+        return await dash._revoke(
+            request, "rule_id", "/dashboard/suppressions", "no such active rule",
+            lambda db, i, actor, via: suppressions.revoke(db, rule_id=i, actor=actor, via=via),
+        )  # fmt: skip
 
     return [
         Route("/dashboard/suppressions", page, methods=["GET"]),

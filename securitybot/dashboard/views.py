@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import re
 import secrets
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, quote
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, PlainTextResponse, RedirectResponse
@@ -338,27 +340,41 @@ class Dashboard:
         return self._with_cookie(request, page, cookie)
 
     async def revoke_snooze(self, request: Request) -> StarletteResponse:
+        return await self._revoke(
+            request, "snooze_id", "/dashboard/snoozes", "no such active snooze",
+            lambda db, i, actor, via: snoozes.revoke(db, snooze_id=i, actor=actor, via=via),
+        )  # fmt: skip
+
+    async def _revoke(
+        self,
+        request: Request,
+        id_param: str,
+        back: str,
+        missing: str,
+        revoke: Callable[[Session, int, str, dict[str, Any]], bool],
+    ) -> StarletteResponse:
+        """A revoke button's POST: signed in and CSRF-checked, then ``revoke(db, id, actor,
+        via)`` for the path's ``id_param``; 404 ``missing`` if it found nothing active to
+        revoke, else back to the page ``back`` with ``?revoked=<id>``."""
         session, _cookie = await self._guard(request)
         if session is None:
             return self._login_redirect(request)
         form = await self._form(request)
         if form is None or not csrf_ok(session.csrf, form.get(CSRF_FIELD)):
             return self._finish(PlainTextResponse("CSRF check failed", status_code=403))
-        snooze_id = db_id(int(request.path_params["snooze_id"]))
+        item_id = db_id(int(request.path_params[id_param]))
         actor = f"dashboard:{session.username}"[:64]
         rt = self._rt(request)
 
-        def revoke() -> bool:
-            if snooze_id is None:
+        def write() -> bool:
+            if item_id is None:
                 return False
             with rt.db.write() as db:
-                return snoozes.revoke(
-                    db, snooze_id=snooze_id, actor=actor, via={"via": "dashboard"}
-                )
+                return revoke(db, item_id, actor, {"via": "dashboard"})
 
-        if not await run_in_threadpool(revoke):
-            return self._finish(PlainTextResponse("no such active snooze", status_code=404))
-        return self._finish(RedirectResponse(f"/dashboard/snoozes?revoked={snooze_id}", 303))
+        if not await run_in_threadpool(write):
+            return self._finish(PlainTextResponse(missing, status_code=404))
+        return self._finish(RedirectResponse(f"{back}?revoked={item_id}", 303))
 
     async def stylesheet(self, request: Request) -> StarletteResponse:
         return self._finish(FileResponse(HERE / "static" / "dashboard.css", media_type="text/css"))

@@ -152,19 +152,6 @@ class Demo:
         """Who the second factor knows `email` as: Duo the local part, Okta the email."""
         return email if isinstance(self.fd, FakeOkta) else email.split("@")[0]
 
-    def verifier_config(self) -> dict[str, Any]:
-        fd = self.fake
-        if isinstance(fd, FakeOkta):
-            return {
-                "verify": {"provider": "okta"},
-                "okta": {"org_url": fd.org_url, "api_token": fd.token, "ca_certs": fd.ca_path,
-                         "timeout": 5},
-            }  # fmt: skip
-        return {
-            "duo": {"ikey": fd.ikey, "skey": fd.skey, "api_host": fd.api_host,
-                    "ca_certs": fd.ca_path, "timeout": 5},
-        }  # fmt: skip
-
     @property
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
@@ -194,7 +181,7 @@ class Demo:
                     "security_channel": SECURITY_CHANNEL,
                     "user_cache_ttl": 60,
                 },
-                **self.verifier_config(),
+                **self.fake.config(),
                 "ingest": {"tokens": [{"source": "demo", "token": INGEST_TOKEN}]},
                 "alerts": {"dir": str(self._alerts_dir())},
                 "policy": {"ack_timeout": self.ack_timeout, "duo_timeout": self.duo_timeout},

@@ -7,7 +7,6 @@ fails here exactly as it would against Duo.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import contextlib
 import hashlib
@@ -29,6 +28,7 @@ from typing import Any
 from urllib.parse import parse_qs, parse_qsl, quote, urlsplit
 
 from securitybot.demo._serving import ServedFake
+from securitybot.demo.fake_push import PushBook
 
 log = logging.getLogger(__name__)
 
@@ -148,8 +148,10 @@ class _Handler(BaseHTTPRequestHandler):
         log.debug("fake duo: " + format, *args)
 
 
-class FakeDuo(ServedFake):
+class FakeDuo(ServedFake, PushBook[Push]):
     """Duo Auth API fake. Connect with duo_client.Auth(host=fd.host, port=fd.port, ...)."""
+
+    push_vendor = "Duo"
 
     def __init__(self, ikey: str = "DIXXXXXXXXXXXXXXXXXX", skey: str = "s" * 40) -> None:
         self.ikey = ikey
@@ -212,6 +214,13 @@ class FakeDuo(ServedFake):
             raise RuntimeError("FakeDuo is not started")
         return str(self._tmpdir / "ca.pem")
 
+    def config(self, timeout: float = 5) -> Json:
+        """The config sections that point the bot at this fake (it must be started)."""
+        return {
+            "duo": {"ikey": self.ikey, "skey": self.skey, "api_host": self.api_host,
+                    "ca_certs": self.ca_path, "timeout": timeout},
+        }  # fmt: skip
+
     # ---- scenario controls -----------------------------------------------------------------
 
     def enroll(self, username: str, devices: list[str] | None = None) -> None:
@@ -255,31 +264,6 @@ class FakeDuo(ServedFake):
                 raise ValueError(f"push {txid} already {push.outcome}")
             push.outcome = response
             self._changed.notify_all()
-
-    def pending_pushes(self) -> list[Push]:
-        with self._lock:
-            self._expire_pushes()
-            return [p for p in self._pushes.values() if p.waiting]
-
-    def started_pushes(self) -> list[Push]:
-        """Every push started so far, answered or not."""
-        with self._lock:
-            return list(self._pushes.values())
-
-    def wait_for_push(self, timeout: float = 5.0) -> Push:
-        """Block until some push is waiting for an answer; handy with async app code."""
-        deadline = time.monotonic() + timeout
-        with self._changed:
-            while True:
-                waiting = [p for p in self._pushes.values() if p.waiting]
-                if waiting:
-                    return waiting[0]
-                if time.monotonic() >= deadline:
-                    raise TimeoutError("no Duo push became pending")
-                self._changed.wait(deadline - time.monotonic())
-
-    async def wait_for_push_async(self, timeout: float = 5.0) -> Push:
-        return await asyncio.to_thread(self.wait_for_push, timeout)
 
     def fail_all(self, status: int | None = 500) -> None:
         """Answer every request with this HTTP status; None restores normal service.

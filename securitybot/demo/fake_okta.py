@@ -14,7 +14,6 @@ Scenario controls use the fake Duo's words (``enroll``, ``answer_push(txid, "all
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import logging
@@ -33,6 +32,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from securitybot.demo._serving import ServedFake
+from securitybot.demo.fake_push import PushBook
 
 log = logging.getLogger(__name__)
 
@@ -140,8 +140,10 @@ class _Handler(BaseHTTPRequestHandler):
         log.debug("fake okta: " + format, *args)
 
 
-class FakeOkta(ServedFake):
+class FakeOkta(ServedFake, PushBook[Push]):
     """Okta fake. Connect with okta.org_url = fo.org_url, okta.ca_certs = fo.ca_path."""
+
+    push_vendor = "Okta Verify"
 
     def __init__(self, token: str = "00fake-okta-api-token-0123456789abcdef") -> None:
         self.token = token
@@ -192,6 +194,14 @@ class FakeOkta(ServedFake):
         if self._tmpdir is None:
             raise RuntimeError("FakeOkta is not started")
         return str(self._tmpdir / "ca.pem")
+
+    def config(self, timeout: float = 5) -> Json:
+        """The config sections that point the bot at this fake (it must be started)."""
+        return {
+            "verify": {"provider": "okta"},
+            "okta": {"org_url": self.org_url, "api_token": self.token, "ca_certs": self.ca_path,
+                     "timeout": timeout},
+        }  # fmt: skip
 
     # ---- scenario controls -----------------------------------------------------------------
 
@@ -260,29 +270,6 @@ class FakeOkta(ServedFake):
                 raise ValueError(f"push {txid} already {push.outcome}")
             self._settle(push, response)
             self._changed.notify_all()
-
-    def pending_pushes(self) -> list[Push]:
-        with self._lock:
-            self._expire_pushes()
-            return [p for p in self._pushes.values() if p.waiting]
-
-    def started_pushes(self) -> list[Push]:
-        with self._lock:
-            return list(self._pushes.values())
-
-    def wait_for_push(self, timeout: float = 5.0) -> Push:
-        deadline = time.monotonic() + timeout
-        with self._changed:
-            while True:
-                waiting = [p for p in self._pushes.values() if p.waiting]
-                if waiting:
-                    return waiting[0]
-                if time.monotonic() >= deadline:
-                    raise TimeoutError("no Okta Verify push became pending")
-                self._changed.wait(deadline - time.monotonic())
-
-    async def wait_for_push_async(self, timeout: float = 5.0) -> Push:
-        return await asyncio.to_thread(self.wait_for_push, timeout)
 
     def fail_all(self, status: int | None = 500) -> None:
         """Answer every request with this HTTP status (429: Okta's rate-limit answer, with

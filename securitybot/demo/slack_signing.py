@@ -195,31 +195,22 @@ def home_action_body(
     """A button click in the Home tab: block_actions whose container is the view (no channel,
     no message), as in Slack's block_actions payload reference
     (docs.slack.dev/reference/interaction-payloads/block_actions-payload)."""
-    payload: dict[str, Any] = {
-        "type": "block_actions",
-        "user": _user(user, team),
-        "api_app_id": api_app_id,
-        "token": "legacy-verification-token",
-        "container": {"type": "view", "view_id": view_id},
-        "trigger_id": _new_trigger_id(),
-        "team": {"id": team, "domain": "fake"},
-        "enterprise": None,
-        "is_enterprise_install": False,
-        "view": {"id": view_id, "team_id": team, "type": "home", "blocks": [],
-                 "private_metadata": "", "callback_id": "", "state": {"values": {}},
-                 "hash": "1.2", "app_id": api_app_id},
-        "actions": [
-            {
-                "action_id": action_id,
-                "block_id": block_id,
-                "text": {"type": "plain_text", "text": value, "emoji": True},
-                "value": value,
-                "type": "button",
-                "action_ts": _new_ts(),
-            }
-        ],
-    }  # fmt: skip
-    return urlencode({"payload": json.dumps(payload)})
+    container = {"type": "view", "view_id": view_id}
+    view = {
+        "id": view_id,
+        "team_id": team,
+        "type": "home",
+        "blocks": [],
+        "private_metadata": "",
+        "callback_id": "",
+        "state": {"values": {}},
+        "hash": "1.2",
+        "app_id": api_app_id,
+    }
+    return _button_click_body(
+        user, team, api_app_id, container, _new_trigger_id(), {"view": view},
+        action_id, block_id, value,
+    )  # fmt: skip
 
 
 def block_action_body(
@@ -236,25 +227,49 @@ def block_action_body(
     api_app_id: str = "A1",
 ) -> str:
     """A button click on a bot message, form-encoded as Slack sends it ("payload=<json>")."""
+    container = {
+        "type": "message",
+        "message_ts": message_ts,
+        "channel_id": channel,
+        "is_ephemeral": False,
+    }
+    where = {
+        "channel": {"id": channel, "name": "directmessage"},
+        "message": message or {"type": "message", "ts": message_ts, "text": "", "blocks": []},
+        "state": {"values": {}},
+        "response_url": response_url,
+    }
+    return _button_click_body(
+        user, team, api_app_id, container, trigger_id or _new_trigger_id(), where,
+        action_id, block_id, value,
+    )  # fmt: skip
+
+
+def _button_click_body(
+    user: str,
+    team: str,
+    api_app_id: str,
+    container: dict[str, Any],
+    trigger_id: str,
+    where: dict[str, Any],
+    action_id: str,
+    block_id: str,
+    value: str,
+) -> str:
+    """A block_actions payload for one button click, form-encoded as Slack sends it
+    ("payload=<json>"): the fields every click carries, then `where` (what was clicked in:
+    the Home view, or the channel and message), then the button's action."""
     payload: dict[str, Any] = {
         "type": "block_actions",
         "user": _user(user, team),
         "api_app_id": api_app_id,
         "token": "legacy-verification-token",
-        "container": {
-            "type": "message",
-            "message_ts": message_ts,
-            "channel_id": channel,
-            "is_ephemeral": False,
-        },
-        "trigger_id": trigger_id or _new_trigger_id(),
+        "container": container,
+        "trigger_id": trigger_id,
         "team": {"id": team, "domain": "fake"},
         "enterprise": None,
         "is_enterprise_install": False,
-        "channel": {"id": channel, "name": "directmessage"},
-        "message": message or {"type": "message", "ts": message_ts, "text": "", "blocks": []},
-        "state": {"values": {}},
-        "response_url": response_url,
+        **where,
         "actions": [
             {
                 "action_id": action_id,

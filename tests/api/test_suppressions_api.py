@@ -9,35 +9,15 @@ import pytest
 from sqlalchemy import func, select
 from starlette.testclient import TestClient
 
-from securitybot.config import Settings
-from securitybot.service import build_service
 from securitybot.store.db import Database
 from securitybot.store.models import AuditLog
 from securitybot.store.suppression_models import SuppressionRule
-from tests.api.conftest import TOKEN, auth
-
-ADMIN_TOKEN = "team-admin-token-0123456789"
-LEAD = "U0SECLEAD"
+from tests.api.conftest import ADMIN_TOKEN, LEAD, auth, serve, team_settings
 
 
 @pytest.fixture
 def client(db: Database, db_url: str) -> Iterator[TestClient]:
-    settings = Settings.model_validate(
-        {
-            "database": {"url": db_url},
-            "ingest": {
-                "tokens": [
-                    {"source": "monitoring", "token": TOKEN},
-                    {"source": "secops", "token": ADMIN_TOKEN, "scopes": ["admin"]},
-                ]
-            },
-            "escalation": {"responders": [LEAD], "max_suppression": "1d"},
-            "scheduler": {"enabled": False},
-        }
-    )
-    _runtime, app = build_service(settings, db)
-    with TestClient(app) as c:
-        yield c
+    yield from serve(team_settings(db_url, max_suppression="1d"), db)
 
 
 def in_hours(h: float) -> str:

@@ -9,35 +9,15 @@ import pytest
 from sqlalchemy import func, select
 from starlette.testclient import TestClient
 
-from securitybot.config import Settings
-from securitybot.service import build_service
 from securitybot.store.db import Database
 from securitybot.store.models import AuditLog, Exemption, Snooze, utcnow
-from tests.api.conftest import TOKEN, auth
+from tests.api.conftest import ADMIN_TOKEN, LEAD, auth, serve, team_settings
 from tests.api.test_ingest import FLURB
-
-ADMIN_TOKEN = "team-admin-token-0123456789"
-LEAD = "U0SECLEAD"
 
 
 @pytest.fixture
 def client(db: Database, db_url: str) -> Iterator[TestClient]:
-    settings = Settings.model_validate(
-        {
-            "database": {"url": db_url},
-            "ingest": {
-                "tokens": [
-                    {"source": "monitoring", "token": TOKEN},  # scopes default to [ingest]
-                    {"source": "secops", "token": ADMIN_TOKEN, "scopes": ["admin"]},
-                ]
-            },
-            "escalation": {"responders": [LEAD]},
-            "scheduler": {"enabled": False},
-        }
-    )
-    _runtime, app = build_service(settings, db)
-    with TestClient(app) as c:
-        yield c
+    yield from serve(team_settings(db_url), db)
 
 
 @pytest.fixture

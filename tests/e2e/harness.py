@@ -35,6 +35,7 @@ T = TypeVar("T")
 TOKEN = "e2e-ingest-token-0123456789"
 SIGNING_SECRET = "e2e-signing-secret"
 SECURITY_CHANNEL = "C_SECURITY"
+# The fake Duo is started with these keys; its config() hands the same ones to the bot.
 IKEY = "DIXXXXXXXXXXXXXXXXXX"
 SKEY = "s" * 40
 OKTA_TOKEN = "00e2e-okta-api-token-0123456789abcdef"
@@ -49,20 +50,6 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def verifier_config(fd: FakeVerifier) -> dict[str, Any]:
-    """The config sections that point the bot at this fake second factor."""
-    if isinstance(fd, FakeOkta):
-        return {
-            "verify": {"provider": "okta"},
-            "okta": {"org_url": fd.org_url, "api_token": fd.token, "ca_certs": fd.ca_path,
-                     "timeout": 5},
-        }  # fmt: skip
-    return {
-        "duo": {"ikey": IKEY, "skey": SKEY, "api_host": fd.api_host, "ca_certs": fd.ca_path,
-                "timeout": 5},
-    }  # fmt: skip
-
-
 def e2e_config(db_url: str, fs: FakeSlack, fd: FakeVerifier, **overrides: Any) -> dict[str, Any]:
     """The e2e configuration as plain data (secrets as strings), e.g. to write a YAML file."""
     data: dict[str, Any] = {
@@ -74,7 +61,7 @@ def e2e_config(db_url: str, fs: FakeSlack, fd: FakeVerifier, **overrides: Any) -
             "api_url": fs.base_url,
             "security_channel": SECURITY_CHANNEL,
         },
-        **verifier_config(fd),
+        **fd.config(),
         "ingest": {"tokens": [{"source": "e2e", "token": TOKEN}]},
         "policy": {"ack_timeout": 30, "duo_timeout": 30},
         "scheduler": {"sweep_interval": 0.2},
