@@ -26,7 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, text, update
+from sqlalchemy import Table, bindparam, select, text, update
 from sqlalchemy.exc import DBAPIError
 
 from securitybot.outbox.jobs import (
@@ -173,11 +173,14 @@ class Dispatcher:
     def _renew(self, ids: list[int]) -> None:
         if not ids:
             return
+        rows = select(Outbox.id).where(Outbox.id.in_(ids), Outbox.status == "pending")
+        if self.db.is_postgres:
+            # A row locked right now is being recorded (a batch marks its jobs done in its own
+            # transaction): skip it rather than wait, so renewing can never join a lock cycle.
+            rows = rows.with_for_update(skip_locked=True)
         with self.db.write() as session:
             session.execute(
-                update(Outbox)
-                .where(Outbox.id.in_(ids), Outbox.status == "pending")
-                .values(locked_until=utcnow() + self.lease)
+                update(Outbox).where(Outbox.id.in_(rows)).values(locked_until=utcnow() + self.lease)
             )
 
     def release_orphaned_leases(self) -> None:

@@ -123,3 +123,22 @@ async def test_a_batch_handler_that_crashes_retries_all_its_jobs(db: Database) -
     assert calls[0] == 4
     assert {(r.status, r.attempts) for r in rows} == {("pending", 1)}
     assert all("RuntimeError: a bug" in (r.last_error or "") for r in rows)
+
+
+async def test_a_long_batch_keeps_its_lease_so_nobody_claims_its_jobs_again(db: Database) -> None:
+    _enqueue_many(db, "greet", 3)
+    runs: list[list[int]] = []
+
+    async def slow(jobs: list[Job]) -> list[Outcome]:
+        runs.append([job.claims for job in jobs])
+        await asyncio.sleep(1.2)  # four leases long: renewed meanwhile
+        return [Done() for _ in jobs]
+
+    dispatcher = Dispatcher(db, {}, batch_handlers={"greet": slow}, lanes=2, lease=0.3,
+                            idle_poll=0.05)  # fmt: skip
+    await dispatcher.start()
+    try:
+        await _until(lambda: _statuses(db, "greet") == {"done": 3})
+    finally:
+        await dispatcher.stop()
+    assert runs == [[1, 1, 1]]
