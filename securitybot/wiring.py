@@ -130,10 +130,12 @@ def wire_workers(
     runtime.handlers[suppression_summary.EFFECT] = suppression_summary.SummaryHandler(
         runtime.db, gateway, s.slack.security_channel
     )
+    batch = BatchConversation(handlers)
     dispatcher = Dispatcher(
         runtime.db, runtime.handlers, wake=wake_event, lease=s.scheduler.outbox_lease,
-        unordered=UNORDERED_EFFECTS, batch_handlers=BatchConversation(handlers).handlers(),
+        unordered=UNORDERED_EFFECTS, batch_handlers=batch.handlers(),
     )  # fmt: skip
+    batch.handover = dispatcher
     scheduler = AsyncIOScheduler()
     socket_handler = None
 

@@ -10,11 +10,14 @@ retried in a storm.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Awaitable
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import TypeVar
+from typing import Any, Protocol, TypeVar
+
+from sqlalchemy import select
 
 from securitybot.domain import Event, EventType
 from securitybot.flows import dm_batch
@@ -51,25 +54,37 @@ async def _bounded(calls: list[Awaitable[T]]) -> list[T]:
     return await asyncio.gather(*(one(c) for c in calls))
 
 
+class Handover(Protocol):
+    """The dispatcher's side of jobs a handler claims itself (``Dispatcher.adopt``)."""
+
+    lease: timedelta
+
+    def adopt(self, jobs: list[Job]) -> None: ...
+    async def release(self, jobs: list[Job], outcomes: list[Outcome]) -> None: ...
+
+
 @dataclass
 class BatchConversation:
     h: ConversationHandlers
+    # Set when a dispatcher runs these handlers: start_conversation then sends the DMs it
+    # queued itself, instead of handing them to the send_dm lane.
+    handover: Handover | None = None
 
     def handlers(self) -> dict[str, BatchHandler]:
         return {"start_conversation": self.start_conversations, "send_dm": self.send_dms}
 
-    def _load(self, ids: list[int]) -> dict[int, Alert]:
-        from sqlalchemy import select
-
+    def _load(self, ids: list[int]) -> dict[int, Any]:
+        """What the start of a conversation needs of each alert, by id (plain rows)."""
+        cols = (Alert.id, Alert.status, Alert.kind, Alert.user_given, Alert.created_at)
         with self.h.db.read() as session:
-            return {a.id: a for a in session.scalars(select(Alert).where(Alert.id.in_(ids)))}
+            return {r.id: r for r in session.execute(select(*cols).where(Alert.id.in_(ids)))}
 
     async def start_conversations(self, jobs: list[Job]) -> list[Outcome]:
         h = self.h
         ids = [job.alert_id for job in jobs if job.alert_id is not None]
         alerts = await asyncio.to_thread(self._load, ids)
         outcomes: dict[int, Outcome] = {}
-        asking: list[tuple[Job, Alert]] = []
+        asking: list[tuple[Job, Any]] = []
         events: list[tuple[int, Event]] = []
         for job in jobs:
             alert = alerts.get(job.alert_id or 0)
@@ -88,7 +103,7 @@ class BatchConversation:
                 asking.append((job, alert))
         slack = h.slack
 
-        async def lookup(alert: Alert) -> SlackUser | Exception | None:
+        async def lookup(alert: Any) -> SlackUser | Exception | None:
             assert slack is not None
             try:
                 return await slack.lookup_user(alert.user_given)
@@ -105,18 +120,25 @@ class BatchConversation:
                 events.append((alert.id, Event(EventType.DM_FAILED, comment=str(user))))
             else:
                 ids_ = [alert.user_given, user.id if user else None, user.email if user else None]
-                people.append(dm_batch.Person(alert.id, ids_, user))
+                people.append(dm_batch.Person(alert.id, ids_, user, alert.kind, alert.user_given,
+                                              alert.created_at))  # fmt: skip
             outcomes[job.id] = Done()
         window = timedelta(seconds=h.settings.escalation.group_window)
         done = [job.id for job in jobs if type(outcomes[job.id]) is Done]
+        taken: list[tuple[Job, DmContext]] = []
         if done:
-            # The jobs are recorded done in the transaction that settles their alerts.
-            await asyncio.to_thread(dm_batch.settle_people, h.db, people, window, events=events,
-                                    done=done)  # fmt: skip
+            # The jobs are recorded done in the transaction that settles their alerts, which
+            # also hands this batch the DMs it queued (when a dispatcher can lease them).
+            take = self.handover.lease if self.handover is not None and people else None
+            settle = functools.partial(dm_batch.settle_people, h.db, people, window,
+                                       events=events, done=done, take_dms=take)  # fmt: skip
+            taken = await asyncio.to_thread(settle)
             for job_id in done:
                 outcomes[job_id] = Recorded()
         if people or events:
             h.wake()
+        if taken:
+            await self._send_taken(taken)
         return [outcomes[job.id] for job in jobs]
 
     async def send_dms(self, jobs: list[Job]) -> list[Outcome]:
@@ -125,8 +147,14 @@ class BatchConversation:
             return [Done() for _ in jobs]
         asked = [(j.id, j.alert_id, not j.delivery_started) for j in jobs if j.alert_id is not None]
         contexts = await asyncio.to_thread(dm_batch.prepare_dms, h.db, asked)
-        outcomes: dict[int, Outcome] = {job.id: Done() for job in jobs}
         sending = [(job, contexts[job.alert_id]) for job in jobs if job.alert_id in contexts]
+        return await self._send(jobs, sending)
+
+    async def _send(self, jobs: list[Job], sending: list[tuple[Job, DmContext]]) -> list[Outcome]:
+        """Post the DMs of ``sending`` side by side, then record them (and the ``jobs`` that are
+        done) in one transaction; each job's outcome."""
+        h = self.h
+        outcomes: dict[int, Outcome] = {job.id: Done() for job in jobs}
         results = await _bounded([self._deliver_dm(job, ctx) for job, ctx in sending])
         sent: list[dm_batch.Sent] = []
         failed: list[tuple[int, Event]] = []
@@ -144,6 +172,22 @@ class BatchConversation:
         if sent or failed:
             h.wake()
         return [outcomes[job.id] for job in jobs]
+
+    async def _send_taken(self, taken: list[tuple[Job, DmContext]]) -> None:
+        """Send the DMs ``settle_people`` claimed for this batch, leased like the lane's own
+        jobs while they run. If this fails midway their leases run out and the send lane runs
+        them again, looking first for what was posted (their delivery marks are committed)."""
+        assert self.handover is not None
+        jobs = [job for job, _ in taken]
+        self.handover.adopt(jobs)
+        outcomes: list[Outcome] = []
+        try:
+            outcomes = await self._send(jobs, taken)
+        except Exception:
+            logger.exception("DMs of alerts %s failed; they run again after their lease",
+                             [job.alert_id for job in jobs])  # fmt: skip
+        finally:
+            await self.handover.release(jobs, outcomes)
 
     async def _deliver_dm(self, job: Job, dm: DmContext) -> dm_batch.Sent | Event | Outcome:
         """One alert's DM: what to record (sent, or the event of a failure), or the job's

@@ -22,9 +22,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import func, select, union_all, update
+from sqlalchemy import Table, func, or_, select, union_all, update
 from sqlalchemy.orm import Session
 
 from securitybot.domain import Event, EventType
@@ -32,6 +32,7 @@ from securitybot.flows import dm_path, exemptions, snoozes, suppressions
 from securitybot.flows.batch_transitions import apply_to_many
 from securitybot.flows.dm_path import DmContext, attach_to_parent
 from securitybot.flows.transitions import apply_event
+from securitybot.outbox.jobs import Job
 from securitybot.slack.gateway import SlackUser
 from securitybot.store.db import Database
 from securitybot.store.models import Alert, Exemption, Outbox, Snooze, utcnow
@@ -39,6 +40,7 @@ from securitybot.store.outbox import enqueue, mark_done
 from securitybot.store.suppression_models import SuppressionRule
 
 OPEN = ("new", "awaiting_ack")
+OUTBOX = cast(Table, Outbox.__table__)
 
 
 @dataclass(frozen=True)
@@ -48,6 +50,10 @@ class Person:
     alert_id: int
     ids: list[str | None]
     user: SlackUser | None
+    # What the group query matches the alert on (set at ingest, never changed).
+    kind: str
+    user_given: str
+    created_at: datetime
 
 
 @dataclass
@@ -101,27 +107,36 @@ def lock_many(session: Session, ids: Sequence[int]) -> dict[int, Alert]:
     return {a.id: a for a in session.scalars(q)}
 
 
-def _any(session: Session, q: Any) -> bool:
-    return session.scalar(q.limit(1)) is not None
+def _in_force(session: Session, now: datetime) -> tuple[bool, bool, bool]:
+    """Whether any suppression rule, exemption or snooze is in force, in one round trip: when
+    none is (the common case), no alert of the batch needs its own check."""
+    row = session.execute(
+        select(
+            select(SuppressionRule.id)
+            .where(SuppressionRule.revoked_at.is_(None), SuppressionRule.expires_at > now)
+            .exists(),
+            select(Exemption.id).exists(),
+            select(Snooze.id).where(Snooze.revoked_at.is_(None), Snooze.expires_at > now).exists(),
+        )
+    ).one()
+    return bool(row[0]), bool(row[1]), bool(row[2])
 
 
-def _possible_parents(
-    session: Session, alerts: Sequence[Alert], people: dict[int, Person], window: timedelta
-) -> list[int]:
+def _possible_parents(session: Session, people: Sequence[Person], window: timedelta) -> list[int]:
     """Ids of open top-level alerts older than the batch's that one of them could join."""
-    users = {p.user.id for p in people.values() if p.user is not None}
-    batch = [a.id for a in alerts]
+    users = {p.user.id for p in people if p.user is not None}
+    batch = [p.alert_id for p in people]
     common = (
-        Alert.kind.in_({a.kind for a in alerts}),
+        Alert.kind.in_({p.kind for p in people}),
         Alert.parent_id.is_(None),
         Alert.status.in_(OPEN),
         Alert.id < max(batch),
         Alert.id.not_in(batch),
-        Alert.created_at >= min(a.created_at for a in alerts) - window,
+        Alert.created_at >= min(p.created_at for p in people) - window,
     )
     # Two index lookups, not an OR (see alert_store.group_parent_query).
     q = union_all(
-        select(Alert.id).where(Alert.user_given.in_({a.user_given for a in alerts}), *common),
+        select(Alert.id).where(Alert.user_given.in_({p.user_given for p in people}), *common),
         select(Alert.id).where(Alert.user_id.in_(users), *common),
     )
     return sorted(set(session.scalars(q)))
@@ -136,14 +151,10 @@ def _plan(
 ) -> _Plan:  # fmt: skip
     """Decide each alert in id order, as one by one would: the rare outcomes (suppressed,
     exempt, unknown, snoozed) are applied at once, the common ones (resolved, joined) collected
-    for set-based writes. ``older``: the open alerts outside the batch they may join, locked."""
+    for set-based writes. ``older``: the other alerts they may join (locked), older or settled."""
     now = utcnow()
     plan = _Plan()
-    rules = _any(session, select(SuppressionRule.id).where(
-        SuppressionRule.revoked_at.is_(None), SuppressionRule.expires_at > now))  # fmt: skip
-    exempt = _any(session, select(Exemption.id))
-    snoozed = _any(session, select(Snooze.id).where(
-        Snooze.revoked_at.is_(None), Snooze.expires_at > now))  # fmt: skip
+    rules, exempt, snoozed = _in_force(session, now)
     candidates = {a.id: _Candidate.of(a) for a in [*older, *alerts]}
     rows = {a.id: a for a in [*older, *alerts]}
     # Who each candidate may be a parent for: by kind and what the tool said, and by kind and
@@ -202,32 +213,114 @@ def settle_people(
     *,
     events: Sequence[tuple[int, Event]] = (),
     done: Sequence[int] = (),
-) -> None:  # fmt: skip
+    take_dms: timedelta | None = None,
+) -> list[tuple[Job, DmContext]]:  # fmt: skip
     """``dm_path.settle_person`` for many alerts in one transaction: what each new alert
     becomes once Slack said who its person is. The same transaction applies ``events`` (alerts
-    with nobody to ask, lookups that failed) and marks the ``done`` outbox jobs done."""
+    with nobody to ask, lookups that failed) and marks the ``done`` outbox jobs done.
+
+    With ``take_dms`` (a lease), it also claims the DM jobs it queued, marked as about to be
+    delivered, with what each DM shows: the caller sends them at once instead of leaving them
+    for the next claim (one transaction and one hand-over fewer on the way to every DM)."""
     by_id = {p.alert_id: p for p in people}
 
-    def work(session: Session) -> None:
-        seen = [a for a in session.scalars(select(Alert).where(Alert.id.in_(list(by_id))))
-                if a.status == "new"] if by_id else []  # fmt: skip
-        older = _possible_parents(session, seen, by_id, window) if seen else []
-        locked = lock_many(session, [*older, *(a.id for a in seen), *(i for i, _ in events)])
+    def work(session: Session) -> list[tuple[Job, DmContext]]:
+        older = _possible_parents(session, people, window) if people else []
+        locked = lock_many(session, [*older, *by_id, *(i for i, _ in events)])
         for alert_id, event in events:
             if alert_id in locked:
                 apply_event(session, locked[alert_id], event)
-        alerts = sorted((locked[a.id] for a in seen if locked[a.id].status == "new"),
-                        key=lambda a: a.id)  # fmt: skip
+        mine = [locked[i] for i in sorted(by_id) if i in locked]
+        alerts = [a for a in mine if a.status == "new"]
         if alerts:
-            plan = _plan(session, alerts, [locked[i] for i in older if i in locked], by_id,
-                         window)  # fmt: skip
+            # Any alert not being settled here may be a parent: the older ones, and one of
+            # the batch's own that was settled already (its job ran again).
+            others = [locked[i] for i in older if i in locked]
+            others += [a for a in mine if a.status != "new"]
+            plan = _plan(session, alerts, others, by_id, window)
             apply_to_many(session, plan.resolved, Event(EventType.USER_RESOLVED), utcnow(),
                           also_set=plan.found)  # fmt: skip
             for alert, parent, user in plan.joins:
                 attach_to_parent(session, alert, parent, user.id, user.name)
         mark_done(session, done)
+        if take_dms is None or not alerts or not plan.resolved:
+            return []
+        resolved = {a.id: a for a in plan.resolved}
+        jobs = claim_dms(session, list(resolved), take_dms)
+        contexts, _ = dm_contexts(session, resolved, [(j.id, j.alert_id or 0, True) for j in jobs])
+        return [(j, contexts[j.alert_id]) for j in jobs if j.alert_id in contexts]
 
-    dm_path.retrying(db, work)
+    return dm_path.retrying(db, work)
+
+
+_JOB_COLUMNS = ("id", "alert_id", "payload", "attempts", "created_at", "claims")
+
+
+def claim_dms(session: Session, alert_ids: list[int], lease: timedelta) -> list[Job]:
+    """Claim the pending ``send_dm`` jobs of ``alert_ids`` (leased, and marked as about to be
+    delivered, as the dispatcher's claim and a handler's mark would)."""
+    now = utcnow()
+    rows = session.execute(
+        update(OUTBOX)
+        .where(
+            OUTBOX.c.effect == "send_dm",
+            OUTBOX.c.alert_id.in_(alert_ids),
+            OUTBOX.c.status == "pending",
+            or_(OUTBOX.c.locked_until.is_(None), OUTBOX.c.locked_until < now),
+        )
+        .values(locked_until=now + lease, claims=OUTBOX.c.claims + 1, delivery_started_at=now)
+        .returning(*(OUTBOX.c[n] for n in _JOB_COLUMNS))
+    ).all()
+    return sorted(
+        (Job(r.id, "send_dm", r.alert_id, r.payload or {}, r.attempts, r.created_at, r.claims)
+         for r in rows),
+        key=lambda j: j.id,
+    )  # fmt: skip
+
+
+def dm_contexts(
+    session: Session, alerts: dict[int, Alert], jobs: Sequence[tuple[int, int, bool]]
+) -> tuple[dict[int, DmContext], list[int]]:
+    """The contexts of the alerts among ``jobs`` (job id, alert id, mark) that still need
+    their DM, by alert id, and the ids of the jobs to mark (their mark goes in this
+    transaction, before anything is posted)."""
+    due = [a for a in alerts.values() if a.status == "new" and a.user_id]
+    if not due:
+        return {}, []
+    fresh = [a.id for a in due if not a.dm_ts]
+    grouped: dict[int, list[Alert]] = {}
+    if fresh:
+        q = select(Alert).where(Alert.parent_id.in_(fresh)).order_by(Alert.id)
+        for child in session.scalars(q):
+            assert child.parent_id is not None
+            grouped.setdefault(child.parent_id, []).append(child)
+    # Whether each person got a DM before: their lowest and highest DMed alert ids say
+    # whether one other than this alert exists.
+    dmed = {
+        row.user_id: (row.low, row.high)
+        for row in session.execute(
+            select(Alert.user_id, func.min(Alert.id).label("low"),
+                   func.max(Alert.id).label("high"))
+            .where(Alert.user_id.in_({a.user_id for a in due}), Alert.dm_ts.is_not(None))
+            .group_by(Alert.user_id)
+        )
+    }  # fmt: skip
+    out: dict[int, DmContext] = {}
+    due_ids = {a.id for a in due}
+    marks = [job_id for job_id, alert_id, mark in jobs
+             if mark and alert_id in due_ids and not alerts[alert_id].dm_ts]  # fmt: skip
+    for job_id, alert_id, _mark in jobs:
+        alert = alerts.get(alert_id)
+        if alert is None or alert_id not in due_ids:
+            continue
+        if alert.dm_ts:  # posted before a crash, not yet recorded as sent
+            out[alert_id] = DmContext(alert, greet=False, grouped=[], marked=False)
+            continue
+        low, high = dmed.get(alert.user_id, (alert.id, alert.id))
+        earlier = low != alert.id or high != alert.id
+        out[alert_id] = DmContext(alert, greet=not earlier, grouped=grouped.get(alert_id, []),
+                                  marked=job_id in marks)  # fmt: skip
+    return out, marks
 
 
 def prepare_dms(db: Database, jobs: Sequence[tuple[int, int, bool]]) -> dict[int, DmContext]:
@@ -236,42 +329,7 @@ def prepare_dms(db: Database, jobs: Sequence[tuple[int, int, bool]]) -> dict[int
     ids = [alert_id for _, alert_id, _ in jobs]
     with db.write() as session:
         alerts = {a.id: a for a in session.scalars(select(Alert).where(Alert.id.in_(ids)))}
-        due = [a for a in alerts.values() if a.status == "new" and a.user_id]
-        if not due:
-            return {}
-        fresh = [a.id for a in due if not a.dm_ts]
-        grouped: dict[int, list[Alert]] = {}
-        if fresh:
-            q = select(Alert).where(Alert.parent_id.in_(fresh)).order_by(Alert.id)
-            for child in session.scalars(q):
-                assert child.parent_id is not None
-                grouped.setdefault(child.parent_id, []).append(child)
-        # Whether each person got a DM before: their lowest and highest DMed alert ids say
-        # whether one other than this alert exists.
-        dmed = {
-            row.user_id: (row.low, row.high)
-            for row in session.execute(
-                select(Alert.user_id, func.min(Alert.id).label("low"),
-                       func.max(Alert.id).label("high"))
-                .where(Alert.user_id.in_({a.user_id for a in due}), Alert.dm_ts.is_not(None))
-                .group_by(Alert.user_id)
-            )
-        }  # fmt: skip
-        out: dict[int, DmContext] = {}
-        due_ids = {a.id for a in due}
-        marks = [job_id for job_id, alert_id, mark in jobs
-                 if mark and alert_id in due_ids and not alerts[alert_id].dm_ts]  # fmt: skip
-        for job_id, alert_id, _mark in jobs:
-            alert = alerts.get(alert_id)
-            if alert is None or alert_id not in due_ids:
-                continue
-            if alert.dm_ts:  # posted before a crash, not yet recorded as sent
-                out[alert_id] = DmContext(alert, greet=False, grouped=[], marked=False)
-                continue
-            low, high = dmed.get(alert.user_id, (alert.id, alert.id))
-            earlier = low != alert.id or high != alert.id
-            out[alert_id] = DmContext(alert, greet=not earlier, grouped=grouped.get(alert_id, []),
-                                      marked=job_id in marks)  # fmt: skip
+        out, marks = dm_contexts(session, alerts, jobs)
         if marks:
             session.execute(
                 update(Outbox).where(Outbox.id.in_(marks)).values(delivery_started_at=utcnow())

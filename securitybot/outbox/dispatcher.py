@@ -255,6 +255,29 @@ class Dispatcher:
             logger.error("outbox job %s (%s) gave up: %s", job.id, job.effect, outcome.error)
         await self._record_outcome(job, outcome)
 
+    def adopt(self, jobs: list[Job]) -> None:
+        """Jobs a running batch handler claimed itself (with ``lease``): renewed with the
+        others' until ``release``."""
+        task = asyncio.current_task()
+        assert task is not None
+        for job in jobs:
+            self._inflight[job.id] = task
+
+    async def release(self, jobs: list[Job], outcomes: list[Outcome]) -> None:
+        """Record the outcomes of adopted jobs (none given: their leases simply run out) and
+        stop renewing them."""
+        try:
+            await asyncio.gather(
+                *(
+                    self._record_outcome(job, o)
+                    for job, o in zip(jobs, outcomes, strict=False)
+                    if not isinstance(o, Recorded)
+                )
+            )
+        finally:
+            for job in jobs:
+                self._inflight.pop(job.id, None)
+
     async def _run_batch(self, effect: str, jobs: list[Job]) -> None:
         """One batch handler call for ``jobs``, holding each alert's turn (in id order, so two
         batches cannot wait on each other), then every outcome recorded together."""

@@ -135,11 +135,11 @@ def test_a_dm_whose_recording_was_lost_is_found_in_slack_not_posted_again(
 ) -> None:
     finish_dms = dm_batch.finish_dms
 
-    def loses_the_first_dm_sent(db: Any, sent: Any, *args: Any) -> Any:
+    def loses_the_first_dm_sent(db: Any, sent: Any, *args: Any, **kwargs: Any) -> Any:
         if not lost and sent:
             lost.extend(s.alert_id for s in sent)  # the DM is out, but recording it never commits
             raise _lost_connection()
-        return finish_dms(db, sent, *args)
+        return finish_dms(db, sent, *args, **kwargs)
 
     lost: list[int] = []
     monkeypatch.setattr(dm_batch, "finish_dms", loses_the_first_dm_sent)

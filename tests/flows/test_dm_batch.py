@@ -20,7 +20,7 @@ from securitybot.demo import FakeSlack
 from securitybot.flows.conversation import ConversationHandlers
 from securitybot.flows.conversation_batch import BatchConversation
 from securitybot.kinds import load_kinds
-from securitybot.outbox.dispatcher import Job, Recorded
+from securitybot.outbox.dispatcher import Job, Outcome, Recorded, RetryAt
 from securitybot.slack.gateway import SlackGateway
 from securitybot.store.db import Database
 from securitybot.store.models import Alert, AuditLog, Exemption, Outbox, utcnow
@@ -172,3 +172,56 @@ async def test_a_burst_for_many_people_costs_a_few_transactions_not_a_few_per_al
     # batch size. Two more are allowed for the write-behind Slack people cache.
     assert seen["transactions"] <= 6, seen
     assert seen["statements"] <= 30, seen
+
+
+class _Handover:
+    """What the dispatcher does for jobs a handler claims itself, recorded for the test."""
+
+    lease = timedelta(seconds=10)
+
+    def __init__(self) -> None:
+        self.adopted: list[int] = []
+        self.released: list[tuple[int, Outcome]] = []
+
+    def adopt(self, jobs: list[Job]) -> None:
+        self.adopted.extend(job.id for job in jobs)
+
+    async def release(self, jobs: list[Job], outcomes: list[Outcome]) -> None:
+        self.released.extend((job.id, o) for job, o in zip(jobs, outcomes, strict=True))
+
+
+async def test_the_start_of_a_burst_sends_its_dms_itself_in_three_transactions(
+    db: Database, fs: FakeSlack
+) -> None:
+    ids = [_new(db, f"person{i:03d}@example.com", f"many-{i}") for i in range(PEOPLE)]
+    batch = _batch(db, fs)
+    batch.handover = handover = _Handover()
+    starts = _jobs(db, "start_conversation")
+    with counted(db) as seen:
+        assert await batch.start_conversations(starts) == [Recorded()] * PEOPLE
+
+    assert {a.status for a in _alerts(db, ids)} == {"awaiting_ack"}
+    assert len(fs.calls_to("chat.postMessage")) == PEOPLE
+    with db.read() as session:
+        dm_jobs = session.scalars(select(Outbox).where(Outbox.effect == "send_dm")).all()
+    # Each DM job was claimed once, by the batch that queued it, and recorded with the DM.
+    assert {(j.status, j.claims) for j in dm_jobs} == {("done", 1)}
+    assert sorted(handover.adopted) == sorted(j.id for j in dm_jobs)
+    assert {type(o) for _, o in handover.released} == {Recorded}
+    # Read the alerts; settle them and take their DM jobs; record the DMs sent.
+    assert seen["transactions"] <= 5, seen  # two for the write-behind Slack people cache
+
+
+async def test_a_dm_the_batch_took_that_slack_refuses_for_now_is_retried_by_the_lane(
+    db: Database, fs: FakeSlack
+) -> None:
+    fs.fail_next("chat.postMessage", status=429, retry_after=5)
+    alert_id = _new(db, "alice@example.com", "limited")
+    batch = _batch(db, fs)
+    batch.handover = handover = _Handover()
+    await batch.start_conversations(_jobs(db, "start_conversation"))
+
+    [(job_id, outcome)] = handover.released
+    assert job_id == handover.adopted[0]
+    assert isinstance(outcome, RetryAt)  # recorded by the dispatcher: attempts, backoff
+    assert _alerts(db, [alert_id])[0].status == "new"
