@@ -19,16 +19,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, select, text, update
+from sqlalchemy import Table
 from sqlalchemy.exc import DBAPIError
 
+from securitybot.outbox import leases
 from securitybot.outbox.jobs import (
     BatchHandler,
     Done,
@@ -40,6 +40,7 @@ from securitybot.outbox.jobs import (
     RetryAt,
     backoff,
 )
+from securitybot.outbox.turns import AlertTurns
 from securitybot.store.db import Database
 from securitybot.store.models import Outbox, utcnow
 
@@ -51,34 +52,6 @@ OUTBOX = cast(Table, Outbox.__table__)
 
 # Recording an outcome is retried this often (0.1, 0.2, 0.4 s apart) before the lease decides.
 RECORD_TRIES = 4
-
-
-_CLAIM = """
-    UPDATE outbox SET locked_until = :lease, claims = claims + 1
-    WHERE id IN (
-        SELECT id FROM outbox
-        WHERE status = 'pending' AND next_attempt_at <= :now
-          AND (locked_until IS NULL OR locked_until < :now){effects}
-        ORDER BY next_attempt_at, id
-        LIMIT :limit{lock})
-    RETURNING id, effect, alert_id, payload, attempts, created_at, claims, delivery_started_at
-"""
-# SKIP LOCKED lets replicas claim side by side on PostgreSQL; SQLite has one writer and no
-# row locks, so there the single UPDATE ... RETURNING is already atomic.
-_LOCK = {True: "\n        FOR UPDATE SKIP LOCKED", False: ""}
-
-
-def _claim_statement(*, postgres: bool, only: str | None, skip: frozenset[str]) -> Any:
-    """The claim of one lane (``only`` its effect) or of the general loop (all but ``skip``)."""
-    if only is not None:
-        effects = "\n          AND effect = :only"
-    elif skip:
-        effects = "\n          AND effect NOT IN ({})".format(
-            ", ".join(f":skip{i}" for i in range(len(skip)))
-        )
-    else:
-        effects = ""
-    return text(_CLAIM.format(effects=effects, lock=_LOCK[postgres]))
 
 
 class Dispatcher:
@@ -113,7 +86,7 @@ class Dispatcher:
         lane_effects = frozenset(self.batch_handlers)
         self._skip = sorted(lane_effects)
         self._claims: dict[str | None, Any] = {
-            effect: _claim_statement(postgres=db.is_postgres, only=effect, skip=lane_effects)
+            effect: leases.claim_statement(postgres=db.is_postgres, only=effect, skip=lane_effects)
             for effect in [None, *self._skip]
         }
         # Every waiter (the general loop, each lane) gets its own event: one wake-up must
@@ -134,7 +107,7 @@ class Dispatcher:
         self._outcome_ready = asyncio.Event()
         self._stopping = False
         self._inflight: dict[int, asyncio.Task[None]] = {}
-        self._alert_locks: dict[int, asyncio.Lock] = {}
+        self._turns = AlertTurns()
         # Claims and records get their own threads so a busy handler pool cannot starve them.
         self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="outbox")
 
@@ -142,89 +115,25 @@ class Dispatcher:
         return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
 
     # -- claiming and recording ------------------------------------------------------------
-    def _params(self, **extra: Any) -> dict[str, Any]:
-        now = utcnow()
-        lease = now + self.lease
-        if self.db.is_sqlite:
-            # Raw SQL bypasses the UTCDateTime type: SQLite stores naive UTC text.
-            fmt = "%Y-%m-%d %H:%M:%S.%f"
-            return {"now": now.strftime(fmt), "lease": lease.strftime(fmt), **extra}
-        return {"now": now, "lease": lease, **extra}
-
     def _claim(self, limit: int, effect: str | None = None) -> list[Job]:
-        params = self._params(limit=limit)
+        values = leases.params(self.db, self.lease, limit=limit)
         if effect is not None:
-            params["only"] = effect
+            values["only"] = effect
         else:
-            params.update({f"skip{i}": name for i, name in enumerate(self._skip)})
-        with self.db.write() as session:
-            rows = session.execute(self._claims[effect], params).all()
-        jobs = []
-        for r in rows:
-            payload = r.payload
-            if isinstance(payload, str):
-                payload = json.loads(payload)
-            started = r.delivery_started_at is not None
-            jobs.append(Job(r.id, r.effect, r.alert_id, payload or {}, r.attempts, r.created_at,
-                            r.claims, started))  # fmt: skip
-        jobs.sort(key=lambda j: j.id)
-        return jobs
+            values.update({f"skip{i}": name for i, name in enumerate(self._skip)})
+        return leases.claim(self.db, self._claims[effect], values)
 
     def _renew(self, ids: list[int]) -> None:
-        if not ids:
-            return
-        rows = select(Outbox.id).where(Outbox.id.in_(ids), Outbox.status == "pending")
-        if self.db.is_postgres:
-            # A row locked right now is being recorded (a batch marks its jobs done in its own
-            # transaction): skip it rather than wait, so renewing can never join a lock cycle.
-            rows = rows.with_for_update(skip_locked=True)
-        with self.db.write() as session:
-            session.execute(
-                update(Outbox).where(Outbox.id.in_(rows)).values(locked_until=utcnow() + self.lease)
-            )
+        leases.renew(self.db, ids, self.lease)
 
     def release_orphaned_leases(self) -> None:
-        """SQLite is served by one process (the service holds a file lock), so any lease found
-        at start-up belongs to a process that died: release it now instead of waiting."""
-        if self.db.is_sqlite:
-            with self.db.write() as session:
-                session.execute(
-                    update(Outbox)
-                    .where(Outbox.status == "pending", Outbox.locked_until.is_not(None))
-                    .values(locked_until=None)
-                )
+        leases.release_orphaned(self.db)
 
     def _record(self, job: Job, outcome: Outcome) -> None:
         self._record_many([(job, outcome)])
 
     def _record_many(self, items: list[tuple[Job, Outcome]]) -> None:
-        """Record several jobs' outcomes in one transaction: one executemany per shape of
-        change (the statement text stays the same, whatever the number of jobs)."""
-        now = utcnow()
-        shapes: dict[tuple[str, ...], list[dict[str, Any]]] = {}
-        for job, outcome in items:
-            values: dict[str, Any]
-            if isinstance(outcome, Done):
-                values = {"status": "done", "done_at": now, "locked_until": None}
-            elif isinstance(outcome, GiveUp):
-                values = {"status": "dead", "done_at": now, "locked_until": None,
-                          "last_error": outcome.error[:2000],
-                          "attempts": job.attempts + 1}  # fmt: skip
-            else:
-                values = {"next_attempt_at": outcome.when, "locked_until": None}
-                if outcome.failure:
-                    values["attempts"] = job.attempts + 1
-                    values["last_error"] = outcome.error[:2000]
-            shapes.setdefault(tuple(sorted(values)), []).append({"job_id": job.id, **values})
-        with self.db.write() as session:
-            conn = session.connection()
-            for columns, rows in shapes.items():
-                stmt = (
-                    update(OUTBOX)
-                    .where(OUTBOX.c.id == bindparam("job_id"))
-                    .values({c: bindparam(c) for c in columns})
-                )
-                conn.execute(stmt, rows)
+        leases.record_many(self.db, items)
 
     # -- running -----------------------------------------------------------------------------
     @staticmethod
@@ -281,11 +190,8 @@ class Dispatcher:
     async def _run_batch(self, effect: str, jobs: list[Job]) -> None:
         """One batch handler call for ``jobs``, holding each alert's turn (in id order, so two
         batches cannot wait on each other), then every outcome recorded together."""
-        held = sorted({job.alert_id for job in jobs if job.alert_id is not None})
-        locks = [self._alert_locks.setdefault(alert_id, asyncio.Lock()) for alert_id in held]
-        async with contextlib.AsyncExitStack() as stack:
-            for lock in locks:
-                await stack.enter_async_context(lock)
+        alerts = [job.alert_id for job in jobs if job.alert_id is not None]
+        async with self._turns.hold(alerts):
             try:
                 outcomes = await self.batch_handlers[effect](jobs)
                 if len(outcomes) != len(jobs):
@@ -302,9 +208,6 @@ class Dispatcher:
                     if not isinstance(o, Recorded)
                 )
             )
-        for alert_id, lock in zip(held, locks, strict=True):
-            if not lock.locked() and self._alert_locks.get(alert_id) is lock:
-                del self._alert_locks[alert_id]
 
     async def _record_outcome(self, job: Job, outcome: Outcome) -> None:
         """Hand the outcome to the recorder and wait until it is recorded (or given up on):
@@ -357,11 +260,8 @@ class Dispatcher:
             if job.alert_id is None or job.effect in self.unordered:
                 await self._run_job(job)
                 return
-            lock = self._alert_locks.setdefault(job.alert_id, asyncio.Lock())
-            async with lock:
+            async with self._turns.hold([job.alert_id]):
                 await self._run_job(job)
-            if not lock.locked() and self._alert_locks.get(job.alert_id) is lock:
-                del self._alert_locks[job.alert_id]
         except Exception:
             logger.exception("outbox job %s (%s) crashed the dispatcher task", job.id, job.effect)
         finally:

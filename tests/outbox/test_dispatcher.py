@@ -151,3 +151,50 @@ async def test_outcomes_that_finish_together_are_recorded_together(db: Database)
         statuses = set(session.scalars(select(Outbox.status)))
     assert statuses == {"done"}
     assert recording <= 5, recording
+
+
+async def test_jobs_of_one_alert_never_overlap_even_when_one_arrives_as_another_hands_over(
+    db: Database,
+) -> None:
+    """Three jobs of one alert: the second waits for the first; the third is claimed while
+    the second runs (it arrived as the first handed over) and must wait for it too."""
+    from securitybot.store.models import Alert
+
+    with db.write() as session:
+        alert = Alert(kind="k", severity="high", source="t", user_given="u", title="t",
+                      status="new")  # fmt: skip
+        session.add(alert)
+        session.flush()
+        alert_id = alert.id
+        for name in ("first", "second"):
+            enqueue(session, effect=name, alert_id=alert_id, idempotency_key=name)
+    running: list[str] = []
+    overlaps: list[tuple[str, str]] = []
+    dispatcher: Dispatcher
+
+    async def run(job: Job) -> Outcome:
+        for other in running:
+            overlaps.append((other, job.effect))
+        running.append(job.effect)
+        if job.effect == "second":
+            with db.write() as session:  # arrives while the second runs
+                enqueue(session, effect="third", alert_id=alert_id, idempotency_key="third")
+            dispatcher.wake.set()
+        await asyncio.sleep(0.3 if job.effect == "second" else 0.05)
+        running.remove(job.effect)
+        return Done()
+
+    dispatcher = Dispatcher(db, {"first": run, "second": run, "third": run}, idle_poll=0.02)
+    await dispatcher.start()
+    try:
+        await _until(lambda: _done(db) == ["first", "second", "third"])
+    finally:
+        await dispatcher.stop()
+    assert overlaps == []
+
+
+def _done(db: Database) -> list[str]:
+    with db.read() as session:
+        return list(session.scalars(
+            select(Outbox.effect).where(Outbox.status == "done").order_by(Outbox.id)
+        ))  # fmt: skip

@@ -131,10 +131,10 @@ async def test_a_long_batch_keeps_its_lease_so_nobody_claims_its_jobs_again(db: 
 
     async def slow(jobs: list[Job]) -> list[Outcome]:
         runs.append([job.claims for job in jobs])
-        await asyncio.sleep(1.2)  # four leases long: renewed meanwhile
+        await asyncio.sleep(2.0)  # several leases long: renewed meanwhile
         return [Done() for _ in jobs]
 
-    dispatcher = Dispatcher(db, {}, batch_handlers={"greet": slow}, lanes=2, lease=0.3,
+    dispatcher = Dispatcher(db, {}, batch_handlers={"greet": slow}, lanes=2, lease=0.6,
                             idle_poll=0.05)  # fmt: skip
     await dispatcher.start()
     try:
