@@ -28,9 +28,9 @@ from sqlalchemy import Table, func, or_, select, union_all, update
 from sqlalchemy.orm import Session
 
 from securitybot.domain import Event, EventType
-from securitybot.flows import dm_path, exemptions, snoozes, suppressions
+from securitybot.flows import dm_path
 from securitybot.flows.batch_transitions import apply_to_many
-from securitybot.flows.dm_path import DmContext, attach_to_parent
+from securitybot.flows.dm_path import DmContext, attach_to_parent, settled_before_grouping
 from securitybot.flows.transitions import apply_event
 from securitybot.outbox.jobs import Job
 from securitybot.slack.gateway import SlackUser
@@ -171,26 +171,10 @@ def _plan(
         found = {"user_id": user.id, "user_name": user.name} if user else {}
         me = candidates[alert.id]
         me.status = "settled"  # a parent only once it is resolved below
-        if rules and suppressions.suppress(session, alert, person.ids, found) is not None:
+        if settled_before_grouping(session, alert, person.ids, user, rules=rules,
+                                   exempt=exempt, snoozed=snoozed):  # fmt: skip
             continue
-        exemption = exemptions.find(session, person.ids) if exempt else None
-        if exemption is not None:
-            apply_event(
-                session, alert, Event(EventType.USER_EXEMPT, comment=exemption.reason or None),
-                also_set=found, audit_details={"exemption_id": exemption.id},
-            )  # fmt: skip
-            continue
-        if user is None or user.deleted or user.is_bot:
-            why = "not found in Slack" if user is None else "deactivated or a bot"
-            apply_event(session, alert, Event(EventType.USER_UNKNOWN, comment=why))
-            continue
-        snooze = snoozes.find_active(session, alert, user_id=user.id) if snoozed else None
-        if snooze is not None:
-            apply_event(
-                session, alert, Event(EventType.SNOOZE_MATCHED), also_set=found,
-                audit_details={"snooze_id": snooze.id, "snoozed_by_alert": snooze.source_alert_id},
-            )  # fmt: skip
-            continue
+        assert user is not None
         near = [*by_given.get((alert.kind, alert.user_given), ()),
                 *by_user.get((alert.kind, user.id), ())]  # fmt: skip
         parents = [c for c in near if c.takes(alert, user.id, window)]

@@ -70,31 +70,45 @@ def settle_person(
         alert = load_for_update(session, alert_id)
         if alert is None or alert.status != "new":
             return
-        if suppressions.suppress(session, alert, ids, found) is not None:
-            return  # closed with the rule named; counted and summarised
-        exemption = exemptions.find(session, ids)
-        if exemption is not None:
-            apply_event(
-                session, alert, Event(EventType.USER_EXEMPT, comment=exemption.reason or None),
-                also_set=found, audit_details={"exemption_id": exemption.id},
-            )  # fmt: skip
+        if settled_before_grouping(session, alert, ids, user):
             return
-        if user is None or user.deleted or user.is_bot:
-            why = "not found in Slack" if user is None else "deactivated or a bot"
-            apply_event(session, alert, Event(EventType.USER_UNKNOWN, comment=why))
-            return
-        snooze = snoozes.find_active(session, alert, user_id=user.id)
-        if snooze is not None:
-            apply_event(
-                session, alert, Event(EventType.SNOOZE_MATCHED), also_set=found,
-                audit_details={"snooze_id": snooze.id, "snoozed_by_alert": snooze.source_alert_id},
-            )  # fmt: skip
-            return
+        assert user is not None
         if join_group(session, alert, user.id, user.name, group_window, lock=db.is_postgres):
             return
         apply_event(session, alert, Event(EventType.USER_RESOLVED), also_set=found)
 
     retrying(db, work)
+
+
+def settled_before_grouping(
+    session: Session, alert: Alert, ids: list[str | None], user: SlackUser | None,
+    *, rules: bool = True, exempt: bool = True, snoozed: bool = True,
+) -> bool:  # fmt: skip
+    """What settles a new alert before any grouping, in order: a suppression rule, an
+    exemption, nobody (or a deactivated person or a bot) in Slack, a snooze. True if one did.
+    ``rules``, ``exempt``, ``snoozed`` False: none is in force, so that check is skipped."""
+    found = {"user_id": user.id, "user_name": user.name} if user else {}
+    if rules and suppressions.suppress(session, alert, ids, found) is not None:
+        return True  # closed with the rule named; counted and summarised
+    exemption = exemptions.find(session, ids) if exempt else None
+    if exemption is not None:
+        apply_event(
+            session, alert, Event(EventType.USER_EXEMPT, comment=exemption.reason or None),
+            also_set=found, audit_details={"exemption_id": exemption.id},
+        )  # fmt: skip
+        return True
+    if user is None or user.deleted or user.is_bot:
+        why = "not found in Slack" if user is None else "deactivated or a bot"
+        apply_event(session, alert, Event(EventType.USER_UNKNOWN, comment=why))
+        return True
+    snooze = snoozes.find_active(session, alert, user_id=user.id) if snoozed else None
+    if snooze is not None:
+        apply_event(
+            session, alert, Event(EventType.SNOOZE_MATCHED), also_set=found,
+            audit_details={"snooze_id": snooze.id, "snoozed_by_alert": snooze.source_alert_id},
+        )  # fmt: skip
+        return True
+    return False
 
 
 def join_group(

@@ -94,6 +94,7 @@ class Dispatcher:
         self._wakes: list[asyncio.Event] = []
         self._lane_tasks: list[asyncio.Task[None]] = []
         self._fanout: asyncio.Task[None] | None = None
+        self._slot_free = asyncio.Event()  # the general loop's wake-up
         self.wake = wake or asyncio.Event()
         self.batch = batch
         self.concurrency = concurrency
@@ -266,7 +267,7 @@ class Dispatcher:
             logger.exception("outbox job %s (%s) crashed the dispatcher task", job.id, job.effect)
         finally:
             self._inflight.pop(job.id, None)
-            self.wake.set()  # a slot is free
+            self._slot_free.set()  # only the general loop cares
 
     def _spawn(self, jobs: list[Job]) -> None:
         loop = asyncio.get_running_loop()
@@ -290,21 +291,25 @@ class Dispatcher:
         self._wakes.append(event)
         return event
 
-    async def _lane(self, effect: str, wake: asyncio.Event) -> None:
-        """Claim up to ``batch`` jobs of ``effect``, run them as one batch, repeat."""
+    async def _lane(self, effect: str, wake: asyncio.Event, turn: asyncio.Lock) -> None:
+        """Claim up to ``batch`` jobs of ``effect``, run them as one batch, repeat.
+
+        The lanes of one effect take turns at claiming: one waits for work while the others
+        run their batches, so a wake-up costs one claim per effect, not one per lane."""
         while not self._stopping:
-            wake.clear()  # before claiming: work written meanwhile sets it again
-            try:
-                jobs = await self._db(self._claim, self.batch, effect)
-            except Exception:
-                logger.exception("outbox claim of %s failed; retrying shortly", effect)
-                await asyncio.sleep(1.0)
-                continue
-            jobs = [job for job in jobs if job.id not in self._inflight]
-            if not jobs:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(wake.wait(), timeout=self.idle_poll)
-                continue
+            async with turn:
+                wake.clear()  # before claiming: work written meanwhile sets it again
+                try:
+                    jobs = await self._db(self._claim, self.batch, effect)
+                except Exception:
+                    logger.exception("outbox claim of %s failed; retrying shortly", effect)
+                    await asyncio.sleep(1.0)
+                    continue
+                jobs = [job for job in jobs if job.id not in self._inflight]
+                if not jobs:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(wake.wait(), timeout=self.idle_poll)
+                    continue
             task = asyncio.current_task()
             assert task is not None
             for job in jobs:
@@ -315,8 +320,7 @@ class Dispatcher:
                 for job in jobs:
                     self._inflight.pop(job.id, None)
 
-    async def _loop(self) -> None:
-        wake = self._wake_event()
+    async def _loop(self, wake: asyncio.Event) -> None:
         while not self._stopping:
             # Clear before claiming: work written while we claim sets it again, so a wake-up
             # can never fall between "found nothing" and "start waiting".
@@ -352,12 +356,14 @@ class Dispatcher:
         await self._db(self.release_orphaned_leases)
         loop = asyncio.get_running_loop()
         self._wakes = []
-        self._task = loop.create_task(self._loop())
-        self._lane_tasks = [
-            loop.create_task(self._lane(effect, self._wake_event()))
-            for effect in self._skip
-            for _ in range(self.lanes)
-        ]
+        self._slot_free = self._wake_event()
+        self._task = loop.create_task(self._loop(self._slot_free))
+        self._lane_tasks = []
+        for effect in self._skip:
+            wake, turn = self._wake_event(), asyncio.Lock()
+            self._lane_tasks += [
+                loop.create_task(self._lane(effect, wake, turn)) for _ in range(self.lanes)
+            ]
         self._fanout = loop.create_task(self._fan_out())
         self._renewer = loop.create_task(self._renew_loop())
         self._outcome_ready = asyncio.Event()
