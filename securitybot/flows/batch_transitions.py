@@ -10,6 +10,7 @@ query for grouped alerts, instead of about six statements per alert.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Mapping, Sequence
 from datetime import datetime
@@ -41,6 +42,16 @@ _OPEN_CHILDREN = text(
     "SELECT DISTINCT parent_id FROM alerts WHERE parent_id IN :parents "
     "AND status NOT IN ('resolved', 'closed')"
 ).bindparams(bindparam("parents", expanding=True))
+
+
+@functools.cache
+def _update_for(columns: tuple[str, ...]) -> Any:
+    """The guarded UPDATE that writes ``columns`` (built once per shape of change)."""
+    return (
+        update(ALERTS)
+        .where(ALERTS.c.id == bindparam("b_id"), ALERTS.c.version == bindparam("b_version"))
+        .values({c: bindparam(c) for c in columns})
+    )
 
 
 def apply_to_many(
@@ -75,12 +86,7 @@ def apply_to_many(
         changed.append((alert, alert.status, values, t))
     conn = session.connection()
     for columns, rows in shapes.items():
-        stmt = (
-            update(ALERTS)
-            .where(ALERTS.c.id == bindparam("b_id"), ALERTS.c.version == bindparam("b_version"))
-            .values({c: bindparam(c) for c in columns})
-        )
-        if conn.execute(stmt, rows).rowcount != len(rows):
+        if conn.execute(_update_for(columns), rows).rowcount != len(rows):
             raise ConcurrentUpdate("an alert of the batch changed concurrently")
     previous = {alert.id: alert.updated_at for alert, *_ in changed}
     for alert, _from, values, t in changed:

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Table, func, or_, select, union_all, update
+from sqlalchemy import Integer, Table, bindparam, func, or_, select, union_all, update
 from sqlalchemy.orm import Session
 
 from securitybot.domain import Event, EventType
@@ -35,12 +35,53 @@ from securitybot.flows.transitions import apply_event
 from securitybot.outbox.jobs import Job
 from securitybot.slack.gateway import SlackUser
 from securitybot.store.db import Database
-from securitybot.store.models import Alert, Exemption, Outbox, Snooze, utcnow
+from securitybot.store.models import Alert, Exemption, Outbox, Snooze, UTCDateTime, utcnow
 from securitybot.store.outbox import enqueue, mark_done
 from securitybot.store.suppression_models import SuppressionRule
 
 OPEN = ("new", "awaiting_ack")
 OUTBOX = cast(Table, Outbox.__table__)
+
+# The hot statements, built once: a statement built per call costs more to construct and key
+# for the statement cache than to run (the lists are expanding parameters, so the text stays
+# cacheable whatever their length).
+_IDS = bindparam("ids", type_=Integer(), expanding=True)
+_LOCK = select(Alert).where(Alert.id.in_(_IDS)).order_by(Alert.id.desc())
+_LOCK_MANY = {
+    False: _LOCK.execution_options(populate_existing=True),
+    True: _LOCK.with_for_update().execution_options(populate_existing=True),
+}
+_NOW = bindparam("now", type_=UTCDateTime())
+_IN_FORCE = select(
+    select(SuppressionRule.id)
+    .where(SuppressionRule.revoked_at.is_(None), SuppressionRule.expires_at > _NOW)
+    .exists(),
+    select(Exemption.id).exists(),
+    select(Snooze.id).where(Snooze.revoked_at.is_(None), Snooze.expires_at > _NOW).exists(),
+)
+_OPEN_OLDER = (
+    Alert.kind.in_(bindparam("kinds", expanding=True)),
+    Alert.parent_id.is_(None),
+    Alert.status.in_(OPEN),
+    Alert.id < bindparam("below"),
+    Alert.id.not_in(bindparam("batch", expanding=True)),
+    Alert.created_at >= bindparam("since", type_=UTCDateTime()),
+)
+# Two index lookups, not an OR (see alert_store.group_parent_query).
+_POSSIBLE_PARENTS = union_all(
+    select(Alert.id).where(Alert.user_given.in_(bindparam("givens", expanding=True)),
+                           *_OPEN_OLDER),
+    select(Alert.id).where(Alert.user_id.in_(bindparam("users", expanding=True)), *_OPEN_OLDER),
+)  # fmt: skip
+_CHILDREN = select(Alert).where(Alert.parent_id.in_(_IDS)).order_by(Alert.id)
+_DMED_BEFORE = (
+    select(Alert.user_id, func.min(Alert.id).label("low"), func.max(Alert.id).label("high"))
+    .where(Alert.user_id.in_(bindparam("users", expanding=True)), Alert.dm_ts.is_not(None))
+    .group_by(Alert.user_id)
+)
+_GROUP_SIZES = (
+    select(Alert.parent_id, func.count()).where(Alert.parent_id.in_(_IDS)).group_by(Alert.parent_id)
+)
 
 
 @dataclass(frozen=True)
@@ -96,50 +137,28 @@ def lock_many(session: Session, ids: Sequence[int]) -> dict[int, Alert]:
     so a batch and a single settle cannot wait on each other in a cycle."""
     if not ids:
         return {}
-    q = (
-        select(Alert)
-        .where(Alert.id.in_(sorted(set(ids))))
-        .order_by(Alert.id.desc())
-        .execution_options(populate_existing=True)
-    )
-    if session.get_bind().dialect.name == "postgresql":
-        q = q.with_for_update()
-    return {a.id: a for a in session.scalars(q)}
+    q = _LOCK_MANY[session.get_bind().dialect.name == "postgresql"]
+    return {a.id: a for a in session.scalars(q, {"ids": sorted(set(ids))})}
 
 
 def _in_force(session: Session, now: datetime) -> tuple[bool, bool, bool]:
     """Whether any suppression rule, exemption or snooze is in force, in one round trip: when
     none is (the common case), no alert of the batch needs its own check."""
-    row = session.execute(
-        select(
-            select(SuppressionRule.id)
-            .where(SuppressionRule.revoked_at.is_(None), SuppressionRule.expires_at > now)
-            .exists(),
-            select(Exemption.id).exists(),
-            select(Snooze.id).where(Snooze.revoked_at.is_(None), Snooze.expires_at > now).exists(),
-        )
-    ).one()
+    row = session.execute(_IN_FORCE, {"now": now}).one()
     return bool(row[0]), bool(row[1]), bool(row[2])
 
 
 def _possible_parents(session: Session, people: Sequence[Person], window: timedelta) -> list[int]:
     """Ids of open top-level alerts older than the batch's that one of them could join."""
-    users = {p.user.id for p in people if p.user is not None}
-    batch = [p.alert_id for p in people]
-    common = (
-        Alert.kind.in_({p.kind for p in people}),
-        Alert.parent_id.is_(None),
-        Alert.status.in_(OPEN),
-        Alert.id < max(batch),
-        Alert.id.not_in(batch),
-        Alert.created_at >= min(p.created_at for p in people) - window,
-    )
-    # Two index lookups, not an OR (see alert_store.group_parent_query).
-    q = union_all(
-        select(Alert.id).where(Alert.user_given.in_({p.user_given for p in people}), *common),
-        select(Alert.id).where(Alert.user_id.in_(users), *common),
-    )
-    return sorted(set(session.scalars(q)))
+    values = {
+        "kinds": sorted({p.kind for p in people}),
+        "givens": sorted({p.user_given for p in people}),
+        "users": sorted({p.user.id for p in people if p.user is not None}) or [""],
+        "batch": [p.alert_id for p in people],
+        "below": max(p.alert_id for p in people),
+        "since": min(p.created_at for p in people) - window,
+    }
+    return sorted(set(session.scalars(_POSSIBLE_PARENTS, values)))
 
 
 def _plan(
@@ -274,21 +293,15 @@ def dm_contexts(
     fresh = [a.id for a in due if not a.dm_ts]
     grouped: dict[int, list[Alert]] = {}
     if fresh:
-        q = select(Alert).where(Alert.parent_id.in_(fresh)).order_by(Alert.id)
-        for child in session.scalars(q):
+        for child in session.scalars(_CHILDREN, {"ids": fresh}):
             assert child.parent_id is not None
             grouped.setdefault(child.parent_id, []).append(child)
     # Whether each person got a DM before: their lowest and highest DMed alert ids say
     # whether one other than this alert exists.
+    people = sorted({a.user_id for a in due if a.user_id})
     dmed = {
-        row.user_id: (row.low, row.high)
-        for row in session.execute(
-            select(Alert.user_id, func.min(Alert.id).label("low"),
-                   func.max(Alert.id).label("high"))
-            .where(Alert.user_id.in_({a.user_id for a in due}), Alert.dm_ts.is_not(None))
-            .group_by(Alert.user_id)
-        )
-    }  # fmt: skip
+        row.user_id: (row.low, row.high) for row in session.execute(_DMED_BEFORE, {"users": people})
+    }
     out: dict[int, DmContext] = {}
     due_ids = {a.id for a in due}
     marks = [job_id for job_id, alert_id, mark in jobs
@@ -353,12 +366,7 @@ def finish_dms(
         if not shown:
             return
         counts: dict[int | None, int] = {
-            parent: n
-            for parent, n in session.execute(
-                select(Alert.parent_id, func.count())
-                .where(Alert.parent_id.in_(list(shown)))
-                .group_by(Alert.parent_id)
-            )
+            parent: n for parent, n in session.execute(_GROUP_SIZES, {"ids": list(shown)})
         }
         for alert_id, n in shown.items():
             if counts.get(alert_id, 0) != n:  # alerts joined while the DM was on its way

@@ -6,11 +6,11 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, insert, update
+from sqlalchemy import Integer, Table, bindparam, insert, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from securitybot.store.models import Outbox, utcnow
+from securitybot.store.models import Outbox, UTCDateTime, utcnow
 
 OUTBOX = cast(Table, Outbox.__table__)
 _INSERT = insert(OUTBOX)
@@ -83,8 +83,14 @@ def mark_done(session: Session, job_ids: Sequence[int]) -> None:
     """Record jobs as done in the caller's transaction, the one that did their work (so the
     work and its record commit together). A job no longer pending is left as it is."""
     if job_ids:
-        session.execute(
-            update(OUTBOX)
-            .where(OUTBOX.c.id.in_(list(job_ids)), OUTBOX.c.status == "pending")
-            .values(status="done", done_at=utcnow(), locked_until=None)
-        )
+        session.connection().execute(_MARK_DONE, {"ids": list(job_ids), "now": utcnow()})
+
+
+_MARK_DONE = (
+    update(OUTBOX)
+    .where(
+        OUTBOX.c.id.in_(bindparam("ids", type_=Integer(), expanding=True)),
+        OUTBOX.c.status == "pending",
+    )
+    .values(status="done", done_at=bindparam("now", type_=UTCDateTime()), locked_until=None)
+)
