@@ -269,6 +269,7 @@ def claim_dms(session: Session, alert_ids: list[int], lease: timedelta) -> list[
             OUTBOX.c.effect == "send_dm",
             OUTBOX.c.alert_id.in_(alert_ids),
             OUTBOX.c.status == "pending",
+            OUTBOX.c.next_attempt_at <= now,  # one waiting out a backoff keeps waiting
             or_(OUTBOX.c.locked_until.is_(None), OUTBOX.c.locked_until < now),
         )
         .values(locked_until=now + lease, claims=OUTBOX.c.claims + 1, delivery_started_at=now)
