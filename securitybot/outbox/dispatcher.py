@@ -298,6 +298,8 @@ class Dispatcher:
         run their batches, so a wake-up costs one claim per effect, not one per lane."""
         while not self._stopping:
             async with turn:
+                if self._stopping:  # it stopped while this lane waited for its turn
+                    break
                 wake.clear()  # before claiming: work written meanwhile sets it again
                 try:
                     jobs = await self._db(self._claim, self.batch, effect)

@@ -142,3 +142,15 @@ async def test_a_long_batch_keeps_its_lease_so_nobody_claims_its_jobs_again(db: 
     finally:
         await dispatcher.stop()
     assert runs == [[1, 1, 1]]
+
+
+async def test_stopping_does_not_wait_out_an_idle_lanes_poll(db: Database) -> None:
+    async def many(jobs: list[Job]) -> list[Outcome]:
+        return [Done() for _ in jobs]
+
+    # Two lanes: one waits for work holding the turn, the other waits for the turn.
+    dispatcher = Dispatcher(db, {}, batch_handlers={"greet": many}, lanes=2, idle_poll=60)
+    await dispatcher.start()
+    await asyncio.sleep(0.2)
+    async with asyncio.timeout(10):  # not a minute: the waiting lane sees the stop at once
+        await dispatcher.stop()
