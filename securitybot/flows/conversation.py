@@ -598,6 +598,7 @@ _TIMELINE = {
     "alert.user_exempt": "User is exempt: sent straight to the team",
     "alert.reminder_sent": "Reminder DM sent",
     "alert.grouped": "Grouped into an earlier alert's conversation",
+    "alert.ungrouped": "Out of its group: the rule or snooze closing the first did not cover it",
     "alert.suppression_matched": "Closed as suppressed by a suppression rule",
     "alert.wrong_person": "User said the alert is about *someone else*",
     "escalation.tier_raised": "Not claimed in time: next tier paged",

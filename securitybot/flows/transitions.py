@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -264,12 +265,39 @@ def _mirror_to_group(
     ids = session.connection().execute(_CHILD_IDS, {"parent": parent.id}).scalars().all()
     if not ids:
         return
+    if event.type in _NOT_SHARED:
+        _release_group(session, parent, ids)
+        return
     children = session.scalars(select(Alert).where(Alert.id.in_(ids)).order_by(Alert.id)).all()
     shared = {k: also_set[k] for k in _SHARED if k in also_set}
     for child in children:
         apply_event(
             session, child, event, now=now, also_set=shared or None, mirrored_from=parent.id
         )
+
+
+# A suppression rule or a snooze matched the first alert's own details (its host, say), which
+# the alerts grouped under it need not share: they are not closed with it.
+_NOT_SHARED = frozenset({EventType.SUPPRESSION_MATCHED, EventType.SNOOZE_MATCHED})
+
+
+def _release_group(session: Session, parent: Alert, ids: Sequence[int]) -> None:
+    """Take the alerts grouped under ``parent`` out of its group and start their own
+    conversations (each is settled again, as if it had arrived alone)."""
+    session.execute(
+        update(Alert)
+        .where(Alert.id.in_(list(ids)), Alert.parent_id == parent.id)
+        .values(parent_id=None)
+        .execution_options(synchronize_session=False)
+    )
+    for child_id in ids:
+        child = session.get(Alert, child_id)
+        if child is not None:
+            set_committed_value(child, "parent_id", None)
+        alert_store.audit(session, alert_id=child_id, actor="system", action="alert.ungrouped",
+                          details={"parent_id": parent.id})  # fmt: skip
+        enqueue(session, effect="start_conversation", alert_id=child_id,
+                idempotency_key=f"start:{child_id}:released:{parent.id}")  # fmt: skip
 
 
 def _observe(

@@ -24,6 +24,7 @@ from securitybot.outbox.dispatcher import Job, Outcome, Recorded, RetryAt
 from securitybot.slack.gateway import SlackGateway
 from securitybot.store.db import Database
 from securitybot.store.models import Alert, AuditLog, Exemption, Outbox, utcnow
+from securitybot.store.suppression_models import SuppressionRule
 from securitybot.verify.duo import UnconfiguredVerifier
 from tests.flows.stored import stored_alert
 from tests.perf.test_dm_path import counted
@@ -225,3 +226,28 @@ async def test_a_dm_the_batch_took_that_slack_refuses_for_now_is_retried_by_the_
     assert job_id == handover.adopted[0]
     assert isinstance(outcome, RetryAt)  # recorded by the dispatcher: attempts, backoff
     assert _alerts(db, [alert_id])[0].status == "new"
+
+
+async def test_an_alert_grouped_under_one_a_rule_closes_gets_its_own_conversation(
+    db: Database, fs: FakeSlack
+) -> None:
+    """Alice's build-host alert matches a maintenance rule; her other alert, which joined it
+    while both were being settled, does not, and must still reach her."""
+    with db.write() as session:
+        session.add(SuppressionRule(kind="sensitive_command", matchers={"host": "build-*"},
+                                    reason="CI image rebuild", created_by="U_LEAD",
+                                    expires_at=utcnow() + timedelta(hours=4)))  # fmt: skip
+    hit = _new(db, "alice@example.com", "hit", details={"host": "build-07"})
+    miss = _new(db, "alice@example.com", "miss", details={"host": "accountingserver01"})
+    batch = _batch(db, fs)
+    first, second = _jobs(db, "start_conversation")
+    await batch.start_conversations([second])  # settled first: it joins the open first alert
+    assert _alerts(db, [miss])[0].parent_id == hit
+    await batch.start_conversations([first])  # the rule closes the first alert
+    await _run(batch, db)  # the released alert starts its own conversation
+
+    closed, asked = _alerts(db, [hit, miss])
+    assert (closed.status, closed.outcome) == ("closed", "suppressed")
+    assert (asked.status, asked.parent_id, asked.outcome) == ("awaiting_ack", None, None)
+    assert "alert.ungrouped" in _actions(db, miss)
+    assert len(_dms_to(fs, "DU_ALICE")) == 1
