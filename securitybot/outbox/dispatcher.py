@@ -130,9 +130,6 @@ class Dispatcher:
     def release_orphaned_leases(self) -> None:
         leases.release_orphaned(self.db)
 
-    def _record(self, job: Job, outcome: Outcome) -> None:
-        self._record_many([(job, outcome)])
-
     def _record_many(self, items: list[tuple[Job, Outcome]]) -> None:
         leases.record_many(self.db, items)
 

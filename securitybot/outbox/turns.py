@@ -44,6 +44,3 @@ class AlertTurns:
                 turn.users -= 1
                 if turn.users == 0 and self._turns.get(alert_id) is turn:
                     del self._turns[alert_id]
-
-    def __len__(self) -> int:
-        return len(self._turns)

@@ -49,10 +49,6 @@ def user(session: Session, key: str) -> tuple[dict[str, Any], datetime] | None:
     return row.user, row.user_cached_at
 
 
-def put_user(session: Session, keys: list[str], data: dict[str, Any], at: datetime) -> None:
-    put_users(session, [(keys, data, at)])
-
-
 def put_users(session: Session, users: list[tuple[list[str], dict[str, Any], datetime]]) -> None:
     """Several people (each under all its keys) in one statement; the latest entry of a key
     wins."""
@@ -68,10 +64,6 @@ def forget_user(session: Session, keys: list[str]) -> None:
 
 def dm_channel(session: Session, user_id: str) -> str | None:
     return session.scalar(select(SlackPerson.dm_channel).where(SlackPerson.key == user_id))
-
-
-def put_dm_channel(session: Session, user_id: str, channel: str) -> None:
-    put_dm_channels(session, {user_id: channel})
 
 
 def put_dm_channels(session: Session, channels: dict[str, str]) -> None:

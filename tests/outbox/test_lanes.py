@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import contextlib
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from sqlalchemy import func, select
@@ -30,6 +31,15 @@ def _statuses(db: Database, effect: str) -> dict[str, int]:
         return {status: n for status, n in rows}
 
 
+@contextlib.asynccontextmanager
+async def _running(dispatcher: Dispatcher) -> AsyncIterator[None]:
+    await dispatcher.start()
+    try:
+        yield
+    finally:
+        await dispatcher.stop()
+
+
 async def _until(predicate: Callable[[], Any], timeout: float = 10.0) -> None:
     async with asyncio.timeout(timeout):
         while not predicate():
@@ -46,11 +56,8 @@ async def test_a_backlog_of_one_effect_runs_in_batches_not_job_by_job(db: Databa
     _enqueue_many(db, "greet", 250)
     dispatcher = Dispatcher(db, {}, batch_handlers={"greet": many}, batch=100, lanes=1,
                             idle_poll=0.05)  # fmt: skip
-    await dispatcher.start()
-    try:
+    async with _running(dispatcher):
         await _until(lambda: _statuses(db, "greet") == {"done": 250})
-    finally:
-        await dispatcher.stop()
     assert batches == [100, 100, 50]
 
 
@@ -70,12 +77,9 @@ async def test_the_general_loop_leaves_a_lanes_effect_alone(db: Database) -> Non
     _enqueue_many(db, "post", 5)
     dispatcher = Dispatcher(db, {"greet": one, "post": one}, batch_handlers={"greet": many},
                             idle_poll=0.05)  # fmt: skip
-    await dispatcher.start()
-    try:
+    async with _running(dispatcher):
         await _until(lambda: _statuses(db, "greet") == {"done": 20}
                      and _statuses(db, "post") == {"done": 5})  # fmt: skip
-    finally:
-        await dispatcher.stop()
     assert singles == ["post"] * 5
     assert batched == ["greet"] * 20
 
@@ -88,12 +92,9 @@ async def test_each_job_of_a_batch_gets_its_own_outcome(db: Database) -> None:
         return [Done(), RetryAt(later, "Slack said later"), GiveUp("no such person")]
 
     dispatcher = Dispatcher(db, {}, batch_handlers={"greet": many}, lanes=1, idle_poll=0.05)
-    await dispatcher.start()
-    try:
+    async with _running(dispatcher):
         await _until(lambda: sum(_statuses(db, "greet").get(s, 0) for s in ("done", "dead")) == 2)
         await asyncio.sleep(0.1)
-    finally:
-        await dispatcher.stop()
     with db.read() as session:
         rows = {r.id: r for r in session.scalars(select(Outbox).where(Outbox.id.in_(ids)))}
     first, second, third = sorted(ids)
@@ -112,12 +113,9 @@ async def test_a_batch_handler_that_crashes_retries_all_its_jobs(db: Database) -
         raise RuntimeError("a bug")
 
     dispatcher = Dispatcher(db, {}, batch_handlers={"greet": many}, lanes=1, idle_poll=0.05)
-    await dispatcher.start()
-    try:
+    async with _running(dispatcher):
         await _until(lambda: calls)
         await asyncio.sleep(0.2)
-    finally:
-        await dispatcher.stop()
     with db.read() as session:
         rows = list(session.scalars(select(Outbox).where(Outbox.effect == "greet")))
     assert calls[0] == 4
@@ -136,11 +134,8 @@ async def test_a_long_batch_keeps_its_lease_so_nobody_claims_its_jobs_again(db: 
 
     dispatcher = Dispatcher(db, {}, batch_handlers={"greet": slow}, lanes=2, lease=0.6,
                             idle_poll=0.05)  # fmt: skip
-    await dispatcher.start()
-    try:
+    async with _running(dispatcher):
         await _until(lambda: _statuses(db, "greet") == {"done": 3})
-    finally:
-        await dispatcher.stop()
     assert runs == [[1, 1, 1]]
 
 
