@@ -28,8 +28,11 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy securitybot
 
+# Most tests wait on fakes, subprocesses and deadlines rather than compute, so four workers
+# share two cores well; PYTEST_WORKERS=0 runs the suite in one process.
+PYTEST_WORKERS ?= 4
 pytest: $(STAMP)
-	$(BIN)/pytest -q -ra
+	$(BIN)/pytest -q -ra -n $(PYTEST_WORKERS)
 
 test: lint typecheck pytest
 
