@@ -69,6 +69,10 @@ def configure_logging(cfg: LoggingConfig) -> None:
     # Library chatter at INFO would log request URLs that can carry user emails.
     for noisy in ("slack_sdk", "slack_bolt", "urllib3", "httpx", "apscheduler"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
+    # slack_sdk builds its debug lines (the whole request and response) unless its clients'
+    # *own* logger level is above DEBUG; an inherited level does not count.
+    for client in ("slack_sdk.web.async_base_client", "slack_sdk.web.base_client"):
+        logging.getLogger(client).setLevel(logging.getLogger("slack_sdk").level)
     # uvicorn's loggers go through this same handler (serve passes uvicorn no log_config), so
     # its tracebacks and request lines are JSON too when JSON is on. Its start-up chatter stays
     # below WARNING; request lines appear only with logging.access_log.
