@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,6 +15,8 @@ from securitybot.metrics import Metrics
 from securitybot.store.db import Database
 
 Hook = Callable[[], Awaitable[None]]
+# Told of new outbox work: the effects written, or None when the writer cannot say.
+Waker = Callable[[Iterable[str] | None], None]
 
 
 @dataclass
@@ -35,7 +36,7 @@ class Runtime:
     # Background work (dispatcher, scheduler, Socket Mode) registers start/stop hooks here.
     on_start: list[Hook] = field(default_factory=list)
     on_stop: list[Hook] = field(default_factory=list)
-    _wake: list[asyncio.Event] = field(default_factory=list)
+    _wakers: list[Waker] = field(default_factory=list)
 
     @classmethod
     def build(cls, settings: Settings, db: Database | None = None) -> Runtime:
@@ -58,15 +59,18 @@ class Runtime:
             metrics=Metrics(database, slack_configured=settings.slack.configured),
         )
 
-    def wake_event(self) -> asyncio.Event:
-        """An event set whenever new work is written, so workers need not poll tightly."""
-        ev = asyncio.Event()
-        self._wake.append(ev)
-        return ev
+    def on_new_work(self, waker: Waker) -> None:
+        """``waker`` is told of new work with the effects written (the dispatcher wakes
+        only who claims them)."""
+        self._wakers.append(waker)
 
-    def notify_new_work(self) -> None:
-        for ev in self._wake:
-            ev.set()
+    def notify_new_work(self, effects: Iterable[str] | None = None) -> None:
+        """New outbox work was written: of ``effects`` (None: of any effect)."""
+        named = None if effects is None else frozenset(effects)
+        if named is not None and not named:
+            return
+        for waker in self._wakers:
+            waker(named)
 
     async def start(self) -> None:
         for hook in self.on_start:

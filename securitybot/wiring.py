@@ -97,7 +97,6 @@ def wire_workers(
     runtime.slack = gateway
     runtime.bolt = bolt
 
-    wake_event = runtime.wake_event()
     verifier = verifier or build_verifier(runtime)
     handlers = ConversationHandlers(
         db=runtime.db,
@@ -132,9 +131,10 @@ def wire_workers(
     )
     batch = BatchConversation(handlers)
     dispatcher = Dispatcher(
-        runtime.db, runtime.handlers, wake=wake_event, lease=s.scheduler.outbox_lease,
+        runtime.db, runtime.handlers, lease=s.scheduler.outbox_lease,
         unordered=UNORDERED_EFFECTS, batch_handlers=batch.handlers(),
     )  # fmt: skip
+    runtime.on_new_work(dispatcher.notify)
     batch.handover = dispatcher
     scheduler = AsyncIOScheduler()
     socket_handler = None

@@ -20,6 +20,7 @@ from securitybot.ingest.adapters.base import Adapter, NothingToDo, PayloadError
 from securitybot.ingest.adapters.mapping import MappingError, Resolved, map_item
 from securitybot.ingest.ratelimit import enforce
 from securitybot.ingest.schema import AlertIn, audit_subject
+from securitybot.ingest.service import START_EFFECT
 from securitybot.runtime import Runtime
 from securitybot.store import alerts as alert_store
 
@@ -143,9 +144,9 @@ async def ingest_document(
         public = alert_store.to_public(result.alert)
         note = {"note": payload.note} if payload.note else {}
         accepted.append({**public, "index": index, "created": result.created, **note})
-    if alerts:
-        rt.notify_new_work()
     created = any(r.created for r in results)
+    if created:
+        rt.notify_new_work([START_EFFECT])
     return 201 if created else 200, {
         "adapter": name,
         "source": source,

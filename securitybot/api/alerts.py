@@ -19,6 +19,7 @@ from securitybot.api.common import (
 )
 from securitybot.ingest.ratelimit import enforce
 from securitybot.ingest.schema import AlertIn, field_errors
+from securitybot.ingest.service import START_EFFECT
 from securitybot.runtime import Runtime
 from securitybot.store import alerts as alert_store
 
@@ -57,7 +58,8 @@ async def create_alert(request: Request) -> JSONResponse:
     body_out["created"] = result.created
     if payload.note:
         body_out["note"] = payload.note
-    rt.notify_new_work()
+    if result.created:
+        rt.notify_new_work([START_EFFECT])
     return JSONResponse(body_out, status_code=201 if result.created else 200)
 
 

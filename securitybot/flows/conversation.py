@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -23,6 +23,7 @@ from securitybot.flows.slack_wait import SLACK_WAIT
 from securitybot.ingest.schema import as_person, no_user_note
 from securitybot.kinds import KindRegistry, always_mention, escalation_severity
 from securitybot.outbox.dispatcher import Done, GiveUp, Handler, Job, Outcome, RetryAt, backoff
+from securitybot.outbox.jobs import Wake
 from securitybot.slack import messages
 from securitybot.slack import mrkdwn as md
 from securitybot.slack.gateway import SlackGateway, SlackPermanentError, SlackRetryLater, SlackUser
@@ -68,7 +69,7 @@ class ConversationHandlers:
     kinds: KindRegistry
     slack: SlackGateway | None
     verifier: Verifier
-    wake: Callable[[], None]  # wakes the dispatcher after new outbox rows
+    wake: Wake  # wakes the dispatcher after new outbox rows
 
     def handlers(self) -> dict[str, Handler]:
         return {

@@ -126,17 +126,17 @@ class BatchConversation:
         window = timedelta(seconds=h.settings.escalation.group_window)
         done = [job.id for job in jobs if type(outcomes[job.id]) is Done]
         taken: list[tuple[Job, DmContext]] = []
+        queued: set[str] = set()
         if done:
             # The jobs are recorded done in the transaction that settles their alerts, which
             # also hands this batch the DMs it queued (when a dispatcher can lease them).
             take = self.handover.lease if self.handover is not None and people else None
             settle = functools.partial(dm_batch.settle_people, h.db, people, window,
                                        events=events, done=done, take_dms=take)  # fmt: skip
-            taken = await asyncio.to_thread(settle)
+            taken, queued = await asyncio.to_thread(settle)
             for job_id in done:
                 outcomes[job_id] = Recorded()
-        if people or events:
-            h.wake()
+        h.wake(queued)
         if taken:
             await self._send_taken(taken)
         return [outcomes[job.id] for job in jobs]
@@ -166,11 +166,10 @@ class BatchConversation:
             else:
                 outcomes[job.id] = result
         done = [job.id for job in jobs if type(outcomes[job.id]) is Done]
-        await asyncio.to_thread(dm_batch.finish_dms, h.db, sent, failed, done=done)
+        queued = await asyncio.to_thread(dm_batch.finish_dms, h.db, sent, failed, done=done)
         for job_id in done:
             outcomes[job_id] = Recorded()
-        if sent or failed:
-            h.wake()
+        h.wake(queued)
         return [outcomes[job.id] for job in jobs]
 
     async def _send_taken(self, taken: list[tuple[Job, DmContext]]) -> None:

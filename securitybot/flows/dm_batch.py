@@ -36,7 +36,7 @@ from securitybot.outbox.jobs import Job
 from securitybot.slack.gateway import SlackUser
 from securitybot.store.db import Database
 from securitybot.store.models import Alert, Exemption, Outbox, Snooze, UTCDateTime, utcnow
-from securitybot.store.outbox import enqueue, mark_done
+from securitybot.store.outbox import enqueue, enqueued, mark_done
 from securitybot.store.suppression_models import SuppressionRule
 
 OPEN = ("new", "awaiting_ack")
@@ -217,17 +217,26 @@ def settle_people(
     events: Sequence[tuple[int, Event]] = (),
     done: Sequence[int] = (),
     take_dms: timedelta | None = None,
-) -> list[tuple[Job, DmContext]]:  # fmt: skip
+) -> tuple[list[tuple[Job, DmContext]], set[str]]:  # fmt: skip
     """``dm_path.settle_person`` for many alerts in one transaction: what each new alert
     becomes once Slack said who its person is. The same transaction applies ``events`` (alerts
     with nobody to ask, lookups that failed) and marks the ``done`` outbox jobs done.
 
     With ``take_dms`` (a lease), it also claims the DM jobs it queued, marked as about to be
     delivered, with what each DM shows: the caller sends them at once instead of leaving them
-    for the next claim (one transaction and one hand-over fewer on the way to every DM)."""
+    for the next claim (one transaction and one hand-over fewer on the way to every DM).
+
+    Returns those DMs, and the effects queued for others to run (whom to wake)."""
     by_id = {p.alert_id: p for p in people}
 
-    def work(session: Session) -> list[tuple[Job, DmContext]]:
+    def work(session: Session) -> tuple[list[tuple[Job, DmContext]], set[str]]:
+        taken = settle(session)
+        queued = set(enqueued(session))
+        if taken:
+            queued.discard("send_dm")  # the DMs queued are the caller's to send
+        return taken, queued
+
+    def settle(session: Session) -> list[tuple[Job, DmContext]]:
         older = _possible_parents(session, people, window) if people else []
         locked = lock_many(session, [*older, *by_id, *(i for i, _ in events)])
         for alert_id, event in events:
@@ -348,14 +357,18 @@ def finish_dms(
     failed: Sequence[tuple[int, Event]],
     *,
     done: Sequence[int] = (),
-) -> None:  # fmt: skip
+) -> set[str]:  # fmt: skip
     """``dm_path.finish_dm`` for many DMs, plus the events of those that failed, in one
-    transaction that also marks the ``done`` outbox jobs done."""
+    transaction that also marks the ``done`` outbox jobs done. Returns the effects it queued."""
     if not sent and not failed and not done:
-        return
+        return set()
     shown = {s.alert_id: s.shown for s in sent}
 
-    def work(session: Session) -> None:
+    def work(session: Session) -> set[str]:
+        record(session)
+        return set(enqueued(session))
+
+    def record(session: Session) -> None:
         locked = lock_many(session, [*shown, *(alert_id for alert_id, _ in failed)])
         apply_to_many(session, [locked[i] for i in shown if i in locked],
                       Event(EventType.DM_SENT), utcnow(),
@@ -374,4 +387,4 @@ def finish_dms(
                 enqueue(session, effect="refresh_dm", alert_id=alert_id,
                         idempotency_key=f"refresh:{alert_id}:sent:{n}")  # fmt: skip
 
-    dm_path.retrying(db, work)
+    return dm_path.retrying(db, work)

@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any, cast
@@ -92,6 +92,7 @@ class Dispatcher:
         # Every waiter (the general loop, each lane) gets its own event: one wake-up must
         # reach them all, and each clears only its own before claiming.
         self._wakes: list[asyncio.Event] = []
+        self._lane_wakes: dict[str, list[asyncio.Event]] = {}
         self._lane_tasks: list[asyncio.Task[None]] = []
         self._fanout: asyncio.Task[None] | None = None
         self._slot_free = asyncio.Event()  # the general loop's wake-up
@@ -275,6 +276,18 @@ class Dispatcher:
                 continue
             self._inflight[job.id] = loop.create_task(self._run_in_order(job))
 
+    def notify(self, effects: Iterable[str] | None = None) -> None:
+        """New work was written: wake whoever claims ``effects`` (None: everyone).
+
+        Naming the effects matters under load: every ingested alert is new work, and a
+        wake-up for all made the general loop and the other lanes claim and find nothing."""
+        if effects is None:
+            self.wake.set()
+            return
+        for effect in set(effects):
+            for event in self._lane_wakes.get(effect) or [self._slot_free]:
+                event.set()
+
     async def _fan_out(self) -> None:
         while True:
             await self.wake.wait()
@@ -358,8 +371,10 @@ class Dispatcher:
         self._slot_free = self._wake_event()
         self._task = loop.create_task(self._loop(self._slot_free))
         self._lane_tasks = []
+        self._lane_wakes = {}
         for effect in self._skip:
             wake, turn = self._wake_event(), asyncio.Lock()
+            self._lane_wakes[effect] = [wake]
             self._lane_tasks += [
                 loop.create_task(self._lane(effect, wake, turn)) for _ in range(self.lanes)
             ]

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 
 @dataclass(frozen=True)
@@ -65,3 +65,10 @@ BatchHandler = Callable[[list[Job]], Awaitable[list[Outcome]]]
 def backoff(attempt: int, *, base: float = 1.0, cap: float = 300.0) -> timedelta:
     """Exponential backoff with full jitter (attempt counts from 1)."""
     return timedelta(seconds=random.uniform(0.5, 1.0) * min(cap, base * 2 ** (attempt - 1)))
+
+
+class Wake(Protocol):
+    """Wakes the dispatcher after new outbox rows: of ``effects`` (None or nothing named: of
+    any effect, everyone looks; an empty collection: nothing to wake for)."""
+
+    def __call__(self, effects: Iterable[str] | None = None, /) -> None: ...

@@ -20,6 +20,15 @@ _INSERT_IDEMPOTENT = {
 }
 
 
+_ENQUEUED = "outbox.enqueued"
+
+
+def enqueued(session: Session) -> set[str]:
+    """The effects this transaction queued so far: whom to wake once it commits."""
+    found: set[str] = session.info.setdefault(_ENQUEUED, set())
+    return found
+
+
 def enqueue(
     session: Session,
     *,
@@ -44,6 +53,7 @@ def enqueue(
     dialect = session.get_bind().dialect.name
     stmt = _INSERT_IDEMPOTENT.get(dialect, _INSERT) if idempotency_key else _INSERT
     session.connection().execute(stmt, values)
+    enqueued(session).add(effect)
 
 
 def mark_delivery_started(session: Session, job_id: int, *, started: bool = True) -> None:
@@ -77,6 +87,7 @@ def enqueue_many(session: Session, rows: Sequence[dict[str, Any]]) -> None:
     ]
     dialect = session.get_bind().dialect.name
     session.connection().execute(_INSERT_IDEMPOTENT.get(dialect, _INSERT), values)
+    enqueued(session).update(r["effect"] for r in rows)
 
 
 def mark_done(session: Session, job_ids: Sequence[int]) -> None:

@@ -47,7 +47,8 @@ def _batch(db: Database, fs: FakeSlack) -> BatchConversation:
     gateway = SlackGateway(AsyncWebClient(token="xoxb-test", base_url=fs.base_url))
     kinds = load_kinds(settings.alerts.dir)
     handlers = ConversationHandlers(db=db, settings=settings, kinds=kinds, slack=gateway,
-                                    verifier=UnconfiguredVerifier(), wake=lambda: None)  # fmt: skip
+                                    verifier=UnconfiguredVerifier(),
+                                    wake=lambda *_: None)  # fmt: skip
     return BatchConversation(handlers)
 
 

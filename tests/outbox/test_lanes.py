@@ -149,3 +149,48 @@ async def test_stopping_does_not_wait_out_an_idle_lanes_poll(db: Database) -> No
     await asyncio.sleep(0.2)
     async with asyncio.timeout(10):  # not a minute: the waiting lane sees the stop at once
         await dispatcher.stop()
+
+
+async def test_new_work_of_one_effect_wakes_only_who_claims_it(
+    db: Database, monkeypatch: Any
+) -> None:
+    """Every alert ingested wakes the dispatcher. At 100 alerts a second that was 1.4 claims per
+    alert that could find nothing (the general loop's and the send_dm lane's); a wake-up now
+    names the effects written, and only their claimers look."""
+    from securitybot.outbox import leases
+
+    claims: list[str] = []
+    real_claim = leases.claim
+
+    def counted(db_: Database, statement: Any, values: dict[str, Any]) -> list[Job]:
+        claims.append(values.get("only", "general"))
+        return real_claim(db_, statement, values)
+
+    monkeypatch.setattr(leases, "claim", counted)
+
+    async def many(jobs: list[Job]) -> list[Outcome]:
+        return [Done() for _ in jobs]
+
+    async def one(job: Job) -> Outcome:
+        return Done()
+
+    dispatcher = Dispatcher(db, {"post": one}, batch_handlers={"greet": many, "send": many},
+                            idle_poll=30.0)  # fmt: skip
+    async with _running(dispatcher):
+        await _until(lambda: len(claims) >= 3)  # each claimer looks once at start
+        await asyncio.sleep(0.1)
+        claims.clear()
+        _enqueue_many(db, "greet", 3)
+        dispatcher.notify(["greet"])
+        await _until(lambda: _statuses(db, "greet") == {"done": 3})
+        await asyncio.sleep(0.2)
+        assert set(claims) == {"greet"}
+        claims.clear()
+        _enqueue_many(db, "post", 2)
+        dispatcher.notify(["post"])
+        await _until(lambda: _statuses(db, "post") == {"done": 2})
+        await asyncio.sleep(0.2)
+        assert set(claims) == {"general"}
+        claims.clear()
+        dispatcher.notify()  # nothing named: everyone looks, as before
+        await _until(lambda: set(claims) == {"general", "greet", "send"})

@@ -62,7 +62,7 @@ async def _handlers(db: Database, fs: FakeSlack, people: DbDirectory) -> Convers
     await gateway.attach(people)
     kinds = load_kinds(settings.alerts.dir)
     return ConversationHandlers(db=db, settings=settings, kinds=kinds, slack=gateway,
-                                verifier=UnconfiguredVerifier(), wake=lambda: None)  # fmt: skip
+                                verifier=UnconfiguredVerifier(), wake=lambda *_: None)  # fmt: skip
 
 
 def _job(db: Database, alert_id: int, effect: str) -> Job:
