@@ -80,7 +80,11 @@ def run_workers(settings: Settings, workers: int, host: str, port: int) -> int:
     sock.close()
     logger.warning("serving on %s:%s with %s worker processes %s", host, port, workers, children)
 
+    stopping = False
+
     def forward(signum: int, _frame: FrameType | None) -> None:
+        nonlocal stopping
+        stopping = True  # asked to stop: workers ending on this signal are not failing
         for child in children:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(child, signum)
@@ -89,7 +93,6 @@ def run_workers(settings: Settings, workers: int, host: str, port: int) -> int:
     signal.signal(signal.SIGINT, forward)
     code = 0
     alive = set(children)
-    stopping = False
     while alive:
         try:
             pid, status = os.wait()
@@ -102,7 +105,6 @@ def run_workers(settings: Settings, workers: int, host: str, port: int) -> int:
         if exit_code not in (0, -signal.SIGTERM, -signal.SIGINT):
             code = code or 1
         if not stopping:  # one worker gone: stop the others, and let the supervisor decide
-            stopping = True
             if exit_code != 0:
                 logger.error("worker %s exited with %s; stopping the others", pid, exit_code)
             forward(signal.SIGTERM, None)
