@@ -6,8 +6,8 @@ from __future__ import annotations
 import contextvars
 import logging
 import re
+import secrets
 import time
-import uuid
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -33,7 +33,7 @@ class RequestIdMiddleware:
             return
         given = dict(scope.get("headers") or []).get(b"x-request-id", b"").decode("latin-1")
         # A caller's id is kept only if it is harmless to echo and to log.
-        rid = given if _SAFE.match(given) else uuid.uuid4().hex[:16]
+        rid = given if _SAFE.match(given) else secrets.token_hex(8)  # as uuid4().hex[:16], cheaper
         token = REQUEST_ID.set(rid)
         status = 500
         started = time.perf_counter()

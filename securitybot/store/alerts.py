@@ -64,6 +64,12 @@ _PG_INSERT_ONE = postgresql.insert(ALERTS).on_conflict_do_nothing(
     constraint="uq_alerts_source_dedup_key"
 )
 _STORED_OF = text("SELECT id FROM alerts WHERE id = ANY(:ids)")
+# SQLite: the next ids are max(id) + 1 onwards (no AUTOINCREMENT), and no other writer can
+# take them meanwhile: a read transaction that then writes fails (SQLITE_BUSY_SNAPSHOT) if
+# another connection wrote in between, and this process writes one transaction at a time.
+_SQLITE_NEXT_ID = text("SELECT coalesce(max(id), 0) + 1 FROM alerts")
+_SQLITE_INSERT_ONE = sqlite.insert(ALERTS).on_conflict_do_nothing()
+_SQLITE_STORED_OF = text("SELECT id FROM alerts WHERE id BETWEEN :low AND :high")
 
 
 def insert_alerts_once(session: Session, rows: Sequence[dict[str, Any]]) -> list[int | None]:
@@ -77,12 +83,22 @@ def insert_alerts_once(session: Session, rows: Sequence[dict[str, Any]]) -> list
     on every batch (28% of ingest's CPU).
     """
     conn = session.connection()
-    if conn.dialect.name != "postgresql" or len(rows) < 2:
+    dialect = conn.dialect.name
+    if dialect not in ("postgresql", "sqlite") or len(rows) < 2:
         return [insert_alert_once(session, r) for r in rows]
-    ids = [int(i) for i in conn.execute(_RESERVE_IDS, {"n": len(rows)}).scalars()]
-    conn.execute(_PG_INSERT_ONE, [{**r, "id": i} for r, i in zip(rows, ids, strict=True)])
-    # Only this transaction can have used ids it reserved: those present are the ones it stored.
-    stored = set(conn.execute(_STORED_OF, {"ids": ids}).scalars())
+    if dialect == "postgresql":
+        ids = [int(i) for i in conn.execute(_RESERVE_IDS, {"n": len(rows)}).scalars()]
+        conn.execute(_PG_INSERT_ONE, [{**r, "id": i} for r, i in zip(rows, ids, strict=True)])
+        # Only this transaction can have used ids it reserved: those present are the ones it
+        # stored.
+        stored = set(conn.execute(_STORED_OF, {"ids": ids}).scalars())
+    else:
+        # The same on SQLite, where one executemany of a single-row INSERT runs in the driver
+        # (a statement per row cost 15% of ingest's CPU).
+        low = int(conn.execute(_SQLITE_NEXT_ID).scalar_one())
+        ids = list(range(low, low + len(rows)))
+        conn.execute(_SQLITE_INSERT_ONE, [{**r, "id": i} for r, i in zip(rows, ids, strict=True)])
+        stored = set(conn.execute(_SQLITE_STORED_OF, {"low": low, "high": ids[-1]}).scalars())
     return [i if i in stored else None for i in ids]
 
 

@@ -100,3 +100,35 @@ def test_the_deadline_sweep_escalates_a_batch_with_a_few_statements(db: Database
             select(Outbox.alert_id).where(Outbox.effect == "post_escalation")
         ).all()
     assert sorted(audited) == sorted(posts) == sorted(ids)
+
+
+def test_a_batch_of_alerts_is_stored_in_a_few_statements_on_both_stores(db: Database) -> None:
+    """SQLite stored a group-committed batch one INSERT per alert (15% of ingest's CPU); both
+    stores now reserve the ids, insert with one executemany and read back what was stored."""
+    _ingest(db, 2, "known")
+    with statements(db) as seen:
+        results = _ingest(db, 64, "many")
+    inserts = [s for s in seen if s.startswith("INSERT INTO alerts")]
+    assert len(inserts) <= 1, len(inserts)
+    assert len(seen) <= 8, seen
+    assert all(r.created for r in results) and len({r.alert.id for r in results}) == 64
+
+
+def test_duplicates_inside_a_batch_and_alerts_without_a_dedup_key(db: Database) -> None:
+    kinds = load_kinds(Settings().alerts.dir)
+    first = _ingest(db, 1, "dup")
+    items = [
+        (AlertIn(user="a@x.example", title="again", dedup_key="dup-0"), "bench"),
+        (AlertIn(user="b@x.example", title="no key 1"), "bench"),
+        (AlertIn(user="c@x.example", title="twice", dedup_key="twice"), "bench"),
+        (AlertIn(user="d@x.example", title="twice, second", dedup_key="twice"), "bench"),
+        (AlertIn(user="e@x.example", title="no key 2"), "bench"),
+    ]
+    results = ingest_batch(db, items, kinds=kinds, policy=PolicyConfig())
+    assert [r.created for r in results] == [False, True, True, False, True]
+    assert results[0].alert.id == first[0].alert.id
+    assert results[3].alert.id == results[2].alert.id
+    with db.read() as session:
+        for r, title in zip(results, ["?", "no key 1", "twice", "twice", "no key 2"], strict=True):
+            if title != "?":
+                assert session.get(Alert, r.alert.id).title == title  # type: ignore[union-attr]
