@@ -175,13 +175,10 @@ class Dispatcher:
         """Record the outcomes of adopted jobs (none given: their leases simply run out) and
         stop renewing them."""
         try:
-            await asyncio.gather(
-                *(
-                    self._record_outcome(job, o)
-                    for job, o in zip(jobs, outcomes, strict=False)
-                    if not isinstance(o, Recorded)
-                )
-            )
+            await self._record_outcomes(
+                [(job, o) for job, o in zip(jobs, outcomes, strict=False)
+                 if not isinstance(o, Recorded)]
+            )  # fmt: skip
         finally:
             for job in jobs:
                 self._inflight.pop(job.id, None)
@@ -200,22 +197,25 @@ class Dispatcher:
             for job, outcome in zip(jobs, outcomes, strict=True):
                 if isinstance(outcome, GiveUp):
                     logger.error("outbox job %s (%s) gave up: %s", job.id, effect, outcome.error)
-            await asyncio.gather(
-                *(
-                    self._record_outcome(job, o)
-                    for job, o in zip(jobs, outcomes, strict=True)
-                    if not isinstance(o, Recorded)
-                )
-            )
+            await self._record_outcomes(
+                [(job, o) for job, o in zip(jobs, outcomes, strict=True)
+                 if not isinstance(o, Recorded)]
+            )  # fmt: skip
 
     async def _record_outcome(self, job: Job, outcome: Outcome) -> None:
-        """Hand the outcome to the recorder and wait until it is recorded (or given up on):
-        the alert's next job must not start before this one's outcome is stored."""
+        await self._record_outcomes([(job, outcome)])
+
+    async def _record_outcomes(self, items: list[tuple[Job, Outcome]]) -> None:
+        """Hand the outcomes to the recorder and wait until they are recorded (or given up
+        on): an alert's next job must not start before this one's outcome is stored. A batch's
+        outcomes share one wait (a coroutine and a future per job cost more than the SQL)."""
+        if not items:
+            return
         if self._recorder is None or self._recorder.done():
-            await self._record_batch([(job, outcome)])
+            await self._record_batch(items)
             return
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._outcomes.append((job, outcome, done))
+        self._outcomes.extend((job, outcome, done) for job, outcome in items)
         self._outcome_ready.set()
         await done
 
