@@ -176,21 +176,20 @@ async def test_new_work_of_one_effect_wakes_only_who_claims_it(
 
     dispatcher = Dispatcher(db, {"post": one}, batch_handlers={"greet": many, "send": many},
                             idle_poll=30.0)  # fmt: skip
+
+    async def who_looks_after_writing(effect: str, n: int) -> set[str]:
+        claims.clear()
+        _enqueue_many(db, effect, n)
+        dispatcher.notify([effect])
+        await _until(lambda: _statuses(db, effect) == {"done": n})
+        await asyncio.sleep(0.2)  # room for a needless claim to show up
+        return set(claims)
+
     async with _running(dispatcher):
         await _until(lambda: len(claims) >= 3)  # each claimer looks once at start
         await asyncio.sleep(0.1)
-        claims.clear()
-        _enqueue_many(db, "greet", 3)
-        dispatcher.notify(["greet"])
-        await _until(lambda: _statuses(db, "greet") == {"done": 3})
-        await asyncio.sleep(0.2)
-        assert set(claims) == {"greet"}
-        claims.clear()
-        _enqueue_many(db, "post", 2)
-        dispatcher.notify(["post"])
-        await _until(lambda: _statuses(db, "post") == {"done": 2})
-        await asyncio.sleep(0.2)
-        assert set(claims) == {"general"}
+        assert await who_looks_after_writing("greet", 3) == {"greet"}
+        assert await who_looks_after_writing("post", 2) == {"general"}
         claims.clear()
         dispatcher.notify()  # nothing named: everyone looks, as before
         await _until(lambda: set(claims) == {"general", "greet", "send"})
