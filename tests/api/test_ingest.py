@@ -210,9 +210,7 @@ def test_healthz_reports_the_database(client: TestClient) -> None:
     assert resp.status_code == 200 and resp.json()["database"] == "ok"
 
 
-def test_an_ingested_alert_wakes_only_who_starts_conversations(
-    db: Database, db_url: str
-) -> None:
+def test_an_ingested_alert_wakes_only_who_starts_conversations(db: Database, db_url: str) -> None:
     """The wake-up names the one effect ingest writes; a duplicate wrote nothing, so it wakes
     nobody (before, every POST woke every claimer: 1.4 empty claims per alert at 100/s)."""
     runtime, app = build_service(api_settings(db_url), db)
