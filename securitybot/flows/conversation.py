@@ -17,10 +17,8 @@ from securitybot import metrics
 from securitybot.config import Settings
 from securitybot.domain import Event, EventType
 from securitybot.domain.business_hours import add_business_seconds, parse_hhmm
-from securitybot.flows import dm_changes, dm_path, snoozes, webhooks
+from securitybot.flows import dm_changes, snoozes, webhooks
 from securitybot.flows.events import apply_by_id
-from securitybot.flows.slack_wait import SLACK_WAIT
-from securitybot.ingest.schema import as_person, no_user_note
 from securitybot.kinds import KindRegistry, always_mention, escalation_severity
 from securitybot.outbox.dispatcher import Done, GiveUp, Handler, Job, Outcome, RetryAt, backoff
 from securitybot.outbox.jobs import Wake
@@ -73,8 +71,6 @@ class ConversationHandlers:
 
     def handlers(self) -> dict[str, Handler]:
         return {
-            "start_conversation": self.start_conversation,
-            "send_dm": self.send_dm,
             "start_duo_push": self.start_duo_push,
             "poll_duo": self.poll_duo,
             "update_dm": self.update_dm,
@@ -166,34 +162,6 @@ class ConversationHandlers:
         return RetryAt(utcnow() + delay, str(exc), failure=exc.spends_attempt)
 
     # -- handlers ----------------------------------------------------------------------------
-    async def start_conversation(self, job: Job) -> Outcome:
-        alert = await self.load(job.alert_id)
-        if alert is None or alert.status != "new":
-            return Done()
-        if self.slack is None:
-            # Nobody to ask yet: the alert waits (stored, counted in /metrics) until a start
-            # with Slack configured wakes this job; not a failure, so it never dies.
-            return RetryAt(utcnow() + SLACK_WAIT, "Slack is not configured", failure=False)
-        if as_person(alert.user_given) is None:
-            # Nobody to look up (no user, or a login like "root"): no exemption, snooze or
-            # grouping can apply to "nobody", so the team gets it at once.
-            await self.apply(
-                alert.id, Event(EventType.NO_USER, comment=no_user_note(alert.user_given))
-            )
-            return Done()
-        try:
-            user = await self.slack.lookup_user(alert.user_given)
-        except SlackRetryLater as exc:
-            return self._slack_retry(job, exc)
-        except SlackPermanentError as exc:
-            await self.apply(alert.id, Event(EventType.DM_FAILED, comment=str(exc)))
-            return Done()
-        ids = [alert.user_given, user.id if user else None, user.email if user else None]
-        window = timedelta(seconds=self.settings.escalation.group_window)
-        await asyncio.to_thread(dm_path.settle_person, self.db, alert.id, ids, user, window)
-        self.wake()
-        return Done()
-
     def _grouped(self, alert_id: int) -> list[Alert]:
         with self.db.read() as session:
             return list(
@@ -218,41 +186,6 @@ class ConversationHandlers:
         return await self._deliver(
             job, self.slack.update(alert.dm_channel, alert.dm_ts, text, blocks)
         )
-
-    async def send_dm(self, job: Job) -> Outcome:
-        if self.slack is None or job.alert_id is None:
-            return Done()
-        dm = await asyncio.to_thread(
-            dm_path.prepare_dm, self.db, job.alert_id, job.id, mark=not job.delivery_started
-        )
-        if dm is None:
-            return Done()
-        alert = dm.alert
-        if alert.dm_ts:  # posted before a crash, not yet recorded as sent
-            await self.apply(alert.id, Event(EventType.DM_SENT))
-            return Done()
-        assert alert.user_id is not None
-        user = await self.slack.lookup_user(alert.user_id)
-        first = user.first_name if user else (alert.user_name or "there")
-        text, blocks = messages.dm_message(
-            alert, self.kinds.get(alert.kind), first_name=first, greet=dm.greet, grouped=dm.grouped
-        )
-        try:
-            channel = alert.dm_channel or await self._open_dm(job, alert.user_id, dm.marked)
-            ts = await self._post_once(job, channel, text, blocks, "dm", marked=dm.marked)
-        except SlackRetryLater as exc:
-            if exc.spends_attempt and job.attempts + 1 >= MAX_DM_ATTEMPTS:
-                await self.apply(alert.id, Event(EventType.DM_FAILED, comment=str(exc)))
-                return Done()
-            return self._slack_retry(job, exc)
-        except SlackPermanentError as exc:
-            await self.apply(alert.id, Event(EventType.DM_FAILED, comment=str(exc)))
-            return Done()
-        sent = {"dm_channel": channel, "dm_ts": ts, **self._deadlines(alert, user)}
-        # Alerts that joined the group while the DM was on its way are shown by a re-render.
-        await asyncio.to_thread(dm_path.finish_dm, self.db, alert.id, sent, len(dm.grouped))
-        self.wake()
-        return Done()
 
     async def _open_dm(self, job: Job, user_id: str, marked: bool) -> str:
         """The DM channel; if Slack could not open it, the delivery mark committed for this run

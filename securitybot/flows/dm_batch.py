@@ -1,7 +1,7 @@
 """The DM path's database work for a batch of alerts, one transaction per step (issue #15).
 
-``dm_path`` does this for one alert; here the same steps take a whole batch of new alerts in
-one transaction each, with the same rules:
+The steps take a whole batch of new alerts in one transaction each (a single job is a batch of
+one), with the rules an alert would meet on its own:
 
 - ``settle_people``: suppression, exemption, snooze, group join, then ``user_resolved`` (which
   queues the DM), decided in alert id order, so an alert joins an earlier alert of the same
@@ -67,7 +67,9 @@ _OPEN_OLDER = (
     Alert.id.not_in(bindparam("batch", expanding=True)),
     Alert.created_at >= bindparam("since", type_=UTCDateTime()),
 )
-# Two index lookups, not an OR (see alert_store.group_parent_query).
+# Two index lookups, not an OR: with ``user_id = ... OR user_given = ...`` the planner of a table
+# nobody had ANALYZEd yet (a burst into a new deployment) filtered every top-level alert
+# (tests/perf/test_group_join_plan.py).
 _POSSIBLE_PARENTS = union_all(
     select(Alert.id).where(Alert.user_given.in_(bindparam("givens", expanding=True)),
                            *_OPEN_OLDER),
@@ -218,8 +220,9 @@ def settle_people(
     done: Sequence[int] = (),
     take_dms: timedelta | None = None,
 ) -> tuple[list[tuple[Job, DmContext]], set[str]]:  # fmt: skip
-    """``dm_path.settle_person`` for many alerts in one transaction: what each new alert
-    becomes once Slack said who its person is. The same transaction applies ``events`` (alerts
+    """What each new alert becomes once Slack said who its person is (suppressed, exempt,
+    unknown, snoozed, grouped under an open alert, or resolved, which queues the DM), for many
+    alerts in one transaction. The same transaction applies ``events`` (alerts
     with nobody to ask, lookups that failed) and marks the ``done`` outbox jobs done.
 
     With ``take_dms`` (a lease), it also claims the DM jobs it queued, marked as about to be
@@ -331,8 +334,8 @@ def dm_contexts(
 
 
 def prepare_dms(db: Database, jobs: Sequence[tuple[int, int, bool]]) -> dict[int, DmContext]:
-    """``dm_path.prepare_dm`` for many (job id, alert id, mark) at once: the contexts of the
-    alerts that still need their DM, by alert id, with the marks committed."""
+    """For many (job id, alert id, mark) at once: the contexts of the alerts that still need
+    their DM, by alert id, with the delivery marks committed before anything is posted."""
     ids = [alert_id for _, alert_id, _ in jobs]
     with db.write() as session:
         alerts = {a.id: a for a in session.scalars(select(Alert).where(Alert.id.in_(ids)))}
@@ -358,8 +361,9 @@ def finish_dms(
     *,
     done: Sequence[int] = (),
 ) -> set[str]:  # fmt: skip
-    """``dm_path.finish_dm`` for many DMs, plus the events of those that failed, in one
-    transaction that also marks the ``done`` outbox jobs done. Returns the effects it queued."""
+    """Record many DMs as sent (queueing the re-render of a group that grew while its DM was
+    on its way), plus the events of those that failed, in one transaction that also marks the
+    ``done`` outbox jobs done. Returns the effects it queued."""
     if not sent and not failed and not done:
         return set()
     shown = {s.alert_id: s.shown for s in sent}

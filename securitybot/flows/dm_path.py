@@ -1,14 +1,6 @@
-"""The database work of the DM path, one transaction per step (issue #15).
-
-A new alert goes from `new` to its DM in two handlers; each used to open a session per check.
-Here each handler's work between its Slack calls is one transaction:
-
-- ``settle_person``: once Slack said who the person is, the suppression, exemption and snooze
-  checks, the group join and the resulting event, under the alert's row lock;
-- ``prepare_dm``: the alert, whether to greet, its grouped alerts, and the delivery mark that
-  must be committed before the post;
-- ``finish_dm``: ``dm_sent`` and, if alerts joined the group while the DM was on its way, the
-  re-render.
+"""What the DM path's batch work (``dm_batch``) shares with the rest of the flows: the
+transaction that re-runs when it lost a race, the checks that settle a new alert before any
+grouping, attaching an alert to its group's conversation, and what a DM shows.
 
 Every state change still goes through ``apply_event`` (a conditional UPDATE on the version,
 audited); a lost race re-runs the whole transaction.
@@ -18,22 +10,21 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
-from typing import Any, TypeVar
+from typing import TypeVar
 
-from sqlalchemy import func, select, update
+from sqlalchemy import update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
 from securitybot.domain import Event, EventType
 from securitybot.flows import exemptions, snoozes, suppressions
-from securitybot.flows.transitions import ConcurrentUpdate, apply_event, load_for_update
+from securitybot.flows.transitions import ConcurrentUpdate, apply_event
 from securitybot.slack.gateway import SlackUser
 from securitybot.store import alerts as alert_store
 from securitybot.store.db import Database
 from securitybot.store.models import Alert
-from securitybot.store.outbox import enqueue, mark_delivery_started
+from securitybot.store.outbox import enqueue
 
 T = TypeVar("T")
 ATTEMPTS = 5
@@ -56,28 +47,6 @@ def retrying(db: Database, work: Callable[[Session], T]) -> T:
 
 def _deadlock(exc: Exception) -> bool:
     return getattr(getattr(exc, "orig", None), "sqlstate", None) == "40P01"
-
-
-def settle_person(
-    db: Database, alert_id: int, ids: list[str | None], user: SlackUser | None,
-    group_window: timedelta,
-) -> None:  # fmt: skip
-    """What a new alert becomes once Slack answered who ``user`` is: suppressed, exempt,
-    unknown, snoozed, grouped under an open alert, or resolved (which queues the DM)."""
-    found = {"user_id": user.id, "user_name": user.name} if user else {}
-
-    def work(session: Session) -> None:
-        alert = load_for_update(session, alert_id)
-        if alert is None or alert.status != "new":
-            return
-        if settled_before_grouping(session, alert, ids, user):
-            return
-        assert user is not None
-        if join_group(session, alert, user.id, user.name, group_window, lock=db.is_postgres):
-            return
-        apply_event(session, alert, Event(EventType.USER_RESOLVED), also_set=found)
-
-    retrying(db, work)
 
 
 def settled_before_grouping(
@@ -109,21 +78,6 @@ def settled_before_grouping(
         )  # fmt: skip
         return True
     return False
-
-
-def join_group(
-    session: Session, alert: Alert, user_id: str, user_name: str, window: timedelta, *, lock: bool
-) -> bool:
-    """A burst for the same user and kind becomes one conversation under the first alert.
-    ``alert`` is row-locked by the caller; ``lock`` locks the parent too (PostgreSQL)."""
-    q = alert_store.group_parent_query(alert, user_id, window)
-    if lock:
-        q = q.with_for_update()
-    parent = session.scalars(q).first()
-    if parent is None:
-        return False
-    attach_to_parent(session, alert, parent, user_id, user_name)
-    return True
 
 
 def attach_to_parent(
@@ -158,47 +112,3 @@ class DmContext:
     greet: bool  # the first DM a person ever gets from the bot explains why it is asking
     grouped: list[Alert]
     marked: bool  # the job's delivery mark was committed with this read
-
-
-def prepare_dm(db: Database, alert_id: int, job_id: int, *, mark: bool) -> DmContext | None:
-    """The alert to DM and what its message shows, read in one transaction that also commits
-    the job's delivery mark (when ``mark``) before anything is posted. None: nothing to send."""
-    with db.write() as session:
-        alert = session.get(Alert, alert_id)
-        if alert is None or alert.status != "new" or not alert.user_id:
-            return None
-        if alert.dm_ts:  # posted before a crash, not yet recorded as sent
-            return DmContext(alert, greet=False, grouped=[], marked=False)
-        grouped = list(
-            session.scalars(select(Alert).where(Alert.parent_id == alert.id).order_by(Alert.id))
-        )
-        earlier = session.scalar(
-            select(Alert.id)
-            .where(Alert.user_id == alert.user_id, Alert.dm_ts.is_not(None), Alert.id != alert.id)
-            .limit(1)
-        )
-        if mark:
-            mark_delivery_started(session, job_id, started=True)
-        return DmContext(alert, greet=earlier is None, grouped=grouped, marked=mark)
-
-
-def finish_dm(db: Database, alert_id: int, also_set: dict[str, Any], shown: int) -> bool:
-    """Record the DM as sent; when more than the ``shown`` grouped alerts exist by now (they
-    joined while the DM was on its way), queue its re-render in the same transaction. True if
-    a re-render was queued."""
-
-    def work(session: Session) -> bool:
-        alert = load_for_update(session, alert_id)
-        if alert is None:
-            return False
-        apply_event(session, alert, Event(EventType.DM_SENT), also_set=also_set)
-        grouped = session.scalar(
-            select(func.count()).select_from(Alert).where(Alert.parent_id == alert_id)
-        )
-        if grouped == shown:
-            return False
-        enqueue(session, effect="refresh_dm", alert_id=alert_id,
-                idempotency_key=f"refresh:{alert_id}:sent:{shown}")  # fmt: skip
-        return True
-
-    return retrying(db, work)

@@ -161,7 +161,8 @@ class Dispatcher:
             outcome = self._failed([job], exc)[0]
         if isinstance(outcome, GiveUp):
             logger.error("outbox job %s (%s) gave up: %s", job.id, job.effect, outcome.error)
-        await self._record_outcome(job, outcome)
+        if not isinstance(outcome, Recorded):
+            await self._record_outcome(job, outcome)
 
     def adopt(self, jobs: list[Job]) -> None:
         """Jobs a running batch handler claimed itself (with ``lease``): renewed with the

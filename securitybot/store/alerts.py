@@ -6,11 +6,11 @@ import base64
 import binascii
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from types import SimpleNamespace
 from typing import Any, cast
 
-from sqlalchemy import Select, Table, func, insert, select, text, union_all
+from sqlalchemy import Table, insert, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -106,35 +106,6 @@ def audit_many(session: Session, rows: Sequence[dict[str, Any]]) -> None:
     """Several audit rows in one executemany (a single multi-row INSERT on PostgreSQL)."""
     if rows:
         session.connection().execute(_INSERT_AUDIT, list(rows))
-
-
-def group_parent_query(alert: Alert, user_id: str, window: timedelta) -> Select[Alert]:
-    """The open top-level alert an ``alert`` for the same person and kind joins, if any.
-
-    An older alert may still be resolving the same person concurrently, so it matches on what
-    the tool said as well as on the Slack id. The two are looked up separately (an index each)
-    and the first id is then read again under the caller's lock: with an OR, a planner without
-    fresh statistics (a burst into a new table) scanned every top-level alert instead.
-    """
-
-    def matching(*person: Any) -> Select[int]:
-        return select(Alert.id).where(*person, *_open_top_level(alert, window))
-
-    candidates = union_all(
-        matching(Alert.user_given == alert.user_given), matching(Alert.user_id == user_id)
-    ).subquery()
-    first = select(func.min(candidates.c.id)).scalar_subquery()
-    return select(Alert).where(Alert.id == first, *_open_top_level(alert, window))
-
-
-def _open_top_level(alert: Alert, window: timedelta) -> tuple[Any, ...]:
-    return (
-        Alert.kind == alert.kind,
-        Alert.parent_id.is_(None),
-        Alert.id < alert.id,
-        Alert.status.in_(["new", "awaiting_ack"]),
-        Alert.created_at >= alert.created_at - window,
-    )
 
 
 def find_by_dedup(session: Session, source: str, dedup_key: str) -> Alert | None:

@@ -19,8 +19,9 @@ from sqlalchemy import event, select, update
 from securitybot.config import Settings
 from securitybot.demo import FakeSlack
 from securitybot.flows.conversation import ConversationHandlers
+from securitybot.flows.conversation_batch import BatchConversation
 from securitybot.kinds import load_kinds
-from securitybot.outbox.dispatcher import Done, Job
+from securitybot.outbox.dispatcher import Job, Recorded
 from securitybot.slack.directory import DbDirectory
 from securitybot.slack.gateway import SlackGateway
 from securitybot.store.db import Database
@@ -56,13 +57,15 @@ def fs() -> Iterator[FakeSlack]:
         yield fake
 
 
-async def _handlers(db: Database, fs: FakeSlack, people: DbDirectory) -> ConversationHandlers:
+async def _handlers(db: Database, fs: FakeSlack, people: DbDirectory) -> BatchConversation:
     settings = Settings()
     gateway = SlackGateway(AsyncWebClient(token="xoxb-test", base_url=fs.base_url))
     await gateway.attach(people)
     kinds = load_kinds(settings.alerts.dir)
-    return ConversationHandlers(db=db, settings=settings, kinds=kinds, slack=gateway,
-                                verifier=UnconfiguredVerifier(), wake=lambda *_: None)  # fmt: skip
+    # One job at a time, without a dispatcher: a batch of one, as the single handlers run it.
+    return BatchConversation(ConversationHandlers(db=db, settings=settings, kinds=kinds,
+                                                  slack=gateway, verifier=UnconfiguredVerifier(),
+                                                  wake=lambda *_: None))  # fmt: skip
 
 
 def _job(db: Database, alert_id: int, effect: str) -> Job:
@@ -74,7 +77,7 @@ def _job(db: Database, alert_id: int, effect: str) -> Job:
                    attempts=0, created_at=row.created_at)  # fmt: skip
 
 
-async def _new_alert(db: Database, handlers: ConversationHandlers, key: str) -> int:
+async def _new_alert(db: Database, handlers: BatchConversation, key: str) -> int:
     alert_id = stored_alert(db, status="new", user_id=None, dedup_key=key)
     with db.write() as session:
         session.add(Outbox(alert_id=alert_id, effect="start_conversation", payload={},
@@ -88,8 +91,8 @@ async def test_a_new_alert_reaches_the_dm_in_four_transactions(db: Database, fs:
     # Alice was DMed before, so her Slack id and DM channel are cached (the common case) and
     # this DM does not greet her: the counts below are the steady state, not a first contact.
     first = await _new_alert(db, handlers, "warm-up")
-    assert await handlers.start_conversation(_job(db, first, "start_conversation")) == Done()
-    assert await handlers.send_dm(_job(db, first, "send_dm")) == Done()
+    assert await handlers.start_conversation(_job(db, first, "start_conversation")) == Recorded()
+    assert await handlers.send_dm(_job(db, first, "send_dm")) == Recorded()
     with db.write() as session:  # she answered it: the next alert starts its own conversation
         session.execute(update(Alert).where(Alert.id == first).values(status="resolved"))
     await people.close()  # her Slack id and DM channel are stored now, not during the count
@@ -97,10 +100,10 @@ async def test_a_new_alert_reaches_the_dm_in_four_transactions(db: Database, fs:
     alert_id = await _new_alert(db, handlers, "counted")
     job = _job(db, alert_id, "start_conversation")
     with counted(db) as start:
-        assert await handlers.start_conversation(job) == Done()
+        assert await handlers.start_conversation(job) == Recorded()
     job = _job(db, alert_id, "send_dm")
     with counted(db) as send:
-        assert await handlers.send_dm(job) == Done()
+        assert await handlers.send_dm(job) == Recorded()
 
     with db.read() as session:
         alert = session.get(Alert, alert_id)

@@ -1,4 +1,5 @@
-"""The group join reads only the person's own alerts, even before PostgreSQL has statistics.
+"""The group join (``dm_batch``'s query for the alerts a batch may join) reads only the
+people's own alerts, even before PostgreSQL has statistics.
 
 With ``user_id = … OR user_given = …`` the planner of a table nobody had ANALYZEd yet (a burst
 into a new deployment) chose the parent_id index and filtered every top-level alert.
@@ -10,9 +11,8 @@ from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import text
 
-from securitybot.store.alerts import group_parent_query
+from securitybot.flows.dm_batch import _POSSIBLE_PARENTS
 from securitybot.store.db import Database, migrate
 from securitybot.store.models import Alert, utcnow
 from tests.dbs import postgres_schema_url
@@ -45,12 +45,15 @@ def test_the_group_join_uses_the_person_indexes_without_statistics(pg: Database)
             for i in range(2000)
         )
     with pg.write() as session:
-        alert = session.get(Alert, 1999)
-        assert alert is not None
-        q = group_parent_query(alert, "U_NOBODY", timedelta(seconds=300)).with_for_update()
-        sql = str(q.compile(pg.engine, compile_kwargs={"literal_binds": True}))
-        plan = "\n".join(r[0] for r in session.execute(text("EXPLAIN ANALYZE " + sql)))
-        parent = session.scalars(q).first()
-    assert parent is not None and parent.id == 199  # the person's first open alert
+        values = {"kinds": ["sensitive_command"], "givens": ["u199@example.com"],
+                  "users": ["U_NOBODY"], "batch": [1999], "below": 1999,
+                  "since": now - timedelta(seconds=300)}  # fmt: skip
+        state = _POSSIBLE_PARENTS.compile(pg.engine).construct_expanded_state(values)
+        explain = session.connection().exec_driver_sql(
+            "EXPLAIN ANALYZE " + state.statement, state.parameters
+        )
+        plan = "\n".join(r[0] for r in explain)
+        parents = sorted(session.scalars(_POSSIBLE_PARENTS, values))
+    assert parents == list(range(200, 1999, 200))  # the person's open alerts (ids from 1)
     assert "ix_alerts_user_given_kind" in plan, plan
     assert "ix_alerts_parent_id" not in plan, plan
