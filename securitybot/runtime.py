@@ -12,11 +12,10 @@ from securitybot.ingest.replays import ReplayGuard
 from securitybot.ingest.service import GroupCommitter
 from securitybot.kinds import KindRegistry, load_kinds
 from securitybot.metrics import Metrics
+from securitybot.outbox.jobs import Wake
 from securitybot.store.db import Database
 
 Hook = Callable[[], Awaitable[None]]
-# Told of new outbox work: the effects written, or None when the writer cannot say.
-Waker = Callable[[Iterable[str] | None], None]
 
 
 @dataclass
@@ -36,7 +35,7 @@ class Runtime:
     # Background work (dispatcher, scheduler, Socket Mode) registers start/stop hooks here.
     on_start: list[Hook] = field(default_factory=list)
     on_stop: list[Hook] = field(default_factory=list)
-    _wakers: list[Waker] = field(default_factory=list)
+    _wakers: list[Wake] = field(default_factory=list)
 
     @classmethod
     def build(cls, settings: Settings, db: Database | None = None) -> Runtime:
@@ -59,7 +58,7 @@ class Runtime:
             metrics=Metrics(database, slack_configured=settings.slack.configured),
         )
 
-    def on_new_work(self, waker: Waker) -> None:
+    def on_new_work(self, waker: Wake) -> None:
         """``waker`` is told of new work with the effects written (the dispatcher wakes
         only who claims them)."""
         self._wakers.append(waker)

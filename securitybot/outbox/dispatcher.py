@@ -70,7 +70,6 @@ class Dispatcher:
         db: Database,
         handlers: dict[str, Handler],
         *,
-        wake: asyncio.Event | None = None,
         batch: int = 100,
         concurrency: int = 64,
         lease: float = 10.0,
@@ -89,14 +88,11 @@ class Dispatcher:
             effect: leases.claim_statement(postgres=db.is_postgres, only=effect, skip=lane_effects)
             for effect in [None, *self._skip]
         }
-        # Every waiter (the general loop, each lane) gets its own event: one wake-up must
-        # reach them all, and each clears only its own before claiming.
-        self._wakes: list[asyncio.Event] = []
-        self._lane_wakes: dict[str, list[asyncio.Event]] = {}
-        self._lane_tasks: list[asyncio.Task[None]] = []
-        self._fanout: asyncio.Task[None] | None = None
+        # Every waiter gets its own event (the general loop; the lanes of an effect share
+        # one): a wake-up must reach all it names, and each clears only its own before claiming.
         self._slot_free = asyncio.Event()  # the general loop's wake-up
-        self.wake = wake or asyncio.Event()
+        self._lane_wakes: dict[str, asyncio.Event] = {}
+        self._lane_tasks: list[asyncio.Task[None]] = []
         self.batch = batch
         self.concurrency = concurrency
         self.lease = timedelta(seconds=lease)
@@ -162,7 +158,7 @@ class Dispatcher:
         if isinstance(outcome, GiveUp):
             logger.error("outbox job %s (%s) gave up: %s", job.id, job.effect, outcome.error)
         if not isinstance(outcome, Recorded):
-            await self._record_outcome(job, outcome)
+            await self._record_outcomes([(job, outcome)])
 
     def adopt(self, jobs: list[Job]) -> None:
         """Jobs a running batch handler claimed itself (with ``lease``): renewed with the
@@ -202,9 +198,6 @@ class Dispatcher:
                 [(job, o) for job, o in zip(jobs, outcomes, strict=True)
                  if not isinstance(o, Recorded)]
             )  # fmt: skip
-
-    async def _record_outcome(self, job: Job, outcome: Outcome) -> None:
-        await self._record_outcomes([(job, outcome)])
 
     async def _record_outcomes(self, items: list[tuple[Job, Outcome]]) -> None:
         """Hand the outcomes to the recorder and wait until they are recorded (or given up
@@ -283,24 +276,11 @@ class Dispatcher:
         Naming the effects matters under load: every ingested alert is new work, and a
         wake-up for all made the general loop and the other lanes claim and find nothing."""
         if effects is None:
-            self.wake.set()
-            return
-        for effect in set(effects):
-            for event in self._lane_wakes.get(effect) or [self._slot_free]:
-                event.set()
-
-    async def _fan_out(self) -> None:
-        while True:
-            await self.wake.wait()
-            self.wake.clear()
-            for event in self._wakes:
-                event.set()
-
-    def _wake_event(self) -> asyncio.Event:
-        event = asyncio.Event()
-        event.set()  # look once at start
-        self._wakes.append(event)
-        return event
+            events = {self._slot_free, *self._lane_wakes.values()}
+        else:
+            events = {self._lane_wakes.get(effect, self._slot_free) for effect in effects}
+        for event in events:
+            event.set()
 
     async def _lane(self, effect: str, wake: asyncio.Event, turn: asyncio.Lock) -> None:
         """Claim up to ``batch`` jobs of ``effect``, run them as one batch, repeat.
@@ -368,18 +348,16 @@ class Dispatcher:
         self._stopping = False
         await self._db(self.release_orphaned_leases)
         loop = asyncio.get_running_loop()
-        self._wakes = []
-        self._slot_free = self._wake_event()
+        self._slot_free = asyncio.Event()
+        self._lane_wakes = {effect: asyncio.Event() for effect in self._skip}
+        self.notify()  # everyone looks once at start
         self._task = loop.create_task(self._loop(self._slot_free))
         self._lane_tasks = []
-        self._lane_wakes = {}
-        for effect in self._skip:
-            wake, turn = self._wake_event(), asyncio.Lock()
-            self._lane_wakes[effect] = [wake]
+        for effect, wake in self._lane_wakes.items():
+            turn = asyncio.Lock()
             self._lane_tasks += [
                 loop.create_task(self._lane(effect, wake, turn)) for _ in range(self.lanes)
             ]
-        self._fanout = loop.create_task(self._fan_out())
         self._renewer = loop.create_task(self._renew_loop())
         self._outcome_ready = asyncio.Event()
         self._recorder = loop.create_task(self._record_loop())
@@ -387,10 +365,8 @@ class Dispatcher:
     async def stop(self, timeout: float = 10.0) -> None:
         """Stop claiming, let jobs in flight finish (graceful SIGTERM), then stop."""
         self._stopping = True
-        self.wake.set()
-        for event in self._wakes:
-            event.set()
-        tasks = [t for t in (self._task, self._renewer, self._fanout) if t is not None]
+        self.notify()
+        tasks = [t for t in (self._task, self._renewer) if t is not None]
         if self._renewer is not None:
             self._renewer.cancel()
         if self._task is not None:
@@ -408,6 +384,6 @@ class Dispatcher:
         for t in tasks:
             if not t.done():
                 t.cancel()
-        self._task = self._renewer = self._recorder = self._fanout = None
+        self._task = self._renewer = self._recorder = None
         self._lane_tasks = []
         self._pool.shutdown(wait=False)

@@ -68,7 +68,7 @@ def backoff(attempt: int, *, base: float = 1.0, cap: float = 300.0) -> timedelta
 
 
 class Wake(Protocol):
-    """Wakes the dispatcher after new outbox rows: of ``effects`` (None or nothing named: of
-    any effect, everyone looks; an empty collection: nothing to wake for)."""
+    """Wakes the dispatcher after new outbox rows of ``effects``: only their claimers look.
+    None (the writer cannot say) wakes every claimer; an empty collection, nobody."""
 
     def __call__(self, effects: Iterable[str] | None = None, /) -> None: ...

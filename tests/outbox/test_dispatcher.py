@@ -179,7 +179,7 @@ async def test_jobs_of_one_alert_never_overlap_even_when_one_arrives_as_another_
         if job.effect == "second":
             with db.write() as session:  # arrives while the second runs
                 enqueue(session, effect="third", alert_id=alert_id, idempotency_key="third")
-            dispatcher.wake.set()
+            dispatcher.notify()
         await asyncio.sleep(0.3 if job.effect == "second" else 0.05)
         running.remove(job.effect)
         return Done()
