@@ -28,7 +28,6 @@ from securitybot.ingest.schema import as_person, no_user_note
 from securitybot.outbox.jobs import (
     BatchHandler,
     Done,
-    Handler,
     Job,
     Outcome,
     Recorded,
@@ -73,17 +72,6 @@ class BatchConversation:
 
     def handlers(self) -> dict[str, BatchHandler]:
         return {"start_conversation": self.start_conversations, "send_dm": self.send_dms}
-
-    def single_handlers(self) -> dict[str, Handler]:
-        """The same handlers for one job at a time (a dispatcher without lanes): the DM path
-        is written once, for batches, and a single job is a batch of one."""
-        return {"start_conversation": self.start_conversation, "send_dm": self.send_dm}
-
-    async def start_conversation(self, job: Job) -> Outcome:
-        return (await self.start_conversations([job]))[0]
-
-    async def send_dm(self, job: Job) -> Outcome:
-        return (await self.send_dms([job]))[0]
 
     def _load(self, ids: list[int]) -> dict[int, Any]:
         """What the start of a conversation needs of each alert, by id (plain rows)."""

@@ -62,7 +62,7 @@ async def _handlers(db: Database, fs: FakeSlack, people: DbDirectory) -> BatchCo
     gateway = SlackGateway(AsyncWebClient(token="xoxb-test", base_url=fs.base_url))
     await gateway.attach(people)
     kinds = load_kinds(settings.alerts.dir)
-    # One job at a time, without a dispatcher: a batch of one, as the single handlers run it.
+    # One job at a time, without a dispatcher: a batch of one.
     return BatchConversation(ConversationHandlers(db=db, settings=settings, kinds=kinds,
                                                   slack=gateway, verifier=UnconfiguredVerifier(),
                                                   wake=lambda *_: None))  # fmt: skip
@@ -91,8 +91,10 @@ async def test_a_new_alert_reaches_the_dm_in_four_transactions(db: Database, fs:
     # Alice was DMed before, so her Slack id and DM channel are cached (the common case) and
     # this DM does not greet her: the counts below are the steady state, not a first contact.
     first = await _new_alert(db, handlers, "warm-up")
-    assert await handlers.start_conversation(_job(db, first, "start_conversation")) == Recorded()
-    assert await handlers.send_dm(_job(db, first, "send_dm")) == Recorded()
+    assert await handlers.start_conversations([_job(db, first, "start_conversation")]) == [
+        Recorded()
+    ]
+    assert await handlers.send_dms([_job(db, first, "send_dm")]) == [Recorded()]
     with db.write() as session:  # she answered it: the next alert starts its own conversation
         session.execute(update(Alert).where(Alert.id == first).values(status="resolved"))
     await people.close()  # her Slack id and DM channel are stored now, not during the count
@@ -100,10 +102,10 @@ async def test_a_new_alert_reaches_the_dm_in_four_transactions(db: Database, fs:
     alert_id = await _new_alert(db, handlers, "counted")
     job = _job(db, alert_id, "start_conversation")
     with counted(db) as start:
-        assert await handlers.start_conversation(job) == Recorded()
+        assert await handlers.start_conversations([job]) == [Recorded()]
     job = _job(db, alert_id, "send_dm")
     with counted(db) as send:
-        assert await handlers.send_dm(job) == Recorded()
+        assert await handlers.send_dms([job]) == [Recorded()]
 
     with db.read() as session:
         alert = session.get(Alert, alert_id)
