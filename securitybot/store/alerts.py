@@ -37,12 +37,16 @@ ALERTS = cast(Table, Alert.__table__)
 AUDIT = cast(Table, AuditLog.__table__)
 # Statements are built once with bind parameters: SQLAlchemy then caches their compiled form,
 # which matters on the ingest hot path (building .values(...) per call costs more than the SQL).
-_INSERT_ONCE = {
-    "postgresql": postgresql.insert(ALERTS)
-    .on_conflict_do_nothing(constraint="uq_alerts_source_dedup_key")
-    .returning(ALERTS.c.id),
-    "sqlite": sqlite.insert(ALERTS).on_conflict_do_nothing().returning(ALERTS.c.id),
+# Only the dedup key may conflict quietly: an id someone else took must fail loudly.
+_INSERT_DEDUPED = {
+    "postgresql": postgresql.insert(ALERTS).on_conflict_do_nothing(
+        constraint="uq_alerts_source_dedup_key"
+    ),
+    "sqlite": sqlite.insert(ALERTS).on_conflict_do_nothing(
+        index_elements=[ALERTS.c.source, ALERTS.c.dedup_key]
+    ),
 }
+_INSERT_ONCE = {dialect: stmt.returning(ALERTS.c.id) for dialect, stmt in _INSERT_DEDUPED.items()}
 _INSERT_AUDIT = insert(AUDIT)
 
 
@@ -60,15 +64,11 @@ def insert_alert_once(session: Session, values: dict[str, Any]) -> int | None:
 _RESERVE_IDS = text(
     "SELECT nextval(pg_get_serial_sequence('alerts', 'id')) FROM generate_series(1, :n)"
 )
-_PG_INSERT_ONE = postgresql.insert(ALERTS).on_conflict_do_nothing(
-    constraint="uq_alerts_source_dedup_key"
-)
 _STORED_OF = text("SELECT id FROM alerts WHERE id = ANY(:ids)")
-# SQLite: the next ids are max(id) + 1 onwards (no AUTOINCREMENT), and no other writer can
-# take them meanwhile: a read transaction that then writes fails (SQLITE_BUSY_SNAPSHOT) if
-# another connection wrote in between, and this process writes one transaction at a time.
+# SQLite has no sequence: the next ids are max(id) + 1 onwards (no AUTOINCREMENT). This process
+# writes one transaction at a time; another process writing meanwhile (pysqlite opens no
+# transaction for the SELECT) makes the insert fail on the taken id, never pass it off as ours.
 _SQLITE_NEXT_ID = text("SELECT coalesce(max(id), 0) + 1 FROM alerts")
-_SQLITE_INSERT_ONE = sqlite.insert(ALERTS).on_conflict_do_nothing()
 _SQLITE_STORED_OF = text("SELECT id FROM alerts WHERE id BETWEEN :low AND :high")
 
 
@@ -88,17 +88,16 @@ def insert_alerts_once(session: Session, rows: Sequence[dict[str, Any]]) -> list
         return [insert_alert_once(session, r) for r in rows]
     if dialect == "postgresql":
         ids = [int(i) for i in conn.execute(_RESERVE_IDS, {"n": len(rows)}).scalars()]
-        conn.execute(_PG_INSERT_ONE, [{**r, "id": i} for r, i in zip(rows, ids, strict=True)])
-        # Only this transaction can have used ids it reserved: those present are the ones it
-        # stored.
-        stored = set(conn.execute(_STORED_OF, {"ids": ids}).scalars())
+        stored_of: tuple[Any, dict[str, Any]] = (_STORED_OF, {"ids": ids})
     else:
-        # The same on SQLite, where one executemany of a single-row INSERT runs in the driver
-        # (a statement per row cost 15% of ingest's CPU).
+        # A statement per row cost 15% of ingest's CPU on SQLite.
         low = int(conn.execute(_SQLITE_NEXT_ID).scalar_one())
         ids = list(range(low, low + len(rows)))
-        conn.execute(_SQLITE_INSERT_ONE, [{**r, "id": i} for r, i in zip(rows, ids, strict=True)])
-        stored = set(conn.execute(_SQLITE_STORED_OF, {"low": low, "high": ids[-1]}).scalars())
+        stored_of = (_SQLITE_STORED_OF, {"low": low, "high": ids[-1]})
+    conn.execute(_INSERT_DEDUPED[dialect], [{**r, "id": i} for r, i in zip(rows, ids, strict=True)])
+    # Only this transaction can have used the ids it reserved: those present are the ones it
+    # stored (the others hit the dedup constraint).
+    stored = set(conn.execute(*stored_of).scalars())
     return [i if i in stored else None for i in ids]
 
 

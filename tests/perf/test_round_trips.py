@@ -8,9 +8,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy import event, func, select
+from sqlalchemy.exc import IntegrityError
 
 from securitybot.config import PolicyConfig, Settings
 from securitybot.domain import Event, EventType
@@ -19,7 +22,7 @@ from securitybot.flows.events import apply_by_id
 from securitybot.ingest.schema import AlertIn
 from securitybot.ingest.service import ingest_batch
 from securitybot.kinds import load_kinds
-from securitybot.store.db import Database
+from securitybot.store.db import Database, migrate
 from securitybot.store.models import Alert, AuditLog, Outbox, utcnow
 from tests.flows.stored import stored_alert
 
@@ -132,3 +135,32 @@ def test_duplicates_inside_a_batch_and_alerts_without_a_dedup_key(db: Database) 
         for r, title in zip(results, ["?", "no key 1", "twice", "twice", "no key 2"], strict=True):
             if title != "?":
                 assert session.get(Alert, r.alert.id).title == title  # type: ignore[union-attr]
+
+
+def test_sqlite_never_takes_another_writers_alert_for_its_own(tmp_path: Path) -> None:
+    """SQLite's batch insert reserves ``max(id) + 1`` onwards. Should another process write
+    an alert between that read and the insert (pysqlite opens no transaction for a SELECT), the
+    insert must fail on the taken id: skipping it quietly made the batch report the other
+    writer's alert as one of its own."""
+    url = f"sqlite:///{tmp_path / 'race.db'}"
+    mine, other = Database.from_url(url), Database.from_url(url)
+    migrate(mine.engine)
+
+    raced: list[bool] = []
+
+    def another_writer(_conn: Any, _cur: Any, stmt: str, *_a: Any) -> None:
+        if "max(id)" in stmt and not raced:
+            raced.append(True)
+            _ingest(other, 1, "other")
+
+    event.listen(mine.engine, "after_cursor_execute", another_writer)
+    try:
+        with pytest.raises(IntegrityError):
+            _ingest(mine, 3, "mine")
+        assert raced
+        with mine.read() as session:
+            keys = set(session.scalars(select(Alert.dedup_key)))
+        assert keys == {"other-0"}  # nothing of the failed batch was stored
+    finally:
+        mine.dispose()
+        other.dispose()
