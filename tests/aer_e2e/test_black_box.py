@@ -75,10 +75,15 @@ def _ndjson(bot: Bot, events: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def _five_minute_burst(org: str, user: str, n: int = 300) -> list[dict[str, Any]]:
-    start = datetime.now(UTC) - timedelta(minutes=5)
+    """``n`` downloads over the last five minutes, within the current hour: volume is judged
+    per hour bucket, so a burst that straddled o'clock fired once in each (2 anomalies, not
+    1, for the first five minutes of every hour)."""
+    now = datetime.now(UTC)
+    start = max(now - timedelta(minutes=5), now.replace(minute=0, second=0, microsecond=0))
+    span = (now - start).total_seconds()
     return [
         {"org": org, "user": user, "action": "file_download", "session": f"S{user}",
-         "ts": (start + timedelta(seconds=i * 300 / n)).isoformat(), "ip": "192.0.2.10"}
+         "ts": (start + timedelta(seconds=i * span / n)).isoformat(), "ip": "192.0.2.10"}
         for i in range(n)
     ]  # fmt: skip
 
