@@ -31,7 +31,11 @@ class RequestIdMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        given = dict(scope.get("headers") or []).get(b"x-request-id", b"").decode("latin-1")
+        given = ""
+        for name, value in scope.get("headers") or ():
+            if name == b"x-request-id":
+                given = value.decode("latin-1")
+                break
         # A caller's id is kept only if it is harmless to echo and to log.
         rid = given if _SAFE.match(given) else secrets.token_hex(8)  # as uuid4().hex[:16], cheaper
         token = REQUEST_ID.set(rid)

@@ -8,6 +8,7 @@ What a client manages to send is bounded by the cap plus the kernel's socket buf
 
 from __future__ import annotations
 
+import re
 import select
 import socket
 import time
@@ -49,3 +50,44 @@ def test_six_concurrent_50_mib_uploads_are_refused_early(bot: Bot) -> None:
     assert [status for status, _ in results] == [413] * 6
     assert all(sent < 20 * MiB for _, sent in results), results
     assert bot.http.get("/healthz").status_code == 200  # and the server is fine
+
+
+def raw_exchange(base: str, request: bytes) -> bytes:
+    """Send ``request`` as it is and return everything the server answers until it closes."""
+    url = urlparse(base)
+    answer = b""
+    with socket.create_connection((url.hostname, url.port), timeout=5) as sock:
+        sock.sendall(request)  # no half-close: uvicorn drops a connection at end of input
+        try:
+            while chunk := sock.recv(65536):
+                answer += chunk
+        except (TimeoutError, ConnectionResetError):
+            pass
+    return answer
+
+
+def test_a_declared_length_bounds_the_body_the_service_sees(bot: Bot) -> None:
+    # The body cap counts only chunked bodies: with a Content-Length, the server hands the
+    # application exactly that many bytes. What is sent past them is the next request (here a
+    # health check), never more body: had it been appended, the JSON would not parse (a 400).
+    alert = b'{"kind": "sensitive_command", "user": "alice@example.com", "title": "flurb"}'
+    head = (
+        f"POST /api/v1/alerts HTTP/1.1\r\nHost: bot\r\nAuthorization: Bearer {TOKEN}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(alert)}\r\n\r\n"
+    ).encode()
+    then = b"GET /healthz HTTP/1.1\r\nHost: bot\r\nConnection: close\r\n\r\n"
+    answer = raw_exchange(bot.base, head + alert + then)
+    statuses = re.findall(rb"HTTP/1\.1 (\d{3}) ", answer)  # bodies end without a newline
+    assert statuses == [b"201", b"200"], answer[:600]
+
+
+def test_a_declared_length_with_chunked_encoding_is_refused_by_the_server(bot: Bot) -> None:
+    # Both framings at once is the classic request-smuggling shape: refused before the app.
+    head = (
+        f"POST /api/v1/alerts HTTP/1.1\r\nHost: bot\r\nAuthorization: Bearer {TOKEN}\r\n"
+        "Content-Type: application/json\r\nContent-Length: 2\r\n"
+        "Transfer-Encoding: chunked\r\n\r\n"
+    ).encode()
+    answer = raw_exchange(bot.base, head + FRAME * 32 + b"0\r\n\r\n")
+    assert answer.startswith(b"HTTP/1.1 400"), answer[:300]
+    assert bot.http.get("/healthz").status_code == 200
