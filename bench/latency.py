@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/latency.py [--alerts 1000] [--rate 100] [--concurrency 16]
                                       [--backend sqlite|postgres|both] [--py-spy DIR]
-                                      [--repeat N]
+                                      [--repeat N] [--slack-latency MS]
 
 For each backend a real `securitybot serve` subprocess runs on a throwaway database (a temp
 SQLite file, or a fresh PostgreSQL schema at $SECURITYBOT_TEST_POSTGRES_URL, default
@@ -12,7 +12,9 @@ each for a different user, at a steady `--rate` per second with at most `--concu
 flight; the load generator runs in its own process so it does not compete with the fake for
 the GIL. An alert's latency is the time from the start of its POST to the moment the fake
 Slack answered the chat.postMessage to that user's DM channel ("D" + user id; `Call.at` is
-time.time(), so both ends use the wall clock).
+time.time(), so both ends use the wall clock). The fake answers at once unless --slack-latency
+delays every answer as a real Slack's round trip would: then the DM rate is bounded by how many
+calls the service keeps in flight, not by its CPU.
 
 Prints p50 / p99 / max latency and the throughput (alerts DMed per second) per backend, and
 OK or BELOW TARGET against the target p99 < 250 ms; beside it, the minimal-insert limit of the
@@ -185,10 +187,11 @@ def _load(base: str, users: list[int], rate: float, conc: int, run_id: str) -> d
     return res
 
 
-def run(backend: str, alerts: int, rate: float, concurrency: int,
-        py_spy: Path | None, workers: int = 1) -> dict[str, Any]:  # fmt: skip
+def run(backend: str, alerts: int, rate: float, concurrency: int, py_spy: Path | None,
+        workers: int = 1, slack_latency: float = 0.0) -> dict[str, Any]:  # fmt: skip
     warm = 50
     with FakeSlack() as fs, FakeDuo() as fd:
+        fs.latency = slack_latency
         for i in range(alerts + warm):
             fs.add_user(_user_id(i), _email(i), real_name=f"Bench User{i}", first_name="Bench")
         fs.add_channel(SECURITY_CHANNEL)
@@ -270,6 +273,9 @@ def main() -> None:
                     help="serve --workers N (PostgreSQL only)")  # fmt: skip
     ap.add_argument("--py-spy", type=Path, default=None, metavar="DIR",
                     help="profile the server with py-spy into DIR")  # fmt: skip
+    ap.add_argument("--slack-latency", type=float, default=0.0, metavar="MS",
+                    help="the fake Slack answers each call this late, as a real Slack's round "
+                         "trip would (default 0: the service's own cost alone)")  # fmt: skip
     ap.add_argument("--repeat", type=int, default=1,
                     help="runs per backend; with more than one, a line with the median and "
                          "the range of each figure follows (this machine's run-to-run spread "
@@ -281,7 +287,7 @@ def main() -> None:
         runs = []
         for _ in range(max(1, args.repeat)):
             runs.append(run(b, args.alerts, args.rate, args.concurrency, args.py_spy,
-                            args.workers))  # fmt: skip
+                            args.workers, args.slack_latency / 1000))  # fmt: skip
             _report(b, runs[-1], args)
         if len(runs) > 1:
             _summary(b, runs)
@@ -306,7 +312,8 @@ def _report(b: str, r: dict[str, Any], args: argparse.Namespace) -> None:
         f"alert->DM {b:8s}: p50 {r['p50_ms']:6.1f} ms  p99 {r['p99_ms']:6.1f} ms  "
         f"max {r['max_ms']:6.1f} ms  {r['per_s']:6.1f} DMs/s  ({r['n']} DMs, "
         f"{r['missing']} missing, {r['errors']} POST errors; rate {args.rate:g}/s, "
-        f"concurrency {args.concurrency}, {args.workers} process(es))  "
+        f"concurrency {args.concurrency}, {args.workers} process(es)"
+        f"{f', Slack answering in {args.slack_latency:g} ms' if args.slack_latency else ''})  "
         f"target p99 < {TARGET_P99_MS:g} ms: "
         f"{'OK' if ok else 'BELOW TARGET'}",
         flush=True,
