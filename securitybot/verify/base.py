@@ -53,6 +53,11 @@ class Verifier(Protocol):
 
     async def poll(self, txid: str) -> PushPoll: ...
 
+    def saturated(self) -> bool:
+        """True while a poll could only answer "still waiting" without asking the provider
+        (Duo: every long-poll slot is held by a push waiting on its phone)."""
+        ...
+
     def close(self) -> None:
         """Stop waiting on Duo: polls in flight return WAITING at once, so shutdown never waits
         for a long-poll (the push is polled again after the restart)."""

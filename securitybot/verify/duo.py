@@ -161,10 +161,13 @@ class DuoVerifier:
             result: PushStart = await self._run(self._start_sync, username, pushinfo)
         return result
 
+    def saturated(self) -> bool:
+        return self._polls >= self._max_polls
+
     async def poll(self, txid: str) -> PushPoll:
         if self._closing.is_set():
             return PushPoll(PushStatus.WAITING, detail="shutting down")
-        if self._polls >= self._max_polls:
+        if self.saturated():
             # Every long-poll slot is held by a push still waiting on its phone: say "still
             # waiting" now instead of queueing behind them; the job polls again shortly.
             return PushPoll(PushStatus.WAITING, detail="all Duo long-poll slots busy")
@@ -222,6 +225,9 @@ class UnconfiguredVerifier:
 
     async def poll(self, txid: str) -> PushPoll:
         return PushPoll(PushStatus.ERROR, detail=self._detail)
+
+    def saturated(self) -> bool:
+        return False
 
     def close(self) -> None:
         pass

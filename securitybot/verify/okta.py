@@ -245,6 +245,9 @@ class OktaVerifier:
             return False
         return isinstance(events, list) and bool(events)
 
+    def saturated(self) -> bool:
+        return False  # Okta answers a poll at once: there is no slot to wait for
+
     def close(self) -> None:
         """Call on the event loop. Okta never holds a poll; nothing new reaches Okta."""
         self._closing = True
