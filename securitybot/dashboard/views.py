@@ -29,7 +29,7 @@ from securitybot.dashboard.auth import (
     csrf_ok,
 )
 from securitybot.flows import snoozes
-from securitybot.flows.conversation import timeline_text
+from securitybot.flows.timeline import timeline_text
 from securitybot.runtime import Runtime
 from securitybot.store import alerts as alert_store
 from securitybot.store.db import Database

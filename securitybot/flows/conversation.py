@@ -1,4 +1,5 @@
-"""Outbox handlers for the conversation: find the user, DM them, push Duo, update messages."""
+"""Outbox handlers for the conversation: find the user, DM them, push Duo, update messages.
+What the security team sees (the escalation post and its updates) is in ``escalation_posts``."""
 
 from __future__ import annotations
 
@@ -10,24 +11,23 @@ from datetime import timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import httpx
 from sqlalchemy import select, update
 
 from securitybot import metrics
 from securitybot.config import Settings
 from securitybot.domain import Event, EventType
 from securitybot.domain.business_hours import add_business_seconds, parse_hhmm
-from securitybot.flows import dm_changes, snoozes, webhooks
+from securitybot.flows import snoozes, webhooks
+from securitybot.flows.escalation_posts import EscalationPosts
 from securitybot.flows.events import apply_by_id
-from securitybot.kinds import KindRegistry, always_mention, escalation_severity
+from securitybot.kinds import KindRegistry
 from securitybot.outbox.dispatcher import Done, GiveUp, Handler, Job, Outcome, RetryAt, backoff
 from securitybot.outbox.jobs import Wake
 from securitybot.slack import messages
-from securitybot.slack import mrkdwn as md
 from securitybot.slack.gateway import SlackGateway, SlackPermanentError, SlackRetryLater, SlackUser
 from securitybot.store import alerts as alert_store
 from securitybot.store.db import Database
-from securitybot.store.models import Alert, AuditLog, utcnow
+from securitybot.store.models import Alert, utcnow
 from securitybot.store.outbox import enqueue, mark_delivery_started
 from securitybot.verify.base import (
     PROVIDER_LABELS,
@@ -74,13 +74,10 @@ class ConversationHandlers:
             "start_duo_push": self.start_duo_push,
             "poll_duo": self.poll_duo,
             "update_dm": self.update_dm,
-            "post_escalation": self.post_escalation,
-            "update_escalation": self.update_escalation,
             "reset_sessions": self.reset_sessions,
-            "fallback_webhook": self.fallback_webhook,
-            "repost_escalation": self.repost_escalation,
             "send_reminder": self.send_reminder,
             "refresh_dm": self.refresh_dm,
+            **EscalationPosts(self).handlers(),
         }
 
     # -- helpers ---------------------------------------------------------------------------
@@ -313,128 +310,6 @@ class ConversationHandlers:
             job, self.slack.update(alert.dm_channel, alert.dm_ts, text, blocks)
         )
 
-    def _timeline(self, alert_id: int) -> list[tuple[Any, str]]:
-        with self.db.read() as session:
-            rows = session.scalars(
-                select(AuditLog).where(AuditLog.alert_id == alert_id).order_by(AuditLog.id)
-            ).all()
-        return [(r.created_at, timeline_text(r)) for r in rows if timeline_text(r)]
-
-    def _mention(self, alert: Alert, tier: int | None = None) -> str | None:
-        esc = self.settings.escalation
-        ref: str | None = None
-        if tier is not None and 0 < tier <= len(esc.tiers):
-            ref = esc.tiers[tier - 1].mention
-        elif esc.mention and (
-            always_mention(alert.escalation_reason)
-            or escalation_severity(self.kinds.get(alert.kind), alert.escalation_reason).value
-            in esc.mention_severities
-        ):
-            ref = esc.mention
-        if ref is None:
-            return None
-        if ref in ("here", "channel"):
-            return f"<!{ref}>"
-        return f"<!subteam^{ref}>" if ref.startswith("S") else f"<@{ref}>"
-
-    async def _render_escalation(
-        self, alert: Alert, tier: int | None = None
-    ) -> tuple[str, list[dict[str, Any]]]:
-        timeline = await asyncio.to_thread(self._timeline, alert.id)
-        grouped = await asyncio.to_thread(self._grouped, alert.id)
-        return messages.escalation_message(
-            alert, self.kinds.get(alert.kind), timeline, grouped=grouped,
-            mention=self._mention(alert, tier if tier is not None else alert.escalation_tier),
-            provider=PROVIDER_LABELS.get(self.verifier.name, "Duo"),
-        )  # fmt: skip
-
-    async def post_escalation(self, job: Job) -> Outcome:
-        alert = await self.load(job.alert_id)
-        if alert is None:
-            return Done()
-        channel = self.settings.slack.security_channel
-        if self.slack is None or not channel:
-            logger.error("alert %s escalated but no Slack security channel is configured", alert.id)
-            return GiveUp("slack.security_channel is not configured")
-        text, blocks = await self._render_escalation(alert)
-        try:
-            if alert.escalation_ts and alert.escalation_channel:
-                await self.slack.update(alert.escalation_channel, alert.escalation_ts, text, blocks)
-            else:
-                ts = await self._post_once(job, channel, text, blocks, "escalation")
-                await asyncio.to_thread(
-                    self._set, alert.id, escalation_channel=channel, escalation_ts=ts
-                )
-        except (SlackRetryLater, SlackPermanentError) as exc:
-            # An escalation must never be dropped: keep trying Slack, and after a few failures
-            # also send it to the fallback webhook (pager-style receivers).
-            logger.error("escalation of alert %s failed (attempt %s): %s", alert.id,
-                         job.attempts + 1, exc)  # fmt: skip
-            if job.attempts + 1 >= self.settings.escalation.fallback_after_failures:
-                await asyncio.to_thread(self._enqueue_fallback, alert.id, str(exc))
-            if isinstance(exc, SlackRetryLater):
-                return self._slack_retry(job, exc)
-            return RetryAt(utcnow() + backoff(job.attempts + 1, cap=600), str(exc))
-        return Done()
-
-    def _enqueue_fallback(self, alert_id: int, error: str) -> None:
-        if not self.settings.escalation.fallback_webhook:
-            return
-        with self.db.write() as session:
-            enqueue(
-                session,
-                effect="fallback_webhook",
-                alert_id=alert_id,
-                payload={"slack_error": error},
-                idempotency_key=f"fallback:{alert_id}",
-            )
-        self.wake()
-
-    async def fallback_webhook(self, job: Job) -> Outcome:
-        """POST the escalation as generic JSON (PagerDuty/Opsgenie-style receivers)."""
-        alert = await self.load(job.alert_id)
-        url = self.settings.escalation.fallback_webhook
-        if alert is None or not url:
-            return Done()
-        body = {
-            "event": "securitybot.escalation", "alert_id": alert.id, "kind": alert.kind,
-            "severity": escalation_severity(
-                self.kinds.get(alert.kind), alert.escalation_reason).value,
-            "title": alert.title,
-            "description": alert.description, "user": alert.user_given, "user_id": alert.user_id,
-            "reason": alert.escalation_reason, "status": alert.status,
-            "dedup_key": f"securitybot-{alert.id}", "details": alert.details,
-            "slack_error": job.payload.get("slack_error"),
-        }  # fmt: skip
-        try:
-            async with httpx.AsyncClient(timeout=10) as client:
-                resp = await client.post(url, json=body)
-        except httpx.HTTPError as exc:
-            return RetryAt(utcnow() + backoff(job.attempts + 1), f"{type(exc).__name__}: {exc}")
-        if resp.status_code >= 300:
-            return RetryAt(utcnow() + backoff(job.attempts + 1), f"HTTP {resp.status_code}")
-        await asyncio.to_thread(
-            self._audit, alert, "escalation.fallback_sent", {"url_host": httpx.URL(url).host}
-        )
-        return Done()
-
-    async def repost_escalation(self, job: Job) -> Outcome:
-        """Nobody claimed in time: post again, mentioning the next tier."""
-        alert = await self.load(job.alert_id)
-        channel = self.settings.slack.security_channel
-        if alert is None or alert.status != "escalated" or self.slack is None or not channel:
-            return Done()
-        tier = int(job.payload.get("tier", 1))
-        text, blocks = await self._render_escalation(alert, tier)
-        try:
-            ts = await self._post_once(job, channel, text, blocks, f"tier{tier}")
-        except SlackRetryLater as exc:
-            return self._slack_retry(job, exc)
-        except SlackPermanentError as exc:
-            return RetryAt(utcnow() + backoff(job.attempts + 1, cap=600), str(exc))
-        await asyncio.to_thread(self._set, alert.id, escalation_channel=channel, escalation_ts=ts)
-        return Done()
-
     async def send_reminder(self, job: Job) -> Outcome:
         alert = await self.load(job.alert_id)
         if (
@@ -456,20 +331,6 @@ class ConversationHandlers:
             return GiveUp(str(exc))
         await asyncio.to_thread(self._audit, alert, "alert.reminder_sent", {})
         return Done()
-
-    async def update_escalation(self, job: Job) -> Outcome:
-        alert = await self.load(job.alert_id)
-        if (
-            alert is None
-            or not alert.escalation_ts
-            or not alert.escalation_channel
-            or not self.slack
-        ):
-            return Done()
-        text, blocks = await self._render_escalation(alert)
-        return await self._deliver(
-            job, self.slack.update(alert.escalation_channel, alert.escalation_ts, text, blocks)
-        )
 
     async def reset_sessions(self, job: Job) -> Outcome:
         alert = await self.load(job.alert_id)
@@ -513,55 +374,3 @@ def _listening_to_duo(alert: Alert) -> bool:
     # times a push out after a minute), so a late answer, above all a fraud report, still
     # reaches the team's timeline.
     return alert.status in ("escalated", "triaging") and alert.duo_result is None
-
-
-_TIMELINE = {
-    "alert.ingested": "Alert ingested",
-    "alert.dm_sent": "DM sent to the user",
-    "alert.user_confirmed": "User said it was them; push requested",
-    "alert.user_denied": "User said it was *not* them",
-    "duo.push_sent": "Duo push sent",
-    "alert.duo_approved": "Duo push *approved*",
-    "alert.duo_denied": "Duo push *denied*",
-    "alert.duo_timeout": "Duo push not answered",
-    "alert.duo_fraud": "Duo push reported as *fraud* by the user",
-    "alert.duo_error": "Duo error",
-    "alert.duo_not_enrolled": "No usable Duo device",
-    "alert.deadline_passed": "Deadline passed without an answer",
-    "alert.user_unknown": "User not found in Slack",
-    "alert.dm_failed": "DM could not be delivered",
-    "alert.claimed": "Claimed",
-    "alert.resolved_benign": "Resolved as benign",
-    "alert.confirmed_compromise": "Compromise confirmed; sessions reset requested",
-    "user.sessions_reset": "User's Slack sessions reset",
-    "alert.user_exempt": "User is exempt: sent straight to the team",
-    "alert.reminder_sent": "Reminder DM sent",
-    "alert.grouped": "Grouped into an earlier alert's conversation",
-    "alert.ungrouped": "Out of its group: the rule or snooze closing the first did not cover it",
-    "alert.suppression_matched": "Closed as suppressed by a suppression rule",
-    "alert.wrong_person": "User said the alert is about *someone else*",
-    "escalation.tier_raised": "Not claimed in time: next tier paged",
-    "escalation.fallback_sent": "Escalation also sent to the fallback webhook",
-}
-
-
-def timeline_text(row: AuditLog) -> str:
-    dm_change = dm_changes.timeline_entry(row.action, row.details or {})
-    if dm_change is not None:  # says what was deleted or edited, and when
-        return dm_change
-    base = _TIMELINE.get(row.action)
-    if base is None:
-        return ""
-    base = provider_named(base, row.actor, row.details or {})
-    if row.actor not in ("system", *PROVIDER_LABELS) and not row.actor.startswith("source:"):
-        base += f" by {md.user(row.actor)}"
-    comment = (row.details or {}).get("comment")
-    if comment and row.action in (
-        "alert.user_confirmed",
-        "alert.user_denied",
-        "alert.resolved_benign",
-        "alert.duo_error",
-        "alert.dm_failed",
-    ):
-        base += f": “{md.inline(comment, 400)}”"  # the user's or a tool's own words
-    return base

@@ -9,7 +9,7 @@ from securitybot.demo.slack_signing import (
     message_deleted_body,
     message_event_body,
 )
-from securitybot.flows.conversation import timeline_text
+from securitybot.flows.timeline import timeline_text
 from securitybot.slack.messages import CONFIRM_ACTION, DENY_ACTION
 from tests.e2e.harness import Bot, wait_until
 

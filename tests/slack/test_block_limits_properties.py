@@ -17,7 +17,7 @@ from slack_sdk.models.views import View
 from securitybot.aer.notify import render as aer_notice
 from securitybot.aer.respond import escalation_text, signed_out_text
 from securitybot.domain import DM_TEXTS
-from securitybot.flows.conversation import _TIMELINE, timeline_text
+from securitybot.flows.timeline import _TIMELINE, timeline_text
 from securitybot.kinds import load_kinds
 from securitybot.slack import limits, messages
 from securitybot.slack.triage import benign_modal

@@ -13,7 +13,7 @@ import pytest
 
 from securitybot.aer.notify import render as aer_notice
 from securitybot.aer.respond import escalation_text, signed_out_text
-from securitybot.flows.conversation import timeline_text
+from securitybot.flows.timeline import timeline_text
 from securitybot.kinds import load_kinds
 from securitybot.slack import messages
 from securitybot.store.aer_models import AerNotification

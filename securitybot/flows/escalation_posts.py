@@ -1,0 +1,179 @@
+"""Outbox handlers that tell the security team: the escalation post in the security channel, its
+updates and next-tier reposts, and the fallback webhook when Slack keeps failing."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import httpx
+from sqlalchemy import select
+
+from securitybot.flows.timeline import timeline_text
+from securitybot.kinds import always_mention, escalation_severity
+from securitybot.outbox.dispatcher import Done, GiveUp, Handler, Job, Outcome, RetryAt, backoff
+from securitybot.slack import messages
+from securitybot.slack.gateway import SlackPermanentError, SlackRetryLater
+from securitybot.store.models import Alert, AuditLog, utcnow
+from securitybot.store.outbox import enqueue
+from securitybot.verify.base import PROVIDER_LABELS
+
+if TYPE_CHECKING:
+    from securitybot.flows.conversation import ConversationHandlers
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class EscalationPosts:
+    """The team's side of the conversation, on the same core as the DM handlers (``h``)."""
+
+    h: ConversationHandlers
+
+    def handlers(self) -> dict[str, Handler]:
+        return {
+            "post_escalation": self.post_escalation,
+            "update_escalation": self.update_escalation,
+            "fallback_webhook": self.fallback_webhook,
+            "repost_escalation": self.repost_escalation,
+        }
+
+    def _timeline(self, alert_id: int) -> list[tuple[Any, str]]:
+        with self.h.db.read() as session:
+            rows = session.scalars(
+                select(AuditLog).where(AuditLog.alert_id == alert_id).order_by(AuditLog.id)
+            ).all()
+        return [(r.created_at, timeline_text(r)) for r in rows if timeline_text(r)]
+
+    def _mention(self, alert: Alert, tier: int | None = None) -> str | None:
+        esc = self.h.settings.escalation
+        ref: str | None = None
+        if tier is not None and 0 < tier <= len(esc.tiers):
+            ref = esc.tiers[tier - 1].mention
+        elif esc.mention and (
+            always_mention(alert.escalation_reason)
+            or escalation_severity(self.h.kinds.get(alert.kind), alert.escalation_reason).value
+            in esc.mention_severities
+        ):
+            ref = esc.mention
+        if ref is None:
+            return None
+        if ref in ("here", "channel"):
+            return f"<!{ref}>"
+        return f"<!subteam^{ref}>" if ref.startswith("S") else f"<@{ref}>"
+
+    async def _render_escalation(
+        self, alert: Alert, tier: int | None = None
+    ) -> tuple[str, list[dict[str, Any]]]:
+        timeline = await asyncio.to_thread(self._timeline, alert.id)
+        grouped = await asyncio.to_thread(self.h._grouped, alert.id)
+        return messages.escalation_message(
+            alert, self.h.kinds.get(alert.kind), timeline, grouped=grouped,
+            mention=self._mention(alert, tier if tier is not None else alert.escalation_tier),
+            provider=PROVIDER_LABELS.get(self.h.verifier.name, "Duo"),
+        )  # fmt: skip
+
+    async def post_escalation(self, job: Job) -> Outcome:
+        alert = await self.h.load(job.alert_id)
+        if alert is None:
+            return Done()
+        channel = self.h.settings.slack.security_channel
+        if self.h.slack is None or not channel:
+            logger.error("alert %s escalated but no Slack security channel is configured", alert.id)
+            return GiveUp("slack.security_channel is not configured")
+        text, blocks = await self._render_escalation(alert)
+        try:
+            if alert.escalation_ts and alert.escalation_channel:
+                await self.h.slack.update(
+                    alert.escalation_channel, alert.escalation_ts, text, blocks
+                )
+            else:
+                ts = await self.h._post_once(job, channel, text, blocks, "escalation")
+                await asyncio.to_thread(
+                    self.h._set, alert.id, escalation_channel=channel, escalation_ts=ts
+                )
+        except (SlackRetryLater, SlackPermanentError) as exc:
+            # An escalation must never be dropped: keep trying Slack, and after a few failures
+            # also send it to the fallback webhook (pager-style receivers).
+            logger.error("escalation of alert %s failed (attempt %s): %s", alert.id,
+                         job.attempts + 1, exc)  # fmt: skip
+            if job.attempts + 1 >= self.h.settings.escalation.fallback_after_failures:
+                await asyncio.to_thread(self._enqueue_fallback, alert.id, str(exc))
+            if isinstance(exc, SlackRetryLater):
+                return self.h._slack_retry(job, exc)
+            return RetryAt(utcnow() + backoff(job.attempts + 1, cap=600), str(exc))
+        return Done()
+
+    def _enqueue_fallback(self, alert_id: int, error: str) -> None:
+        if not self.h.settings.escalation.fallback_webhook:
+            return
+        with self.h.db.write() as session:
+            enqueue(
+                session,
+                effect="fallback_webhook",
+                alert_id=alert_id,
+                payload={"slack_error": error},
+                idempotency_key=f"fallback:{alert_id}",
+            )
+        self.h.wake()
+
+    async def fallback_webhook(self, job: Job) -> Outcome:
+        """POST the escalation as generic JSON (PagerDuty/Opsgenie-style receivers)."""
+        alert = await self.h.load(job.alert_id)
+        url = self.h.settings.escalation.fallback_webhook
+        if alert is None or not url:
+            return Done()
+        body = {
+            "event": "securitybot.escalation", "alert_id": alert.id, "kind": alert.kind,
+            "severity": escalation_severity(
+                self.h.kinds.get(alert.kind), alert.escalation_reason).value,
+            "title": alert.title,
+            "description": alert.description, "user": alert.user_given, "user_id": alert.user_id,
+            "reason": alert.escalation_reason, "status": alert.status,
+            "dedup_key": f"securitybot-{alert.id}", "details": alert.details,
+            "slack_error": job.payload.get("slack_error"),
+        }  # fmt: skip
+        try:
+            async with httpx.AsyncClient(timeout=10) as client:
+                resp = await client.post(url, json=body)
+        except httpx.HTTPError as exc:
+            return RetryAt(utcnow() + backoff(job.attempts + 1), f"{type(exc).__name__}: {exc}")
+        if resp.status_code >= 300:
+            return RetryAt(utcnow() + backoff(job.attempts + 1), f"HTTP {resp.status_code}")
+        await asyncio.to_thread(
+            self.h._audit, alert, "escalation.fallback_sent", {"url_host": httpx.URL(url).host}
+        )
+        return Done()
+
+    async def repost_escalation(self, job: Job) -> Outcome:
+        """Nobody claimed in time: post again, mentioning the next tier."""
+        alert = await self.h.load(job.alert_id)
+        channel = self.h.settings.slack.security_channel
+        if alert is None or alert.status != "escalated" or self.h.slack is None or not channel:
+            return Done()
+        tier = int(job.payload.get("tier", 1))
+        text, blocks = await self._render_escalation(alert, tier)
+        try:
+            ts = await self.h._post_once(job, channel, text, blocks, f"tier{tier}")
+        except SlackRetryLater as exc:
+            return self.h._slack_retry(job, exc)
+        except SlackPermanentError as exc:
+            return RetryAt(utcnow() + backoff(job.attempts + 1, cap=600), str(exc))
+        await asyncio.to_thread(self.h._set, alert.id, escalation_channel=channel, escalation_ts=ts)
+        return Done()
+
+    async def update_escalation(self, job: Job) -> Outcome:
+        alert = await self.h.load(job.alert_id)
+        if (
+            alert is None
+            or not alert.escalation_ts
+            or not alert.escalation_channel
+            or not self.h.slack
+        ):
+            return Done()
+        text, blocks = await self._render_escalation(alert)
+        return await self.h._deliver(
+            job, self.h.slack.update(alert.escalation_channel, alert.escalation_ts, text, blocks)
+        )
