@@ -128,7 +128,6 @@ class _Server(ThreadingHTTPServer):
 class _Handler(BaseHTTPRequestHandler):
     server: _Server
     protocol_version = "HTTP/1.0"  # one request per connection: stop() never waits on idle ones
-    disable_nagle_algorithm = True  # as the fake Slack: no 40 ms stall between headers and body
     timeout = 10
 
     def do_GET(self) -> None:
