@@ -16,6 +16,8 @@ from collections.abc import Sequence
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from securitybot.asgi_headers import header
+
 
 class BodyTooLarge(Exception):
     def __init__(self, limit: int) -> None:
@@ -48,11 +50,7 @@ class BodyLimitMiddleware:
             await self.app(scope, receive, send)
             return
         limit = self.limit_for(scope["path"])
-        declared = b""
-        for name, value in scope.get("headers") or ():
-            if name == b"content-length":
-                declared = value
-                break
+        declared = header(scope, b"content-length")
         # More than 18 digits cannot be a real length and must not reach int() unbounded.
         if declared.isdigit():
             if len(declared) > 18 or int(declared) > limit:

@@ -11,6 +11,8 @@ import time
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from securitybot.asgi_headers import header
+
 REQUEST_ID: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
 _SAFE = re.compile(r"^[A-Za-z0-9._\-]{1,64}$")
 access_log = logging.getLogger("securitybot.access")
@@ -31,11 +33,7 @@ class RequestIdMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        given = ""
-        for name, value in scope.get("headers") or ():
-            if name == b"x-request-id":
-                given = value.decode("latin-1")
-                break
+        given = header(scope, b"x-request-id").decode("latin-1")
         # A caller's id is kept only if it is harmless to echo and to log.
         rid = given if _SAFE.match(given) else secrets.token_hex(8)  # as uuid4().hex[:16], cheaper
         token = REQUEST_ID.set(rid)
