@@ -13,10 +13,12 @@ person clicks "Yes, it was me" at once (signed Slack block actions, 32 in flight
   the cost of people being slow to answer;
 - after every push is approved at the same moment, the time from the approval to each alert's
   `resolved` (its `updated_at`; both ends use this machine's wall clock), p50/p99/max, and the
-  alerts resolved per second. Targets (issue #15: the Duo path scales as the DM path does):
-  every alert resolved, p99 under 5 s after approval, and holding waiting pushes under half a
-  core. The figures are not compared with a minimal app: this path is paced by Duo's long-poll
-  and by people, not by inserts.
+  alerts resolved per second.
+
+Issue #15 asks only that the Duo path "scales the same way" as the DM path. The limits printed
+beside the figures are this benchmark's own: every alert resolved, p99 under 5 s after the
+approval, and waiting pushes held for under half a core. The figures are not compared with a
+minimal app: this path is paced by Duo's long-poll and by people, not by inserts.
 """
 
 from __future__ import annotations
@@ -25,19 +27,20 @@ import argparse
 import asyncio
 import sys
 import time
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
-import sqlalchemy as sa
+from sqlalchemy import select
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.common import TOKEN, database, percentile
 from bench.latency import SIGNING_SECRET, _cpu_seconds, _email, _user_id, _wait_dms, serve
 from securitybot.demo import FakeDuo, FakeSlack, block_action_body, sign
 from securitybot.slack.messages import CONFIRM_ACTION
-from securitybot.store.db import normalise_url
+from securitybot.store.db import Database
+from securitybot.store.models import Alert
 
 TARGET_P99_S = 5.0
 TARGET_HOLD_CORES = 0.5
@@ -120,32 +123,24 @@ def run(backend: str, alerts: int, hold: float) -> dict[str, Any]:
             for push in pushes:
                 if push.waiting:  # not timed out on the phone meanwhile (60 s)
                     fd.answer_push(push.txid, "allow")
-            engine = sa.create_engine(normalise_url(url))
-            query = sa.text("SELECT updated_at FROM alerts WHERE status = 'resolved'")
+            db = Database.from_url(url, pool_size=1)
+            # Through the model: its UTCDateTime column reads both stores' times as aware UTC.
+            query = select(Alert.updated_at).where(Alert.status == "resolved")
 
-            def resolved() -> list[Any]:
-                with engine.connect() as c:
-                    return list(c.execute(query).scalars())
+            def resolved() -> list[datetime]:
+                with db.read() as session:
+                    return list(session.scalars(query))
 
             _wait(lambda: len(resolved()) >= alerts, 120 + alerts / 5)
             done = resolved()
-            engine.dispose()
-    lat = [_epoch(at) - approved_at for at in done]
+            db.dispose()
+    lat = [at.timestamp() - approved_at for at in done]
     return {
         "alerts": alerts, "pushes": len(pushes), "click_errors": click_errors,
         "to_push_s": to_push, "hold_cores": hold_cores, "resolved": len(done),
         "p50_s": percentile(lat, 50), "p99_s": percentile(lat, 99),
         "max_s": max(lat, default=float("nan")),
     }  # fmt: skip
-
-
-def _epoch(at: Any) -> float:
-    """A stored ``updated_at`` (aware, or naive UTC text on SQLite) as epoch seconds."""
-    if isinstance(at, str):
-        at = datetime.fromisoformat(at)
-    if at.tzinfo is None:
-        at = at.replace(tzinfo=UTC)
-    return float(at.timestamp())
 
 
 def main() -> None:
