@@ -27,7 +27,7 @@ from securitybot.store.models import Alert, AuditLog, Exemption, Outbox, utcnow
 from securitybot.store.suppression_models import SuppressionRule
 from securitybot.verify.duo import UnconfiguredVerifier
 from tests.flows.stored import stored_alert
-from tests.perf.test_dm_path import counted
+from tests.perf.counting import counted
 
 PEOPLE = 40
 

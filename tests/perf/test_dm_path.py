@@ -9,12 +9,10 @@ the fake Slack, and count what reaches the database.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import Any
 
 import pytest
 from slack_sdk.web.async_client import AsyncWebClient
-from sqlalchemy import event, select, update
+from sqlalchemy import select, update
 
 from securitybot.config import Settings
 from securitybot.demo import FakeSlack
@@ -28,26 +26,7 @@ from securitybot.store.db import Database
 from securitybot.store.models import Alert, AuditLog, Outbox
 from securitybot.verify.duo import UnconfiguredVerifier
 from tests.flows.stored import stored_alert
-
-
-@contextmanager
-def counted(db: Database) -> Iterator[dict[str, int]]:
-    """Transactions begun and statements sent on ``db``'s engine while the block runs."""
-    seen = {"transactions": 0, "statements": 0}
-
-    def begin(_conn: Any) -> None:
-        seen["transactions"] += 1
-
-    def statement(*_a: Any) -> None:
-        seen["statements"] += 1
-
-    event.listen(db.engine, "begin", begin)
-    event.listen(db.engine, "before_cursor_execute", statement)
-    try:
-        yield seen
-    finally:
-        event.remove(db.engine, "begin", begin)
-        event.remove(db.engine, "before_cursor_execute", statement)
+from tests.perf.counting import counted
 
 
 @pytest.fixture

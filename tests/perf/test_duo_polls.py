@@ -14,7 +14,7 @@ from securitybot.kinds import load_kinds
 from securitybot.outbox.dispatcher import Job, RetryAt
 from securitybot.store.db import Database
 from securitybot.verify.duo import DuoVerifier
-from tests.perf.test_dm_path import counted
+from tests.perf.counting import counted
 
 IKEY, SKEY = "DIXXXXXXXXXXXXXXXXXX", "s" * 40
 

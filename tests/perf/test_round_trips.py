@@ -5,8 +5,6 @@ These count statements, never time, so they hold on a loaded machine.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -25,20 +23,7 @@ from securitybot.kinds import load_kinds
 from securitybot.store.db import Database, migrate
 from securitybot.store.models import Alert, AuditLog, Outbox, utcnow
 from tests.flows.stored import stored_alert
-
-
-@contextmanager
-def statements(db: Database) -> Iterator[list[str]]:
-    seen: list[str] = []
-
-    def record(_conn: Any, _cur: Any, stmt: str, *_a: Any) -> None:
-        seen.append(" ".join(stmt.split()))
-
-    event.listen(db.engine, "before_cursor_execute", record)
-    try:
-        yield seen
-    finally:
-        event.remove(db.engine, "before_cursor_execute", record)
+from tests.perf.counting import statements
 
 
 def test_a_state_change_writes_the_alert_row_once(db: Database) -> None:
