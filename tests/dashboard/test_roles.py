@@ -120,21 +120,20 @@ def test_each_role_reaches_exactly_its_routes(
     rank = ROLES.index(role)
     # Refusals first, so that an allowed revoke does not hide a refused one.
     ordered = sorted(ACCESS.items(), key=lambda kv: kv[1] != PUBLIC and ROLES.index(kv[1]) <= rank)
-    for (method, path), needed in ordered:
-        if needed == PUBLIC or path == "/dashboard/logout":
-            continue  # the public pages; signing out is checked below, last
-        with TestClient(app, follow_redirects=False) as client:
-            csrf = sign_in(client, role)
-            resp = call(client, method, path, ids, csrf)
-        if ROLES.index(needed) <= rank:
-            assert resp.status_code not in (401, 403), (role, method, path, resp.text)
-            assert "/dashboard/login" not in resp.headers.get("location", ""), (role, path)
-        else:
-            assert resp.status_code == 403, (role, method, path, resp.status_code)
-            assert f"needs the {needed} role" in resp.text, resp.text
     with TestClient(app, follow_redirects=False) as client:
         csrf = sign_in(client, role)
+        for (method, path), needed in ordered:
+            if needed == PUBLIC or path == "/dashboard/logout":
+                continue  # the public pages; signing out is checked below, last
+            resp = call(client, method, path, ids, csrf)
+            if ROLES.index(needed) <= rank:
+                assert resp.status_code not in (401, 403), (role, method, path, resp.text)
+                assert "/dashboard/login" not in resp.headers.get("location", ""), (role, path)
+            else:
+                assert resp.status_code == 403, (role, method, path, resp.status_code)
+                assert f"needs the {needed} role" in resp.text, resp.text
         assert client.post("/dashboard/logout", data={"csrf": csrf}).status_code == 303
+        assert client.get("/dashboard").status_code == 303
 
 
 def test_anonymous_requests_reach_only_the_public_routes(app: Any, ids: dict[str, int]) -> None:
