@@ -41,9 +41,11 @@ const provider = new Provider(issuer, {
     AccessToken: 600,
     AuthorizationCode: 60,
     IdToken: config.id_token_ttl ?? 300,
-    Interaction: 600,
-    Grant: 600,
-    Session: 600,
+    // An hour, so that a provider whose clock runs late (clock_offset) still keeps its
+    // browser cookies long enough to sign anyone in.
+    Interaction: 3600,
+    Grant: 3600,
+    Session: 3600,
   },
   async findAccount(ctx, sub) {
     const person = people[sub];
