@@ -471,7 +471,9 @@ class DashboardOidc(_Section):
         if parts.scheme not in ("https", "http") or not parts.hostname:
             raise ValueError("must be the absolute URL people reach the dashboard at")
         if parts.path != OIDC_CALLBACK_PATH or parts.query or parts.fragment:
-            raise ValueError(f"must end in {OIDC_CALLBACK_PATH} (e.g. https://host{OIDC_CALLBACK_PATH})")
+            raise ValueError(
+                f"must end in {OIDC_CALLBACK_PATH} (e.g. https://host{OIDC_CALLBACK_PATH})"
+            )
         return v
 
 

@@ -17,9 +17,9 @@ import secrets
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Any
 from datetime import UTC, datetime
 from ipaddress import IPv4Network, IPv6Network, ip_address
+from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError

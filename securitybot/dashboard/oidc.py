@@ -35,8 +35,19 @@ log = logging.getLogger(__name__)
 
 # Only signatures by the provider's published public keys. "none" is no signature, and HS256
 # would be keyed with our own client secret, which signs nothing the provider vouches for.
-ASYMMETRIC = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512",
-              "EdDSA", "Ed25519")  # fmt: skip
+ASYMMETRIC = (
+    "RS256",
+    "RS384",
+    "RS512",
+    "PS256",
+    "PS384",
+    "PS512",
+    "ES256",
+    "ES384",
+    "ES512",
+    "EdDSA",
+    "Ed25519",
+)
 METADATA_TTL = 3600.0  # seconds a discovery document is used before it is read again
 
 
@@ -96,20 +107,25 @@ def validate_id_token(
     try:
         keys = KeySet.import_key_set(dict(jwks))  # type: ignore[arg-type]
     except (JoseError, ValueError, TypeError, KeyError) as exc:
-        raise OidcError("jwks_invalid", "The identity provider's keys (JWKS) are unreadable.",
-                        502) from exc  # fmt: skip
+        raise OidcError(
+            "jwks_invalid", "The identity provider's keys (JWKS) are unreadable.", 502
+        ) from exc
     try:
         token = jwt.decode(raw, keys, algorithms=allowed)
         claims = CodeIDToken(
             token.claims,
             token.header,
-            {"iss": {"essential": True, "value": issuer},
-             "aud": {"essential": True, "value": client_id}},
+            {
+                "iss": {"essential": True, "value": issuer},
+                "aud": {"essential": True, "value": client_id},
+            },
             {"client_id": client_id, "nonce": nonce, "access_token": access_token},
-        )  # fmt: skip
+        )
         claims.validate(leeway=int(leeway))
     except InvalidKeyIdError as exc:
-        raise OidcError("unknown_key", "The ID token names a key the provider does not list.") from exc
+        raise OidcError(
+            "unknown_key", "The ID token names a key the provider does not list."
+        ) from exc
     except (JoseError, ValueError, TypeError, UnicodeError) as exc:
         raise _refused(exc) from exc
     return dict(claims)
@@ -145,11 +161,16 @@ class OidcClient:
             data = resp.json()
         except (httpx.HTTPError, ValueError) as exc:
             log.warning("oidc: %s at %s failed: %s", what, url, exc)
-            raise OidcError("provider_unreachable", f"The identity provider's {what} could "
-                            "not be read; try again, or ask an administrator.", 502) from exc  # fmt: skip
+            raise OidcError(
+                "provider_unreachable",
+                f"The identity provider's {what} could "
+                "not be read; try again, or ask an administrator.",
+                502,
+            ) from exc
         if not isinstance(data, dict):
-            raise OidcError("provider_unreachable", f"The identity provider's {what} is not "
-                            "a JSON object.", 502)  # fmt: skip
+            raise OidcError(
+                "provider_unreachable", f"The identity provider's {what} is not a JSON object.", 502
+            )
         return data
 
     async def metadata(self) -> dict[str, Any]:
@@ -160,21 +181,32 @@ class OidcClient:
         # OpenID Connect Discovery 4.3: the document must name exactly the issuer we asked,
         # or tokens signed for another tenant could be taken for ours.
         if data.get("issuer") != self.cfg.issuer:
-            raise OidcError("issuer_mismatch", f"The discovery document names issuer "
-                            f"{data.get('issuer')!r}, not {self.cfg.issuer!r}.", 502)  # fmt: skip
-        missing = [k for k in ("authorization_endpoint", "token_endpoint", "jwks_uri")
-                   if not isinstance(data.get(k), str)]  # fmt: skip
+            raise OidcError(
+                "issuer_mismatch",
+                f"The discovery document names issuer "
+                f"{data.get('issuer')!r}, not {self.cfg.issuer!r}.",
+                502,
+            )
+        missing = [
+            k
+            for k in ("authorization_endpoint", "token_endpoint", "jwks_uri")
+            if not isinstance(data.get(k), str)
+        ]
         methods = data.get("code_challenge_methods_supported")
         if missing or (isinstance(methods, list) and "S256" not in methods):
             what = ", ".join(missing) if missing else "PKCE with S256"
-            raise OidcError("provider_unsupported", f"The identity provider's discovery "
-                            f"document lacks {what}.", 502)  # fmt: skip
+            raise OidcError(
+                "provider_unsupported",
+                f"The identity provider's discovery document lacks {what}.",
+                502,
+            )
         self._metadata, self._metadata_at = data, time.monotonic()
         return data
 
     async def _keys(self, refresh: bool = False) -> dict[str, Any]:
         if self._jwks is None or refresh:
-            self._jwks = await self._get_json((await self.metadata())["jwks_uri"], "keys (JWKS)")
+            uri = (await self.metadata())["jwks_uri"]
+            self._jwks = await self._get_json(uri, "keys (JWKS)")
         return self._jwks
 
     async def begin(self, next_path: str) -> tuple[str, Pending]:
@@ -193,12 +225,17 @@ class OidcClient:
     async def finish(self, pending: Pending, params: Mapping[str, str]) -> dict[str, Any]:
         """The signed-in person's claims, from the callback's query ``params``."""
         if not hmac.compare_digest(params.get("state", "").encode(), pending.state.encode()):
-            raise OidcError("state_mismatch", "The sign-in's state does not match the one this "
-                            "browser started; start again.")  # fmt: skip
+            raise OidcError(
+                "state_mismatch",
+                "The sign-in's state does not match the one this browser started; start again.",
+            )
         if "error" in params:
             detail = params.get("error_description") or params["error"]
-            raise OidcError("provider_refused", f"The identity provider did not sign you in: "
-                            f"{detail[:200]}", 403)  # fmt: skip
+            raise OidcError(
+                "provider_refused",
+                f"The identity provider did not sign you in: {detail[:200]}",
+                403,
+            )
         # RFC 9207: a provider that names itself in the response must be ours (mix-up attacks).
         if "iss" in params and params["iss"] != self.cfg.issuer:
             raise OidcError("issuer_mismatch", "The response came from another issuer.")
@@ -215,11 +252,16 @@ class OidcClient:
                     code_verifier=pending.verifier,
                 )
         except OAuthError as exc:
-            raise OidcError("code_refused", f"The identity provider refused the authorization "
-                            f"code ({exc.error}); start again.") from exc  # fmt: skip
+            raise OidcError(
+                "code_refused",
+                f"The identity provider refused the authorization code ({exc.error}); start again.",
+            ) from exc
         except httpx.HTTPError as exc:
-            raise OidcError("provider_unreachable", "The identity provider's token endpoint "
-                            "could not be reached; try again.", 502) from exc  # fmt: skip
+            raise OidcError(
+                "provider_unreachable",
+                "The identity provider's token endpoint could not be reached; try again.",
+                502,
+            ) from exc
         raw = token.get("id_token")
         if not isinstance(raw, str):
             raise OidcError("id_token_missing", "The identity provider sent no ID token.")
@@ -230,16 +272,26 @@ class OidcClient:
         self, raw: str, metadata: Mapping[str, Any], access_token: Any, nonce: str
     ) -> dict[str, Any]:
         algorithms = metadata.get("id_token_signing_alg_values_supported") or ["RS256"]
-        kw = {"issuer": self.cfg.issuer, "client_id": self.cfg.client_id, "nonce": nonce,
-              "algorithms": algorithms, "leeway": self.cfg.clock_skew,
-              "access_token": access_token if isinstance(access_token, str) else None}  # fmt: skip
+
+        def check(jwks: Mapping[str, Any]) -> dict[str, Any]:
+            return validate_id_token(
+                raw,
+                jwks=jwks,
+                issuer=self.cfg.issuer,
+                client_id=self.cfg.client_id,
+                nonce=nonce,
+                algorithms=[a for a in algorithms if isinstance(a, str)],
+                leeway=self.cfg.clock_skew,
+                access_token=access_token if isinstance(access_token, str) else None,
+            )
+
         try:
-            return validate_id_token(raw, jwks=await self._keys(), **kw)
+            return check(await self._keys())
         except OidcError as exc:
             if exc.reason != "unknown_key":
                 raise
         # The provider rotated its keys since we read them.
-        return validate_id_token(raw, jwks=await self._keys(refresh=True), **kw)
+        return check(await self._keys(refresh=True))
 
     async def _with_userinfo(
         self, claims: dict[str, Any], metadata: Mapping[str, Any], access_token: Any

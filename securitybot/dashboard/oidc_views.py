@@ -56,8 +56,7 @@ def routes(dash: Dashboard) -> list[BaseRoute]:
     auth = dash.auth
 
     def failed(request: Request, exc: OidcError) -> StarletteResponse:
-        response = dash._page(request, "signin_failed.html", status=exc.status,
-                              message=exc.message)  # fmt: skip
+        response = dash._page(request, "signin_failed.html", status=exc.status, message=exc.message)
         auth.clear_cookie(response, request, PENDING_COOKIE)
         return response
 
@@ -78,18 +77,24 @@ def routes(dash: Dashboard) -> list[BaseRoute]:
         data = auth.unseal(PENDING_PURPOSE, request.cookies.get(PENDING_COOKIE))
         try:
             if data is None or set(data) != {"state", "nonce", "verifier", "next"}:
-                raise OidcError("no_pending", "This browser has no sign-in waiting to finish: "
-                                "it was started in another browser, finished already, or took "
-                                "longer than ten minutes. Start again.")  # fmt: skip
+                raise OidcError(
+                    "no_pending",
+                    "This browser has no sign-in waiting to finish: "
+                    "it was started in another browser, finished already, or took "
+                    "longer than ten minutes. Start again.",
+                )
             pending = Pending(**{k: str(v) for k, v in data.items()})
             claims = await client.finish(pending, dict(request.query_params))
         except OidcError as exc:
             log.warning("dashboard: OIDC sign-in from %s refused: %s", client_addr, exc)
             if exc.reason not in _UNAUDITED:
                 await run_in_threadpool(
-                    dash._audit, rt, "?", "dashboard.login_failed",
+                    dash._audit,
+                    rt,
+                    "?",
+                    "dashboard.login_failed",
                     details={"auth": "oidc", "reason": exc.reason, "client": client_addr},
-                )  # fmt: skip
+                )
             return failed(request, exc)
         subject, name = str(claims["sub"])[:255], display_name(claims)
         email = claims.get("email") if isinstance(claims.get("email"), str) else None
@@ -97,21 +102,28 @@ def routes(dash: Dashboard) -> list[BaseRoute]:
         role = role_from_claims(claims, cfg.roles_claim, auth.cfg.roles.as_mapping())
         if role is None:
             await run_in_threadpool(
-                dash._audit, rt, name, "dashboard.login_refused",
+                dash._audit,
+                rt,
+                name,
+                "dashboard.login_refused",
                 details={**identity, "reason": "no_role", "client": client_addr},
-            )  # fmt: skip
+            )
             values = [v for n in cfg.roles_claim for v in claim_values(claims, n)]
-            response = dash.refused(request, None, None, name=name, claims=cfg.roles_claim,
-                                    values=values[:20])  # fmt: skip
+            response = dash.refused(
+                request, None, None, name=name, claims=cfg.roles_claim, values=values[:20]
+            )
             auth.clear_cookie(response, request, PENDING_COOKIE)
             return response
         session, cookie = await run_in_threadpool(
             auth.issue, name, "oidc", role, subject, email[:255] if email else None
         )
         await run_in_threadpool(
-            dash._audit, rt, name, "dashboard.login",
+            dash._audit,
+            rt,
+            name,
+            "dashboard.login",
             details={"client": client_addr, **session.audit_details()},
-        )  # fmt: skip
+        )
         response = RedirectResponse(pending.next, status_code=303)
         auth.set_cookie(response, request, SESSION_COOKIE, cookie)
         auth.clear_cookie(response, request, PENDING_COOKIE)

@@ -115,12 +115,11 @@ class SessionStore:
     ) -> None:
         self._maybe_prune()
         with self.db.write() as session:
-            session.add(
-                DashboardSessionRow(
-                    id=_session_pk(sid), username=username, via=via, expires_at=expires,
-                    role=stored.role, subject=stored.subject, email=stored.email,
-                )  # fmt: skip
-            )
+            row = DashboardSessionRow(
+                id=_session_pk(sid), username=username, via=via, expires_at=expires,
+                role=stored.role, subject=stored.subject, email=stored.email,
+            )  # fmt: skip
+            session.add(row)
 
     def active(self, *, sid: str, username: str) -> StoredSession | None:
         """The session's stored identity while it is active, else None."""

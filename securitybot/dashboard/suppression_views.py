@@ -51,5 +51,5 @@ def routes(dash: Dashboard) -> list[BaseRoute]:
     return [
         Route("/dashboard/suppressions", dash.requires(Role.viewer, page), methods=["GET"]),
         Route("/dashboard/suppressions/{rule_id:int}/revoke",
-              dash.requires(Role.admin, revoke), methods=["POST"]),  # fmt: skip
-    ]
+              dash.requires(Role.admin, revoke), methods=["POST"]),
+    ]  # fmt: skip

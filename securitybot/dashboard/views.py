@@ -349,9 +349,7 @@ class Dashboard:
         notice = request.query_params.get("revoked")
         return self._page(request, "snoozes.html", session=session, snoozes=rows, notice=notice)
 
-    async def revoke_snooze(
-        self, request: Request, session: DashboardSession
-    ) -> StarletteResponse:
+    async def revoke_snooze(self, request: Request, session: DashboardSession) -> StarletteResponse:
         return await self._revoke(
             request, session, "snooze_id", "/dashboard/snoozes", "no such active snooze",
             lambda db, i, actor, via: snoozes.revoke(db, snooze_id=i, actor=actor, via=via),

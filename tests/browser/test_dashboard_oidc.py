@@ -238,7 +238,8 @@ def test_sign_out_ends_the_session_here_and_after_a_restart(
     with idp_and_dashboard(db, db_url) as (base, settings):
         start_sign_in(page, base, "alice", path="/dashboard")
         page.wait_for_url(f"{base}/dashboard")
-        [cookie] = [c["value"] for c in context.cookies(f"{base}/dashboard/") if c["name"] == "sb_dashboard"]
+        jar = context.cookies(f"{base}/dashboard/")
+        [cookie] = [c["value"] for c in jar if c["name"] == "sb_dashboard"]
         page.click("button:has-text('Sign out')")
         page.wait_for_url(f"{base}/dashboard/login")
         assert not signed_in(page, base)

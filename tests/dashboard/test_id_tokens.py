@@ -123,8 +123,11 @@ ROLES = {"admin": ["sec-admins"], "responder": ["sec-oncall"], "viewer": ["sec-a
         (["email"], {"email": "sec-admins", "email_verified": True}, Role.admin),
         (["email"], {"email": "sec-admins", "email_verified": False}, None),
         (["email"], {"email": "sec-admins"}, None),
-        (["hd", "email"], {"hd": "x.com", "email": "sec-oncall", "email_verified": True},
-         Role.responder),  # fmt: skip
+        (
+            ["hd", "email"],
+            {"hd": "x.com", "email": "sec-oncall", "email_verified": True},
+            Role.responder,
+        ),
         # Keycloak nests its roles; a claim named with dots (Auth0's namespaces) comes first.
         (["realm_access.roles"], {"realm_access": {"roles": ["sec-oncall"]}}, Role.responder),
         (["https://x.com/roles"], {"https://x.com/roles": ["sec-admins"]}, Role.admin),
@@ -134,3 +137,15 @@ def test_the_highest_role_any_claim_value_maps_to(
     names: list[str], token_claims: dict[str, Any], role: Role | None
 ) -> None:
     assert role_from_claims(token_claims, names, ROLES) == role
+
+
+def test_a_key_the_jwks_lacks_is_told_apart_so_the_keys_are_read_again() -> None:
+    rotated = RSAKey.generate_key(2048, parameters={"kid": "k2"}, private=True)
+    raw = jwt.encode({"alg": "RS256", "kid": "k2"}, claims(), rotated, algorithms=["RS256"])
+    with pytest.raises(OidcError) as info:
+        check(raw)
+    assert info.value.reason == "unknown_key"
+    jwks = {"keys": [*JWKS["keys"], rotated.as_dict(private=False)]}
+    got = validate_id_token(raw, jwks=jwks, issuer=ISSUER, client_id=CLIENT_ID, nonce=NONCE,
+                            algorithms=["RS256"], leeway=SKEW)  # fmt: skip
+    assert got["sub"] == "248289761001"

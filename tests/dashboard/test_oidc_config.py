@@ -77,8 +77,8 @@ def test_the_client_secret_comes_from_a_file_and_stays_hidden(tmp_path: Path) ->
 
 def test_roles_name_only_the_three_roles(tmp_path: Path) -> None:
     extra = "  roles: {superuser: [sec-admins]}\n"
-    with pytest.raises(ConfigError, match="dashboard.roles"):
+    with pytest.raises(ConfigError, match=r"dashboard\.roles"):
         load_config(write(tmp_path, BASE, extra))
     extra = "  trusted_header_roles: {grace: root}\n"
-    with pytest.raises(ConfigError, match="dashboard.trusted_header_roles"):
+    with pytest.raises(ConfigError, match=r"dashboard\.trusted_header_roles"):
         load_config(write(tmp_path, BASE, extra))

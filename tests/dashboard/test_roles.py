@@ -8,7 +8,6 @@ not check fails the per-role test, which calls every route as every role.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
