@@ -256,10 +256,11 @@ class OidcClient:
                 "code_refused",
                 f"The identity provider refused the authorization code ({exc.error}); start again.",
             ) from exc
-        except httpx.HTTPError as exc:
+        except (httpx.HTTPError, ValueError) as exc:  # ValueError: a body that is not JSON
             raise OidcError(
                 "provider_unreachable",
-                "The identity provider's token endpoint could not be reached; try again.",
+                "The identity provider's token endpoint could not be reached or answered "
+                "something unreadable; try again.",
                 502,
             ) from exc
         raw = token.get("id_token")
