@@ -4,6 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+OIDC_PROVIDER := tests/oidc/node_modules/.package-lock.json
 
 .PHONY: run serve test lint typecheck pytest bench clean
 
@@ -31,8 +32,13 @@ typecheck: $(STAMP)
 # Most tests wait on fakes, subprocesses and deadlines rather than compute, so four workers
 # share two cores well; PYTEST_WORKERS=0 runs the suite in one process.
 PYTEST_WORKERS ?= 4
-pytest: $(STAMP)
+pytest: $(STAMP) $(OIDC_PROVIDER)
 	$(BIN)/pytest -q -ra -n $(PYTEST_WORKERS)
+
+# The dashboard's OIDC tests sign in at a real OpenID provider (oidc-provider, pinned in
+# tests/oidc/package-lock.json) run by Node.js; npm ci writes OIDC_PROVIDER.
+$(OIDC_PROVIDER): tests/oidc/package.json tests/oidc/package-lock.json
+	npm ci --prefix tests/oidc --no-audit --no-fund
 
 test: lint typecheck pytest
 
@@ -40,4 +46,4 @@ bench: $(STAMP)
 	$(BIN)/python bench/ingest.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache tests/oidc/node_modules

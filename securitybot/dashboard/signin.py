@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
@@ -92,6 +93,15 @@ def _session_pk(sid: str) -> str:
     return hashlib.sha256(sid.encode()).hexdigest()
 
 
+@dataclass(frozen=True)
+class StoredSession:
+    """What the row of an active session adds to its cookie (set for OIDC sessions)."""
+
+    role: str | None = None
+    subject: str | None = None
+    email: str | None = None
+
+
 class SessionStore:
     """Server-side sessions: a signed cookie is honoured only while its row exists, has not
     expired and has not been signed out, in any process and after any restart."""
@@ -100,26 +110,31 @@ class SessionStore:
         self.db = db
         self._prune = Every(PRUNE_EVERY)
 
-    def create(self, *, sid: str, username: str, via: str, expires: datetime) -> None:
+    def create(
+        self, *, sid: str, username: str, via: str, expires: datetime, stored: StoredSession
+    ) -> None:
         self._maybe_prune()
         with self.db.write() as session:
-            session.add(
-                DashboardSessionRow(
-                    id=_session_pk(sid), username=username, via=via, expires_at=expires
-                )
-            )
+            row = DashboardSessionRow(
+                id=_session_pk(sid), username=username, via=via, expires_at=expires,
+                role=stored.role, subject=stored.subject, email=stored.email,
+            )  # fmt: skip
+            session.add(row)
 
-    def active(self, *, sid: str, username: str) -> bool:
+    def active(self, *, sid: str, username: str) -> StoredSession | None:
+        """The session's stored identity while it is active, else None."""
         with self.db.read() as session:
             row = session.scalars(
                 select(DashboardSessionRow).where(DashboardSessionRow.id == _session_pk(sid))
             ).first()
-        return (
-            row is not None
-            and row.username == username
-            and row.revoked_at is None
-            and row.expires_at > utcnow()
-        )
+            if (
+                row is None
+                or row.username != username
+                or row.revoked_at is not None
+                or row.expires_at <= utcnow()
+            ):
+                return None
+            return StoredSession(role=row.role, subject=row.subject, email=row.email)
 
     def revoke(self, *, sid: str) -> None:
         with self.db.write() as session:

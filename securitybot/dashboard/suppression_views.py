@@ -1,5 +1,5 @@
 """Dashboard pages for suppression rules: the rules (active and past), the alerts they closed,
-and a revoke button. Uses the dashboard's own sign-in, CSRF and page plumbing."""
+and a revoke button (admins). Uses the dashboard's own sign-in, roles, CSRF and pages."""
 
 from __future__ import annotations
 
@@ -11,6 +11,8 @@ from starlette.requests import Request
 from starlette.responses import Response as StarletteResponse
 from starlette.routing import BaseRoute, Route
 
+from securitybot.dashboard.auth import DashboardSession
+from securitybot.dashboard.roles import Role
 from securitybot.flows import suppressions
 from securitybot.store.models import utcnow
 
@@ -21,10 +23,7 @@ SUPPRESSED_WINDOW = timedelta(days=7)
 
 
 def routes(dash: Dashboard) -> list[BaseRoute]:
-    async def page(request: Request) -> StarletteResponse:
-        session, cookie = await dash._guard(request)
-        if session is None:
-            return dash._login_redirect(request)
+    async def page(request: Request, session: DashboardSession) -> StarletteResponse:
         rt = dash._rt(request)
 
         def load() -> dict[str, Any]:
@@ -41,16 +40,16 @@ def routes(dash: Dashboard) -> list[BaseRoute]:
 
         ctx = await run_in_threadpool(load)
         notice = request.query_params.get("revoked")
-        html = dash._page(request, "suppressions.html", session=session, notice=notice, **ctx)
-        return dash._with_cookie(request, html, cookie)
+        return dash._page(request, "suppressions.html", session=session, notice=notice, **ctx)
 
-    async def revoke(request: Request) -> StarletteResponse:
+    async def revoke(request: Request, session: DashboardSession) -> StarletteResponse:
         return await dash._revoke(
-            request, "rule_id", "/dashboard/suppressions", "no such active rule",
+            request, session, "rule_id", "/dashboard/suppressions", "no such active rule",
             lambda db, i, actor, via: suppressions.revoke(db, rule_id=i, actor=actor, via=via),
         )  # fmt: skip
 
     return [
-        Route("/dashboard/suppressions", page, methods=["GET"]),
-        Route("/dashboard/suppressions/{rule_id:int}/revoke", revoke, methods=["POST"]),
-    ]
+        Route("/dashboard/suppressions", dash.requires(Role.viewer, page), methods=["GET"]),
+        Route("/dashboard/suppressions/{rule_id:int}/revoke",
+              dash.requires(Role.admin, revoke), methods=["POST"]),
+    ]  # fmt: skip

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import secrets
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -19,7 +19,7 @@ from starlette.responses import Response as StarletteResponse
 from starlette.routing import BaseRoute, Route
 
 from securitybot.config import DashboardConfig
-from securitybot.dashboard import queries, suppression_views, svg
+from securitybot.dashboard import oidc_views, queries, suppression_views, svg
 from securitybot.dashboard.auth import (
     CSRF_FIELD,
     LOGIN_COOKIE,
@@ -27,7 +27,9 @@ from securitybot.dashboard.auth import (
     DashboardAuth,
     DashboardSession,
     csrf_ok,
+    safe_next,
 )
+from securitybot.dashboard.roles import Role
 from securitybot.flows import snoozes
 from securitybot.flows.timeline import timeline_text
 from securitybot.runtime import Runtime
@@ -50,18 +52,13 @@ _SECURITY_HEADERS = {
     "X-Frame-Options": "DENY",
 }
 _MENTION = re.compile(r"<@([A-Z0-9_]+)>")
+Handler = Callable[[Request, DashboardSession], Awaitable[StarletteResponse]]
+Endpoint = Callable[[Request], Awaitable[StarletteResponse]]
 
 
 def _plain(text: str) -> str:
     """Slack mrkdwn from the shared timeline phrases, as plain text for the page."""
     return _MENTION.sub(r"\1", text).replace("*", "")
-
-
-def _safe_next(value: str | None) -> str:
-    # Only paths inside the dashboard: never another host ("//evil", "https://…").
-    if value and value.startswith("/dashboard") and "//" not in value and "\\" not in value:
-        return value
-    return "/dashboard"
 
 
 class Dashboard:
@@ -85,7 +82,7 @@ class Dashboard:
         **ctx: Any,
     ) -> StarletteResponse:
         html = self.env.get_template(template).render(
-            session=session, csrf_field=CSRF_FIELD, path=request.url.path, **ctx
+            session=session, csrf_field=CSRF_FIELD, path=request.url.path, Role=Role, **ctx
         )
         # Rows from older versions may hold lone surrogates, which cannot be sent as UTF-8.
         html = scrub(html)
@@ -119,6 +116,36 @@ class Dashboard:
         # Sessions live in the database: look them up off the event loop.
         return await run_in_threadpool(self.auth.authenticate, request)
 
+    def requires(self, role: Role, handler: Handler) -> Endpoint:
+        """``handler`` behind sign-in and ``role``: the only way a dashboard route reaches
+        data or changes anything (tests/dashboard/test_roles.py calls every route as every
+        role). The endpoint carries ``required_role`` for anyone listing the routes."""
+
+        async def endpoint(request: Request) -> StarletteResponse:
+            session, cookie = await self._guard(request)
+            if session is None:
+                return self._login_redirect(request)
+            if session.role is None or session.role < role:
+                response = self.refused(request, session, role)
+            else:
+                response = await handler(request, session)
+            return self._with_cookie(request, response, cookie)
+
+        endpoint.required_role = role  # type: ignore[attr-defined]
+        return endpoint
+
+    def refused(
+        self,
+        request: Request,
+        session: DashboardSession | None,
+        needed: Role | None = None,
+        **ctx: Any,
+    ) -> StarletteResponse:
+        """403: signed in without a role, or with one too low for ``needed``."""
+        shown = session if session is not None and session.role is not None else None
+        return self._page(request, "refused.html", status=403, session=shown, who=session,
+                          needed=needed, **ctx)  # fmt: skip
+
     def _with_cookie(
         self, request: Request, response: StarletteResponse, cookie: str | None
     ) -> StarletteResponse:
@@ -139,7 +166,7 @@ class Dashboard:
 
     async def login_form(self, request: Request) -> StarletteResponse:
         session, cookie = await self._guard(request)
-        nxt = _safe_next(request.query_params.get("next"))
+        nxt = safe_next(request.query_params.get("next"))
         if session is not None:
             redirect = RedirectResponse(nxt, status_code=303)
             return self._finish(self._with_cookie(request, redirect, cookie))
@@ -158,6 +185,7 @@ class Dashboard:
             error=error,
             password_login=self.auth.password_login,
             header=self.auth.cfg.trusted_header,
+            oidc=self.auth.cfg.oidc,
         )
         self.auth.set_cookie(response, request, LOGIN_COOKIE, token, max_age=1800)
         return response
@@ -166,7 +194,10 @@ class Dashboard:
         form = await self._form(request)
         if form is None or not csrf_ok(request.cookies.get(LOGIN_COOKIE), form.get(CSRF_FIELD)):
             return self._finish(PlainTextResponse("CSRF check failed", status_code=403))
-        nxt = _safe_next(form.get("next"))
+        nxt = safe_next(form.get("next"))
+        if not self.auth.cfg.local_users:
+            # Break-glass accounts are switched off: refused before any password is checked.
+            return self._login_page(request, nxt, "Local sign-in is disabled.", status=403)
         username, password = form.get("username", "").strip()[:64], form.get("password", "")
         client = self.auth.client_address(request)
         keys = (f"user:{username}", f"ip:{client}")
@@ -190,36 +221,31 @@ class Dashboard:
             )
             return self._login_page(request, nxt, "Wrong username or password.", status=401)
         await run_in_threadpool(self.auth.attempts.succeeded, keys)
-        await run_in_threadpool(
-            self._audit, rt, username, "dashboard.login", details={"client": client}
-        )
-        _session, cookie = await run_in_threadpool(self.auth.issue, username, "password")
+        role = self.auth.local_role(username)
+        session, cookie = await run_in_threadpool(self.auth.issue, username, "password", role)
+        details = {"client": client, **session.audit_details()}
+        await run_in_threadpool(self._audit, rt, username, "dashboard.login", details=details)
         response = RedirectResponse(nxt, status_code=303)
         self.auth.set_cookie(response, request, SESSION_COOKIE, cookie)
         self.auth.clear_cookie(response, request, LOGIN_COOKIE)
         return self._finish(response)
 
-    async def logout(self, request: Request) -> StarletteResponse:
-        session, _cookie = await self._guard(request)
-        if session is None:
-            return self._login_redirect(request)
+    async def logout(self, request: Request, session: DashboardSession) -> StarletteResponse:
         form = await self._form(request)
         if form is None or not csrf_ok(session.csrf, form.get(CSRF_FIELD)):
             return self._finish(PlainTextResponse("CSRF check failed", status_code=403))
         await run_in_threadpool(self.auth.revoke, session)
         await run_in_threadpool(
-            self._audit, self._rt(request), session.username, "dashboard.logout"
-        )
+            self._audit, self._rt(request), session.username, "dashboard.logout",
+            details=session.audit_details(),
+        )  # fmt: skip
         response = RedirectResponse("/dashboard/login", status_code=303)
         self.auth.clear_cookie(response, request, SESSION_COOKIE)
         return self._finish(response)
 
     # ---- pages -------------------------------------------------------------------------------
 
-    async def overview(self, request: Request) -> StarletteResponse:
-        session, cookie = await self._guard(request)
-        if session is None:
-            return self._login_redirect(request)
+    async def overview(self, request: Request, session: DashboardSession) -> StarletteResponse:
         rt = self._rt(request)
 
         def load() -> dict[str, Any]:
@@ -247,13 +273,9 @@ class Dashboard:
                 }
 
         data = await run_in_threadpool(load)
-        page = self._page(request, "overview.html", session=session, **data)
-        return self._with_cookie(request, page, cookie)
+        return self._page(request, "overview.html", session=session, **data)
 
-    async def alerts(self, request: Request) -> StarletteResponse:
-        session, cookie = await self._guard(request)
-        if session is None:
-            return self._login_redirect(request)
+    async def alerts(self, request: Request, session: DashboardSession) -> StarletteResponse:
         q = request.query_params
         status = [s for s in q.getlist("status") if s in STATUSES]
         kind, user = (q.get("kind") or "").strip() or None, (q.get("user") or "").strip() or None
@@ -276,7 +298,7 @@ class Dashboard:
         data = await run_in_threadpool(load)
         filters = {"status": status, "kind": kind or "", "user": user or "", "since": since_key}
         keep = [(k, v) for k, v in q.multi_items() if k != "cursor"]
-        page = self._page(
+        return self._page(
             request,
             "alerts.html",
             session=session,
@@ -286,12 +308,8 @@ class Dashboard:
             keep=keep,
             **data,
         )
-        return self._with_cookie(request, page, cookie)
 
-    async def alert(self, request: Request) -> StarletteResponse:
-        session, cookie = await self._guard(request)
-        if session is None:
-            return self._login_redirect(request)
+    async def alert(self, request: Request, session: DashboardSession) -> StarletteResponse:
         raw = request.path_params["alert_id"]
         alert_id = db_id(int(raw))  # ids past 64 bits are "no such alert", not a driver error
         rt = self._rt(request)
@@ -317,17 +335,10 @@ class Dashboard:
 
         alert, timeline = await run_in_threadpool(load)
         if alert is None:
-            page = self._page(request, "missing.html", status=404, session=session, what=raw)
-        else:
-            page = self._page(
-                request, "alert.html", session=session, alert=alert, timeline=timeline
-            )
-        return self._with_cookie(request, page, cookie)
+            return self._page(request, "missing.html", status=404, session=session, what=raw)
+        return self._page(request, "alert.html", session=session, alert=alert, timeline=timeline)
 
-    async def snoozes(self, request: Request) -> StarletteResponse:
-        session, cookie = await self._guard(request)
-        if session is None:
-            return self._login_redirect(request)
+    async def snoozes(self, request: Request, session: DashboardSession) -> StarletteResponse:
         rt = self._rt(request)
 
         def load() -> list[Snooze]:
@@ -336,29 +347,26 @@ class Dashboard:
 
         rows = await run_in_threadpool(load)
         notice = request.query_params.get("revoked")
-        page = self._page(request, "snoozes.html", session=session, snoozes=rows, notice=notice)
-        return self._with_cookie(request, page, cookie)
+        return self._page(request, "snoozes.html", session=session, snoozes=rows, notice=notice)
 
-    async def revoke_snooze(self, request: Request) -> StarletteResponse:
+    async def revoke_snooze(self, request: Request, session: DashboardSession) -> StarletteResponse:
         return await self._revoke(
-            request, "snooze_id", "/dashboard/snoozes", "no such active snooze",
+            request, session, "snooze_id", "/dashboard/snoozes", "no such active snooze",
             lambda db, i, actor, via: snoozes.revoke(db, snooze_id=i, actor=actor, via=via),
         )  # fmt: skip
 
     async def _revoke(
         self,
         request: Request,
+        session: DashboardSession,
         id_param: str,
         back: str,
         missing: str,
         revoke: Callable[[Session, int, str, dict[str, Any]], bool],
     ) -> StarletteResponse:
-        """A revoke button's POST: signed in and CSRF-checked, then ``revoke(db, id, actor,
-        via)`` for the path's ``id_param``; 404 ``missing`` if it found nothing active to
-        revoke, else back to the page ``back`` with ``?revoked=<id>``."""
-        session, _cookie = await self._guard(request)
-        if session is None:
-            return self._login_redirect(request)
+        """A revoke button's POST (the caller checked the role): CSRF-checked, then
+        ``revoke(db, id, actor, via)`` for the path's ``id_param``; 404 ``missing`` if it found
+        nothing active to revoke, else back to the page ``back`` with ``?revoked=<id>``."""
         form = await self._form(request)
         if form is None or not csrf_ok(session.csrf, form.get(CSRF_FIELD)):
             return self._finish(PlainTextResponse("CSRF check failed", status_code=403))
@@ -370,7 +378,7 @@ class Dashboard:
             if item_id is None:
                 return False
             with rt.db.write() as db:
-                return revoke(db, item_id, actor, {"via": "dashboard"})
+                return revoke(db, item_id, actor, {"via": "dashboard", **session.audit_details()})
 
         if not await run_in_threadpool(write):
             return self._finish(PlainTextResponse(missing, status_code=404))
@@ -380,21 +388,25 @@ class Dashboard:
         return self._finish(FileResponse(HERE / "static" / "dashboard.css", media_type="text/css"))
 
     def routes(self) -> list[BaseRoute]:
+        viewer, responder = Role.viewer, Role.responder
         return [
-            Route("/dashboard", self.overview, methods=["GET"]),
-            Route("/dashboard/", self.overview, methods=["GET"]),
+            # Public: signing in, and the stylesheet the sign-in page needs.
             Route("/dashboard/login", self.login_form, methods=["GET"]),
             Route("/dashboard/login", self.login, methods=["POST"]),
-            Route("/dashboard/logout", self.logout, methods=["POST"]),
-            Route("/dashboard/alerts", self.alerts, methods=["GET"]),
-            Route("/dashboard/alerts/{alert_id:int}", self.alert, methods=["GET"]),
-            Route("/dashboard/snoozes", self.snoozes, methods=["GET"]),
-            Route(
-                "/dashboard/snoozes/{snooze_id:int}/revoke", self.revoke_snooze, methods=["POST"]
-            ),
             Route("/dashboard/static/dashboard.css", self.stylesheet, methods=["GET"]),
+            *oidc_views.routes(self),
+            # Everything else names the role it needs.
+            Route("/dashboard", self.requires(viewer, self.overview), methods=["GET"]),
+            Route("/dashboard/", self.requires(viewer, self.overview), methods=["GET"]),
+            Route("/dashboard/logout", self.requires(viewer, self.logout), methods=["POST"]),
+            Route("/dashboard/alerts", self.requires(viewer, self.alerts), methods=["GET"]),
+            Route("/dashboard/alerts/{alert_id:int}", self.requires(viewer, self.alert),
+                  methods=["GET"]),
+            Route("/dashboard/snoozes", self.requires(viewer, self.snoozes), methods=["GET"]),
+            Route("/dashboard/snoozes/{snooze_id:int}/revoke",
+                  self.requires(responder, self.revoke_snooze), methods=["POST"]),
             *suppression_views.routes(self),
-        ]
+        ]  # fmt: skip
 
 
 def dashboard_routes(cfg: DashboardConfig, db: Database) -> list[BaseRoute]:

@@ -30,7 +30,12 @@ class LoginAttempt(Base):
 
 class DashboardSessionRow(Base):
     """One signed-in session. The cookie carries a random id; only its SHA-256 is stored, so
-    a copy of the table cannot be replayed as cookies."""
+    a copy of the table cannot be replayed as cookies.
+
+    An OIDC session keeps the role its claims mapped to at sign-in, and who the provider said
+    it was (subject and email); a password or proxy session's role is read from the
+    configuration or the proxy's headers on every request instead.
+    """
 
     __tablename__ = "dashboard_sessions"
 
@@ -40,3 +45,6 @@ class DashboardSessionRow(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    role: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    subject: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    email: Mapped[str | None] = mapped_column(String(255), nullable=True)
