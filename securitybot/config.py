@@ -47,8 +47,11 @@ class ConfigError(Exception):
     """A configuration problem, phrased as one line that names the key."""
 
 
-def parse_duration(value: Any) -> float:
-    """Seconds from a number or a string like ``"90s"``, ``"10m"``, ``"1.5h"``, ``"2d"``."""
+def parse_duration(value: Any, *, zero_is_off: bool = False) -> float:
+    """Seconds from a number or a string like ``"90s"``, ``"10m"``, ``"1.5h"``, ``"2d"``.
+
+    ``zero_is_off``: for intervals whose documented ``0`` switches the job off.
+    """
     if isinstance(value, bool):
         raise ValueError("expected a duration such as 300, '90s', '10m', '1h'")
     if isinstance(value, int | float):
@@ -57,12 +60,20 @@ def parse_duration(value: Any) -> float:
         seconds = float(m.group(1)) * _UNIT_SECONDS[m.group(2)]
     else:
         raise ValueError(f"{value!r} is not a duration (use seconds, or '90s', '10m', '1h', '2d')")
-    if seconds <= 0:
-        raise ValueError("must be greater than zero")
+    if seconds < 0 or (seconds == 0 and not zero_is_off):
+        raise ValueError(
+            "must be zero (off) or more" if zero_is_off else "must be greater than zero"
+        )
     return seconds
 
 
+def _duration_or_off(value: Any) -> float:
+    return parse_duration(value, zero_is_off=True)
+
+
 Duration = Annotated[float, BeforeValidator(parse_duration)]
+# An interval where 0 means "off" (documented so beside each such key).
+DurationOrOff = Annotated[float, BeforeValidator(_duration_or_off)]
 
 
 class _Section(BaseModel):
@@ -581,13 +592,13 @@ class AerConfig(_Section):
     live_window: Duration = Field(default=3600.0, gt=0)
     # How often each process checks aer_versions for baselines or a Tor list another process
     # stored (PostgreSQL also pushes a NOTIFY at once); 0 turns the check off.
-    sync_interval: Duration = 2.0
+    sync_interval: DurationOrOff = 2.0
     # `securitybot aer update-tor-list` and the scheduler (every tor_list_refresh_interval; 0:
     # off) download this, validate it and publish it to every process through the database.
     tor_list_url: str = Field(
         default="https://check.torproject.org/torbulkexitlist", pattern=r"^https?://"
     )
-    tor_list_refresh_interval: Duration = 6 * 3600.0
+    tor_list_refresh_interval: DurationOrOff = 6 * 3600.0
     tor_list_min_entries: int = Field(default=100, ge=1)
     tor_list_max_entries: int = Field(default=100_000, ge=1)
     # Repeats of one (org, user, anomaly type) within this window update one Slack message.
