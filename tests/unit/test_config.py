@@ -176,5 +176,5 @@ def test_intervals_documented_as_off_accept_zero(tmp_path: Path, raw: object) ->
 def test_other_durations_still_refuse_zero(tmp_path: Path) -> None:
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump({"aer": {"live_window": 0}}))
-    with pytest.raises(ConfigError, match="aer.live_window: must be greater than zero"):
+    with pytest.raises(ConfigError, match=r"aer\.live_window: must be greater than zero"):
         load_config(path)
