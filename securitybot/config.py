@@ -559,6 +559,28 @@ class AerContacts(_Section):
     )
 
 
+class AerStreamTls(_Section):
+    """TLS to NATS: the CA that signed the server's certificate, and a client certificate."""
+
+    ca: str | None = None  # PEM file; unset: the system's CAs (when the server asks for TLS)
+    cert: str | None = None  # PEM client certificate, for a server with `verify: true`
+    key: str | None = None  # its private key
+
+    @model_validator(mode="after")
+    def _pair(self) -> AerStreamTls:
+        if (self.cert is None) != (self.key is None):
+            raise ValueError("cert and key go together")
+        for name in ("ca", "cert", "key"):
+            path = getattr(self, name)
+            if path is not None and not Path(path).is_file():
+                raise ValueError(f"{name}: {path} is not a readable file")
+        return self
+
+    @property
+    def configured(self) -> bool:
+        return self.ca is not None or self.cert is not None
+
+
 class AerStream(_Section):
     """NATS JetStream between ``POST /api/v1/events`` and ``securitybot aer worker``."""
 
@@ -571,8 +593,54 @@ class AerStream(_Section):
     lease: Duration = 5.0
     batch: int = Field(default=1000, ge=1, le=10_000)
     publish_timeout: Duration = 5.0
-    # JetStream drops a message whose Nats-Msg-Id it stored within this window.
-    duplicate_window: Duration = 120.0
+    # JetStream drops a message whose Nats-Msg-Id it stored within this window, so a sender
+    # retrying a batch (after a 503, a timeout) within it never counts an event twice: make it
+    # longer than your senders' retry horizon. Applied to the stream at every start; ids are
+    # kept in NATS's memory for the window. Messages signed longer ago than this are refused
+    # by workers (a replay of a captured message).
+    duplicate_window: Duration = 600.0
+    # NATS credentials (at most one kind): user + password, token, an NKey user seed (SU...),
+    # or the contents of a .creds file (user JWT + seed, as `nsc` writes it). Each has a
+    # SECURITYBOT_AER__STREAM__<KEY>_FILE form. Without any, `serve` and workers warn.
+    user: str | None = None
+    password: SecretStr | None = None
+    token: SecretStr | None = None
+    nkey_seed: SecretStr | None = None
+    creds: SecretStr | None = None
+    tls: AerStreamTls = AerStreamTls()
+    # The API signs every message (HMAC-SHA256); workers act only on messages signed with
+    # signing_key or signing_key_previous (rotation: sign with the new key everywhere after
+    # every worker accepts it). Same value in `serve` and every worker.
+    signing_key: SecretStr | None = None
+    signing_key_previous: SecretStr | None = None
+    # Messages a worker cannot use go here (core NATS, <dead_letter_subject>.<partition>) and
+    # to the aer_dead_letters table; default: <subject>-dead.
+    dead_letter_subject: str | None = Field(
+        default=None, pattern=r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$"
+    )
+
+    @model_validator(mode="after")
+    def _credentials(self) -> AerStream:
+        if self.signing_key is None:
+            raise ValueError(
+                "signing_key is required: workers act only on messages the API signed (a "
+                "random secret of 32+ characters, e.g. `openssl rand -hex 32`, the same for "
+                "serve and every worker; see docs/scaling.md)"
+            )
+        for name in ("signing_key", "signing_key_previous"):
+            key: SecretStr | None = getattr(self, name)
+            if key is not None and len(key.get_secret_value().encode()) < 32:
+                raise ValueError(f"{name} must be at least 32 characters")
+        kinds = [k for k in ("user", "token", "nkey_seed", "creds") if getattr(self, k)]
+        if len(kinds) > 1:
+            raise ValueError(f"use one kind of NATS credentials, not {' and '.join(kinds)}")
+        if (self.password is None) != (self.user is None):
+            raise ValueError("user and password go together")
+        return self
+
+    @property
+    def dead_letters(self) -> str:
+        return self.dead_letter_subject or f"{self.subject}-dead"
 
 
 class AerConfig(_Section):
