@@ -98,7 +98,7 @@ class Invalid(ValueError):
     """JSON of the right shape whose events do not hold what the API would have accepted."""
 
 
-_TYPES: dict[str, type | tuple[type, ...]] = {
+_TYPES: dict[str, type] = {
     "org": str, "user": str, "action": str, "session": str, "ip": str, "asn": int,
     "country": str, "user_agent": str, "client": str, "count": int, "details": dict,
 }  # fmt: skip
@@ -127,7 +127,7 @@ def decode(data: bytes) -> list[ActivityEvent]:
             if want is None:
                 raise Invalid(f"event {i}: unknown field {key[:40]!r}")
             if not isinstance(value, want) or isinstance(value, bool):
-                raise Invalid(f"event {i}: {key} is not a {want.__name__}")  # type: ignore[union-attr]
+                raise Invalid(f"event {i}: {key} must be of type {want.__name__}")
         try:
             ts = datetime.fromisoformat(row.pop("ts"))
         except (TypeError, ValueError):

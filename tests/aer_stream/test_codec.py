@@ -4,11 +4,27 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
 
 from securitybot.aer.events import ActivityEvent
-from securitybot.aer.stream import CHUNK_EVENTS, decode, encode, messages, partition
+from securitybot.aer.stream import (
+    CHUNK_EVENTS,
+    MAC_HEADER,
+    MSG_ID_HEADER,
+    Invalid,
+    Undecodable,
+    check_mac,
+    decode,
+    encode,
+    messages,
+    partition,
+    sign,
+)
 from securitybot.config import AerStream
+from tests.aer_stream.conftest import SIGNING_KEY
 
 
 def test_an_org_maps_to_the_same_partition_in_every_process() -> None:
@@ -35,15 +51,95 @@ def test_events_survive_the_round_trip() -> None:
 
 
 def test_messages_keep_each_partitions_order_and_stay_small() -> None:
-    cfg = AerStream(partitions=4, subject="aer.events")
+    cfg = AerStream(partitions=4, subject="aer.events", signing_key=SIGNING_KEY)
     ts = datetime(2026, 1, 5, tzinfo=UTC)
     events = [
         ActivityEvent(f"T{i % 7}", f"U{i:05d}", ts, "search") for i in range(CHUNK_EVENTS * 3)
     ]
     out = list(messages(cfg, events))
-    assert all(len(decode(p)) <= CHUNK_EVENTS for _, p, _ in out)
+    assert all(len(decode(m.payload)) <= CHUNK_EVENTS for m in out)
     for part in range(4):
-        mine = [e for s, p, _ in out if s == f"aer.events.{part}" for e in decode(p)]
+        mine = [e for m in out if m.subject == f"aer.events.{part}" for e in decode(m.payload)]
         assert mine == [e for e in events if partition(e.org, 4) == part]
-    assert len({msg_id for *_, msg_id in out}) == len(out)
-    assert [m for *_, m in messages(cfg, events)] == [m for *_, m in out]  # retry: same ids
+        # each message says which of the published events it holds
+        assert [events[p] for m in out if m.subject == f"aer.events.{part}"
+                for p in m.positions] == mine  # fmt: skip
+    assert len({m.msg_id for m in out}) == len(out)
+    assert [m.msg_id for m in messages(cfg, events)] == [m.msg_id for m in out]  # retry: same
+    replay = [m.msg_id for m in messages(cfg, events, salt="replay:7:")]
+    assert not set(replay) & {m.msg_id for m in out}  # a replay is not its original
+
+
+KEY, OLD = SIGNING_KEY.encode(), b"the-previous-signing-key-before-the-rotation"
+T0 = datetime(2026, 1, 5, 10, tzinfo=UTC)
+
+
+def _signed(body: bytes, key: bytes = KEY, at: datetime = T0) -> dict[str, str]:
+    msg_id = "m1"
+    mac = sign(key, "aer.events.3", msg_id, body, int(at.timestamp() * 1000))
+    return {MSG_ID_HEADER: msg_id, MAC_HEADER: mac}
+
+
+def test_a_worker_accepts_only_what_a_current_or_previous_key_signed() -> None:
+    body = encode([ActivityEvent("T0ACME", "U0001", T0, "login", ip="198.51.100.7")])
+    at = T0 + timedelta(milliseconds=40)  # stored by JetStream a moment after signing
+    assert check_mac([KEY], "aer.events.3", _signed(body), body, at, 600) is None
+    # Rotation: workers take the new key first while the API still signs with the old one.
+    assert check_mac([b"n" * 32, OLD], "aer.events.3", _signed(body, OLD), body, at, 600) is None
+    assert check_mac([KEY], "aer.events.3", _signed(body, OLD), body, at, 600) == "bad_mac"
+
+
+@pytest.mark.parametrize(
+    "tamper",
+    [
+        pytest.param(lambda h, b: (h, b.replace(b"login", b"logon")), id="body"),
+        pytest.param(lambda h, b: ({**h, MSG_ID_HEADER: "m2"}, b), id="message id"),
+        pytest.param(
+            lambda h, b: ({**h, MAC_HEADER: h[MAC_HEADER].replace("t=1", "t=2")}, b), id="time"
+        ),
+        pytest.param(lambda h, b: ({**h, MAC_HEADER: "t=1,v1=" + "\xff" * 64}, b), id="non-ascii"),
+        pytest.param(lambda h, b: ({**h, MAC_HEADER: "v1=abc"}, b), id="malformed"),
+    ],
+)
+def test_any_change_to_a_signed_message_is_a_bad_mac(tamper: Any) -> None:
+    body = encode([ActivityEvent("T0ACME", "U0001", T0, "login")])
+    headers, body2 = tamper(_signed(body), body)
+    assert check_mac([KEY], "aer.events.3", headers, body2, T0, 600) == "bad_mac"
+    assert check_mac([KEY], "aer.events.2", _signed(body), body, T0, 600) == "bad_mac"  # subject
+
+
+def test_unsigned_and_stale_messages_are_refused() -> None:
+    body = b"[]"
+    assert check_mac([KEY], "aer.events.3", None, body, T0, 600) == "missing_mac"
+    assert check_mac([KEY], "aer.events.3", {MSG_ID_HEADER: "m1"}, body, T0, 600) == "missing_mac"
+    # A captured message published again once JetStream's duplicate window has passed.
+    late = T0 + timedelta(seconds=601)
+    assert check_mac([KEY], "aer.events.3", _signed(body), body, late, 600) == "expired_mac"
+
+
+@pytest.mark.parametrize(
+    ("data", "error"),
+    [
+        (b"not json", Undecodable),
+        (b'{"org": "T1"}', Undecodable),
+        (b"[1, 2]", Undecodable),
+        (b'[{"org": "T1", "user": "U1", "action": "login"}]', Invalid),  # no ts
+        (b'[{"ts": "yesterday", "org": "T1", "user": "U1", "action": "login"}]', Invalid),
+        (b'[{"ts": "2026-01-05T10:00:00", "org": "T1", "user": "U1", "action": "x"}]', Invalid),
+        (b'[{"ts": "2026-01-05T10:00:00+00:00", "org": 7, "user": "U1", "action": "x"}]', Invalid),
+        (
+            b'[{"ts": "2026-01-05T10:00:00+00:00", "org": "T", "user": "U1", "action": "x",'
+            b' "count": true}]',
+            Invalid,
+        ),
+        (
+            b'[{"ts": "2026-01-05T10:00:00+00:00", "org": "T", "user": "U1", "action": "x",'
+            b' "evil": 1}]',
+            Invalid,
+        ),
+        (b"[" * 100_000, Undecodable),
+    ],
+)
+def test_what_a_worker_cannot_use_is_refused_not_raised(data: bytes, error: type) -> None:
+    with pytest.raises(error):
+        decode(data)
