@@ -20,7 +20,7 @@ import json
 import time
 import zlib
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, NamedTuple
 
@@ -32,6 +32,7 @@ from securitybot.config import AerStream
 CHUNK_EVENTS = 500
 MAC_HEADER = "Securitybot-Mac"
 MSG_ID_HEADER = "Nats-Msg-Id"
+EXPECTED_STREAM_HEADER = "Nats-Expected-Stream"
 _FIELDS = ("org", "user", "action", "session", "ip", "asn", "country", "user_agent", "client",
            "count", "details")  # fmt: skip
 
@@ -222,15 +223,49 @@ async def ensure_stream(js: Any, cfg: AerStream) -> None:
         await js.update_stream(info.config)
 
 
+class AckError(RuntimeError):
+    """JetStream answered a publish with an error (stream full, wrong stream, no stream...)."""
+
+
 @dataclass
 class _Conn:
+    """A connection and the inbox its acknowledgements come back on."""
+
     nc: Any
-    js: Any
+    prefix: str
+    waiting: dict[str, asyncio.Future[dict[str, Any]]] = field(default_factory=dict)
+    sent: int = 0
+
+    async def on_ack(self, msg: Any) -> None:
+        fut = self.waiting.pop(msg.subject[len(self.prefix) :], None)
+        if fut is None or fut.done():
+            return
+        if msg.headers and msg.headers.get("Status") == "503":  # NATS: no responders
+            fut.set_exception(AckError("no stream listens on the subject"))
+            return
+        try:
+            resp = json.loads(msg.data)
+        except ValueError:
+            fut.set_exception(AckError("JetStream's acknowledgement is not JSON"))
+            return
+        err = resp.get("error") if isinstance(resp, dict) else {"description": "not an object"}
+        if err:
+            fut.set_exception(AckError(
+                f"{err.get('description')} (code {err.get('code')}, err_code "
+                f"{err.get('err_code')})"
+            ))  # fmt: skip
+        else:
+            fut.set_result(resp)
 
 
 class StreamPublisher:
-    """Publishes accepted events as one pipelined batch; returns once JetStream acknowledged
-    every message, else raises :class:`StreamUnavailable` naming what was stored.
+    """Publishes accepted events as one pipelined batch: every message is sent with its own
+    reply subject, then one wait covers all the acknowledgements. Returns once JetStream
+    acknowledged every message, else raises :class:`StreamUnavailable` naming what was stored.
+
+    The acknowledgements are read here rather than through nats-py's ``publish_async``, whose
+    futures are never resolved when JetStream answers with an error such as "maximum messages
+    exceeded" (nats-io/nats.py#985): a refused message would look like a timeout.
 
     The connection has no reconnect buffer and does not reconnect by itself: a message handed
     to it while NATS is away fails at once instead of being sent after we answered 503. After
@@ -252,50 +287,53 @@ class StreamPublisher:
                     await _abandon(conn.nc)
                 nc = await connect(self.cfg, reconnect=False)
                 try:
-                    js = nc.jetstream(timeout=self.cfg.publish_timeout)
-                    await ensure_stream(js, self.cfg)
+                    await ensure_stream(nc.jetstream(timeout=self.cfg.publish_timeout), self.cfg)
+                    conn = _Conn(nc, nc.new_inbox() + ".")
+                    await nc.subscribe(conn.prefix + "*", cb=conn.on_ack)
                 except BaseException:
                     await _abandon(nc)
                     raise
-                conn = self._conn = _Conn(nc, js)
+                self._conn = conn
             return conn
 
     async def publish(self, events: Sequence[ActivityEvent], salt: str = "") -> int:
         """Publish ``events``; the number of messages. Raises StreamUnavailable."""
         if not events:
             return 0
-        deadline = time.monotonic() + self.cfg.publish_timeout
+        timeout = self.cfg.publish_timeout
         msgs = list(messages(self.cfg, events, salt))
         try:
-            conn = await asyncio.wait_for(self._connect(), self.cfg.publish_timeout)
+            conn = await asyncio.wait_for(self._connect(), timeout)
         except Exception as exc:  # connection refused, auth, TLS, timeout, JetStream API error
             raise StreamUnavailable(_why(exc)) from exc
-        futures: list[asyncio.Future[Any]] = []
+        loop = asyncio.get_running_loop()
+        futures: list[asyncio.Future[dict[str, Any]]] = []
         failure: BaseException | None = None
         sign_at = int(time.time() * 1000)
+        publish, stream = conn.nc.publish, self.cfg.stream
         try:
             for m in msgs:
+                conn.sent += 1
+                token = str(conn.sent)
                 mac = sign(self._key, m.subject, m.msg_id, m.payload, sign_at)
-                headers = {MSG_ID_HEADER: m.msg_id, MAC_HEADER: mac}
-                futures.append(await conn.js.publish_async(
-                    m.subject, m.payload, stream=self.cfg.stream, headers=headers,
-                    wait_stall=max(0.0, deadline - time.monotonic()),
-                ))  # fmt: skip
-        except Exception as exc:  # disconnected (no buffer), too many in flight
+                headers = {MSG_ID_HEADER: m.msg_id, EXPECTED_STREAM_HEADER: stream,
+                           MAC_HEADER: mac}  # fmt: skip
+                fut = conn.waiting[token] = loop.create_future()
+                await publish(m.subject, m.payload, reply=conn.prefix + token, headers=headers)
+                futures.append(fut)
+        except Exception as exc:  # disconnected: no buffer, so nothing of it is sent later
             failure = exc
         if futures:
-            await asyncio.wait(futures, timeout=max(0.0, deadline - time.monotonic()))
+            await asyncio.wait(futures, timeout=timeout)
         stored: list[int] = []
         for m, fut in zip(msgs, futures, strict=False):
-            if fut.done() and not fut.cancelled() and fut.exception() is None:
+            if fut.done() and fut.exception() is None:
                 stored.extend(m.positions)
             elif failure is None:
-                failure = (fut.exception() if fut.done() and not fut.cancelled()
-                           else TimeoutError("no acknowledgement in time"))  # fmt: skip
+                failure = fut.exception() if fut.done() else TimeoutError(
+                    f"no acknowledgement within {timeout:g} s")  # fmt: skip
         if failure is None:
             return len(msgs)
-        for fut in futures:
-            fut.cancel()
         await self._drop(conn)
         raise StreamUnavailable(_why(failure), stored) from failure
 
@@ -303,6 +341,8 @@ class StreamPublisher:
         async with self._lock:
             if self._conn is conn:
                 self._conn = None
+        for fut in conn.waiting.values():
+            fut.cancel()
         await _abandon(conn.nc)
 
     async def close(self) -> None:
