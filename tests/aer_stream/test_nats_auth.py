@@ -1,4 +1,4 @@
-"""Issue 24 item 7: NATS credentials (user/password, token, NKey seed) and TLS (CA, client
+"""Issue 24 item 7: NATS credentials (user/password, token, NKey seed, .creds) and TLS (CA, client
 certificate) against a nats-server of the test's own that requires them; without them the
 publisher answers 503 and nothing connects. `serve` and `aer worker` warn at start, in one
 line, when the stream has no credentials."""
@@ -25,6 +25,7 @@ from securitybot.store.models import utcnow
 from tests.aer_e2e.conftest import AUTH, QUIET, MakeBot, aer_config
 from tests.aer_stream.conftest import running_worker, stream_config
 from tests.aer_stream.natsd import NatsServer
+from tests.aer_stream.natsjwt import operator_setup
 from tests.e2e.harness import e2e_config, e2e_settings
 
 
@@ -66,6 +67,9 @@ def _setup(kind: str, tmp: Path) -> tuple[str, dict[str, Any], dict[str, Any]]:
     if kind == "token":
         return ('authorization { token: "s3cr3t-t0ken" }\n', {"token": "s3cr3t-t0ken"},
                 {"token": "not-it"})  # fmt: skip
+    if kind == "creds (user JWT + seed)":
+        conf, good, bad = operator_setup()
+        return conf, {"creds": good}, {"creds": bad}
     if kind == "nkey":
         seed, public = _nkey()
         other, _ = _nkey()
@@ -75,7 +79,7 @@ def _setup(kind: str, tmp: Path) -> tuple[str, dict[str, Any], dict[str, Any]]:
     return conf, {"tls": tls}, {"tls": {"ca": tls["ca"]}}  # no client certificate
 
 
-KINDS = ["user/password", "token", "nkey", "tls client certificate"]
+KINDS = ["user/password", "token", "nkey", "creds (user JWT + seed)", "tls client certificate"]
 
 
 @pytest.mark.parametrize("kind", KINDS)
