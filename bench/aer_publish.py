@@ -147,15 +147,17 @@ def main() -> None:
     ):
         for r in range(args.rounds):  # the minimal publisher's stream is made anew each round
             rates["minimal"].append(asyncio.run(minimal_rate(served, chunks, load.total)))
-            rate, per_cpu = http_rate(base, load.batches, load.total, args.senders)
+            # Other orgs each round, so the service's stream stores every round anew (the same
+            # bodies again would be dropped as duplicates by their message ids).
+            bodies = [b.replace(b'BENCH"', f'BENCH{r}"'.encode()) for b in load.batches]
+            rate, per_cpu = http_rate(base, bodies, load.total, args.senders)
             rates["serve"].append(rate)
             rates["cpu"].append(per_cpu)
             mini = rates["minimal"][-1]
             print(f"round {r + 1}: serve {rate:,.0f} events/s ({per_cpu:,.0f} per CPU second "
                   f"of serve), minimal {mini:,.0f} events/s", flush=True)  # fmt: skip
     stored = asyncio.run(drop(AerStream(**serve_stream)))
-    # Every round posts the same batches: stored once (message ids), whatever the rounds.
-    assert stored == n_msgs, (stored, n_msgs)
+    print(f"the service's stream held {stored:,} messages after {args.rounds} rounds")
     serve, minimal = statistics.median(rates["serve"]), statistics.median(rates["minimal"])
     per_cpu = statistics.median(rates["cpu"])
     print(f"serve, POST /api/v1/events -> JetStream ({args.senders} senders): {serve:,.0f} "
