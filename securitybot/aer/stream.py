@@ -1,13 +1,10 @@
-"""AER events on NATS JetStream: which partition an org goes to, the message format, its MAC.
+"""AER events on NATS JetStream: which partition an org goes to, the message format, and the
+publisher.
 
-The HTTP endpoint publishes accepted events here and ``securitybot aer worker`` consumes them
-(see :mod:`securitybot.aer.worker`). Pure apart from :class:`StreamPublisher` and
-:func:`ensure_stream`; connection options (credentials, TLS) are in :mod:`.natsconn`.
-
-Every message carries ``Securitybot-Mac: t=<unix ms>,v1=<hex>``, the HMAC-SHA256 under
-``aer.stream.signing_key`` of ``v1\\n<t>\\n<subject>\\n<Nats-Msg-Id>\\n`` followed by the body:
-workers act only on messages the API signed, within ``duplicate_window`` of signing (JetStream
-drops a re-sent message id within the same window, so a captured message cannot be replayed).
+The HTTP endpoint publishes accepted events here, each message signed (:mod:`.mac`), and
+``securitybot aer worker`` consumes them (see :mod:`securitybot.aer.worker`). Pure apart from
+:class:`StreamPublisher` and :func:`ensure_stream`; connection options (credentials, TLS) are
+in :mod:`.natsconn`.
 """
 
 from __future__ import annotations
@@ -15,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-import hmac
 import json
 import time
 import zlib
@@ -25,12 +21,12 @@ from datetime import datetime
 from typing import Any, NamedTuple
 
 from securitybot.aer.events import ActivityEvent
+from securitybot.aer.mac import MAC_HEADER, sign, signing_keys
 from securitybot.aer.natsconn import connect
 from securitybot.config import AerStream
 
 # Events per message: keeps a message far below NATS's default 1 MB max_payload.
 CHUNK_EVENTS = 500
-MAC_HEADER = "Securitybot-Mac"
 MSG_ID_HEADER = "Nats-Msg-Id"
 EXPECTED_STREAM_HEADER = "Nats-Expected-Stream"
 _FIELDS = ("org", "user", "action", "session", "ip", "asn", "country", "user_agent", "client",
@@ -157,49 +153,6 @@ def messages(cfg: AerStream, events: Sequence[ActivityEvent], salt: str = "") ->
             payload = encode([events[p] for p in chunk])
             digest = hashlib.sha256(f"{salt}{subj}\n".encode() + payload).hexdigest()
             yield Message(subj, payload, digest, chunk)
-
-
-def _mac_input(at_ms: int, subj: str, msg_id: str, body: bytes) -> bytes:
-    return f"v1\n{at_ms}\n{subj}\n{msg_id}\n".encode() + body
-
-
-def sign(key: bytes, subj: str, msg_id: str, body: bytes, at_ms: int | None = None) -> str:
-    """The ``Securitybot-Mac`` header value for a message signed now (or at ``at_ms``)."""
-    at = int(time.time() * 1000) if at_ms is None else at_ms
-    mac = hmac.new(key, _mac_input(at, subj, msg_id, body), hashlib.sha256).hexdigest()
-    return f"t={at},v1={mac}"
-
-
-def check_mac(
-    keys: Sequence[bytes], subj: str, headers: dict[str, str] | None, body: bytes,
-    stored_at: datetime, window: float,
-) -> str | None:  # fmt: skip
-    """None when a key in ``keys`` signed the message within ``window`` seconds of when
-    JetStream stored it; else the dead-letter reason: missing_mac, bad_mac or expired_mac."""
-    headers = headers or {}
-    value = headers.get(MAC_HEADER)
-    if not value:
-        return "missing_mac"
-    parts = dict(p.partition("=")[::2] for p in value.split(","))
-    at_text, given = parts.get("t", ""), parts.get("v1", "")
-    if not (at_text.isascii() and at_text.isdigit() and len(at_text) <= 16 and len(given) == 64):
-        return "bad_mac"
-    data = _mac_input(int(at_text), subj, headers.get(MSG_ID_HEADER, ""), body)
-    given_b = given.encode("utf-8", "replace")
-    if not any(
-        hmac.compare_digest(hmac.new(k, data, hashlib.sha256).hexdigest().encode(), given_b)
-        for k in keys
-    ):
-        return "bad_mac"
-    if abs(stored_at.timestamp() - int(at_text) / 1000) > window:
-        return "expired_mac"
-    return None
-
-
-def signing_keys(cfg: AerStream) -> list[bytes]:
-    """Keys a worker accepts: the current one, then the previous one during a rotation."""
-    return [k.get_secret_value().encode() for k in (cfg.signing_key, cfg.signing_key_previous)
-            if k is not None]  # fmt: skip
 
 
 async def ensure_stream(js: Any, cfg: AerStream) -> None:

@@ -8,7 +8,7 @@ again, in order. A batch's counters, anomalies, decisions, profiles and the new 
 one transaction; only then are its messages acknowledged. A redelivered message at or below
 the committed position is acknowledged and skipped, so nothing is counted or decided twice.
 
-A message is acted on only if the API signed it (:func:`securitybot.aer.stream.check_mac`)
+A message is acted on only if the API signed it (:func:`securitybot.aer.mac.check_mac`)
 and it decodes to valid events; any other becomes a dead letter in the same transaction
 (:mod:`securitybot.aer.deadletters`) and the partition carries on past it.
 """
@@ -30,19 +30,11 @@ from typing import Any
 from securitybot.aer import deadletters, partitions, store
 from securitybot.aer.deadletters import DeadLetter, RateLimitedLog
 from securitybot.aer.events import ActivityEvent
+from securitybot.aer.mac import check_mac, signing_keys
 from securitybot.aer.natsconn import connect, warn_without_credentials
 from securitybot.aer.rules import Rules, TorList, load_rules
 from securitybot.aer.service import AerService
-from securitybot.aer.stream import (
-    Invalid,
-    Undecodable,
-    check_mac,
-    decode,
-    ensure_stream,
-    partition,
-    signing_keys,
-    subject,
-)
+from securitybot.aer.stream import Invalid, Undecodable, decode, ensure_stream, partition, subject
 from securitybot.config import AerStream, Settings
 from securitybot.store.db import Database
 
@@ -76,14 +68,8 @@ class PartitionRunner:
         shared: Shared,
     ) -> None:  # fmt: skip
         assert settings.aer.stream is not None
-        self.part, self.settings, self.db, self.nc, self.js, self.me = (
-            part,
-            settings,
-            db,
-            nc,
-            js,
-            me,
-        )
+        self.part, self.settings, self.db, self.me = part, settings, db, me
+        self.nc, self.js = nc, js  # the connection (dead letters) and its JetStream context
         self.shared = shared
         self.cfg = settings.aer.stream
         self.service = AerService(settings.aer, db, rules=shared.rules, tor=shared.tor)

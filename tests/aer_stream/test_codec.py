@@ -10,18 +10,16 @@ from typing import Any
 import pytest
 
 from securitybot.aer.events import ActivityEvent
+from securitybot.aer.mac import MAC_HEADER, check_mac, sign
 from securitybot.aer.stream import (
     CHUNK_EVENTS,
-    MAC_HEADER,
     MSG_ID_HEADER,
     Invalid,
     Undecodable,
-    check_mac,
     decode,
     encode,
     messages,
     partition,
-    sign,
 )
 from securitybot.config import AerStream
 from tests.aer_stream.conftest import SIGNING_KEY

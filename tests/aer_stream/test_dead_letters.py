@@ -22,7 +22,8 @@ import yaml
 from click.testing import CliRunner
 
 from securitybot.aer.events import ActivityEvent
-from securitybot.aer.stream import MAC_HEADER, MSG_ID_HEADER, encode, partition, sign
+from securitybot.aer.mac import MAC_HEADER, sign
+from securitybot.aer.stream import MSG_ID_HEADER, encode, partition
 from securitybot.cli import main
 from securitybot.demo import FakeDuo, FakeSlack
 from tests.aer_e2e.conftest import AUTH, QUIET, TOR_IP, MakeBot, aer_config
