@@ -141,3 +141,32 @@ def test_unsigned_and_stale_messages_are_refused() -> None:
 def test_what_a_worker_cannot_use_is_refused_not_raised(data: bytes, error: type) -> None:
     with pytest.raises(error):
         decode(data)
+
+
+def test_dead_letters_of_one_reason_are_logged_once_a_minute_with_a_count(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import logging
+
+    from securitybot.aer import deadletters
+
+    clock = [1000.0]
+    monkeypatch.setattr(deadletters.time, "monotonic", lambda: clock[0])
+    log = deadletters.RateLimitedLog()
+
+    def letter(seq: int, reason: str = "missing_mac") -> deadletters.DeadLetter:
+        return deadletters.DeadLetter("AER", seq, 3, "aer.events.3", reason, "no MAC", {},
+                                      b"not json", T0)  # fmt: skip
+
+    with caplog.at_level(logging.WARNING):
+        for seq in range(1, 101):  # a flood: one line, not a hundred
+            log.note(letter(seq))
+            clock[0] += 0.1
+        log.note(letter(101, "undecodable"))  # another reason has its own line
+        clock[0] += 60
+        log.note(letter(102))
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 3
+    assert "missing_mac message 1 " in lines[0] and "undecodable" in lines[1]
+    assert lines[2].endswith("(and 99 more since the last line); not acted on, see "
+                             "`securitybot aer dead-letters list`")  # fmt: skip
