@@ -82,6 +82,6 @@ def _unavailable(exc: StreamUnavailable, kept_at: list[int], window: float) -> A
     message = (
         f"{exc}; {len(stored)} of {len(kept_at)} events were stored (detail.stored lists "
         f"their indices); sending the same batch again within {window:g} s stores each event "
-        "once"
+        "that has a ts once"
     )
     return ApiError(503, "stream_unavailable", message, detail={"stored": stored})
