@@ -32,6 +32,8 @@ from bench.aer_engine import ASNS, HOME, UAS
 from bench.common import TOKEN, free_port
 
 NATS_URL = os.environ.get("SECURITYBOT_TEST_NATS_URL", "nats://127.0.0.1:4222")
+# aer.stream.signing_key of every test and bench cluster (the API signs, workers verify).
+SIGNING_KEY = "test-aer-stream-signing-key-0123456789abcdef"
 TOR_IPS = ["198.51.100.7", "198.51.100.23"]  # written to the cluster's own Tor list file
 BATCH = 10_000
 ACTIONS = [("message_post", 50), ("file_download", 20), ("search", 15), ("api_call", 15)]
@@ -123,7 +125,7 @@ class Cluster:
         tor.write_text("# test list\n" + "\n".join(TOR_IPS) + "\n")
         self.stream_cfg = {
             "url": NATS_URL, "stream": self.stream, "subject": self.subject,
-            "partitions": partitions, "lease": lease, "batch": 1000,
+            "partitions": partitions, "lease": lease, "batch": 1000, "signing_key": SIGNING_KEY,
         }  # fmt: skip
         cfg = {
             "database": {"url": db_url},

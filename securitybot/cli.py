@@ -331,3 +331,6 @@ def aer_update_tor_list(config: str | None, url: str | None) -> None:
 
 
 logging.captureWarnings(True)
+
+# `securitybot aer dead-letters ...` lives beside the dead letters; it registers on `aer`.
+from securitybot.aer import deadletters_cli  # noqa: E402, F401

@@ -47,8 +47,11 @@ class ConfigError(Exception):
     """A configuration problem, phrased as one line that names the key."""
 
 
-def parse_duration(value: Any) -> float:
-    """Seconds from a number or a string like ``"90s"``, ``"10m"``, ``"1.5h"``, ``"2d"``."""
+def parse_duration(value: Any, *, zero_is_off: bool = False) -> float:
+    """Seconds from a number or a string like ``"90s"``, ``"10m"``, ``"1.5h"``, ``"2d"``.
+
+    ``zero_is_off``: for intervals whose documented ``0`` switches the job off.
+    """
     if isinstance(value, bool):
         raise ValueError("expected a duration such as 300, '90s', '10m', '1h'")
     if isinstance(value, int | float):
@@ -57,12 +60,20 @@ def parse_duration(value: Any) -> float:
         seconds = float(m.group(1)) * _UNIT_SECONDS[m.group(2)]
     else:
         raise ValueError(f"{value!r} is not a duration (use seconds, or '90s', '10m', '1h', '2d')")
-    if seconds <= 0:
-        raise ValueError("must be greater than zero")
+    if seconds < 0 or (seconds == 0 and not zero_is_off):
+        raise ValueError(
+            "must be zero (off) or more" if zero_is_off else "must be greater than zero"
+        )
     return seconds
 
 
+def _duration_or_off(value: Any) -> float:
+    return parse_duration(value, zero_is_off=True)
+
+
 Duration = Annotated[float, BeforeValidator(parse_duration)]
+# An interval where 0 means "off" (documented so beside each such key).
+DurationOrOff = Annotated[float, BeforeValidator(_duration_or_off)]
 
 
 class _Section(BaseModel):
@@ -548,6 +559,28 @@ class AerContacts(_Section):
     )
 
 
+class AerStreamTls(_Section):
+    """TLS to NATS: the CA that signed the server's certificate, and a client certificate."""
+
+    ca: str | None = None  # PEM file; unset: the system's CAs (when the server asks for TLS)
+    cert: str | None = None  # PEM client certificate, for a server with `verify: true`
+    key: str | None = None  # its private key
+
+    @model_validator(mode="after")
+    def _pair(self) -> AerStreamTls:
+        if (self.cert is None) != (self.key is None):
+            raise ValueError("cert and key go together")
+        for name in ("ca", "cert", "key"):
+            path = getattr(self, name)
+            if path is not None and not Path(path).is_file():
+                raise ValueError(f"{name}: {path} is not a readable file")
+        return self
+
+    @property
+    def configured(self) -> bool:
+        return self.ca is not None or self.cert is not None
+
+
 class AerStream(_Section):
     """NATS JetStream between ``POST /api/v1/events`` and ``securitybot aer worker``."""
 
@@ -560,8 +593,54 @@ class AerStream(_Section):
     lease: Duration = 5.0
     batch: int = Field(default=1000, ge=1, le=10_000)
     publish_timeout: Duration = 5.0
-    # JetStream drops a message whose Nats-Msg-Id it stored within this window.
-    duplicate_window: Duration = 120.0
+    # JetStream drops a message whose Nats-Msg-Id it stored within this window, so a sender
+    # retrying a batch (after a 503, a timeout) within it never counts an event twice: make it
+    # longer than your senders' retry horizon. Applied to the stream at every start; ids are
+    # kept in NATS's memory for the window. Messages signed longer ago than this are refused
+    # by workers (a replay of a captured message).
+    duplicate_window: Duration = 600.0
+    # NATS credentials (at most one kind): user + password, token, an NKey user seed (SU...),
+    # or the contents of a .creds file (user JWT + seed, as `nsc` writes it). Each has a
+    # SECURITYBOT_AER__STREAM__<KEY>_FILE form. Without any, `serve` and workers warn.
+    user: str | None = None
+    password: SecretStr | None = None
+    token: SecretStr | None = None
+    nkey_seed: SecretStr | None = None
+    creds: SecretStr | None = None
+    tls: AerStreamTls = AerStreamTls()
+    # The API signs every message (HMAC-SHA256); workers act only on messages signed with
+    # signing_key or signing_key_previous (rotation: sign with the new key everywhere after
+    # every worker accepts it). Same value in `serve` and every worker.
+    signing_key: SecretStr | None = None
+    signing_key_previous: SecretStr | None = None
+    # Messages a worker cannot use go here (core NATS, <dead_letter_subject>.<partition>) and
+    # to the aer_dead_letters table; default: <subject>-dead.
+    dead_letter_subject: str | None = Field(
+        default=None, pattern=r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$"
+    )
+
+    @model_validator(mode="after")
+    def _credentials(self) -> AerStream:
+        if self.signing_key is None:
+            raise ValueError(
+                "signing_key is required: workers act only on messages the API signed (a "
+                "random secret of 32+ characters, e.g. `openssl rand -hex 32`, the same for "
+                "serve and every worker; see docs/scaling.md)"
+            )
+        for name in ("signing_key", "signing_key_previous"):
+            key: SecretStr | None = getattr(self, name)
+            if key is not None and len(key.get_secret_value().encode()) < 32:
+                raise ValueError(f"{name} must be at least 32 characters")
+        kinds = [k for k in ("user", "token", "nkey_seed", "creds") if getattr(self, k)]
+        if len(kinds) > 1:
+            raise ValueError(f"use one kind of NATS credentials, not {' and '.join(kinds)}")
+        if (self.password is None) != (self.user is None):
+            raise ValueError("user and password go together")
+        return self
+
+    @property
+    def dead_letters(self) -> str:
+        return self.dead_letter_subject or f"{self.subject}-dead"
 
 
 class AerConfig(_Section):
@@ -581,13 +660,13 @@ class AerConfig(_Section):
     live_window: Duration = Field(default=3600.0, gt=0)
     # How often each process checks aer_versions for baselines or a Tor list another process
     # stored (PostgreSQL also pushes a NOTIFY at once); 0 turns the check off.
-    sync_interval: Duration = 2.0
+    sync_interval: DurationOrOff = 2.0
     # `securitybot aer update-tor-list` and the scheduler (every tor_list_refresh_interval; 0:
     # off) download this, validate it and publish it to every process through the database.
     tor_list_url: str = Field(
         default="https://check.torproject.org/torbulkexitlist", pattern=r"^https?://"
     )
-    tor_list_refresh_interval: Duration = 6 * 3600.0
+    tor_list_refresh_interval: DurationOrOff = 6 * 3600.0
     tor_list_min_entries: int = Field(default=100, ge=1)
     tor_list_max_entries: int = Field(default=100_000, ge=1)
     # Repeats of one (org, user, anomaly type) within this window update one Slack message.

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 
@@ -98,10 +98,37 @@ class WaitingCollector(Collector):
         yield family
 
 
+class DeadLetterCollector(Collector):
+    """AER messages workers refused, by reason: counted from ``aer_dead_letters`` (every
+    worker writes there, and workers serve no metrics), so any replica reports the total."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        from securitybot.aer.deadletters import REASONS
+        from securitybot.store.aer_models import AerDeadLetter
+
+        with self.db.read() as session:
+            counts = dict(
+                session.execute(
+                    select(AerDeadLetter.reason, func.count()).group_by(AerDeadLetter.reason)
+                ).all()
+            )
+        family = CounterMetricFamily(
+            "securitybot_aer_dead_letters", "AER stream messages dead-lettered, not acted on",
+            labels=["reason"],
+        )  # fmt: skip
+        for reason in sorted(set(REASONS) | set(counts)):
+            family.add_metric([reason], int(counts.get(reason, 0)))
+        yield family
+
+
 class Metrics:
     def __init__(self, db: Database, *, slack_configured: bool = True) -> None:
         self.local = CollectorRegistry(auto_describe=False)
         self.local.register(OutboxCollector(db))
+        self.local.register(DeadLetterCollector(db))
         self.local.register(WaitingCollector(db, slack_configured))
 
     def render(self) -> bytes:

@@ -54,9 +54,13 @@ class Refused:
     """Stands in for a number the parser would not take, until :func:`check` reports it."""
 
     __slots__ = ("reason",)
+    # How many were ever made: a caller that sees it unchanged across a parse knows the result
+    # holds none (it only grows, so a concurrent parse can only make a caller check more).
+    made = 0
 
     def __init__(self, reason: str) -> None:
         self.reason = reason
+        Refused.made += 1
 
 
 def _constant(name: str) -> Refused:
@@ -91,7 +95,17 @@ def loads(text: str | bytes) -> Any:
     # Few brackets in all (the usual alert) cannot nest too deep: skip the scan.
     if text.count("[") + text.count("{") > MAX_DEPTH and depth(text) > MAX_DEPTH:
         raise UnsafeJson("(body)", f"nests deeper than {MAX_DEPTH} levels")
-    return json.loads(text, parse_constant=_constant, parse_int=_int, parse_float=_float)
+    return _DECODER.decode(text)
+
+
+# One decoder for every call: json.loads with hooks would build a new one each time.
+_DECODER = json.JSONDecoder(parse_constant=_constant, parse_int=_int, parse_float=_float)
+
+
+def may_hold_surrogates(text: bytes) -> bool:
+    """False when no string decoded from the UTF-8 JSON ``text`` can hold a lone surrogate:
+    they only come from ``\\uD800``-``\\uDFFF`` escapes (UTF-8 cannot carry them raw)."""
+    return b"\\ud" in text or b"\\uD" in text
 
 
 def _has_surrogate(text: str) -> bool:

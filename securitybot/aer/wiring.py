@@ -10,6 +10,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from starlette.routing import BaseRoute
 
 from securitybot.aer.listen import VersionListener
+from securitybot.aer.natsconn import warn_without_credentials
 from securitybot.aer.poller import AuditLogPoller
 from securitybot.aer.respond import Responder
 from securitybot.aer.service import AerService
@@ -34,7 +35,10 @@ def wire_aer(runtime: Runtime, routes: list[BaseRoute]) -> AerService | None:
     service.wake = runtime.notify_new_work
     responder = Responder(runtime.db, s, runtime.kinds, runtime.slack, runtime.notify_new_work)
     runtime.handlers.update(responder.handlers())
-    publisher = StreamPublisher(s.aer.stream) if s.aer.stream is not None else None
+    publisher = None
+    if s.aer.stream is not None:
+        warn_without_credentials(s.aer.stream, "serve")
+        publisher = StreamPublisher(s.aer.stream)
     routes.extend(event_routes(service, publisher))
     poller = AuditLogPoller(service, s.aer.audit_logs) if s.aer.audit_logs.token else None
     scheduler = AsyncIOScheduler()

@@ -7,6 +7,10 @@ position committed in SQL, so messages a dead worker had fetched but not committ
 again, in order. A batch's counters, anomalies, decisions, profiles and the new position are
 one transaction; only then are its messages acknowledged. A redelivered message at or below
 the committed position is acknowledged and skipped, so nothing is counted or decided twice.
+
+A message is acted on only if the API signed it (:func:`securitybot.aer.mac.check_mac`)
+and it decodes to valid events; any other becomes a dead letter in the same transaction
+(:mod:`securitybot.aer.deadletters`) and the partition carries on past it.
 """
 
 from __future__ import annotations
@@ -23,11 +27,14 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from securitybot.aer import partitions, store
+from securitybot.aer import deadletters, partitions, store
+from securitybot.aer.deadletters import DeadLetter, RateLimitedLog
 from securitybot.aer.events import ActivityEvent
+from securitybot.aer.mac import check_mac, signing_keys
+from securitybot.aer.natsconn import connect, warn_without_credentials
 from securitybot.aer.rules import Rules, TorList, load_rules
 from securitybot.aer.service import AerService
-from securitybot.aer.stream import decode, ensure_stream, partition, subject
+from securitybot.aer.stream import Invalid, Undecodable, decode, ensure_stream, partition, subject
 from securitybot.config import AerStream, Settings
 from securitybot.store.db import Database
 
@@ -49,16 +56,21 @@ class Shared:
 
     rules: Rules
     tor: TorList
+    keys: list[bytes]
+    dead_log: RateLimitedLog
 
 
 class PartitionRunner:
     """Consumes one partition while this worker holds its lease."""
 
     def __init__(
-        self, part: int, settings: Settings, db: Database, js: Any, me: str, shared: Shared
+        self, part: int, settings: Settings, db: Database, nc: Any, js: Any, me: str,
+        shared: Shared,
     ) -> None:  # fmt: skip
         assert settings.aer.stream is not None
-        self.part, self.settings, self.db, self.js, self.me = part, settings, db, js, me
+        self.part, self.settings, self.db, self.me = part, settings, db, me
+        self.nc, self.js = nc, js  # the connection (dead letters) and its JetStream context
+        self.shared = shared
         self.cfg = settings.aer.stream
         self.service = AerService(settings.aer, db, rules=shared.rules, tor=shared.tor)
         self.last = 0
@@ -114,13 +126,14 @@ class PartitionRunner:
             except TimeoutError:  # nothing new (nats-py raises asyncio's, the same class in 3.11)
                 msgs = []
             if msgs:
-                await asyncio.to_thread(self._commit, msgs)
+                dead = await asyncio.to_thread(self._commit, msgs)
                 await msgs[-1].ack()  # AckPolicy.ALL: acknowledges the whole batch
+                await self._announce(dead)
             if every and time.monotonic() >= next_reload:  # baselines or Tor list changed
                 await asyncio.to_thread(self.service.sync)
                 next_reload = time.monotonic() + every
 
-    def _commit(self, msgs: list[Any]) -> None:
+    def _commit(self, msgs: list[Any]) -> list[DeadLetter]:
         """Commit the new messages of a fetched batch, in groups accepted within a minute.
 
         The live window is measured from when JetStream stored the events, not from now: a
@@ -128,33 +141,73 @@ class PartitionRunner:
         backlog that spans hours is therefore committed in several transactions.
         """
         group: list[Any] = []
+        dead: list[DeadLetter] = []
         for m in msgs:
             if int(m.metadata.sequence.stream) <= self.last:
                 continue  # committed before a crash or handover: acknowledged, not redone
             if group and (m.metadata.timestamp - group[0].metadata.timestamp) > _SAME_MOMENT:
-                self._commit_group(group)
+                dead += self._commit_group(group)
                 group = []
             group.append(m)
         if group:
-            self._commit_group(group)
+            dead += self._commit_group(group)
+        return dead
 
-    def _commit_group(self, msgs: list[Any]) -> None:
+    def _events(self, m: Any, seq: int) -> list[ActivityEvent] | DeadLetter:
+        """The message's events, or why it is a dead letter (never raises on its content)."""
+        headers = dict(m.headers or {})
+        stored_at = m.metadata.timestamp
+        reason = check_mac(self.shared.keys, m.subject, headers, m.data, stored_at,
+                           self.cfg.duplicate_window)  # fmt: skip
+        detail = {
+            "missing_mac": "no Securitybot-Mac header: not published by the API",
+            "bad_mac": "Securitybot-Mac does not match signing_key or signing_key_previous",
+            "expired_mac": "signed longer than duplicate_window before JetStream stored it",
+        }.get(reason or "", "")
+        if reason is None:
+            try:
+                return decode(m.data)
+            except Undecodable as exc:
+                reason, detail = "undecodable", str(exc)
+            except Invalid as exc:
+                reason, detail = "invalid", str(exc)
+        return DeadLetter(self.cfg.stream, seq, self.part, m.subject, reason, detail, headers,
+                          bytes(m.data), stored_at)  # fmt: skip
+
+    def _commit_group(self, msgs: list[Any]) -> list[DeadLetter]:
         events: list[ActivityEvent] = []
         refs: list[str] = []
+        dead: list[DeadLetter] = []
         for m in msgs:
             seq = int(m.metadata.sequence.stream)
-            batch = decode(m.data)
+            batch = self._events(m, seq)
+            if isinstance(batch, DeadLetter):
+                dead.append(batch)
+                continue
             events.extend(batch)
             refs.extend(f"{self.cfg.stream}:{seq}:{i}" for i in range(len(batch)))
         old, new, svc = self.last, int(msgs[-1].metadata.sequence.stream), self.service
 
         def in_tx(session: Any) -> None:
             store.save_profiles(session, svc.dirty_profiles())
+            deadletters.record(session, dead)
             partitions.advance(session, self.cfg.stream, self.part, self.me, old, new)
 
         svc.ingest(events, msgs[-1].metadata.timestamp, refs=refs, in_tx=in_tx)
         self.last = new
         self.processed += len(events)
+        return dead
+
+    async def _announce(self, dead: list[DeadLetter]) -> None:
+        """Committed dead letters: to the dead-letter subject (best effort: the table is the
+        record) and the log, at most one line per reason a minute."""
+        for d in dead:
+            self.shared.dead_log.note(d)
+            headers = {"Securitybot-Dead-Reason": d.reason, "Securitybot-Dead-Subject": d.subject,
+                       "Securitybot-Dead-Seq": str(d.seq)}  # fmt: skip
+            with contextlib.suppress(Exception):
+                await self.nc.publish(f"{self.cfg.dead_letters}.{self.part}", d.data,
+                                      headers=headers)  # fmt: skip
 
 
 class Worker:
@@ -167,7 +220,8 @@ class Worker:
         self.runners: dict[int, PartitionRunner] = {}
         aer = settings.aer
         tor = TorList.from_file(aer.tor_list) if aer.tor_list else TorList()
-        self.shared = Shared(load_rules(aer.rules_path), tor)
+        self.shared = Shared(load_rules(aer.rules_path), tor, signing_keys(self.cfg),
+                             RateLimitedLog())  # fmt: skip
         self.stopping = asyncio.Event()
 
     def _claim(self) -> partitions.Claim:
@@ -180,16 +234,15 @@ class Worker:
             )  # fmt: skip
 
     async def run(self) -> None:
-        import nats
-
-        nc = await nats.connect(self.cfg.url, max_reconnect_attempts=-1)
+        warn_without_credentials(self.cfg, "aer worker")
+        nc = await connect(self.cfg, reconnect=True)
         js = nc.jetstream(timeout=10)
         await ensure_stream(js, self.cfg)
         logger.info("AER worker %s consuming stream %s", self.me, self.cfg.stream)
         try:
             while not self.stopping.is_set():
                 try:
-                    await self._tick(js)
+                    await self._tick(nc, js)
                 except Exception:  # database or NATS hiccup: leases are retried next tick
                     logger.exception("AER worker %s: lease round failed", self.me)
                 with contextlib.suppress(TimeoutError):
@@ -200,7 +253,7 @@ class Worker:
                 partitions.leave(session, self.cfg.stream, self.me)
             await nc.close()
 
-    async def _tick(self, js: Any) -> None:
+    async def _tick(self, nc: Any, js: Any) -> None:
         claim = await asyncio.to_thread(self._claim)
         # A runner that failed (lease lost, database error) is restarted from SQL next tick.
         for part, runner in list(self.runners.items()):
@@ -216,7 +269,7 @@ class Worker:
             with self.db.write() as session:
                 partitions.release(session, self.cfg.stream, self.me, claim.surplus)
         for part in sorted(claim.owned - claim.surplus - set(self.runners)):
-            runner = PartitionRunner(part, self.settings, self.db, js, self.me, self.shared)
+            runner = PartitionRunner(part, self.settings, self.db, nc, js, self.me, self.shared)
             try:
                 await runner.start()
             except Exception:  # still leased to us: the next tick tries again

@@ -35,11 +35,12 @@ def event_routes(
         except BatchError as exc:
             status = 413 if str(MAX_BATCH_EVENTS) in str(exc).replace(",", "") else 400
             raise ApiError(status, "bad_batch", str(exc)) from None
-        kept = []
+        kept, kept_at = [], []
         for index, ev in accepted:
             bad = next((f for f in _TEXT_FIELDS if "\x00" in (getattr(ev, f) or "")), None)
             if bad is None:
                 kept.append(ev)
+                kept_at.append(index)
             else:  # PostgreSQL cannot store NUL in text; refuse the event, not the batch
                 error = f"{bad}: must not contain NUL characters"
                 rejected.append({"index": index, "field": bad, "error": error})
@@ -48,7 +49,7 @@ def event_routes(
             try:
                 await publisher.publish(kept)
             except StreamUnavailable as exc:
-                raise ApiError(503, "stream_unavailable", str(exc)) from None
+                raise _unavailable(exc, kept_at, publisher.cfg.duplicate_window) from None
             live_since = utcnow() - timedelta(seconds=rt.settings.aer.live_window)
             history = sum(1 for ev in kept if ev.ts < live_since)
             # Judged by a worker: the anomalies are in the audit API, not in this answer.
@@ -72,3 +73,15 @@ def event_routes(
         )
 
     return [Route("/api/v1/events", post_events, methods=["POST"])]
+
+
+def _unavailable(exc: StreamUnavailable, kept_at: list[int], window: float) -> ApiError:
+    """503: the batch is not accepted. Events JetStream did store are named (by index), and
+    sending the same batch again within the duplicate window stores every event once."""
+    stored = [kept_at[p] for p in exc.stored]
+    message = (
+        f"{exc}; {len(stored)} of {len(kept_at)} events were stored (detail.stored lists "
+        f"their indices); sending the same batch again within {window:g} s stores each event "
+        "that has a ts once"
+    )
+    return ApiError(503, "stream_unavailable", message, detail={"stored": stored})

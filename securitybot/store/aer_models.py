@@ -9,7 +9,17 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Float, Index, Integer, String, Text
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Float,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from securitybot.store.models import Base, BigId, UTCDateTime, utcnow
@@ -205,3 +215,29 @@ class AerWorker(Base):
     stream: Mapped[str] = mapped_column(String(32), primary_key=True)
     worker: Mapped[str] = mapped_column(String(64), primary_key=True)
     seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class AerDeadLetter(Base):
+    """A JetStream message a worker could not act on (bad or missing MAC, not decodable, not
+    valid): kept with the reason for ``securitybot aer dead-letters list|replay``."""
+
+    __tablename__ = "aer_dead_letters"
+    __table_args__ = (
+        UniqueConstraint("stream", "seq", name="uq_aer_dead_letters_stream_seq"),
+        Index("ix_aer_dead_letters_reason", "reason"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    stream: Mapped[str] = mapped_column(String(32))
+    seq: Mapped[int] = mapped_column(BigInteger)
+    partition: Mapped[int] = mapped_column(Integer)
+    subject: Mapped[str] = mapped_column(String(255))
+    reason: Mapped[str] = mapped_column(String(32))
+    detail: Mapped[str] = mapped_column(Text, default="")
+    msg_id: Mapped[str | None] = mapped_column(String(255))
+    headers: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+    stored_at: Mapped[datetime] = mapped_column(UTCDateTime)  # when JetStream stored it
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    replayed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    replayed_by: Mapped[str | None] = mapped_column(String(255))

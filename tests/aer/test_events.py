@@ -191,3 +191,26 @@ def test_unusable_bodies_raise_batch_error(body: bytes, ctype: str, match: str) 
 def test_epoch_and_iso_forms_agree(epoch: int) -> None:
     iso = datetime.fromtimestamp(epoch, UTC).isoformat().replace("+00:00", "Z")
     assert parse_event(raw(ts=epoch), NOW).ts == parse_event(raw(ts=iso), NOW).ts
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        '{"org": "T1", "user": "UBOB", "action": "login", "count": NaN}',
+        '{"org": "T1", "user": "UBOB", "action": "login", "details": {"x": 1e999}}',
+        '{"org": "T1", "user": "UBOB", "action": "login", "details": {"x": ' + "9" * 50 + "}}",
+        '{"org": "T1", "user": "UBOB", "action": "login", "client": "\\udfff"}',
+        '{"org": "T1", "user": "UBOB", "action": "login", "details": {"\\uDbff": 1}}',
+    ],
+)
+def test_the_fast_path_still_refuses_what_check_refuses(bad: str) -> None:
+    # parse_batch skips the per-event scan when the body holds nothing it could find; a
+    # batch holding one bad event must still refuse exactly that event.
+    good = '{"org": "T1", "user": "UBOB", "action": "login", "client": "\\\\udfff"}'
+    body = "\n".join([good, bad, good]).encode()
+    accepted, rejected = parse_batch(body, "application/x-ndjson", NOW)
+    assert [i for i, _ in accepted] == [0, 2]
+    assert [r["index"] for r in rejected] == [1]
+    assert accepted[0][1].client == "\\udfff"  # an escaped backslash is no surrogate
+    alone, none = parse_batch(good.encode(), "application/x-ndjson", NOW)
+    assert len(alone) == 1 and none == []

@@ -5,6 +5,7 @@ check.torproject.org (its torbulkexitlist is plain text, one IP per line)."""
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -26,11 +27,12 @@ NEW_EXIT = "203.0.113.50"  # not in the example list the server starts with
 
 class TorSite:
     def __init__(self) -> None:
-        self.body, self.status = "", 200
+        self.body, self.status, self.requests = "", 200, 0
         site = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:  # http.server calls it by this name
+                site.requests += 1
                 data = site.body.encode()
                 self.send_response(site.status)
                 self.send_header("Content-Type", "text/plain")
@@ -109,3 +111,15 @@ def test_the_scheduler_keeps_the_list_current(make_bot: MakeBot, tor_site: TorSi
     sessions = iter(f"S{i}" for i in range(1000))
     wait_until(lambda: _flags_tor(bot, NEW_EXIT, next(sessions)), timeout=15,
                what="the scheduled download reaching detection")  # fmt: skip
+
+
+def test_a_refresh_interval_of_zero_turns_the_scheduled_download_off(
+    make_bot: MakeBot, tor_site: TorSite
+) -> None:
+    # config.yaml and docs/scaling.md document 0 as "off"; it used to be refused at start-up.
+    tor_site.body = "\n".join(EXITS)
+    # sync_interval is its neighbour, documented as "0 turns the check off".
+    bot = make_bot(tor_list_url=tor_site.url, tor_list_refresh_interval=0, sync_interval="0s")
+    time.sleep(2.5)  # a 1 s schedule would have fetched twice by now
+    assert tor_site.requests == 0
+    assert not _flags_tor(bot, NEW_EXIT, "S1")

@@ -14,7 +14,6 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -27,7 +26,8 @@ from securitybot.aer.stream import partition
 from securitybot.demo import FakeDuo, FakeSlack
 from tests.aer_e2e.conftest import BUSY, QUIET, aer_config, get, history
 from tests.aer_e2e.test_black_box import _five_minute_burst, _ndjson, _server_process
-from tests.aer_stream.test_publish_http import _drop
+from tests.aer_stream.conftest import drop_stream as _drop
+from tests.aer_stream.conftest import stream_config
 from tests.dbs import postgres_schema_url
 from tests.e2e.test_crash_recovery import REPO
 
@@ -37,9 +37,8 @@ PARTITIONS = 8
 
 @pytest.fixture
 def stream(nats_url: str) -> Iterator[dict[str, Any]]:
-    run = uuid.uuid4().hex[:10]
-    cfg = {"url": nats_url, "stream": f"AERT{run}", "subject": f"t{run}.aer.events",
-           "partitions": PARTITIONS, "lease": "2s"}  # fmt: skip
+    cfg = stream_config(nats_url, partitions=PARTITIONS, lease="2s")
+    del cfg["publish_timeout"]
     yield cfg
 
     asyncio.run(_drop(nats_url, cfg["stream"]))

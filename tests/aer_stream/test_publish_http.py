@@ -4,9 +4,7 @@ answered only once JetStream has stored every message; NATS down is a 503, not a
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -15,27 +13,19 @@ import pytest
 from bench.common import free_port
 from securitybot.aer.stream import decode, partition
 from tests.aer_e2e.conftest import AUTH, BUSY, QUIET, MakeBot
+from tests.aer_stream.conftest import drop_stream, stream_config
 
 TS = "2026-01-05T10:00:00+00:00"
 
 
 @pytest.fixture
 def stream(nats_url: str) -> Iterator[dict[str, Any]]:
-    run = uuid.uuid4().hex[:10]
-    cfg = {"url": nats_url, "stream": f"AERT{run}", "subject": f"t{run}.aer.events",
-           "partitions": 4, "publish_timeout": "2s"}  # fmt: skip
+    cfg = stream_config(nats_url)
     yield cfg
-    asyncio.run(_drop(nats_url, cfg["stream"]))
+    asyncio.run(drop_stream(nats_url, cfg["stream"]))
 
 
-async def _drop(url: str, name: str) -> None:
-    import nats
-    from nats.js.errors import NotFoundError
-
-    nc = await nats.connect(url)
-    with contextlib.suppress(NotFoundError):
-        await nc.jetstream().delete_stream(name)
-    await nc.close()
+_drop = drop_stream  # tests/aer_stream/test_black_box_stream.py
 
 
 async def _stored(url: str, cfg: dict[str, Any]) -> list[tuple[str, list[Any], str | None]]:

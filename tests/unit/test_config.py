@@ -3,6 +3,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 from click.testing import CliRunner
 
 from securitybot.cli import main
@@ -161,3 +162,19 @@ def test_check_config_fails_with_one_line(tmp_path: Path) -> None:
 def test_an_explicit_missing_config_file_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="file not found"):
         load_config(tmp_path / "nope.yaml", environ={})
+
+
+@pytest.mark.parametrize("raw", [0, "0", "0s", "0m"])
+def test_intervals_documented_as_off_accept_zero(tmp_path: Path, raw: object) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump({"aer": {"tor_list_refresh_interval": raw,
+                                            "sync_interval": raw}}))  # fmt: skip
+    aer = load_config(path).aer
+    assert (aer.tor_list_refresh_interval, aer.sync_interval) == (0, 0)
+
+
+def test_other_durations_still_refuse_zero(tmp_path: Path) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump({"aer": {"live_window": 0}}))
+    with pytest.raises(ConfigError, match=r"aer\.live_window: must be greater than zero"):
+        load_config(path)
