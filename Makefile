@@ -23,8 +23,8 @@ serve: $(STAMP)
 	$(BIN)/securitybot serve --config config.yaml
 
 lint: $(STAMP)
-	$(BIN)/ruff check securitybot tests bench migrations integrations/custom-securitybot
-	$(BIN)/ruff format --check securitybot tests bench migrations integrations/custom-securitybot
+	$(BIN)/ruff check securitybot tests bench integrations/custom-securitybot
+	$(BIN)/ruff format --check securitybot tests bench integrations/custom-securitybot
 
 typecheck: $(STAMP)
 	$(BIN)/mypy securitybot
