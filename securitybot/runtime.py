@@ -35,6 +35,8 @@ class Runtime:
     # Background work (dispatcher, scheduler, Socket Mode) registers start/stop hooks here.
     on_start: list[Hook] = field(default_factory=list)
     on_stop: list[Hook] = field(default_factory=list)
+    # /readyz asks each of these besides the database: None means ready, else why not.
+    readiness: dict[str, Callable[[], Awaitable[str | None]]] = field(default_factory=dict)
     _wakers: list[Wake] = field(default_factory=list)
 
     @classmethod

@@ -298,6 +298,15 @@ class StreamPublisher:
             fut.cancel()
         await _abandon(conn.nc)
 
+    async def ready(self) -> str | None:
+        """None if events could be published now (connected, the stream in place); else why
+        not, in one line (/readyz)."""
+        try:
+            await self._connect()
+        except Exception as exc:  # refused, timed out, JetStream API error
+            return f"{type(exc).__name__}: {exc}".strip().rstrip(":")
+        return None if self._nc.is_connected else "reconnecting"
+
     async def close(self) -> None:
         if self._conn is not None:
             conn, self._conn = self._conn, None
