@@ -106,6 +106,9 @@ class ServerConfig(_Section):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
     max_body_bytes: int = Field(default=64 * 1024, ge=1024, le=16 * 1024 * 1024)
+    # SIGTERM to exit: open HTTP requests get a quarter of it, outbox jobs in flight half, and
+    # what is left closes connections. Kubernetes' terminationGracePeriodSeconds must be longer.
+    shutdown_grace: Duration = Field(default=20.0, le=600)
 
 
 class SlackConfig(_Section):
