@@ -86,6 +86,8 @@ def uvicorn_config(
         log_level=None,
         access_log=settings.logging.access_log,
         # The rest of server.shutdown_grace goes to the outbox's jobs in flight (wiring).
+        # uvicorn hands it to asyncio.timeout, which takes seconds as a float; its annotation
+        # says int.
         timeout_graceful_shutdown=settings.server.shutdown_grace / 4,  # type: ignore[arg-type]
         # uvicorn would otherwise rewrite the client address from X-Forwarded-For for any
         # request from 127.0.0.1; the dashboard decides per `dashboard.trusted_proxies`.
