@@ -302,10 +302,10 @@ class StreamPublisher:
         """None if events could be published now (connected, the stream in place); else why
         not, in one line (/readyz)."""
         try:
-            await self._connect()
-        except Exception as exc:  # refused, timed out, JetStream API error
+            conn = await self._connect()  # a dropped connection is replaced here, as on publish
+        except Exception as exc:  # refused, auth, TLS, timed out, JetStream API error
             return f"{type(exc).__name__}: {exc}".strip().rstrip(":")
-        return None if self._nc.is_connected else "reconnecting"
+        return None if conn.nc.is_connected else "disconnected"
 
     async def close(self) -> None:
         if self._conn is not None:
