@@ -16,6 +16,8 @@ from bench.common import free_port
 from tests.aer_e2e.conftest import MakeBot
 
 NATS_SERVER = "/usr/sbin/nats-server"
+# aer.stream needs a signing key (32+ characters); a short timeout keeps a refusal quick.
+FAST = {"publish_timeout": "1s", "signing_key": "readyz-signing-key-0123456789abcdef"}
 
 
 class OwnNats:
@@ -72,7 +74,7 @@ def _ready(http: httpx.Client) -> tuple[int, dict[str, str]]:
 def test_readyz_follows_jetstream_down_and_back(make_bot: MakeBot, own_nats: OwnNats) -> None:
     url = f"nats://127.0.0.1:{own_nats.port}"
     bot = make_bot(stream={"url": url, "stream": "READYZ", "subject": "readyz.events",
-                           "partitions": 2, "publish_timeout": "1s"})  # fmt: skip
+                           "partitions": 2, **FAST})  # fmt: skip
     assert _ready(bot.http) == (200, {"status": "ready", "database": "ok", "nats": "ok"})
 
     own_nats.stop()
@@ -88,6 +90,6 @@ def test_readyz_follows_jetstream_down_and_back(make_bot: MakeBot, own_nats: Own
 
 def test_readyz_refuses_when_nats_was_never_there(make_bot: MakeBot) -> None:
     bot = make_bot(stream={"url": f"nats://127.0.0.1:{free_port()}", "stream": "NEVER",
-                           "subject": "never.events", "publish_timeout": "1s"})  # fmt: skip
+                           "subject": "never.events", **FAST})  # fmt: skip
     assert _ready(bot.http) == (503, {"status": "unavailable", "database": "ok",
                                       "nats": "unreachable"})  # fmt: skip

@@ -17,7 +17,7 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"
-SECRETISH = re.compile(r"TOKEN|SECRET|PASSWORD|SKEY|DATABASE__URL", re.I)
+SECRETISH = re.compile(r"TOKEN|SECRET|PASSWORD|SKEY|SIGNING_KEY|DATABASE__URL", re.I)
 
 
 def _render(path: Path) -> list[dict[str, Any]]:
