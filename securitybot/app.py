@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -34,6 +35,33 @@ async def healthz(request: Request) -> JSONResponse:
     if await run_in_threadpool(ping, rt.db.engine):
         return JSONResponse({"status": "ok", "database": "ok"})
     return JSONResponse({"status": "unavailable", "database": "unreachable"}, status_code=503)
+
+
+# Each readiness check answers within this, so a probe (timeoutSeconds: 5) gets an answer.
+READY_TIMEOUT = 2.0
+
+
+async def readyz(request: Request) -> JSONResponse:
+    """Whether this replica can take traffic: the database answers and, with aer.stream on,
+    JetStream accepts events. /healthz (liveness) asks only whether the process is sound."""
+    rt: Runtime = request.app.state.runtime
+    checks: dict[str, str] = {}
+    try:
+        ok = await asyncio.wait_for(run_in_threadpool(ping, rt.db.engine), READY_TIMEOUT)
+    except TimeoutError:
+        ok = False
+    checks["database"] = "ok" if ok else "unreachable"
+    for name, check in rt.readiness.items():
+        try:
+            problem = await asyncio.wait_for(check(), READY_TIMEOUT)
+        except TimeoutError:
+            problem = f"no answer within {READY_TIMEOUT:g} s"
+        if problem is not None:
+            logger.warning("not ready: %s: %s", name, problem)
+        checks[name] = "ok" if problem is None else "unreachable"
+    if all(v == "ok" for v in checks.values()):
+        return JSONResponse({"status": "ready", **checks})
+    return JSONResponse({"status": "unavailable", **checks}, status_code=503)
 
 
 async def metrics_endpoint(request: Request) -> Response:
@@ -69,6 +97,7 @@ def create_app(runtime: Runtime, extra_routes: list[BaseRoute] | None = None) ->
 
     routes: list[BaseRoute] = [
         Route("/healthz", healthz, methods=["GET"]),
+        Route("/readyz", readyz, methods=["GET"]),
         Route("/metrics", metrics_endpoint, methods=["GET"]),
         *alerts_api.routes,
         *adapters_api.routes,

@@ -30,6 +30,7 @@ def _settings(config: str | None) -> Settings:
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="securitybot", prog_name="securitybot")
 def main() -> None:
     """Securitybot: ask the person who did it, verify with Duo, escalate the rest."""
 
@@ -133,8 +134,11 @@ def demo(
         logging.getLogger(noisy).setLevel(logging.WARNING)
     logging.getLogger("securitybot.demo.app").setLevel(logging.INFO)
     try:
+        # The fakes import trustme (their throwaway TLS CA) only once started: check it here.
+        import trustme  # noqa: F401
+
         from securitybot.demo.app import DASHBOARD_USER, Demo
-    except ImportError as exc:  # the fake Duo needs trustme for its throwaway TLS CA
+    except ImportError as exc:  # trustme comes with the demo extra
         _fail(f"demo: missing {exc.name}; install with: pip install 'securitybot[demo]'", 1)
 
     with socket.socket() as probe:

@@ -28,9 +28,10 @@ from pydantic import (
     model_validator,
 )
 
+from securitybot.shipped import ALERTS_DIR
+
 ENV_PREFIX = "SECURITYBOT_"
 DEFAULT_CONFIG_PATH = "config.yaml"
-REPO_ROOT = Path(__file__).resolve().parent.parent
 
 _DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
@@ -105,6 +106,9 @@ class ServerConfig(_Section):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
     max_body_bytes: int = Field(default=64 * 1024, ge=1024, le=16 * 1024 * 1024)
+    # SIGTERM to exit: open HTTP requests get a quarter of it, outbox jobs in flight half, and
+    # what is left closes connections. Kubernetes' terminationGracePeriodSeconds must be longer.
+    shutdown_grace: Duration = Field(default=20.0, le=600)
 
 
 class SlackConfig(_Section):
@@ -352,7 +356,7 @@ class SchedulerConfig(_Section):
 
 
 class AlertsConfig(_Section):
-    dir: str = str(REPO_ROOT / "alerts")
+    dir: str = str(ALERTS_DIR)
 
 
 class AdapterTemplates(_Section):
@@ -647,8 +651,8 @@ class AerConfig(_Section):
     """Anomaly Event Response; ``orgs.<org>`` and ``defaults`` are checked by aer.decide."""
 
     enabled: bool = False
-    rules_path: str = str(REPO_ROOT / "alerts" / "aer_rules.yaml")
-    tor_list: str | None = str(REPO_ROOT / "alerts" / "tor_exit_nodes.txt")
+    rules_path: str = str(ALERTS_DIR / "aer_rules.yaml")
+    tor_list: str | None = str(ALERTS_DIR / "tor_exit_nodes.txt")
     defaults: dict[str, Any] = Field(default_factory=dict)
     orgs: dict[str, dict[str, Any]] = Field(default_factory=dict)
     # Per org, or "*" for every org without its own entry.

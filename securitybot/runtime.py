@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -35,7 +36,12 @@ class Runtime:
     # Background work (dispatcher, scheduler, Socket Mode) registers start/stop hooks here.
     on_start: list[Hook] = field(default_factory=list)
     on_stop: list[Hook] = field(default_factory=list)
+    # /readyz asks each of these besides the database: None means ready, else why not.
+    readiness: dict[str, Callable[[], Awaitable[str | None]]] = field(default_factory=dict)
     _wakers: list[Wake] = field(default_factory=list)
+    # Told at once on SIGTERM (before open HTTP requests drain): stop taking new work.
+    on_drain: list[Callable[[], None]] = field(default_factory=list)
+    _loop: asyncio.AbstractEventLoop | None = None
 
     @classmethod
     def build(cls, settings: Settings, db: Database | None = None) -> Runtime:
@@ -71,7 +77,17 @@ class Runtime:
         for waker in self._wakers:
             waker(named)
 
+    def drain_soon(self) -> None:
+        """From a signal handler: run the drain hooks on the event loop, as soon as it can."""
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._drain)
+
+    def _drain(self) -> None:
+        for hook in self.on_drain:
+            hook()
+
     async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
         for hook in self.on_start:
             await hook()
 

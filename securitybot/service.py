@@ -9,6 +9,7 @@ import logging
 import os
 import socket
 from pathlib import Path
+from types import FrameType
 from typing import IO
 
 import uvicorn
@@ -84,11 +85,27 @@ def uvicorn_config(
         log_config=None,
         log_level=None,
         access_log=settings.logging.access_log,
-        timeout_graceful_shutdown=10,
+        # The rest of server.shutdown_grace goes to the outbox's jobs in flight (wiring).
+        # uvicorn hands it to asyncio.timeout, which takes seconds as a float; its annotation
+        # says int.
+        timeout_graceful_shutdown=settings.server.shutdown_grace / 4,  # type: ignore[arg-type]
         # uvicorn would otherwise rewrite the client address from X-Forwarded-For for any
         # request from 127.0.0.1; the dashboard decides per `dashboard.trusted_proxies`.
         proxy_headers=False,
     )
+
+
+class GracefulServer(uvicorn.Server):
+    """uvicorn's server, which also tells the runtime the moment SIGTERM (or Ctrl-C) arrives:
+    the outbox stops claiming work at once, not only once open HTTP requests have drained."""
+
+    def __init__(self, config: uvicorn.Config, runtime: Runtime) -> None:
+        super().__init__(config)
+        self.runtime = runtime
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        super().handle_exit(sig, frame)
+        self.runtime.drain_soon()
 
 
 def freeze_startup_heap() -> None:
@@ -109,7 +126,7 @@ def run_service(
     lock = sqlite_single_process_lock(settings.database.url)
     try:
         try:
-            _runtime, app = build_service(settings, socket_mode=socket_mode)
+            runtime, app = build_service(settings, socket_mode=socket_mode)
         except SQLAlchemyError as exc:
             # As `migrate` does: the URL (password hidden) and the driver's first line, which
             # names the cause ("connection refused", "password authentication failed").
@@ -122,7 +139,7 @@ def run_service(
         notes = settings.unconfigured()
         if notes:
             logger.warning("not configured yet: %s", "; ".join(notes))
-        server = uvicorn.Server(uvicorn_config(app, settings, host=host, port=port))
+        server = GracefulServer(uvicorn_config(app, settings, host=host, port=port), runtime)
         freeze_startup_heap()
         with contextlib.suppress(KeyboardInterrupt):  # as uvicorn.run: Ctrl-C is how it ends
             server.run()
@@ -135,8 +152,8 @@ def run_service(
 
 def serve_on_socket(settings: Settings, sock: socket.socket) -> None:
     """One worker of ``serve --workers N``: the whole service on an inherited socket."""
-    _runtime, app = build_service(settings)
-    server = uvicorn.Server(uvicorn_config(app, settings))
+    runtime, app = build_service(settings)
+    server = GracefulServer(uvicorn_config(app, settings), runtime)
     freeze_startup_heap()
     with contextlib.suppress(KeyboardInterrupt):
         server.run(sockets=[sock])

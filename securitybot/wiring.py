@@ -135,6 +135,7 @@ def wire_workers(
         unordered=UNORDERED_EFFECTS, batch_handlers=batch.handlers(),
     )  # fmt: skip
     runtime.on_new_work(dispatcher.notify)
+    runtime.on_drain.append(dispatcher.drain)
     batch.handover = dispatcher
     scheduler = AsyncIOScheduler()
     socket_handler = None
@@ -204,7 +205,7 @@ def wire_workers(
         if scheduler.running:
             scheduler.shutdown(wait=False)
         verifier.close()  # release Duo long-polls first, so the dispatcher need not wait
-        await dispatcher.stop()
+        await dispatcher.stop(timeout=s.server.shutdown_grace / 2)
         if gateway is not None and gateway.client.session is not None:
             await gateway.client.session.close()
         if socket_handler is not None:

@@ -23,8 +23,9 @@ from securitybot.aer.baselines import (
     check_threshold_layers,
     resolve_threshold_config,
 )
+from securitybot.shipped import ALERTS_DIR
 
-DEFAULT_RULES_PATH = Path(__file__).resolve().parents[2] / "alerts" / "aer_rules.yaml"
+DEFAULT_RULES_PATH = ALERTS_DIR / "aer_rules.yaml"
 
 # Slack's audit-log anomaly reason names, so reports line up with Slack's own AER events.
 ANOMALY_TYPES = frozenset(

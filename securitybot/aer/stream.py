@@ -298,6 +298,15 @@ class StreamPublisher:
             fut.cancel()
         await _abandon(conn.nc)
 
+    async def ready(self) -> str | None:
+        """None if events could be published now (connected, the stream in place); else why
+        not, in one line (/readyz)."""
+        try:
+            conn = await self._connect()  # a dropped connection is replaced here, as on publish
+        except Exception as exc:  # refused, auth, TLS, timed out, JetStream API error
+            return f"{type(exc).__name__}: {exc}".strip().rstrip(":")
+        return None if conn.nc.is_connected else "disconnected"
+
     async def close(self) -> None:
         if self._conn is not None:
             conn, self._conn = self._conn, None

@@ -40,6 +40,8 @@ def wire_aer(runtime: Runtime, routes: list[BaseRoute]) -> AerService | None:
         warn_without_credentials(s.aer.stream, "serve")
         publisher = StreamPublisher(s.aer.stream)
     routes.extend(event_routes(service, publisher))
+    if publisher is not None:
+        runtime.readiness["nats"] = publisher.ready
     poller = AuditLogPoller(service, s.aer.audit_logs) if s.aer.audit_logs.token else None
     scheduler = AsyncIOScheduler()
 

@@ -336,8 +336,10 @@ class Dispatcher:
                     await asyncio.wait_for(wake.wait(), timeout=self.idle_poll)
 
     async def _renew_loop(self) -> None:
+        # Until stop() cancels it: jobs still running while the dispatcher drains keep their
+        # leases, or another replica would take them over and deliver them a second time.
         interval = self.lease.total_seconds() / 3
-        while not self._stopping:
+        while True:
             await asyncio.sleep(interval)
             try:
                 await self._db(self._renew, list(self._inflight))
@@ -362,28 +364,43 @@ class Dispatcher:
         self._outcome_ready = asyncio.Event()
         self._recorder = loop.create_task(self._record_loop())
 
-    async def stop(self, timeout: float = 10.0) -> None:
-        """Stop claiming, let jobs in flight finish (graceful SIGTERM), then stop."""
+    def drain(self) -> None:
+        """Claim nothing more (SIGTERM); jobs in flight go on, their leases renewed."""
         self._stopping = True
         self.notify()
-        tasks = [t for t in (self._task, self._renewer) if t is not None]
-        if self._renewer is not None:
-            self._renewer.cancel()
-        if self._task is not None:
-            with contextlib.suppress(TimeoutError, asyncio.CancelledError):
-                await asyncio.wait_for(self._task, timeout)
-        inflight = [*self._inflight.values(), *self._lane_tasks]
-        if inflight:
-            _done, pending = await asyncio.wait(inflight, timeout=timeout)
+
+    async def stop(self, timeout: float = 10.0) -> None:
+        """Stop claiming, give jobs in flight ``timeout`` to finish and record their outcomes,
+        then hand back the leases of those that did not finish, so another replica takes them
+        at once instead of a lease later (their handlers marked a delivery they started, so the
+        retry looks for it before posting again)."""
+        self.drain()
+        claimers = [t for t in (self._task, *self._lane_tasks) if t is not None]
+        running = {*self._inflight.values(), *claimers}
+        unfinished: list[int] = []
+        if running:
+            _done, pending = await asyncio.wait(running, timeout=timeout)
+            unfinished = [job_id for job_id, t in self._inflight.items() if t in pending]
             for t in pending:
                 t.cancel()
+            if pending:
+                await asyncio.wait(pending, timeout=1.0)  # let them unwind (turns, finally)
+        if self._renewer is not None:
+            self._renewer.cancel()
+        if unfinished:
+            logger.warning("outbox jobs %s did not finish before shutdown; releasing their "
+                           "leases", unfinished)  # fmt: skip
+            try:
+                await self._db(leases.release, self.db, unfinished)
+            except Exception:  # they run again once their leases expire
+                logger.exception("outbox jobs %s: releasing their leases failed", unfinished)
         if self._recorder is not None:
             self._recorder.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._recorder
-        for t in tasks:
-            if not t.done():
-                t.cancel()
+        if self._renewer is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._renewer
         self._task = self._renewer = self._recorder = None
         self._lane_tasks = []
         self._pool.shutdown(wait=False)

@@ -83,6 +83,17 @@ def renew(db: Database, ids: list[int], lease: timedelta) -> None:
         )
 
 
+def release(db: Database, ids: list[int]) -> None:
+    """Hand back leases this process holds on jobs it will not finish (shutdown): pending
+    rows become claimable at once. Rows already recorded keep what the record wrote."""
+    with db.write() as session:
+        session.execute(
+            update(Outbox)
+            .where(Outbox.id.in_(ids), Outbox.status == "pending")
+            .values(locked_until=None)
+        )
+
+
 def release_orphaned(db: Database) -> None:
     """SQLite is served by one process (the service holds a file lock), so any lease found
     at start-up belongs to a process that died: release it now instead of waiting."""

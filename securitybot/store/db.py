@@ -20,11 +20,10 @@ from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
 
-from securitybot.config import REPO_ROOT
+from securitybot.shipped import MIGRATIONS_DIR
 
 logger = logging.getLogger(__name__)
 
-MIGRATIONS_DIR = REPO_ROOT / "migrations"
 # Any constant works; it only has to be the same for every replica.
 _MIGRATION_LOCK_ID = 0x5EC0B07
 

@@ -26,7 +26,7 @@ from securitybot.demo import FakeDuo, FakeSlack
 from securitybot.store.db import Database, migrate
 from tests.aer_e2e.conftest import AUTH, BUSY, QUIET, aer_config, get, history
 from tests.e2e.harness import Bot, e2e_config, free_port, wait_until
-from tests.e2e.test_crash_recovery import REPO, Server
+from tests.e2e.served import REPO, Server
 
 SYNC_SECONDS = 1.0
 

@@ -29,7 +29,7 @@ from tests.aer_e2e.test_black_box import _five_minute_burst, _ndjson, _server_pr
 from tests.aer_stream.conftest import drop_stream as _drop
 from tests.aer_stream.conftest import stream_config
 from tests.dbs import postgres_schema_url
-from tests.e2e.test_crash_recovery import REPO
+from tests.e2e.served import REPO
 
 SYNC_SECONDS = 1.0
 PARTITIONS = 8

@@ -210,6 +210,14 @@ def test_healthz_reports_the_database(client: TestClient) -> None:
     assert resp.status_code == 200 and resp.json()["database"] == "ok"
 
 
+def test_readyz_checks_the_database_and_nothing_else_without_a_stream(
+    client: TestClient,
+) -> None:
+    resp = client.get("/readyz")
+    assert resp.status_code == 200
+    assert resp.json() == {"status": "ready", "database": "ok"}
+
+
 def test_an_ingested_alert_wakes_only_who_starts_conversations(db: Database, db_url: str) -> None:
     """The wake-up names the one effect ingest writes; a duplicate wrote nothing, so it wakes
     nobody (before, every POST woke every claimer: 1.4 empty claims per alert at 100/s)."""

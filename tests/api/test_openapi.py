@@ -19,7 +19,12 @@ METHODS = {"get", "post", "put", "patch", "delete"}
 
 
 def _public(path: str) -> bool:
-    return path.startswith("/api/v1/") or path in ("/healthz", "/metrics", "/openapi.json")
+    return path.startswith("/api/v1/") or path in (
+        "/healthz",
+        "/readyz",
+        "/metrics",
+        "/openapi.json",
+    )
 
 
 def _template(path: str) -> str:

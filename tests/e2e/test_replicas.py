@@ -28,7 +28,7 @@ from tests.e2e.harness import (
     ok_calls,
     wait_until,
 )
-from tests.e2e.test_crash_recovery import Server
+from tests.e2e.served import Server
 
 USERS = 200
 

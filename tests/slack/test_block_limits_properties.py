@@ -19,13 +19,14 @@ from securitybot.aer.respond import escalation_text, signed_out_text
 from securitybot.domain import DM_TEXTS
 from securitybot.flows.timeline import _TIMELINE, timeline_text
 from securitybot.kinds import load_kinds
+from securitybot.shipped import ALERTS_DIR
 from securitybot.slack import limits, messages
 from securitybot.slack.triage import benign_modal
 from securitybot.store.aer_models import AerNotification
 from securitybot.store.models import Alert, AuditLog
 from tests.slack.helpers import VECTORS, assert_inert, make_alert, mrkdwn_of
 
-KINDS = load_kinds("alerts")
+KINDS = load_kinds(ALERTS_DIR)
 AT = datetime(2026, 1, 2, 3, 4, tzinfo=UTC)
 SETTINGS = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

@@ -15,12 +15,13 @@ from securitybot.aer.notify import render as aer_notice
 from securitybot.aer.respond import escalation_text, signed_out_text
 from securitybot.flows.timeline import timeline_text
 from securitybot.kinds import load_kinds
+from securitybot.shipped import ALERTS_DIR
 from securitybot.slack import messages
 from securitybot.store.aer_models import AerNotification
 from securitybot.store.models import Alert, AuditLog
 from tests.slack.helpers import VECTORS, assert_inert, make_alert, mrkdwn_of
 
-KINDS = load_kinds("alerts")
+KINDS = load_kinds(ALERTS_DIR)
 AT = datetime(2026, 1, 2, 3, 4, tzinfo=UTC)
 
 

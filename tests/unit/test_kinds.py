@@ -13,12 +13,11 @@ from securitybot.kinds import (
     load_kinds,
     render,
 )
-
-REPO = Path(__file__).resolve().parents[2]
+from securitybot.shipped import ALERTS_DIR
 
 
 def test_the_shipped_kinds_load_and_cover_the_required_set() -> None:
-    kinds = load_kinds(REPO / "alerts")
+    kinds = load_kinds(ALERTS_DIR)
     for name in (
         "sensitive_command",
         "new_login_location",
@@ -32,7 +31,7 @@ def test_the_shipped_kinds_load_and_cover_the_required_set() -> None:
 
 
 def test_an_unknown_kind_falls_back_to_default() -> None:
-    kinds = load_kinds(REPO / "alerts")
+    kinds = load_kinds(ALERTS_DIR)
     assert kinds.get("never_heard_of_it").name == "default"
     assert kinds.get(None).name == "default"
 

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 import yaml
 
-from securitybot.config import REPO_ROOT
 from securitybot.slack.commands import COMMAND
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 METRICS = {
     "securitybot_alerts_ingested_total",
