@@ -1,0 +1,78 @@
+"""Issue 29, item 5: kill -9 and restart. Each lifecycle step of a page reaches PagerDuty once:
+a step recorded before the crash is not sent again, and a step cut off in flight is sent again
+with the same dedup key, which PagerDuty folds into the same incident. The server is a real
+subprocess; the fakes stay in the test process and see both lifetimes. Both stores."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from sqlalchemy import select
+
+from securitybot.demo import FakeDuo, FakeSlack
+from securitybot.demo.fake_pagerduty import FakePagerDuty
+from securitybot.slack.messages import CLAIM_ACTION
+from securitybot.store.models import Outbox
+from tests.e2e.harness import Bot, wait_until
+from tests.e2e.test_crash_recovery import subprocess_bot
+from tests.paging.conftest import RESPONDER, escalate_by_denial, resolve_benign, team, triage
+
+SCHEDULER = {"sweep_interval": 0.2, "outbox_lease": 2}
+
+
+def done(bot: Bot, effect: str) -> bool:
+    with bot.db.read() as session:
+        states = list(session.scalars(select(Outbox.status).where(Outbox.effect == effect)))
+    return states == ["done"]
+
+
+def test_each_step_recorded_before_a_crash_is_sent_once(
+    db_url: str, fs: FakeSlack, fd: FakeDuo, pd: FakePagerDuty, tmp_path: Path
+) -> None:
+    settings = {**team(fs), "paging": pd.config(), "scheduler": SCHEDULER}
+    with subprocess_bot(db_url, fs, fd, tmp_path, **settings) as (bot, server):
+        alert_id = escalate_by_denial(bot)
+        dedup = f"securitybot-{alert_id}"
+        wait_until(lambda: done(bot, "page_trigger"), what="the trigger recorded")
+        server.kill()
+        server.start()
+        triage(bot, RESPONDER, CLAIM_ACTION, alert_id)
+        wait_until(lambda: done(bot, "page_acknowledge"), what="the acknowledge recorded")
+        server.kill()
+        server.start()
+        resolve_benign(bot, RESPONDER, alert_id)
+        bot.wait_status(alert_id, "closed")
+        pd.wait_for_event("resolve", dedup)
+        time.sleep(1.0)  # sweeps and dispatcher rounds after the restarts
+        assert [(c.body or {}).get("event_action") for c in pd.enqueue_calls()] == [
+            "trigger", "acknowledge", "resolve"]  # fmt: skip
+        (incident,) = pd.incidents_for(dedup)
+        assert incident.log == ["trigger", "acknowledge", "resolve"]
+
+
+def test_a_trigger_cut_off_in_flight_opens_one_incident(
+    db_url: str, fs: FakeSlack, fd: FakeDuo, pd: FakePagerDuty, tmp_path: Path
+) -> None:
+    # On PostgreSQL the dead process's lease must run out (replicas share the table); on SQLite
+    # the restarted single process releases it at once.
+    settings = {**team(fs), "paging": pd.config(), "scheduler": SCHEDULER}
+    with subprocess_bot(db_url, fs, fd, tmp_path, **settings) as (bot, server):
+        pd.latency = 3.0  # PagerDuty has the event; its answer is still on the way
+        alert_id = escalate_by_denial(bot)
+        dedup = f"securitybot-{alert_id}"
+        wait_until(lambda: pd.enqueue_calls(), what="the trigger in flight")
+        server.kill()
+        pd.latency = 0.0
+        server.start()
+        wait_until(lambda: done(bot, "page_trigger"), timeout=15, what="the trigger recorded")
+        triggers = pd.events("trigger", dedup)
+        assert 1 <= len(triggers) <= 2  # sent again after the crash: same dedup key
+        assert len(pd.incidents_for(dedup)) == 1
+        triage(bot, RESPONDER, CLAIM_ACTION, alert_id)
+        pd.wait_for_event("acknowledge", dedup)
+        resolve_benign(bot, RESPONDER, alert_id)
+        pd.wait_for_event("resolve", dedup)
+        (incident,) = pd.incidents_for(dedup)
+        assert incident.status == "resolved"
+        assert len(pd.events("acknowledge")) == 1 and len(pd.events("resolve")) == 1
