@@ -22,6 +22,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from securitybot.domain import Event, transition
 from securitybot.flows import webhooks
+from securitybot.paging import hooks as paging
 from securitybot.flows.transitions import (
     ConcurrentUpdate,
     _mirror_to_group,
@@ -103,6 +104,7 @@ def apply_to_many(
         webhooks.enqueue_for(
             session, alert, webhooks.state_events(from_status, alert, event.type.value)
         )
+        paging.on_transition(session, alert, from_status, event.type.value)
     parents = [alert.id for alert, *_ in changed]
     with_children = set(conn.execute(_OPEN_CHILDREN, {"parents": parents}).scalars()) if (
         parents

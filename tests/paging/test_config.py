@@ -38,7 +38,8 @@ def test_secrets_come_from_files(tmp_path: Path) -> None:
         "SECURITYBOT_PAGING__OPSGENIE__BASE_URL": "https://api.eu.opsgenie.com",
         "SECURITYBOT_PAGING__PAGERDUTY__BASE_URL": "https://events.eu.pagerduty.com",
     }
-    s = load_config(tmp_path / "missing.yaml", environ=env)
+    (tmp_path / "config.yaml").write_text("{}\n")
+    s = load_config(tmp_path / "config.yaml", environ=env)
     assert s.paging.pagerduty.routing_key is not None
     assert s.paging.pagerduty.routing_key.get_secret_value() == ROUTING_KEY
     assert s.paging.opsgenie.api_key is not None

@@ -146,7 +146,7 @@ def test_a_replayed_delivery_is_handled_once_and_an_old_one_refused(
     stale = pd.webhook_body("incident.acknowledged", dedup, PD_RESPONDER,
                             occurred_at=datetime.now(UTC) - timedelta(days=3))  # fmt: skip
     refused = post(bot, stale, pd.signed(stale))
-    assert refused.status_code == 400 and "replay window" in refused.json()["error"]
+    assert refused.status_code == 400 and "replay window" in refused.json()["message"]
 
 
 def test_the_documented_example_event_is_accepted_and_ignored(
