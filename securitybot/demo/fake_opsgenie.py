@@ -239,6 +239,8 @@ class FakeOpsgenie(ServedFake):
                                errors={"note": "Note can not be empty."}), {}  # fmt: skip
         with self._lock:
             alert = self.alerts.get(alias)
+            if alert is None and action == "notes":  # a closed alert still takes notes
+                alert = next((a for a in reversed(self.closed) if a.alias == alias), None)
             if alert is not None:
                 if action == "acknowledge":
                     alert.acknowledged = True

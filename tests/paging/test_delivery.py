@@ -22,8 +22,13 @@ def dead(bot: Bot, effect: str = "page_trigger") -> list[Outbox]:
     return [j for j in page_jobs(bot, effect) if j.status == "dead"]
 
 
-def retried(bot: Bot, effect: str = "page_trigger") -> list[Outbox]:
-    return [j for j in page_jobs(bot, effect) if j.last_error]
+def put_back(bot: Bot, effect: str = "page_trigger") -> list[Outbox]:
+    """Jobs waiting for a later attempt (a 429 is "not yet": no error, no attempt spent)."""
+    return [
+        j
+        for j in page_jobs(bot, effect)
+        if j.status == "pending" and j.next_attempt_at - j.created_at > timedelta(seconds=2)
+    ]
 
 
 def page_jobs(bot: Bot, effect: str) -> list[Outbox]:
@@ -65,9 +70,10 @@ def test_a_pagerduty_429_without_retry_after_waits_a_backoff(
     pd.fail_next(429)
     alert_id = escalate_by_denial(bot)
     wait_until(lambda: pd.enqueue_calls(), what="the refused call")
-    (job,) = wait_until(lambda: retried(bot), what="the retry recorded")
-    assert job.status == "pending" and "429" in (job.last_error or "")
-    assert job.next_attempt_at - job.created_at >= timedelta(seconds=5)
+    (job,) = wait_until(lambda: put_back(bot), what="the retry recorded")
+    assert job.attempts == 0
+    assert job.next_attempt_at - job.created_at >= timedelta(seconds=25)  # about 30 s
+    assert metric(bot, "securitybot_pages_rate_limited_total", 'provider="pagerduty"') >= 1
     assert len(pd.enqueue_calls()) == 1
     assert bot.alert(alert_id)["status"] == "escalated"
 
@@ -78,9 +84,10 @@ def test_an_opsgenie_429_waits_the_throttle_period(
     bot = make_bot(**team(fs), paging=og.config())
     og.fail_next(429)  # X-RateLimit-Period-In-Sec: 60
     escalate_by_denial(bot)
-    (job,) = wait_until(lambda: retried(bot), what="the retry recorded")
-    assert job.status == "pending" and job.attempts == 0
+    (job,) = wait_until(lambda: put_back(bot), what="the retry recorded")
+    assert job.attempts == 0
     assert job.next_attempt_at - job.created_at >= timedelta(seconds=55)
+    assert metric(bot, "securitybot_pages_rate_limited_total", 'provider="opsgenie"') >= 1
 
 
 def test_an_event_pagerduty_refuses_is_a_dead_job_visible_in_metrics(

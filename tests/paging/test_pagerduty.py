@@ -106,7 +106,7 @@ def test_the_summary_is_one_plain_line_within_pagerdutys_limit(
     # The title comes from a monitoring tool (untrusted): its line breaks and bidi controls
     # must not forge lines or reorder text on a phone's lock screen.
     bot = make_bot(**team(fs), paging=pd.config())
-    title = "flurb\nFAKE: all clear\u202e" + "ü" * 280
+    title = "flurb\nFAKE: all clear\u202e" + "ü" * 270
     alert_id = escalate_by_denial(bot, title=title)
     (event,) = pd.wait_for_event("trigger", f"securitybot-{alert_id}")
     summary = event["payload"]["summary"]

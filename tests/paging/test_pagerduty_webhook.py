@@ -32,6 +32,7 @@ def paged(fs: FakeSlack, pd: FakePagerDuty, make_bot: MakeBot, **more: Any) -> t
     alert_id = escalate_by_denial(bot)
     dedup = f"securitybot-{alert_id}"
     pd.wait_for_event("trigger", dedup)
+    wait_until(lambda: bot.audit(alert_id, "paging.triggered"), what="the trigger recorded")
     return bot, alert_id, dedup
 
 
