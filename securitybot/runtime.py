@@ -12,8 +12,8 @@ from securitybot.ingest.replays import ReplayGuard
 from securitybot.ingest.service import GroupCommitter
 from securitybot.kinds import KindRegistry, load_kinds
 from securitybot.metrics import Metrics
-from securitybot.paging import hooks as paging
 from securitybot.outbox.jobs import Wake
+from securitybot.paging import hooks as paging
 from securitybot.store.db import Database
 
 Hook = Callable[[], Awaitable[None]]

@@ -22,7 +22,6 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from securitybot.domain import Event, transition
 from securitybot.flows import webhooks
-from securitybot.paging import hooks as paging
 from securitybot.flows.transitions import (
     ConcurrentUpdate,
     _mirror_to_group,
@@ -33,6 +32,7 @@ from securitybot.flows.transitions import (
     policy_of,
     state_of,
 )
+from securitybot.paging import hooks as paging
 from securitybot.store import alerts as alert_store
 from securitybot.store.models import Alert
 from securitybot.store.outbox import enqueue_many

@@ -19,7 +19,7 @@ from datetime import timedelta
 from typing import Any
 
 import httpx
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from securitybot import metrics
 from securitybot.config import Settings
@@ -157,7 +157,9 @@ class PagingHandlers:
         else:
             og = self.settings.paging.opsgenie
             body = payloads.opsgenie_create(
-                esc, key, responders=[r.model_dump(exclude_none=True) for r in og.responders],
+                esc,
+                key,
+                responders=[r.model_dump(exclude_none=True) for r in og.responders],
                 tags=list(og.tags),
             )
             send = self.opsgenie.create(body)
@@ -221,7 +223,7 @@ class PagingHandlers:
     def _noted(self, key: str, through: int) -> None:
         with self.db.write() as session:
             session.execute(
-                Page.__table__.update()
+                update(Page)
                 .where(Page.provider == "opsgenie", Page.dedup_key == key,
                        Page.noted_through < through)
                 .values(noted_through=through)
@@ -252,7 +254,8 @@ class PagingHandlers:
                 note = plain(text) + NOTE_MARK.format(row.id)
                 if not any(n.endswith(NOTE_MARK.format(row.id)) for n in there):
                     result, _ = await self._send(
-                        job, self.opsgenie.act(key, "notes", {"note": note, "source": "Securitybot"})
+                        job,
+                        self.opsgenie.act(key, "notes", {"note": note, "source": "Securitybot"}),
                     )
                     if not isinstance(result, Done):
                         return result
@@ -270,4 +273,3 @@ class PagingHandlers:
         apply_by_id(self.db, alert_id, Event(EventType.CLAIMED, actor=slack_user),
                     audit_details={"via": "pagerduty", **details})  # fmt: skip
         self.wake()
-

@@ -17,9 +17,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Table, func, select, update
 from sqlalchemy.orm import Session
 
 from securitybot.config import BusinessHoursConfig, Settings
@@ -34,8 +34,8 @@ from securitybot.store.paging_models import Page, PagedAlert
 SESSION_KEY = "paging"
 TERMINAL = ("resolved", "closed")  # alert statuses
 OPEN = ("queued", "triggered", "acknowledged")  # page statuses before "resolved"
-_PAGES = Page.__table__
-_PAGED = PagedAlert.__table__
+_PAGES = cast(Table, Page.__table__)
+_PAGED = cast(Table, PagedAlert.__table__)
 
 
 @dataclass(frozen=True)
@@ -53,8 +53,11 @@ class PagingRules:
     @classmethod
     def from_settings(cls, settings: Settings, kinds: KindRegistry) -> PagingRules:
         p = settings.paging
-        providers = tuple(name for name, cfg in (("pagerduty", p.pagerduty),
-                                                 ("opsgenie", p.opsgenie)) if cfg.enabled)  # fmt: skip
+        providers = tuple(
+            name
+            for name, cfg in (("pagerduty", p.pagerduty), ("opsgenie", p.opsgenie))
+            if cfg.enabled
+        )
         return cls(providers, frozenset(p.severities), p.when, settings.escalation.claim_timeout,
                    settings.policy.business_hours, kinds)  # fmt: skip
 
@@ -80,9 +83,7 @@ def step_key(provider: str, key: str, step: str) -> str:
     return f"page:{provider}:{key}:{step}"
 
 
-def request_page(
-    session: Session, alert: Alert, *, group_key: str | None = None
-) -> str | None:
+def request_page(session: Session, alert: Alert, *, group_key: str | None = None) -> str | None:
     """Page the on-call for ``alert`` (or link it to its storm's page); its dedup key, or None
     when paging is not configured. Idempotent: an alert already linked keeps its page."""
     rules = rules_of(session)

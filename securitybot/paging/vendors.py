@@ -85,8 +85,11 @@ def outcome(job: Job, provider: str, answer: Answer | None, error: Exception | N
         wait = (_seconds(answer.headers.get("Retry-After"))
                 or _seconds(answer.headers.get("X-RateLimit-Period-In-Sec"))
                 or PAGERDUTY_429_WAIT)  # fmt: skip
-        return RetryAt(utcnow() + timedelta(seconds=wait),
-                       f"HTTP 429 from {provider}: retrying in {wait:.0f} s", failure=False)  # fmt: skip
+        return RetryAt(
+            utcnow() + timedelta(seconds=wait),
+            f"HTTP 429 from {provider}: retrying in {wait:.0f} s",
+            failure=False,
+        )
     if answer is None:
         reason = f"{type(error).__name__}: {error}"
     else:

@@ -24,9 +24,9 @@ import hashlib
 import hmac
 import logging
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import delete, select
+from sqlalchemy import Table, delete, select
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -94,8 +94,11 @@ def _store(db: Database, event: dict[str, Any], window: timedelta) -> tuple[int,
         if _prune.due():
             session.execute(delete(PagerDutyWebhook).where(
                 PagerDutyWebhook.received_at < utcnow() - window))  # fmt: skip
-        fresh = insert_once(session, PagerDutyWebhook.__table__,
-                            {"event_id": fit_key(event["id"]), "received_at": utcnow()})  # fmt: skip
+        fresh = insert_once(
+            session,
+            cast(Table, PagerDutyWebhook.__table__),
+            {"event_id": fit_key(event["id"]), "received_at": utcnow()},
+        )
         if not fresh:
             return 200, "duplicate", "this event was handled already"
         if event["event_type"] not in HANDLED:
@@ -194,8 +197,14 @@ def _shown(h: PagingHandlers, job: Job, alert_id: int, action: str, status: str,
         hooks.set_status(session, "pagerduty", p["dedup_key"], status, only_from=before,
                          **{who: details["pagerduty_user"][:128]})  # fmt: skip
         alert = session.get(Alert, alert_id)
-        alert_store.audit(session, alert_id=alert_id, actor="pagerduty", action=action,
-                          details=details, subject_user=alert.user_id if alert else None)  # fmt: skip
+        alert_store.audit(
+            session,
+            alert_id=alert_id,
+            actor="pagerduty",
+            action=action,
+            details=details,
+            subject_user=alert.user_id if alert else None,
+        )
         if show:
             enqueue(session, effect="update_escalation", alert_id=alert_id,
                     idempotency_key=fit_key(f"pdwh-shown:{p['event_id']}"))  # fmt: skip
@@ -252,4 +261,3 @@ def _alert(db: Database, alert_id: int) -> Alert | None:
         if alert is not None:
             session.expunge(alert)
         return alert
-

@@ -126,7 +126,14 @@ def test_acknowledging_on_the_demo_pager_claims_the_alert() -> None:
                           json={"dedup_key": dedup, "action": "acknowledge"})  # fmt: skip
         assert resp.status_code == 200, resp.text
         alert_id = int(dedup.removeprefix("securitybot-"))
-        wait_for(lambda: httpx.get(
-            f"{d.base_url}/api/v1/alerts/{alert_id}",
-            headers={"Authorization": f"Bearer {INGEST_TOKEN}"},
-        ).json()["status"] == "triaging", 15, "the alert to be claimed from the pager")
+        wait_for(
+            lambda: (
+                httpx.get(
+                    f"{d.base_url}/api/v1/alerts/{alert_id}",
+                    headers={"Authorization": f"Bearer {INGEST_TOKEN}"},
+                ).json()["status"]
+                == "triaging"
+            ),
+            15,
+            "the alert to be claimed from the pager",
+        )
