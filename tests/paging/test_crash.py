@@ -5,20 +5,68 @@ subprocess; the fakes stay in the test process and see both lifetimes. Both stor
 
 from __future__ import annotations
 
+import subprocess
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
+import httpx
+import yaml
 from sqlalchemy import select
 
 from securitybot.demo import FakeDuo, FakeSlack
 from securitybot.demo.fake_pagerduty import FakePagerDuty
 from securitybot.slack.messages import CLAIM_ACTION
+from securitybot.store.db import Database
 from securitybot.store.models import Outbox
-from tests.e2e.harness import Bot, wait_until
-from tests.e2e.test_crash_recovery import subprocess_bot
+from tests.e2e.harness import Bot, e2e_config, free_port, wait_until
+from tests.e2e.test_crash_recovery import REPO, Server
 from tests.paging.conftest import RESPONDER, escalate_by_denial, resolve_benign, team, triage
 
 SCHEDULER = {"sweep_interval": 0.2, "outbox_lease": 2}
+
+
+class PatientServer(Server):
+    """`securitybot serve` that may take a while to come up: other test workers share the
+    machine's two cores, and an import plus migration check can pass 20 s under that load."""
+
+    def start(self) -> None:
+        with self.log.open("ab") as out:
+            self.proc = subprocess.Popen(self._cli("serve"), cwd=REPO, stdout=out, stderr=out)
+        deadline = time.monotonic() + 90
+        while True:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited {self.proc.returncode}: {self.log.read_text()}")
+            try:
+                if httpx.get(f"http://127.0.0.1:{self.port}/healthz", timeout=1).is_success:
+                    return
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"server did not start: {self.log.read_text()}")
+            time.sleep(0.1)
+
+
+@contextmanager
+def serving(db_url: str, fs: FakeSlack, fd: FakeDuo, tmp_path: Path, **overrides: Any
+            ) -> Iterator[tuple[Bot, Server]]:  # fmt: skip
+    port = free_port()
+    cfg = e2e_config(db_url, fs, fd, server={"host": "127.0.0.1", "port": port},
+                     logging={"level": "WARNING"}, **overrides)  # fmt: skip
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    server = PatientServer(path, port, tmp_path / "server.log")
+    server.migrate()
+    server.start()
+    db = Database.from_url(db_url)
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as http:
+            yield Bot(f"http://127.0.0.1:{port}", fs, fd, db, http), server
+    finally:
+        server.stop()
+        db.dispose()
 
 
 def done(bot: Bot, effect: str) -> bool:
@@ -31,7 +79,7 @@ def test_each_step_recorded_before_a_crash_is_sent_once(
     db_url: str, fs: FakeSlack, fd: FakeDuo, pd: FakePagerDuty, tmp_path: Path
 ) -> None:
     settings = {**team(fs), "paging": pd.config(), "scheduler": SCHEDULER}
-    with subprocess_bot(db_url, fs, fd, tmp_path, **settings) as (bot, server):
+    with serving(db_url, fs, fd, tmp_path, **settings) as (bot, server):
         alert_id = escalate_by_denial(bot)
         dedup = f"securitybot-{alert_id}"
         wait_until(lambda: done(bot, "page_trigger"), what="the trigger recorded")
@@ -57,7 +105,7 @@ def test_a_trigger_cut_off_in_flight_opens_one_incident(
     # On PostgreSQL the dead process's lease must run out (replicas share the table); on SQLite
     # the restarted single process releases it at once.
     settings = {**team(fs), "paging": pd.config(), "scheduler": SCHEDULER}
-    with subprocess_bot(db_url, fs, fd, tmp_path, **settings) as (bot, server):
+    with serving(db_url, fs, fd, tmp_path, **settings) as (bot, server):
         pd.latency = 3.0  # PagerDuty has the event; its answer is still on the way
         alert_id = escalate_by_denial(bot)
         dedup = f"securitybot-{alert_id}"
