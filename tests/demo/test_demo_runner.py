@@ -109,10 +109,14 @@ def test_the_console_shows_a_pager_beside_the_phone(attack_demo: Demo) -> None:
     # Issue 29: the attack escalates; the on-call is paged through the demo's fake PagerDuty,
     # and the console shows that pager with its incident.
     d = attack_demo
-    wait_for(lambda: d.pd.incidents, 45, "the attack to page the on-call")
+    def attack_incidents() -> list[dict[str, object]]:
+        state = httpx.get(f"{d.base_url}/demo/api/state").json()
+        return [i for i in state["pager"]["incidents"] if "supportserver01" in i["summary"]]
+
+    wait_for(attack_incidents, 60, "the attack to page the on-call")
+    (incident,) = attack_incidents()
     state = httpx.get(f"{d.base_url}/demo/api/state").json()
-    (incident,) = [i for i in state["pager"]["incidents"] if "supportserver01" in i["summary"]]
-    assert incident["dedup_key"].startswith("securitybot-")
+    assert str(incident["dedup_key"]).startswith("securitybot-")
     assert state["pager"]["owner"]  # whose pager it is (an on-call responder)
     page = httpx.get(f"{d.base_url}/demo").text
     assert 'id="pager"' in page
