@@ -5,6 +5,7 @@ subprocess; the fakes stay in the test process and see both lifetimes. Both stor
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import time
 from collections.abc import Iterator
@@ -55,6 +56,7 @@ def serving(db_url: str, fs: FakeSlack, fd: FakeDuo, tmp_path: Path, **overrides
     port = free_port()
     cfg = e2e_config(db_url, fs, fd, server={"host": "127.0.0.1", "port": port},
                      logging={"level": "WARNING"}, **overrides)  # fmt: skip
+    tmp_path.mkdir(parents=True, exist_ok=True)
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(cfg))
     server = PatientServer(path, port, tmp_path / "server.log")
@@ -124,3 +126,29 @@ def test_a_trigger_cut_off_in_flight_opens_one_incident(
         (incident,) = pd.incidents_for(dedup)
         assert incident.status == "resolved"
         assert len(pd.events("acknowledge")) == 1 and len(pd.events("resolve")) == 1
+
+
+def test_two_replicas_send_each_step_once(
+    fs: FakeSlack, fd: FakeDuo, pd: FakePagerDuty, tmp_path: Path
+) -> None:
+    # Two `serve` processes on one PostgreSQL (SQLite is single-process by design) claim the
+    # same outbox: every alert pages once and is acknowledged once, whichever replica works.
+    from collections import Counter
+
+    from tests.dbs import postgres_schema_url
+
+    with postgres_schema_url() as pg_url, contextlib.ExitStack() as stack:
+        settings = {**team(fs), "paging": pd.config(), "scheduler": SCHEDULER}
+        replicas = [stack.enter_context(serving(pg_url, fs, fd, tmp_path / f"r{n}", **settings))
+                    for n in range(2)]  # fmt: skip
+        bots = [bot for bot, _server in replicas]
+        ids = [bots[i % 2].post_alert(user=f"ghost{i}@example.com", dedup_key=f"g{i}")["id"]
+               for i in range(20)]  # fmt: skip
+        wait_until(lambda: len(pd.events("trigger")) >= 20, timeout=60, what="20 pages")
+        for n, alert_id in enumerate(ids):
+            triage(bots[n % 2], RESPONDER, CLAIM_ACTION, alert_id)
+        wait_until(lambda: len(pd.events("acknowledge")) >= 20, timeout=60, what="20 acks")
+        time.sleep(1.5)  # more rounds of both dispatchers and sweeps
+        sent = Counter(((c.body or {}).get("event_action"), (c.body or {}).get("dedup_key"))
+                       for c in pd.enqueue_calls())  # fmt: skip
+        assert len(sent) == 40 and set(sent.values()) == {1}, sent
