@@ -116,3 +116,18 @@ def test_outsider_is_refused_and_benign_needs_a_note(page: Any, demo: Demo) -> N
     alert_id = alert_id_for(demo, "eve.contractor@example.com", "mass_download")
     page.locator(f'[data-testid="alert-status-{alert_id}"]', has_text="closed").wait_for()
     assert "benign" in page.inner_text(f'[data-testid="alert-row-{alert_id}"]')
+
+
+def test_the_pager_beside_the_phones_acknowledges_and_claims(page: Any, demo: Demo) -> None:
+    # Issue 29: the unknown user's seeded alert escalates at once and pages the on-call; the
+    # console shows that pager, and acknowledging there claims the alert in Slack.
+    page.goto(f"{demo.base_url}/demo")
+    pager = page.locator('[data-testid="pager"]')
+    incident = pager.locator('[data-testid="incident"]', has_text="5,000 files downloaded")
+    incident.wait_for()
+    assert "Sam Spade" in pager.inner_text()
+    shot(page, "demo-pager")
+    incident.locator('[data-testid="pager-ack"]').click()
+    alert_id = alert_id_for(demo, "eve.contractor@example.com", "mass_download")
+    page.locator(f'[data-testid="alert-status-{alert_id}"]', has_text="triaging").wait_for()
+    page.locator(f'{CHANNEL} [data-testid="msg"]', has_text="Acknowledged in PagerDuty").wait_for()
