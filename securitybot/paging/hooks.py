@@ -26,7 +26,7 @@ from securitybot.config import BusinessHoursConfig, Settings
 from securitybot.kinds import KindRegistry, escalation_severity
 from securitybot.paging.policy import Timing, when_to_page
 from securitybot.store import alerts as alert_store
-from securitybot.store.models import Alert, AuditLog, utcnow
+from securitybot.store.models import Alert, AuditLog, Outbox, utcnow
 from securitybot.store.once import insert_once
 from securitybot.store.outbox import enqueue
 from securitybot.store.paging_models import Page, PagedAlert
@@ -197,11 +197,15 @@ def notes_due(session: Session, *, limit: int = 100) -> list[tuple[str, int, int
         .group_by(PagedAlert.dedup_key)
         .subquery()
     )
+    # One notes job per page at a time: two running side by side (two replicas) could both
+    # post the steps between the cursor and their own end.
+    busy = select(Outbox.alert_id).where(Outbox.effect == "page_notes",
+                                         Outbox.status == "pending")  # fmt: skip
     rows = session.execute(
         select(Page.dedup_key, Page.alert_id, newest.c.newest)
         .join(newest, newest.c.dedup_key == Page.dedup_key)
         .where(Page.provider == "opsgenie", Page.status != "queued",
-               newest.c.newest > Page.noted_through)
+               newest.c.newest > Page.noted_through, Page.alert_id.not_in(busy))
         .limit(limit)
     ).all()  # fmt: skip
     return [(r[0], int(r[1]), int(r[2])) for r in rows]
