@@ -1,8 +1,8 @@
 """pages, paged_alerts, pagerduty_webhooks: what was sent to the on-call's pager, and the
 PagerDuty webhook events already handled
 
-Revision ID: 0016_paging
-Revises: 0015_dashboard_roles
+Revision ID: 0017_paging
+Revises: 0016_aer_dead_letters
 """
 
 from collections.abc import Sequence
@@ -12,8 +12,8 @@ from alembic import op
 
 from securitybot.store.models import UTCDateTime
 
-revision: str = "0016_paging"
-down_revision: str | None = "0015_dashboard_roles"
+revision: str = "0017_paging"
+down_revision: str | None = "0016_aer_dead_letters"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
