@@ -109,6 +109,7 @@ def test_the_console_shows_a_pager_beside_the_phone(attack_demo: Demo) -> None:
     # Issue 29: the attack escalates; the on-call is paged through the demo's fake PagerDuty,
     # and the console shows that pager with its incident.
     d = attack_demo
+
     def attack_incidents() -> list[dict[str, object]]:
         state = httpx.get(f"{d.base_url}/demo/api/state").json()
         return [i for i in state["pager"]["incidents"] if "supportserver01" in i["summary"]]

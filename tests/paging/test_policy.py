@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
+
+from securitybot.config import BusinessHoursConfig
 from securitybot.paging.policy import (
     Timing,
     Vendor,
@@ -15,8 +17,6 @@ from securitybot.paging.policy import (
     plain_line,
     when_to_page,
 )
-
-from securitybot.config import BusinessHoursConfig
 
 HOURS = BusinessHoursConfig(days=["mon", "tue", "wed", "thu", "fri"], start="09:00", end="18:00",
                             default_tz="Europe/Paris")  # fmt: skip

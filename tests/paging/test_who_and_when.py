@@ -8,12 +8,12 @@ import time
 from pathlib import Path
 
 import yaml
-from securitybot.paging import hooks
 
 from securitybot.config import AlertsConfig
 from securitybot.demo import FakeSlack
 from securitybot.demo.fake_pagerduty import FakePagerDuty
 from securitybot.kinds import load_kinds
+from securitybot.paging import hooks
 from securitybot.slack.messages import CLAIM_ACTION
 from securitybot.store.models import Alert
 from tests.e2e.conftest import MakeBot
