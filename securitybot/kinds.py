@@ -10,7 +10,7 @@ import string
 from collections.abc import Callable, Mapping
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -76,6 +76,8 @@ class AlertKind(BaseModel):
     always_escalate: bool = False
     allow_snooze: bool = False
     snooze_scope: tuple[str, ...] = ("host",)
+    # Paging the on-call (docs/paging.md): "default" follows paging.severities.
+    page: Literal["always", "never", "default"] = "default"
 
     @field_validator("title", "message")
     @classmethod

@@ -50,6 +50,13 @@ SLACK_DUPLICATES = Counter(
     "securitybot_slack_duplicate_deliveries",
     "Slack retries and replays acknowledged and ignored", ["kind"],
 )  # fmt: skip
+# Paging the on-call (securitybot.paging): steps delivered to each pager, and its 429s.
+PAGES_SENT = Counter(
+    "securitybot_pages_sent", "Lifecycle steps delivered to a pager", ["provider", "step"]
+)
+PAGES_RATE_LIMITED = Counter(
+    "securitybot_pages_rate_limited", "Pager API answers of 429 (retried later)", ["provider"]
+)
 
 
 class OutboxCollector(Collector):
@@ -61,7 +68,11 @@ class OutboxCollector(Collector):
             depth, oldest = session.execute(
                 select(func.count(), func.min(Outbox.created_at)).where(Outbox.status == "pending")
             ).one()
-            dead = session.scalar(select(func.count()).where(Outbox.status == "dead")) or 0
+            dead_by_effect = session.execute(
+                select(Outbox.effect, func.count()).where(Outbox.status == "dead")
+                .group_by(Outbox.effect)
+            ).all()  # fmt: skip
+        dead = sum(int(n) for _, n in dead_by_effect)
         age = 0.0
         if oldest is not None:
             if isinstance(oldest, str):  # SQLite aggregate results skip the column type
@@ -76,6 +87,12 @@ class OutboxCollector(Collector):
         yield GaugeMetricFamily(
             "securitybot_outbox_dead", "Outbox rows that gave up (need a human)", value=dead
         )
+        by_effect = GaugeMetricFamily(
+            "securitybot_outbox_dead_jobs", "Outbox rows that gave up, by effect", labels=["effect"]
+        )
+        for effect, count in dead_by_effect:
+            by_effect.add_metric([effect], int(count))
+        yield by_effect
 
 
 class WaitingCollector(Collector):

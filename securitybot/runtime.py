@@ -14,6 +14,7 @@ from securitybot.ingest.service import GroupCommitter
 from securitybot.kinds import KindRegistry, load_kinds
 from securitybot.metrics import Metrics
 from securitybot.outbox.jobs import Wake
+from securitybot.paging import hooks as paging
 from securitybot.store.db import Database
 
 Hook = Callable[[], Awaitable[None]]
@@ -52,6 +53,9 @@ class Runtime:
         )
         kinds = load_kinds(settings.alerts.dir)
         database.session_info["outbound_webhooks"] = list(settings.webhooks.outbound)
+        database.session_info[paging.SESSION_KEY] = paging.PagingRules.from_settings(
+            settings, kinds
+        )
         return cls(
             settings=settings,
             db=database,

@@ -28,6 +28,9 @@ from securitybot.flows.slack_wait import wake_jobs_waiting_for_slack
 from securitybot.flows.sweep import sweep_everything
 from securitybot.flows.webhooks import WebhookSender
 from securitybot.outbox.dispatcher import Dispatcher
+from securitybot.paging.hooks import SESSION_KEY as PAGING_RULES
+from securitybot.paging.sweep import sweep_paging
+from securitybot.paging.wiring import wire_paging
 from securitybot.runtime import Runtime
 from securitybot.slack import app_home_listeners, commands, listeners, receipts, signed, triage
 from securitybot.slack.directory import DbDirectory
@@ -124,6 +127,7 @@ def wire_workers(
             wake=runtime.notify_new_work,
         )
     runtime.handlers.update(handlers.handlers())
+    paging = wire_paging(runtime, routes, gateway)
     runtime.handlers["outbound_webhook"] = WebhookSender(list(s.webhooks.outbound))
     summary_at = parse_hhmm(s.escalation.suppression_summary_at)
     runtime.handlers[suppression_summary.EFFECT] = suppression_summary.SummaryHandler(
@@ -139,10 +143,17 @@ def wire_workers(
     batch.handover = dispatcher
     scheduler = AsyncIOScheduler()
     socket_handler = None
+    paging_rules = runtime.db.session_info[PAGING_RULES]
 
     def sweep_all() -> int:
         esc = s.escalation
-        return sweep_everything(runtime.db, claim_timeout=esc.claim_timeout, tiers=len(esc.tiers))
+        changed = sweep_everything(runtime.db, claim_timeout=esc.claim_timeout,
+                                   tiers=len(esc.tiers))  # fmt: skip
+        try:
+            changed += sweep_paging(runtime.db, paging_rules)
+        except Exception:
+            logger.exception("paging sweep failed; it runs again next interval")
+        return changed
 
     async def sweep() -> None:
         started = time.perf_counter()
@@ -206,6 +217,8 @@ def wire_workers(
             scheduler.shutdown(wait=False)
         verifier.close()  # release Duo long-polls first, so the dispatcher need not wait
         await dispatcher.stop(timeout=s.server.shutdown_grace / 2)
+        if paging is not None:
+            await paging.close()
         if gateway is not None and gateway.client.session is not None:
             await gateway.client.session.close()
         if socket_handler is not None:

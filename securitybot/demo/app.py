@@ -27,6 +27,7 @@ from securitybot.config import AlertsConfig, Settings
 from securitybot.dashboard.auth import hash_password
 from securitybot.demo.fake_duo import FakeDuo
 from securitybot.demo.fake_okta import FakeOkta
+from securitybot.demo.fake_pagerduty import FakePagerDuty
 from securitybot.demo.fake_slack import FakeSlack
 from securitybot.demo.slack_signing import sign
 from securitybot.service import build_service
@@ -66,6 +67,14 @@ PEOPLE = (
     # Not on the security team: shows that triage buttons refuse (and log) outsiders.
     Person("U_MALLORY", "mallory@example.com", "Mallory Moe", "bystander"),
 )
+
+# The on-call responder whose pager the console shows, and their PagerDuty user id.
+PAGER_OWNER = "U_SAM"
+
+
+def pagerduty_id(person: Person) -> str:
+    return "P" + person.id.removeprefix("U_")
+
 
 # Posted through the real ingest API once the server is up (the happy path starts from these).
 SEED_ALERTS: tuple[dict[str, Any], ...] = (
@@ -117,6 +126,8 @@ class Demo:
     sweep_interval: float = 1.0
     seed: bool = True
     fs: FakeSlack = field(default_factory=FakeSlack)
+    # The on-call's pager: escalations page through PagerDuty's Events API (issue 29).
+    pd: FakePagerDuty = field(default_factory=FakePagerDuty)
     # The second factor: "duo" or "okta" (securitybot demo --verifier); fd is its fake.
     verifier: str = "duo"
     fd: FakeDuo | FakeOkta | None = None  # set in __post_init__ by verifier
@@ -186,6 +197,7 @@ class Demo:
                 "alerts": {"dir": str(self._alerts_dir())},
                 "policy": {"ack_timeout": self.ack_timeout, "duo_timeout": self.duo_timeout},
                 "escalation": {"responders": responders, "group_window": 30},
+                "paging": {**self.pd.config(), "dashboard_url": self.base_url},
                 "scheduler": {"sweep_interval": self.sweep_interval},
                 "logging": {"level": "WARNING"},
                 "dashboard": {
@@ -236,6 +248,11 @@ class Demo:
         self.fake.start()
         for p in PEOPLE:
             self.fake.enroll(self.push_user(p.email))
+        self.pd.start()
+        for p in PEOPLE:
+            if p.role == "responder":
+                self.pd.add_user(pagerduty_id(p), p.name, p.email)
+        self.pd.webhook_url = f"{self.base_url}/pagerduty/webhook"
 
     def build(self) -> None:
         """Start the fakes, migrate, and assemble the real service with the console mounted."""
@@ -293,6 +310,7 @@ class Demo:
             self._thread = None
         self.fs.stop()
         self.fake.stop()
+        self.pd.stop()
         if self._db is not None:
             self._db.dispose()
             self._db = None

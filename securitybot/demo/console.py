@@ -21,7 +21,15 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from securitybot.demo.app import DASHBOARD_USER, PEOPLE, SECURITY_CHANNEL, SEED_ALERTS, Demo
+from securitybot.demo.app import (
+    DASHBOARD_USER,
+    PAGER_OWNER,
+    PEOPLE,
+    SECURITY_CHANNEL,
+    SEED_ALERTS,
+    Demo,
+    pagerduty_id,
+)
 from securitybot.demo.fake_slack import Call
 from securitybot.demo.slack_signing import (
     block_action_body,
@@ -164,8 +172,24 @@ class Console:
             "alerts": await run_in_threadpool(self._alerts, request),
             "narration": narration[-12:],
             "scenario_running": d.scenario_running,
+            "pager": self._pager(),
         }
         return JSONResponse(body, headers={"Cache-Control": "no-store"})
+
+    def _pager(self) -> dict[str, Any]:
+        """The on-call's PagerDuty app: open incidents first, then the last few resolved."""
+        pd = self.demo.pd
+        owner = self.demo.person(PAGER_OWNER)
+        with pd._lock:
+            incidents = list(pd.incidents.values()) + list(reversed(pd.closed))[:5]
+        return {
+            "owner": owner.name if owner else "",
+            "incidents": [
+                {"dedup_key": i.dedup_key, "number": i.number, "summary": i.summary,
+                 "severity": i.severity, "status": i.status}
+                for i in incidents
+            ],
+        }  # fmt: skip
 
     # ---- actions -------------------------------------------------------------------------------
 
@@ -244,6 +268,23 @@ class Console:
         self.demo.push_answers[f"{push.username}:{txid}"] = answer
         return JSONResponse({"ok": True})
 
+    async def pager(self, request: Request) -> Response:
+        """The on-call acts on their pager: PagerDuty sends the bot its signed webhook."""
+        data = await self._json(request)
+        if isinstance(data, Response):
+            return data
+        key, action = str(data.get("dedup_key")), str(data.get("action"))
+        if action not in ("acknowledge", "resolve"):
+            return JSONResponse({"error": "action must be acknowledge or resolve"}, status_code=400)
+        if key not in self.demo.pd.incidents:
+            return JSONResponse({"error": "that incident is not open"}, status_code=409)
+        owner = self.demo.person(PAGER_OWNER)
+        assert owner is not None
+        act = self.demo.pd.acknowledge if action == "acknowledge" else self.demo.pd.resolve
+        resp = await run_in_threadpool(act, key, pagerduty_id(owner))
+        self.demo.say(f"{owner.name} {action}d incident {key} on their pager.")
+        return JSONResponse({"ok": True, "bot": resp.status_code if resp is not None else None})
+
     async def modal(self, request: Request) -> Response:
         data = await self._json(request)
         if isinstance(data, Response):
@@ -306,6 +347,7 @@ class Console:
             Route("/demo/api/say", self.say, methods=["POST"]),
             Route("/demo/api/push", self.push, methods=["POST"]),
             Route("/demo/api/modal", self.modal, methods=["POST"]),
+            Route("/demo/api/pager", self.pager, methods=["POST"]),
             Route("/demo/api/alert", self.new_alert, methods=["POST"]),
             Route("/demo/api/scenario", self.scenario, methods=["POST"]),
         ]

@@ -651,6 +651,17 @@ class FakeSlack(ServedFake):
         reply: Json = {"ok": True, "channel": cid, "ts": message["ts"], "text": message["text"]}
         return reply | {"message": dict(message)}
 
+    def _api_chat_getPermalink(self, token: str, params: dict[str, Any]) -> Json:
+        # docs.slack.dev/reference/methods/chat.getPermalink: {"ok": true, "channel": ...,
+        # "permalink": "https://ghostbusters.slack.com/archives/C1H9RESGA/p135854651500008"}
+        found = self._find_message({**params, "ts": params.get("message_ts", "")})
+        if found is None:
+            return {"ok": False, "error": "message_not_found"}
+        cid, message = found
+        stamp = str(message["ts"]).replace(".", "")
+        return {"ok": True, "channel": cid,
+                "permalink": f"https://fake-slack.example.com/archives/{cid}/p{stamp}"}  # fmt: skip
+
     def _api_chat_delete(self, token: str, params: dict[str, Any]) -> Json:
         found = self._find_message(params)
         if found is None:

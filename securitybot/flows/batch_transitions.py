@@ -32,6 +32,7 @@ from securitybot.flows.transitions import (
     policy_of,
     state_of,
 )
+from securitybot.paging import hooks as paging
 from securitybot.store import alerts as alert_store
 from securitybot.store.models import Alert
 from securitybot.store.outbox import enqueue_many
@@ -103,6 +104,7 @@ def apply_to_many(
         webhooks.enqueue_for(
             session, alert, webhooks.state_events(from_status, alert, event.type.value)
         )
+        paging.on_transition(session, alert, from_status, event.type.value)
     parents = [alert.id for alert, *_ in changed]
     with_children = set(conn.execute(_OPEN_CHILDREN, {"parents": parents}).scalars()) if (
         parents

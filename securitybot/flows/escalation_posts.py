@@ -1,5 +1,6 @@
 """Outbox handlers that tell the security team: the escalation post in the security channel, its
-updates and next-tier reposts, and the fallback webhook when Slack keeps failing."""
+updates and next-tier reposts, and the fallback webhook when Slack keeps failing (our generic JSON;
+paging PagerDuty and Opsgenie is ``securitybot.paging``)."""
 
 from __future__ import annotations
 
@@ -96,7 +97,7 @@ class EscalationPosts:
                 )
         except (SlackRetryLater, SlackPermanentError) as exc:
             # An escalation must never be dropped: keep trying Slack, and after a few failures
-            # also send it to the fallback webhook (pager-style receivers).
+            # also send it to the fallback webhook.
             logger.error("escalation of alert %s failed (attempt %s): %s", alert.id,
                          job.attempts + 1, exc)  # fmt: skip
             if job.attempts + 1 >= self.h.settings.escalation.fallback_after_failures:
@@ -120,7 +121,7 @@ class EscalationPosts:
         self.h.wake()
 
     async def fallback_webhook(self, job: Job) -> Outcome:
-        """POST the escalation as generic JSON (PagerDuty/Opsgenie-style receivers)."""
+        """POST the escalation as our own generic JSON (not PagerDuty's or Opsgenie's API)."""
         alert = await self.h.load(job.alert_id)
         url = self.h.settings.escalation.fallback_webhook
         if alert is None or not url:

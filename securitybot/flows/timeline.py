@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from securitybot.flows import dm_changes
+from securitybot.paging import timeline as paging_timeline
 from securitybot.slack import mrkdwn as md
 from securitybot.store.models import AuditLog
 from securitybot.verify.base import PROVIDER_LABELS, provider_named
@@ -41,6 +42,9 @@ def timeline_text(row: AuditLog) -> str:
     dm_change = dm_changes.timeline_entry(row.action, row.details or {})
     if dm_change is not None:  # says what was deleted or edited, and when
         return dm_change
+    paged = paging_timeline.timeline_entry(row.action, row.details or {})
+    if paged is not None:  # names who acted in the pager, not a Slack user
+        return paged
     base = _TIMELINE.get(row.action)
     if base is None:
         return ""

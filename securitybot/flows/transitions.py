@@ -37,6 +37,7 @@ from securitybot.domain import (
     transition,
 )
 from securitybot.flows import webhooks
+from securitybot.paging import hooks as paging
 from securitybot.store import alerts as alert_store
 from securitybot.store.models import Alert, utcnow
 from securitybot.store.outbox import enqueue
@@ -202,6 +203,7 @@ def apply_event(
         )
         for idx, effect in enumerate(t.effects):
             enqueue_effect(session, alert.id, alert.version, idx, effect)
+        paging.on_transition(session, alert, from_status, event.type.value)
         _mirror_to_group(session, alert, event, now, also_set or {})
     log_change(alert, from_status, s.status.value, event)
     return Applied(alert, t, from_status)

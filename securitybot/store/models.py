@@ -227,5 +227,6 @@ import securitybot.store.slack_people_models  # noqa: F401, E402
 from securitybot.store import (  # noqa: F401, E402
     dashboard_models,
     osquery_models,
+    paging_models,
     suppression_models,
 )

@@ -116,3 +116,21 @@ def test_outsider_is_refused_and_benign_needs_a_note(page: Any, demo: Demo) -> N
     alert_id = alert_id_for(demo, "eve.contractor@example.com", "mass_download")
     page.locator(f'[data-testid="alert-status-{alert_id}"]', has_text="closed").wait_for()
     assert "benign" in page.inner_text(f'[data-testid="alert-row-{alert_id}"]')
+
+
+def test_the_pager_beside_the_phones_acknowledges_and_claims(page: Any, demo: Demo) -> None:
+    # Issue 29: an alert about someone Slack does not know escalates at once and pages the
+    # on-call; the console shows that pager, and acknowledging there claims the alert in Slack.
+    demo.post_alert({"kind": "mass_download", "user": "ghost.vendor@example.com",
+                     "title": "7,777 files downloaded", "dedup_key": "browser-pager",
+                     "details": {"count": 7777}})  # fmt: skip
+    page.goto(f"{demo.base_url}/demo")
+    pager = page.locator('[data-testid="pager"]')
+    incident = pager.locator('[data-testid="incident"]', has_text="7,777 files downloaded")
+    incident.wait_for()
+    assert "Sam Spade" in pager.inner_text()
+    shot(page, "demo-pager")
+    incident.locator('[data-testid="pager-ack"]').click()
+    alert_id = alert_id_for(demo, "ghost.vendor@example.com", "mass_download")
+    page.locator(f'[data-testid="alert-status-{alert_id}"]', has_text="triaging").wait_for()
+    page.locator(f'{CHANNEL} [data-testid="msg"]', has_text="Acknowledged in PagerDuty").wait_for()

@@ -103,3 +103,42 @@ def test_demo_command_help_and_bad_port() -> None:
         port = busy.getsockname()[1]
         taken = CliRunner().invoke(main, ["demo", "--no-browser", "--port", str(port)])
     assert taken.exit_code == 1 and "cannot listen" in taken.output
+
+
+def test_the_console_shows_a_pager_beside_the_phone(attack_demo: Demo) -> None:
+    # Issue 29: the attack escalates; the on-call is paged through the demo's fake PagerDuty,
+    # and the console shows that pager with its incident.
+    d = attack_demo
+
+    def attack_incidents() -> list[dict[str, object]]:
+        state = httpx.get(f"{d.base_url}/demo/api/state").json()
+        return [i for i in state["pager"]["incidents"] if "supportserver01" in i["summary"]]
+
+    wait_for(attack_incidents, 60, "the attack to page the on-call")
+    (incident,) = attack_incidents()
+    state = httpx.get(f"{d.base_url}/demo/api/state").json()
+    assert str(incident["dedup_key"]).startswith("securitybot-")
+    assert state["pager"]["owner"]  # whose pager it is (an on-call responder)
+    page = httpx.get(f"{d.base_url}/demo").text
+    assert 'id="pager"' in page
+
+
+def test_acknowledging_on_the_demo_pager_claims_the_alert() -> None:
+    with Demo(port=free_port(), ack_timeout=30, duo_timeout=5, sweep_interval=0.3) as d:
+        wait_for(lambda: d.pd.incidents, 30, "the unknown user's alert to page the on-call")
+        dedup = next(iter(d.pd.incidents))
+        resp = httpx.post(f"{d.base_url}/demo/api/pager",
+                          json={"dedup_key": dedup, "action": "acknowledge"})  # fmt: skip
+        assert resp.status_code == 200, resp.text
+        alert_id = int(dedup.removeprefix("securitybot-"))
+        wait_for(
+            lambda: (
+                httpx.get(
+                    f"{d.base_url}/api/v1/alerts/{alert_id}",
+                    headers={"Authorization": f"Bearer {INGEST_TOKEN}"},
+                ).json()["status"]
+                == "triaging"
+            ),
+            15,
+            "the alert to be claimed from the pager",
+        )

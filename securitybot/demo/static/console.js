@@ -109,6 +109,17 @@ function renderPhone(e) {
   return pushes || (last + '<p class="muted">No pending requests.</p>');
 }
 
+// The on-call's PagerDuty app: escalations that paged, with Acknowledge / Resolve.
+function renderPager(pager) {
+  return pager.incidents.map(i => `
+    <div class="incident inc-${esc(i.status)}" data-testid="incident">
+      <b>#${i.number} · ${esc(i.severity)}</b> <span class="st">${esc(i.status)}</span><br>${esc(i.summary)}
+      ${i.status === "resolved" ? "" : `<div class="actions">
+        ${i.status === "triggered" ? `<button class="primary" data-pager="${esc(i.dedup_key)}" data-pager-action="acknowledge" data-testid="pager-ack">Acknowledge</button>` : ""}
+        <button data-pager="${esc(i.dedup_key)}" data-pager-action="resolve" data-testid="pager-resolve">Resolve</button></div>`}
+    </div>`).join("") || '<p class="muted">No incidents: nobody has been paged.</p>';
+}
+
 function update(key, el, value, html) {
   const json = JSON.stringify(value);
   if (rendered[key] === json) return;
@@ -141,6 +152,8 @@ function draw(state) {
   }
   update("channel", document.getElementById("channel-messages"), [state.channel.messages, state.channel.ephemeral], () =>
     renderMessages(state.channel.messages, state.channel.ephemeral, state.channel.id, "channel"));
+  document.getElementById("pager-owner").textContent = state.pager.owner || "The on-call";
+  update("pager", document.getElementById("pager-incidents"), state.pager, () => renderPager(state.pager));
   document.getElementById("play-attack").disabled = state.scenario_running;
   drawModals(state.modals);
 }
@@ -189,6 +202,7 @@ document.addEventListener("click", ev => {
   if (!btn) return;
   if (btn.dataset.action) { ev.preventDefault(); clickButton(btn); }
   else if (btn.dataset.push) { ev.preventDefault(); post("/demo/api/push", {txid: btn.dataset.push, answer: btn.dataset.answer}); }
+  else if (btn.dataset.pager) { ev.preventDefault(); post("/demo/api/pager", {dedup_key: btn.dataset.pager, action: btn.dataset.pagerAction}); }
 });
 document.getElementById("play-attack").addEventListener("click", () => post("/demo/api/scenario", {name: "attack"}));
 
