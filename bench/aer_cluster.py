@@ -29,7 +29,7 @@ import sqlalchemy as sa
 import yaml
 
 from bench.aer_engine import ASNS, HOME, UAS
-from bench.common import TOKEN, free_port
+from bench.common import TOKEN, free_port, ingest_config
 
 NATS_URL = os.environ.get("SECURITYBOT_TEST_NATS_URL", "nats://127.0.0.1:4222")
 # aer.stream.signing_key of every test and bench cluster (the API signs, workers verify).
@@ -130,10 +130,7 @@ class Cluster:
         cfg = {
             "database": {"url": db_url},
             "server": {"host": "127.0.0.1", "port": self.port},
-            "ingest": {
-                "tokens": [{"source": "bench", "token": TOKEN}],
-                "rate_limit": {"rate": 1_000_000, "burst": 1_000_000},
-            },
+            "ingest": ingest_config(events=True),
             "logging": {"level": "WARNING"},
             "aer": {
                 "enabled": True,
