@@ -117,48 +117,85 @@ class Ledger:
         self._used[org] -= 1
 
 
-def hold(
-    session: Session, cfg: AerResetBudget, payload: dict[str, Any], now: datetime
-) -> dict[str, Any]:
-    """Hold the reset in ``payload`` (the reset job's): the outbox row that shows it.
+@dataclass
+class _Holding:
+    """An org's held batch as this transaction changes it (written once, in ``finish``)."""
 
-    The caller holds the org's budget lock (:class:`Ledger`), so finding or opening the org's
-    batch for this window cannot race another transaction.
+    batch_id: int
+    new: bool
+    resets: int = 0
+    anomalies: int = 0
+
+
+class HeldResets:
+    """One transaction's held resets: each joins its org's open batch for the window (or
+    opens one). The caller holds the org's budget lock (:class:`Ledger`), so finding or
+    opening that batch cannot race another transaction.
     """
-    org, user = payload["org"], payload["user"]
-    since = now - timedelta(seconds=cfg.per)
-    batch = session.scalars(
-        select(AerHeldBatch)
-        .where(AerHeldBatch.org == org, AerHeldBatch.status == OPEN, AerHeldBatch.opened_at > since)
-        .order_by(AerHeldBatch.id.desc())
-        .limit(1)
-    ).first()
-    new = batch is None
-    if batch is None:
-        batch = AerHeldBatch(
-            org=org, status=OPEN, resets=0, anomalies=0, budget_count=cfg.count,
-            budget_per=cfg.per, version=0, shown_version=0, opened_at=now, last_at=now,
-        )  # fmt: skip
-        session.add(batch)
-        session.flush()
-    stmt = dialect_insert(session, HELD).on_conflict_do_nothing().returning(HELD.c.id)
-    row = {"batch_id": batch.id, "org": org, "user_id": user, "anomaly_id": payload["anomaly_id"],
-           "payload": payload, "status": "held", "created_at": now}  # fmt: skip
-    added = session.connection().execute(stmt, row).first() is not None
-    batch.anomalies += 1
-    batch.resets += int(added)
-    batch.version += 1
-    batch.last_at = now
-    session.flush()
-    if new:
-        return {"effect": HELD_POST_EFFECT, "payload": {"batch_id": batch.id},
-                "idempotency_key": f"aer-held-post:{batch.id}"}  # fmt: skip
-    return update_job(batch)
+
+    def __init__(self, session: Session, cfg: AerResetBudget, now: datetime) -> None:
+        self.session, self.cfg, self.now = session, cfg, now
+        self._orgs: dict[str, _Holding] = {}
+
+    def _holding(self, org: str) -> _Holding:
+        found = self._orgs.get(org)
+        if found is not None:
+            return found
+        since = self.now - timedelta(seconds=self.cfg.per)
+        row = self.session.execute(
+            select(AerHeldBatch.id)
+            .where(
+                AerHeldBatch.org == org, AerHeldBatch.status == OPEN, AerHeldBatch.opened_at > since
+            )
+            .order_by(AerHeldBatch.id.desc())
+            .limit(1)
+        ).first()
+        if row is not None:
+            found = _Holding(int(row[0]), False)
+        else:
+            values = {"org": org, "status": OPEN, "resets": 0, "anomalies": 0,
+                      "budget_count": self.cfg.count, "budget_per": self.cfg.per, "version": 0,
+                      "shown_version": 0, "opened_at": self.now, "last_at": self.now}  # fmt: skip
+            stmt = BATCHES.insert().returning(BATCHES.c.id)
+            found = _Holding(
+                int(self.session.connection().execute(stmt, values).scalar_one()), True
+            )
+        self._orgs[org] = found
+        return found
+
+    def hold(self, payload: dict[str, Any]) -> None:
+        """Hold the reset in ``payload`` (what the reset job would have carried)."""
+        holding = self._holding(payload["org"])
+        stmt = dialect_insert(self.session, HELD).on_conflict_do_nothing().returning(HELD.c.id)
+        row = {"batch_id": holding.batch_id, "org": payload["org"], "user_id": payload["user"],
+               "anomaly_id": payload["anomaly_id"], "payload": payload, "status": "held",
+               "created_at": self.now}  # fmt: skip
+        added = self.session.connection().execute(stmt, row).first() is not None
+        holding.anomalies += 1
+        holding.resets += int(added)  # a user held twice in one window is one reset
+
+    def finish(self) -> list[dict[str, Any]]:
+        """Write the batches' new counts; the outbox rows that show them (one per batch)."""
+        jobs = []
+        for h in self._orgs.values():
+            version = self.session.connection().execute(
+                update(BATCHES).where(BATCHES.c.id == h.batch_id).values(
+                    resets=BATCHES.c.resets + h.resets,
+                    anomalies=BATCHES.c.anomalies + h.anomalies,
+                    version=BATCHES.c.version + 1, last_at=self.now,
+                ).returning(BATCHES.c.version)
+            ).scalar_one()  # fmt: skip
+            if h.new:
+                jobs.append({"effect": HELD_POST_EFFECT, "payload": {"batch_id": h.batch_id},
+                             "idempotency_key": f"aer-held-post:{h.batch_id}"})  # fmt: skip
+            else:
+                jobs.append(update_job(h.batch_id, version))
+        return jobs
 
 
-def update_job(batch: AerHeldBatch) -> dict[str, Any]:
-    return {"effect": HELD_UPDATE_EFFECT, "payload": {"batch_id": batch.id},
-            "idempotency_key": f"aer-held-update:{batch.id}:{batch.version}"}  # fmt: skip
+def update_job(batch_id: int, version: int) -> dict[str, Any]:
+    return {"effect": HELD_UPDATE_EFFECT, "payload": {"batch_id": batch_id},
+            "idempotency_key": f"aer-held-update:{batch_id}:{version}"}  # fmt: skip
 
 
 # --- a responder's decision ----------------------------------------------------------------
@@ -195,9 +232,14 @@ class Resolved:
     users: list[str]
 
 
+def org_of(session: Session, batch_id: int) -> str | None:
+    """The batch's org (it never changes): read before :func:`resolve`'s transaction."""
+    return session.scalar(select(AerHeldBatch.org).where(AerHeldBatch.id == batch_id))
+
+
 def resolve(
-    session: Session, batch_id: int, *, release: bool, actor: str, via: dict[str, Any],
-    now: datetime, shown: int | None = None,
+    session: Session, batch_id: int, org: str, *, release: bool, actor: str,
+    via: dict[str, Any], now: datetime, shown: int | None = None,
 ) -> Resolved:  # fmt: skip
     """Release (reset every held user, each once) or discard an open batch, audited.
 
@@ -207,7 +249,10 @@ def resolve(
     :class:`SelfInvolved`; the caller's transaction must then be rolled back.
     """
     status = "released" if release else "discarded"
-    guard = [BATCHES.c.id == batch_id, BATCHES.c.status == OPEN]
+    # The org's budget lock first, as holding takes it: no reset joins the batch meanwhile.
+    # It is also a write, so on SQLite the transaction holds the write lock from its start.
+    Ledger(session, AerResetBudget(), now).lock([org])
+    guard = [BATCHES.c.id == batch_id, BATCHES.c.org == org, BATCHES.c.status == OPEN]
     if shown is not None:
         guard.append(BATCHES.c.resets == shown)
     values = {"status": status, "resolved_by": actor[:64], "resolved_at": now,
@@ -244,7 +289,7 @@ def resolve(
                  "anomalies": batch.anomalies, **via},
         at=now,
     )  # fmt: skip
-    job = update_job(batch)
+    job = update_job(batch.id, batch.version)
     enqueue(session, effect=job["effect"], payload=job["payload"],
             idempotency_key=job["idempotency_key"])  # fmt: skip
     return Resolved(batch.id, batch.org, status, users)

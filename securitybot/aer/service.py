@@ -215,8 +215,8 @@ class AerService:
         anomalies = list(anomalies)
         counts: dict[str, int] = {}
         jobs: list[dict[str, Any]] = []
-        held_jobs: dict[int, dict[str, Any]] = {}  # one message job per held batch
         ledger = budget.Ledger(session, self.cfg.reset_budget, self.clock())
+        holds = budget.HeldResets(session, self.cfg.reset_budget, ledger.now)
         ledger.lock(
             a.org for a in anomalies
             if self.org_config(a.org).response_for(a.type) is Action.RESET_SESSIONS
@@ -262,10 +262,7 @@ class AerService:
                 jobs.append({"effect": RESET_EFFECT, "payload": p,
                              "idempotency_key": f"aer-reset:{aid}"})  # fmt: skip
             elif d.verdict is Verdict.HELD:
-                job = budget.hold(session, self.cfg.reset_budget, p, ledger.now)
-                batch_id = job["payload"]["batch_id"]
-                if held_jobs.get(batch_id, {}).get("effect") != budget.HELD_POST_EFFECT:
-                    held_jobs[batch_id] = job  # a new batch's post shows its latest count
+                holds.hold(p)
             elif d.verdict is Verdict.ESCALATE_PERSISTENCE:
                 store.record_escalation(session, a.org, a.user, a.session, now)
                 jobs.append({"effect": ESCALATE_EFFECT, "payload": p,
@@ -279,7 +276,7 @@ class AerService:
                     session, org=a.org, user=a.user, kind=a.type, targets=targets,
                     reason=d.reason, now=now, window=self.cfg.notification_window,
                 )  # fmt: skip
-        enqueue_many(session, [*jobs, *held_jobs.values()])
+        enqueue_many(session, [*jobs, *holds.finish()])
         return counts
 
     # --- state across restarts ----------------------------------------------------------

@@ -43,7 +43,7 @@ def _refresh(db: Database, batch_id: int) -> None:
     with db.write() as session:
         batch = session.get(AerHeldBatch, batch_id)
         if batch is not None:
-            job = budget.update_job(batch)
+            job = budget.update_job(batch.id, batch.version)
             enqueue(session, effect=job["effect"], payload=job["payload"],
                     idempotency_key=job["idempotency_key"])  # fmt: skip
 
@@ -53,10 +53,15 @@ def decide(
     shown: int | None,
 ) -> budget.Resolved:  # fmt: skip
     """Release or discard in one transaction (rolled back if :func:`budget.resolve` refuses)."""
+    with db.read() as session:
+        org = budget.org_of(session, batch_id)
+    if org is None:
+        raise budget.NotFound(str(batch_id))
     with db.write() as session:
         return budget.resolve(
-            session, batch_id, release=release, actor=actor, via=via, now=utcnow(), shown=shown
-        )
+            session, batch_id, org, release=release, actor=actor, via=via, now=utcnow(),
+            shown=shown,
+        )  # fmt: skip
 
 
 def register(app: AsyncApp, db: Database, wake: Callable[[], None], responders: Responders) -> None:
