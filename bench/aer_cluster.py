@@ -114,7 +114,11 @@ def workload(n: int, orgs: int, seed: int, users_per_org: int = 40) -> Workload:
 class Cluster:
     """One server and any number of workers sharing a config, a database and a stream."""
 
-    def __init__(self, db_url: str, tmp: Path, partitions: int = 8, lease: float = 2.0) -> None:
+    def __init__(
+        self, db_url: str, tmp: Path, partitions: int = 8, lease: float = 2.0,
+        aer: dict[str, Any] | None = None,
+    ) -> None:  # fmt: skip
+        """``aer`` adds to the cluster's ``aer`` section (e.g. a ``reset_budget``)."""
         run = uuid.uuid4().hex[:10]
         self.stream = f"AERT{run}"
         self.subject = f"t{run}.aer.events"
@@ -137,6 +141,7 @@ class Cluster:
                 "tor_list": str(tor),
                 "stream": self.stream_cfg,
                 "contacts": {"*": {"primary_owner": "UOWNER0001", "security_admins": ["USEC0001"]}},
+                **(aer or {}),
             },
         }
         self.config = tmp / "config.yaml"

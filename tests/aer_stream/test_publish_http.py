@@ -12,7 +12,7 @@ import pytest
 
 from bench.common import free_port
 from securitybot.aer.stream import decode, partition
-from tests.aer_e2e.conftest import BUSY, EVENTS_AUTH, QUIET, MakeBot
+from tests.aer_e2e.conftest import AUTH, BUSY, EVENTS_AUTH, QUIET, MakeBot
 from tests.aer_stream.conftest import drop_stream, stream_config
 
 TS = "2026-01-05T10:00:00+00:00"
@@ -98,3 +98,24 @@ def test_stream_answers_json_for_ndjson_too(make_bot: MakeBot, stream: dict[str,
     headers = {**EVENTS_AUTH, "Content-Type": "application/x-ndjson"}
     resp = bot.http.post("/api/v1/events", content="\n".join(lines).encode(), headers=headers)
     assert resp.status_code == 202 and resp.json()["accepted"] == 3
+
+
+def test_events_for_other_orgs_never_reach_the_stream(
+    make_bot: MakeBot, stream: dict[str, Any], nats_url: str
+) -> None:
+    """The events source is bound to QUIET and BUSY: a Tor sign-in it claims for another org
+    is rejected before publishing, so no worker can act on it; an ingest token gets a 403."""
+    bot = make_bot(stream=stream)
+    forged = {"org": "TOTHER", "user": "UBOB", "action": "login", "ip": "198.51.100.7", "ts": TS}
+    fine = {"org": QUIET, "user": "UBOB", "action": "search", "ts": TS}
+    resp = bot.http.post("/api/v1/events", json=[forged, fine, forged], headers=EVENTS_AUTH)
+    assert resp.status_code == 202, resp.text
+    out = resp.json()
+    assert out["accepted"] == 1
+    assert [(r["index"], r["field"]) for r in out["rejected"]] == [(0, "org"), (2, "org")]
+    assert "may not post events for org 'TOTHER'" in out["rejected"][0]["error"]
+    stored = asyncio.run(_stored(nats_url, stream))
+    assert [(e.org, e.action) for _, evs, _ in stored for e in evs] == [(QUIET, "search")]
+    refused = bot.http.post("/api/v1/events", json=[fine], headers=AUTH)
+    assert refused.status_code == 403
+    assert len(asyncio.run(_stored(nats_url, stream))) == 1
