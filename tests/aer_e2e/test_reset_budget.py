@@ -160,10 +160,10 @@ def test_a_non_responder_click_is_refused_and_audited(make_bot: MakeBot, team: F
     wait_until(lambda: len(ok_calls(team, "chat.postEphemeral")) == 2, what="two refusals")
     assert all("Only the security team" in c.params["text"]
                for c in ok_calls(team, "chat.postEphemeral"))  # fmt: skip
-    refused = audits(bot, "triage.refused")
-    assert [(r.actor, r.details["reason"], r.details["action"]) for r in refused] == [
-        (MALLORY, "not a responder", "release_held_resets"),
+    refused = audits(bot, "triage.refused")  # Bolt runs the two clicks side by side
+    assert sorted((r.actor, r.details["reason"], r.details["action"]) for r in refused) == [
         (MALLORY, "not a responder", "discard_held_resets"),
+        (MALLORY, "not a responder", "release_held_resets"),
     ]
     assert sorted(team.session_resets) == VICTIMS[:3]
     assert buttons(current(team))  # still open
