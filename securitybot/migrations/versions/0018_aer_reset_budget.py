@@ -1,7 +1,7 @@
 """aer_reset_budgets, aer_reset_grants, aer_held_batches, aer_held_resets: the reset budget
 
-Revision ID: 0017_aer_reset_budget
-Revises: 0016_aer_dead_letters
+Revision ID: 0018_aer_reset_budget
+Revises: 0017_paging
 """
 
 from collections.abc import Sequence
@@ -11,8 +11,8 @@ from alembic import op
 
 import securitybot.store.models
 
-revision: str = "0017_aer_reset_budget"
-down_revision: str | None = "0016_aer_dead_letters"
+revision: str = "0018_aer_reset_budget"
+down_revision: str | None = "0017_paging"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
