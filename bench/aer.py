@@ -37,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.aer_cluster import cluster, workload
 from bench.aer_engine import baseline_memory, generate
-from bench.common import TOKEN, database, server
+from bench.common import TOKEN, database, ingest_config, server
 from securitybot.aer.detect import DetectionEngine
 from securitybot.aer.events import ActivityEvent, parse_batch
 from securitybot.aer.rules import EXAMPLE_TOR_PATH, DetectionConfig, TorList, load_rules
@@ -101,7 +101,13 @@ def http_rate(backend: str, batches: list[bytes], total: int) -> tuple[float, in
     headers = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/x-ndjson"}
     with (
         database(backend) as url,
-        server(url, {"aer": {"enabled": True, "tor_list": str(EXAMPLE_TOR_PATH)}}) as base,
+        server(
+            url,
+            {
+                "aer": {"enabled": True, "tor_list": str(EXAMPLE_TOR_PATH)},
+                "ingest": ingest_config(events=True),
+            },
+        ) as base,
         httpx.Client(base_url=base, timeout=120) as http,
     ):
         # Warm-up (imports, caches, connection pool) with a few events, not timed.

@@ -29,7 +29,7 @@ import sqlalchemy as sa
 import yaml
 
 from bench.aer_engine import ASNS, HOME, UAS
-from bench.common import TOKEN, free_port
+from bench.common import TOKEN, free_port, ingest_config
 
 NATS_URL = os.environ.get("SECURITYBOT_TEST_NATS_URL", "nats://127.0.0.1:4222")
 # aer.stream.signing_key of every test and bench cluster (the API signs, workers verify).
@@ -114,7 +114,11 @@ def workload(n: int, orgs: int, seed: int, users_per_org: int = 40) -> Workload:
 class Cluster:
     """One server and any number of workers sharing a config, a database and a stream."""
 
-    def __init__(self, db_url: str, tmp: Path, partitions: int = 8, lease: float = 2.0) -> None:
+    def __init__(
+        self, db_url: str, tmp: Path, partitions: int = 8, lease: float = 2.0,
+        aer: dict[str, Any] | None = None,
+    ) -> None:  # fmt: skip
+        """``aer`` adds to the cluster's ``aer`` section (e.g. a ``reset_budget``)."""
         run = uuid.uuid4().hex[:10]
         self.stream = f"AERT{run}"
         self.subject = f"t{run}.aer.events"
@@ -130,16 +134,14 @@ class Cluster:
         cfg = {
             "database": {"url": db_url},
             "server": {"host": "127.0.0.1", "port": self.port},
-            "ingest": {
-                "tokens": [{"source": "bench", "token": TOKEN}],
-                "rate_limit": {"rate": 1_000_000, "burst": 1_000_000},
-            },
+            "ingest": ingest_config(events=True),
             "logging": {"level": "WARNING"},
             "aer": {
                 "enabled": True,
                 "tor_list": str(tor),
                 "stream": self.stream_cfg,
                 "contacts": {"*": {"primary_owner": "UOWNER0001", "security_admins": ["USEC0001"]}},
+                **(aer or {}),
             },
         }
         self.config = tmp / "config.yaml"

@@ -31,7 +31,7 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.aer_cluster import NATS_URL, SIGNING_KEY, workload
-from bench.common import TOKEN, database, server
+from bench.common import TOKEN, database, ingest_config, server
 from securitybot.aer.events import parse_batch
 from securitybot.aer.stream import messages
 from securitybot.config import AerStream
@@ -143,7 +143,13 @@ def main() -> None:
     serve_stream = stream_cfg()
     with (
         database("sqlite") as url,
-        server(url, {"aer": {"enabled": True, "stream": serve_stream}}) as base,
+        server(
+            url,
+            {
+                "aer": {"enabled": True, "stream": serve_stream},
+                "ingest": ingest_config(events=True),
+            },
+        ) as base,
     ):
         for r in range(args.rounds):  # the minimal publisher's stream is made anew each round
             rates["minimal"].append(asyncio.run(minimal_rate(served, chunks, load.total)))

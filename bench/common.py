@@ -24,6 +24,15 @@ PG_URL = os.environ.get(
 TOKEN = "bench-token-0123456789abcdef"
 
 
+def ingest_config(*, events: bool = False) -> dict[str, object]:
+    """The load generator's source, far above the default per-source rate limit; ``events``:
+    it may also post AER events, for any org (the bench workloads span many)."""
+    token: dict[str, object] = {"source": "bench", "token": TOKEN}
+    if events:
+        token |= {"scopes": ["ingest", "events"], "orgs": ["*"]}
+    return {"tokens": [token], "rate_limit": {"rate": 1_000_000, "burst": 1_000_000}}
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -64,11 +73,7 @@ def server(db_url: str, extra: dict[str, object] | None = None) -> Iterator[str]
     cfg: dict[str, object] = {
         "database": {"url": db_url},
         "server": {"host": "127.0.0.1", "port": port},
-        # The load generator is one source far above the default per-source rate limit.
-        "ingest": {
-            "tokens": [{"source": "bench", "token": TOKEN}],
-            "rate_limit": {"rate": 1_000_000, "burst": 1_000_000},
-        },
+        "ingest": ingest_config(),
         "logging": {"level": "WARNING"},
     }
     for key, value in (extra or {}).items():

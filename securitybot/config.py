@@ -200,7 +200,9 @@ class VerifyConfig(_Section):
     provider: Literal["duo", "okta"] = "duo"
 
 
-Scope = Literal["ingest", "admin"]
+Scope = Literal["ingest", "admin", "events"]
+# ``ingest.tokens[].orgs`` entry that lets an events source speak for every org.
+ALL_ORGS = "*"
 
 
 class IngestToken(_Section):
@@ -209,7 +211,10 @@ class IngestToken(_Section):
     hmac_secret: SecretStr | None = None
     # What the credential may do: "ingest" posts alerts and reads them; "admin" manages
     # exemptions and snoozes. A leaked monitoring token must not be able to silence anyone.
+    # "events" posts AER activity events (POST /api/v1/events), which can sign people out.
     scopes: list[Scope] = Field(default=["ingest"], min_length=1)
+    # The orgs an "events" credential may post events for ("*": every org); required with it.
+    orgs: list[Annotated[str, Field(min_length=1, max_length=64)]] | None = None
 
     @model_validator(mode="after")
     def _one_credential(self) -> IngestToken:
@@ -218,6 +223,17 @@ class IngestToken(_Section):
         for name, secret in (("token", self.token), ("hmac_secret", self.hmac_secret)):
             if secret is not None and len(secret.get_secret_value()) < 16:
                 raise ValueError(f"source {self.source!r}: {name} must be at least 16 characters")
+        if "events" in self.scopes and not self.orgs:
+            raise ValueError(
+                f"source {self.source!r} has the 'events' scope but no 'orgs': list the org ids "
+                f"it may post events for (or [{ALL_ORGS!r}] for every org)"
+            )
+        if self.orgs and "events" not in self.scopes:
+            raise ValueError(
+                f"source {self.source!r}: 'orgs' binds the 'events' scope, which it lacks"
+            )
+        if self.orgs and ALL_ORGS in self.orgs and len(self.orgs) > 1:
+            raise ValueError(f"source {self.source!r}: orgs is either [{ALL_ORGS!r}] or org ids")
         return self
 
 
@@ -244,9 +260,25 @@ class IngestConfig(_Section):
                 raise ValueError(f"{source!r} is not a source in ingest.tokens")
         return v
 
+    def event_orgs(self, source: str) -> frozenset[str]:
+        """The orgs ``source`` may post events for (``{"*"}``: any); empty: none."""
+        for t in self.tokens:
+            if t.source == source and t.orgs:
+                return frozenset(t.orgs)
+        return frozenset()
+
     @field_validator("tokens")
     @classmethod
     def _unique(cls, v: list[IngestToken]) -> list[IngestToken]:
+        orgs: dict[str, frozenset[str]] = {}
+        for t in v:
+            if t.orgs is None:
+                continue
+            if orgs.setdefault(t.source, frozenset(t.orgs)) != frozenset(t.orgs):
+                raise ValueError(
+                    f"source {t.source!r} is listed twice with different orgs: an events "
+                    "source is bound to one set of orgs, whichever credential it uses"
+                )
         seen: set[str] = set()
         for t in v:
             for secret in (t.token, t.hmac_secret):
@@ -751,6 +783,15 @@ class AerStream(_Section):
         return self.dead_letter_subject or f"{self.subject}-dead"
 
 
+class AerResetBudget(_Section):
+    """Automatic session resets per org: at most ``count`` in any ``per`` (a sliding window,
+    counted in the database, so it holds across replicas and workers). Past it, resets are
+    held for a responder to release or discard; ``count: 0`` holds every one."""
+
+    count: int = Field(default=10, ge=0, le=10_000)
+    per: Duration = Field(default=3600.0, le=30 * 86400.0)
+
+
 class AerConfig(_Section):
     """Anomaly Event Response; ``orgs.<org>`` and ``defaults`` are checked by aer.decide."""
 
@@ -782,6 +823,7 @@ class AerConfig(_Section):
     max_body_bytes: int = Field(default=10 * 1024 * 1024 + 64 * 1024, ge=1024, le=64 << 20)
     # None: detection runs in the process that receives the events (no NATS needed).
     stream: AerStream | None = None
+    reset_budget: AerResetBudget = AerResetBudget()
 
     @model_validator(mode="after")
     def _orgs_valid(self) -> AerConfig:
@@ -887,6 +929,11 @@ class Settings(_Section):
             notes.append(
                 "ingest.tokens[].scopes: no 'admin' credential: exemptions and snoozes are "
                 "managed only with /securitybot in Slack"
+            )
+        if self.aer.enabled and not any("events" in t.scopes for t in self.ingest.tokens):
+            notes.append(
+                "ingest.tokens[].scopes: no 'events' credential: POST /api/v1/events refuses "
+                "every caller ('ingest' tokens no longer post events; docs/upgrades.md)"
             )
         return notes
 

@@ -68,6 +68,8 @@ class Verdict(StrEnum):
     COOLDOWN = "cooldown"
     EXCLUDED = "excluded"
     DISABLED = "disabled"
+    # A reset past the org's reset budget (aer.reset_budget), waiting for a responder.
+    HELD = "held"
 
 
 # Slack's AER defaults: Tor and scraping reset sessions, everything else only notifies.
@@ -329,3 +331,12 @@ def decide(anomaly: Anomaly, cfg: OrgAerConfig, history: UserHistory, now: datet
             return Decision(Verdict.COOLDOWN, Action.NOTIFY_ONLY, reason, configured)
     reason = f"{what}: the org's response to {anomaly.type} is reset_sessions"
     return Decision(Verdict.RESET, Action.RESET_SESSIONS, reason, configured)
+
+
+def held(decision: Decision, org: str, budget: str) -> Decision:
+    """``decision`` (a reset) held back because the org's reset budget is spent."""
+    reason = (
+        f"{decision.reason}; held: org {org}'s reset budget ({budget}) is spent, so a "
+        "responder must release or discard this reset"
+    )
+    return Decision(Verdict.HELD, None, reason, decision.configured)

@@ -18,12 +18,14 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from securitybot.aer import shared, store
+from securitybot.aer import budget, shared, store
 from securitybot.aer.baselines import WINDOW_SECONDS, Baseline, learn_baseline
 from securitybot.aer.decide import (
+    Action,
     OrgAerConfig,
     Verdict,
     decide,
+    held,
     merge_org_config,
     merged_org_mapping,
 )
@@ -55,7 +57,7 @@ _SESSIONS_PER_USER = 32
 # long-idle clients re-authenticate; the engine also caps how many it holds).
 _SESSION_LOOKBACK = timedelta(days=30)
 _NOTIFYING = {
-    Verdict.RESET, Verdict.NOTIFY, Verdict.COOLDOWN, Verdict.ESCALATE_PERSISTENCE,
+    Verdict.RESET, Verdict.NOTIFY, Verdict.COOLDOWN, Verdict.ESCALATE_PERSISTENCE, Verdict.HELD,
 }  # fmt: skip
 
 
@@ -118,6 +120,9 @@ class AerService:
         self.lock = threading.Lock()
         # Set by wiring: tells the outbox dispatcher that new jobs were written.
         self.wake: Callable[[], None] = lambda: None
+        # The reset budget's clock: resets are counted when they are granted (a worker working
+        # off an old backlog judges by the events' time, but signs people out now).
+        self.clock: Callable[[], datetime] = utcnow
         self._sessions: dict[tuple[str, str], dict[str, None]] = {}
         self._dirty: set[tuple[str, str]] = set()
         self._unflushed: dict[CounterKey, int] = {}
@@ -202,12 +207,25 @@ class AerService:
         self, session: Session, anomalies: Iterable[Anomaly], now: datetime,
         source: str = "engine", refs: Sequence[str | None] | None = None,
     ) -> dict[str, int]:  # fmt: skip
-        """Decide on each anomaly, record the decision, and enqueue what it calls for."""
+        """Decide on each anomaly, record the decision, and enqueue what it calls for.
+
+        A reset spends the org's reset budget (:mod:`securitybot.aer.budget`); past it, the
+        reset is held for a responder instead.
+        """
+        anomalies = list(anomalies)
         counts: dict[str, int] = {}
         jobs: list[dict[str, Any]] = []
+        ledger = budget.Ledger(session, self.cfg.reset_budget, self.clock())
+        holds = budget.HeldResets(session, self.cfg.reset_budget, ledger.now)
+        ledger.lock(
+            a.org for a in anomalies
+            if self.org_config(a.org).response_for(a.type) is Action.RESET_SESSIONS
+        )  # fmt: skip
         for i, a in enumerate(anomalies):
             cfg = self.org_config(a.org)
             d = decide(a, cfg, store.user_history(session, a.org, a.user), now)
+            if d.verdict is Verdict.RESET and not ledger.take(a.org):
+                d = held(d, a.org, budget.describe(self.cfg.reset_budget))
             aid = store.insert_anomaly(session, {
                 "org": a.org, "user_id": a.user, "type": a.type, "rule": a.rule[:80],
                 "source": source, "source_ref": refs[i] if refs else None,
@@ -217,9 +235,12 @@ class AerService:
                 "details": json.loads(json.dumps(a.details, default=str)),
                 "verdict": d.verdict.value, "action": d.action.value if d.action else None,
                 "reason": d.reason, "occurred_at": a.ts, "created_at": now,
+                "response": "held" if d.verdict is Verdict.HELD else None,
             })  # fmt: skip
-            if aid is None:
-                continue  # an audit-log entry polled twice
+            if aid is None:  # an audit-log entry polled twice
+                if d.verdict is Verdict.RESET:
+                    ledger.give_back(a.org)
+                continue
             counts[d.verdict.value] = counts.get(d.verdict.value, 0) + 1
             p = {
                 "anomaly_id": aid, "org": a.org, "user": a.user, "type": a.type,
@@ -227,16 +248,21 @@ class AerService:
                 "session": a.session, "ip": a.ip, "user_agent": a.user_agent,
                 "reason": d.reason,
             }  # fmt: skip
-            if d.verdict is Verdict.RESET:
-                killed = [
+            killed: list[str] = []
+            if d.verdict in (Verdict.RESET, Verdict.HELD):
+                seen = [
                     *self._sessions.get((a.org, a.user), {}),
                     *([a.session] if a.session else []),
                 ]
-                killed = [s for s in dict.fromkeys(killed) if s]
-                store.record_reset(session, a.org, a.user, now, killed)
+                killed = [s for s in dict.fromkeys(seen) if s]
                 p["sessions"] = killed
+            if d.verdict is Verdict.RESET:
+                ledger.grant(a.org, aid)
+                store.record_reset(session, a.org, a.user, now, killed)
                 jobs.append({"effect": RESET_EFFECT, "payload": p,
                              "idempotency_key": f"aer-reset:{aid}"})  # fmt: skip
+            elif d.verdict is Verdict.HELD:
+                holds.hold(p)
             elif d.verdict is Verdict.ESCALATE_PERSISTENCE:
                 store.record_escalation(session, a.org, a.user, a.session, now)
                 jobs.append({"effect": ESCALATE_EFFECT, "payload": p,
@@ -250,7 +276,7 @@ class AerService:
                     session, org=a.org, user=a.user, kind=a.type, targets=targets,
                     reason=d.reason, now=now, window=self.cfg.notification_window,
                 )  # fmt: skip
-        enqueue_many(session, jobs)
+        enqueue_many(session, [*jobs, *holds.finish()])
         return counts
 
     # --- state across restarts ----------------------------------------------------------

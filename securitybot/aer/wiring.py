@@ -9,6 +9,7 @@ import logging
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from starlette.routing import BaseRoute
 
+from securitybot.aer.held_posts import HeldPosts
 from securitybot.aer.listen import VersionListener
 from securitybot.aer.natsconn import warn_without_credentials
 from securitybot.aer.poller import AuditLogPoller
@@ -17,8 +18,10 @@ from securitybot.aer.service import AerService
 from securitybot.aer.stream import StreamPublisher
 from securitybot.aer.torlist import TorListError, update_tor_list
 from securitybot.api import audit as audit_api
+from securitybot.api import held_resets as held_api
 from securitybot.api.events import event_routes
 from securitybot.runtime import Runtime
+from securitybot.slack import held_resets
 
 logger = logging.getLogger(__name__)
 PROFILE_FLUSH_SECONDS = 60.0
@@ -28,6 +31,11 @@ def wire_aer(runtime: Runtime, routes: list[BaseRoute]) -> AerService | None:
     """Add AER's routes to ``routes`` and its handlers to ``runtime.handlers``."""
     s = runtime.settings
     routes.extend(audit_api.routes)
+    # Held resets can outlive a change of configuration: they stay listed and decidable.
+    routes.extend(held_api.routes)
+    runtime.handlers.update(HeldPosts(runtime.db, s, runtime.slack).handlers())
+    if runtime.bolt is not None and runtime.responders is not None:
+        held_resets.register(runtime.bolt, runtime.db, runtime.notify_new_work, runtime.responders)
     if not s.aer.enabled:
         routes.extend(event_routes(None))
         return None

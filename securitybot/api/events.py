@@ -9,15 +9,44 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from securitybot.aer.events import MAX_BATCH_EVENTS, BatchError, parse_batch
+from securitybot.aer.events import MAX_BATCH_EVENTS, ActivityEvent, BatchError, parse_batch
 from securitybot.aer.service import AerService
 from securitybot.aer.stream import StreamPublisher, StreamUnavailable
 from securitybot.api.common import ApiError, authenticate, read_body
+from securitybot.config import ALL_ORGS
 from securitybot.ingest.ratelimit import enforce
 from securitybot.runtime import Runtime
 from securitybot.store.models import utcnow
 
 _TEXT_FIELDS = ("org", "session", "user_agent", "client")
+_NO_EVENTS_SCOPE = (
+    "posting events needs a credential with the 'events' scope, bound to its orgs "
+    "(ingest.tokens[].scopes and .orgs); an 'ingest' credential no longer posts events "
+    "(docs/upgrades.md)"
+)
+
+
+async def _events_source(request: Request, rt: Runtime, body: bytes) -> str:
+    """The source posting: events can sign people out, so only an ``events`` credential may."""
+    try:
+        principal = await authenticate(request, rt.authenticator, body, scope="events")
+    except ApiError as exc:
+        if exc.status == 403:
+            raise ApiError(403, "forbidden", _NO_EVENTS_SCOPE) from None
+        raise
+    return principal.source
+
+
+def _refusal(ev: ActivityEvent, source: str, orgs: frozenset[str]) -> tuple[str, str] | None:
+    """(field, error) when this event cannot be taken from ``source``, else None."""
+    bad = next((f for f in _TEXT_FIELDS if "\x00" in (getattr(ev, f) or "")), None)
+    if bad is not None:  # PostgreSQL cannot store NUL in text; refuse the event, not the batch
+        return bad, f"{bad}: must not contain NUL characters"
+    if ALL_ORGS not in orgs and ev.org not in orgs:
+        return "org", (
+            f"org: source {source!r} may not post events for org {ev.org!r} (ingest.tokens[].orgs)"
+        )
+    return None
 
 
 def event_routes(
@@ -26,7 +55,8 @@ def event_routes(
     async def post_events(request: Request) -> JSONResponse:
         rt: Runtime = request.app.state.runtime
         body = await read_body(request, rt.settings.aer.max_body_bytes)
-        enforce(request, (await authenticate(request, rt.authenticator, body)).source)
+        source = await _events_source(request, rt, body)
+        enforce(request, source)
         if service is None:
             raise ApiError(503, "aer_disabled", "Anomaly Event Response is off (aer.enabled)")
         ctype = request.headers.get("content-type", "application/json")
@@ -36,14 +66,14 @@ def event_routes(
             status = 413 if str(MAX_BATCH_EVENTS) in str(exc).replace(",", "") else 400
             raise ApiError(status, "bad_batch", str(exc)) from None
         kept, kept_at = [], []
+        orgs = rt.settings.ingest.event_orgs(source)
         for index, ev in accepted:
-            bad = next((f for f in _TEXT_FIELDS if "\x00" in (getattr(ev, f) or "")), None)
-            if bad is None:
+            refusal = _refusal(ev, source, orgs)
+            if refusal is None:
                 kept.append(ev)
                 kept_at.append(index)
-            else:  # PostgreSQL cannot store NUL in text; refuse the event, not the batch
-                error = f"{bad}: must not contain NUL characters"
-                rejected.append({"index": index, "field": bad, "error": error})
+            else:  # refuse the event, not the batch
+                rejected.append({"index": index, "field": refusal[0], "error": refusal[1]})
         rejected.sort(key=lambda r: int(r["index"]))
         if publisher is not None:  # detection happens in `securitybot aer worker`
             try:

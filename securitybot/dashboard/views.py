@@ -19,7 +19,7 @@ from starlette.responses import Response as StarletteResponse
 from starlette.routing import BaseRoute, Route
 
 from securitybot.config import DashboardConfig
-from securitybot.dashboard import oidc_views, queries, suppression_views, svg
+from securitybot.dashboard import held_views, oidc_views, queries, suppression_views, svg
 from securitybot.dashboard.auth import (
     CSRF_FIELD,
     LOGIN_COOKIE,
@@ -406,6 +406,7 @@ class Dashboard:
             Route("/dashboard/snoozes/{snooze_id:int}/revoke",
                   self.requires(responder, self.revoke_snooze), methods=["POST"]),
             *suppression_views.routes(self),
+            *held_views.routes(self),
         ]  # fmt: skip
 
 

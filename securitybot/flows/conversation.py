@@ -25,6 +25,7 @@ from securitybot.outbox.dispatcher import Done, GiveUp, Handler, Job, Outcome, R
 from securitybot.outbox.jobs import Wake
 from securitybot.slack import messages
 from securitybot.slack.gateway import SlackGateway, SlackPermanentError, SlackRetryLater, SlackUser
+from securitybot.slack.post_once import post_once
 from securitybot.store import alerts as alert_store
 from securitybot.store.db import Database
 from securitybot.store.models import Alert, utcnow
@@ -44,9 +45,6 @@ MAX_DUO_ERRORS = 3  # Duo errors are retried briefly; then escalate with duo_err
 DUO_POLL_INTERVAL = 1.0
 # poll_duo may sit in Duo's long-poll for a minute: it runs beside the alert's other jobs.
 UNORDERED_EFFECTS = frozenset({"poll_duo"})
-# How far before a job's creation a retry looks for the post an earlier run made (clock skew
-# between us and Slack; the post itself can only be newer than the job).
-HISTORY_MARGIN = 60.0
 
 
 def duo_username(mode: str, user: SlackUser | None, alert: Alert) -> str:
@@ -112,43 +110,10 @@ class ConversationHandlers:
         self, job: Job, channel: str, text: str, blocks: list[dict[str, Any]] | None, kind: str,
         *, marked: bool = False,
     ) -> str:  # fmt: skip
-        """Post, tagged with the alert and delivery kind, unless an earlier run of this job
-        already did (its outcome lost to a crash or a dropped connection): then that post's ts.
-
-        Only a run that follows one which got as far as posting asks Slack: conversations.history
-        is Tier 3 (about 50 calls a minute), while a database outage can fail hundreds of jobs
-        before they post. The mark costs one small write per post (none here when ``marked``:
-        the caller committed it with its own reads).
-        """
+        """Post, tagged with the alert and delivery kind, at most once per job (post_once)."""
         assert self.slack is not None
         key = {"alert_id": job.alert_id, "kind": kind}
-        if not job.delivery_started:
-            if not marked:
-                await asyncio.to_thread(self._mark_delivery_started, job.id, True)
-        else:
-            oldest = job.created_epoch - HISTORY_MARGIN
-            try:
-                found = await self.slack.find_delivery(channel, key, oldest=oldest)
-            except SlackRetryLater as exc:
-                exc.spends_attempt = False  # the post was not tried: no attempt used up
-                raise
-            except SlackPermanentError as exc:
-                # e.g. missing_scope: a possible duplicate beats a security message never sent.
-                logger.warning("alert %s: cannot look for an earlier %s in %s (%s); posting",
-                               job.alert_id, kind, channel, exc)  # fmt: skip
-                found = None
-            if found is not None:
-                logger.info("alert %s: %s was already posted (ts %s); not posting it again",
-                            job.alert_id, kind, found)  # fmt: skip
-                return found
-        try:
-            return await self.slack.post(channel, text, blocks, delivery={**key, "job_id": job.id})
-        except (SlackRetryLater, SlackPermanentError) as exc:
-            if isinstance(exc, SlackPermanentError) or exc.refused:
-                # Slack said it posted nothing: the next run posts without a history lookup
-                # (Tier 3, ~50 a minute, and needed least while Slack is rate limiting us).
-                await asyncio.to_thread(self._mark_delivery_started, job.id, False)
-            raise
+        return await post_once(self.db, self.slack, job, channel, text, blocks, key, marked=marked)
 
     def _mark_delivery_started(self, job_id: int, started: bool) -> None:
         with self.db.write() as session:

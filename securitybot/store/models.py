@@ -225,6 +225,7 @@ class SeenSignature(Base):
 import securitybot.store.aer_models  # noqa: E402
 import securitybot.store.slack_people_models  # noqa: F401, E402
 from securitybot.store import (  # noqa: F401, E402
+    aer_budget_models,
     dashboard_models,
     osquery_models,
     paging_models,

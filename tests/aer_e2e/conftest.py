@@ -17,6 +17,20 @@ QUIET, BUSY = "TQUIET", "TBUSY"
 AER_CHANNEL = "CAER"
 TOR_IP = "198.51.100.7"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
+# The events source (scope "events"), bound to the two orgs the tests use.
+EVENTS_TOKEN = "e2e-events-token-0123456789"
+EVENTS_AUTH = {"Authorization": f"Bearer {EVENTS_TOKEN}"}
+
+
+def aer_ingest(orgs: list[str] | None = None) -> dict[str, Any]:
+    """The monitoring token (scope ingest) and an events source for ``orgs``."""
+    return {
+        "tokens": [
+            {"source": "e2e", "token": TOKEN},
+            {"source": "e2e-events", "token": EVENTS_TOKEN, "scopes": ["events"],
+             "orgs": orgs or [QUIET, BUSY]},
+        ]
+    }  # fmt: skip
 
 
 def aer_config(**extra: Any) -> dict[str, Any]:
@@ -60,11 +74,13 @@ MakeBot = Callable[..., Bot]
 
 @pytest.fixture
 def make_bot(db_url: str, fs: FakeSlack, fd: FakeDuo) -> Iterator[MakeBot]:
-    """``make_bot(aer_overrides)``; each call starts a server (several = restarts in a row)."""
+    """``make_bot(aer_overrides)``; each call starts a server (several = restarts in a row).
+    ``sections`` adds to other sections of the configuration (``{"escalation": {...}}``)."""
     with ExitStack() as stack:
 
-        def make(**aer: Any) -> Bot:
-            settings = e2e_settings(db_url, fs, fd, aer=aer_config(**aer))
+        def make(sections: dict[str, Any] | None = None, **aer: Any) -> Bot:
+            more = {"ingest": aer_ingest(), **(sections or {})}
+            settings = e2e_settings(db_url, fs, fd, aer=aer_config(**aer), **more)
             return stack.enter_context(running_bot(settings, fs, fd))
 
         yield make
@@ -75,10 +91,10 @@ def post_events(bot: Bot, events: list[dict[str, Any]], *, ndjson: bool = False)
         import json
 
         body = "\n".join(json.dumps(e) for e in events).encode()
-        headers = {**AUTH, "Content-Type": "application/x-ndjson"}
+        headers = {**EVENTS_AUTH, "Content-Type": "application/x-ndjson"}
         resp = bot.http.post("/api/v1/events", content=body, headers=headers)
     else:
-        resp = bot.http.post("/api/v1/events", json=events, headers=AUTH)
+        resp = bot.http.post("/api/v1/events", json=events, headers=EVENTS_AUTH)
     assert resp.status_code == 202, resp.text
     out: dict[str, Any] = resp.json()
     return out

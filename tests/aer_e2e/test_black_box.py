@@ -24,7 +24,7 @@ import yaml
 
 from securitybot.demo import FakeDuo, FakeSlack
 from securitybot.store.db import Database, migrate
-from tests.aer_e2e.conftest import AUTH, BUSY, QUIET, aer_config, get, history
+from tests.aer_e2e.conftest import BUSY, EVENTS_AUTH, QUIET, aer_config, aer_ingest, get, history
 from tests.e2e.harness import Bot, e2e_config, free_port, wait_until
 from tests.e2e.served import REPO, Server
 
@@ -38,7 +38,7 @@ def _server_process(
     """``securitybot serve`` as a child process; the schema is migrated from here first."""
     port = free_port()
     cfg = e2e_config(db_url, fs, fd, server={"host": "127.0.0.1", "port": port},
-                     logging={"level": "WARNING"}, aer=aer)  # fmt: skip
+                     logging={"level": "WARNING"}, aer=aer, ingest=aer_ingest())  # fmt: skip
     path = tmp / "config.yaml"
     path.write_text(yaml.safe_dump(cfg))
     db = Database.from_url(db_url)
@@ -67,7 +67,7 @@ def _healthy(http: httpx.Client, server: Server) -> bool:
 
 def _ndjson(bot: Bot, events: list[dict[str, Any]]) -> dict[str, Any]:
     body = "\n".join(json.dumps(e) for e in events).encode()
-    headers = {**AUTH, "Content-Type": "application/x-ndjson"}
+    headers = {**EVENTS_AUTH, "Content-Type": "application/x-ndjson"}
     resp = bot.http.post("/api/v1/events", content=body, headers=headers)
     assert resp.status_code == 202, resp.text
     out: dict[str, Any] = resp.json()

@@ -6,7 +6,16 @@ from sqlalchemy import select
 
 from securitybot.demo import FakeSlack
 from securitybot.store.aer_models import AerCounter
-from tests.aer_e2e.conftest import AER_CHANNEL, AUTH, QUIET, TOR_IP, MakeBot, get, post_events
+from tests.aer_e2e.conftest import (
+    AER_CHANNEL,
+    AUTH,
+    EVENTS_AUTH,
+    QUIET,
+    TOR_IP,
+    MakeBot,
+    get,
+    post_events,
+)
 from tests.e2e.harness import ok_calls, wait_until
 
 
@@ -31,12 +40,12 @@ def test_bad_requests_get_a_clear_4xx(make_bot: MakeBot) -> None:
     bot = make_bot()
     resp = bot.http.post("/api/v1/events", json=[])
     assert resp.status_code == 401
-    resp = bot.http.post("/api/v1/events", content=b"{not json", headers=AUTH)
+    resp = bot.http.post("/api/v1/events", content=b"{not json", headers=EVENTS_AUTH)
     assert resp.status_code == 400 and resp.json()["error"] == "bad_batch"
-    resp = bot.http.post("/api/v1/events", json={"org": QUIET}, headers=AUTH)
+    resp = bot.http.post("/api/v1/events", json={"org": QUIET}, headers=EVENTS_AUTH)
     assert resp.status_code == 400 and "array" in resp.json()["message"]
     too_many = [{"org": QUIET, "user": "UBOB", "action": "search"}] * 10_001
-    resp = bot.http.post("/api/v1/events", json=too_many, headers=AUTH)
+    resp = bot.http.post("/api/v1/events", json=too_many, headers=EVENTS_AUTH)
     assert resp.status_code == 413 and "10,000" in resp.json()["message"]
     resp = bot.http.get("/api/v1/audit", params={"cursor": "nope"}, headers=AUTH)
     assert resp.status_code == 422

@@ -26,7 +26,7 @@ from securitybot.aer.mac import MAC_HEADER, sign
 from securitybot.aer.stream import MSG_ID_HEADER, encode, partition
 from securitybot.cli import main
 from securitybot.demo import FakeDuo, FakeSlack
-from tests.aer_e2e.conftest import AUTH, QUIET, TOR_IP, MakeBot, aer_config
+from tests.aer_e2e.conftest import EVENTS_AUTH, QUIET, TOR_IP, MakeBot, aer_config
 from tests.aer_stream.conftest import SIGNING_KEY, drop_stream, running_worker, stream_config
 from tests.e2e.harness import e2e_config, e2e_settings, wait_until
 
@@ -138,7 +138,7 @@ def test_forged_and_poison_messages_are_dead_lettered_and_the_partition_carries_
         # 3. A message the API did publish, captured and published again once JetStream's
         #    duplicate window (3 s here) no longer drops it.
         ok = {"org": QUIET, "user": "UBOB", "action": "login", "session": "SBOB1"}
-        assert bot.http.post("/api/v1/events", json=[ok], headers=AUTH).status_code == 202
+        assert bot.http.post("/api/v1/events", json=[ok], headers=EVENTS_AUTH).status_code == 202
         c_subj, c_body, c_headers = asyncio.run(_captured(nats_url, stream["stream"]))
         time.sleep(3.5)
         asyncio.run(_publish(nats_url, c_subj, c_body, c_headers))
@@ -159,7 +159,7 @@ def test_forged_and_poison_messages_are_dead_lettered_and_the_partition_carries_
         # 4. The partition carries on: the same attack through the API (signed) is acted on.
         tor = {"org": QUIET, "user": "UALICE", "action": "login", "session": "SALICE9",
                "ip": TOR_IP}  # fmt: skip
-        assert bot.http.post("/api/v1/events", json=[tor], headers=AUTH).status_code == 202
+        assert bot.http.post("/api/v1/events", json=[tor], headers=EVENTS_AUTH).status_code == 202
         wait_until(lambda: len(fs.session_resets) == 1, timeout=30, what="the signed reset")
 
         # Counted by reason, and logged once per reason (not once a second, forever).

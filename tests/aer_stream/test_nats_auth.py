@@ -22,7 +22,7 @@ from securitybot.cli import main
 from securitybot.config import AerStream, load_config
 from securitybot.demo import FakeDuo, FakeSlack
 from securitybot.store.models import utcnow
-from tests.aer_e2e.conftest import AUTH, QUIET, MakeBot, aer_config
+from tests.aer_e2e.conftest import EVENTS_AUTH, QUIET, MakeBot, aer_config
 from tests.aer_stream.conftest import running_worker, stream_config
 from tests.aer_stream.natsd import NatsServer
 from tests.aer_stream.natsjwt import operator_setup
@@ -139,7 +139,7 @@ def test_no_warning_with_credentials_and_the_api_publishes_through_them(
         with caplog.at_level(logging.WARNING):
             bot = make_bot(stream=stream_config(natsd.url, **good))
         event = {"org": QUIET, "user": "UBOB", "action": "login"}
-        assert bot.http.post("/api/v1/events", json=[event], headers=AUTH).status_code == 202
+        assert bot.http.post("/api/v1/events", json=[event], headers=EVENTS_AUTH).status_code == 202
         assert not [r for r in caplog.records if "without credentials" in r.getMessage()]
     finally:
         natsd.stop()

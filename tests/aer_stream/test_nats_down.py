@@ -11,7 +11,7 @@ import time
 from typing import Any
 
 from securitybot.aer.stream import partition
-from tests.aer_e2e.conftest import AUTH, BUSY, QUIET, MakeBot
+from tests.aer_e2e.conftest import BUSY, EVENTS_AUTH, QUIET, MakeBot
 from tests.aer_stream.conftest import stream_config
 from tests.aer_stream.natsd import NatsServer
 
@@ -37,11 +37,11 @@ def test_a_batch_answered_503_is_not_stored_when_nats_comes_back(
 ) -> None:
     cfg = stream_config(natsd.url, publish_timeout="1s")
     bot = make_bot(stream=cfg)
-    first = bot.http.post("/api/v1/events", json=_events(["UA1", "UA2"]), headers=AUTH)
+    first = bot.http.post("/api/v1/events", json=_events(["UA1", "UA2"]), headers=EVENTS_AUTH)
     assert first.status_code == 202, first.text
 
     natsd.stop()
-    lost = bot.http.post("/api/v1/events", json=_events(["UB1", "UB2", "UB3"]), headers=AUTH)
+    lost = bot.http.post("/api/v1/events", json=_events(["UB1", "UB2", "UB3"]), headers=EVENTS_AUTH)
     assert lost.status_code == 503, lost.text
     body = lost.json()
     assert body["error"] == "stream_unavailable" and body["detail"] == {"stored": []}
@@ -51,7 +51,9 @@ def test_a_batch_answered_503_is_not_stored_when_nats_comes_back(
 
     # The sender retries the same batch: stored now, once; a further retry adds nothing.
     for _ in range(2):
-        again = bot.http.post("/api/v1/events", json=_events(["UB1", "UB2", "UB3"]), headers=AUTH)
+        again = bot.http.post(
+            "/api/v1/events", json=_events(["UB1", "UB2", "UB3"]), headers=EVENTS_AUTH
+        )
         assert again.status_code == 202, again.text
     assert asyncio.run(_info(natsd.url, cfg["stream"])).state.messages == 2
 
@@ -77,7 +79,7 @@ def test_a_partly_stored_batch_names_the_stored_events_and_a_retry_adds_each_onc
     asyncio.run(small_stream())  # room for one message: the second partition's is refused
     bot = make_bot(stream=cfg)
     batch = _events(["UQ1"]) + _events(["UB1"], BUSY) + _events(["UQ2"])
-    resp = bot.http.post("/api/v1/events", json=batch, headers=AUTH)
+    resp = bot.http.post("/api/v1/events", json=batch, headers=EVENTS_AUTH)
     assert resp.status_code == 503, resp.text
     first = min((QUIET, BUSY), key=lambda org: partition(org, 2))  # published first
     stored = [i for i, ev in enumerate(batch) if ev["org"] == first]
@@ -85,7 +87,7 @@ def test_a_partly_stored_batch_names_the_stored_events_and_a_retry_adds_each_onc
     assert f"{len(stored)} of 3 events were stored" in resp.json()["message"]
     assert "maximum messages" in resp.json()["message"]
     # The same batch again: the stored message is a duplicate, nothing is counted twice.
-    again = bot.http.post("/api/v1/events", json=batch, headers=AUTH)
+    again = bot.http.post("/api/v1/events", json=batch, headers=EVENTS_AUTH)
     assert again.status_code == 503 and again.json()["detail"] == {"stored": stored}
     assert asyncio.run(_info(natsd.url, cfg["stream"])).state.messages == 1
 
@@ -95,9 +97,15 @@ def test_the_duplicate_window_is_applied_to_an_existing_stream(
 ) -> None:
     cfg = stream_config(natsd.url, duplicate_window="2m")
     bot = make_bot(stream=cfg)
-    assert bot.http.post("/api/v1/events", json=_events(["UA1"]), headers=AUTH).status_code == 202
+    assert (
+        bot.http.post("/api/v1/events", json=_events(["UA1"]), headers=EVENTS_AUTH).status_code
+        == 202
+    )
     assert asyncio.run(_info(natsd.url, cfg["stream"])).config.duplicate_window == 120
     bot = make_bot(stream={**cfg, "duplicate_window": "1h"})  # a restart with a longer window
-    assert bot.http.post("/api/v1/events", json=_events(["UA2"]), headers=AUTH).status_code == 202
+    assert (
+        bot.http.post("/api/v1/events", json=_events(["UA2"]), headers=EVENTS_AUTH).status_code
+        == 202
+    )
     info = asyncio.run(_info(natsd.url, cfg["stream"]))
     assert info.config.duplicate_window == 3600 and info.state.messages == 2

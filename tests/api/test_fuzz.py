@@ -58,8 +58,13 @@ def fuzz_app(
                 "database": {"url": url},
                 "ingest": {
                     "tokens": [
-                        # admin too, so fuzzing reaches the exemption and snooze endpoints.
-                        {"source": "monitoring", "token": TOKEN, "scopes": ["ingest", "admin"]},
+                        # admin and events too, so fuzzing reaches every endpoint.
+                        {
+                            "source": "monitoring",
+                            "token": TOKEN,
+                            "scopes": ["ingest", "admin", "events"],
+                            "orgs": ["*"],
+                        },
                         {"source": "other", "token": OTHER_TOKEN},
                     ],
                     # Fuzzing is a flood from one source; 429s would hide everything else.

@@ -45,7 +45,16 @@ def hclient(db: Database, db_url: str) -> Iterator[TestClient]:
     cfg = Settings.model_validate(
         {
             "database": {"url": db_url},
-            "ingest": {"tokens": [{"source": "monitoring", "token": TOKEN}]},
+            "ingest": {
+                "tokens": [
+                    {
+                        "source": "monitoring",
+                        "token": TOKEN,
+                        "scopes": ["ingest", "events"],
+                        "orgs": ["T1"],
+                    }
+                ]
+            },
             "aer": {"enabled": True},
             "scheduler": {"enabled": False},
         }

@@ -18,6 +18,7 @@ from starlette.testclient import TestClient
 
 from securitybot.flows import suppressions
 from securitybot.service import build_service
+from securitybot.store.aer_budget_models import AerHeldBatch
 from securitybot.store.db import Database
 from securitybot.store.models import AuditLog, Snooze, utcnow
 from securitybot.store.suppression_models import SuppressionRule
@@ -32,10 +33,14 @@ ACCESS: dict[tuple[str, str], str] = {
     ("GET", "/dashboard/alerts/{alert_id}"): "viewer",
     ("GET", "/dashboard/snoozes"): "viewer",
     ("GET", "/dashboard/suppressions"): "viewer",
+    ("GET", "/dashboard/held"): "viewer",
     ("POST", "/dashboard/logout"): "viewer",
     # Responders handle escalations and snoozes; admins also manage suppression rules.
     ("POST", "/dashboard/snoozes/{snooze_id}/revoke"): "responder",
     ("POST", "/dashboard/suppressions/{rule_id}/revoke"): "admin",
+    # Held AER resets are an escalation: responders release or discard them.
+    ("POST", "/dashboard/held/{batch_id}/release"): "responder",
+    ("POST", "/dashboard/held/{batch_id}/discard"): "responder",
     ("GET", "/dashboard/login"): PUBLIC,
     ("POST", "/dashboard/login"): PUBLIC,
     ("GET", "/dashboard/oidc/login"): PUBLIC,
@@ -64,6 +69,12 @@ def ids(db: Database) -> dict[str, int]:
             actor="U_LEAD", expires_at=utcnow() + timedelta(hours=4), via={"via": "test"},
         )  # fmt: skip
         out["rule"] = rule.id
+        held = AerHeldBatch(org="T1", status="open", resets=0, anomalies=0, budget_count=10,
+                            budget_per=3600.0, version=1, shown_version=0, opened_at=utcnow(),
+                            last_at=utcnow())  # fmt: skip
+        s.add(held)
+        s.flush()
+        out["held"] = held.id
     return out
 
 
@@ -100,7 +111,8 @@ def sign_in(client: TestClient, username: str) -> str:
 
 
 def call(client: TestClient, method: str, path: str, ids: dict[str, int], csrf: str) -> Any:
-    url = path.format(alert_id=ids["escalated"], snooze_id=ids["snooze"], rule_id=ids["rule"])
+    url = path.format(alert_id=ids["escalated"], snooze_id=ids["snooze"], rule_id=ids["rule"],
+                      batch_id=ids["held"])  # fmt: skip
     if method == "GET":
         return client.get(url)
     return client.post(url, data={"csrf": csrf})

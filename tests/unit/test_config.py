@@ -99,7 +99,7 @@ def test_secrets_can_come_from_files(tmp_path: Path) -> None:
         (
             "ingest:\n  tokens:\n    - source: a\n      token: 0123456789abcdef\n"
             "      scopes: [ingest, root]\n",
-            "config error: ingest.tokens.0.scopes.1: Input should be 'ingest' or 'admin'",
+            "config error: ingest.tokens.0.scopes.1: Input should be 'ingest', 'admin' or 'events'",
         ),
         (
             "ingest:\n  tokens:\n    - source: a\n      token: 0123456789abcdef\n"
