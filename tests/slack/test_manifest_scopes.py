@@ -29,7 +29,8 @@ REQUIRED: dict[str, tuple[str, frozenset[str]]] = {
     "usergroups.users.list": (BOT, frozenset({"usergroups:read"})),
     "views.open": (BOT, frozenset()),  # no scope: a trigger_id from an interaction suffices
     "views.publish": (BOT, frozenset()),  # no scope: the App Home tab of the bot user
-    "chat.getPermalink": (BOT, frozenset()),  # no scope (docs.slack.dev/reference/methods/chat.getPermalink)
+    # no scope: docs.slack.dev/reference/methods/chat.getPermalink
+    "chat.getPermalink": (BOT, frozenset()),
     # slack.admin_token: an Enterprise Grid org admin's user token.
     "admin.users.session.reset": (USER, frozenset({"admin.users:write"})),
     # aer.audit_logs.token: https://api.slack.com/admins/audit-logs (GET audit/v1/logs).
