@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import secrets
 from collections.abc import Awaitable, Callable
@@ -61,6 +62,10 @@ def _plain(text: str) -> str:
     return _MENTION.sub(r"\1", text).replace("*", "")
 
 
+def _pretty_json(value: Any) -> str:
+    return json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True, default=str)
+
+
 class Dashboard:
     def __init__(self, cfg: DashboardConfig, db: Database) -> None:
         self.auth = DashboardAuth(cfg, db)
@@ -70,6 +75,9 @@ class Dashboard:
             trim_blocks=True,
             lstrip_blocks=True,
         )
+        # Jinja's tojson escapes <, >, & and ' as \u003c… for use inside <script>; in a <pre>
+        # those escapes would show as text, so details are dumped plainly and HTML-escaped once.
+        self.env.filters["pretty_json"] = _pretty_json
 
     # ---- plumbing ----------------------------------------------------------------------------
 

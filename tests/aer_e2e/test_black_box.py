@@ -25,6 +25,7 @@ import yaml
 from securitybot.demo import FakeDuo, FakeSlack
 from securitybot.store.db import Database, migrate
 from tests.aer_e2e.conftest import BUSY, EVENTS_AUTH, QUIET, aer_config, aer_ingest, get, history
+from tests.children import die_with_parent
 from tests.e2e.harness import Bot, e2e_config, free_port, wait_until
 from tests.e2e.served import REPO, Server
 
@@ -45,7 +46,8 @@ def _server_process(
     migrate(db.engine)
     server = Server(path, port, tmp / "server.log")
     with server.log.open("ab") as out:
-        server.proc = subprocess.Popen(server._cli("serve"), cwd=REPO, stdout=out, stderr=out)
+        server.proc = subprocess.Popen(server._cli("serve"), cwd=REPO, stdout=out, stderr=out,
+                                       preexec_fn=die_with_parent)  # fmt: skip
     base = f"http://127.0.0.1:{port}"
     try:
         with httpx.Client(base_url=base, timeout=30) as http:

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from bench.common import free_port
+from tests.children import die_with_parent
 
 NATS_SERVER = shutil.which("nats-server") or "/usr/sbin/nats-server"
 
@@ -44,7 +45,8 @@ class NatsServer:
 
     def start(self) -> NatsServer:
         log = (self.dir / "nats.log").open("ab")
-        self.proc = subprocess.Popen([NATS_SERVER, "-c", str(self.config)], stdout=log, stderr=log)
+        self.proc = subprocess.Popen([NATS_SERVER, "-c", str(self.config)], stdout=log, stderr=log,
+                                     preexec_fn=die_with_parent)  # fmt: skip
         deadline = time.monotonic() + 20
         while True:
             try:

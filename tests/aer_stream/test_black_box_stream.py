@@ -28,6 +28,7 @@ from tests.aer_e2e.conftest import BUSY, QUIET, aer_config, get, history
 from tests.aer_e2e.test_black_box import _five_minute_burst, _ndjson, _server_process
 from tests.aer_stream.conftest import drop_stream as _drop
 from tests.aer_stream.conftest import stream_config
+from tests.children import die_with_parent
 from tests.dbs import postgres_schema_url
 from tests.e2e.served import REPO
 
@@ -75,7 +76,8 @@ def test_backfill_refresh_and_burst_on_jetstream_with_a_worker_killed(
             for _ in range(2):
                 log = (tmp_path / f"worker{len(logs)}.log").open("ab")
                 logs.append(log)
-                proc = subprocess.Popen(cmd, cwd=REPO, stdout=log, stderr=log)
+                proc = subprocess.Popen(cmd, cwd=REPO, stdout=log, stderr=log,
+                                        preexec_fn=die_with_parent)  # fmt: skip
                 workers[proc.pid] = proc
             engine = bot.db.engine
             deadline = time.monotonic() + 90

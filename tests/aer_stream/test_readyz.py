@@ -14,6 +14,7 @@ import pytest
 
 from bench.common import free_port
 from tests.aer_e2e.conftest import MakeBot
+from tests.children import die_with_parent
 
 NATS_SERVER = "/usr/sbin/nats-server"
 # aer.stream needs a signing key (32+ characters); a short timeout keeps a refusal quick.
@@ -28,7 +29,7 @@ class OwnNats:
     def start(self) -> None:
         self.proc = subprocess.Popen(
             [NATS_SERVER, "-a", "127.0.0.1", "-p", str(self.port), "-js", "-sd", str(self.store)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=die_with_parent,
         )  # fmt: skip
         _until(lambda: _listening(self.port), "nats-server listening")
 

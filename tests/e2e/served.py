@@ -11,6 +11,8 @@ from pathlib import Path
 
 import httpx
 
+from tests.children import die_with_parent
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -29,7 +31,8 @@ class Server:
 
     def start(self) -> None:
         with self.log.open("ab") as out:
-            self.proc = subprocess.Popen(self._cli("serve"), cwd=REPO, stdout=out, stderr=out)
+            self.proc = subprocess.Popen(self._cli("serve"), cwd=REPO, stdout=out, stderr=out,
+                                         preexec_fn=die_with_parent)  # fmt: skip
         deadline = time.monotonic() + 60  # start-up takes seconds; far more on a loaded machine
         while True:
             if self.proc.poll() is not None:

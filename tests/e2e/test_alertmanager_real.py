@@ -20,6 +20,7 @@ import pytest
 from sqlalchemy import select
 
 from securitybot.store.models import AuditLog
+from tests.children import die_with_parent
 from tests.e2e.harness import TOKEN, Bot, free_port, wait_until
 
 BINARY = shutil.which("prometheus-alertmanager") or shutil.which("alertmanager")
@@ -94,7 +95,7 @@ def alertmanager(bot: Bot, tmp_path: Path) -> Iterator[Alertmanager]:
         [BINARY, f"--config.file={config}", f"--storage.path={tmp_path / 'data'}",
          f"--web.listen-address=127.0.0.1:{port}", "--cluster.listen-address=",
          "--log.level=info"],
-        stdout=log, stderr=subprocess.STDOUT,
+        stdout=log, stderr=subprocess.STDOUT, preexec_fn=die_with_parent,
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
 

@@ -13,6 +13,7 @@ import yaml
 
 from bench.common import free_port
 from securitybot.demo import FakeDuo, FakeSlack
+from tests.children import die_with_parent
 from tests.dbs import postgres_schema_url
 from tests.e2e.harness import TOKEN, wait_until
 
@@ -48,7 +49,8 @@ def test_two_worker_processes_serve_one_port_and_dm_every_alert_once(
                        capture_output=True)  # fmt: skip
         log = (tmp_path / "serve.log").open("wb")
         proc = subprocess.Popen([*cli, "serve", "--config", str(config), "--workers", "2"],
-                                cwd=REPO, stdout=log, stderr=log)  # fmt: skip
+                                cwd=REPO, stdout=log, stderr=log,
+                                preexec_fn=die_with_parent)  # fmt: skip
         base = f"http://127.0.0.1:{port}"
         try:
             wait_until(lambda: _healthy(base), 60, "the workers to start")

@@ -23,6 +23,7 @@ import httpx
 import pytest
 
 from securitybot.demo.app import free_port
+from tests.children import die_with_parent
 
 HERE = Path(__file__).resolve().parent
 CLIENT_ID = "securitybot-dashboard"
@@ -102,6 +103,7 @@ def oidc_provider(
             stdout=log,
             stderr=subprocess.STDOUT,
             text=True,
+            preexec_fn=die_with_parent,
         )
         provider._proc = proc
         try:

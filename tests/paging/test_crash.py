@@ -22,8 +22,9 @@ from securitybot.demo.fake_pagerduty import FakePagerDuty
 from securitybot.slack.messages import CLAIM_ACTION
 from securitybot.store.db import Database
 from securitybot.store.models import Outbox
+from tests.children import die_with_parent
 from tests.e2e.harness import Bot, e2e_config, free_port, wait_until
-from tests.e2e.test_crash_recovery import REPO, Server
+from tests.e2e.served import REPO, Server
 from tests.paging.conftest import RESPONDER, escalate_by_denial, resolve_benign, team, triage
 
 SCHEDULER = {"sweep_interval": 0.2, "outbox_lease": 2}
@@ -35,7 +36,8 @@ class PatientServer(Server):
 
     def start(self) -> None:
         with self.log.open("ab") as out:
-            self.proc = subprocess.Popen(self._cli("serve"), cwd=REPO, stdout=out, stderr=out)
+            self.proc = subprocess.Popen(self._cli("serve"), cwd=REPO, stdout=out, stderr=out,
+                                         preexec_fn=die_with_parent)  # fmt: skip
         deadline = time.monotonic() + 90
         while True:
             if self.proc.poll() is not None:
