@@ -288,7 +288,21 @@ def aer_refresh_baselines(config: str | None) -> None:
 
 @aer.command("worker")
 @click.option("--config", "config", type=click.Path(dir_okay=False), help=CONFIG_HELP)
-def aer_worker(config: str | None) -> None:
+@click.option(
+    "--metrics-port",
+    type=click.IntRange(0, 65535),
+    default=0,
+    show_default=True,
+    envvar="SECURITYBOT_AER_WORKER_METRICS_PORT",
+    help="Serve this worker's Prometheus /metrics on this port (0: off).",
+)
+@click.option(
+    "--metrics-host",
+    default="0.0.0.0",
+    show_default=True,
+    help="Address the worker's /metrics listens on.",
+)
+def aer_worker(config: str | None, metrics_port: int, metrics_host: str) -> None:
     """Consume AER events from NATS JetStream (aer.stream) and detect on them."""
     settings = _settings(config)
     configure_logging(settings.logging)
@@ -300,7 +314,7 @@ def aer_worker(config: str | None) -> None:
     db = Database.from_url(settings.database.url)
     try:
         check_schema(db.engine)
-        run_worker(settings, db)
+        run_worker(settings, db, metrics_port, metrics_host)
     except SchemaNotReady as exc:
         _fail(str(exc), 1)
     finally:

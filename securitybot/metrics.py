@@ -11,6 +11,8 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 
+# AER's counters: imported here so every /metrics lists them, with or without AER traffic yet.
+from securitybot.aer import metrics as _aer_metrics  # noqa: F401
 from securitybot.store.db import Database
 from securitybot.store.models import Alert, Outbox, utcnow
 
@@ -59,15 +61,24 @@ PAGES_RATE_LIMITED = Counter(
 )
 
 
+# Jobs that wait, by design, for Slack credentials: counted by securitybot_alerts_waiting, not
+# as a stuck outbox (SecuritybotOutboxStuck would otherwise page while Slack is unconfigured).
+WAITING_FOR_SLACK = ("start_conversation",)
+
+
 class OutboxCollector(Collector):
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, slack_configured: bool = True) -> None:
         self.db = db
+        self.slack_configured = slack_configured
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
+        pending = Outbox.status == "pending"
+        stuck = (
+            pending if self.slack_configured else pending & Outbox.effect.not_in(WAITING_FOR_SLACK)
+        )
         with self.db.read() as session:
-            depth, oldest = session.execute(
-                select(func.count(), func.min(Outbox.created_at)).where(Outbox.status == "pending")
-            ).one()
+            depth = session.scalar(select(func.count()).where(pending)) or 0
+            oldest = session.scalar(select(func.min(Outbox.created_at)).where(stuck))
             dead_by_effect = session.execute(
                 select(Outbox.effect, func.count()).where(Outbox.status == "dead")
                 .group_by(Outbox.effect)
@@ -141,10 +152,31 @@ class DeadLetterCollector(Collector):
         yield family
 
 
+class HeldResetsCollector(Collector):
+    """AER resets held past aer.reset_budget and not yet released or discarded (from SQL, so
+    every replica reports the same value: use max())."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        from securitybot.store.aer_budget_models import AerHeldReset
+
+        with self.db.read() as session:
+            held = session.scalar(
+                select(func.count()).where(AerHeldReset.status == "held")
+            ) or 0  # fmt: skip
+        yield GaugeMetricFamily(
+            "securitybot_aer_resets_held_open",
+            "AER session resets held for a responder's Release or Discard", value=held,
+        )  # fmt: skip
+
+
 class Metrics:
     def __init__(self, db: Database, *, slack_configured: bool = True) -> None:
         self.local = CollectorRegistry(auto_describe=False)
-        self.local.register(OutboxCollector(db))
+        self.local.register(OutboxCollector(db, slack_configured))
+        self.local.register(HeldResetsCollector(db))
         self.local.register(DeadLetterCollector(db))
         self.local.register(WaitingCollector(db, slack_configured))
 

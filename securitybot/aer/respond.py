@@ -15,6 +15,7 @@ from datetime import timedelta
 from typing import Any
 
 from securitybot.aer import store
+from securitybot.aer.metrics import RESETS
 from securitybot.aer.notify import NOTIFY_EFFECT, render
 from securitybot.config import Settings
 from securitybot.ingest.schema import AlertIn
@@ -112,6 +113,7 @@ class Responder:
 
     def _escalate_now(self, p: dict[str, Any], why: str) -> None:
         """The reset was refused: escalate, and take it out of the user's reset history."""
+        RESETS.labels("refused").inc()
         with self.db.write() as session:
             store.set_response(session, p["anomaly_id"], why[:64])
             sessions = p.get("sessions") or []
@@ -147,6 +149,7 @@ class Responder:
             # A retry after a crash resets again (harmless) but must not audit twice.
             if store.set_response(session, p["anomaly_id"], "reset_done") == "reset_done":
                 return
+            RESETS.labels("done").inc()
             audit(
                 session, action=RESET_ACTION, actor=ACTOR, org=p["org"], subject_user=p["user"],
                 details=audit_record(p, int(now.timestamp())), at=now,

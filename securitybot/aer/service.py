@@ -31,6 +31,7 @@ from securitybot.aer.decide import (
 )
 from securitybot.aer.detect import Anomaly, CounterKey, DetectionEngine
 from securitybot.aer.events import ActivityEvent
+from securitybot.aer.metrics import EVENTS_JUDGED, count_decisions
 from securitybot.aer.notify import consolidate, recipients
 from securitybot.aer.respond import ASK_EFFECT, ESCALATE_EFFECT, RESET_EFFECT
 from securitybot.aer.rules import (
@@ -201,6 +202,8 @@ class AerService:
             self._unflushed.clear()
             self._unsaved_sessions.clear()
             decided, self._undecided, self._undecided_refs = len(self._undecided), [], []
+        EVENTS_JUDGED.labels("history").inc(learned)
+        EVENTS_JUDGED.labels("live").inc(len(events) - learned)
         return BatchResult(len(events), decided, decisions, learned)
 
     def handle(
@@ -214,6 +217,7 @@ class AerService:
         """
         anomalies = list(anomalies)
         counts: dict[str, int] = {}
+        decided: list[tuple[str, str, str | None]] = []
         jobs: list[dict[str, Any]] = []
         ledger = budget.Ledger(session, self.cfg.reset_budget, self.clock())
         holds = budget.HeldResets(session, self.cfg.reset_budget, ledger.now)
@@ -242,6 +246,7 @@ class AerService:
                     ledger.give_back(a.org)
                 continue
             counts[d.verdict.value] = counts.get(d.verdict.value, 0) + 1
+            decided.append((a.type, d.verdict.value, d.action.value if d.action else None))
             p = {
                 "anomaly_id": aid, "org": a.org, "user": a.user, "type": a.type,
                 "rule": a.rule, "observed": a.observed, "threshold": a.threshold,
@@ -277,6 +282,7 @@ class AerService:
                     reason=d.reason, now=now, window=self.cfg.notification_window,
                 )  # fmt: skip
         enqueue_many(session, [*jobs, *holds.finish()])
+        count_decisions(session, decided)
         return counts
 
     # --- state across restarts ----------------------------------------------------------

@@ -31,6 +31,7 @@ from securitybot.aer import deadletters, partitions, store
 from securitybot.aer.deadletters import DeadLetter, RateLimitedLog
 from securitybot.aer.events import ActivityEvent
 from securitybot.aer.mac import check_mac, signing_keys
+from securitybot.aer.metrics import PARTITION_LAG
 from securitybot.aer.natsconn import connect, warn_without_credentials
 from securitybot.aer.rules import Rules, TorList, load_rules
 from securitybot.aer.service import AerService
@@ -116,6 +117,8 @@ class PartitionRunner:
                 await self.task
         with contextlib.suppress(Exception):
             await self.sub.unsubscribe()
+        with contextlib.suppress(KeyError):  # another worker reports it from now on
+            PARTITION_LAG.remove(str(self.part))
 
     async def _run(self) -> None:
         every = self.settings.aer.sync_interval  # 0: off
@@ -125,6 +128,8 @@ class PartitionRunner:
                 msgs = await self.sub.fetch(self.cfg.batch, timeout=FETCH_WAIT)
             except TimeoutError:  # nothing new (nats-py raises asyncio's, the same class in 3.11)
                 msgs = []
+            # What JetStream still holds for this partition after the batch in hand.
+            PARTITION_LAG.labels(str(self.part)).set(msgs[-1].metadata.num_pending if msgs else 0)
             if msgs:
                 dead = await asyncio.to_thread(self._commit, msgs)
                 await msgs[-1].ack()  # AckPolicy.ALL: acknowledges the whole batch
@@ -284,8 +289,17 @@ def _now() -> Any:
     return utcnow()
 
 
-def run_worker(settings: Settings, db: Database) -> None:
-    """Run until SIGTERM or SIGINT; then hand the partitions back at once."""
+def run_worker(
+    settings: Settings, db: Database, metrics_port: int = 0, metrics_host: str = "0.0.0.0"
+) -> None:
+    """Run until SIGTERM or SIGINT; then hand the partitions back at once.
+
+    With ``metrics_port``, the worker serves its own ``/metrics`` (a worker has no HTTP API).
+    """
+    if metrics_port:
+        from prometheus_client import start_http_server
+
+        start_http_server(metrics_port, metrics_host)
 
     async def main() -> None:
         worker = Worker(settings, db)

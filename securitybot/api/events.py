@@ -10,6 +10,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from securitybot.aer.events import MAX_BATCH_EVENTS, ActivityEvent, BatchError, parse_batch
+from securitybot.aer.metrics import EVENTS_RECEIVED
 from securitybot.aer.service import AerService
 from securitybot.aer.stream import StreamPublisher, StreamUnavailable
 from securitybot.api.common import ApiError, authenticate, read_body
@@ -49,6 +50,11 @@ def _refusal(ev: ActivityEvent, source: str, orgs: frozenset[str]) -> tuple[str,
     return None
 
 
+def _count(accepted: int, rejected: int) -> None:
+    EVENTS_RECEIVED.labels("accepted").inc(accepted)
+    EVENTS_RECEIVED.labels("rejected").inc(rejected)
+
+
 def event_routes(
     service: AerService | None, publisher: StreamPublisher | None = None
 ) -> list[Route]:
@@ -80,6 +86,7 @@ def event_routes(
                 await publisher.publish(kept)
             except StreamUnavailable as exc:
                 raise _unavailable(exc, kept_at, publisher.cfg.duplicate_window) from None
+            _count(len(kept), len(rejected))
             live_since = utcnow() - timedelta(seconds=rt.settings.aer.live_window)
             history = sum(1 for ev in kept if ev.ts < live_since)
             # Judged by a worker: the anomalies are in the audit API, not in this answer.
@@ -89,6 +96,7 @@ def event_routes(
             }  # fmt: skip
             return JSONResponse(answer, status_code=202)
         result = await run_in_threadpool(service.ingest, kept)
+        _count(len(kept), len(rejected))
         if result.anomalies:
             rt.notify_new_work()
         return JSONResponse(

@@ -10,6 +10,7 @@ both orgs: exactly one anomaly, in the quiet org, and no reset.
 from __future__ import annotations
 
 import asyncio
+import re
 import signal
 import subprocess
 import sys
@@ -18,6 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import sqlalchemy as sa
 
@@ -30,6 +32,7 @@ from tests.aer_stream.conftest import drop_stream as _drop
 from tests.aer_stream.conftest import stream_config
 from tests.children import die_with_parent
 from tests.dbs import postgres_schema_url
+from tests.e2e.harness import free_port
 from tests.e2e.served import REPO
 
 SYNC_SECONDS = 1.0
@@ -71,14 +74,18 @@ def test_backfill_refresh_and_burst_on_jetstream_with_a_worker_killed(
     ):
         cmd = [sys.executable, "-m", "securitybot", "aer", "worker", "--config", str(server.config)]
         workers: dict[int, subprocess.Popen[bytes]] = {}
+        metrics_ports: dict[int, int] = {}
         logs = []
         try:
             for _ in range(2):
                 log = (tmp_path / f"worker{len(logs)}.log").open("ab")
                 logs.append(log)
-                proc = subprocess.Popen(cmd, cwd=REPO, stdout=log, stderr=log,
+                port = free_port()
+                proc = subprocess.Popen([*cmd, "--metrics-port", str(port)], cwd=REPO,
+                                        stdout=log, stderr=log,
                                         preexec_fn=die_with_parent)  # fmt: skip
                 workers[proc.pid] = proc
+                metrics_ports[proc.pid] = port
             engine = bot.db.engine
             deadline = time.monotonic() + 90
             while not _shared_out(engine, stream["stream"], 2):
@@ -128,6 +135,16 @@ def test_backfill_refresh_and_burst_on_jetstream_with_a_worker_killed(
             with engine.connect() as c:
                 totals = {org: int(n) for org, n in c.execute(q)}
             assert totals == {org: n + 300 for org, n in sent.items()}
+
+            # 4. The survivor's own /metrics: what it judged, and its partitions' lag (none left).
+            scraped = httpx.get(f"http://127.0.0.1:{metrics_ports[survivor.pid]}/metrics").text
+            assert 'securitybot_aer_anomalies_total{type="excessive_downloads"' in scraped
+            judged = re.search(r'^securitybot_aer_events_judged_total\{window="live"\} (\S+)$',
+                               scraped, re.M)  # fmt: skip
+            assert judged is not None and float(judged.group(1)) >= 1
+            lags = re.findall(r"^securitybot_aer_partition_lag\{partition=\"\d+\"\} (\S+)$",
+                              scraped, re.M)  # fmt: skip
+            assert len(lags) == PARTITIONS and {float(v) for v in lags} == {0.0}
         finally:
             for p in workers.values():
                 if p.poll() is None:

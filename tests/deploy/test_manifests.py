@@ -151,3 +151,17 @@ def test_compose_runs_every_part_with_secrets_as_files() -> None:
                 assert value.removeprefix("/run/secrets/") in service["secrets"], (name, key)
     for secret in compose["secrets"].values():
         assert (DEPLOY / secret["file"]).is_file(), secret
+
+
+def test_workers_serve_metrics_that_prometheus_may_scrape(
+    base: dict[tuple[str, str], dict[str, Any]],
+) -> None:
+    [worker] = _pods(base)["securitybot-aer-worker"]["containers"]
+    assert worker["args"][-2:] == ["--metrics-port", "9100"]
+    assert {"name": "metrics", "containerPort": 9100, "protocol": "TCP"} in worker["ports"]
+    backend = base[("NetworkPolicy", "securitybot-backend")]["spec"]
+    assert backend["ingress"] == [{"ports": [{"port": 9100, "protocol": "TCP"}]}]
+    monitors = {(o["kind"], o["metadata"]["name"]): o
+                for o in _render(DEPLOY / "kubernetes" / "servicemonitor")}  # fmt: skip
+    pod_monitor = monitors[("PodMonitor", "securitybot-aer-worker")]["spec"]
+    assert pod_monitor["podMetricsEndpoints"][0]["port"] == "metrics"
