@@ -33,7 +33,7 @@ typecheck: $(STAMP)
 # share two cores well; PYTEST_WORKERS=0 runs the suite in one process.
 PYTEST_WORKERS ?= 4
 pytest: $(STAMP) $(OIDC_PROVIDER)
-	$(BIN)/pytest -q -ra -n $(PYTEST_WORKERS)
+	$(BIN)/pytest -q -ra --durations=25 -n $(PYTEST_WORKERS)
 
 # The dashboard's OIDC tests sign in at a real OpenID provider (oidc-provider, pinned in
 # tests/oidc/package-lock.json) run by Node.js; npm ci writes OIDC_PROVIDER.
