@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from starlette.routing import Match, Route
@@ -118,3 +119,16 @@ def test_request_schemas_match_the_models_that_parse_them(name: str) -> None:
     model = _models()[name].model_json_schema(by_alias=True)  # type: ignore[attr-defined]
     assert set(documented["properties"]) == set(model["properties"])
     assert set(documented.get("required", [])) == set(model.get("required", []))
+
+
+def _readme_table() -> str:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme.split("## HTTP API", 1)[1].split("\n## ", 1)[0]
+    return "\n".join(line for line in section.splitlines() if line.startswith("| `"))
+
+
+def test_the_readme_api_table_lists_every_public_route(routes: list[Route]) -> None:
+    table = _readme_table()
+    named = {_template(p) for p in re.findall(r"`(?:[A-Z/]+ )?(/[^`?\[ ]*)", table)}
+    missing = sorted({_template(r.path) for r in routes} - named)
+    assert not missing, f"README's HTTP API table lacks: {missing}"
