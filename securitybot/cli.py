@@ -59,7 +59,7 @@ def check_config(config: str | None) -> None:
 def migrate_cmd(config: str | None, revision: str) -> None:
     """Create or upgrade the database schema (safe to run from several replicas)."""
     settings = _settings(config)
-    configure_logging(settings.logging)
+    configure_logging(settings.logging, migrations=True)
     db = Database.from_url(settings.database.url)
     try:
         migrate(db.engine, revision)
@@ -137,7 +137,7 @@ def demo(
         # The fakes import trustme (their throwaway TLS CA) only once started: check it here.
         import trustme  # noqa: F401
 
-        from securitybot.demo.app import DASHBOARD_USER, Demo
+        from securitybot.demo.app import DASHBOARD_USER, INGEST_TOKEN, Demo
     except ImportError as exc:  # trustme comes with the demo extra
         _fail(f"demo: missing {exc.name}; install with: pip install 'securitybot[demo]'", 1)
 
@@ -157,6 +157,9 @@ def demo(
             f"Dashboard: http://127.0.0.1:{port}/dashboard  "
             f"(user {DASHBOARD_USER}, password {runner.dashboard_password})"
         )
+        # The README's API examples work against the demo with this token.
+        click.echo(f"API: http://127.0.0.1:{port}/api/v1/alerts with "
+                   f"'Authorization: Bearer {INGEST_TOKEN}'")  # fmt: skip
         click.echo(
             f"Timings are short for the demo: {runner.ack_timeout:.0f} s to answer, "
             f"{runner.duo_timeout:.0f} s to approve a push. Ctrl-C stops."
@@ -193,14 +196,17 @@ def hash_password_cmd(password: str) -> None:
 @click.option("--url", default=None, help="Server base URL (default: from server.host/port).")
 @click.option(
     "--token",
-    envvar="SECURITYBOT_TOKEN",
+    # config.yaml reads the ingest token from SECURITYBOT_INGEST_TOKEN: the same name works here
+    # (SECURITYBOT_TOKEN, the earlier name, still does).
+    envvar=["SECURITYBOT_INGEST_TOKEN", "SECURITYBOT_TOKEN"],
     default=None,
-    help="Bearer token (default: $SECURITYBOT_TOKEN, else the first in ingest.tokens).",
+    help="Bearer token (default: $SECURITYBOT_INGEST_TOKEN, else the first in ingest.tokens).",
 )
 @click.option(
     "--user",
     required=True,
-    help="Email or Slack user id of the implicated person (else: to the team, no_user).",
+    help="Email or Slack user id of the implicated person (any other value, such as root, "
+    "goes straight to the team as no_user).",
 )
 @click.option("--kind", default="sensitive_command", show_default=True)
 @click.option("--title", default="Test alert from securitybot send-alert", show_default=True)

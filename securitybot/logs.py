@@ -53,7 +53,9 @@ class RedactQueryTokens(logging.Filter):
         return True
 
 
-def configure_logging(cfg: LoggingConfig) -> None:
+def configure_logging(cfg: LoggingConfig, *, migrations: bool = False) -> None:
+    """``migrations``: show Alembic's INFO lines (``migrate`` wants "Running upgrade ..."; for
+    every other command they are noise before its own first line)."""
     handler = logging.StreamHandler(sys.stderr)
     handler.addFilter(RequestIdFilter())
     handler.addFilter(RedactQueryTokens())
@@ -69,6 +71,8 @@ def configure_logging(cfg: LoggingConfig) -> None:
     # Library chatter at INFO would log request URLs that can carry user emails.
     for noisy in ("slack_sdk", "slack_bolt", "urllib3", "httpx", "apscheduler"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
+    alembic = root.level if migrations else max(logging.WARNING, root.level)
+    logging.getLogger("alembic").setLevel(alembic)
     # slack_sdk builds its debug lines (the whole request and response) unless its clients'
     # *own* logger level is above DEBUG; an inherited level does not count.
     for client in ("slack_sdk.web.async_base_client", "slack_sdk.web.base_client"):

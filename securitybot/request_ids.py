@@ -16,6 +16,7 @@ from securitybot.asgi_headers import header
 REQUEST_ID: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
 _SAFE = re.compile(r"^[A-Za-z0-9._\-]{1,64}$")
 access_log = logging.getLogger("securitybot.access")
+_PROBES = frozenset({"/metrics", "/healthz", "/readyz"})
 
 
 class RequestIdFilter(logging.Filter):
@@ -52,7 +53,10 @@ class RequestIdMiddleware:
             await self.app(scope, receive, send_with_id)
         finally:
             # The path only: query strings can carry a source token (Splunk, Falco adapters).
-            access_log.info(
+            # Scrapes and probes every few seconds would drown the log at INFO: DEBUG if fine.
+            probe = scope.get("path") in _PROBES and status < 400
+            access_log.log(
+                logging.DEBUG if probe else logging.INFO,
                 "%s %s %s %.1fms", scope.get("method"), scope.get("path"), status,
                 (time.perf_counter() - started) * 1000,
                 extra={"request_id": rid, "status": status},
