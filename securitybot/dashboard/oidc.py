@@ -10,13 +10,14 @@ from __future__ import annotations
 import hmac
 import logging
 import time
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 from authlib.common.security import generate_token
-from authlib.integrations.httpx_client import AsyncOAuth2Client, OAuthError
+from authlib.deprecate import AuthlibDeprecationWarning
 from authlib.oidc.core import CodeIDToken
 from joserfc import jwt
 from joserfc.errors import (
@@ -28,6 +29,12 @@ from joserfc.errors import (
     UnsupportedAlgorithmError,
 )
 from joserfc.jwk import KeySet
+
+# Authlib 1.9 prefers httpx2 and warns on every start when it finds httpx (which Securitybot
+# uses everywhere): one warning for the operator to read at start-up, about a library's plans.
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", AuthlibDeprecationWarning)
+    from authlib.integrations.httpx_client import AsyncOAuth2Client, OAuthError
 
 from securitybot.config import DashboardOidc
 
