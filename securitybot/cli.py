@@ -10,7 +10,7 @@ from typing import Any, NoReturn
 import click
 import yaml
 
-from securitybot.config import ConfigError, Settings, load_config
+from securitybot.config import ConfigError, Settings, find_config_path, load_config
 from securitybot.logs import configure_logging
 from securitybot.store.db import Database, SchemaNotReady, migrate
 
@@ -47,6 +47,10 @@ def check_config(config: str | None) -> None:
     except ConfigError as exc:
         _fail(str(exc))
     click.echo(yaml.safe_dump(settings.masked(), sort_keys=False), nl=False)
+    found = find_config_path(config)
+    if not found.exists():  # not an error (environment-only set-ups), but never silent
+        click.echo(f"# no config file found ({found}, $SECURITYBOT_CONFIG unset): defaults and "
+                   "SECURITYBOT_* environment variables only")  # fmt: skip
     click.echo(f"# alert kinds: {', '.join(kinds.names())}")
     for note in settings.unconfigured():
         click.echo(f"# not configured: {note}")

@@ -294,12 +294,28 @@ class IngestConfig(_Section):
 _DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
+def _clock_time(value: Any) -> Any:
+    # YAML 1.1 reads an unquoted 10:00 as the base-60 number 600 (PyYAML does).
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 24 * 60:
+        raise ValueError(
+            f"YAML read an unquoted time as the number {value}: quote it, as in "
+            f'"{value // 60:02d}:{value % 60:02d}"'
+        )
+    return value
+
+
+# A time of day, HH:MM (24 h).
+ClockTime = Annotated[
+    str, BeforeValidator(_clock_time), Field(pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
+]
+
+
 class BusinessHoursConfig(_Section):
     days: list[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]] = Field(
         default=["mon", "tue", "wed", "thu", "fri"], min_length=1
     )
-    start: str = Field(default="09:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
-    end: str = Field(default="18:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
+    start: ClockTime = "09:00"
+    end: ClockTime = "18:00"
     default_tz: str = "UTC"
 
     @model_validator(mode="after")
@@ -362,7 +378,7 @@ class EscalationConfig(_Section):
     # Longest suppression rule (maintenance window) a responder may make; every rule expires.
     max_suppression: Duration = 7 * 86400.0
     # When (UTC, HH:MM) the day's suppressed alerts are listed in the security channel.
-    suppression_summary_at: str = Field(default="09:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
+    suppression_summary_at: ClockTime = "09:00"
 
     @field_validator("responders")
     @classmethod
@@ -922,6 +938,16 @@ class Settings(_Section):
             notes.append(
                 "paging.pagerduty.api_token: acknowledgements in PagerDuty are shown but claim "
                 "nothing (their user's email cannot be read)"
+            )
+        if self.slack.configured and not self.slack.security_channel:
+            notes.append(
+                "slack.security_channel: escalations have nowhere to go (their posts fail "
+                "and become dead outbox rows)"
+            )
+        if self.slack.configured and not self.escalation.responders:
+            notes.append(
+                "escalation.responders: nobody may claim or close escalations, or manage "
+                "exemptions and snoozes, from Slack"
             )
         if not self.ingest.tokens:
             notes.append("ingest.tokens: nobody can post alerts")

@@ -1,0 +1,61 @@
+"""check-config in a new user's first hour: it says when no file was read, warns about a
+Slack set-up whose escalations would go nowhere, and explains an unquoted time."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from securitybot.cli import main
+from securitybot.config import ConfigError, load_config
+
+SLACK = "slack:\n  bot_token: xoxb-1\n  signing_secret: s3cr3t-s3cr3t\n"
+
+
+def check(tmp_path: Path, text: str | None) -> str:
+    args = ["check-config"]
+    if text is not None:
+        (tmp_path / "c.yaml").write_text(text)
+        args += ["--config", str(tmp_path / "c.yaml")]
+    with CliRunner().isolated_filesystem(temp_dir=tmp_path):
+        done = CliRunner().invoke(main, args, env={"SECURITYBOT_CONFIG": None})
+    assert done.exit_code == 0, done.output
+    return done.output
+
+
+def test_no_config_file_is_said_not_passed_over(tmp_path: Path) -> None:
+    out = check(tmp_path, None)
+    assert "# no config file found (config.yaml" in out and "# config OK" in out
+    assert "no config file" not in check(tmp_path, "{}\n")
+
+
+def test_slack_without_a_security_channel_or_responders_is_warned_about(tmp_path: Path) -> None:
+    out = check(tmp_path, SLACK)
+    assert "# not configured: slack.security_channel: escalations have nowhere to go" in out
+    assert "# not configured: escalation.responders: nobody may claim" in out
+    ready = check(tmp_path, SLACK + "  security_channel: C0SECURITY\n"
+                  "escalation:\n  responders: [U0ALICE]\n")  # fmt: skip
+    assert "slack.security_channel:" not in ready and "escalation.responders:" not in ready
+    assert "slack.security_channel" not in check(tmp_path, "{}\n")  # no Slack at all: no noise
+
+
+@pytest.mark.parametrize(
+    ("yaml_text", "hint"),
+    [
+        ("escalation:\n  suppression_summary_at: 10:00\n", '"10:00"'),
+        ("escalation:\n  suppression_summary_at: 23:59\n", '"23:59"'),
+        ("policy:\n  business_hours:\n    start: 8:15\n", '"08:15"'),
+    ],
+)
+def test_an_unquoted_time_gets_a_hint_to_quote_it(
+    tmp_path: Path, yaml_text: str, hint: str
+) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml_text)
+    with pytest.raises(ConfigError, match=f"quote it, as in {hint}"):
+        load_config(path)
+    key = yaml_text.rstrip("\n").rpartition(": ")[0]
+    path.write_text(f"{key}: {hint}\n")  # quoted, as the hint says
+    load_config(path)
