@@ -28,13 +28,13 @@ from pydantic import (
     model_validator,
 )
 
+# Re-exported: parse_duration was defined here first.
+from securitybot.durations import parse_duration as parse_duration
 from securitybot.shipped import ALERTS_DIR
 
 ENV_PREFIX = "SECURITYBOT_"
 DEFAULT_CONFIG_PATH = "config.yaml"
 
-_DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
-_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
 _ENV_REF_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 MASK = "**********"  # what pydantic shows for a SecretStr, so every hidden value looks the same
 # Query parameters and mapping keys (headers) whose value is a credential: ?token=, ?key=,
@@ -46,26 +46,6 @@ _SLACK_HOOK_PREFIX = "/services/"
 
 class ConfigError(Exception):
     """A configuration problem, phrased as one line that names the key."""
-
-
-def parse_duration(value: Any, *, zero_is_off: bool = False) -> float:
-    """Seconds from a number or a string like ``"90s"``, ``"10m"``, ``"1.5h"``, ``"2d"``.
-
-    ``zero_is_off``: for intervals whose documented ``0`` switches the job off.
-    """
-    if isinstance(value, bool):
-        raise ValueError("expected a duration such as 300, '90s', '10m', '1h'")
-    if isinstance(value, int | float):
-        seconds = float(value)
-    elif isinstance(value, str) and (m := _DURATION_RE.match(value)):
-        seconds = float(m.group(1)) * _UNIT_SECONDS[m.group(2)]
-    else:
-        raise ValueError(f"{value!r} is not a duration (use seconds, or '90s', '10m', '1h', '2d')")
-    if seconds < 0 or (seconds == 0 and not zero_is_off):
-        raise ValueError(
-            "must be zero (off) or more" if zero_is_off else "must be greater than zero"
-        )
-    return seconds
 
 
 def _duration_or_off(value: Any) -> float:

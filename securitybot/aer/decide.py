@@ -31,7 +31,6 @@ reset per day, humans after that".
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -51,6 +50,7 @@ from securitybot.aer.rules import (
     parse_asn_list,
     parse_cidrs,
 )
+from securitybot.durations import parse_duration
 
 
 class Action(StrEnum):
@@ -99,8 +99,6 @@ DECISION_KEYS = frozenset(
 ORG_KEYS = DECISION_KEYS | DETECTION_KEYS
 _NOTIFY_KEYS = frozenset({"primary_owner", "security_admins", "channel"})
 _USER_RE = re.compile(r"^[UW][A-Z0-9]{2,}$")
-_DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)?\s*$")
-_UNIT = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
 
 
 class AerConfigError(ValueError):
@@ -148,17 +146,12 @@ class Decision:
 
 
 def _duration(value: Any, where: str, *, allow_zero: bool) -> float:
-    if isinstance(value, bool):
-        raise AerConfigError(f"{where}: must be a duration such as 1800, '30m' or '1h'")
-    if isinstance(value, int | float) and math.isfinite(value):
-        seconds = float(value)
-    elif isinstance(value, str) and (m := _DURATION_RE.match(value)):
-        seconds = float(m.group(1)) * _UNIT[m.group(2)]
-    else:
-        raise AerConfigError(f"{where}: must be a duration such as 1800, '30m' or '1h'")
-    if seconds < 0 or (seconds == 0 and not allow_zero):
-        raise AerConfigError(f"{where}: must be {'>= 0' if allow_zero else '> 0'}")
-    return seconds
+    try:
+        return parse_duration(value, zero_is_off=allow_zero)
+    except ValueError as exc:
+        if str(exc).startswith("must be"):  # a duration, but out of range
+            raise AerConfigError(f"{where}: must be {'>= 0' if allow_zero else '> 0'}") from None
+        raise AerConfigError(f"{where}: must be a duration such as 1800, '30m' or '1h'") from None
 
 
 def _strings(value: Any, where: str, pattern: re.Pattern[str] | None = None) -> frozenset[str]:

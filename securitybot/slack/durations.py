@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from securitybot.config import parse_duration as config_duration
+from securitybot.durations import parse_duration as config_duration
 
 
 def parse_duration(raw: str) -> timedelta | None:
