@@ -11,21 +11,13 @@ import math
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from securitybot.api.common import ApiError
 from securitybot.config import IngestConfig, RateLimit
-
-
-@dataclass
-class _Bucket:
-    rate: float
-    burst: float
-    tokens: float
-    updated: float
+from securitybot.token_bucket import Bucket
 
 
 class RateLimited(ApiError):
@@ -51,7 +43,7 @@ class RateLimiter:
         self._default = cfg.rate_limit
         self._per_source = dict(cfg.rate_limits)
         self._clock = clock
-        self._buckets: dict[str, _Bucket] = {}
+        self._buckets: dict[str, Bucket] = {}
         # Endpoints run on the event loop, but tests and tools may call from threads too.
         self._lock = threading.Lock()
 
@@ -65,14 +57,8 @@ class RateLimiter:
             bucket = self._buckets.get(source)
             if bucket is None:
                 limit = self._limit(source)
-                bucket = _Bucket(limit.rate, float(limit.burst), float(limit.burst), now)
-                self._buckets[source] = bucket
-            bucket.tokens = min(bucket.burst, bucket.tokens + (now - bucket.updated) * bucket.rate)
-            bucket.updated = now
-            if bucket.tokens >= 1.0:
-                bucket.tokens -= 1.0
-                return 0.0
-            return (1.0 - bucket.tokens) / bucket.rate
+                bucket = self._buckets[source] = Bucket(limit.rate, float(limit.burst))
+            return bucket.take(now)
 
 
 def limiter_for(request: Request) -> RateLimiter:

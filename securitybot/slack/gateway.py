@@ -24,8 +24,9 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from securitybot import metrics
 from securitybot.slack.directory import Directory
-from securitybot.slack.tiers import POST, Bucket, Limits
+from securitybot.slack.tiers import POST, Limits
 from securitybot.store.models import utcnow
+from securitybot.token_bucket import Bucket
 
 logger = logging.getLogger(__name__)
 

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from securitybot.token_bucket import Bucket
+
 PER_MINUTE = {1: 1.0, 2: 20.0, 3: 50.0, 4: 100.0}
 METHOD_TIER = {
     "users.lookupByEmail": 3,
@@ -30,42 +32,6 @@ METHOD_TIER = {
 }
 POST = "chat.postMessage"
 POSTS_PER_SECOND_PER_CHANNEL = 1.0
-
-
-@dataclass
-class Bucket:
-    """``rate`` tokens a second, at most ``burst`` saved up."""
-
-    rate: float
-    burst: float
-    tokens: float = field(default=-1.0)
-    at: float | None = None  # None: never used, so full
-
-    def _refill(self, now: float) -> None:
-        if self.at is None:
-            self.tokens, self.at = self.burst, now
-        self.tokens = min(self.burst, self.tokens + (now - self.at) * self.rate)
-        self.at = now
-
-    def take(self, now: float) -> float:
-        """Take a token: 0.0 if one was there, else how many seconds until one is (none taken)."""
-        self._refill(now)
-        if self.tokens >= 1.0:
-            self.tokens -= 1.0
-            return 0.0
-        return (1.0 - self.tokens) / self.rate
-
-    def reserve(self, now: float) -> float:
-        """Take the next token even if it is in the future: how long to wait for it. Callers
-        that all reserve are spread out one token apart instead of retrying together."""
-        self._refill(now)
-        self.tokens -= 1.0
-        return 0.0 if self.tokens >= 0 else -self.tokens / self.rate
-
-    def pause(self, now: float, seconds: float) -> None:
-        """Slack said "retry after": no token until then."""
-        self._refill(now)
-        self.tokens = min(self.tokens, -seconds * self.rate)
 
 
 @dataclass
