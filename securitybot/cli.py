@@ -5,28 +5,18 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from typing import Any, NoReturn
+from typing import Any
 
 import click
 import yaml
 
-from securitybot.config import ConfigError, Settings, find_config_path, load_config
+from securitybot.cli_support import CONFIG_HELP, fail, settings_from
+from securitybot.config import ConfigError, find_config_path
 from securitybot.logs import configure_logging
 from securitybot.store.db import Database, SchemaNotReady, migrate
 
-CONFIG_HELP = "Config file (default: $SECURITYBOT_CONFIG, else ./config.yaml)."
-
-
-def _fail(message: str, code: int = 2) -> NoReturn:
-    click.echo(message, err=True)
-    sys.exit(code)
-
-
-def _settings(config: str | None) -> Settings:
-    try:
-        return load_config(config)
-    except ConfigError as exc:
-        _fail(str(exc))
+_fail = fail
+_settings = settings_from
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -360,5 +350,7 @@ def aer_update_tor_list(config: str | None, url: str | None) -> None:
 
 logging.captureWarnings(True)
 
-# `securitybot aer dead-letters ...` lives beside the dead letters; it registers on `aer`.
-from securitybot.aer import deadletters_cli  # noqa: E402, F401
+# `securitybot aer dead-letters ...` lives beside the dead letters.
+from securitybot.aer.deadletters_cli import aer_dead_letters  # noqa: E402
+
+aer.add_command(aer_dead_letters)

@@ -30,6 +30,7 @@ from pydantic import (
 
 # Re-exported: parse_duration was defined here first.
 from securitybot.durations import parse_duration as parse_duration
+from securitybot.ingest.adapters.names import ADAPTER_NAMES
 from securitybot.shipped import ALERTS_DIR
 
 ENV_PREFIX = "SECURITYBOT_"
@@ -875,13 +876,11 @@ class Settings(_Section):
     def _known_adapters(
         cls, v: dict[str, AdapterConfig], info: ValidationInfo
     ) -> dict[str, AdapterConfig]:
-        from securitybot.ingest.adapters.registry import names
-
         ingest = info.data.get("ingest")
         sources = {t.source for t in ingest.tokens} if ingest else set()
         for name, adapter in v.items():
-            if name not in names():
-                raise ValueError(f"unknown adapter {name!r} (known: {', '.join(names())})")
+            if name not in ADAPTER_NAMES:
+                raise ValueError(f"unknown adapter {name!r} (known: {', '.join(ADAPTER_NAMES)})")
             for source in adapter.sources:
                 if source not in sources:
                     raise ValueError(f"{name}.sources: {source!r} is not a source in ingest.tokens")

@@ -9,22 +9,22 @@ import sys
 import click
 
 from securitybot.aer.deadletters import REASONS as DEAD_LETTER_REASONS
-from securitybot.cli import CONFIG_HELP, _fail, _settings, aer
+from securitybot.cli_support import CONFIG_HELP, fail, settings_from
 from securitybot.config import Settings
 from securitybot.logs import configure_logging
 from securitybot.store.db import Database, SchemaNotReady
 
 
-@aer.group("dead-letters")
+@click.group("dead-letters")
 def aer_dead_letters() -> None:
     """Stream messages workers would not act on (bad MAC, undecodable, invalid)."""
 
 
 def _stream_db(config: str | None) -> tuple[Settings, Database]:
-    settings = _settings(config)
+    settings = settings_from(config)
     configure_logging(settings.logging)
     if settings.aer.stream is None:
-        _fail("aer.stream is not configured: there is no stream and no dead letters", 2)
+        fail("aer.stream is not configured: there is no stream and no dead letters", 2)
     from securitybot.store.db import check_schema
 
     db = Database.from_url(settings.database.url)
@@ -32,7 +32,7 @@ def _stream_db(config: str | None) -> tuple[Settings, Database]:
         check_schema(db.engine)
     except SchemaNotReady as exc:
         db.dispose()
-        _fail(str(exc), 1)
+        fail(str(exc), 1)
     return settings, db
 
 
@@ -97,7 +97,7 @@ def aer_dead_letters_replay(
     from securitybot.aer.deadletters import listing, replay
 
     if bool(ids) == bool(reason):
-        _fail("aer dead-letters replay: name the IDS or a --reason, not both or neither", 2)
+        fail("aer dead-letters replay: name the IDS or a --reason, not both or neither", 2)
     settings, db = _stream_db(config)
     cfg = settings.aer.stream
     assert cfg is not None

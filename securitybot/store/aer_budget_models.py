@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import JSON, BigInteger, Float, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from securitybot.store.models import Base, BigId, UTCDateTime, utcnow
+from securitybot.store.base import Base, BigId, UTCDateTime, utcnow
 
 
 class AerResetBudget(Base):

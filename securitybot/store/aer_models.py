@@ -22,7 +22,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from securitybot.store.models import Base, BigId, UTCDateTime, utcnow
+from securitybot.store.base import Base, BigId, UTCDateTime, utcnow
 
 
 class AerCounter(Base):

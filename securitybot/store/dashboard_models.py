@@ -11,7 +11,7 @@ from datetime import datetime
 from sqlalchemy import Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from securitybot.store.models import Base, UTCDateTime, utcnow
+from securitybot.store.base import Base, UTCDateTime, utcnow
 
 
 class LoginAttempt(Base):

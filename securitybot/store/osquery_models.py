@@ -12,7 +12,7 @@ from datetime import datetime
 from sqlalchemy import String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from securitybot.store.models import Base, UTCDateTime, utcnow
+from securitybot.store.base import Base, UTCDateTime, utcnow
 
 
 class OsqueryNode(Base):

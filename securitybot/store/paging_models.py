@@ -14,7 +14,7 @@ from datetime import datetime
 from sqlalchemy import BigInteger, ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from securitybot.store.models import Base, UTCDateTime, utcnow
+from securitybot.store.base import Base, UTCDateTime, utcnow
 
 
 class Page(Base):

@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import JSON, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from securitybot.store.models import Base, UTCDateTime
+from securitybot.store.base import Base, UTCDateTime
 
 
 class SlackPerson(Base):

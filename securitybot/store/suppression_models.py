@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import JSON, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from securitybot.store.models import Base, BigId, UTCDateTime, utcnow
+from securitybot.store.base import Base, BigId, UTCDateTime, utcnow
 
 
 class SuppressionRule(Base):
