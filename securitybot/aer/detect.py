@@ -12,108 +12,41 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from itertools import islice
 from typing import Any
 
 from securitybot.aer.baselines import WINDOW_SECONDS, Baseline, resolve_threshold_config, threshold
+from securitybot.aer.detect_state import (
+    Anomaly,
+    Counter,
+    CounterKey,
+    Observation,
+    OrgState,
+    SessionState,
+    UserState,
+)
 from securitybot.aer.events import ActivityEvent
 from securitybot.aer.rules import (
     COUNTRY_CENTROIDS,
     DetectionConfig,
     OrgDetectionConfig,
-    Rules,
     TorList,
     haversine_km,
 )
 
-__all__ = ["Anomaly", "DetectionConfig", "DetectionEngine", "OrgDetectionConfig", "TorList"]
+__all__ = [
+    "Anomaly",
+    "CounterKey",
+    "DetectionConfig",
+    "DetectionEngine",
+    "OrgDetectionConfig",
+    "TorList",
+]
 
 _TRUSTED, _INDICATOR, _TOR = 1, 2, 4
 _IP_CACHE_MAX = 200_000
 _UA_CACHE_MAX = 50_000
-
-
-@dataclass(frozen=True, slots=True)
-class Anomaly:
-    org: str
-    user: str
-    type: str
-    session: str | None
-    ts: datetime
-    rule: str
-    observed: float | str
-    threshold: float | str | None
-    ip: str | None
-    asn: int | None
-    country: str | None
-    user_agent: str | None
-    details: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass(slots=True, eq=False)
-class _Counter:
-    bucket: int
-    total: int = 0
-    flushed: int = 0
-    fired: bool = False
-
-
-@dataclass(slots=True, eq=False)
-class _User:
-    asns: set[int] = field(default_factory=set)
-    countries: set[str] = field(default_factory=set)
-    families: set[str] = field(default_factory=set)
-    known: bool = False
-    loc_country: str | None = None
-    loc_lat: float | None = None
-    loc_lon: float | None = None
-    loc_ts: float = 0.0
-    counters: dict[str, _Counter] = field(default_factory=dict)
-    recent: dict[str, float] = field(default_factory=dict)
-
-
-@dataclass(slots=True, eq=False)
-class _Session:
-    user_agent: str | None
-    family: str | None
-    client: str | None
-
-
-class _Org:
-    __slots__ = (
-        "baselines", "cfg", "cloud", "ipcache", "pending", "sessions", "thresholds",
-        "tor_version", "trusted_asns", "users",
-    )  # fmt: skip
-
-    def __init__(self, cfg: OrgDetectionConfig, rules: Rules) -> None:
-        self.cfg = cfg
-        self.cloud = rules.cloud_asns if cfg.cloud_asns is None else cfg.cloud_asns
-        self.trusted_asns = cfg.trusted_asns
-        self.users: dict[str, _User] = {}
-        self.sessions: dict[str, _Session] = {}
-        self.ipcache: dict[str, int] = {}
-        self.thresholds: dict[str, float] = {}
-        self.baselines: dict[str, Baseline] = {}
-        # Deltas of buckets that rolled over (or late events) since the last drain.
-        self.pending: dict[tuple[str, str, int], int] = {}
-        self.tor_version = -1
-
-
-class _Ctx:
-    """The event being observed, shared by the slow-path helpers (one per engine, reused)."""
-
-    __slots__ = ("ev", "learn", "out", "st", "ts", "u")
-    ev: ActivityEvent
-    learn: bool
-    st: _Org
-    u: _User
-    ts: float
-    out: list[Anomaly]
-
-
-CounterKey = tuple[str, str, str, datetime]  # (org, user, action, bucket_start)
 
 
 class DetectionEngine:
@@ -125,24 +58,24 @@ class DetectionEngine:
         self.max_sessions = max_sessions
         self._rules = config.rules
         self._volume = dict(config.rules.volume_actions)
-        self._orgs: dict[str, _Org] = {}
+        self._orgs: dict[str, OrgState] = {}
         self._ua_cache: dict[str, tuple[str, frozenset[str] | None, bool]] = {}
-        self._ctx = _Ctx()
+        self._ctx = Observation()
         # Sessions opened or completed since the last drain: (org, sid) -> (user, ua, client).
         self._session_changes: dict[tuple[str, str], tuple[str, str | None, str | None]] = {}
 
     # --- state hooks --------------------------------------------------------------------
 
-    def _org(self, org: str) -> _Org:
+    def _org(self, org: str) -> OrgState:
         st = self._orgs.get(org)
         if st is None:
-            st = self._orgs[org] = _Org(self.config.for_org(org), self._rules)
+            st = self._orgs[org] = OrgState(self.config.for_org(org), self._rules)
         return st
 
-    def _user(self, st: _Org, user: str) -> _User:
+    def _user(self, st: OrgState, user: str) -> UserState:
         u = st.users.get(user)
         if u is None:
-            u = st.users[user] = _User()
+            u = st.users[user] = UserState()
         return u
 
     def set_baseline(self, b: Baseline) -> None:
@@ -187,7 +120,7 @@ class DetectionEngine:
         bucket = int(bucket_start.timestamp()) // WINDOW_SECONDS * WINDOW_SECONDS
         c = u.counters.get(action)
         if c is None or c.bucket < bucket:
-            c = u.counters[action] = _Counter(bucket)
+            c = u.counters[action] = Counter(bucket)
         if c.bucket == bucket:
             c.total += n
             c.flushed += n  # already persisted: not a delta to write back
@@ -197,7 +130,7 @@ class DetectionEngine:
         """Restore a persisted session's first user agent and client (after a restart)."""
         st = self._org(org)
         family = self._family(user_agent) if user_agent is not None else None
-        st.sessions[sid] = _Session(user_agent, family, client)
+        st.sessions[sid] = SessionState(user_agent, family, client)
 
     def drain_sessions(self) -> dict[tuple[str, str], tuple[str, str | None, str | None]]:
         """Sessions opened (or whose first UA/client arrived) since the last drain, to persist."""
@@ -294,7 +227,7 @@ class DetectionEngine:
         u.known = True
         return out
 
-    def _classify(self, st: _Org, ip: str) -> int:
+    def _classify(self, st: OrgState, ip: str) -> int:
         # Parsing an address and scanning CIDRs is the slowest step; each IP pays it once per
         # org (until the Tor list reloads) and every later event is one dict lookup.
         addr = ipaddress.ip_address(ip)
@@ -326,7 +259,13 @@ class DetectionEngine:
         return (self._ua_cache.get(ua) or self._analyse_ua(ua))[0]
 
     def _emit(
-        self, c: _Ctx, kind: str, rule: str, seen: float | str, limit: float | str | None, d: Any
+        self,
+        c: Observation,
+        kind: str,
+        rule: str,
+        seen: float | str,
+        limit: float | str | None,
+        d: Any,
     ) -> None:
         if c.learn:
             return  # history: neither an anomaly nor a dedupe entry that would mute a live one
@@ -344,7 +283,7 @@ class DetectionEngine:
                     ev.asn, ev.country, ev.user_agent, dict(d))
         )  # fmt: skip
 
-    def _profile(self, c: _Ctx) -> None:
+    def _profile(self, c: Observation) -> None:
         ev, u = c.ev, c.u
         asn, country = ev.asn, ev.country
         new_asn = asn is not None and asn not in u.asns
@@ -361,7 +300,7 @@ class DetectionEngine:
         if country is not None:
             u.countries.add(country)
 
-    def _travel(self, c: _Ctx) -> None:
+    def _travel(self, c: Observation) -> None:
         ev, u, ts = c.ev, c.u, c.ts
         lat, lon = ev.details.get("lat"), ev.details.get("lon")
         if not (
@@ -390,7 +329,7 @@ class DetectionEngine:
         if ts >= u.loc_ts:
             u.loc_country, u.loc_lat, u.loc_lon, u.loc_ts = ev.country, float(lat), float(lon), ts
 
-    def _spoof(self, c: _Ctx, info: tuple[str, frozenset[str] | None, bool]) -> None:
+    def _spoof(self, c: Observation, info: tuple[str, frozenset[str] | None, bool]) -> None:
         client = c.ev.client or ""
         if info[1] is not None and client not in info[1]:
             claimed = ",".join(sorted(info[1]))
@@ -398,18 +337,18 @@ class DetectionEngine:
         elif info[2] and client in self._rules.interactive_clients:
             self._emit(c, "spoofed_user_agent", "scripting_ua_on_app", client, None, {})
 
-    def _new_session(self, st: _Org, sid: str, ev: ActivityEvent) -> None:
+    def _new_session(self, st: OrgState, sid: str, ev: ActivityEvent) -> None:
         if len(st.sessions) >= self.max_sessions:
             # Keep the newer half: amortised O(1), and old sessions are the ones long gone.
             keep = islice(st.sessions.items(), len(st.sessions) // 2, None)
             st.sessions = dict(keep)
         ua = ev.user_agent
         family = self._family(ua) if ua is not None else None
-        st.sessions[sid] = _Session(ua, family, ev.client)
+        st.sessions[sid] = SessionState(ua, family, ev.client)
         if ua is not None or ev.client is not None:  # else nothing to compare later events with
             self._session_changes[(ev.org, sid)] = (ev.user, ua, ev.client)
 
-    def _session_change(self, c: _Ctx, s: _Session) -> None:
+    def _session_change(self, c: Observation, s: SessionState) -> None:
         ev = c.ev
         ua, client = ev.user_agent, ev.client
         if (ua is not None and s.user_agent is None) or (client is not None and s.client is None):
@@ -430,12 +369,12 @@ class DetectionEngine:
                 d = {"session_client": s.client}
                 self._emit(c, "unexpected_client", "session_client_changed", client, s.client, d)
 
-    def _count(self, c: _Ctx, kind: str) -> None:
+    def _count(self, c: Observation, kind: str) -> None:
         ev, st, action = c.ev, c.st, c.ev.action
         bucket = int(c.ts) // WINDOW_SECONDS * WINDOW_SECONDS
         n = c.u.counters.get(action)
         if n is None:
-            n = c.u.counters[action] = _Counter(bucket)
+            n = c.u.counters[action] = Counter(bucket)
         elif bucket != n.bucket:
             if bucket < n.bucket:
                 # Late event for a closed bucket: persist it, but that hour was already judged.
