@@ -31,6 +31,7 @@ from securitybot.outbox.jobs import Done, GiveUp, Handler, Job, Outcome, RetryAt
 from securitybot.paging import hooks, payloads
 from securitybot.paging.timeline import plain
 from securitybot.paging.vendors import Answer, Opsgenie, PagerDuty, outcome
+from securitybot.paging.webhook import act_on_event
 from securitybot.store import alerts as alert_store
 from securitybot.store.db import Database
 from securitybot.store.models import Alert, AuditLog, Outbox, utcnow
@@ -265,8 +266,6 @@ class PagingHandlers:
 
     # -- back from PagerDuty --------------------------------------------------------------------
     async def webhook_event(self, job: Job) -> Outcome:
-        from securitybot.paging.webhook import act_on_event
-
         return await act_on_event(self, job)
 
     def apply_claim(self, alert_id: int, slack_user: str, details: dict[str, Any]) -> None:

@@ -24,7 +24,7 @@ import hashlib
 import hmac
 import logging
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, Protocol, cast
 
 from sqlalchemy import Table, delete, select
 from starlette.concurrency import run_in_threadpool
@@ -34,10 +34,10 @@ from starlette.routing import Route
 
 from securitybot import untrusted
 from securitybot.api.common import ApiError, read_body
-from securitybot.config import PagerDutyConfig
+from securitybot.config import PagerDutyConfig, Settings
 from securitybot.outbox.jobs import Done, Job, Outcome, Wake
 from securitybot.paging import hooks
-from securitybot.paging.vendors import outcome
+from securitybot.paging.vendors import PagerDuty, outcome
 from securitybot.store import alerts as alert_store
 from securitybot.store.db import Database
 from securitybot.store.models import Alert, AuditLog, utcnow
@@ -45,8 +45,19 @@ from securitybot.store.once import Every, fit_key, insert_once
 from securitybot.store.outbox import enqueue
 from securitybot.store.paging_models import Page, PagerDutyWebhook
 
-if TYPE_CHECKING:
-    from securitybot.paging.handlers import PagingHandlers
+
+class PagingHandlers(Protocol):
+    """What acting on a webhook needs of the paging handlers (which call this module)."""
+
+    db: Database
+    settings: Settings
+    wake: Wake
+    slack: Any
+    responders: Any
+    pagerduty: PagerDuty
+
+    def apply_claim(self, alert_id: int, slack_user: str, details: dict[str, Any]) -> None: ...
+
 
 logger = logging.getLogger(__name__)
 

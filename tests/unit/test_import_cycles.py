@@ -16,7 +16,6 @@ KNOWN: set[frozenset[str]] = {
     frozenset({"securitybot.dashboard.held_views", "securitybot.dashboard.oidc_views",
                "securitybot.dashboard.suppression_views", "securitybot.dashboard.views"}),
     frozenset({"securitybot.flows.conversation", "securitybot.flows.escalation_posts"}),
-    frozenset({"securitybot.paging.handlers", "securitybot.paging.webhook"}),
     frozenset({"securitybot.demo.app", "securitybot.demo.console", "securitybot.demo.scenario"}),
 }  # fmt: skip
 
