@@ -1,4 +1,5 @@
-"""Command line: serve | migrate | check-config | send-alert | demo | hash-password."""
+"""Command line: serve | migrate | check-config | send-alert | demo | hash-password |
+purge | erase-person | export."""
 
 from __future__ import annotations
 
@@ -354,3 +355,5 @@ logging.captureWarnings(True)
 from securitybot.aer.deadletters_cli import aer_dead_letters  # noqa: E402
 
 aer.add_command(aer_dead_letters)
+
+from securitybot.privacy import cli as privacy_cli  # noqa: E402, F401

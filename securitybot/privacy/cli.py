@@ -1,0 +1,65 @@
+"""``securitybot purge``, ``erase-person`` and ``export``: the data lifecycle by hand
+(docs/privacy.md). They register on the main command group."""
+
+from __future__ import annotations
+
+import click
+
+from securitybot.cli import CONFIG_HELP, _fail, _settings, main
+from securitybot.config import Settings
+from securitybot.logs import configure_logging
+from securitybot.store.db import Database, SchemaNotReady
+
+
+def _db(config: str | None) -> tuple[Settings, Database]:
+    settings = _settings(config)
+    configure_logging(settings.logging)
+    from securitybot.store.db import check_schema
+
+    db = Database.from_url(settings.database.url)
+    try:
+        check_schema(db.engine)
+    except SchemaNotReady as exc:
+        db.dispose()
+        _fail(str(exc), 1)
+    return settings, db
+
+
+@main.command("purge")
+@click.option("--config", "config", type=click.Path(dir_okay=False), help=CONFIG_HELP)
+@click.option("--dry-run", is_flag=True, help="Only count what would be purged.")
+def purge_cmd(config: str | None, dry_run: bool) -> None:
+    """Delete what is older than retention.* now (the daily job does the same), or with
+    --dry-run show what would go, per category and table."""
+    from securitybot.privacy import purge
+    from securitybot.privacy.job import current_policy, run_daily
+
+    settings, db = _db(config)
+    r = settings.retention
+    try:
+        if not r.enabled:
+            click.echo("retention: every category is kept (retention.* unset or 0): nothing to do")
+            return
+        if dry_run:
+            report = purge.run(db, current_policy(db, r), batch_size=r.batch_size, dry_run=True)
+        else:
+            got = run_daily(db, r, force=True)
+            if got is None:
+                _fail("purge: another replica is purging now (its lease is held); try later", 1)
+            report = got
+    finally:
+        db.dispose()
+    verb = "would purge" if dry_run else "purged"
+    for category in ("alerts", "audit", "outbox", "aer"):
+        cutoff = report.cutoffs.get(category)
+        if cutoff is None:
+            click.echo(f"{category}: kept (retention.{category} is 0)")
+            continue
+        click.echo(f"{category}: {verb} {report.categories.get(category, 0)} rows older than "
+                   f"{cutoff:%Y-%m-%dT%H:%M:%SZ}")  # fmt: skip
+    for table, n in sorted(report.tables.items()):
+        click.echo(f"  {table}: {n}")
+    if r.hold:
+        h = r.hold
+        click.echo(f"held (retention.hold): {len(h.alerts)} alerts, {len(h.people)} people, "
+                   f"{len(h.kinds)} kinds; open alerts are never purged")  # fmt: skip
