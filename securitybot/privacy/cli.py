@@ -63,3 +63,32 @@ def purge_cmd(config: str | None, dry_run: bool) -> None:
         h = r.hold
         click.echo(f"held (retention.hold): {len(h.alerts)} alerts, {len(h.people)} people, "
                    f"{len(h.kinds)} kinds; open alerts are never purged")  # fmt: skip
+
+
+@main.command("erase-person")
+@click.option("--config", "config", type=click.Path(dir_okay=False), help=CONFIG_HELP)
+@click.option("--email", required=True, help="The person's email address.")
+@click.option("--by", "actor", default=None,
+              help="Who asks, for the audit log (default: this login name).")  # fmt: skip
+def erase_person_cmd(config: str | None, email: str, actor: str | None) -> None:
+    """Erase one person everywhere: pseudonymise what the counts need, delete the rest."""
+    import getpass
+
+    from securitybot.ingest.schema import EMAIL_RE
+    from securitybot.privacy.erase import EraseRefused, erase_person
+
+    if not EMAIL_RE.match(email.strip()):
+        _fail(f"erase-person: --email {email!r} is not an email address")
+    settings, db = _db(config)
+    try:
+        done = erase_person(db, email, actor=(actor or f"cli:{getpass.getuser()}")[:64],
+                            via="cli", retention=settings.retention)  # fmt: skip
+    except EraseRefused as exc:
+        _fail(f"erase-person: refused: {exc.reason}", 1)
+    finally:
+        db.dispose()
+    click.echo(f"erased as {done.pseudonym}: {done.total} rows")
+    for table, n in sorted(done.rows.items()):
+        click.echo(f"  {table}: {n}")
+    click.echo("running servers drop their in-memory Slack cache of the person within "
+               "slack.user_cache_ttl")  # fmt: skip

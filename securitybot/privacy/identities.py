@@ -32,9 +32,12 @@ class Identities:
             return
         if isinstance(user.get("id"), str):
             self.keys.add(user["id"])
-        for name in ("name", "real_name"):
+        # The gateway's cached SlackUser, or Slack's own user object with its profile.
+        for name in ("name", "real_name", "first_name"):
             if isinstance(user.get(name), str):
                 self.texts.add(user[name])
+        if isinstance(user.get("email"), str):
+            self.keys.add(user["email"].lower())
         profile = user.get("profile")
         if isinstance(profile, dict):
             for name in _PROFILE_NAMES:
