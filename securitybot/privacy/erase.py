@@ -111,7 +111,8 @@ TABLES: dict[str, Spec] = {
     "login_attempts": Spec(texts=("key",), delete_if_mentioned=True),
     "dashboard_sessions": Spec(delete_if=("username", "subject", "email")),
     "osquery_nodes": Spec(texts=("host_identifier",)),
-    "pages": Spec(people=("acknowledged_by", "resolved_by"), texts=("group_key",)),
+    # Who acknowledged a page is the pager's name or email for them: scrubbed as text.
+    "pages": Spec(texts=("group_key", "acknowledged_by", "resolved_by")),
     "paged_alerts": Spec(why="alert ids and paging dedup keys"),
     "pagerduty_webhooks": Spec(why="PagerDuty event ids, pruned"),
     "job_leases": Spec(why="job names and replica host names"),
@@ -147,7 +148,8 @@ class _Scrubber:
         # JSON escapes non-ASCII (and quotes): the stored text of a name may be its escape.
         self.like = sorted({n for t in self.needles for n in (t, json.dumps(t)[1:-1])})
         alternatives = "|".join(re.escape(t) for t in texts)
-        self.rx = re.compile(rf"(?<![\w.+-])(?:{alternatives})(?![\w-])", re.IGNORECASE)
+        # Whole words: "alice-laptop" loses "alice", "malice" keeps it.
+        self.rx = re.compile(rf"(?<![a-z0-9])(?:{alternatives})(?![a-z0-9])", re.IGNORECASE)
         self.pseudonym = pseudonym
 
     def text(self, value: str) -> str:

@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from securitybot.store.models import Alert
@@ -58,10 +58,19 @@ def resolve(session: Session, email: str) -> Identities:
         if user_name:
             ids.texts.add(user_name)
     # The cache rows keyed by those ids, and every other cache row naming the same person.
-    for (user,) in session.execute(
-        select(SlackPerson.user).where(or_(SlackPerson.key.in_(sorted(ids.keys))))
+    for user, channel in session.execute(
+        select(SlackPerson.user, SlackPerson.dm_channel).where(
+            SlackPerson.key.in_(sorted(ids.keys))
+        )
     ):
         ids.add_user(user)
+        if channel:  # the person's DM channel with the bot names them as well as their id
+            ids.keys.add(channel)
+    for (channel,) in session.execute(
+        select(Alert.dm_channel).where(Alert.user_given == email, Alert.dm_channel.is_not(None))
+        .distinct()
+    ):  # fmt: skip
+        ids.keys.add(channel)
     ids.texts |= ids.keys
     ids.texts = {t.strip() for t in ids.texts if len(t.strip()) >= 3}
     return ids
