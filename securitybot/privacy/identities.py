@@ -66,11 +66,11 @@ def resolve(session: Session, email: str) -> Identities:
         ids.add_user(user)
         if channel:  # the person's DM channel with the bot names them as well as their id
             ids.keys.add(channel)
-    for (channel,) in session.execute(
-        select(Alert.dm_channel).where(Alert.user_given == email, Alert.dm_channel.is_not(None))
-        .distinct()
-    ):  # fmt: skip
-        ids.keys.add(channel)
+    for channel in session.scalars(
+        select(Alert.dm_channel).where(Alert.user_given == email).distinct()
+    ):
+        if channel:
+            ids.keys.add(channel)
     ids.texts |= ids.keys
     ids.texts = {t.strip() for t in ids.texts if len(t.strip()) >= 3}
     return ids
