@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import click
 
 from securitybot.cli import CONFIG_HELP, _fail, _settings, main
@@ -92,3 +94,42 @@ def erase_person_cmd(config: str | None, email: str, actor: str | None) -> None:
         click.echo(f"  {table}: {n}")
     click.echo("running servers drop their in-memory Slack cache of the person within "
                "slack.user_cache_ttl")  # fmt: skip
+
+
+def _when(value: str, name: str) -> datetime:
+    try:
+        at = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        _fail(f"export: {name} {value!r} is not a date or an ISO 8601 time (2026-01-31T00:00Z)")
+    return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
+
+
+@main.command("export")
+@click.option("--config", "config", type=click.Path(dir_okay=False), help=CONFIG_HELP)
+@click.option("--since", required=True, help="From this date or time (UTC unless it says).")
+@click.option("--until", required=True, help="Up to (not including) this date or time.")
+@click.option("--format", "fmt", type=click.Choice(["jsonl", "csv"]), default="jsonl",
+              show_default=True)  # fmt: skip
+@click.option("--audit", is_flag=True, help="Also every audit row of the range, after alerts.")
+@click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True), default=None,
+              help="Write here instead of standard output.")  # fmt: skip
+def export_cmd(config: str | None, since: str, until: str, fmt: str, audit: bool,
+               output: str | None) -> None:  # fmt: skip
+    """Stream alerts created in [--since, --until) with their timelines, oldest first."""
+    import sys
+
+    from securitybot.privacy.export import records, write
+
+    start, end = _when(since, "--since"), _when(until, "--until")
+    if start >= end:
+        _fail("export: --since must be before --until")
+    _, db = _db(config)
+    try:
+        if output is None:
+            n = write(sys.stdout, records(db, start, end, audit=audit), fmt)
+        else:
+            with open(output, "w", encoding="utf-8", newline="") as f:
+                n = write(f, records(db, start, end, audit=audit), fmt)
+    finally:
+        db.dispose()
+    click.echo(f"exported {n} records", err=True)
