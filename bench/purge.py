@@ -68,6 +68,10 @@ def seed(url: str, rows: int) -> int:
                 {"alert_id": i, "actor": "system", "action": "resolved", "details": {},
                  "created_at": old} for i in ids
             ])  # fmt: skip
+    if db.is_postgres:  # explicit ids: move the sequence past them for the service's inserts
+        with db.engine.begin() as conn:
+            conn.execute(sa.text("SELECT setval(pg_get_serial_sequence('alerts', 'id'), "
+                                 "(SELECT max(id) FROM alerts))"))  # fmt: skip
     db.dispose()
     print(f"  seeded {alerts * ROWS_PER_ALERT:,} old rows in {time.perf_counter() - started:.0f} s",
           flush=True)  # fmt: skip
