@@ -513,7 +513,8 @@ class RetentionConfig(_Section):
     hold: RetentionHold = RetentionHold()
     # Rows per delete transaction: small, so ingest and DMs never wait long on the purge.
     batch_size: int = Field(default=500, ge=1, le=10_000)
-    # Pause between batches, so SQLite's single writer is free for the hot path in between.
+    # The least pause between batches (the purge also pauses as long as each batch took), so
+    # SQLite's single writer and the CPU are free for the hot path at least half of the time.
     pause: DurationOrOff = 0.02
     # When the daily purge runs (UTC, HH:MM); one replica at a time holds its lease.
     run_at: str = "03:30"

@@ -2,8 +2,9 @@
 
 Each batch is one short write transaction that selects up to ``retention.batch_size`` eligible
 rows after a keyset cursor and deletes them (re-checking eligibility in the same transaction),
-so ingest and DMs wait at most one small batch; on SQLite a pause between batches leaves the
-single writer to the hot path. Open alerts and whatever ``retention.hold`` names are skipped,
+so ingest and DMs wait at most one small batch; after each batch the purge pauses at least as
+long as the batch took, leaving the database (on SQLite, the single writer) and the CPU to the
+hot path at least half of the time. Open alerts and whatever ``retention.hold`` names are skipped,
 and so are the audit rows and outbox jobs of those alerts.
 """
 
@@ -257,6 +258,7 @@ def run(db: Database, policy: Policy, *, batch_size: int, pause: float = 0.0,
             continue
         after: Any = None
         while True:
+            started = time.monotonic()
             if dry_run:
                 with db.read() as session:
                     keys, after = t.select(session, after, batch_size)
@@ -271,12 +273,14 @@ def run(db: Database, policy: Policy, *, batch_size: int, pause: float = 0.0,
             if after is None or (after is True and not n):
                 break
             if not dry_run:
-                if lease is not None and not lease.renew():
+                if lease is not None and not lease.renew_if_due():
                     logger.warning("purge: the lease was taken over; stopping after %s", t.table)
                     report.complete = False
                     return report
-                if pause:
-                    time.sleep(pause)
+                # Yield at least as long as the batch took: the purge never takes more than
+                # half of the database (SQLite's one writer) or this process's CPU from the
+                # hot path, however slow the machine is.
+                time.sleep(max(pause, time.monotonic() - started))
     return report
 
 
