@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from securitybot import metrics
 from securitybot.privacy.lease import Lease
-from securitybot.privacy.retention import FINISHED, FINISHED_JOBS, Hold, Policy
+from securitybot.privacy.retention import FINISHED, FINISHED_JOBS, Hold, Policy, alert_eligible
 from securitybot.store.aer_budget_models import AerHeldReset
 from securitybot.store.aer_models import (
     AerAnomaly,
@@ -86,6 +86,22 @@ def _kept_alert_ids(session: Session, hold: Hold, alert_ids: Sequence[int], *,
     return kept
 
 
+def _window(session: Session, model: Any, cols: Sequence[Any], after: int | None, n: int,
+            cutoff: datetime) -> tuple[list[Any], int | None]:  # fmt: skip
+    """The next ``n`` rows by primary key after ``after`` (an index range, however many rows
+    are eligible, so every batch costs the same), and the cursor; None once a whole window is
+    younger than the cut-off: rows are only ever inserted with ``created_at`` = now, so ids
+    grow with time and the rest of the table is younger still (a few seconds of skew between
+    concurrent writers do not matter: a window is 500 rows)."""
+    rows = session.execute(
+        select(model.id, model.created_at, *cols).where(model.id > (after or 0))
+        .order_by(model.id).limit(n)
+    ).all()  # fmt: skip
+    if not rows or min(r.created_at for r in rows) >= cutoff:
+        return [], None
+    return list(rows), rows[-1].id
+
+
 def _alerts(policy: Policy) -> Target:
     cutoff = policy.cutoffs["alerts"]
     hold = policy.hold
@@ -95,19 +111,21 @@ def _alerts(policy: Policy) -> Target:
                 Alert.updated_at < cutoff]  # fmt: skip
 
     def sel(session: Session, after: int | None, n: int) -> tuple[list[int], int | None]:
-        rows = session.execute(
-            select(Alert.id, Alert.kind, Alert.user_given, Alert.user_id)
-            .where(*eligible(), Alert.id > (after or 0)).order_by(Alert.id).limit(n)
-        ).all()  # fmt: skip
-        if not rows:
-            return [], None
-        ids = [r.id for r in rows if not hold.holds_alert(r.id, r.kind, r.user_given, r.user_id)]
+        rows, cursor = _window(session, Alert, (Alert.kind, Alert.status, Alert.updated_at,
+                               Alert.user_given, Alert.user_id), after, n, cutoff)  # fmt: skip
+        ids = [
+            r.id for r in rows
+            if alert_eligible(r.status, max(r.created_at, r.updated_at), cutoff)
+            and not hold.holds_alert(r.id, r.kind, r.user_given, r.user_id)
+        ]  # fmt: skip
+        if not ids:
+            return [], cursor
         # A parent whose grouped child is still open stays until the child is finished.
         busy = set(session.scalars(
             select(Alert.parent_id).where(Alert.parent_id.in_(ids),
                                           Alert.status.not_in(sorted(FINISHED)))
         ))  # fmt: skip
-        return [i for i in ids if i not in busy], rows[-1].id
+        return [i for i in ids if i not in busy], cursor
 
     def dele(session: Session, ids: list[int]) -> int:
         # Re-checked in the deleting transaction: nothing selected may have changed since.
@@ -132,22 +150,20 @@ def _anomalies(policy: Policy) -> Target:
     people = sorted(policy.hold.people)
 
     def sel(session: Session, after: int | None, n: int) -> tuple[list[int], int | None]:
-        rows = session.execute(
-            select(AerAnomaly.id, AerAnomaly.user_id)
-            .where(AerAnomaly.created_at < cutoff, AerAnomaly.id > (after or 0))
-            .order_by(AerAnomaly.id).limit(n)
-        ).all()  # fmt: skip
+        window, cursor = _window(session, AerAnomaly, (AerAnomaly.user_id,), after, n, cutoff)
+        rows = [r for r in window if r.created_at < cutoff]
         if not rows:
-            return [], None
+            return [], cursor
         held = set(session.scalars(
             select(AerHeldReset.anomaly_id).where(
                 AerHeldReset.anomaly_id.in_([r.id for r in rows]), AerHeldReset.status == "held")
         ))  # fmt: skip
         ids = [r.id for r in rows if r.id not in held and r.user_id not in people]
-        return ids, rows[-1].id
+        return ids, cursor
 
     def dele(session: Session, ids: list[int]) -> int:
-        return _rows(session.execute(delete(AerAnomaly).where(AerAnomaly.id.in_(ids))))
+        stmt = delete(AerAnomaly).where(AerAnomaly.id.in_(ids), AerAnomaly.created_at < cutoff)
+        return _rows(session.execute(stmt))
 
     return Target("alerts", "aer_anomalies", sel, dele)
 
@@ -157,23 +173,20 @@ def _audit(policy: Policy) -> Target:
     hold = policy.hold
 
     def sel(session: Session, after: int | None, n: int) -> tuple[list[int], int | None]:
-        rows = session.execute(
-            select(AuditLog.id, AuditLog.alert_id, AuditLog.actor, AuditLog.subject_user)
-            .where(AuditLog.created_at < cutoff, AuditLog.id > (after or 0))
-            .order_by(AuditLog.id).limit(n)
-        ).all()  # fmt: skip
-        if not rows:
-            return [], None
+        window, cursor = _window(session, AuditLog, (AuditLog.alert_id, AuditLog.actor,
+                                 AuditLog.subject_user), after, n, cutoff)  # fmt: skip
+        rows = [r for r in window if r.created_at < cutoff]
         kept = _kept_alert_ids(session, hold, [r.alert_id for r in rows], open_too=True)
         ids = [
             r.id for r in rows
             if r.alert_id not in kept
             and not hold.holds_person(r.actor) and not hold.holds_person(r.subject_user)
         ]  # fmt: skip
-        return ids, rows[-1].id
+        return ids, cursor
 
     def dele(session: Session, ids: list[int]) -> int:
-        return _rows(session.execute(delete(AuditLog).where(AuditLog.id.in_(ids))))
+        stmt = delete(AuditLog).where(AuditLog.id.in_(ids), AuditLog.created_at < cutoff)
+        return _rows(session.execute(stmt))
 
     return Target("audit", "audit_log", sel, dele)
 
@@ -187,16 +200,14 @@ def _outbox(policy: Policy) -> Target:
                 func.coalesce(Outbox.done_at, Outbox.created_at) < cutoff]  # fmt: skip
 
     def sel(session: Session, after: int | None, n: int) -> tuple[list[int], int | None]:
-        rows = session.execute(
-            select(Outbox.id, Outbox.alert_id).where(*eligible(), Outbox.id > (after or 0))
-            .order_by(Outbox.id).limit(n)
-        ).all()  # fmt: skip
-        if not rows:
-            return [], None
+        window, cursor = _window(session, Outbox, (Outbox.alert_id, Outbox.status,
+                                 Outbox.done_at), after, n, cutoff)  # fmt: skip
+        rows = [r for r in window
+                if r.status in FINISHED_JOBS and (r.done_at or r.created_at) < cutoff]  # fmt: skip
         # Finished jobs of an open alert may go; those of a held alert stay.
         kept = _kept_alert_ids(session, hold, [r.alert_id for r in rows], open_too=False)
         ids = [r.id for r in rows if r.alert_id is None or r.alert_id not in kept]
-        return ids, rows[-1].id
+        return ids, cursor
 
     def dele(session: Session, ids: list[int]) -> int:
         return _rows(session.execute(delete(Outbox).where(Outbox.id.in_(ids), *eligible())))

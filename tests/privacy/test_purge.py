@@ -9,7 +9,7 @@ from pathlib import Path
 import yaml
 from click.testing import CliRunner
 from prometheus_client import CollectorRegistry, generate_latest
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 
 from securitybot import metrics
 from securitybot.cli import main
@@ -136,9 +136,9 @@ def test_aer_counters_and_old_anomalies_go_unless_held(db: Database) -> None:
 
 
 def test_dry_run_counts_exactly_what_the_purge_deletes_and_deletes_nothing(db: Database) -> None:
-    for days in (500, 500, 450, 30, 800):
-        alert(db, age_days=days)
     alert(db, age_days=900, status="triaging")
+    for days in (800, 500, 500, 450, 30):  # ids grow with time, as in a real store
+        alert(db, age_days=days)
     cfg = RetentionConfig.model_validate(CONFIG)
     before = (_count(db, Alert), _count(db, AuditLog), _count(db, Outbox))
     dry = purge.run(db, current_policy(db, cfg), batch_size=2, dry_run=True)
@@ -211,3 +211,26 @@ def test_unset_or_zero_keeps_everything() -> None:
     assert not RetentionConfig().enabled
     cfg = RetentionConfig.model_validate({"alerts": 0, "audit": None, "outbox": "14d"})
     assert cfg.alerts == 0 and cfg.audit == 0 and cfg.enabled
+
+
+def test_batches_cost_the_same_and_the_young_tail_is_not_scanned(db: Database) -> None:
+    for days in (500, 500, 500):
+        alert(db, age_days=days, jobs=0, audit=0)
+    for _ in range(40):
+        alert(db, age_days=1, jobs=0, audit=0)
+    windows: list[str] = []
+
+    def note(_c: object, _cur: object, sql: str, *_: object) -> None:
+        if sql.lstrip().upper().startswith("SELECT ALERTS.ID, ALERTS.CREATED_AT"):
+            windows.append(sql)
+
+    event.listen(db.engine, "before_cursor_execute", note)
+    try:
+        report = purge.run(db, current_policy(db, RetentionConfig(alerts=400 * 86400)),
+                           batch_size=2)  # fmt: skip
+    finally:
+        event.remove(db.engine, "before_cursor_execute", note)
+    assert report.tables["alerts"] == 3
+    # Windows of two ids: [old, old], [old, young], then [young, young] ends the scan.
+    assert len(windows) == 3
+    assert all("LIMIT" in w.upper() and "ALERTS.ID >" in w.upper() for w in windows)
