@@ -513,8 +513,10 @@ class RetentionConfig(_Section):
     hold: RetentionHold = RetentionHold()
     # Rows per delete transaction: small, so ingest and DMs never wait long on the purge.
     batch_size: int = Field(default=500, ge=1, le=10_000)
-    # The least pause between batches (the purge also pauses as long as each batch took), so
-    # SQLite's single writer and the CPU are free for the hot path at least half of the time.
+    # The share of the time the purge may work: after a batch that took t it pauses
+    # t * (1 - share) / share (and at least `pause`), so SQLite's single writer, PostgreSQL and
+    # the CPU stay with ingest and DMs the rest of the time, however slow the machine is.
+    share: float = Field(default=0.25, gt=0, le=1)
     pause: DurationOrOff = 0.02
     # When the daily purge runs (UTC, HH:MM); one replica at a time holds its lease.
     run_at: str = "03:30"

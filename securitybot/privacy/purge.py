@@ -2,10 +2,10 @@
 
 Each batch is one short write transaction that selects up to ``retention.batch_size`` eligible
 rows after a keyset cursor and deletes them (re-checking eligibility in the same transaction),
-so ingest and DMs wait at most one small batch; after each batch the purge pauses at least as
-long as the batch took, leaving the database (on SQLite, the single writer) and the CPU to the
-hot path at least half of the time. Open alerts and whatever ``retention.hold`` names are skipped,
-and so are the audit rows and outbox jobs of those alerts.
+so ingest and DMs wait at most one small batch; after each batch the purge pauses so that it
+works at most ``retention.share`` of the time (a quarter by default), leaving the database (on
+SQLite, the single writer) and the CPU to the hot path the rest of it. Open alerts and
+whatever ``retention.hold`` names are skipped, and so are their audit rows and outbox jobs.
 """
 
 from __future__ import annotations
@@ -259,7 +259,8 @@ def targets(policy: Policy) -> list[Target]:
 
 
 def run(db: Database, policy: Policy, *, batch_size: int, pause: float = 0.0,
-        dry_run: bool = False, lease: Lease | None = None) -> Report:  # fmt: skip
+        share: float = 1.0, dry_run: bool = False, lease: Lease | None = None
+        ) -> Report:  # fmt: skip
     """Purge (or with ``dry_run`` count) what ``policy`` makes eligible, one batch at a time."""
     report = Report(dry_run=dry_run, cutoffs=dict(policy.cutoffs))
     for t in targets(policy):
@@ -288,10 +289,9 @@ def run(db: Database, policy: Policy, *, batch_size: int, pause: float = 0.0,
                     logger.warning("purge: the lease was taken over; stopping after %s", t.table)
                     report.complete = False
                     return report
-                # Yield at least as long as the batch took: the purge never takes more than
-                # half of the database (SQLite's one writer) or this process's CPU from the
-                # hot path, however slow the machine is.
-                time.sleep(max(pause, time.monotonic() - started))
+                # Work at most `share` of the time, whatever a batch costs on this machine.
+                took = time.monotonic() - started
+                time.sleep(max(pause, took * (1 - share) / share))
     return report
 
 
