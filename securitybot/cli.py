@@ -356,4 +356,8 @@ from securitybot.aer.deadletters_cli import aer_dead_letters  # noqa: E402
 
 aer.add_command(aer_dead_letters)
 
-from securitybot.privacy import cli as privacy_cli  # noqa: E402, F401
+# `securitybot purge | erase-person | export` (the data lifecycle) live in securitybot.privacy.
+from securitybot.privacy.cli import COMMANDS as PRIVACY_COMMANDS  # noqa: E402
+
+for _command in PRIVACY_COMMANDS:
+    main.add_command(_command)

@@ -1,5 +1,5 @@
 """``securitybot purge``, ``erase-person`` and ``export``: the data lifecycle by hand
-(docs/privacy.md). They register on the main command group."""
+(docs/privacy.md). ``securitybot.cli`` adds :data:`COMMANDS` to the main group."""
 
 from __future__ import annotations
 
@@ -7,14 +7,14 @@ from datetime import UTC, datetime
 
 import click
 
-from securitybot.cli import CONFIG_HELP, _fail, _settings, main
+from securitybot.cli_support import CONFIG_HELP, fail, settings_from
 from securitybot.config import Settings
 from securitybot.logs import configure_logging
 from securitybot.store.db import Database, SchemaNotReady
 
 
 def _db(config: str | None) -> tuple[Settings, Database]:
-    settings = _settings(config)
+    settings = settings_from(config)
     configure_logging(settings.logging)
     from securitybot.store.db import check_schema
 
@@ -23,11 +23,11 @@ def _db(config: str | None) -> tuple[Settings, Database]:
         check_schema(db.engine)
     except SchemaNotReady as exc:
         db.dispose()
-        _fail(str(exc), 1)
+        fail(str(exc), 1)
     return settings, db
 
 
-@main.command("purge")
+@click.command("purge")
 @click.option("--config", "config", type=click.Path(dir_okay=False), help=CONFIG_HELP)
 @click.option("--dry-run", is_flag=True, help="Only count what would be purged.")
 def purge_cmd(config: str | None, dry_run: bool) -> None:
@@ -47,7 +47,7 @@ def purge_cmd(config: str | None, dry_run: bool) -> None:
         else:
             got = run_daily(db, r, force=True)
             if got is None:
-                _fail("purge: another replica is purging now (its lease is held); try later", 1)
+                fail("purge: another replica is purging now (its lease is held); try later", 1)
             report = got
     finally:
         db.dispose()
@@ -67,7 +67,7 @@ def purge_cmd(config: str | None, dry_run: bool) -> None:
                    f"{len(h.kinds)} kinds; open alerts are never purged")  # fmt: skip
 
 
-@main.command("erase-person")
+@click.command("erase-person")
 @click.option("--config", "config", type=click.Path(dir_okay=False), help=CONFIG_HELP)
 @click.option("--email", required=True, help="The person's email address.")
 @click.option("--by", "actor", default=None,
@@ -80,13 +80,13 @@ def erase_person_cmd(config: str | None, email: str, actor: str | None) -> None:
     from securitybot.privacy.erase import EraseRefused, erase_person
 
     if not EMAIL_RE.match(email.strip()):
-        _fail(f"erase-person: --email {email!r} is not an email address")
+        fail(f"erase-person: --email {email!r} is not an email address")
     settings, db = _db(config)
     try:
         done = erase_person(db, email, actor=(actor or f"cli:{getpass.getuser()}")[:64],
                             via="cli", retention=settings.retention)  # fmt: skip
     except EraseRefused as exc:
-        _fail(f"erase-person: refused: {exc.reason}", 1)
+        fail(f"erase-person: refused: {exc.reason}", 1)
     finally:
         db.dispose()
     click.echo(f"erased as {done.pseudonym}: {done.total} rows")
@@ -100,11 +100,11 @@ def _when(value: str, name: str) -> datetime:
     try:
         at = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
-        _fail(f"export: {name} {value!r} is not a date or an ISO 8601 time (2026-01-31T00:00Z)")
+        fail(f"export: {name} {value!r} is not a date or an ISO 8601 time (2026-01-31T00:00Z)")
     return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
 
 
-@main.command("export")
+@click.command("export")
 @click.option("--config", "config", type=click.Path(dir_okay=False), help=CONFIG_HELP)
 @click.option("--since", required=True, help="From this date or time (UTC unless it says).")
 @click.option("--until", required=True, help="Up to (not including) this date or time.")
@@ -122,7 +122,7 @@ def export_cmd(config: str | None, since: str, until: str, fmt: str, audit: bool
 
     start, end = _when(since, "--since"), _when(until, "--until")
     if start >= end:
-        _fail("export: --since must be before --until")
+        fail("export: --since must be before --until")
     _, db = _db(config)
     try:
         if output is None:
@@ -133,3 +133,6 @@ def export_cmd(config: str | None, since: str, until: str, fmt: str, audit: bool
     finally:
         db.dispose()
     click.echo(f"exported {n} records", err=True)
+
+
+COMMANDS = (purge_cmd, erase_person_cmd, export_cmd)
