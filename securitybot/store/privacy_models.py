@@ -7,7 +7,7 @@ from datetime import datetime
 from sqlalchemy import String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from securitybot.store.models import Base, UTCDateTime
+from securitybot.store.base import Base, UTCDateTime
 
 
 class JobLease(Base):
