@@ -87,9 +87,16 @@ def _email(i: int) -> str:
 
 @contextmanager
 def serve(
-    db_url: str, fs: FakeSlack, fd: FakeDuo, py_spy: Path | None, tag: str, workers: int = 1
+    db_url: str,
+    fs: FakeSlack,
+    fd: FakeDuo,
+    py_spy: Path | None,
+    tag: str,
+    workers: int = 1,
+    extra: dict[str, Any] | None = None,
 ) -> Iterator[tuple[str, int]]:
-    """Migrate and start `securitybot serve`; yields (base URL, pid)."""
+    """Migrate and start `securitybot serve`; yields (base URL, pid). ``extra``: more config
+    sections (bench/purge.py adds ``retention``)."""
     port = free_port()
     cfg: dict[str, Any] = {
         "database": {"url": db_url},
@@ -105,6 +112,7 @@ def serve(
         "policy": {"ack_timeout": 3600, "duo_timeout": 120},
         "logging": {"level": "WARNING"},
     }  # fmt: skip
+    cfg.update(extra or {})
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "config.yaml"
         path.write_text(yaml.safe_dump(cfg))

@@ -19,6 +19,7 @@ from securitybot.api import adapters as adapters_api
 from securitybot.api import alerts as alerts_api
 from securitybot.api import openapi as openapi_api
 from securitybot.api import osquery_tls as osquery_tls_api
+from securitybot.api import people as people_api
 from securitybot.api import suppressions as suppressions_api
 from securitybot.api import team as team_api
 from securitybot.api.common import ApiError, error_response
@@ -105,6 +106,7 @@ def create_app(runtime: Runtime, extra_routes: list[BaseRoute] | None = None) ->
         *openapi_api.routes,
         *team_api.routes,
         *suppressions_api.routes,
+        *people_api.routes,
         *(extra_routes or []),
     ]
     app = Starlette(

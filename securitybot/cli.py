@@ -1,4 +1,5 @@
-"""Command line: serve | migrate | check-config | send-alert | demo | hash-password."""
+"""Command line: serve | migrate | check-config | send-alert | demo | hash-password |
+purge | erase-person | export."""
 
 from __future__ import annotations
 
@@ -354,3 +355,9 @@ logging.captureWarnings(True)
 from securitybot.aer.deadletters_cli import aer_dead_letters  # noqa: E402
 
 aer.add_command(aer_dead_letters)
+
+# `securitybot purge | erase-person | export` (the data lifecycle) live in securitybot.privacy.
+from securitybot.privacy.cli import COMMANDS as PRIVACY_COMMANDS  # noqa: E402
+
+for _command in PRIVACY_COMMANDS:
+    main.add_command(_command)

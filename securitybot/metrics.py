@@ -29,6 +29,10 @@ TIME_TO_FIRST_DM = Histogram(
 TIME_TO_ANSWER = Histogram(
     "securitybot_time_to_answer_seconds", "DM posted to the user's answer", buckets=_BUCKETS
 )
+# Rows the daily purge deleted, per retention category (retention.alerts/audit/outbox/aer).
+RETENTION_PURGED = Counter(
+    "securitybot_retention_purged_rows", "Rows deleted by the retention purge", ["category"]
+)
 DUO_RESULTS = Counter("securitybot_duo_results", "Final Duo results", ["result"])
 DUO_LATENCY = Histogram(
     "securitybot_duo_latency_seconds", "Duo API call latency", ["call"],
@@ -174,7 +178,10 @@ class HeldResetsCollector(Collector):
 
 class Metrics:
     def __init__(self, db: Database, *, slack_configured: bool = True) -> None:
+        from securitybot.privacy.ages import OldestRowCollector
+
         self.local = CollectorRegistry(auto_describe=False)
+        self.local.register(OldestRowCollector(db))
         self.local.register(OutboxCollector(db, slack_configured))
         self.local.register(HeldResetsCollector(db))
         self.local.register(DeadLetterCollector(db))

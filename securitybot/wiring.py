@@ -170,6 +170,14 @@ def wire_workers(
         await asyncio.to_thread(suppression_summary.schedule, runtime.db, due)
         runtime.notify_new_work()
 
+    async def retention_purge() -> None:
+        from securitybot.privacy.job import run_daily
+
+        try:
+            await asyncio.to_thread(run_daily, runtime.db, s.retention)
+        except Exception:
+            logger.exception("retention purge failed; it runs again tomorrow")
+
     async def start() -> None:
         nonlocal socket_handler
         if gateway is not None:
@@ -201,6 +209,13 @@ def wire_workers(
             daily_summary, "cron", hour=summary_at.hour, minute=summary_at.minute, timezone=UTC,
             id="suppression_summary", coalesce=True, misfire_grace_time=3600,
         )  # fmt: skip
+        if s.retention.enabled:
+            purge_at = parse_hhmm(s.retention.run_at)
+            scheduler.add_job(
+                retention_purge, "cron", hour=purge_at.hour, minute=purge_at.minute,
+                timezone=UTC, id="retention_purge", max_instances=1, coalesce=True,
+                misfire_grace_time=6 * 3600,
+            )  # fmt: skip
         scheduler.start()
         if socket_mode:
             if bolt is None or s.slack.app_token is None:

@@ -89,7 +89,9 @@ class AuditLog(Base):
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
-    alert_id: Mapped[int | None] = mapped_column(ForeignKey("alerts.id"), index=True)
+    # No foreign key: the audit log is kept longer than alerts (retention.audit, .alerts), and
+    # a row about a purged alert keeps its id.
+    alert_id: Mapped[int | None] = mapped_column(BigId, index=True)
     actor: Mapped[str] = mapped_column(String(64))
     action: Mapped[str] = mapped_column(String(80))
     from_status: Mapped[str | None] = mapped_column(String(20))
@@ -191,5 +193,6 @@ from securitybot.store import (  # noqa: F401, E402
     dashboard_models,
     osquery_models,
     paging_models,
+    privacy_models,
     suppression_models,
 )
