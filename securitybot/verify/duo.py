@@ -134,11 +134,13 @@ class DuoVerifier:
                 type="Securitybot",
             )
         except _NETWORK_ERRORS as exc:
-            return PushStart(StartResult.ERROR, detail=f"auth: {type(exc).__name__}: {exc}")
+            # Duo may have pushed before the answer was lost: never push a second time.
+            detail = f"auth: {type(exc).__name__}: {exc}"
+            return PushStart(StartResult.ERROR, detail=detail, sent=True)
         txid = reply.get("txid")
         if not txid:
-            return PushStart(StartResult.ERROR, detail="Duo returned no txid")
-        return PushStart(StartResult.PUSHED, txid=str(txid))
+            return PushStart(StartResult.ERROR, detail="Duo returned no txid", sent=True)
+        return PushStart(StartResult.PUSHED, txid=str(txid), sent=True)
 
     def _poll_sync(self, txid: str) -> PushPoll:
         try:
