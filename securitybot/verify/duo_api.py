@@ -1,0 +1,145 @@
+"""Duo's Auth API over one asyncio HTTP client: connections are reused, and a held
+``auth_status`` long-poll costs a socket and a coroutine, not a thread and a TLS handshake.
+
+Requests are signed by duo_client's own code (``duo_client.client.sign``, signature version 5,
+as ``duo_client.Client.api_call`` builds them: JSON bodies for POST, the query for GET, the
+bare API hostname, an RFC 2822 ``Date``), so Duo sees exactly what duo_client would send.
+Server certificates are checked against duo_client's pinned CA bundle unless ``duo.ca_certs``
+says otherwise.
+
+A ``429`` is honoured the way duo_client does it (wait 1 s, 2 s, 4 s … up to 32 s, plus up to
+a second of jitter, then give up with the 429), except that the wait is shared: while Duo is
+refusing, no request of this process is sent, so a burst of pushes backs off together instead
+of each one hammering Duo on its own schedule.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import json
+import random
+import ssl
+import time
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import urlencode
+
+import httpx
+from duo_client.client import DEFAULT_CA_CERTS, Client, normalize_params, sign
+
+from securitybot.config import DuoConfig
+
+SIG_VERSION = 5
+# duo_client.Client's backoff on 429 (its _INITIAL/_MAX_BACKOFF_WAIT_SECS, _BACKOFF_FACTOR).
+BACKOFF_FIRST = 1.0
+BACKOFF_MAX = 32.0
+BACKOFF_FACTOR = 2.0
+
+
+class DuoApiError(Exception):
+    """Duo answered with an error (``status``, Duo's ``code``), worded as duo_client words it
+    ("Received 400 Invalid request parameters (txid)")."""
+
+    def __init__(self, status: int, message: str, code: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+
+
+def signed_request(
+    ikey: str, skey: str, host: str, method: str, path: str, params: Mapping[str, str],
+    date: str | None = None,
+) -> tuple[str, dict[str, str], bytes | None]:  # fmt: skip
+    """(uri, headers, body) of one Auth API call, built and signed as duo_client builds them."""
+    date = date or email.utils.formatdate()
+    if method in ("POST", "PUT", "PATCH"):
+        body = Client.canon_json(dict(params))
+        auth = sign(ikey, skey, method, host, path, date, SIG_VERSION, {}, body=body,
+                    additional_headers={})  # fmt: skip
+        headers = {"Authorization": auth, "Date": date, "Content-type": "application/json"}
+        return path, headers, body.encode()
+    query = normalize_params(dict(params))
+    auth = sign(ikey, skey, method, host, path, date, SIG_VERSION, query, body="",
+                additional_headers={})  # fmt: skip
+    uri = path + "?" + urlencode(query, doseq=True)
+    return uri, {"Authorization": auth, "Date": date}, None
+
+
+class DuoAuthApi:
+    """One pooled HTTPS client for Duo's Auth API (create and use it on the event loop)."""
+
+    def __init__(self, cfg: DuoConfig, *, max_connections: int | None = None) -> None:
+        assert cfg.ikey is not None and cfg.skey is not None
+        host, port = cfg.host_and_port
+        self._ikey, self._skey, self._host = cfg.ikey, cfg.skey, host
+        self._base = f"https://{host}:{port}" if port is not None else f"https://{host}"
+        self._cafile = cfg.ca_certs or DEFAULT_CA_CERTS
+        self._timeout = cfg.timeout
+        self._max_connections = max_connections
+        self._client: httpx.AsyncClient | None = None
+        self._paused_until = 0.0  # monotonic: no request leaves before (Duo said 429)
+
+    def _http(self) -> httpx.AsyncClient:
+        if self._client is None:
+            context = ssl.create_default_context(cafile=self._cafile)
+            self._client = httpx.AsyncClient(
+                base_url=self._base,
+                verify=context,
+                timeout=self._timeout,
+                follow_redirects=False,
+                headers={"User-Agent": "securitybot"},
+                # Every waiting push holds one connection in Duo's long-poll; the others are
+                # kept alive for the next call instead of a new handshake each time.
+                limits=httpx.Limits(max_connections=self._max_connections,
+                                    max_keepalive_connections=64, keepalive_expiry=5.0),
+            )  # fmt: skip
+        return self._client
+
+    async def call(
+        self, method: str, path: str, params: Mapping[str, str], *, timeout: float | None = None
+    ) -> Any:
+        """The ``response`` of Duo's ``{"stat": "OK", "response": ...}``; DuoApiError for any
+        other answer, httpx.HTTPError when Duo could not be reached."""
+        wait = BACKOFF_FIRST
+        while True:
+            delay = self._paused_until - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            uri, headers, body = signed_request(
+                self._ikey, self._skey.get_secret_value(), self._host, method, path, params
+            )
+            resp = await self._http().request(
+                method, uri, headers=headers, content=body,
+                timeout=timeout if timeout is not None else self._timeout,
+            )  # fmt: skip
+            if resp.status_code != 429 or wait > BACKOFF_MAX:
+                return _parse(resp)
+            pause = wait + random.uniform(0.0, 1.0)  # jitter, not a secret
+            self._paused_until = max(self._paused_until, time.monotonic() + pause)
+            wait *= BACKOFF_FACTOR
+
+    async def aclose(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            await client.aclose()
+
+
+def _parse(resp: httpx.Response) -> Any:
+    try:
+        data = json.loads(resp.content)
+    except ValueError:
+        data = None
+    if resp.status_code != 200:
+        if isinstance(data, Mapping) and data.get("stat") == "FAIL" and "message" in data:
+            detail = f" ({data['message_detail']})" if "message_detail" in data else ""
+            code = data.get("code")
+            raise DuoApiError(
+                resp.status_code,
+                f"Received {resp.status_code} {data['message']}{detail}",
+                code if isinstance(code, int) else None,
+            )
+        raise DuoApiError(resp.status_code, f"Received {resp.status_code} {resp.reason_phrase}")
+    if not isinstance(data, Mapping) or data.get("stat") != "OK" or "response" not in data:
+        raise DuoApiError(resp.status_code, f"Received bad response: {resp.text[:200]}")
+    return data["response"]
