@@ -44,8 +44,10 @@ logger = logging.getLogger(__name__)
 MAX_DM_ATTEMPTS = 8  # then the DM counts as failed and the alert escalates (fail closed)
 MAX_DUO_ERRORS = 3  # Duo errors are retried briefly; then escalate with duo_error
 DUO_POLL_INTERVAL = 1.0
-# poll_duo may sit in Duo's long-poll for a minute: it runs beside the alert's other jobs.
+# poll_duo may sit in Duo's long-poll for a minute: it runs beside the alert's other jobs, and
+# one is held per waiting push without taking a dispatcher slot (Dispatcher.held).
 UNORDERED_EFFECTS = frozenset({"poll_duo"})
+HELD_EFFECTS = frozenset({"poll_duo"})
 
 
 def duo_username(mode: str, user: SlackUser | None, alert: Alert) -> str:

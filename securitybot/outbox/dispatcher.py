@@ -62,7 +62,9 @@ class Dispatcher:
     held by a process that died is picked up again within one lease. Effects named in
     ``unordered`` skip that queue: a long-poll (Duo's auth_status holds for up to a minute)
     must not hold back the same alert's escalation, and its result goes through the guarded
-    state machine anyway.
+    state machine anyway. Effects named in ``held`` wait on someone else (a push waiting on a
+    phone in Duo's long-poll) and cost a coroutine while they do: they do not count against
+    ``concurrency``, so thousands of people slow to answer never hold back other work.
     """
 
     def __init__(
@@ -75,6 +77,7 @@ class Dispatcher:
         lease: float = 10.0,
         idle_poll: float = 0.5,
         unordered: frozenset[str] = frozenset(),
+        held: frozenset[str] = frozenset(),
         batch_handlers: dict[str, BatchHandler] | None = None,
         lanes: int = 2,
     ) -> None:
@@ -98,6 +101,8 @@ class Dispatcher:
         self.lease = timedelta(seconds=lease)
         self.idle_poll = idle_poll
         self.unordered = unordered
+        self.held = held
+        self._held_ids: set[int] = set()  # in-flight jobs of a held effect
         self._task: asyncio.Task[None] | None = None
         self._renewer: asyncio.Task[None] | None = None
         self._recorder: asyncio.Task[None] | None = None
@@ -259,6 +264,7 @@ class Dispatcher:
             logger.exception("outbox job %s (%s) crashed the dispatcher task", job.id, job.effect)
         finally:
             self._inflight.pop(job.id, None)
+            self._held_ids.discard(job.id)
             self._slot_free.set()  # only the general loop cares
 
     def _spawn(self, jobs: list[Job]) -> None:
@@ -268,6 +274,8 @@ class Dispatcher:
                 # Our own job, re-claimed because renewing its lease failed: it is still
                 # running here, so a second copy would only race the first.
                 continue
+            if job.effect in self.held:
+                self._held_ids.add(job.id)
             self._inflight[job.id] = loop.create_task(self._run_in_order(job))
 
     def notify(self, effects: Iterable[str] | None = None) -> None:
@@ -318,8 +326,11 @@ class Dispatcher:
             # Clear before claiming: work written while we claim sets it again, so a wake-up
             # can never fall between "found nothing" and "start waiting".
             wake.clear()
-            singles = len(self._inflight) - sum(1 for t in self._inflight.values()
-                                               if t in self._lane_tasks)  # fmt: skip
+            singles = (
+                len(self._inflight)
+                - len(self._held_ids)
+                - sum(1 for t in self._inflight.values() if t in self._lane_tasks)
+            )
             free = self.concurrency - singles
             claimed = 0
             if free > 0:
