@@ -241,11 +241,11 @@ class ConversationHandlers:
             alert_store.audit(session, alert_id=alert_id, actor="system", action="duo.push_sent",
                               details=details)  # fmt: skip
             # The poll job keeps the provider's handle (Okta's poll link) in full, so a restart
-            # polls the very link the provider gave.
+            # polls the very link the provider gave. It is due at once: Duo answers the first
+            # poll of a push at once and then holds the next until the phone answers.
             payload = {"txid": txid} if handle == txid else {"txid": txid, "handle": handle}
             enqueue(session, effect="poll_duo", alert_id=alert_id, payload=payload,
-                    idempotency_key=f"poll:{alert_id}:{txid}",
-                    at=utcnow() + timedelta(seconds=DUO_POLL_INTERVAL))  # fmt: skip
+                    idempotency_key=f"poll:{alert_id}:{txid}")  # fmt: skip
             return True
 
     async def poll_duo(self, job: Job) -> Outcome:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlencode
@@ -34,6 +35,7 @@ DUO_PUSH_HOLD = 60.0
 # Long-polls held at once; beyond this a poll says "still waiting" and is asked again shortly.
 # Each is a coroutine and a socket: thousands are cheap.
 MAX_HELD_POLLS = 10_000
+QUICK_ANSWER = 1.0  # seconds: a "waiting" this fast was not held (a push's first status)
 
 # auth_status ``status`` values Duo documents, by the ``result`` they come with.
 _WAITING = frozenset({"pushed", "push_failed", "calling", "answered"})  # still in progress
@@ -150,7 +152,16 @@ class DuoVerifier:
                 metrics.DUO_LATENCY.labels("auth_status").time(),  # includes Duo's hold
                 metrics.VERIFY_LATENCY.labels(self.name, "auth_status").time(),
             ):
-                return await self._poll_or_close(txid)
+                asked = time.monotonic()
+                polled = await self._poll_or_close(txid)
+                quick = time.monotonic() - asked < QUICK_ANSWER
+                if polled.status == PushStatus.WAITING and quick and not self._closing.is_set():
+                    # Duo answers a push's first status at once ("pushed"); the next call is
+                    # the one it holds until the phone answers. Ask it now instead of going
+                    # back to the outbox for a second, so the approval is seen the moment it
+                    # happens. A second quick "waiting" goes back (no busy loop on Duo).
+                    polled = await self._poll_or_close(txid)
+                return polled
         finally:
             self._polls -= 1
 

@@ -19,12 +19,15 @@ import asyncio
 import email.utils
 import json
 import random
+import socket
 import ssl
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from urllib.parse import urlencode
 
+import httpcore
 import httpx
 from duo_client.client import DEFAULT_CA_CERTS, Client, normalize_params, sign
 
@@ -66,6 +69,55 @@ def signed_request(
     return uri, {"Authorization": auth, "Date": date}, None
 
 
+class _OwnResolver(httpcore.AsyncNetworkBackend):
+    """Connects as httpx would, but resolves Duo's hostname in threads of its own.
+
+    asyncio resolves names in the loop's default executor, which the handlers also use for
+    their database work; in a burst those threads queue on the database, and a push's
+    long-poll waited seconds for a name lookup before it reached Duo. A literal IP address
+    skips anyio's own lookup, and TLS still verifies the hostname (httpcore takes it from the
+    URL, not from the address connected to)."""
+
+    def __init__(self) -> None:
+        self._inner = httpcore.AnyIOBackend()
+        self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="duo-dns")
+
+    async def connect_tcp(
+        self, host: str, port: int, timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.AsyncNetworkStream:  # fmt: skip
+        loop = asyncio.get_running_loop()
+        try:
+            infos = await loop.run_in_executor(
+                self._pool, socket.getaddrinfo, host, port, 0, socket.SOCK_STREAM
+            )
+        except OSError as exc:
+            raise httpcore.ConnectError(f"{host}: {exc}") from exc
+        failure: Exception | None = None
+        for *_, sockaddr in infos:
+            try:
+                return await self._inner.connect_tcp(
+                    str(sockaddr[0]), port, timeout=timeout, local_address=local_address,
+                    socket_options=socket_options,
+                )  # fmt: skip
+            except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
+                failure = exc
+        raise failure or httpcore.ConnectError(f"{host}: no address")
+
+    async def connect_unix_socket(
+        self, path: str, timeout: float | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.AsyncNetworkStream:  # fmt: skip
+        return await self._inner.connect_unix_socket(path, timeout, socket_options)
+
+    async def sleep(self, seconds: float) -> None:
+        await self._inner.sleep(seconds)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False)
+
+
 class DuoAuthApi:
     """One pooled HTTPS client for Duo's Auth API (create and use it on the event loop)."""
 
@@ -78,21 +130,25 @@ class DuoAuthApi:
         self._timeout = cfg.timeout
         self._max_connections = max_connections
         self._client: httpx.AsyncClient | None = None
+        self._resolver: _OwnResolver | None = None
         self._paused_until = 0.0  # monotonic: no request leaves before (Duo said 429)
 
     def _http(self) -> httpx.AsyncClient:
         if self._client is None:
             context = ssl.create_default_context(cafile=self._cafile)
+            transport = httpx.AsyncHTTPTransport(verify=context)
+            # httpx takes no network backend of its own; its pool does (see _OwnResolver).
+            # Every waiting push holds one connection in Duo's long-poll; the others are kept
+            # alive for the next call instead of a new handshake each time.
+            self._resolver = _OwnResolver()
+            transport._pool = httpcore.AsyncConnectionPool(
+                ssl_context=context, max_connections=self._max_connections,
+                max_keepalive_connections=64, keepalive_expiry=5.0,
+                network_backend=self._resolver,
+            )  # fmt: skip
             self._client = httpx.AsyncClient(
-                base_url=self._base,
-                verify=context,
-                timeout=self._timeout,
-                follow_redirects=False,
-                headers={"User-Agent": "securitybot"},
-                # Every waiting push holds one connection in Duo's long-poll; the others are
-                # kept alive for the next call instead of a new handshake each time.
-                limits=httpx.Limits(max_connections=self._max_connections,
-                                    max_keepalive_connections=64, keepalive_expiry=5.0),
+                base_url=self._base, transport=transport, timeout=self._timeout,
+                follow_redirects=False, headers={"User-Agent": "securitybot"},
             )  # fmt: skip
         return self._client
 
@@ -123,6 +179,8 @@ class DuoAuthApi:
         client, self._client = self._client, None
         if client is not None:
             await client.aclose()
+        if self._resolver is not None:
+            self._resolver.close()
 
 
 def _parse(resp: httpx.Response) -> Any:

