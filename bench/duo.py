@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import random
+import resource
 import sys
 import threading
 import time
@@ -94,6 +95,12 @@ def _click_all(base: str, fs: FakeSlack, alerts: dict[str, int]) -> int:
     return asyncio.run(go())
 
 
+def _own_cpu() -> float:
+    """CPU seconds of this process: the fake Slack, the fake Duo and the phones."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def _wait(predicate: Any, timeout: float, every: float = 0.05) -> float:
     """Seconds until ``predicate()`` holds (or the timeout passed)."""
     started = time.monotonic()
@@ -121,15 +128,17 @@ class Phones:
     def _run(self) -> None:
         pending = sorted(self.due.items(), key=lambda kv: kv[1])
         while pending:
-            pushes = {p.username: p for p in self.fd.started_pushes()}
             now = time.time()
+            if pending[0][1] > now:
+                time.sleep(min(pending[0][1] - now, 0.05))
+                continue
+            pushes = {p.username: p for p in self.fd.started_pushes()}
             rest = []
             for user, at in pending:
                 push = pushes.get(user)
-                if at > now or push is None:
+                if at > now or push is None:  # not due, or not on the phone yet
                     rest.append((user, at))
-                    continue
-                if push.waiting:
+                elif push.waiting:
                     self.approved_at[user] = time.time()
                     self.fd.answer_push(push.txid, "allow")
                 else:
@@ -152,7 +161,7 @@ def run(backend: str, alerts: int, window: float) -> dict[str, Any]:
             rng = random.Random(25)
             clicked_at = time.time()
             phones = Phones(fd, {n: clicked_at + rng.uniform(0, window) for n in names})
-            cpu0, t0 = _cpu_seconds(pid), time.monotonic()
+            cpu0, t0, fakes0 = _cpu_seconds(pid), time.monotonic(), _own_cpu()
             phones.start()
             click_errors = _click_all(base, fs, ids)
             to_push = _wait(lambda: len(fd.started_pushes()) >= alerts, 60 + alerts / 10)
@@ -168,7 +177,8 @@ def run(backend: str, alerts: int, window: float) -> dict[str, Any]:
             phones.join(window + 120)
             _wait(lambda: len(resolved()) >= alerts, 120 + alerts / 5, every=0.25)
             done = resolved()
-            cores = (_cpu_seconds(pid) - cpu0) / (time.monotonic() - t0)
+            took = time.monotonic() - t0
+            cores, fake_cores = (_cpu_seconds(pid) - cpu0) / took, (_own_cpu() - fakes0) / took
             db.dispose()
             connections = fd.connections
     name_of = {uid: n for n, uid in names.items()}
@@ -177,7 +187,8 @@ def run(backend: str, alerts: int, window: float) -> dict[str, Any]:
     lat = [at.timestamp() - approved[person[a]] for a, at in done if person[a] in approved]
     return {
         "alerts": alerts, "pushes": pushes, "click_errors": click_errors,
-        "to_push_s": to_push, "cores": cores, "resolved": len(done), "late": len(phones.late),
+        "to_push_s": to_push, "cores": cores, "fake_cores": fake_cores,
+        "resolved": len(done), "late": len(phones.late),
         "p50_s": percentile(lat, 50), "p99_s": percentile(lat, 99),
         "max_s": max(lat, default=float("nan")), "connections": connections,
     }  # fmt: skip
@@ -200,8 +211,9 @@ def main() -> None:
             f"errors); approved over {args.window:g} s: {r['resolved']}/{r['alerts']} resolved "
             f"({r['late']} timed out first), approval->resolved p50 {r['p50_s']:.2f} s "
             f"p99 {r['p99_s']:.2f} s max {r['max_s']:.2f} s = {r['p99_s'] / TARGET_P99_S:.2f}x "
-            f"the {TARGET_P99_S:g} s p99 limit; server CPU {r['cores']:.2f} cores; fake Duo "
-            f"accepted {r['connections']} TLS connections  {'OK' if ok else 'BELOW TARGET'}",
+            f"the {TARGET_P99_S:g} s p99 limit; server CPU {r['cores']:.2f} cores (the fakes and "
+            f"phones: {r['fake_cores']:.2f}); fake Duo accepted {r['connections']} TLS "
+            f"connections  {'OK' if ok else 'BELOW TARGET'}",
             flush=True,
         )
 

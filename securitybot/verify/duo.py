@@ -152,18 +152,26 @@ class DuoVerifier:
                 metrics.DUO_LATENCY.labels("auth_status").time(),  # includes Duo's hold
                 metrics.VERIFY_LATENCY.labels(self.name, "auth_status").time(),
             ):
-                asked = time.monotonic()
-                polled = await self._poll_or_close(txid)
-                quick = time.monotonic() - asked < QUICK_ANSWER
-                if polled.status == PushStatus.WAITING and quick and not self._closing.is_set():
-                    # Duo answers a push's first status at once ("pushed"); the next call is
-                    # the one it holds until the phone answers. Ask it now instead of going
-                    # back to the outbox for a second, so the approval is seen the moment it
-                    # happens. A second quick "waiting" goes back (no busy loop on Duo).
-                    polled = await self._poll_or_close(txid)
-                return polled
+                return await self._hold(txid)
         finally:
             self._polls -= 1
+
+    async def _hold(self, txid: str) -> PushPoll:
+        """Ask until Duo has news beyond "still waiting", the hold ends, or shutdown. Duo
+        answers a push's first status at once ("pushed") and holds the next call until the
+        phone answers: asking again at once, instead of going back to the outbox for a
+        second, sees the approval the moment it happens. Two quick "waiting"s in a row mean
+        Duo is not holding: go back to the outbox then (no busy loop on Duo)."""
+        deadline = time.monotonic() + self.poll_timeout
+        quick = 0
+        while True:
+            asked = time.monotonic()
+            polled = await self._poll_or_close(txid)
+            if polled.status != PushStatus.WAITING or self._closing.is_set():
+                return polled
+            quick = quick + 1 if time.monotonic() - asked < QUICK_ANSWER else 0
+            if quick >= 2 or time.monotonic() > deadline:
+                return polled
 
     async def _poll_or_close(self, txid: str) -> PushPoll:
         # Not duo_client's auth_status(): it folds the reply into success/waiting flags, and

@@ -22,6 +22,7 @@ import random
 import socket
 import ssl
 import time
+import zlib
 from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -118,10 +119,18 @@ class _OwnResolver(httpcore.AsyncNetworkBackend):
         self._pool.shutdown(wait=False)
 
 
-class DuoAuthApi:
-    """One pooled HTTPS client for Duo's Auth API (create and use it on the event loop)."""
+# httpcore's pool scans all its requests and connections whenever one starts or ends: with
+# thousands of held polls in one pool, that scan was most of the CPU. Calls are spread over
+# this many pools instead (a push's polls always in the same one), each reusing its connections.
+SHARDS = 32
 
-    def __init__(self, cfg: DuoConfig, *, max_connections: int | None = None) -> None:
+
+class DuoAuthApi:
+    """Pooled HTTPS clients for Duo's Auth API (create and use them on the event loop)."""
+
+    def __init__(
+        self, cfg: DuoConfig, *, max_connections: int | None = None, shards: int = SHARDS
+    ) -> None:
         assert cfg.ikey is not None and cfg.skey is not None
         host, port = cfg.host_and_port
         self._ikey, self._skey, self._host = cfg.ikey, cfg.skey, host
@@ -129,28 +138,30 @@ class DuoAuthApi:
         self._cafile = cfg.ca_certs or DEFAULT_CA_CERTS
         self._timeout = cfg.timeout
         self._max_connections = max_connections
-        self._client: httpx.AsyncClient | None = None
+        self._clients: list[httpx.AsyncClient] = []
+        self._shards = shards
         self._resolver: _OwnResolver | None = None
         self._paused_until = 0.0  # monotonic: no request leaves before (Duo said 429)
 
-    def _http(self) -> httpx.AsyncClient:
-        if self._client is None:
+    def _http(self, key: str) -> httpx.AsyncClient:
+        if not self._clients:
             context = ssl.create_default_context(cafile=self._cafile)
-            transport = httpx.AsyncHTTPTransport(verify=context)
-            # httpx takes no network backend of its own; its pool does (see _OwnResolver).
-            # Every waiting push holds one connection in Duo's long-poll; the others are kept
-            # alive for the next call instead of a new handshake each time.
             self._resolver = _OwnResolver()
-            transport._pool = httpcore.AsyncConnectionPool(
-                ssl_context=context, max_connections=self._max_connections,
-                max_keepalive_connections=64, keepalive_expiry=5.0,
-                network_backend=self._resolver,
-            )  # fmt: skip
-            self._client = httpx.AsyncClient(
-                base_url=self._base, transport=transport, timeout=self._timeout,
-                follow_redirects=False, headers={"User-Agent": "securitybot"},
-            )  # fmt: skip
-        return self._client
+            for _ in range(self._shards):
+                transport = httpx.AsyncHTTPTransport(verify=context)
+                # httpx takes no network backend of its own; its pool does (_OwnResolver).
+                # Every waiting push holds one connection in Duo's long-poll; the others are
+                # kept alive for the next call instead of a new handshake each time.
+                transport._pool = httpcore.AsyncConnectionPool(
+                    ssl_context=context, max_connections=self._max_connections,
+                    max_keepalive_connections=8, keepalive_expiry=5.0,
+                    network_backend=self._resolver,
+                )  # fmt: skip
+                self._clients.append(httpx.AsyncClient(
+                    base_url=self._base, transport=transport, timeout=self._timeout,
+                    follow_redirects=False, headers={"User-Agent": "securitybot"},
+                ))  # fmt: skip
+        return self._clients[zlib.crc32(key.encode()) % len(self._clients)]
 
     async def call(
         self, method: str, path: str, params: Mapping[str, str], *, timeout: float | None = None
@@ -165,7 +176,8 @@ class DuoAuthApi:
             uri, headers, body = signed_request(
                 self._ikey, self._skey.get_secret_value(), self._host, method, path, params
             )
-            resp = await self._http().request(
+            key = str(params.get("txid") or params.get("username") or "")
+            resp = await self._http(key).request(
                 method, uri, headers=headers, content=body,
                 timeout=timeout if timeout is not None else self._timeout,
             )  # fmt: skip
@@ -176,8 +188,8 @@ class DuoAuthApi:
             wait *= BACKOFF_FACTOR
 
     async def aclose(self) -> None:
-        client, self._client = self._client, None
-        if client is not None:
+        clients, self._clients = self._clients, []
+        for client in clients:
             await client.aclose()
         if self._resolver is not None:
             self._resolver.close()
