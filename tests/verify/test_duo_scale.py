@@ -94,11 +94,11 @@ async def test_every_waiting_push_is_held_and_the_last_approval_is_seen_at_once(
     # gets some slack here), not when a long-poll slot frees, up to a minute later.
     assert last.status == PushStatus.APPROVED and took < 3.0
     assert {p.status for p in others} == {PushStatus.WAITING}  # released by close()
-    # Connections are reused: far fewer TLS handshakes than the 240 calls made.
-    assert fd.connections <= 60 + 16
+    # Connections are reused: one per held poll and a few more, not one per call (240).
+    assert fd.connections <= 60 + 32
 
 
-async def test_sequential_calls_share_one_connection(fd: FakeDuo) -> None:
+async def test_sequential_calls_reuse_their_connections(fd: FakeDuo) -> None:
     fd.enroll("alice")
     verifier = _verifier(fd)
     for _ in range(5):
@@ -107,7 +107,9 @@ async def test_sequential_calls_share_one_connection(fd: FakeDuo) -> None:
         fd.answer_push(started.txid, "deny")
         assert (await verifier.poll(started.txid)).status == PushStatus.DENIED
     verifier.close()
-    assert len(fd.requests) == 15 and fd.connections == 1
+    # duo_client made a TLS connection per call (15); a push's calls share a pool (its user's
+    # for preauth and auth, its txid's for polls), and each pool keeps its connection.
+    assert len(fd.requests) == 15 and fd.connections <= 6
 
 
 async def test_a_429_is_backed_off_by_every_request_and_then_answered(
