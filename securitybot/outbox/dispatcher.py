@@ -85,10 +85,11 @@ class Dispatcher:
         self.handlers = handlers
         self.batch_handlers = dict(batch_handlers or {})
         self.lanes = lanes
-        lane_effects = frozenset(self.batch_handlers)
-        self._skip = sorted(lane_effects)
+        # Batch effects and held effects are claimed by their own loops, never the general one.
+        own_loops = frozenset(self.batch_handlers) | held
+        self._skip = sorted(own_loops)
         self._claims: dict[str | None, Any] = {
-            effect: leases.claim_statement(postgres=db.is_postgres, only=effect, skip=lane_effects)
+            effect: leases.claim_statement(postgres=db.is_postgres, only=effect, skip=own_loops)
             for effect in [None, *self._skip]
         }
         # Every waiter gets its own event (the general loop; the lanes of an effect share
@@ -321,6 +322,23 @@ class Dispatcher:
                 for job in jobs:
                     self._inflight.pop(job.id, None)
 
+    async def _held_loop(self, effect: str, wake: asyncio.Event) -> None:
+        """Claim due jobs of a held effect as soon as they are written, however busy the
+        general loop is: a push's poll must be waiting in Duo before its person approves,
+        not queued behind a burst of other people's pushes."""
+        while not self._stopping:
+            wake.clear()  # before claiming: work written meanwhile sets it again
+            try:
+                jobs = await self._db(self._claim, self.batch, effect)
+            except Exception:
+                logger.exception("outbox claim of %s failed; retrying shortly", effect)
+                await asyncio.sleep(1.0)
+                continue
+            self._spawn(jobs)
+            if len(jobs) < self.batch and not self._stopping:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(wake.wait(), timeout=self.idle_poll)
+
     async def _loop(self, wake: asyncio.Event) -> None:
         while not self._stopping:
             # Clear before claiming: work written while we claim sets it again, so a wake-up
@@ -367,6 +385,9 @@ class Dispatcher:
         self._task = loop.create_task(self._loop(self._slot_free))
         self._lane_tasks = []
         for effect, wake in self._lane_wakes.items():
+            if effect in self.held:
+                self._lane_tasks.append(loop.create_task(self._held_loop(effect, wake)))
+                continue
             turn = asyncio.Lock()
             self._lane_tasks += [
                 loop.create_task(self._lane(effect, wake, turn)) for _ in range(self.lanes)
