@@ -1,31 +1,34 @@
-"""The Duo path at scale: many people answer "it was me" at once and approve the push later.
+"""The Duo path at scale: thousands of people answer "it was me" at once and approve their
+pushes at random times over the next minute (issue #25.5).
 
-    .venv/bin/python bench/duo.py [--alerts 500] [--hold 5] [--backend sqlite|postgres|both]
+    .venv/bin/python bench/duo.py [--alerts 2000] [--window 60] [--backend sqlite|postgres|both]
 
 For each backend `securitybot serve` runs as in bench/latency.py, with the fake Slack and the
 fake Duo (which long-polls `auth_status` as Duo documents: a push's first status at once, then
-held until it changes). --alerts alerts for as many people are posted and DMed; then every
-person clicks "Yes, it was me" at once (signed Slack block actions, 32 in flight). Printed:
+held until it changes, and pushes time out after 60 s). --alerts alerts for as many people are
+posted and DMed; then every person clicks "Yes, it was me" at once (signed Slack block actions,
+32 in flight). Each person approves their push at a random moment, uniform over the --window
+seconds after the clicks (at once if their push has not reached Duo by then). Printed:
 
 - how long until every push reached Duo, and the pushes started per second;
-- the server's CPU while the pushes wait on the phones for --hold seconds: at most 32
-  `auth_status` calls are held open, the other pushes are polled again every second, so this is
-  the cost of people being slow to answer;
-- after every push is approved at the same moment, the time from the approval to each alert's
-  `resolved` (its `updated_at`; both ends use this machine's wall clock), p50/p99/max, and the
-  alerts resolved per second.
+- for every alert, the time from its approval to its `resolved` (its `updated_at`; both ends
+  use this machine's wall clock): p50/p99/max, beside the limit: p99 within 1 s;
+- the server's CPU (cores, user + system) from the clicks until the last alert resolved, and
+  how many TLS connections the fake Duo accepted (connection reuse keeps this near the number
+  of pushes held at once, not the number of calls).
 
-Issue #15 asks only that the Duo path "scales the same way" as the DM path. The limits printed
-beside the figures are this benchmark's own: every alert resolved, p99 under 5 s after the
-approval, and waiting pushes held for under half a core. The figures are not compared with a
-minimal app: this path is paced by Duo's long-poll and by people, not by inserts.
+Every waiting push holds its own `auth_status` long-poll (a coroutine and a kept-alive
+connection), so a late answerer never delays anyone else's approval.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import random
+import resource
 import sys
+import threading
 import time
 from datetime import datetime
 from pathlib import Path
@@ -42,8 +45,7 @@ from securitybot.slack.messages import CONFIRM_ACTION
 from securitybot.store.db import Database
 from securitybot.store.models import Alert
 
-TARGET_P99_S = 5.0
-TARGET_HOLD_CORES = 0.5
+TARGET_P99_S = 1.0
 
 
 def _post_alerts(base: str, users: list[int]) -> dict[str, int]:
@@ -93,17 +95,62 @@ def _click_all(base: str, fs: FakeSlack, alerts: dict[str, int]) -> int:
     return asyncio.run(go())
 
 
-def _wait(predicate: Any, timeout: float) -> float:
+def _own_cpu() -> float:
+    """CPU seconds of this process: the fake Slack, the fake Duo and the phones."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _wait(predicate: Any, timeout: float, every: float = 0.05) -> float:
     """Seconds until ``predicate()`` holds (or the timeout passed)."""
     started = time.monotonic()
     while not predicate() and time.monotonic() - started < timeout:
-        time.sleep(0.05)
+        time.sleep(every)
     return time.monotonic() - started
 
 
-def run(backend: str, alerts: int, hold: float) -> dict[str, Any]:
+class Phones:
+    """Each person approves their push at their own moment; when, by Duo username."""
+
+    def __init__(self, fd: FakeDuo, due: dict[str, float]) -> None:
+        self.fd = fd
+        self.due = due  # username -> wall-clock time to approve
+        self.approved_at: dict[str, float] = {}
+        self.late: list[str] = []  # pushes that timed out before their approval (none expected)
+        self._thread = threading.Thread(target=self._run, name="phones", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def join(self, timeout: float) -> None:
+        self._thread.join(timeout)
+
+    def _run(self) -> None:
+        pending = sorted(self.due.items(), key=lambda kv: kv[1])
+        while pending:
+            now = time.time()
+            if pending[0][1] > now:
+                time.sleep(min(pending[0][1] - now, 0.05))
+                continue
+            pushes = {p.username: p for p in self.fd.started_pushes()}
+            rest = []
+            for user, at in pending:
+                push = pushes.get(user)
+                if at > now or push is None:  # not due, or not on the phone yet
+                    rest.append((user, at))
+                elif push.waiting:
+                    self.approved_at[user] = time.time()
+                    self.fd.answer_push(push.txid, "allow")
+                else:
+                    self.late.append(user)
+            pending = rest
+            time.sleep(0.005)
+
+
+def run(backend: str, alerts: int, window: float) -> dict[str, Any]:
     with FakeSlack() as fs, FakeDuo() as fd:
         users = list(range(alerts))
+        names = {_email(i).split("@")[0]: _user_id(i) for i in users}
         for i in users:
             fs.add_user(_user_id(i), _email(i), real_name=f"Bench User{i}", first_name="Bench")
             fd.enroll(_email(i).split("@")[0])
@@ -111,59 +158,62 @@ def run(backend: str, alerts: int, hold: float) -> dict[str, Any]:
         with database(backend) as url, serve(url, fs, fd, None, backend) as (base, pid):
             ids = _post_alerts(base, users)
             _wait_dms(fs, set(ids), timeout=60 + alerts / 10)
+            rng = random.Random(25)
+            clicked_at = time.time()
+            phones = Phones(fd, {n: clicked_at + rng.uniform(0, window) for n in names})
+            cpu0, t0, fakes0 = _cpu_seconds(pid), time.monotonic(), _own_cpu()
+            phones.start()
             click_errors = _click_all(base, fs, ids)
             to_push = _wait(lambda: len(fd.started_pushes()) >= alerts, 60 + alerts / 10)
-            pushes = fd.started_pushes()
-            # The pushes wait on the phones: what does holding them cost?
-            time.sleep(1.0)  # the last pushes' first polls settle
-            cpu0 = _cpu_seconds(pid)
-            time.sleep(hold)
-            hold_cores = (_cpu_seconds(pid) - cpu0) / hold
-            approved_at = time.time()
-            for push in pushes:
-                if push.waiting:  # not timed out on the phone meanwhile (60 s)
-                    fd.answer_push(push.txid, "allow")
+            pushes = len(fd.started_pushes())
             db = Database.from_url(url, pool_size=1)
             # Through the model: its UTCDateTime column reads both stores' times as aware UTC.
-            query = select(Alert.updated_at).where(Alert.status == "resolved")
+            query = select(Alert.id, Alert.updated_at).where(Alert.status == "resolved")
 
-            def resolved() -> list[datetime]:
+            def resolved() -> list[tuple[int, datetime]]:
                 with db.read() as session:
-                    return list(session.scalars(query))
+                    return [(r.id, r.updated_at) for r in session.execute(query)]
 
-            _wait(lambda: len(resolved()) >= alerts, 120 + alerts / 5)
+            phones.join(window + 120)
+            _wait(lambda: len(resolved()) >= alerts, 120 + alerts / 5, every=0.25)
             done = resolved()
+            took = time.monotonic() - t0
+            cores, fake_cores = (_cpu_seconds(pid) - cpu0) / took, (_own_cpu() - fakes0) / took
             db.dispose()
-    lat = [at.timestamp() - approved_at for at in done]
+            connections = fd.connections
+    name_of = {uid: n for n, uid in names.items()}
+    person = {alert_id: name_of[user] for user, alert_id in ids.items()}
+    approved = phones.approved_at
+    lat = [at.timestamp() - approved[person[a]] for a, at in done if person[a] in approved]
     return {
-        "alerts": alerts, "pushes": len(pushes), "click_errors": click_errors,
-        "to_push_s": to_push, "hold_cores": hold_cores, "resolved": len(done),
+        "alerts": alerts, "pushes": pushes, "click_errors": click_errors,
+        "to_push_s": to_push, "cores": cores, "fake_cores": fake_cores,
+        "resolved": len(done), "late": len(phones.late),
         "p50_s": percentile(lat, 50), "p99_s": percentile(lat, 99),
-        "max_s": max(lat, default=float("nan")),
+        "max_s": max(lat, default=float("nan")), "connections": connections,
     }  # fmt: skip
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    ap.add_argument("--alerts", type=int, default=500)
-    ap.add_argument("--hold", type=float, default=5.0,
-                    help="seconds the pushes wait on phones before all are approved")  # fmt: skip
+    ap.add_argument("--alerts", type=int, default=2000)
+    ap.add_argument("--window", type=float, default=60.0,
+                    help="seconds over which the people approve their pushes")  # fmt: skip
     ap.add_argument("--backend", choices=["sqlite", "postgres", "both"], default="both")
     args = ap.parse_args()
     backends = ["sqlite", "postgres"] if args.backend == "both" else [args.backend]
     for b in backends:
-        r = run(b, args.alerts, args.hold)
-        ok = (r["resolved"] == r["alerts"] and r["p99_s"] < TARGET_P99_S
-              and r["hold_cores"] < TARGET_HOLD_CORES)  # fmt: skip
+        r = run(b, args.alerts, args.window)
+        ok = r["resolved"] == r["alerts"] and r["p99_s"] <= TARGET_P99_S
         print(
             f"duo {b:8s}: {r['pushes']}/{r['alerts']} pushes in {r['to_push_s']:.1f} s "
             f"({r['pushes'] / max(r['to_push_s'], 1e-9):.0f}/s, {r['click_errors']} click "
-            f"errors); waiting on phones: {r['hold_cores']:.2f} cores "
-            f"({r['hold_cores'] / TARGET_HOLD_CORES:.2f}x the {TARGET_HOLD_CORES:g} limit); "
-            f"after approval: {r['resolved']}/{r['alerts']} resolved, p50 {r['p50_s']:.2f} s "
-            f"p99 {r['p99_s']:.2f} s max {r['max_s']:.2f} s ({r['p99_s'] / TARGET_P99_S:.2f}x "
-            f"the {TARGET_P99_S:g} s limit), {r['resolved'] / max(r['max_s'], 1e-9):.0f}/s  "
-            f"{'OK' if ok else 'BELOW TARGET'}",
+            f"errors); approved over {args.window:g} s: {r['resolved']}/{r['alerts']} resolved "
+            f"({r['late']} timed out first), approval->resolved p50 {r['p50_s']:.2f} s "
+            f"p99 {r['p99_s']:.2f} s max {r['max_s']:.2f} s = {r['p99_s'] / TARGET_P99_S:.2f}x "
+            f"the {TARGET_P99_S:g} s p99 limit; server CPU {r['cores']:.2f} cores (the fakes and "
+            f"phones: {r['fake_cores']:.2f}); fake Duo accepted {r['connections']} TLS "
+            f"connections  {'OK' if ok else 'BELOW TARGET'}",
             flush=True,
         )
 

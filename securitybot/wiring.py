@@ -22,7 +22,7 @@ from securitybot import metrics
 from securitybot.aer.wiring import wire_aer
 from securitybot.domain.business_hours import parse_hhmm
 from securitybot.flows import suppression_summary
-from securitybot.flows.conversation import UNORDERED_EFFECTS, ConversationHandlers
+from securitybot.flows.conversation import HELD_EFFECTS, UNORDERED_EFFECTS, ConversationHandlers
 from securitybot.flows.conversation_batch import BatchConversation
 from securitybot.flows.slack_wait import wake_jobs_waiting_for_slack
 from securitybot.flows.sweep import sweep_everything
@@ -136,7 +136,7 @@ def wire_workers(
     batch = BatchConversation(handlers)
     dispatcher = Dispatcher(
         runtime.db, runtime.handlers, lease=s.scheduler.outbox_lease,
-        unordered=UNORDERED_EFFECTS, batch_handlers=batch.handlers(),
+        unordered=UNORDERED_EFFECTS, held=HELD_EFFECTS, batch_handlers=batch.handlers(),
     )  # fmt: skip
     runtime.on_new_work(dispatcher.notify)
     runtime.on_drain.append(dispatcher.drain)

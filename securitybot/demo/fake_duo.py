@@ -14,12 +14,14 @@ import hmac
 import json
 import logging
 import shutil
+import socket
 import ssl
 import tempfile
 import threading
 import time
 import uuid
 from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -31,6 +33,7 @@ from securitybot.demo._serving import ServedFake
 from securitybot.demo.fake_push import PushBook
 
 log = logging.getLogger(__name__)
+_IDLE = 30.0  # seconds a kept-alive connection may sit idle before the fake closes it
 
 Json = dict[str, Any]
 # auth_status ``status`` -> (``result``, ``status_msg``) for the statuses Duo documents for a
@@ -65,6 +68,9 @@ class Push:
     outcome: str = "pushed"
     # The status auth_status last returned: Duo long-polls for the *next* update.
     reported: str | None = None
+    # Signalled when this push changes: a held auth_status wakes for its own push only,
+    # not for every answer (thousands of held polls must not all wake on each one).
+    changed: threading.Condition | None = field(default=None, repr=False, compare=False)
 
     @property
     def waiting(self) -> bool:
@@ -122,27 +128,63 @@ class _Server(ThreadingHTTPServer):
         self.socket = context.wrap_socket(
             self.socket, server_side=True, do_handshake_on_connect=False
         )
+        self.connections = 0  # TLS connections accepted: a client that reuses them opens few
+        self._open: set[Any] = set()
+        self._busy: set[Any] = set()  # answering a request (not idle between requests)
+        self._open_lock = threading.Lock()
+
+    @contextlib.contextmanager
+    def busy(self, conn: Any) -> Iterator[None]:
+        with self._open_lock:
+            self._busy.add(conn)
+        try:
+            yield
+        finally:
+            with self._open_lock:
+                self._busy.discard(conn)
 
     def finish_request(self, request: Any, client_address: Any) -> None:
-        request.settimeout(10)
+        request.settimeout(_IDLE)
+        # Headers and body go out in two writes; on a kept-alive connection Nagle's algorithm
+        # would hold the body for the client's delayed ACK (~40 ms a response).
+        with contextlib.suppress(OSError):
+            request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        with self._open_lock:
+            self.connections += 1
+            self._open.add(request)
         try:
             request.do_handshake()
         except (ssl.SSLError, OSError) as exc:
             log.debug("fake duo: TLS handshake failed: %s", exc)
             return
-        super().finish_request(request, client_address)
+        try:
+            super().finish_request(request, client_address)
+        finally:
+            with self._open_lock:
+                self._open.discard(request)
+
+    def close_connections(self) -> None:
+        """End idle kept-alive connections, so stopping never waits out their idle timeout."""
+        with self._open_lock:
+            conns = list(self._open - self._busy)
+        for conn in conns:
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
 
 
 class _Handler(BaseHTTPRequestHandler):
     server: _Server
-    protocol_version = "HTTP/1.0"
-    timeout = 10
+    # Keep-alive, as Duo's API answers: a client that reuses connections can show it here.
+    protocol_version = "HTTP/1.1"
+    timeout = _IDLE
 
     def do_GET(self) -> None:
-        self.server.fake._serve(self)
+        with self.server.busy(self.connection):
+            self.server.fake._serve(self)
 
     def do_POST(self) -> None:
-        self.server.fake._serve(self)
+        with self.server.busy(self.connection):
+            self.server.fake._serve(self)
 
     def log_message(self, format: str, *args: Any) -> None:
         log.debug("fake duo: " + format, *args)
@@ -199,6 +241,12 @@ class FakeDuo(ServedFake, PushBook[Push]):
             # Release handlers blocked in a synchronous auth or a long-poll.
             self._stopping = True
             self._changed.notify_all()
+            for push in self._pushes.values():
+                if push.changed is not None:
+                    push.changed.notify_all()
+        if self._server is not None:
+            assert isinstance(self._server, _Server)
+            self._server.close_connections()
         self._stop_serving()
         if self._tmpdir is not None:
             shutil.rmtree(self._tmpdir, ignore_errors=True)
@@ -264,6 +312,13 @@ class FakeDuo(ServedFake, PushBook[Push]):
                 raise ValueError(f"push {txid} already {push.outcome}")
             push.outcome = response
             self._changed.notify_all()
+            if push.changed is not None:
+                push.changed.notify_all()
+
+    @property
+    def connections(self) -> int:
+        """TLS connections accepted so far."""
+        return self._server.connections if isinstance(self._server, _Server) else 0
 
     def fail_all(self, status: int | None = 500) -> None:
         """Answer every request with this HTTP status; None restores normal service.
@@ -432,6 +487,7 @@ class FakeDuo(ServedFake, PushBook[Push]):
                 pushinfo=dict(parse_qsl(params.get("pushinfo", ""), keep_blank_values=True)),
                 created_at=time.time(),
                 outcome=outcome,
+                changed=threading.Condition(self._lock),
             )
             self._pushes[push.txid] = push
             self._changed.notify_all()
@@ -458,7 +514,8 @@ class FakeDuo(ServedFake, PushBook[Push]):
                 hold = push.created_at + self.push_timeout - time.time()
                 if self.status_delay is not None:
                     hold = min(hold, self.status_delay)
-                self._changed.wait_for(
+                assert push.changed is not None
+                push.changed.wait_for(
                     lambda: push.outcome != push.reported or self._stopping, timeout=max(0, hold)
                 )
                 self._expire_pushes()

@@ -2,10 +2,11 @@
 
 Shapes follow Okta's own documentation (developer.okta.com/docs/api/openapi/okta-management/,
 tags "User", "UserFactor" and "SystemLog"): users with ``status`` and ``profile``, factors
-``{"factorType": "push", "provider": "OKTA", "status": "ACTIVE"}``, ``verify`` answering ``201``
-with ``factorResult: WAITING`` and ``_links.poll``, transactions answering ``WAITING``,
-``SUCCESS``, ``REJECTED`` or ``TIMEOUT``, errors as ``{"errorCode": "E00000xx", ...}`` and the
-``X-Rate-Limit-Limit/-Remaining/-Reset`` headers on every answer. Every request must carry
+``{"factorType": "push", "provider": "OKTA", "status": "ACTIVE"}``. The push itself answers with
+Okta's documented examples verbatim (``okta_examples``: the verify answer with its ``_links``,
+the WAITING/SUCCESS/REJECTED/TIMEOUT transaction bodies, the 429 E0000047 error object), with
+dotted transaction ids as real orgs send them; errors are ``{"errorCode": "E00000xx", ...}`` and
+the ``X-Rate-Limit-Limit/-Remaining/-Reset`` headers are on every answer. Every request must carry
 ``Authorization: SSWS <token>``, or it gets Okta's ``E0000011`` 401.
 
 Scenario controls use the fake Duo's words (``enroll``, ``answer_push(txid, "allow")``,
@@ -14,9 +15,11 @@ Scenario controls use the fake Duo's words (``enroll``, ``answer_push(txid, "all
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import logging
+import secrets
 import shutil
 import ssl
 import tempfile
@@ -31,6 +34,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from securitybot.demo import okta_examples as documented
 from securitybot.demo._serving import ServedFake
 from securitybot.demo.fake_push import PushBook
 
@@ -47,6 +51,12 @@ RATE_LIMIT = 600  # per minute, like many /api/v1/users endpoints
 def _oid(prefix: str, seed: str) -> str:
     """An Okta-style 20-character id (00u… users, opf… push factors, v2m… transactions)."""
     return prefix + hashlib.sha1(seed.encode()).hexdigest()[: 20 - len(prefix)]
+
+
+def _transaction_id() -> str:
+    """Shaped like real push transaction ids: "v2mst." and 22 base64url characters, so a dot,
+    a "-" or a "_" can appear (``v2mst.GldKV5VxTrifyeZmWSQguA``, okta-sdk-dotnet's fixture)."""
+    return "v2mst." + base64.urlsafe_b64encode(secrets.token_bytes(16)).decode().rstrip("=")
 
 
 def _iso(ts: float) -> str:
@@ -102,6 +112,13 @@ class OktaError(Exception):
             "errorCauses": [],
         }
 
+    @classmethod
+    def documented(cls, status: int, example: str) -> OktaError:
+        """An error answered with one of Okta's documented error objects, verbatim."""
+        err = cls(status, "", "")
+        err.body = documented.render(example, "")
+        return err
+
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = False
@@ -154,6 +171,8 @@ class FakeOkta(ServedFake, PushBook[Push]):
         self._pushes: dict[str, Push] = {}
         self._log: list[Json] = []
         self._fail_status: int | None = None
+        # Answer every verify (the call that pushes) with this HTTP status instead.
+        self.verify_fails: int | None = None
         # A token without okta.logs.read: System Log queries answer 403 E0000006.
         self.logs_forbidden = False
         self._window = (0, 0)  # (minute, calls in it) for the rate-limit headers
@@ -262,7 +281,7 @@ class FakeOkta(ServedFake, PushBook[Push]):
         it and reports it as suspicious, which Okta writes to the System Log)."""
         if response not in ANSWERS:
             raise ValueError(response)
-        # The verifier's txid is "user/factor/transaction"; the fake's own is the last part.
+        # A poll link or a bare transaction id: the id is the link's last part.
         txid = txid.rsplit("/", 1)[-1]
         with self._changed:
             push = self._pushes[txid]
@@ -288,8 +307,7 @@ class FakeOkta(ServedFake, PushBook[Push]):
         token_ok = req.headers.get("Authorization", "") == f"SSWS {self.token}"
         try:
             if self._fail_status == 429:
-                raise OktaError(429, "E0000047", "API call exceeded rate limit due to too many "
-                                "requests.")  # fmt: skip
+                raise OktaError.documented(429, documented.RATE_LIMITED)
             if self._fail_status is not None:
                 raise OktaError(self._fail_status, "E0000009", "Internal Server Error")
             if not token_ok:
@@ -376,11 +394,15 @@ class FakeOkta(ServedFake, PushBook[Push]):
             raise OktaError(400, "E0000001", "Api validation failed: passCode")
         if user.status != "ACTIVE" or factor["status"] != "ACTIVE":
             raise OktaError(403, "E0000068", "Invalid Passcode/Answer")
+        if self.verify_fails == 429:
+            raise OktaError.documented(429, documented.RATE_LIMITED)
+        if self.verify_fails is not None:
+            raise OktaError(self.verify_fails, "E0000009", "Internal Server Error")
         if user.bypass:
             return 200, {"factorResult": "SUCCESS"}
         now = time.time()
         push = Push(
-            txid=_oid("v2m", f"{user.id}/{uuid.uuid4()}"),
+            txid=_transaction_id(),
             username=user.email, user_id=user.id, factor_id=factor["id"], created_at=now,
         )  # fmt: skip
         scripted = user.next_push.popleft() if user.next_push else "ignore"
@@ -388,30 +410,29 @@ class FakeOkta(ServedFake, PushBook[Push]):
             self._settle(push, scripted)
         self._pushes[push.txid] = push
         self._changed.notify_all()
-        poll = f"{self.org_url}/api/v1/users/{user.id}/factors/{factor['id']}/transactions/"
-        return 201, {
-            "expiresAt": _iso(now + self.push_timeout),
-            "factorResult": "WAITING",
-            "profile": {"credentialId": user.login},
-            "_links": {
-                "poll": {"href": poll + push.txid, "hints": {"allow": ["GET"]}},
-                "cancel": {"href": poll + push.txid, "hints": {"allow": ["DELETE"]}},
-            },
-        }
+        return 201, self._example(documented.VERIFY_PUSH_WAITING, push)
+
+    def _example(self, example: str, push: Push) -> Json:
+        """A documented answer about ``push``: Okta's example with this org's host and ids."""
+        host = urlsplit(self.org_url).netloc
+        reply: Json = documented.render(
+            example, host, user_id=push.user_id, factor_id=push.factor_id,
+            transaction_id=push.txid,
+        )  # fmt: skip
+        return reply
 
     def _transaction(self, user: _User, factor: Json, txid: str) -> Json:
         push = self._pushes.get(txid)
         if push is None or push.user_id != user.id or push.factor_id != factor["id"]:
             raise OktaError(404, "E0000007", f"Not found: Resource not found: {txid} "
                             "(FactorTransaction)")  # fmt: skip
-        reply: Json = {"factorResult": push.outcome, "profile": {"credentialId": user.login}}
-        base = f"{self.org_url}/api/v1/users/{user.id}/factors/{factor['id']}"
-        if push.waiting:
-            reply["expiresAt"] = _iso(push.created_at + self.push_timeout)
-            reply["_links"] = {"poll": {"href": f"{base}/transactions/{txid}"}}
-        else:
-            reply["_links"] = {"verify": {"href": f"{base}/verify"}, "factor": {"href": base}}
-        return reply
+        example = {
+            "WAITING": documented.POLL_WAITING,
+            "SUCCESS": documented.POLL_SUCCESS,
+            "REJECTED": documented.POLL_REJECTED,
+            "TIMEOUT": documented.POLL_TIMEOUT,
+        }[push.outcome]
+        return self._example(example, push)
 
     def _logs(self, params: dict[str, str]) -> list[Json]:
         since = params.get("since", "")

@@ -32,6 +32,7 @@ from securitybot.store.models import Alert, utcnow
 from securitybot.store.outbox import enqueue, mark_delivery_started
 from securitybot.verify.base import (
     PROVIDER_LABELS,
+    PushStart,
     PushStatus,
     StartResult,
     Verifier,
@@ -43,8 +44,10 @@ logger = logging.getLogger(__name__)
 MAX_DM_ATTEMPTS = 8  # then the DM counts as failed and the alert escalates (fail closed)
 MAX_DUO_ERRORS = 3  # Duo errors are retried briefly; then escalate with duo_error
 DUO_POLL_INTERVAL = 1.0
-# poll_duo may sit in Duo's long-poll for a minute: it runs beside the alert's other jobs.
+# poll_duo may sit in Duo's long-poll for a minute: it runs beside the alert's other jobs, and
+# one is held per waiting push without taking a dispatcher slot (Dispatcher.held).
 UNORDERED_EFFECTS = frozenset({"poll_duo"})
+HELD_EFFECTS = frozenset({"poll_duo"})
 
 
 def duo_username(mode: str, user: SlackUser | None, alert: Alert) -> str:
@@ -193,15 +196,27 @@ class ConversationHandlers:
         pushinfo = {"Alert": alert.title[:100], "Alert id": str(alert.id)}
         if (alert.details or {}).get("host"):
             pushinfo["Host"] = str(alert.details["host"])[:100]
-        started = await self.verifier.start_push(username, pushinfo)
+        if job.delivery_started:
+            # An earlier run was about to push and never recorded what happened (a crash, a
+            # lost commit): the phone may already show that push. One push per "yes": escalate.
+            started = PushStart(StartResult.ERROR, detail="an earlier push attempt did not "
+                                "finish; not pushing a second time", sent=True)  # fmt: skip
+        else:
+            await asyncio.to_thread(self._mark_delivery_started, job.id, True)
+            started = await self.verifier.start_push(username, pushinfo)
         details = {"verifier": self.verifier.name, "detail": started.detail}
         if started.result == StartResult.PUSHED:
-            assert started.txid is not None
-            ok = await asyncio.to_thread(self._record_push, alert.id, started.txid, details)
+            assert started.txid is not None and started.poll_handle is not None
+            ok = await asyncio.to_thread(
+                self._record_push, alert.id, started.txid, started.poll_handle, details
+            )
             if ok:
                 self.wake()
             return Done()
-        if started.result == StartResult.ERROR and job.attempts + 1 < MAX_DUO_ERRORS:
+        retry = started.result == StartResult.ERROR and job.attempts + 1 < MAX_DUO_ERRORS
+        if retry and not started.sent:
+            # Nothing reached the phone (the user lookup failed): a retry pushes at most once.
+            await asyncio.to_thread(self._mark_delivery_started, job.id, False)
             return RetryAt(utcnow() + backoff(job.attempts + 1), started.detail)
         event = (
             EventType.DUO_ERROR
@@ -212,7 +227,7 @@ class ConversationHandlers:
         await self.apply(alert.id, Event(event, comment=started.detail), audit_details=details)
         return Done()
 
-    def _record_push(self, alert_id: int, txid: str, details: dict[str, Any]) -> bool:
+    def _record_push(self, alert_id: int, txid: str, handle: str, details: dict[str, Any]) -> bool:
         with self.db.write() as session:
             changed = session.execute(
                 update(Alert)
@@ -225,9 +240,12 @@ class ConversationHandlers:
                 return False
             alert_store.audit(session, alert_id=alert_id, actor="system", action="duo.push_sent",
                               details=details)  # fmt: skip
-            enqueue(session, effect="poll_duo", alert_id=alert_id, payload={"txid": txid},
-                    idempotency_key=f"poll:{alert_id}:{txid}",
-                    at=utcnow() + timedelta(seconds=DUO_POLL_INTERVAL))  # fmt: skip
+            # The poll job keeps the provider's handle (Okta's poll link) in full, so a restart
+            # polls the very link the provider gave. It is due at once: Duo answers the first
+            # poll of a push at once and then holds the next until the phone answers.
+            payload = {"txid": txid} if handle == txid else {"txid": txid, "handle": handle}
+            enqueue(session, effect="poll_duo", alert_id=alert_id, payload=payload,
+                    idempotency_key=f"poll:{alert_id}:{txid}")  # fmt: skip
             return True
 
     async def poll_duo(self, job: Job) -> Outcome:
@@ -240,7 +258,7 @@ class ConversationHandlers:
         txid = job.payload.get("txid")
         if alert is None or alert.duo_txid != txid or not _listening_to_duo(alert):
             return Done()
-        polled = await self.verifier.poll(str(txid))
+        polled = await self.verifier.poll(str(job.payload.get("handle") or txid))
         if polled.status == PushStatus.WAITING:
             return RetryAt(utcnow() + timedelta(seconds=DUO_POLL_INTERVAL), failure=False)
         if polled.status == PushStatus.ERROR and job.attempts + 1 < MAX_DUO_ERRORS:

@@ -62,7 +62,9 @@ class Dispatcher:
     held by a process that died is picked up again within one lease. Effects named in
     ``unordered`` skip that queue: a long-poll (Duo's auth_status holds for up to a minute)
     must not hold back the same alert's escalation, and its result goes through the guarded
-    state machine anyway.
+    state machine anyway. Effects named in ``held`` wait on someone else (a push waiting on a
+    phone in Duo's long-poll) and cost a coroutine while they do: they do not count against
+    ``concurrency``, so thousands of people slow to answer never hold back other work.
     """
 
     def __init__(
@@ -75,6 +77,7 @@ class Dispatcher:
         lease: float = 10.0,
         idle_poll: float = 0.5,
         unordered: frozenset[str] = frozenset(),
+        held: frozenset[str] = frozenset(),
         batch_handlers: dict[str, BatchHandler] | None = None,
         lanes: int = 2,
     ) -> None:
@@ -82,10 +85,11 @@ class Dispatcher:
         self.handlers = handlers
         self.batch_handlers = dict(batch_handlers or {})
         self.lanes = lanes
-        lane_effects = frozenset(self.batch_handlers)
-        self._skip = sorted(lane_effects)
+        # Batch effects and held effects are claimed by their own loops, never the general one.
+        own_loops = frozenset(self.batch_handlers) | held
+        self._skip = sorted(own_loops)
         self._claims: dict[str | None, Any] = {
-            effect: leases.claim_statement(postgres=db.is_postgres, only=effect, skip=lane_effects)
+            effect: leases.claim_statement(postgres=db.is_postgres, only=effect, skip=own_loops)
             for effect in [None, *self._skip]
         }
         # Every waiter gets its own event (the general loop; the lanes of an effect share
@@ -98,6 +102,8 @@ class Dispatcher:
         self.lease = timedelta(seconds=lease)
         self.idle_poll = idle_poll
         self.unordered = unordered
+        self.held = held
+        self._held_ids: set[int] = set()  # in-flight jobs of a held effect
         self._task: asyncio.Task[None] | None = None
         self._renewer: asyncio.Task[None] | None = None
         self._recorder: asyncio.Task[None] | None = None
@@ -259,6 +265,7 @@ class Dispatcher:
             logger.exception("outbox job %s (%s) crashed the dispatcher task", job.id, job.effect)
         finally:
             self._inflight.pop(job.id, None)
+            self._held_ids.discard(job.id)
             self._slot_free.set()  # only the general loop cares
 
     def _spawn(self, jobs: list[Job]) -> None:
@@ -268,6 +275,8 @@ class Dispatcher:
                 # Our own job, re-claimed because renewing its lease failed: it is still
                 # running here, so a second copy would only race the first.
                 continue
+            if job.effect in self.held:
+                self._held_ids.add(job.id)
             self._inflight[job.id] = loop.create_task(self._run_in_order(job))
 
     def notify(self, effects: Iterable[str] | None = None) -> None:
@@ -313,13 +322,33 @@ class Dispatcher:
                 for job in jobs:
                     self._inflight.pop(job.id, None)
 
+    async def _held_loop(self, effect: str, wake: asyncio.Event) -> None:
+        """Claim due jobs of a held effect as soon as they are written, however busy the
+        general loop is: a push's poll must be waiting in Duo before its person approves,
+        not queued behind a burst of other people's pushes."""
+        while not self._stopping:
+            wake.clear()  # before claiming: work written meanwhile sets it again
+            try:
+                jobs = await self._db(self._claim, self.batch, effect)
+            except Exception:
+                logger.exception("outbox claim of %s failed; retrying shortly", effect)
+                await asyncio.sleep(1.0)
+                continue
+            self._spawn(jobs)
+            if len(jobs) < self.batch and not self._stopping:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(wake.wait(), timeout=self.idle_poll)
+
     async def _loop(self, wake: asyncio.Event) -> None:
         while not self._stopping:
             # Clear before claiming: work written while we claim sets it again, so a wake-up
             # can never fall between "found nothing" and "start waiting".
             wake.clear()
-            singles = len(self._inflight) - sum(1 for t in self._inflight.values()
-                                               if t in self._lane_tasks)  # fmt: skip
+            singles = (
+                len(self._inflight)
+                - len(self._held_ids)
+                - sum(1 for t in self._inflight.values() if t in self._lane_tasks)
+            )
             free = self.concurrency - singles
             claimed = 0
             if free > 0:
@@ -356,6 +385,9 @@ class Dispatcher:
         self._task = loop.create_task(self._loop(self._slot_free))
         self._lane_tasks = []
         for effect, wake in self._lane_wakes.items():
+            if effect in self.held:
+                self._lane_tasks.append(loop.create_task(self._held_loop(effect, wake)))
+                continue
             turn = asyncio.Lock()
             self._lane_tasks += [
                 loop.create_task(self._lane(effect, wake, turn)) for _ in range(self.lanes)

@@ -31,9 +31,20 @@ class PushStatus(StrEnum):
 
 @dataclass(frozen=True)
 class PushStart:
+    """``txid`` names the push (the alert's ``duo_txid``, at most 128 characters); ``handle``
+    is what ``poll`` is given, opaque to the caller and kept in full (Okta: the poll link),
+    the txid itself when None. ``sent``: the request that pushes to the phone was made, so
+    even an error must not be retried into a second push."""
+
     result: StartResult
     txid: str | None = None
     detail: str = ""
+    handle: str | None = None
+    sent: bool = False
+
+    @property
+    def poll_handle(self) -> str | None:
+        return self.handle if self.handle is not None else self.txid
 
 
 @dataclass(frozen=True)
@@ -51,7 +62,9 @@ class Verifier(Protocol):
 
     async def start_push(self, username: str, pushinfo: dict[str, str]) -> PushStart: ...
 
-    async def poll(self, txid: str) -> PushPoll: ...
+    async def poll(self, txid: str) -> PushPoll:
+        """``txid``: the push's ``PushStart.poll_handle``."""
+        ...
 
     def saturated(self) -> bool:
         """True while a poll could only answer "still waiting" without asking the provider

@@ -1,4 +1,4 @@
-"""Duo push through duo_client's Auth API, run off the event loop in bounded thread pools.
+"""Duo push through Duo's Auth API, on one pooled asyncio HTTP client (``duo_api``).
 
 What Duo documents (https://duo.com/docs/authapi, "/auth_status"): the endpoint "long-polls":
 when no status update is ready it holds the request until there is one, and a push times out
@@ -6,6 +6,9 @@ after 60 seconds, so one ``auth_status`` call can legitimately take about a minu
 timeout must outlast that hold, or a push approved after the short timeout reads as an error.
 ``result`` (``allow``/``deny``/``waiting``) is the decision; ``status`` says why. Duo also says
 enumerations "may gain new values at any time", so every value not listed below fails closed.
+
+Every waiting push holds its own long-poll (a coroutine and a kept-alive connection), so an
+approval is seen as soon as Duo answers it, however many other people are slow to answer.
 """
 
 from __future__ import annotations
@@ -13,30 +16,37 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import socket
-import ssl
-import threading
+import time
 from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from urllib.parse import urlencode
 
-import duo_client
+import httpx
 
 from securitybot import metrics
 from securitybot.config import DuoConfig
 from securitybot.verify.base import PushPoll, PushStart, PushStatus, StartResult
+from securitybot.verify.duo_api import DuoApiError, DuoAuthApi
 
 logger = logging.getLogger(__name__)
 
-_NETWORK_ERRORS = (OSError, ssl.SSLError, socket.timeout, RuntimeError, ValueError, KeyError)
-
 # Duo Push times out after 60 s; until then auth_status may hold the request open.
 DUO_PUSH_HOLD = 60.0
+# Long-polls held at once; beyond this a poll says "still waiting" and is asked again shortly.
+# Each is a coroutine and a socket: thousands are cheap.
+MAX_HELD_POLLS = 10_000
+QUICK_ANSWER = 1.0  # seconds: a "waiting" this fast was not held (a push's first status)
 
 # auth_status ``status`` values Duo documents, by the ``result`` they come with.
 _WAITING = frozenset({"pushed", "push_failed", "calling", "answered"})  # still in progress
 _REFUSED = frozenset({"deny", "locked_out", "sent"})  # declined, account locked, passcodes sent
+_UNREACHABLE = (httpx.HTTPError, OSError)
+
+
+def _failure(call: str, exc: Exception) -> str:
+    if isinstance(exc, DuoApiError):
+        return f"{call}: {exc}"
+    return f"{call}: {type(exc).__name__}: {exc}"
 
 
 def push_poll_from(reply: Mapping[str, Any]) -> PushPoll:
@@ -71,46 +81,28 @@ def push_poll_from(reply: Mapping[str, Any]) -> PushPoll:
 class DuoVerifier:
     name = "duo"
 
-    def __init__(self, cfg: DuoConfig, *, max_workers: int = 16, max_polls: int = 32) -> None:
+    def __init__(self, cfg: DuoConfig, *, max_polls: int = MAX_HELD_POLLS) -> None:
         assert cfg.configured and cfg.skey is not None and cfg.ikey is not None
         self.username_mode = cfg.username
-        host, port = cfg.host_and_port
-        kwargs: dict[str, Any] = {}
-        if port is not None:
-            # duo_client signs the bare host; the port must travel separately.
-            kwargs["port"] = port
-        if cfg.ca_certs:
-            kwargs["ca_certs"] = cfg.ca_certs
         self._cfg = cfg
-        self._kwargs = dict(ikey=cfg.ikey, skey=cfg.skey.get_secret_value(), host=host, **kwargs)
+        self._api = DuoAuthApi(cfg)
         # The documented hold plus the allowance any other request gets.
         self.poll_timeout = DUO_PUSH_HOLD + cfg.timeout
-        # preauth/auth answer at once and share a small pool. auth_status may be held for a
-        # minute, so each long-poll gets its own daemon thread (at most max_polls): waiting
-        # pushes never delay a new user's push, and a held poll never delays process exit.
-        self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="duo")
         self._max_polls = max_polls
         self._polls = 0  # long-polls in flight (touched only on the event loop)
         self._closing = asyncio.Event()
 
-    def _client(self, timeout: float) -> duo_client.Auth:
-        # duo_client objects are not thread-safe (one HTTP connection each): one per call.
-        return duo_client.Auth(timeout=timeout, **self._kwargs)
-
-    async def _run(self, fn: Any, *args: Any) -> Any:
-        return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
-
-    def _start_sync(self, username: str, pushinfo: dict[str, str]) -> PushStart:
-        client = self._client(self._cfg.timeout)
+    async def _start(self, username: str, pushinfo: dict[str, str]) -> PushStart:
         try:
-            pre = client.preauth(username=username)
-        except RuntimeError as exc:
-            # duo_client raises RuntimeError for HTTP 4xx/5xx with Duo's message.
-            if "40002" in str(exc) or "Invalid request parameters" in str(exc):
+            pre = await self._api.call("POST", "/auth/v2/preauth", {"username": username})
+        except DuoApiError as exc:
+            if exc.code == 40002 or "Invalid request parameters" in str(exc):
                 return PushStart(StartResult.NOT_ENROLLED, detail="Duo does not know this user")
-            return PushStart(StartResult.ERROR, detail=f"preauth: {exc}")
-        except _NETWORK_ERRORS as exc:
-            return PushStart(StartResult.ERROR, detail=f"preauth: {type(exc).__name__}: {exc}")
+            return PushStart(StartResult.ERROR, detail=_failure("preauth", exc))
+        except _UNREACHABLE as exc:
+            return PushStart(StartResult.ERROR, detail=_failure("preauth", exc))
+        if not isinstance(pre, Mapping):
+            return PushStart(StartResult.ERROR, detail="preauth: malformed response")
         result = pre.get("result")
         if result == "enroll":
             return PushStart(StartResult.NOT_ENROLLED, detail="user is not enrolled in Duo")
@@ -124,42 +116,27 @@ class DuoVerifier:
         devices = pre.get("devices") or []
         if not any("push" in (d.get("capabilities") or []) for d in devices):
             return PushStart(StartResult.NOT_ENROLLED, detail="no push-capable device")
+        params = {"factor": "push", "username": username, "device": "auto", "async": "1",
+                  "pushinfo": urlencode(pushinfo), "type": "Securitybot"}  # fmt: skip
         try:
-            reply = client.auth(
-                factor="push",
-                username=username,
-                device="auto",
-                async_txn=True,
-                pushinfo=urlencode(pushinfo),
-                type="Securitybot",
-            )
-        except _NETWORK_ERRORS as exc:
-            return PushStart(StartResult.ERROR, detail=f"auth: {type(exc).__name__}: {exc}")
-        txid = reply.get("txid")
+            reply = await self._api.call("POST", "/auth/v2/auth", params)
+        except (DuoApiError, *_UNREACHABLE) as exc:
+            # Duo may have pushed before the answer was lost: never push a second time.
+            return PushStart(StartResult.ERROR, detail=_failure("auth", exc), sent=True)
+        txid = reply.get("txid") if isinstance(reply, Mapping) else None
         if not txid:
-            return PushStart(StartResult.ERROR, detail="Duo returned no txid")
-        return PushStart(StartResult.PUSHED, txid=str(txid))
-
-    def _poll_sync(self, txid: str) -> PushPoll:
-        try:
-            # Not duo_client's auth_status(): it folds the reply into success/waiting flags,
-            # and "success" is true for a bypass too. We need Duo's own result and status.
-            reply = self._client(self.poll_timeout).json_api_call(
-                "GET", "/auth/v2/auth_status", {"txid": txid}
-            )
-        except _NETWORK_ERRORS as exc:
-            return PushPoll(PushStatus.ERROR, detail=f"auth_status: {type(exc).__name__}: {exc}")
-        if not isinstance(reply, Mapping):
-            return PushPoll(PushStatus.ERROR, detail="auth_status: malformed response")
-        return push_poll_from(reply)
+            return PushStart(StartResult.ERROR, detail="Duo returned no txid", sent=True)
+        return PushStart(StartResult.PUSHED, txid=str(txid), sent=True)
 
     async def start_push(self, username: str, pushinfo: dict[str, str]) -> PushStart:
+        if self._closing.is_set():
+            # The job fails this run and is retried after the restart.
+            raise RuntimeError("the Duo verifier is closed")
         with (
             metrics.DUO_LATENCY.labels("start_push").time(),
             metrics.VERIFY_LATENCY.labels(self.name, "start_push").time(),
         ):
-            result: PushStart = await self._run(self._start_sync, username, pushinfo)
-        return result
+            return await self._start(username, pushinfo)
 
     def saturated(self) -> bool:
         return self._polls >= self._max_polls
@@ -168,8 +145,6 @@ class DuoVerifier:
         if self._closing.is_set():
             return PushPoll(PushStatus.WAITING, detail="shutting down")
         if self.saturated():
-            # Every long-poll slot is held by a push still waiting on its phone: say "still
-            # waiting" now instead of queueing behind them; the job polls again shortly.
             return PushPoll(PushStatus.WAITING, detail="all Duo long-poll slots busy")
         self._polls += 1
         try:
@@ -177,38 +152,57 @@ class DuoVerifier:
                 metrics.DUO_LATENCY.labels("auth_status").time(),  # includes Duo's hold
                 metrics.VERIFY_LATENCY.labels(self.name, "auth_status").time(),
             ):
-                return await self._poll_or_close(txid)
+                return await self._hold(txid)
         finally:
             self._polls -= 1
 
+    async def _hold(self, txid: str) -> PushPoll:
+        """Ask until Duo has news beyond "still waiting", the hold ends, or shutdown. Duo
+        answers a push's first status at once ("pushed") and holds the next call until the
+        phone answers: asking again at once, instead of going back to the outbox for a
+        second, sees the approval the moment it happens. Two quick "waiting"s in a row mean
+        Duo is not holding: go back to the outbox then (no busy loop on Duo)."""
+        deadline = time.monotonic() + self.poll_timeout
+        quick = 0
+        while True:
+            asked = time.monotonic()
+            polled = await self._poll_or_close(txid)
+            if polled.status != PushStatus.WAITING or self._closing.is_set():
+                return polled
+            quick = quick + 1 if time.monotonic() - asked < QUICK_ANSWER else 0
+            if quick >= 2 or time.monotonic() > deadline:
+                return polled
+
     async def _poll_or_close(self, txid: str) -> PushPoll:
-        loop = asyncio.get_running_loop()
-        polled: asyncio.Future[PushPoll] = loop.create_future()
-
-        def deliver(result: PushPoll) -> None:
-            if not polled.done():
-                polled.set_result(result)
-
-        def run() -> None:
-            result = self._poll_sync(txid)
-            with contextlib.suppress(RuntimeError):  # the loop is gone: nobody is waiting
-                loop.call_soon_threadsafe(deliver, result)
-
-        threading.Thread(target=run, name="duo-poll", daemon=True).start()
-        closing: asyncio.Future[Any] = loop.create_task(self._closing.wait())
+        # Not duo_client's auth_status(): it folds the reply into success/waiting flags, and
+        # "success" is true for a bypass too. We need Duo's own result and status.
+        call = self._api.call("GET", "/auth/v2/auth_status", {"txid": txid},
+                              timeout=self.poll_timeout)  # fmt: skip
+        polled = asyncio.ensure_future(call)
+        closing = asyncio.ensure_future(self._closing.wait())
         try:
             await asyncio.wait({polled, closing}, return_when=asyncio.FIRST_COMPLETED)
         finally:
             closing.cancel()
         if not polled.done():
             # Shutting down: Duo keeps the push's result for the next process to poll.
+            polled.cancel()
+            with contextlib.suppress(asyncio.CancelledError, *_UNREACHABLE, DuoApiError):
+                await polled
             return PushPoll(PushStatus.WAITING, detail="shutting down")
-        return polled.result()
+        try:
+            reply = polled.result()
+        except (DuoApiError, *_UNREACHABLE) as exc:
+            return PushPoll(PushStatus.ERROR, detail=_failure("auth_status", exc))
+        if not isinstance(reply, Mapping):
+            return PushPoll(PushStatus.ERROR, detail="auth_status: malformed response")
+        return push_poll_from(reply)
 
     def close(self) -> None:
         """Call on the event loop. Held polls return at once; nothing new reaches Duo."""
         self._closing.set()
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        with contextlib.suppress(RuntimeError):  # no loop running: nothing is in flight
+            asyncio.get_running_loop().create_task(self._api.aclose())
 
 
 class UnconfiguredVerifier:

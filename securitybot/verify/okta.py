@@ -6,10 +6,14 @@ What Okta documents (developer.okta.com, Management API, "User Factors"):
   find the user; only an ``ACTIVE`` user is challenged (SUSPENDED, LOCKED_OUT, … fail closed).
 * ``GET /api/v1/users/{userId}/factors`` lists enrolled factors; Okta Verify push is
   ``factorType: push`` with ``provider: OKTA``, usable when ``status: ACTIVE``.
-* ``POST /api/v1/users/{userId}/factors/{factorId}/verify`` answers ``201`` with
+* ``POST /api/v1/users/{userId}/factors/{factorId}/verify`` answers with
   ``factorResult: WAITING`` and ``_links.poll.href`` (``…/transactions/{transactionId}``).
-* ``GET …/transactions/{transactionId}`` answers at once (no long-poll) with ``factorResult``
-  ``WAITING``, ``SUCCESS``, ``REJECTED`` or ``TIMEOUT``; any other value fails closed.
+* ``GET`` on that poll link answers at once (no long-poll) with ``factorResult`` ``WAITING``,
+  ``SUCCESS``, ``REJECTED`` or ``TIMEOUT``; any other value fails closed. Okta: "always use the
+  ``poll`` link relation and never manually construct your own URL". Real transaction ids are
+  not plain tokens (``v2mst.GldKV5VxTrifyeZmWSQguA``), so the link is followed exactly as given,
+  as the push's handle, once it is known to be on the configured org (https, same origin): the
+  SSWS token never travels anywhere else.
 * Every call carries ``Authorization: SSWS <token>``; a ``429`` (with ``X-Rate-Limit-Limit``,
   ``-Remaining`` and ``-Reset``) is an error to retry, then escalate, as for Duo.
 
@@ -23,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import re
 import ssl
@@ -43,10 +48,10 @@ FRAUD_EVENT = "user.account.report_suspicious_activity_by_enduser"
 # A push lives five minutes at most; a report filed since then belongs to this push or a
 # sibling one, and either way the user says "not me".
 _FRAUD_LOOKBACK = timedelta(minutes=10)
-_POLL_PATH = re.compile(
-    r"/api/v1/users/(?P<user>[^/]+)/factors/(?P<factor>[^/]+)/transactions/(?P<tx>[^/?#]+)$"
-)
-_OKTA_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+# Only to name the user for the System Log's fraud query; the link is followed as it is.
+_LINK_USER = re.compile(r"/api/v1/users/(?P<user>[A-Za-z0-9]+)/")
+# The handle is kept in full in the poll job; the alert's duo_txid column holds at most this.
+_TXID_MAX = 128
 _POLL_RESULTS = {
     "WAITING": PushStatus.WAITING,
     "SUCCESS": PushStatus.APPROVED,
@@ -85,6 +90,34 @@ def _describe(resp: httpx.Response) -> str:
     return f"Okta HTTP {resp.status_code}" + (f": {summary}" if summary else "")
 
 
+def _origin(url: httpx.URL) -> tuple[str, str, int | None]:
+    port = url.port if url.port not in (None, 443) else None
+    return url.scheme, url.host.lower(), port
+
+
+def poll_link_problem(href: str, org_url: str) -> str | None:
+    """Why ``href`` may not be followed with our token (None: it may): https, on ``org_url``'s
+    origin, no credentials of its own."""
+    try:
+        url = httpx.URL(href)
+    except (httpx.InvalidURL, TypeError, ValueError):
+        return "not a URL"
+    if url.scheme != "https":
+        return "not https"
+    if url.userinfo or _origin(url) != _origin(httpx.URL(org_url)):
+        return "not on okta.org_url"
+    return None
+
+
+def transaction_label(href: str) -> str:
+    """What the alert records as the push's id: the link's last part (Okta's transaction id),
+    hashed when it would not fit its column."""
+    label = httpx.URL(href).path.rstrip("/").rsplit("/", 1)[-1] or href
+    if len(label) > _TXID_MAX:
+        return "sha256:" + hashlib.sha256(href.encode()).hexdigest()
+    return label
+
+
 def poll_status_from(reply: Mapping[str, Any]) -> PushPoll:
     """Map one transaction status to a ``PushPoll``; only ``SUCCESS`` is an approval."""
     result = str(reply.get("factorResult", ""))
@@ -103,6 +136,7 @@ class OktaVerifier:
     def __init__(self, cfg: OktaConfig) -> None:
         assert cfg.configured and cfg.org_url is not None and cfg.api_token is not None
         self._cfg = cfg
+        self._org_url = cfg.org_url
         self._token = cfg.api_token
         self._client: httpx.AsyncClient | None = None
         self._closing = False
@@ -194,29 +228,39 @@ class OktaVerifier:
         if push is None:
             return PushStart(StartResult.NOT_ENROLLED, detail="no active Okta Verify push factor")
         path = f"/api/v1/users/{user_id}/factors/{push['id']}/verify"
-        reply = (await self._call("verify", "POST", path, json={})).json()
-        result = str(reply.get("factorResult", ""))
+        try:
+            reply = (await self._call("verify", "POST", path, json={})).json()
+        except (OktaProblem, ValueError) as exc:
+            # Okta may have sent the push all the same: never ask the phone a second time.
+            detail = exc.detail if isinstance(exc, OktaProblem) else "verify: malformed response"
+            return PushStart(StartResult.ERROR, detail=detail, sent=True)
+        result = str(reply.get("factorResult", "")) if isinstance(reply, Mapping) else ""
         if result == "SUCCESS":
             # Okta let the user through without asking the phone: that proves nothing here.
             return PushStart(StartResult.NOT_ENROLLED, detail="Okta passed without a push")
         if result != "WAITING":
-            return PushStart(StartResult.ERROR, detail=f"verify: factorResult {result!r}")
-        href = str(((reply.get("_links") or {}).get("poll") or {}).get("href", ""))
-        match = _POLL_PATH.search(httpx.URL(href).path) if href else None
-        if match is None or match["user"] != user_id or not _OKTA_ID.fullmatch(match["tx"]):
-            return PushStart(StartResult.ERROR, detail="verify: no usable poll link")
-        return PushStart(StartResult.PUSHED, txid=f"{user_id}/{match['factor']}/{match['tx']}")
+            return PushStart(
+                StartResult.ERROR, detail=f"verify: factorResult {result!r}", sent=True
+            )
+        links = reply.get("_links")
+        poll = links.get("poll") if isinstance(links, Mapping) else None
+        href = poll.get("href") if isinstance(poll, Mapping) else None
+        if not isinstance(href, str) or not href:
+            return PushStart(StartResult.ERROR, detail="verify: no poll link", sent=True)
+        problem = poll_link_problem(href, self._org_url)
+        if problem is not None:
+            return PushStart(StartResult.ERROR, detail=f"verify: poll link {problem}", sent=True)
+        return PushStart(StartResult.PUSHED, txid=transaction_label(href), handle=href, sent=True)
 
     async def poll(self, txid: str) -> PushPoll:
+        """``txid`` is the push's handle: the poll link Okta gave, followed as it is."""
         if self._closing:
             return PushPoll(PushStatus.WAITING, detail="shutting down")
-        ids = txid.split("/")
-        if len(ids) != 3 or not all(_OKTA_ID.fullmatch(i) for i in ids):
-            return PushPoll(PushStatus.ERROR, detail="not an Okta transaction id")
-        user_id, factor_id, tx_id = ids
-        path = f"/api/v1/users/{user_id}/factors/{factor_id}/transactions/{tx_id}"
+        problem = poll_link_problem(txid, self._org_url)
+        if problem is not None:
+            return PushPoll(PushStatus.ERROR, detail=f"not an Okta poll link ({problem})")
         try:
-            reply = (await self._call("poll", "GET", path)).json()
+            reply = (await self._call("poll", "GET", txid)).json()
         except OktaProblem as exc:
             if self._closing:  # the client closed under this poll: Okta keeps the push
                 return PushPoll(PushStatus.WAITING, detail="shutting down")
@@ -226,8 +270,10 @@ class OktaVerifier:
         if not isinstance(reply, Mapping):
             return PushPoll(PushStatus.ERROR, detail="poll: malformed response")
         polled = poll_status_from(reply)
-        if polled.status == PushStatus.DENIED and await self._reported_as_fraud(user_id):
-            return PushPoll(PushStatus.FRAUD, detail="the user reported the push as not theirs")
+        if polled.status == PushStatus.DENIED:
+            user = _LINK_USER.search(httpx.URL(txid).path)
+            if user is not None and await self._reported_as_fraud(user["user"]):
+                return PushPoll(PushStatus.FRAUD, detail="the user reported the push as not theirs")
         return polled
 
     async def _reported_as_fraud(self, user_id: str) -> bool:

@@ -83,12 +83,37 @@ def test_okta_rate_limits_fail_closed_as_an_error_naming_the_limit(bot: Bot) -> 
     assert "Okta Verify error" in json.dumps(bot.wait_security_post().params["blocks"])
 
 
+@pytest.mark.parametrize("status", [500, 429])
+def test_a_failed_verify_is_never_retried_into_a_second_push(bot: Bot, status: int) -> None:
+    _okta(bot).verify_fails = status
+    alert_id = _confirmed(bot, f"okta-verify-{status}")
+    escalated = bot.wait_status(alert_id, "escalated", timeout=15)
+    assert escalated["escalation_reason"] == "duo_error"
+    verifies = [r for r in _okta(bot).requests if r.path.endswith("/verify")]
+    assert [r.status for r in verifies] == [status]
+
+
+@pytest.mark.parametrize(("answer", "reason"), [("deny", "duo_denied"), ("timeout", "duo_timeout")])
+def test_rejected_and_timed_out_pushes_escalate_as_themselves(
+    bot: Bot, answer: str, reason: str
+) -> None:
+    alert_id = _confirmed(bot, f"okta-{answer}")
+    push = _okta(bot).wait_for_push(timeout=10)
+    _okta(bot).answer_push(push.txid, answer)
+    assert bot.wait_status(alert_id, "escalated")["escalation_reason"] == reason
+    assert len(_okta(bot).started_pushes()) == 1
+
+
 def test_an_approval_resolves_and_metrics_are_labelled_okta(bot: Bot) -> None:
     alert_id = _confirmed(bot, "okta-approve")
     push = _okta(bot).wait_for_push(timeout=10)
+    assert "." in push.txid  # a real org's transaction id: "v2mst.…"
     bot.wait_status(alert_id, "awaiting_2fa")
     _okta(bot).answer_push(push.txid, "allow")
     assert bot.wait_status(alert_id, "resolved")["outcome"] == "confirmed"
+    assert len(_okta(bot).started_pushes()) == 1  # one "yes", one push on the phone
+    polls = [r for r in _okta(bot).requests if "/transactions/" in r.path]
+    assert polls and all(r.path.endswith(f"/transactions/{push.txid}") for r in polls)
     text = bot.http.get("/metrics").text
     assert 'securitybot_verify_results_total{provider="okta",result="approved"}' in text
     assert 'securitybot_verify_latency_seconds_count{call="verify",provider="okta"}' in text

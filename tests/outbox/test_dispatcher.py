@@ -198,3 +198,36 @@ def _done(db: Database) -> list[str]:
         return list(session.scalars(
             select(Outbox.effect).where(Outbox.status == "done").order_by(Outbox.id)
         ))  # fmt: skip
+
+
+async def test_held_jobs_waiting_on_a_phone_never_hold_back_other_work(db: Database) -> None:
+    """Many pushes waiting in Duo's long-poll at once (more than ``concurrency``): every one
+    is held, and other work still runs at once beside them."""
+    answered = asyncio.Event()
+    holding: set[int] = set()
+    posted: list[int] = []
+
+    async def poll(job: Job) -> Outcome:
+        holding.add(job.id)
+        await answered.wait()
+        return Done()
+
+    async def post(job: Job) -> Outcome:
+        posted.append(job.id)
+        return Done()
+
+    with db.write() as session:
+        for i in range(20):
+            enqueue(session, effect="poll_duo", idempotency_key=f"poll:{i}")
+    dispatcher = Dispatcher(db, {"poll_duo": poll, "post": post}, concurrency=4,
+                            idle_poll=0.05, held=frozenset({"poll_duo"}))  # fmt: skip
+    await dispatcher.start()
+    try:
+        await _until(lambda: len(holding) == 20)
+        job_id = _enqueue(db)
+        dispatcher.notify()
+        await _until(lambda: posted == [job_id], timeout=5)
+        answered.set()
+        await _until(lambda: _row(db, job_id).status == "done")
+    finally:
+        await dispatcher.stop()

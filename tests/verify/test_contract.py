@@ -67,8 +67,8 @@ def provider(request: pytest.FixtureRequest) -> Iterator[Provider]:
 async def _pushed(p: Provider) -> str:
     started = await p.verifier.start_push(p.alice, {"Alert": "flurb -export"})
     assert started.result == StartResult.PUSHED, started
-    assert started.txid
-    return started.txid
+    assert started.txid and started.poll_handle
+    return started.poll_handle
 
 
 @pytest.mark.parametrize(

@@ -17,6 +17,7 @@ from securitybot.verify.base import PushStatus, StartResult
 from securitybot.verify.okta import OktaVerifier, poll_status_from
 
 ALICE = "alice@example.com"
+BOB = "bob@example.com"
 
 
 @pytest.fixture
@@ -61,7 +62,7 @@ async def test_a_rate_limited_call_is_an_error_naming_the_limit_and_its_reset(
     fo: FakeOkta,
 ) -> None:
     verifier = _verifier(fo)
-    txid = (await verifier.start_push(ALICE, {})).txid
+    txid = (await verifier.start_push(ALICE, {})).poll_handle
     assert txid
     fo.fail_all(429)
     started, polled = await verifier.start_push(ALICE, {}), await verifier.poll(txid)
@@ -100,7 +101,7 @@ async def test_user_field_login_reads_the_user_by_login(fo: FakeOkta) -> None:
 async def test_a_rejection_without_system_log_access_is_still_a_denial(fo: FakeOkta) -> None:
     fo.logs_forbidden = True
     verifier = _verifier(fo)
-    txid = (await verifier.start_push(ALICE, {})).txid
+    txid = (await verifier.start_push(ALICE, {})).poll_handle
     assert txid
     fo.answer_push(txid, "fraud")
     assert (await verifier.poll(txid)).status == PushStatus.DENIED
@@ -111,7 +112,7 @@ async def test_a_fraud_report_by_someone_else_does_not_make_alices_rejection_fra
 ) -> None:
     fo.enroll("bob@example.com")
     verifier = _verifier(fo)
-    alice, bob = [(await verifier.start_push(u, {})).txid for u in (ALICE, "bob@example.com")]
+    alice, bob = [(await verifier.start_push(u, {})).poll_handle for u in (ALICE, BOB)]
     assert alice and bob
     fo.answer_push(bob, "fraud")
     fo.answer_push(alice, "deny")
@@ -119,15 +120,23 @@ async def test_a_fraud_report_by_someone_else_does_not_make_alices_rejection_fra
     assert (await verifier.poll(bob)).status == PushStatus.FRAUD
 
 
-async def test_a_forged_transaction_id_is_an_error(fo: FakeOkta) -> None:
+async def test_a_poll_handle_off_the_org_is_an_error_and_never_requested(fo: FakeOkta) -> None:
     verifier = _verifier(fo)
-    assert (await verifier.poll("../../../logs")).status == PushStatus.ERROR
-    assert (await verifier.poll("00u1/opf1/v2m1")).status == PushStatus.ERROR
+    tx = "/api/v1/users/00u1/factors/opf1/transactions/v2mst.x"
+    for handle in (
+        "../../../logs",
+        "00u1/opf1/v2m1",
+        f"http://localhost:{fo.port}{tx}",
+        f"https://evil.example{tx}",
+        f"https://u:p@localhost:{fo.port}{tx}",
+    ):
+        assert (await verifier.poll(handle)).status == PushStatus.ERROR, handle
+    assert fo.requests == []
 
 
 async def test_after_close_nothing_new_reaches_okta(fo: FakeOkta) -> None:
     verifier = _verifier(fo)
-    txid = (await verifier.start_push(ALICE, {})).txid
+    txid = (await verifier.start_push(ALICE, {})).poll_handle
     assert txid
     verifier.close()
     seen = len(fo.requests)
