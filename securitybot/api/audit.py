@@ -61,7 +61,9 @@ def anomaly_public(row: AerAnomaly) -> dict[str, Any]:
 
 async def list_audit(request: Request) -> JSONResponse:
     rt: Runtime = request.app.state.runtime
-    await authenticate(request, rt.authenticator, b"")
+    # The audit log names exempted users, suppression matchers and failed sign-ins: what the
+    # admin scope guards, so only an admin credential reads it.
+    await authenticate(request, rt.authenticator, b"", scope="admin")
     flt = _filter(request)
 
     def load() -> tuple[list[dict[str, Any]], int | None]:
