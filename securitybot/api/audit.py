@@ -78,7 +78,8 @@ async def list_audit(request: Request) -> JSONResponse:
 
 async def list_anomalies(request: Request) -> JSONResponse:
     rt: Runtime = request.app.state.runtime
-    await authenticate(request, rt.authenticator, b"")
+    # Who was flagged, from which address, and what was decided: admin only, like the audit log.
+    await authenticate(request, rt.authenticator, b"", scope="admin")
     flt = _filter(request)
 
     def load() -> tuple[list[dict[str, Any]], int | None]:

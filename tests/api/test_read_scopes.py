@@ -48,6 +48,13 @@ def test_an_ingest_token_cannot_read_the_audit_log(sclient: TestClient) -> None:
     assert admin.status_code == 200 and admin.json()["audit"], admin.text
 
 
+def test_an_ingest_token_cannot_read_the_anomalies(sclient: TestClient) -> None:
+    # Who was flagged, from which address, and the decision: guarded like the audit log.
+    resp = sclient.get("/api/v1/anomalies", headers=auth(TOKEN))
+    assert resp.status_code == 403 and resp.json()["error"] == "forbidden", resp.text
+    assert sclient.get("/api/v1/anomalies", headers=auth(ADMIN_TOKEN)).status_code == 200
+
+
 def test_an_ingest_token_lists_only_its_own_sources_alerts(sclient: TestClient) -> None:
     mine = post(sclient, TOKEN, "mine")
     theirs = post(sclient, OTHER_TOKEN, "theirs")
