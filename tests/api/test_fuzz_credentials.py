@@ -156,7 +156,7 @@ def check(
         ("POST", "/dashboard/login", "form", "csrf", "é".encode()),
         ("POST", "/dashboard/logout", "form", "csrf", "é".encode()),
         ("POST", "/dashboard/snoozes/1/revoke", "form", "csrf", "é".encode()),
-        ("POST", "/paging/pagerduty/webhook", "header", "X-PagerDuty-Signature", b"v1=\xff\xfe"),
+        ("POST", "/pagerduty/webhook", "header", "X-PagerDuty-Signature", b"v1=\xff\xfe"),
         ("GET", "/api/v1/alerts", "header", "X-Securitybot-Signature", b"v2=\xff\xfe"),
         ("GET", "/dashboard", "cookie", SESSION_COOKIE, "é.é".encode()),
     ],
@@ -178,7 +178,9 @@ def test_the_reported_non_ascii_credentials_are_a_4xx(
     {"header": headers, "cookie": cookies, "form": form}[where][name] = value
     caplog.clear()
     status = send(app_client, method, path, headers, cookies, form)
-    assert 400 <= status < 500 or (where == "cookie" and status in (200, 303)), status
+    # Refused by the check it reached (not a 404 or 405 that would test nothing); a bad
+    # session cookie is no session: the dashboard sends the browser to sign in.
+    assert status in ((303,) if where == "cookie" else (401, 403)), status
     loud = [r for r in caplog.records if r.levelno >= logging.WARNING]
     assert len(loud) <= 1 and not any(r.exc_info for r in caplog.records), loud
 
