@@ -22,6 +22,9 @@ PG_URL = os.environ.get(
     "SECURITYBOT_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
 )
 TOKEN = "bench-token-0123456789abcdef"
+# The signing source of `bench/ingest.py --signed` (HMAC, ingest.tokens[].hmac_secret).
+HMAC_SOURCE = "bench-signed"
+HMAC_SECRET = "bench-hmac-secret-0123456789abcdef"
 
 
 def ingest_config(*, events: bool = False) -> dict[str, object]:
@@ -30,7 +33,8 @@ def ingest_config(*, events: bool = False) -> dict[str, object]:
     token: dict[str, object] = {"source": "bench", "token": TOKEN}
     if events:
         token |= {"scopes": ["ingest", "events"], "orgs": ["*"]}
-    return {"tokens": [token], "rate_limit": {"rate": 1_000_000, "burst": 1_000_000}}
+    signed = {"source": HMAC_SOURCE, "hmac_secret": HMAC_SECRET}
+    return {"tokens": [token, signed], "rate_limit": {"rate": 1_000_000, "burst": 1_000_000}}
 
 
 def free_port() -> int:

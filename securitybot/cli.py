@@ -7,6 +7,7 @@ import json
 import logging
 import sys
 from typing import Any
+from urllib.parse import urlsplit
 
 import click
 import yaml
@@ -198,6 +199,19 @@ def hash_password_cmd(password: str) -> None:
     help="Bearer token (default: $SECURITYBOT_INGEST_TOKEN, else the first in ingest.tokens).",
 )
 @click.option(
+    "--hmac-secret",
+    envvar="SECURITYBOT_HMAC_SECRET",
+    default=None,
+    help="Sign the request (HMAC v2) with this secret instead of a bearer token "
+    "(default: $SECURITYBOT_HMAC_SECRET; with --source).",
+)
+@click.option(
+    "--source",
+    default=None,
+    help="The signing source (ingest.tokens[].source); with --hmac-secret, or alone to sign "
+    "with that source's hmac_secret from the config.",
+)
+@click.option(
     "--user",
     required=True,
     help="Email or Slack user id of the implicated person (any other value, such as root, "
@@ -215,19 +229,31 @@ def hash_password_cmd(password: str) -> None:
     help="A details entry; repeat for more.",
 )
 def send_alert(
-    config: str | None, url: str | None, token: str | None, user: str, kind: str, title: str,
-    description: str, dedup_key: str | None, details: tuple[str, ...],
+    config: str | None, url: str | None, token: str | None, hmac_secret: str | None,
+    source: str | None, user: str, kind: str, title: str, description: str,
+    dedup_key: str | None, details: tuple[str, ...],
 ) -> None:  # fmt: skip
-    """Post a test alert to a running server and print the answer."""
+    """Post a test alert to a running server and print the answer (bearer token, or an HMAC
+    signature with --source)."""
     import httpx
 
+    from securitybot.ingest.signing import signed_headers
+
     settings = _settings(config)
-    if token is None:
+    if source is not None and hmac_secret is None:
+        configured = next((t.hmac_secret for t in settings.ingest.tokens
+                           if t.source == source and t.hmac_secret), None)  # fmt: skip
+        if configured is None:
+            _fail(f"send-alert: no --hmac-secret given and source {source!r} has no hmac_secret")
+        hmac_secret = configured.get_secret_value()
+    if hmac_secret is not None and source is None:
+        _fail("send-alert: --hmac-secret needs --source (the signing source's name)")
+    if token is None and hmac_secret is None:
         first = next((t.token for t in settings.ingest.tokens if t.token), None)
         if first is None:
             _fail("send-alert: no --token given and no bearer token in ingest.tokens")
         token = first.get_secret_value()
-    base = url or f"http://{settings.server.host}:{settings.server.port}"
+    base = (url or f"http://{settings.server.host}:{settings.server.port}").rstrip("/")
     detail_map: dict[str, Any] = {}
     for item in details:
         key, sep, value = item.partition("=")
@@ -243,13 +269,16 @@ def send_alert(
     }
     if dedup_key:
         payload["dedup_key"] = dedup_key
+    body = json.dumps(payload).encode()
+    path = urlsplit(base).path + "/api/v1/alerts"
+    headers = {"Content-Type": "application/json"}
+    if hmac_secret is not None and source is not None:
+        # The same function the server verifies with (ingest.signing): the exact bytes sent.
+        headers |= signed_headers(source, hmac_secret, "POST", path, "", body)
+    else:
+        headers["Authorization"] = f"Bearer {token}"
     try:
-        resp = httpx.post(
-            f"{base.rstrip('/')}/api/v1/alerts",
-            json=payload,
-            headers={"Authorization": f"Bearer {token}"},
-            timeout=10,
-        )
+        resp = httpx.post(f"{base}/api/v1/alerts", content=body, headers=headers, timeout=10)
     except httpx.HTTPError as exc:
         _fail(f"send-alert: cannot reach {base}: {exc}", 1)
     click.echo(f"HTTP {resp.status_code}")

@@ -160,3 +160,27 @@ def scrub(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [scrub(v) for v in value]
     return value
+
+
+# -- Showing untrusted text -------------------------------------------------------------------
+
+# Unicode's bidirectional formatting characters (UAX #9): embeddings and overrides
+# U+202A-U+202E, isolates U+2066-U+2069, and the marks U+200E, U+200F, U+061C. One of them in an
+# alert's title makes the rest read backwards ("Trojan Source", CVE-2021-42574) in Slack, the
+# dashboard or a pager, so a responder would read another command or host than the one sent.
+BIDI_CONTROLS = frozenset([*range(0x202A, 0x202F), *range(0x2066, 0x206A), 0x200E, 0x200F, 0x061C])
+_BIDI_SHOWN = {cp: f"[U+{cp:04X}]" for cp in BIDI_CONTROLS}
+
+
+def shown(text: str) -> str:
+    """``text`` as it may be shown to a person: each bidirectional control becomes a visible,
+    inert ``[U+202E]``, so nothing reorders what follows and the reader sees that it was there.
+
+    Every surface that shows untrusted text calls this (Slack mrkdwn and plain text through
+    ``securitybot.slack.mrkdwn``, the dashboard's templates, paging summaries); what is stored,
+    the API's JSON and the exports keep the text as it was sent.
+    """
+    # Most text holds none: a scan for the rare code points is cheaper than translate().
+    if text.isascii():
+        return text
+    return text.translate(_BIDI_SHOWN)

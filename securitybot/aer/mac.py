@@ -15,6 +15,7 @@ import time
 from collections.abc import Sequence
 from datetime import datetime
 
+from securitybot import constant_time
 from securitybot.config import AerStream
 
 MAC_HEADER = "Securitybot-Mac"
@@ -47,10 +48,8 @@ def check_mac(
     if not (at_text.isascii() and at_text.isdigit() and len(at_text) <= 16 and len(given) == 64):
         return "bad_mac"
     data = _mac_input(int(at_text), subj, headers.get(_MSG_ID_HEADER, ""), body)
-    given_b = given.encode("utf-8", "replace")
     if not any(
-        hmac.compare_digest(hmac.new(k, data, hashlib.sha256).hexdigest().encode(), given_b)
-        for k in keys
+        constant_time.equal(hmac.new(k, data, hashlib.sha256).hexdigest(), given) for k in keys
     ):
         return "bad_mac"
     if abs(stored_at.timestamp() - int(at_text) / 1000) > window:

@@ -17,6 +17,7 @@ from securitybot.api.common import (
     parse_json,
     read_body,
 )
+from securitybot.ingest.auth import Principal
 from securitybot.ingest.ratelimit import enforce
 from securitybot.ingest.schema import AlertIn, field_errors
 from securitybot.ingest.service import START_EFFECT
@@ -63,9 +64,16 @@ async def create_alert(request: Request) -> JSONResponse:
     return JSONResponse(body_out, status_code=201 if result.created else 200)
 
 
+def own_source(principal: Principal) -> str | None:
+    """Whose alerts a credential may read: every source's with ``admin``, else its own only
+    (a monitoring tool's token must not read what other tools reported)."""
+    return None if "admin" in principal.scopes else principal.source
+
+
 async def get_alert(request: Request) -> JSONResponse:
     rt = _rt(request)
-    await authenticate(request, rt.authenticator, b"")
+    principal = await authenticate(request, rt.authenticator, b"")
+    only = own_source(principal)
     raw_id = request.path_params["alert_id"]
     alert_id = parse_id(raw_id)
     if alert_id is None:
@@ -74,7 +82,9 @@ async def get_alert(request: Request) -> JSONResponse:
     def load() -> dict[str, object] | None:
         with rt.db.read() as session:
             alert = alert_store.get(session, alert_id)
-            return None if alert is None else alert_store.to_public(alert)
+            if alert is None or (only is not None and alert.source != only):
+                return None  # another source's alert: as if it did not exist
+            return alert_store.to_public(alert)
 
     found = await run_in_threadpool(load)
     if found is None:
@@ -82,7 +92,7 @@ async def get_alert(request: Request) -> JSONResponse:
     return SafeJSONResponse(found)
 
 
-def _filter_from_query(request: Request) -> alert_store.AlertFilter:
+def _filter_from_query(request: Request, source: str | None) -> alert_store.AlertFilter:
     page = page_params(request)  # first: it also refuses NUL in any query value
     q = request.query_params
     statuses = [s for s in q.get("status", "").split(",") if s]
@@ -101,13 +111,14 @@ def _filter_from_query(request: Request) -> alert_store.AlertFilter:
         since=page.since,
         before_id=page.before_id,
         limit=page.limit,
+        source=source,
     )
 
 
 async def list_alerts(request: Request) -> JSONResponse:
     rt = _rt(request)
-    await authenticate(request, rt.authenticator, b"")
-    flt = _filter_from_query(request)
+    principal = await authenticate(request, rt.authenticator, b"")
+    flt = _filter_from_query(request, own_source(principal))
 
     def load() -> tuple[list[dict[str, object]], str | None]:
         with rt.db.read() as session:

@@ -61,7 +61,9 @@ def anomaly_public(row: AerAnomaly) -> dict[str, Any]:
 
 async def list_audit(request: Request) -> JSONResponse:
     rt: Runtime = request.app.state.runtime
-    await authenticate(request, rt.authenticator, b"")
+    # The audit log names exempted users, suppression matchers and failed sign-ins: what the
+    # admin scope guards, so only an admin credential reads it.
+    await authenticate(request, rt.authenticator, b"", scope="admin")
     flt = _filter(request)
 
     def load() -> tuple[list[dict[str, Any]], int | None]:
@@ -76,7 +78,8 @@ async def list_audit(request: Request) -> JSONResponse:
 
 async def list_anomalies(request: Request) -> JSONResponse:
     rt: Runtime = request.app.state.runtime
-    await authenticate(request, rt.authenticator, b"")
+    # Who was flagged, from which address, and what was decided: admin only, like the audit log.
+    await authenticate(request, rt.authenticator, b"", scope="admin")
     flt = _filter(request)
 
     def load() -> tuple[list[dict[str, Any]], int | None]:

@@ -14,7 +14,7 @@ from starlette.responses import JSONResponse
 from securitybot import untrusted
 from securitybot.body_limit import too_large_message
 from securitybot.config import Scope
-from securitybot.ingest.auth import Authenticator, AuthError, Principal
+from securitybot.ingest.auth import Authenticator, AuthError, Principal, Target
 from securitybot.store.alerts import decode_cursor
 
 
@@ -118,21 +118,22 @@ async def authenticate(
 ) -> Principal:
     """The caller's source, if its credential is valid (401) and carries ``scope`` (403).
 
-    An HMAC signature is accepted once per method and path for requests that change state: a
-    replay within its window is a 401 ``replayed_signature`` (see ``ingest.replays``).
+    An HMAC signature covers the whole request and is accepted once, reads included: a replay
+    within its window is a 401 ``replayed_signature`` (see ``ingest.replays``).
     """
     query_token = request.query_params.get("token") if allow_query else None
+    scope_ = request.scope
+    target = Target(request.method, scope_["path"], scope_.get("query_string", b""))
     try:
-        principal = authenticator.authenticate(request.headers, body, query_token)
+        principal = authenticator.authenticate(request.headers, body, query_token, target)
     except AuthError as exc:
         raise ApiError(401, "unauthorized", exc.reason) from None
     guard = authenticator.replays
     if (
         principal.signature is not None
         and guard is not None
-        and request.method not in ("GET", "HEAD")
         and not await run_in_threadpool(
-            guard.first_use, principal.source, _replay_target(request), principal.signature
+            guard.first_use, principal.source, _replay_target(target), principal.signature
         )
     ):
         raise ApiError(
@@ -147,10 +148,10 @@ async def authenticate(
     return principal
 
 
-def _replay_target(request: Request) -> str:
-    """What a signature is accepted once for: method, path and query (built only when signed:
-    ``request.url`` assembles the whole URL, a cost every bearer-token request would pay)."""
-    return f"{request.method} {request.url.path}?{request.url.query}"
+def _replay_target(target: Target) -> str:
+    """What a signature is accepted once for: method, path and query. The v2 signature covers
+    them already; naming them in the key too costs nothing and keeps the key unambiguous."""
+    return f"{target.method} {target.path}?{target.query.decode('latin-1')}"
 
 
 @dataclass(frozen=True)

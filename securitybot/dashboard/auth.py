@@ -26,6 +26,7 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 from starlette.requests import Request
 from starlette.responses import Response
 
+from securitybot import constant_time
 from securitybot.config import DashboardConfig
 from securitybot.dashboard.roles import Role, header_groups, highest
 from securitybot.dashboard.signin import LoginAttempts, SessionStore, StoredSession
@@ -129,7 +130,7 @@ class DashboardAuth:
             sealed = json.loads(body)
         except (ValueError, UnicodeDecodeError):
             return None
-        if not hmac.compare_digest(self._sign(body).encode(), sig.encode()):
+        if not constant_time.equal(self._sign(body), sig):
             return None
         if not isinstance(sealed, dict) or sealed.get("p") != purpose:
             return None
@@ -186,7 +187,7 @@ class DashboardAuth:
             data = json.loads(body)
         except (ValueError, UnicodeDecodeError):
             return None
-        if not hmac.compare_digest(self._sign(body), sig) or not isinstance(data, dict):
+        if not constant_time.equal(self._sign(body), sig) or not isinstance(data, dict):
             return None
         try:
             session = DashboardSession(
@@ -330,4 +331,4 @@ def safe_next(value: str | None) -> str:
 
 
 def csrf_ok(expected: str | None, given: str | None) -> bool:
-    return bool(expected and given) and hmac.compare_digest(str(expected), str(given))
+    return constant_time.equal(expected, given)

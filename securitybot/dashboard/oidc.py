@@ -7,7 +7,6 @@ is the caller's business (``oidc_views`` keeps it in a signed cookie bound to th
 
 from __future__ import annotations
 
-import hmac
 import logging
 import time
 import warnings
@@ -36,6 +35,7 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore", AuthlibDeprecationWarning)
     from authlib.integrations.httpx_client import AsyncOAuth2Client, OAuthError
 
+from securitybot import constant_time
 from securitybot.config import DashboardOidc
 
 log = logging.getLogger(__name__)
@@ -231,7 +231,7 @@ class OidcClient:
 
     async def finish(self, pending: Pending, params: Mapping[str, str]) -> dict[str, Any]:
         """The signed-in person's claims, from the callback's query ``params``."""
-        if not hmac.compare_digest(params.get("state", "").encode(), pending.state.encode()):
+        if not constant_time.equal(pending.state, params.get("state", "")):
             raise OidcError(
                 "state_mismatch",
                 "The sign-in's state does not match the one this browser started; start again.",

@@ -12,6 +12,7 @@ from typing import Any
 from urllib.parse import parse_qs, quote
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+from markupsafe import Markup
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -37,7 +38,7 @@ from securitybot.runtime import Runtime
 from securitybot.store import alerts as alert_store
 from securitybot.store.db import Database
 from securitybot.store.models import Snooze, utcnow
-from securitybot.untrusted import db_id, scrub
+from securitybot.untrusted import db_id, scrub, shown
 
 HERE = Path(__file__).parent
 STATUSES = ("new", "awaiting_ack", "awaiting_2fa", "resolved", "escalated", "triaging", "closed")
@@ -66,6 +67,14 @@ def _pretty_json(value: Any) -> str:
     return json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True, default=str)
 
 
+def _shown(value: Any) -> Any:
+    """A template value with its bidirectional controls shown (``untrusted.shown``); markup
+    the product made stays markup."""
+    if isinstance(value, Markup):
+        return Markup(shown(str(value)))
+    return shown(value) if isinstance(value, str) else value
+
+
 class Dashboard:
     def __init__(self, cfg: DashboardConfig, db: Database) -> None:
         self.auth = DashboardAuth(cfg, db)
@@ -74,6 +83,8 @@ class Dashboard:
             autoescape=select_autoescape(["html"]),
             trim_blocks=True,
             lstrip_blocks=True,
+            # Every value a template prints: bidirectional controls are shown, not obeyed.
+            finalize=_shown,
         )
         # Jinja's tojson escapes <, >, & and ' as \u003c… for use inside <script>; in a <pre>
         # those escapes would show as text, so details are dumped plainly and HTML-escaped once.

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, parse_qsl, quote, urlsplit
 
+from securitybot import constant_time
 from securitybot.demo._serving import ServedFake
 from securitybot.demo.fake_push import PushBook
 
@@ -420,7 +421,7 @@ class FakeDuo(ServedFake, PushBook[Push]):
                 candidates += [(2, v2, digest), (1, v1, digest)]
         for version, canon, digest in candidates:
             expected = hmac.new(self.skey.encode(), canon.encode(), digest).hexdigest()
-            if hmac.compare_digest(expected, sig):
+            if constant_time.equal(expected, sig):
                 return version
         raise DuoError(401, 40103, "Invalid signature in request credentials")
 

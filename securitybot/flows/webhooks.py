@@ -1,11 +1,15 @@
 """Outbound webhooks: signed JSON on state changes, delivered (and retried) through the outbox.
 
-Signature, as for inbound HMAC: ``X-Securitybot-Signature: v1=<hex HMAC-SHA256(secret,
-"<X-Securitybot-Timestamp>." + body)>``, so a receiver can reject forgeries and replays.
+Signature: ``X-Securitybot-Signature: v1=<hex HMAC-SHA256(secret,
+"<X-Securitybot-Timestamp>." + body)>``, so a receiver can reject forgeries and replays (each
+delivery is one POST to one configured URL, so the body and timestamp are all there is to bind;
+inbound requests use the v2 scheme of ``securitybot.ingest.signing``).
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import time
 from datetime import timedelta
@@ -15,13 +19,20 @@ import httpx
 from sqlalchemy.orm import Session
 
 from securitybot.config import OutboundWebhook
-from securitybot.ingest.auth import sign
 from securitybot.outbox.dispatcher import Done, GiveUp, Job, Outcome, RetryAt, backoff
 from securitybot.store import alerts as alert_store
 from securitybot.store.models import Alert, utcnow
 from securitybot.store.outbox import enqueue
 
 MAX_ATTEMPTS = 10
+
+
+def sign(secret: str, timestamp: int | str, body: bytes) -> str:
+    """An outbound delivery's ``v1=`` signature over ``"<timestamp>." + body``."""
+    mac = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256)
+    return "v1=" + mac.hexdigest()
+
+
 SESSION_KEY = "outbound_webhooks"
 
 

@@ -1,29 +1,38 @@
 """Per-source authentication for the HTTP API: bearer tokens or HMAC-SHA256 signatures.
 
-HMAC scheme (for tools that can sign but should not hold a long-lived bearer token)::
-
-    X-Securitybot-Source:    <source name from ingest.tokens>
-    X-Securitybot-Timestamp: <unix seconds>
-    X-Securitybot-Signature: v1=<hex HMAC-SHA256(hmac_secret, "<timestamp>." + raw body)>
-
-Signing the timestamp with the body and refusing old timestamps stops late replays; each
-signature is accepted once within the window (``ingest.replays``), which stops early ones.
+HMAC scheme (for tools that can sign but should not hold a long-lived bearer token): version 2
+of ``securitybot.ingest.signing``, over the timestamp, an optional nonce, the method, path,
+query and body. Refusing old timestamps stops late replays; each signature is accepted once
+within the window (``ingest.replays``), which stops early ones; and as it covers the whole
+request, a captured one cannot be sent with another query, method, path or body.
 """
 
 from __future__ import annotations
 
 import hashlib
-import hmac
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+from securitybot import constant_time
 from securitybot.config import IngestConfig, Scope
+from securitybot.ingest import signing
 from securitybot.ingest.replays import ReplayGuard
 
 SOURCE_HEADER = "x-securitybot-source"
 TIMESTAMP_HEADER = "x-securitybot-timestamp"
+NONCE_HEADER = "x-securitybot-nonce"
 SIGNATURE_HEADER = "x-securitybot-signature"
+
+
+@dataclass(frozen=True)
+class Target:
+    """What a signature must name: the method, the path as the server decoded it
+    (``scope["path"]``) and the raw query string."""
+
+    method: str
+    path: str
+    query: bytes = b""
 
 
 class AuthError(Exception):
@@ -43,11 +52,6 @@ class Principal:
 
 def _digest(value: str) -> bytes:
     return hashlib.sha256(value.encode()).digest()
-
-
-def sign(secret: str, timestamp: int | str, body: bytes) -> str:
-    mac = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256)
-    return "v1=" + mac.hexdigest()
 
 
 class Authenticator:
@@ -75,7 +79,11 @@ class Authenticator:
         self._clock = clock
 
     def authenticate(
-        self, headers: Mapping[str, str], body: bytes, query_token: str | None = None
+        self,
+        headers: Mapping[str, str],
+        body: bytes,
+        query_token: str | None = None,
+        target: Target | None = None,
     ) -> Principal:
         auth = headers.get("authorization")
         if auth:
@@ -85,7 +93,9 @@ class Authenticator:
             source, scopes = self._match_token(token.strip())
             return Principal(source, "bearer", scopes)
         if SIGNATURE_HEADER in headers:
-            source, scopes = self._verify_hmac(headers, body)
+            if target is None:
+                raise AuthError("this endpoint does not take HMAC signatures")
+            source, scopes = self._verify_hmac(headers, body, target)
             return Principal(source, "hmac", scopes, signature=headers[SIGNATURE_HEADER])
         if query_token:
             source, scopes = self._match_token(query_token)
@@ -102,27 +112,41 @@ class Authenticator:
         given = _digest(token)
         found: tuple[str, frozenset[Scope]] | None = None
         for digest, source, scopes in self._tokens:
-            if hmac.compare_digest(digest, given):
+            if constant_time.equal(digest, given):
                 found = (source, scopes)
         if found is None:
             raise AuthError("invalid token")
         return found
 
-    def _verify_hmac(self, headers: Mapping[str, str], body: bytes) -> tuple[str, frozenset[Scope]]:
+    def _verify_hmac(
+        self, headers: Mapping[str, str], body: bytes, target: Target
+    ) -> tuple[str, frozenset[Scope]]:
         source = headers.get(SOURCE_HEADER, "")
         ts = headers.get(TIMESTAMP_HEADER, "")
+        nonce = headers.get(NONCE_HEADER, "")
         sig = headers.get(SIGNATURE_HEADER, "")
         if not source or not ts:
             raise AuthError(f"HMAC signatures need {SOURCE_HEADER} and {TIMESTAMP_HEADER} headers")
-        try:
-            ts_value = int(ts)
-        except ValueError:
-            raise AuthError(f"{TIMESTAMP_HEADER} must be unix seconds") from None
-        if abs(self._clock() - ts_value) > self._window:
+        # ASCII digits only: int() also takes "+1_7e9", " 17 " and other scripts' digits.
+        if not (ts.isascii() and ts.isdigit() and len(ts) <= 12):
+            raise AuthError(f"{TIMESTAMP_HEADER} must be unix seconds")
+        if abs(self._clock() - int(ts)) > self._window:
             raise AuthError("timestamp outside the replay window")
+        if nonce and (len(nonce) > signing.MAX_NONCE or not set(nonce) <= signing.NONCE_CHARS):
+            raise AuthError(f"{NONCE_HEADER} must be 1-128 of A-Z a-z 0-9 - . _ ~")
+        if not sig.startswith(f"{signing.VERSION}="):
+            raise AuthError(
+                f"{SIGNATURE_HEADER} must be a v2= signature over the method, path, query and "
+                "body (v1, over the timestamp and body only, is no longer accepted; see README)"
+            )
         secret, scopes = self._hmac.get(source, (None, frozenset[Scope]()))
+        message = signing.string_to_sign(
+            timestamp=ts, nonce=nonce, method=target.method,
+            path=signing.canonical_path(target.path, decoded=True),
+            query=signing.canonical_query(target.query), body=body,
+        )  # fmt: skip
         # Compute a signature even for unknown sources so timing does not reveal which exist.
-        expected = sign(secret or "unknown-source", ts, body)
-        if not hmac.compare_digest(expected.encode(), sig.encode()) or secret is None:
+        expected = signing.sign(secret or "unknown-source", message)
+        if not constant_time.equal(expected, sig) or secret is None:
             raise AuthError("invalid signature")
         return source, scopes

@@ -1,21 +1,22 @@
 """Refuse a signed ingest request seen before: one use per HMAC signature, on every replica.
 
-The HMAC scheme (``ingest.auth``) signs the timestamp with the body and refuses timestamps
-outside ``ingest.replay_window``, but inside the window a captured request could be sent again
-and, without a ``dedup_key``, made a second alert. A digest of each accepted signature goes
-into ``seen_signatures`` (primary key, ``INSERT ... ON CONFLICT DO NOTHING RETURNING``, the
-pattern of ``slack.receipts``); a second insert of the same digest finds the row and the
-request is refused. The table is shared, so this holds across replicas and restarts.
+The HMAC scheme (``ingest.signing``, v2) signs the timestamp, method, path, query and body and
+refuses timestamps outside ``ingest.replay_window``, but inside the window a captured request
+could be sent again and, without a ``dedup_key``, made a second alert. A digest of each
+accepted signature goes into ``seen_signatures`` (primary key, ``INSERT ... ON CONFLICT DO
+NOTHING RETURNING``, the pattern of ``slack.receipts``); a second insert of the same digest
+finds the row and the request is refused. The table is shared, so this holds across replicas
+and restarts.
 
 The signature is used up when it is authenticated, in its own short transaction, not in the
 transaction that stores the alert: one mechanism covers every endpoint that accepts HMAC. A
 request that then fails (a 4xx for its content, or a 500) has still used its signature; the
 client signs again with a fresh timestamp, as it must for any retry after the window anyway.
 
-The signature covers only the timestamp and the body, so two different bodiless requests
-(``DELETE /api/v1/exemptions/3`` and ``.../4``) signed in the same second carry the same one:
-the key therefore names the method and path too. Reads (GET, HEAD) change nothing and are not
-guarded: a client polling a listing twice a second must not be refused.
+The key names the method, path and query as well (v1 signatures covered only the timestamp
+and body, so two bodiless requests signed in the same second shared one). Reads are guarded
+too: a signature is valid for exactly one request. A client that sends the same request twice
+within one second tells them apart with a nonce (``X-Securitybot-Nonce``).
 
 A timestamp may be up to one window in the *future*, so a signature stays usable until two
 windows after it was first seen; rows are kept that long and then pruned.

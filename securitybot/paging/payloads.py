@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from securitybot import untrusted
 from securitybot.paging.policy import (
     Vendor,
     fit,
@@ -135,7 +136,7 @@ def opsgenie_create(e: Escalation, alias: str, *, responders: list[dict[str, str
     return {
         "message": e.summary(Vendor.OPSGENIE),
         "alias": alias,
-        "description": fit(description, 15000),
+        "description": fit(untrusted.shown(description), 15000),
         "responders": responders,
         "tags": [fit(t, 50) for t in dict.fromkeys(all_tags)][:20],
         "details": _string_details(e),

@@ -14,6 +14,7 @@ from datetime import datetime, time
 from enum import Enum, StrEnum
 from zoneinfo import ZoneInfo
 
+from securitybot import untrusted
 from securitybot.config import BusinessHoursConfig
 
 
@@ -89,11 +90,11 @@ def when_to_page(
 
 
 def plain_line(text: str) -> str:
-    """``text`` as one line: control, format (bidi overrides, zero-width) and separator
-    characters become spaces, runs of spaces one."""
+    """``text`` as one line: bidirectional controls shown (``untrusted.shown``), other control,
+    format (zero-width) and separator characters become spaces, runs of spaces one."""
     cleaned = "".join(
         " " if unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp") or ch.isspace() else ch
-        for ch in text
+        for ch in untrusted.shown(text)
     )
     return " ".join(cleaned.split())
 

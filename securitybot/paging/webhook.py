@@ -32,7 +32,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from securitybot import untrusted
+from securitybot import constant_time, untrusted
 from securitybot.api.common import ApiError, read_body
 from securitybot.config import PagerDutyConfig, Settings
 from securitybot.outbox.jobs import Done, Job, Outcome, Wake
@@ -71,7 +71,7 @@ _prune = Every(300.0)
 def signature_ok(secret: str, body: bytes, header: str) -> bool:
     """At least one ``v1=`` signature in ``header`` is ``body``'s HMAC-SHA256 under ``secret``."""
     expected = "v1=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-    return any(hmac.compare_digest(expected, part.strip()) for part in header.split(","))
+    return any(constant_time.equal(expected, part.strip()) for part in header.split(","))
 
 
 def _event(data: Any) -> dict[str, Any]:

@@ -6,8 +6,10 @@ Slack reads ``&``, ``<`` and ``>`` as control characters in mrkdwn and in a mess
 (alert fields, reply comments, AER fields, Slack profile names) goes through :func:`escape`,
 :func:`inline` or :func:`code` before it is put into mrkdwn; the product adds its own mentions and
 links around the escaped parts (:func:`user`). Plain-text objects (headers, labels) are not
-parsed for markup by Slack, so they are only clipped. Bare words like ``@here`` stay words: we
-never pass ``link_names`` or ``parse=full``, and our mrkdwn objects are ``verbatim``.
+parsed for markup by Slack, so they are only clipped. Both show bidirectional controls
+(U+202E and its kin) instead of obeying them (``untrusted.shown``). Bare words like ``@here``
+stay words: we never pass ``link_names`` or ``parse=full``, and our mrkdwn objects are
+``verbatim``.
 
 Lengths are counted in code points, as slack_sdk's validators count them.
 """
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from securitybot import untrusted
 from securitybot.ingest.schema import SLACK_ID_RE
 from securitybot.slack import limits
 
@@ -27,8 +30,10 @@ Block = dict[str, Any]
 
 
 def escape(value: object) -> str:
-    """Slack's documented escaping: ``&``, ``<`` and ``>`` become HTML entities, nothing else."""
-    return str(value).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    """Slack's documented escaping: ``&``, ``<`` and ``>`` become HTML entities; and
+    bidirectional controls are shown, not obeyed (``untrusted.shown``)."""
+    text = untrusted.shown(str(value))
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def inline(value: object, limit: int = 300) -> str:
@@ -78,8 +83,9 @@ def clip(text: str, limit: int, pointer: str = ELLIPSIS) -> str:
 
 
 def clip_plain(text: str, limit: int, empty: str = "Alert") -> str:
-    """Plain text (not parsed by Slack) cut to ``limit``; never empty, which Slack refuses."""
-    text = " ".join(text.split()) or empty
+    """Plain text (not parsed by Slack, bidirectional controls shown) cut to ``limit``; never
+    empty, which Slack refuses."""
+    text = " ".join(untrusted.shown(text).split()) or empty
     return text if len(text) <= limit else text[: limit - 1] + ELLIPSIS
 
 

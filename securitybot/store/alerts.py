@@ -171,6 +171,8 @@ class AlertFilter:
     since: datetime | None = None
     before_id: int | None = None
     limit: int = 50
+    # Only this source's alerts (an ``ingest`` credential without ``admin`` reads its own).
+    source: str | None = None
 
 
 def list_alerts(session: Session, f: AlertFilter) -> tuple[list[Alert], str | None]:
@@ -182,6 +184,8 @@ def list_alerts(session: Session, f: AlertFilter) -> tuple[list[Alert], str | No
         q = q.where((Alert.user_given == f.user) | (Alert.user_id == f.user))
     if f.kind:
         q = q.where(Alert.kind == f.kind)
+    if f.source is not None:
+        q = q.where(Alert.source == f.source)
     if f.since:
         q = q.where(Alert.created_at >= f.since)
     if f.before_id is not None:

@@ -20,6 +20,9 @@ AUTH = {"Authorization": f"Bearer {TOKEN}"}
 # The events source (scope "events"), bound to the two orgs the tests use.
 EVENTS_TOKEN = "e2e-events-token-0123456789"
 EVENTS_AUTH = {"Authorization": f"Bearer {EVENTS_TOKEN}"}
+# Reads of the audit log and of every source's alerts need the admin scope (issue #24.6).
+ADMIN_TOKEN = "e2e-admin-token-0123456789"
+ADMIN_AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 
 
 def aer_ingest(orgs: list[str] | None = None) -> dict[str, Any]:
@@ -27,6 +30,7 @@ def aer_ingest(orgs: list[str] | None = None) -> dict[str, Any]:
     return {
         "tokens": [
             {"source": "e2e", "token": TOKEN},
+            {"source": "e2e-admin", "token": ADMIN_TOKEN, "scopes": ["ingest", "admin"]},
             {"source": "e2e-events", "token": EVENTS_TOKEN, "scopes": ["events"],
              "orgs": orgs or [QUIET, BUSY]},
         ]
@@ -101,7 +105,7 @@ def post_events(bot: Bot, events: list[dict[str, Any]], *, ndjson: bool = False)
 
 
 def get(bot: Bot, path: str, **params: Any) -> dict[str, Any]:
-    resp = bot.http.get(path, params=params, headers=AUTH)
+    resp = bot.http.get(path, params=params, headers=ADMIN_AUTH)
     assert resp.status_code == 200, resp.text
     out: dict[str, Any] = resp.json()
     return out

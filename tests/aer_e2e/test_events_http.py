@@ -7,8 +7,8 @@ from sqlalchemy import select
 from securitybot.demo import FakeSlack
 from securitybot.store.aer_models import AerCounter
 from tests.aer_e2e.conftest import (
+    ADMIN_AUTH,
     AER_CHANNEL,
-    AUTH,
     EVENTS_AUTH,
     QUIET,
     TOR_IP,
@@ -47,7 +47,7 @@ def test_bad_requests_get_a_clear_4xx(make_bot: MakeBot) -> None:
     too_many = [{"org": QUIET, "user": "UBOB", "action": "search"}] * 10_001
     resp = bot.http.post("/api/v1/events", json=too_many, headers=EVENTS_AUTH)
     assert resp.status_code == 413 and "10,000" in resp.json()["message"]
-    resp = bot.http.get("/api/v1/audit", params={"cursor": "nope"}, headers=AUTH)
+    resp = bot.http.get("/api/v1/audit", params={"cursor": "nope"}, headers=ADMIN_AUTH)
     assert resp.status_code == 422
 
 

@@ -50,7 +50,7 @@ def hclient(db: Database, db_url: str) -> Iterator[TestClient]:
                     {
                         "source": "monitoring",
                         "token": TOKEN,
-                        "scopes": ["ingest", "events"],
+                        "scopes": ["ingest", "events", "admin"],
                         "orgs": ["T1"],
                     }
                 ]

@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy import func, select
 from starlette.testclient import TestClient
 
-from securitybot.ingest.auth import sign
+from securitybot.ingest.signing import signed_headers
 from securitybot.service import build_service
 from securitybot.store.db import Database
 from securitybot.store.models import Alert, AuditLog, Outbox
@@ -133,12 +133,8 @@ def test_a_credential_cannot_post_as_another_source(client: TestClient) -> None:
 
 
 def _hmac_headers(body: bytes, ts: int, secret: str = HMAC_SECRET) -> dict[str, str]:
-    return {
-        "Content-Type": "application/json",
-        "X-Securitybot-Source": "siem",
-        "X-Securitybot-Timestamp": str(ts),
-        "X-Securitybot-Signature": sign(secret, ts, body),
-    }
+    signed = signed_headers("siem", secret, "POST", "/api/v1/alerts", body=body, timestamp=ts)
+    return {"Content-Type": "application/json", **signed}
 
 
 def test_hmac_signed_alerts_are_accepted(client: TestClient) -> None:

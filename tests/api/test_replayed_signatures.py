@@ -12,8 +12,8 @@ import pytest
 from sqlalchemy import func, select
 from starlette.testclient import TestClient
 
-from securitybot.ingest.auth import sign
 from securitybot.ingest.replays import ReplayGuard, digest
+from securitybot.ingest.signing import signed_headers
 from securitybot.service import build_service
 from securitybot.store.db import Database
 from securitybot.store.models import Alert, SeenSignature, utcnow
@@ -26,14 +26,13 @@ FLURB = {
 }  # no dedup_key: only the signature can tell a replay from a second alert
 
 
-def signed(body: bytes, ts: int | None = None) -> dict[str, str]:
-    ts = int(time.time()) if ts is None else ts
-    return {
-        "Content-Type": "application/json",
-        "X-Securitybot-Source": "siem",
-        "X-Securitybot-Timestamp": str(ts),
-        "X-Securitybot-Signature": sign(HMAC_SECRET, ts, body),
-    }
+def signed(
+    body: bytes, ts: int | None = None, method: str = "POST", path: str = "/api/v1/alerts",
+    query: str = "", nonce: str = "",
+) -> dict[str, str]:  # fmt: skip
+    headers = signed_headers("siem", HMAC_SECRET, method, path, query, body, timestamp=ts,
+                             nonce=nonce)  # fmt: skip
+    return {"Content-Type": "application/json", **headers}
 
 
 def alert_count(db: Database) -> int:
@@ -82,17 +81,22 @@ def test_bearer_tokens_are_not_one_use(client: TestClient) -> None:
         assert client.get("/api/v1/alerts", headers=headers).status_code == 200
 
 
-def test_signed_reads_in_the_same_second_are_not_replays(client: TestClient) -> None:
-    # No body, same second: the signature is the same, yet each read is a request of its own.
-    headers = signed(b"")
-    for _ in range(2):
-        resp = client.get("/api/v1/alerts", headers=headers)
+def test_a_signed_read_is_one_use_and_a_nonce_tells_two_apart(client: TestClient) -> None:
+    # A signature is valid for exactly one request, reads included; a client polling twice in
+    # one second tells its requests apart with a nonce.
+    now = int(time.time())
+    headers = signed(b"", now, "GET")
+    assert client.get("/api/v1/alerts", headers=headers).status_code == 200
+    again = client.get("/api/v1/alerts", headers=headers)
+    assert again.status_code == 401 and again.json()["error"] == "replayed_signature"
+    for nonce in ("poll-1", "poll-2"):
+        resp = client.get("/api/v1/alerts", headers=signed(b"", now, "GET", nonce=nonce))
         assert resp.status_code == 200, resp.text
 
 
 def test_one_signature_on_two_different_targets_is_not_a_replay() -> None:
-    # Two bodiless deletes signed in the same second share a signature; the target tells them
-    # apart, while the same request sent twice is still one use.
+    # The key names the target as well as the signature (v1 signatures of two bodiless
+    # deletes in one second were the same); the same request sent twice is still one use.
     one = digest("siem", "DELETE /api/v1/exemptions/3?", "v1=same")
     other = digest("siem", "DELETE /api/v1/exemptions/4?", "v1=same")
     assert one != other

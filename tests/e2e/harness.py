@@ -33,6 +33,10 @@ from securitybot.store.models import Alert, AuditLog
 T = TypeVar("T")
 
 TOKEN = "e2e-ingest-token-0123456789"
+# The harness's own reader: an ingest token reads only its own source's alerts (issue #24.6), and
+# the harness looks at alerts every source made (Slack's `/securitybot test`, adapters, AER).
+READ_TOKEN = "e2e-reader-token-0123456789"
+READER = {"source": "e2e-reader", "token": READ_TOKEN, "scopes": ["ingest", "admin"]}
 SIGNING_SECRET = "e2e-signing-secret"
 SECURITY_CHANNEL = "C_SECURITY"
 # The fake Duo is started with these keys; its config() hands the same ones to the bot.
@@ -68,6 +72,9 @@ def e2e_config(db_url: str, fs: FakeSlack, fd: FakeVerifier, **overrides: Any) -
     }  # fmt: skip
     for section, values in overrides.items():
         data.setdefault(section, {}).update(values)
+    tokens = data["ingest"].setdefault("tokens", [])
+    if READER not in tokens:
+        data["ingest"]["tokens"] = [*tokens, READER]
     return data
 
 
@@ -132,7 +139,7 @@ class Bot:
 
     def alert(self, alert_id: int) -> dict[str, Any]:
         resp = self.http.get(
-            f"/api/v1/alerts/{alert_id}", headers={"Authorization": f"Bearer {TOKEN}"}
+            f"/api/v1/alerts/{alert_id}", headers={"Authorization": f"Bearer {READ_TOKEN}"}
         )
         assert resp.status_code == 200, resp.text
         out: dict[str, Any] = resp.json()

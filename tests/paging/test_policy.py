@@ -73,7 +73,7 @@ def test_severities_map_onto_each_vendors_scale() -> None:
 
 
 def test_text_from_a_tool_becomes_one_plain_line() -> None:
-    assert plain_line("a\nb\r\n\tc\u202ed\u0000e  f") == "a b c d e f"
+    assert plain_line("a\nb\r\n\tc\u202ed\u0000e  f") == "a b c[U+202E]d e f"
 
 
 @pytest.mark.parametrize("vendor", list(Vendor))
