@@ -12,6 +12,7 @@ from typing import Any
 from securitybot.config import LoggingConfig, Settings
 from securitybot.masking import ScrubbingFormatter, known_secrets, settings_secrets
 from securitybot.request_ids import RequestIdFilter
+from securitybot.store.outage import OutageLogFilter
 
 _STANDARD = set(vars(logging.makeLogRecord({})).keys()) | {"message", "asctime"}
 
@@ -66,6 +67,7 @@ def configure_logging(
     handler = logging.StreamHandler(sys.stderr)
     handler.addFilter(RequestIdFilter())
     handler.addFilter(RedactQueryTokens())
+    handler.addFilter(OutageLogFilter())
     inner = (
         JsonFormatter()
         if cfg.json_format

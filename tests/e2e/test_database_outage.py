@@ -43,7 +43,7 @@ def cluster() -> Iterator[PgCluster]:
 def serve(db_url: str, fs: FakeSlack, fd: FakeDuo, tmp_path: Path) -> tuple[Server, str]:
     port = free_port()
     cfg = e2e_config(db_url, fs, fd, server={"host": "127.0.0.1", "port": port},
-                     logging={"level": "INFO"})  # fmt: skip
+                     logging={"level": "WARNING"})  # fmt: skip
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(cfg))
     server = Server(path, port, tmp_path / "server.log")
