@@ -53,17 +53,22 @@ UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
 )  # fmt: skip
 
 
-def is_unavailable(exc: BaseException | None) -> bool:
-    """Whether ``exc`` (or what it wraps) means the database cannot be used right now."""
+def outage_cause(exc: BaseException | None) -> BaseException | None:
+    """The database outage behind ``exc`` (itself or what it wraps), or None."""
     seen = 0
     while exc is not None and seen < 8:
         if isinstance(exc, UNAVAILABLE_ERRORS):
-            return True
+            return exc
         if isinstance(exc, DBAPIError) and exc.connection_invalidated:
-            return True
+            return exc
         exc = exc.__cause__ or exc.__context__
         seen += 1
-    return False
+    return None
+
+
+def is_unavailable(exc: BaseException | None) -> bool:
+    """Whether ``exc`` (or what it wraps) means the database cannot be used right now."""
+    return outage_cause(exc) is not None
 
 
 def describe(exc: BaseException) -> str:
@@ -88,6 +93,7 @@ class Outage:
         self._logged_this_time = False
 
     def failed(self, exc: BaseException) -> None:
+        exc = outage_cause(exc) or exc
         with self._lock:
             if self.down_since is None:
                 self.down_since = time.time()
