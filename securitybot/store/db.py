@@ -153,11 +153,12 @@ def probe(engine: Engine) -> str | None:
     try:
         with engine.connect() as conn:
             conn.execute(text("SELECT 1"))
-        return None
     except Exception as exc:  # any driver error means "not reachable" for a health check
         # An outage is logged once per interval by the outage filter, not once per probe.
         logger.warning("database ping failed", exc_info=True)
         return describe(exc)
+    outage.OUTAGE.worked()
+    return None
 
 
 def ping(engine: Engine) -> bool:
