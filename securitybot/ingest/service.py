@@ -194,13 +194,17 @@ class GroupCommitter:
                 size += len(batch[-1][0])
             await self._commit(batch)
 
-    async def _commit(self, batch: list[_Unit]) -> None:
+    async def _commit(self, batch: list[_Unit], *, retry_lost: bool = True) -> None:
         items = [item for unit_items, _ in batch for item in unit_items]
         try:
             results = await run_in_threadpool(
                 ingest_batch, self._db, items, kinds=self._kinds, policy=self._policy
             )
         except Exception as exc:
+            if is_unavailable(exc) and retry_lost:
+                # A connection killed under the batch: the pool has replaced it; once more.
+                await self._commit(batch, retry_lost=False)
+                return
             if len(batch) == 1 or is_unavailable(exc):
                 # One request, or a database that is down for every one of them: retrying
                 # each alone would only multiply the wait (503 for all, they will retry).
