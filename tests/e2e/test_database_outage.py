@@ -181,7 +181,9 @@ def test_sqlite_locked_by_another_process_is_a_503_then_recovers(
                             "title": "locked", "dedup_key": "locked-1"}  # fmt: skip
     holder = sqlite3.connect(db_file, isolation_level=None, timeout=30)
     try:
-        with httpx.Client(base_url=base, timeout=30) as http:
+        # The request queues behind the process's single SQLite writer (sweeps and the outbox
+        # each wait busy_timeout on the lock too), so its 503 can take a while.
+        with httpx.Client(base_url=base, timeout=120) as http:
             mark = len(log_lines(server))
             holder.execute("BEGIN EXCLUSIVE")
             refused = http.post("/api/v1/alerts", json=body, headers=AUTH)
