@@ -8,11 +8,12 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from prometheus_client import CONTENT_TYPE_LATEST
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from securitybot.api import adapters as adapters_api
@@ -26,16 +27,32 @@ from securitybot.api.common import ApiError, error_response
 from securitybot.body_limit import BodyLimitMiddleware
 from securitybot.request_ids import RequestIdMiddleware
 from securitybot.runtime import Runtime
-from securitybot.store.db import ping
+from securitybot.store.db import probe
+from securitybot.store.outage import OUTAGE, RETRY_AFTER_SECONDS, UNAVAILABLE_ERRORS, is_unavailable
 
 logger = logging.getLogger(__name__)
 
 
+def _unavailable_body(problem: str) -> dict[str, str]:
+    body = {"reason": problem}
+    known = OUTAGE.status()
+    if known is not None:
+        body["since"] = known["since"]
+    return body
+
+
+RETRY_AFTER = {"Retry-After": str(RETRY_AFTER_SECONDS)}
+
+
 async def healthz(request: Request) -> JSONResponse:
     rt: Runtime = request.app.state.runtime
-    if await run_in_threadpool(ping, rt.db.engine):
+    problem = await run_in_threadpool(probe, rt.db.engine)
+    if problem is None:
         return JSONResponse({"status": "ok", "database": "ok"})
-    return JSONResponse({"status": "unavailable", "database": "unreachable"}, status_code=503)
+    return JSONResponse(
+        {"status": "unavailable", "database": "unreachable", **_unavailable_body(problem)},
+        status_code=503, headers=RETRY_AFTER,
+    )  # fmt: skip
 
 
 # Each readiness check answers within this, so a probe (timeoutSeconds: 5) gets an answer.
@@ -47,11 +64,14 @@ async def readyz(request: Request) -> JSONResponse:
     JetStream accepts events. /healthz (liveness) asks only whether the process is sound."""
     rt: Runtime = request.app.state.runtime
     checks: dict[str, str] = {}
+    reasons: dict[str, str] = {}
     try:
-        ok = await asyncio.wait_for(run_in_threadpool(ping, rt.db.engine), READY_TIMEOUT)
+        problem = await asyncio.wait_for(run_in_threadpool(probe, rt.db.engine), READY_TIMEOUT)
     except TimeoutError:
-        ok = False
-    checks["database"] = "ok" if ok else "unreachable"
+        problem = f"no answer within {READY_TIMEOUT:g} s"
+    checks["database"] = "ok" if problem is None else "unreachable"
+    if problem is not None:
+        reasons["database"] = problem
     for name, check in rt.readiness.items():
         try:
             problem = await asyncio.wait_for(check(), READY_TIMEOUT)
@@ -59,10 +79,14 @@ async def readyz(request: Request) -> JSONResponse:
             problem = f"no answer within {READY_TIMEOUT:g} s"
         if problem is not None:
             logger.warning("not ready: %s: %s", name, problem)
+            reasons[name] = problem
         checks[name] = "ok" if problem is None else "unreachable"
     if all(v == "ok" for v in checks.values()):
         return JSONResponse({"status": "ready", **checks})
-    return JSONResponse({"status": "unavailable", **checks}, status_code=503)
+    return JSONResponse(
+        {"status": "unavailable", **checks, "reasons": reasons}, status_code=503,
+        headers=RETRY_AFTER,
+    )  # fmt: skip
 
 
 async def metrics_endpoint(request: Request) -> Response:
@@ -83,8 +107,38 @@ async def _http_error(_: Request, exc: Exception) -> Response:
 
 
 async def _unexpected(request: Request, exc: Exception) -> Response:
+    if is_unavailable(exc):  # wrapped in something else on its way up
+        return await _database_error(request, exc)
     logger.exception("unhandled error on %s %s", request.method, request.url.path)
     return error_response(500, "internal_error", "unexpected server error; see the server log")
+
+
+async def _database_error(request: Request, exc: Exception) -> Response:
+    """A database outage is the caller's cue to retry (503 + Retry-After), never a 500 with a
+    traceback per request. Registered for the driver's errors themselves, so Starlette's
+    ServerErrorMiddleware (which re-raises for uvicorn to log) never sees them."""
+    if not is_unavailable(exc):
+        logger.exception("unhandled error on %s %s", request.method, request.url.path)
+        return error_response(500, "internal_error", "unexpected server error; see the server log")
+    OUTAGE.refuse(exc)
+    # The outage filter turns this into one line per interval, however many requests fail.
+    logger.warning("%s %s answered 503", request.method, request.url.path, exc_info=exc)
+    message = f"the database is unavailable; retry in {RETRY_AFTER_SECONDS} s"
+    if request.url.path.startswith("/dashboard"):
+        return HTMLResponse(
+            f"<!doctype html><title>Unavailable</title><h1>Securitybot</h1><p>{message}.</p>",
+            status_code=503, headers=RETRY_AFTER,
+        )  # fmt: skip
+    response = error_response(503, "database_unavailable", message)
+    response.headers.update(RETRY_AFTER)
+    return response
+
+
+# Errors answered by _database_error (503 when they mean an outage, else a logged 500).
+DATABASE_ERRORS: tuple[type[BaseException], ...] = (
+    SQLAlchemyError,
+    *(e for e in UNAVAILABLE_ERRORS if not issubclass(e, SQLAlchemyError)),
+)
 
 
 def create_app(runtime: Runtime, extra_routes: list[BaseRoute] | None = None) -> Starlette:
@@ -115,6 +169,7 @@ def create_app(runtime: Runtime, extra_routes: list[BaseRoute] | None = None) ->
         exception_handlers={
             ApiError: _api_error,
             HTTPException: _http_error,
+            **dict.fromkeys(DATABASE_ERRORS, _database_error),
             Exception: _unexpected,
         },
     )

@@ -15,7 +15,8 @@ import yaml
 from securitybot.cli_support import CONFIG_HELP, fail, settings_from
 from securitybot.config import ConfigError, find_config_path
 from securitybot.logs import configure_logging
-from securitybot.store.db import Database, SchemaNotReady, migrate
+from securitybot.masking import mask_url, scrub
+from securitybot.store.db import Database, SchemaNotReady, migrate, normalise_url
 
 _fail = fail
 _settings = settings_from
@@ -55,15 +56,17 @@ def check_config(config: str | None) -> None:
 def migrate_cmd(config: str | None, revision: str) -> None:
     """Create or upgrade the database schema (safe to run from several replicas)."""
     settings = _settings(config)
-    configure_logging(settings.logging, migrations=True)
-    db = Database.from_url(settings.database.url)
+    configure_logging(settings.logging, settings, migrations=True)
+    url = settings.database.url
+    db = Database.from_url(url)
     try:
         migrate(db.engine, revision)
     except Exception as exc:  # surface driver errors as one line, not a traceback
-        _fail(f"migrate failed: {type(exc).__name__}: {exc}".splitlines()[0], 1)
+        line = f"migrate failed: {type(exc).__name__}: {exc}".splitlines()[0]
+        _fail(scrub(line, url, normalise_url(url)), 1)
     finally:
         db.dispose()
-    click.echo(f"database at {db.engine.url.render_as_string(hide_password=True)} is up to date")
+    click.echo(f"database at {mask_url(normalise_url(url))} is up to date")
 
 
 @main.command("serve")
@@ -78,7 +81,7 @@ def serve(
 ) -> None:
     """Run the HTTP API, the Slack app and the background workers."""
     settings = _settings(config)
-    configure_logging(settings.logging)
+    configure_logging(settings.logging, settings)
     from securitybot.service import ServiceError, run_service
     from securitybot.workers import WorkersError, check_workers, run_workers
 
@@ -300,7 +303,7 @@ def aer() -> None:
 def aer_refresh_baselines(config: str | None) -> None:
     """Re-learn every org's dynamic thresholds from the persisted hourly counters."""
     settings = _settings(config)
-    configure_logging(settings.logging)
+    configure_logging(settings.logging, settings)
     from securitybot.aer.service import AerService
     from securitybot.store.db import check_schema
 
@@ -335,7 +338,7 @@ def aer_refresh_baselines(config: str | None) -> None:
 def aer_worker(config: str | None, metrics_port: int, metrics_host: str) -> None:
     """Consume AER events from NATS JetStream (aer.stream) and detect on them."""
     settings = _settings(config)
-    configure_logging(settings.logging)
+    configure_logging(settings.logging, settings)
     if settings.aer.stream is None:
         _fail("aer.stream is not configured: events are processed by the server itself", 2)
     from securitybot.aer.worker import run_worker
@@ -357,7 +360,7 @@ def aer_worker(config: str | None, metrics_port: int, metrics_host: str) -> None
 def aer_update_tor_list(config: str | None, url: str | None) -> None:
     """Download the Tor exit list, validate it and publish it to every running process."""
     settings = _settings(config)
-    configure_logging(settings.logging)
+    configure_logging(settings.logging, settings)
     from securitybot.aer.torlist import TorListError, update_tor_list
     from securitybot.store.db import check_schema
 

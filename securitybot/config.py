@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from ipaddress import IPv4Network, IPv6Network
 from pathlib import Path
 from typing import Annotated, Any, Literal
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import yaml
 from pydantic import (
@@ -27,22 +27,22 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from sqlalchemy.engine import make_url
 
 # Re-exported: parse_duration was defined here first.
 from securitybot.durations import parse_duration as parse_duration
 from securitybot.ingest.adapters.names import ADAPTER_NAMES
+
+# Re-exported: check-config and older callers import them from here.
+from securitybot.masking import MASK as MASK
+from securitybot.masking import mask_config_tree
+from securitybot.masking import mask_secrets_in as mask_secrets_in
 from securitybot.shipped import ALERTS_DIR
 
 ENV_PREFIX = "SECURITYBOT_"
 DEFAULT_CONFIG_PATH = "config.yaml"
 
 _ENV_REF_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
-MASK = "**********"  # what pydantic shows for a SecretStr, so every hidden value looks the same
-# Query parameters and mapping keys (headers) whose value is a credential: ?token=, ?key=,
-# ?sig= (Azure SAS), ?code= (Azure Functions), X-Api-Key, Authorization, ...
-_SECRET_NAME_RE = re.compile(r"token|key|sig|secret|pass|auth|code|credential|session", re.I)
-# Slack incoming webhooks: the path after /services/ is the secret.
-_SLACK_HOOK_PREFIX = "/services/"
 
 
 class ConfigError(Exception):
@@ -81,6 +81,19 @@ class DatabaseConfig(_Section):
     # outbox's 4 and ingest's writers), so the hot path never opens one per transaction.
     pool_size: int = Field(default=40, ge=1, le=200)
     echo: bool = False
+
+    @field_validator("url")
+    @classmethod
+    def _parsable(cls, v: str) -> str:
+        try:
+            make_url(v)
+        except Exception:
+            # Never echo the URL: it holds the password.
+            raise ValueError(
+                "not a URL SQLAlchemy can read (libpq's multi-host form h1:5432,h2:5432 is "
+                "written ?host=h1:5432&host=h2:5432; percent-encode odd characters)"
+            ) from None
+        return v
 
 
 class ServerConfig(_Section):
@@ -993,61 +1006,6 @@ class Settings(_Section):
                 "every caller ('ingest' tokens no longer post events; docs/upgrades.md)"
             )
         return notes
-
-
-def mask_secrets_in(value: Any) -> Any:
-    """``value`` with any credential inside a URL replaced by ``**********``; others unchanged.
-
-    SecretStr fields are already hidden by pydantic; this catches secrets that live inside plain
-    strings: ``user:password@`` (database URLs, webhooks), ``?token=``/``?key=``/``?sig=`` query
-    parameters, and Slack incoming-webhook paths.
-    """
-    if not isinstance(value, str) or "://" not in value:
-        return value
-    try:
-        parts = urlsplit(value)
-        port = parts.port  # raises ValueError on a malformed netloc
-    except ValueError:
-        return value
-    netloc = parts.netloc
-    if "@" in netloc:
-        userinfo, _, hostport = netloc.rpartition("@")
-        user, has_password, _ = userinfo.partition(":")
-        # A lone user part is often a token itself (https://TOKEN@host), so hide it too.
-        shown = f"{user}:{MASK}" if has_password else MASK
-        netloc = f"{shown}@{hostport}"
-    path = parts.path
-    if (parts.hostname or "").endswith("hooks.slack.com") and path.startswith(_SLACK_HOOK_PREFIX):
-        path = _SLACK_HOOK_PREFIX + MASK
-    query = parts.query
-    if query:
-        pairs = parse_qsl(query, keep_blank_values=True)
-        if any(_SECRET_NAME_RE.search(k) for k, _ in pairs):
-            query = urlencode(
-                [(k, MASK if _SECRET_NAME_RE.search(k) else v) for k, v in pairs], safe="*"
-            )
-    del port
-    if (netloc, path, query) == (parts.netloc, parts.path, parts.query):
-        return value  # nothing hidden: show it exactly as configured
-    return urlunsplit((parts.scheme, netloc, path, query, parts.fragment))
-
-
-def mask_config_tree(data: Any, key: str = "") -> Any:
-    """Apply :func:`mask_secrets_in` to every value, and hide values under secret-like keys."""
-    if isinstance(data, dict):
-        return {k: mask_config_tree(v, str(k)) for k, v in data.items()}
-    if isinstance(data, list):
-        return [mask_config_tree(v, key) for v in data]
-    # Mappings such as outbound headers: {"Authorization": "Bearer ..."}; an unset secret stays
-    # visibly unset (null), which check-config readers rely on.
-    secret_key = bool(_SECRET_NAME_RE.search(key)) and key not in _NOT_SECRET_KEYS
-    if isinstance(data, str) and secret_key:
-        return MASK
-    return mask_secrets_in(data)
-
-
-# Keys that match the secret-name pattern but hold nothing secret (shown as configured).
-_NOT_SECRET_KEYS = frozenset({"ikey", "dedup_key", "secure_cookies", "source"})
 
 
 def find_config_path(cli_path: str | None, environ: Mapping[str, str] = os.environ) -> Path:

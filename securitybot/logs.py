@@ -9,8 +9,10 @@ import sys
 from datetime import UTC, datetime
 from typing import Any
 
-from securitybot.config import LoggingConfig
+from securitybot.config import LoggingConfig, Settings
+from securitybot.masking import ScrubbingFormatter, known_secrets, settings_secrets
 from securitybot.request_ids import RequestIdFilter
+from securitybot.store.outage import OutageLogFilter
 
 _STANDARD = set(vars(logging.makeLogRecord({})).keys()) | {"message", "asctime"}
 
@@ -53,18 +55,25 @@ class RedactQueryTokens(logging.Filter):
         return True
 
 
-def configure_logging(cfg: LoggingConfig, *, migrations: bool = False) -> None:
-    """``migrations``: show Alembic's INFO lines (``migrate`` wants "Running upgrade ..."; for
-    every other command they are noise before its own first line)."""
+def configure_logging(
+    cfg: LoggingConfig, settings: Settings | None = None, *, migrations: bool = False
+) -> None:
+    """Log to stderr; with ``settings``, none of its secrets is ever written (any logger, any
+    traceback: a driver's error may quote the database URL it was given). ``migrations``: show
+    Alembic's INFO lines (``migrate`` wants "Running upgrade ..."; for every other command they
+    are noise before its own first line)."""
+    if settings is not None:
+        known_secrets.add(settings_secrets(settings))
     handler = logging.StreamHandler(sys.stderr)
     handler.addFilter(RequestIdFilter())
     handler.addFilter(RedactQueryTokens())
-    if cfg.json_format:
-        handler.setFormatter(JsonFormatter())
-    else:
-        handler.setFormatter(
-            logging.Formatter("%(asctime)s %(levelname)-7s [%(request_id)s] %(name)s: %(message)s")
-        )
+    handler.addFilter(OutageLogFilter())
+    inner = (
+        JsonFormatter()
+        if cfg.json_format
+        else logging.Formatter("%(asctime)s %(levelname)-7s [%(request_id)s] %(name)s: %(message)s")
+    )
+    handler.setFormatter(ScrubbingFormatter(inner, known_secrets))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(cfg.level)

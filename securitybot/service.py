@@ -19,7 +19,8 @@ from starlette.applications import Starlette
 from starlette.routing import BaseRoute
 
 from securitybot.app import create_app
-from securitybot.config import Settings, mask_secrets_in
+from securitybot.config import Settings
+from securitybot.masking import mask_url, scrub
 from securitybot.runtime import Runtime
 from securitybot.store.db import Database, check_schema, normalise_url
 
@@ -130,11 +131,11 @@ def run_service(
         except SQLAlchemyError as exc:
             # As `migrate` does: the URL (password hidden) and the driver's first line, which
             # names the cause ("connection refused", "password authentication failed").
-            shown = mask_secrets_in(normalise_url(settings.database.url))
+            url = normalise_url(settings.database.url)
             cause = str(getattr(exc, "orig", None) or exc).strip().splitlines()
             raise ServiceError(
-                f"serve: cannot use the database at {shown}: "
-                f"{type(exc).__name__}: {cause[0] if cause else ''}"
+                f"serve: cannot use the database at {mask_url(url)}: "
+                f"{type(exc).__name__}: {scrub(cause[0] if cause else '', url)}"
             ) from None
         notes = settings.unconfigured()
         if notes:

@@ -22,7 +22,7 @@ def aer_dead_letters() -> None:
 
 def _stream_db(config: str | None) -> tuple[Settings, Database]:
     settings = settings_from(config)
-    configure_logging(settings.logging)
+    configure_logging(settings.logging, settings)
     if settings.aer.stream is None:
         fail("aer.stream is not configured: there is no stream and no dead letters", 2)
     from securitybot.store.db import check_schema

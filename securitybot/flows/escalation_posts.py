@@ -14,6 +14,7 @@ from sqlalchemy import select
 
 from securitybot.flows.timeline import timeline_text
 from securitybot.kinds import always_mention, escalation_severity
+from securitybot.masking import scrub
 from securitybot.outbox.dispatcher import Done, GiveUp, Handler, Job, Outcome, RetryAt, backoff
 from securitybot.slack import messages
 from securitybot.slack.gateway import SlackPermanentError, SlackRetryLater
@@ -140,7 +141,8 @@ class EscalationPosts:
             async with httpx.AsyncClient(timeout=10) as client:
                 resp = await client.post(url, json=body)
         except httpx.HTTPError as exc:
-            return RetryAt(utcnow() + backoff(job.attempts + 1), f"{type(exc).__name__}: {exc}")
+            error = scrub(f"{type(exc).__name__}: {exc}", url)  # stored in the job and shown
+            return RetryAt(utcnow() + backoff(job.attempts + 1), error)
         if resp.status_code >= 300:
             return RetryAt(utcnow() + backoff(job.attempts + 1), f"HTTP {resp.status_code}")
         await asyncio.to_thread(

@@ -19,6 +19,7 @@ import httpx
 from sqlalchemy.orm import Session
 
 from securitybot.config import OutboundWebhook
+from securitybot.masking import scrub
 from securitybot.outbox.dispatcher import Done, GiveUp, Job, Outcome, RetryAt, backoff
 from securitybot.store import alerts as alert_store
 from securitybot.store.models import Alert, utcnow
@@ -98,7 +99,7 @@ class WebhookSender:
             async with httpx.AsyncClient(timeout=10) as client:
                 resp = await client.post(target.url, content=body, headers=headers)
         except httpx.HTTPError as exc:
-            error = f"{type(exc).__name__}: {exc}"
+            error = scrub(f"{type(exc).__name__}: {exc}", target.url)  # stored and shown
         else:
             if resp.status_code < 300:
                 return Done()

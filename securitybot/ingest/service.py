@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -21,6 +20,7 @@ from securitybot.kinds import KindRegistry
 from securitybot.store import alerts as alert_store
 from securitybot.store.db import Database
 from securitybot.store.models import Alert, utcnow
+from securitybot.store.outage import is_unavailable
 from securitybot.store.outbox import enqueue_many
 
 # The first job of every alert: find the Slack user and start the conversation.
@@ -194,16 +194,23 @@ class GroupCommitter:
                 size += len(batch[-1][0])
             await self._commit(batch)
 
-    async def _commit(self, batch: list[_Unit]) -> None:
+    async def _commit(self, batch: list[_Unit], *, retry_lost: bool = True) -> None:
         items = [item for unit_items, _ in batch for item in unit_items]
         try:
             results = await run_in_threadpool(
                 ingest_batch, self._db, items, kinds=self._kinds, policy=self._policy
             )
-        except Exception:
-            if len(batch) == 1:
-                if not batch[0][1].done():
-                    batch[0][1].set_exception(sys.exc_info()[1] or RuntimeError("ingest failed"))
+        except Exception as exc:
+            if is_unavailable(exc) and retry_lost:
+                # A connection killed under the batch: the pool has replaced it; once more.
+                await self._commit(batch, retry_lost=False)
+                return
+            if len(batch) == 1 or is_unavailable(exc):
+                # One request, or a database that is down for every one of them: retrying
+                # each alone would only multiply the wait (503 for all, they will retry).
+                for _, fut in batch:
+                    if not fut.done():
+                        fut.set_exception(exc)
                 return
             for one in batch:
                 await self._commit([one])

@@ -15,7 +15,7 @@ from securitybot.store.db import Database, SchemaNotReady
 
 def _db(config: str | None) -> tuple[Settings, Database]:
     settings = settings_from(config)
-    configure_logging(settings.logging)
+    configure_logging(settings.logging, settings)
     from securitybot.store.db import check_schema
 
     db = Database.from_url(settings.database.url)

@@ -8,6 +8,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+from slack_bolt import BoltResponse
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy import select
@@ -20,6 +21,7 @@ from securitybot.slack import mrkdwn as md
 from securitybot.store import alerts as alert_store
 from securitybot.store.db import Database
 from securitybot.store.models import Alert
+from securitybot.store.outage import RETRY_AFTER_SECONDS, is_unavailable
 
 logger = logging.getLogger(__name__)
 
@@ -233,6 +235,15 @@ def register(app: AsyncApp, db: Database, wake: Callable[[], None], provider: st
 
     @app.error
     async def on_error(
-        error: Exception, body: dict[str, Any], respond: AsyncRespond | None = None
+        error: Exception,
+        body: dict[str, Any],
+        respond: AsyncRespond | None = None,
+        response: BoltResponse | None = None,
     ) -> None:
+        # With the database down the receipts middleware fails before anything is acked: a
+        # 503 (Slack retries it, as it does a 500) rather than a 500 that reads like a bug.
+        # The outage log filter makes the line below one per interval.
+        if response is not None and is_unavailable(error):
+            response.status = 503
+            response.headers["retry-after"] = [str(RETRY_AFTER_SECONDS)]
         logger.exception("Slack listener failed", exc_info=error)

@@ -21,6 +21,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
 
 from securitybot.shipped import MIGRATIONS_DIR
+from securitybot.store import outage
+from securitybot.store.outage import describe
 
 logger = logging.getLogger(__name__)
 
@@ -56,6 +58,7 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
 # SQLAlchemy then invalidates the whole pool, so the retry (outbox lease, client retry) gets a
 # fresh one.
 IDLE_PING_SECONDS = 5.0
+CONNECT_TIMEOUT_SECONDS = 10
 
 
 def _ping_if_idle(dbapi_conn: Any, record: Any, _proxy: Any) -> None:
@@ -87,13 +90,21 @@ def make_engine(url: str, *, pool_size: int = 40, echo: bool = False) -> Engine:
             kwargs["poolclass"] = StaticPool
         engine = create_engine(url, echo=echo, **kwargs)
         event.listen(engine, "connect", _sqlite_pragmas)
+        outage.watch(engine)
         return engine
+    connect_args: dict[str, Any] = {}
+    if "connect_timeout" not in parsed.query:
+        # A database behind a dead network otherwise holds each connecting thread for minutes
+        # (the kernel's TCP timeout), and requests queue behind them instead of getting a 503.
+        connect_args["connect_timeout"] = CONNECT_TIMEOUT_SECONDS
     engine = create_engine(
         url, echo=echo, pool_size=pool_size, max_overflow=max(4, pool_size // 4),
         pool_use_lifo=True,  # reuse the warmest connections; idle extras may time out
+        connect_args=connect_args,
     )  # fmt: skip
     event.listen(engine, "checkout", _ping_if_idle)
     event.listen(engine, "checkin", _note_checkin)
+    outage.watch(engine)
     return engine
 
 
@@ -137,14 +148,21 @@ def check_schema(engine: Engine) -> None:
         )
 
 
-def ping(engine: Engine) -> bool:
+def probe(engine: Engine) -> str | None:
+    """None when the database answers, else why not (one line, no secret)."""
     try:
         with engine.connect() as conn:
             conn.execute(text("SELECT 1"))
-        return True
-    except Exception:  # any driver error means "not reachable" for a health check
+    except Exception as exc:  # any driver error means "not reachable" for a health check
+        # An outage is logged once per interval by the outage filter, not once per probe.
         logger.warning("database ping failed", exc_info=True)
-        return False
+        return describe(exc)
+    outage.OUTAGE.worked()
+    return None
+
+
+def ping(engine: Engine) -> bool:
+    return probe(engine) is None
 
 
 class Database:

@@ -69,7 +69,12 @@ def own_nats(tmp_path: Path) -> Iterator[OwnNats]:
 
 def _ready(http: httpx.Client) -> tuple[int, dict[str, str]]:
     resp = http.get("/readyz")
-    return resp.status_code, resp.json()
+    body = resp.json()
+    # Each check that fails says why (issue 24), in one line.
+    reasons = body.pop("reasons", {})
+    assert set(reasons) == {k for k, v in body.items() if v == "unreachable"}, reasons
+    assert all(isinstance(r, str) and r and "\n" not in r for r in reasons.values())
+    return resp.status_code, body
 
 
 def test_readyz_follows_jetstream_down_and_back(make_bot: MakeBot, own_nats: OwnNats) -> None:
