@@ -33,9 +33,15 @@ logger = logging.getLogger(__name__)
 
 async def healthz(request: Request) -> JSONResponse:
     rt: Runtime = request.app.state.runtime
+    # Channels the bot cannot post to (e.g. never invited: not_in_channel). Shown, not a 503:
+    # restarting the process would not invite the bot.
+    problems = rt.slack.channel_health.snapshot() if rt.slack is not None else {}
+    extra = {"slack_channels": problems} if problems else {}
     if await run_in_threadpool(ping, rt.db.engine):
-        return JSONResponse({"status": "ok", "database": "ok"})
-    return JSONResponse({"status": "unavailable", "database": "unreachable"}, status_code=503)
+        return JSONResponse({"status": "ok", "database": "ok", **extra})
+    return JSONResponse(
+        {"status": "unavailable", "database": "unreachable", **extra}, status_code=503
+    )
 
 
 # Each readiness check answers within this, so a probe (timeoutSeconds: 5) gets an answer.

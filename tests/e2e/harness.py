@@ -34,7 +34,7 @@ T = TypeVar("T")
 
 TOKEN = "e2e-ingest-token-0123456789"
 SIGNING_SECRET = "e2e-signing-secret"
-SECURITY_CHANNEL = "C_SECURITY"
+SECURITY_CHANNEL = "CSECURITY"
 # The fake Duo is started with these keys; its config() hands the same ones to the bot.
 IKEY = "DIXXXXXXXXXXXXXXXXXX"
 SKEY = "s" * 40
