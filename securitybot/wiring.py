@@ -74,8 +74,7 @@ async def check_slack_at_start(runtime: Runtime, gateway: SlackGateway) -> None:
             channels.check_slack(gateway.client, runtime.settings), SLACK_CHECK_TIMEOUT
         )
     except Exception as exc:  # any failure is one line; the team guard learns via Bolt later
-        logger.warning("Slack: cannot check the bot at start: %s", f"{type(exc).__name__}: {exc}"
-                       .splitlines()[0])  # fmt: skip
+        logger.warning("Slack: cannot check the bot at start: %s", channels.describe(exc))
         return
     if runtime.served_teams is not None:
         runtime.served_teams.learn(found.auth)

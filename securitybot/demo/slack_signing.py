@@ -334,13 +334,17 @@ def slash_command_body(
     trigger_id: str | None = None,
     response_url: str = "https://hooks.slack.com/commands/T1/1/fake",
     api_app_id: str = "A1",
+    enterprise: str | None = None,
 ) -> str:
     """A slash command, form-encoded field by field as Slack POSTs it (no "payload" wrapper).
 
-    Fields as in Slack's "Slash commands" reference (api.slack.com/interactivity/slash-commands).
+    Fields as in Slack's "Slash commands" reference (api.slack.com/interactivity/slash-commands);
+    ``enterprise``: the ``enterprise_id`` Slack adds on an Enterprise Grid workspace.
     """
+    grid = {"enterprise_id": enterprise, "enterprise_name": "Fake Org"} if enterprise else {}
     return urlencode(
         {
+            **grid,
             "token": "legacy-verification-token",
             "team_id": team,
             "team_domain": "fake",

@@ -101,6 +101,13 @@ class SlackCheck:
         )
 
 
+def describe(exc: BaseException) -> str:
+    """One line for why Slack could not be asked: Slack's own error name when it answered."""
+    if isinstance(exc, SlackApiError):
+        return f"Slack answered {exc.response.get('error') or exc.response.status_code}"
+    return f"{type(exc).__name__}: {exc}".splitlines()[0]
+
+
 def _listed(channels: dict[str, str]) -> str:
     return ", ".join(f"{ch} ({what})" for ch, what in channels.items())
 
