@@ -79,8 +79,12 @@ def test_an_ignored_push_escalates_as_duo_timeout(make_bot: MakeBot) -> None:
 # -- people Slack or Duo cannot vouch for --------------------------------------------------
 
 
+# A deactivated person as Slack really answers for them: users.lookupByEmail says
+# users_not_found (by email), users.info answers the user with deleted: true (by Slack id).
 @pytest.mark.parametrize(
-    "email", ["nobody@example.com", "gone@example.com"], ids=["unknown", "deactivated"]
+    "email",
+    ["nobody@example.com", "gone@example.com", "UGONE"],
+    ids=["unknown", "deactivated-by-email", "deactivated-by-id"],
 )
 def test_a_user_slack_cannot_dm_escalates_as_unknown_user(bot: Bot, email: str) -> None:
     alert = bot.post_alert(dedup_key=f"unknown-{email}", user=email)
