@@ -154,7 +154,7 @@ def run(backend: str, alerts: int, window: float) -> dict[str, Any]:
         for i in users:
             fs.add_user(_user_id(i), _email(i), real_name=f"Bench User{i}", first_name="Bench")
             fd.enroll(_email(i).split("@")[0])
-        fs.add_channel("C_SECURITY")
+        fs.add_channel("CSECURITY")
         with database(backend) as url, serve(url, fs, fd, None, backend) as (base, pid):
             ids = _post_alerts(base, users)
             _wait_dms(fs, set(ids), timeout=60 + alerts / 10)

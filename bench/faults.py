@@ -30,12 +30,12 @@ import sqlalchemy as sa
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from securitybot.demo import Call, FakeSlack
 
-SECURITY_CHANNEL = "C_SECURITY"
+SECURITY_CHANNEL = "CSECURITY"
 
 
 def add_users(fs: FakeSlack, n: int) -> None:
     for i in range(n):
-        fs.add_user(f"U_F{i:04d}", f"f{i}@example.com", first_name=f"F{i}")
+        fs.add_user(f"UF{i:04d}", f"f{i}@example.com", first_name=f"F{i}")
 
 
 def post_burst(base: str, token: str, n: int, *, workers: int = 8) -> list[int]:

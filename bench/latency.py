@@ -72,7 +72,7 @@ def _cpu_seconds(pid: int, *, tree: bool = False) -> float:
     return total / os.sysconf("SC_CLK_TCK")
 
 
-SECURITY_CHANNEL = "C_SECURITY"
+SECURITY_CHANNEL = "CSECURITY"
 SIGNING_SECRET = "bench-signing-secret"
 REPO = Path(__file__).resolve().parent.parent
 

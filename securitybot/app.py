@@ -46,11 +46,16 @@ RETRY_AFTER = {"Retry-After": str(RETRY_AFTER_SECONDS)}
 
 async def healthz(request: Request) -> JSONResponse:
     rt: Runtime = request.app.state.runtime
+    # Channels the bot cannot post to (e.g. never invited: not_in_channel). Shown, not a 503:
+    # restarting the process would not invite the bot.
+    problems = rt.slack.channel_health.snapshot() if rt.slack is not None else {}
+    extra = {"slack_channels": problems} if problems else {}
     problem = await run_in_threadpool(probe, rt.db.engine)
     if problem is None:
-        return JSONResponse({"status": "ok", "database": "ok"})
+        return JSONResponse({"status": "ok", "database": "ok", **extra})
     return JSONResponse(
-        {"status": "unavailable", "database": "unreachable", **_unavailable_body(problem)},
+        {"status": "unavailable", "database": "unreachable", **_unavailable_body(problem),
+         **extra},
         status_code=503, headers=RETRY_AFTER,
     )  # fmt: skip
 

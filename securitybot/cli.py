@@ -13,7 +13,7 @@ import click
 import yaml
 
 from securitybot.cli_support import CONFIG_HELP, fail, settings_from
-from securitybot.config import ConfigError, find_config_path
+from securitybot.config import ConfigError, Settings, find_config_path, mask_secrets_in
 from securitybot.logs import configure_logging
 from securitybot.masking import mask_url, scrub
 from securitybot.store.db import Database, SchemaNotReady, migrate, normalise_url
@@ -30,8 +30,10 @@ def main() -> None:
 
 @main.command("check-config")
 @click.option("--config", "config", type=click.Path(dir_okay=False), help=CONFIG_HELP)
-def check_config(config: str | None) -> None:
-    """Validate the configuration and print it with secrets masked."""
+@click.option("--offline", is_flag=True, help="Do not ask Slack (auth.test, channel membership).")
+def check_config(config: str | None, offline: bool) -> None:
+    """Validate the configuration and print it with secrets masked; with Slack credentials,
+    also check that the bot is a member of the security channel and every routed channel."""
     settings = _settings(config)
     from securitybot.kinds import load_kinds
 
@@ -47,7 +49,32 @@ def check_config(config: str | None) -> None:
     click.echo(f"# alert kinds: {', '.join(kinds.names())}")
     for note in settings.unconfigured():
         click.echo(f"# not configured: {note}")
+    if settings.slack.configured and not offline:
+        line, ok = _slack_line(settings)
+        click.echo(f"# {line}")
+        if not ok:
+            sys.exit(1)
     click.echo("# config OK")
+
+
+def _slack_line(settings: Settings) -> tuple[str, bool]:
+    """The start-up line about Slack (is the bot in its channels?), and whether all is well."""
+    import asyncio
+
+    from slack_sdk.web.async_client import AsyncWebClient
+
+    from securitybot.slack.channels import check_slack, describe
+
+    assert settings.slack.bot_token is not None
+    client = AsyncWebClient(
+        token=settings.slack.bot_token.get_secret_value(), base_url=settings.slack.api_url,
+        timeout=10,
+    )  # fmt: skip
+    try:
+        found = asyncio.run(check_slack(client, settings))
+    except Exception as exc:  # one line, whatever went wrong (network, invalid_auth, ...)
+        return f"Slack: cannot check the bot: {mask_secrets_in(describe(exc))}", False
+    return found.line(), not found.missing
 
 
 @main.command("migrate")

@@ -112,6 +112,12 @@ class SlackConfig(_Section):
     admin_token: SecretStr | None = None
     api_url: str = "https://slack.com/api/"
     security_channel: str | None = None
+    # Workspaces (T…) and Enterprise Grid orgs (E…) whose requests are served, besides the one
+    # auth.test names for bot_token; requests from any other are refused (403, audited).
+    team_ids: list[Annotated[str, Field(pattern=r"^T[A-Z0-9]+$")]] = Field(default_factory=list)
+    enterprise_ids: list[Annotated[str, Field(pattern=r"^E[A-Z0-9]+$")]] = Field(
+        default_factory=list
+    )
     user_cache_ttl: Duration = 3600.0
     # Slack's biggest deliveries are view submissions: up to 100 blocks of 3,000 characters
     # plus their input values (docs.slack.dev "Block Kit" limits), form-encoded. 1 MiB holds
@@ -338,7 +344,7 @@ class PolicyConfig(_Section):
     reminder: bool = True
 
 
-_SLACK_REF = r"^(U|W|S)[A-Z0-9_]{2,30}$"
+_SLACK_REF = r"^(U|W|S)[A-Z0-9]{2,30}$"
 
 
 class EscalationTier(_Section):
@@ -754,8 +760,8 @@ class AerAuditLogs(_Section):
 class AerContacts(_Section):
     """Who "primary owner" and "security admins" are for an org's AER notifications."""
 
-    primary_owner: str | None = Field(default=None, pattern=r"^[UW][A-Z0-9_]{2,}$")
-    security_admins: list[Annotated[str, Field(pattern=r"^[UW][A-Z0-9_]{2,}$")]] = Field(
+    primary_owner: str | None = Field(default=None, pattern=r"^[UW][A-Z0-9]{2,30}$")
+    security_admins: list[Annotated[str, Field(pattern=r"^[UW][A-Z0-9]{2,30}$")]] = Field(
         default_factory=list
     )
 

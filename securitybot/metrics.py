@@ -6,7 +6,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import (
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 from sqlalchemy import func, select
@@ -55,6 +62,15 @@ SLACK_ERRORS = Counter("securitybot_slack_api_errors", "Slack Web API errors", [
 SLACK_DUPLICATES = Counter(
     "securitybot_slack_duplicate_deliveries",
     "Slack retries and replays acknowledged and ignored", ["kind"],
+)  # fmt: skip
+SLACK_CHANNEL_PROBLEM = Gauge(
+    "securitybot_slack_channel_problem",
+    "1 while posts to this Slack channel fail for a reason only the workspace can fix "
+    "(not_in_channel: invite the bot; channel_not_found; is_archived)", ["channel", "error"],
+)  # fmt: skip
+SLACK_REFUSED = Counter(
+    "securitybot_slack_requests_refused",
+    "Signed Slack requests refused: from a team or enterprise the app does not serve", ["reason"],
 )  # fmt: skip
 # Paging the on-call (securitybot.paging): steps delivered to each pager, and its 429s.
 PAGES_SENT = Counter(

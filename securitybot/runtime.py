@@ -32,6 +32,7 @@ class Runtime:
     slack: Any = None
     responders: Any = None
     bolt: Any = None
+    served_teams: Any = None
     dispatcher: Any = None
     handlers: dict[str, Any] = field(default_factory=dict)
     # Background work (dispatcher, scheduler, Socket Mode) registers start/stop hooks here.

@@ -32,7 +32,16 @@ from securitybot.paging.hooks import SESSION_KEY as PAGING_RULES
 from securitybot.paging.sweep import sweep_paging
 from securitybot.paging.wiring import wire_paging
 from securitybot.runtime import Runtime
-from securitybot.slack import app_home_listeners, commands, listeners, receipts, signed, triage
+from securitybot.slack import (
+    app_home_listeners,
+    channels,
+    commands,
+    listeners,
+    receipts,
+    signed,
+    teams,
+    triage,
+)
 from securitybot.slack.directory import DbDirectory
 from securitybot.slack.gateway import SlackGateway, retry_handlers
 from securitybot.slack.triage import Responders
@@ -51,6 +60,27 @@ def build_verifier(runtime: Runtime) -> Verifier:
     if s.duo.configured:
         return DuoVerifier(s.duo)
     return UnconfiguredVerifier()
+
+
+# auth.test and a conversations.info per routed channel: a few seconds at most on a sound Slack.
+SLACK_CHECK_TIMEOUT = 20.0
+
+
+async def check_slack_at_start(runtime: Runtime, gateway: SlackGateway) -> None:
+    """Learn the bot's team (the team guard's list) and say in one line whether the bot is a
+    member of the security channel and every routed channel."""
+    try:
+        found = await asyncio.wait_for(
+            channels.check_slack(gateway.client, runtime.settings), SLACK_CHECK_TIMEOUT
+        )
+    except Exception as exc:  # any failure is one line; the team guard learns via Bolt later
+        logger.warning("Slack: cannot check the bot at start: %s", channels.describe(exc))
+        return
+    if runtime.served_teams is not None:
+        runtime.served_teams.learn(found.auth)
+    for channel, error in found.missing.items():
+        gateway.channel_health.failed(channel, error)
+    (logger.warning if found.missing else logger.info)("%s", found.line())
 
 
 def wire_workers(
@@ -83,6 +113,10 @@ def wire_workers(
             # the receipts middleware and the listeners skip the bot's own messages instead.
             ignoring_self_events_enabled=False,
         )
+        # First: nothing from a workspace we do not serve is recorded or handled.
+        served = teams.ServedTeams.from_config(s.slack.team_ids, s.slack.enterprise_ids)
+        teams.register(bolt, served, runtime.db)
+        runtime.served_teams = served
         receipt_middleware = receipts.register(bolt, runtime.db)
         handler = AsyncSlackRequestHandler(bolt)
         guard = signed.SlackSignatureGuard(
@@ -143,6 +177,7 @@ def wire_workers(
     batch.handover = dispatcher
     scheduler = AsyncIOScheduler()
     socket_handler = None
+    slack_check: list[asyncio.Task[None]] = []
     paging_rules = runtime.db.session_info[PAGING_RULES]
 
     def sweep_all() -> int:
@@ -187,6 +222,8 @@ def wire_workers(
             for web in (gateway.client, gateway.admin_client):
                 if web is not None:
                     web.session = http
+            # In the background: a slow or unreachable Slack must not hold up start-up.
+            slack_check.append(asyncio.create_task(check_slack_at_start(runtime, gateway)))
         if not s.scheduler.enabled:
             return
         # Handlers do their database work in threads; the default pool (cores + 4) is far too
@@ -228,6 +265,8 @@ def wire_workers(
             await socket_handler.connect_async()  # type: ignore[no-untyped-call]
 
     async def stop() -> None:
+        for task in slack_check:
+            task.cancel()
         if scheduler.running:
             scheduler.shutdown(wait=False)
         verifier.close()  # release Duo long-polls first, so the dispatcher need not wait

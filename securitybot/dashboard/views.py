@@ -53,7 +53,7 @@ _SECURITY_HEADERS = {
     "Cache-Control": "no-store",
     "X-Frame-Options": "DENY",
 }
-_MENTION = re.compile(r"<@([A-Z0-9_]+)>")
+_MENTION = re.compile(r"<@([A-Z0-9]+)>")
 Handler = Callable[[Request, DashboardSession], Awaitable[StarletteResponse]]
 Endpoint = Callable[[Request], Awaitable[StarletteResponse]]
 

@@ -35,7 +35,7 @@ from securitybot.store.db import Database, migrate
 
 logger = logging.getLogger(__name__)
 
-SECURITY_CHANNEL = "C_SECURITY"
+SECURITY_CHANNEL = "CSECURITY"
 INGEST_TOKEN = "demo-ingest-token-" + "0" * 16
 DASHBOARD_USER = "demo"
 IKEY = "DIDEMO0000000000000X"
@@ -59,21 +59,21 @@ class Person:
 
 
 PEOPLE = (
-    Person("U_ALICE", "alice@example.com", "Alice Liddell", "employee"),
-    Person("U_BOB", "bob@example.com", "Bob Builder", "employee"),
-    Person("U_CAROL", "carol@example.com", "Carol Danvers", "employee"),
-    Person("U_SAM", "sam@example.com", "Sam Spade", "responder"),
-    Person("U_RILEY", "riley@example.com", "Riley Reid", "responder"),
+    Person("UALICE", "alice@example.com", "Alice Liddell", "employee"),
+    Person("UBOB", "bob@example.com", "Bob Builder", "employee"),
+    Person("UCAROL", "carol@example.com", "Carol Danvers", "employee"),
+    Person("USAM", "sam@example.com", "Sam Spade", "responder"),
+    Person("URILEY", "riley@example.com", "Riley Reid", "responder"),
     # Not on the security team: shows that triage buttons refuse (and log) outsiders.
-    Person("U_MALLORY", "mallory@example.com", "Mallory Moe", "bystander"),
+    Person("UMALLORY", "mallory@example.com", "Mallory Moe", "bystander"),
 )
 
 # The on-call responder whose pager the console shows, and their PagerDuty user id.
-PAGER_OWNER = "U_SAM"
+PAGER_OWNER = "USAM"
 
 
 def pagerduty_id(person: Person) -> str:
-    return "P" + person.id.removeprefix("U_")
+    return "P" + person.id.removeprefix("U")
 
 
 # Posted through the real ingest API once the server is up (the happy path starts from these).
@@ -239,7 +239,7 @@ class Demo:
     def _start_fakes(self) -> None:
         self.fs.start()
         self.fs.admin_token = "xoxp-demo-admin"
-        self.fs.add_user("U_BOT", "securitybot@example.com", real_name="Securitybot", is_bot=True)
+        self.fs.add_user("UBOT", "securitybot@example.com", real_name="Securitybot", is_bot=True)
         for p in PEOPLE:
             self.fs.add_user(p.id, p.email, real_name=p.name, first_name=p.first_name)
         self.fs.add_channel(SECURITY_CHANNEL)

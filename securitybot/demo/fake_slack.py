@@ -161,15 +161,19 @@ def _refused_view(view: Any) -> Json | None:
 class FakeSlack(ServedFake):
     """Slack Web API fake. Start it, point WebClient(base_url=fs.base_url) at it."""
 
-    def __init__(self, team_id: str = "T1", bot_user_id: str = "U_BOT") -> None:
+    def __init__(self, team_id: str = "T1", bot_user_id: str = "UBOT") -> None:
         self.team_id = team_id
         self.bot_user_id = bot_user_id
-        self.bot_id = "B_BOT"
+        self.bot_id = "BBOT"
         # When set, admin.* and Audit Logs calls must present exactly this user token.
         self.admin_token: str | None = None
         self.users: dict[str, Json] = {}
         self.usergroups: dict[str, list[str]] = {}
+        # Messages per conversation (channels and DMs), and who is in each channel (C…/G…).
+        # Real Slack posts only where the bot was invited; an unknown channel is not created.
         self.channels: dict[str, list[Json]] = {}
+        self.members: dict[str, set[str]] = {}
+        self.private: set[str] = set()
         self.ephemeral: list[Json] = []
         self.views: dict[str, Json] = {}
         self.session_resets: list[str] = []
@@ -269,9 +273,28 @@ class FakeSlack(ServedFake):
         with self._lock:
             self.usergroups[usergroup_id] = list(user_ids)
 
-    def add_channel(self, channel_id: str) -> None:
+    def add_channel(
+        self, channel_id: str, *, bot_member: bool = True, private: bool = False
+    ) -> None:
+        """A channel that exists in the workspace; the bot is in it unless ``bot_member`` is
+        False (never invited: posts answer ``not_in_channel``, as Slack does)."""
         with self._lock:
             self.channels.setdefault(channel_id, [])
+            members = self.members.setdefault(channel_id, set())
+            if bot_member:
+                members.add(self.bot_user_id)
+            if private:
+                self.private.add(channel_id)
+
+    def invite(self, channel_id: str, *user_ids: str) -> None:
+        """``/invite @Securitybot`` (or anyone) into an existing channel."""
+        with self._lock:
+            self.members[channel_id].update(user_ids or (self.bot_user_id,))
+
+    def remove_from_channel(self, channel_id: str, user_id: str | None = None) -> None:
+        """``/remove`` the bot (default) or someone else from a channel."""
+        with self._lock:
+            self.members[channel_id].discard(user_id or self.bot_user_id)
 
     # ---- fault injection and inspection ----------------------------------------------------
 
@@ -522,18 +545,45 @@ class FakeSlack(ServedFake):
                 "user_id": self.bot_user_id,
                 "bot_id": self.bot_id,
             }
-        return reply | {"user": "admin", "user_id": "U_ADMIN"}
+        return reply | {"user": "admin", "user_id": "UADMIN"}
 
     def _api_users_info(self, token: str, params: dict[str, Any]) -> Json:
         user = self.users.get(str(params.get("user", "")))
         return {"ok": True, "user": user} if user else {"ok": False, "error": "user_not_found"}
 
     def _api_users_lookupByEmail(self, token: str, params: dict[str, Any]) -> Json:
+        # docs.slack.dev/reference/methods/users.lookupByEmail: a deactivated account is not
+        # found by email ("users_not_found"), unlike users.info, which answers deleted: true.
         email = str(params.get("email", "")).lower()
         for user in self.users.values():
-            if user["profile"]["email"].lower() == email:
+            if user["profile"]["email"].lower() == email and not user["deleted"]:
                 return {"ok": True, "user": user}
         return {"ok": False, "error": "users_not_found"}
+
+    def _api_conversations_info(self, token: str, params: dict[str, Any]) -> Json:
+        """The documented example answer (docs.slack.dev/reference/methods/conversations.info,
+        "Typical success response"), with this channel's id, privacy and the bot's membership;
+        ``channel_not_found`` for a channel that does not exist or a private one the bot is
+        not in."""
+        cid = self._channel_id(str(params.get("channel", "")))
+        if cid is None or cid not in self.members:
+            return {"ok": False, "error": "channel_not_found"}
+        private = cid in self.private
+        channel: Json = {
+            "id": cid, "name": "general", "is_channel": not private, "is_group": private,
+            "is_im": False, "created": 1449252889, "creator": "W012A3BCD", "is_archived": False,
+            "is_general": True, "unlinked": 0, "name_normalized": "general",
+            "is_read_only": False, "is_shared": False, "parent_conversation": None,
+            "is_ext_shared": False, "is_org_shared": False, "pending_shared": [],
+            "is_pending_ext_shared": False, "is_member": self.bot_user_id in self.members[cid],
+            "is_private": private, "is_mpim": False, "last_read": "1502126650.228446",
+            "topic": {"value": "For public discussion of generalities",
+                      "creator": "W012A3BCD", "last_set": 1449709364},
+            "purpose": {"value": "This part of the workspace is for fun. Make fun here.",
+                        "creator": "W012A3BCD", "last_set": 1449709364},
+            "previous_names": ["specifics", "abstractions", "etc"],
+        }  # fmt: skip
+        return {"ok": True, "channel": channel}
 
     def _api_conversations_open(self, token: str, params: dict[str, Any]) -> Json:
         if params.get("channel"):
@@ -561,19 +611,26 @@ class FakeSlack(ServedFake):
         if channel[:1] in "UW" and channel in self.users:
             channel = "D" + channel
         if channel in self.channels:
+            if channel in self.private and self.bot_user_id not in self.members[channel]:
+                return None  # a private channel the bot is not in is invisible to it
             return channel
         if channel.startswith("D") and channel[1:] in self.users:
             self.channels[channel] = []
             return channel
-        if channel[:1] in "CG#" and len(channel) > 1:
-            self.channels[channel] = []
-            return channel
         return None
+
+    def _outside(self, cid: str) -> bool:
+        """The bot is not a member of this channel (DMs always have it)."""
+        return cid in self.members and self.bot_user_id not in self.members[cid]
 
     def _api_chat_postMessage(self, token: str, params: dict[str, Any]) -> Json:
         cid = self._channel_id(str(params.get("channel", "")))
         if cid is None:
             return {"ok": False, "error": "channel_not_found"}
+        if self._outside(cid):
+            # docs.slack.dev/reference/methods/chat.postMessage, Errors: "not_in_channel:
+            # Cannot post user messages to a channel they are not in."
+            return {"ok": False, "error": "not_in_channel"}
         if not any(params.get(k) for k in ("text", "blocks", "attachments")):
             return {"ok": False, "error": "no_text"}
         if refused := _refused_blocks(params):
@@ -591,7 +648,7 @@ class FakeSlack(ServedFake):
         only with ``include_all_metadata``; cursor pages of ``limit`` (default 100, max 999).
         https://docs.slack.dev/reference/methods/conversations.history"""
         cid = self._channel_id(str(params.get("channel", "")))
-        if cid is None:
+        if cid is None or self._outside(cid):
             return {"ok": False, "error": "channel_not_found"}
         try:
             oldest = float(params.get("oldest") or 0)

@@ -59,7 +59,7 @@ def play_attack(demo: Demo) -> None:
 def _play(demo: Demo) -> None:
     from securitybot.demo.app import PEOPLE, SECURITY_CHANNEL
 
-    alice = next(p for p in PEOPLE if p.id == "U_ALICE")
+    alice = next(p for p in PEOPLE if p.id == "UALICE")
     responder = next(p for p in PEOPLE if p.role == "responder")
     demo.say(
         "Scenario: an attacker stole Alice's SSH key and runs `flurb -export` on supportserver01."

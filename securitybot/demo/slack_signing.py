@@ -81,7 +81,7 @@ def message_event_body(
     team: str = "T1",
     event_id: str | None = None,
     ts: str | None = None,
-    bot_user_id: str = "U_BOT",
+    bot_user_id: str = "UBOT",
     api_app_id: str = "A1",
 ) -> str:
     """An event_callback for a DM ("im") message from `user`."""
@@ -106,7 +106,7 @@ def message_deleted_body(
     previous_message: dict[str, Any] | None = None,
     team: str = "T1",
     event_id: str | None = None,
-    bot_user_id: str = "U_BOT",
+    bot_user_id: str = "UBOT",
     api_app_id: str = "A1",
 ) -> str:
     """A message in the DM was deleted. Shape from Slack's reference for the message_deleted
@@ -136,7 +136,7 @@ def message_changed_body(
     previous_text: str,
     team: str = "T1",
     event_id: str | None = None,
-    bot_user_id: str = "U_BOT",
+    bot_user_id: str = "UBOT",
     api_app_id: str = "A1",
     bot_id: str | None = None,
 ) -> str:
@@ -169,7 +169,7 @@ def app_home_opened_body(
     tab: str = "home",
     team: str = "T1",
     event_id: str | None = None,
-    bot_user_id: str = "U_BOT",
+    bot_user_id: str = "UBOT",
     api_app_id: str = "A1",
 ) -> str:
     """The user opened the app's Home tab. Shape from Slack's reference for app_home_opened
@@ -316,7 +316,7 @@ def view_submission_body(
             "previous_view_id": None,
             "app_id": api_app_id,
             "external_id": "",
-            "bot_id": "B_BOT",
+            "bot_id": "BBOT",
         },
         "response_urls": [],
         "is_enterprise_install": False,
@@ -329,18 +329,22 @@ def slash_command_body(
     user: str,
     text: str,
     command: str = "/securitybot",
-    channel: str = "C_GENERAL",
+    channel: str = "CGENERAL",
     team: str = "T1",
     trigger_id: str | None = None,
     response_url: str = "https://hooks.slack.com/commands/T1/1/fake",
     api_app_id: str = "A1",
+    enterprise: str | None = None,
 ) -> str:
     """A slash command, form-encoded field by field as Slack POSTs it (no "payload" wrapper).
 
-    Fields as in Slack's "Slash commands" reference (api.slack.com/interactivity/slash-commands).
+    Fields as in Slack's "Slash commands" reference (api.slack.com/interactivity/slash-commands);
+    ``enterprise``: the ``enterprise_id`` Slack adds on an Enterprise Grid workspace.
     """
+    grid = {"enterprise_id": enterprise, "enterprise_name": "Fake Org"} if enterprise else {}
     return urlencode(
         {
+            **grid,
             "token": "legacy-verification-token",
             "team_id": team,
             "team_domain": "fake",

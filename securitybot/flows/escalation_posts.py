@@ -17,6 +17,7 @@ from securitybot.kinds import always_mention, escalation_severity
 from securitybot.masking import scrub
 from securitybot.outbox.dispatcher import Done, GiveUp, Handler, Job, Outcome, RetryAt, backoff
 from securitybot.slack import messages
+from securitybot.slack.channels import CHANNEL_ERRORS
 from securitybot.slack.gateway import SlackPermanentError, SlackRetryLater
 from securitybot.store.models import Alert, AuditLog, utcnow
 from securitybot.store.outbox import enqueue
@@ -101,7 +102,14 @@ class EscalationPosts:
             # also send it to the fallback webhook.
             logger.error("escalation of alert %s failed (attempt %s): %s", alert.id,
                          job.attempts + 1, exc)  # fmt: skip
-            if job.attempts + 1 >= self.h.settings.escalation.fallback_after_failures:
+            # A channel the bot is not in (or that is gone) stays so until someone fixes the
+            # workspace: retries cannot help, so the fallback goes out now, not after a few.
+            error = exc.error if isinstance(exc, SlackPermanentError) else None
+            unusable = error in CHANNEL_ERRORS
+            if unusable:
+                logger.error("the bot cannot post to the security channel %s (%s): invite it "
+                             "with /invite @Securitybot", channel, error)  # fmt: skip
+            if unusable or job.attempts + 1 >= self.h.settings.escalation.fallback_after_failures:
                 await asyncio.to_thread(self._enqueue_fallback, alert.id, str(exc))
             if isinstance(exc, SlackRetryLater):
                 return self.h._slack_retry(job, exc)

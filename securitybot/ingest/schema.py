@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from securitybot.untrusted import utc_time
 
-SLACK_ID_RE = re.compile(r"^[UW][A-Z0-9_]{2,30}$")
+SLACK_ID_RE = re.compile(r"^[UW][A-Z0-9]{2,30}$")
 EMAIL_RE = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,190}\.[^@\s]{2,63}$")
 MAX_FUTURE_SKEW = timedelta(minutes=5)
 

@@ -122,7 +122,7 @@ _WHAT = {"E": "exemption", "S": "snooze", "R": "rule"}
 
 # With "Escape channels, users, and links" on (should_escape: true in the manifest) Slack sends
 # a mention as <@U012AB3CD|name> (or <@U012AB3CD>): api.slack.com/interactivity/slash-commands.
-_MENTION_RE = re.compile(r"^<@([UW][A-Z0-9_]{2,30})(?:\|[^>]*)?>$")
+_MENTION_RE = re.compile(r"^<@([UW][A-Z0-9]{2,30})(?:\|[^>]*)?>$")
 _REVOKE_RE = re.compile(
     r"^(?:([ESR])(\d{1,18})|(exemption|snooze|rule)\s+#?(\d{1,18}))$", re.IGNORECASE
 )

@@ -23,6 +23,7 @@ from slack_sdk.http_retry.state import RetryState
 from slack_sdk.web.async_client import AsyncWebClient
 
 from securitybot import metrics
+from securitybot.slack.channels import ChannelHealth
 from securitybot.slack.directory import Directory
 from securitybot.slack.tiers import POST, Limits
 from securitybot.store.models import utcnow
@@ -131,6 +132,8 @@ class SlackGateway:
         self._dms: dict[str, str] = {}
         self._dm_owner: dict[str, str] = {}
         self.directory: Directory | None = None
+        # Channels the bot cannot post to (not invited, gone, archived): /healthz and metrics.
+        self.channel_health = ChannelHealth()
 
     async def attach(self, directory: Directory) -> None:
         """Serve people and DM channels from ``directory`` (loaded now) and store new ones."""
@@ -183,6 +186,8 @@ class SlackGateway:
             status = exc.response.status_code
             error = str(exc.response.get("error") or f"http_{status}")
             metrics.SLACK_ERRORS.labels(method, error).inc()
+            if channel is not None:
+                self.channel_health.failed(channel, error)
             if status == 429:
                 retry = exc.response.headers.get("Retry-After") or exc.response.headers.get(
                     "retry-after"
@@ -202,6 +207,8 @@ class SlackGateway:
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             metrics.SLACK_ERRORS.labels(method, type(exc).__name__).inc()
             raise SlackRetryLater(method, f"{type(exc).__name__}: {exc}") from None
+        if channel is not None:
+            self.channel_health.ok(channel)
         return resp.data
 
     async def lookup_user(self, user: str) -> SlackUser | None:

@@ -9,7 +9,7 @@ import pytest
 from securitybot.config import ConfigError, load_config
 from securitybot.ingest.adapters import registry
 from securitybot.ingest.adapters.base import Item
-from securitybot.ingest.adapters.mapping import MappingError, map_item
+from securitybot.ingest.adapters.mapping import MappingError, Resolved, map_item
 from securitybot.ingest.adapters.templates import TemplateProblem, lookup, render
 from securitybot.ingest.schema import AlertIn
 from tests.adapters.conftest import sample
@@ -127,18 +127,40 @@ def test_a_template_error_on_one_item_is_a_reason_not_a_crash() -> None:
         map_item("splunk", item, templates)
 
 
+_SAMPLE_OVERRIDES = {
+    "falco": {"user": "{{ output_fields['user.loginname'] ~ '@example.com' }}"},
+    "wazuh": {"user": "{{ data.dstuser ~ '@example.com' }}"},
+}
+
+
+def _map_sample(name: str) -> list[AlertIn | Resolved]:
+    """Every item of the adapter's sample, mapped: a MappingError on any item fails the test
+    (it used to be skipped, so one good item hid the others)."""
+    templates = {**registry.templates_for(name, "falco-k8s", {}), **_SAMPLE_OVERRIDES.get(name, {})}
+    items = registry.ADAPTERS[name].items(sample(name))
+    assert items, f"the {name} sample has no items"
+    return [map_item(name, item, templates) for item in items]
+
+
 @pytest.mark.parametrize("name", registry.names())
-def test_every_adapter_maps_its_sample_to_at_least_one_alert_or_record(name: str) -> None:
-    source = "falco-k8s"
-    overrides = {
-        "falco": {"user": "{{ output_fields['user.loginname'] ~ '@example.com' }}"},
-        "wazuh": {"user": "{{ data.dstuser ~ '@example.com' }}"},
-    }
-    templates = {**registry.templates_for(name, source, {}), **overrides.get(name, {})}
-    results = []
-    for item in registry.ADAPTERS[name].items(sample(name)):
-        try:
-            results.append(map_item(name, item, templates))
-        except MappingError:
-            continue
+def test_every_item_of_every_adapters_sample_maps(name: str) -> None:
+    results = _map_sample(name)
     assert any(isinstance(r, AlertIn) for r in results)
+    for result in results:
+        if isinstance(result, AlertIn):
+            assert result.title and result.dedup_key, result
+        else:
+            assert isinstance(result, Resolved) and result.dedup_key, result
+
+
+def test_one_item_that_does_not_map_fails_the_sample_check(monkeypatch: pytest.MonkeyPatch) -> None:
+    adapter = registry.ADAPTERS["alertmanager"]
+    real = adapter.items
+
+    def with_a_bad_item(payload: object) -> list[Item]:
+        items = list(real(payload))
+        return [*items, Item(context={}, error="no labels in this alert")]
+
+    monkeypatch.setattr(adapter, "items", with_a_bad_item)
+    with pytest.raises(MappingError, match="no labels"):
+        _map_sample("alertmanager")

@@ -23,7 +23,7 @@ def client(db: Database, db_url: str) -> Iterator[TestClient]:
 @pytest.fixture
 def snooze_id(db: Database) -> int:
     with db.write() as session:
-        s = Snooze(user_id="U_BOB", kind="sensitive_command", scope={"host": "h"}, scope_key="k",
+        s = Snooze(user_id="UBOB", kind="sensitive_command", scope={"host": "h"}, scope_key="k",
                    created_at=utcnow(), expires_at=utcnow() + timedelta(hours=1))  # fmt: skip
         session.add(s)
         session.flush()
@@ -99,7 +99,7 @@ def test_even_an_admin_token_must_name_a_responder_who_is_not_the_subject(
     client: TestClient,
 ) -> None:
     admin = auth(ADMIN_TOKEN)
-    outsider = {**EXEMPT_BOB, "requested_by": "U_MALLORY"}
+    outsider = {**EXEMPT_BOB, "requested_by": "UMALLORY"}
     assert client.post("/api/v1/exemptions", json=outsider, headers=admin).status_code == 403
     self_exempt = {**EXEMPT_BOB, "user": LEAD}
     assert client.post("/api/v1/exemptions", json=self_exempt, headers=admin).status_code == 403

@@ -14,14 +14,14 @@ from securitybot.demo import FakeDuo, FakeSlack, slash_command_body
 from securitybot.store.models import AuditLog
 from tests.e2e.harness import IKEY, SECURITY_CHANNEL, SKEY, Bot, e2e_settings, running_bot
 
-LEAD = "U_SECLEAD"
+LEAD = "USECLEAD"
 PASSWORD = "correct horse battery staple"
 
 
 @pytest.fixture
 def bot(db_url: str) -> Iterator[Bot]:
     with FakeSlack() as fs, FakeDuo(ikey=IKEY, skey=SKEY) as fd:
-        fs.add_user("U_ALICE", "alice@example.com", real_name="Alice Liddell", first_name="Alice")
+        fs.add_user("UALICE", "alice@example.com", real_name="Alice Liddell", first_name="Alice")
         fs.add_user(LEAD, "lead@example.com", real_name="Sam Lead", first_name="Sam")
         fs.add_channel(SECURITY_CHANNEL)
         settings = e2e_settings(

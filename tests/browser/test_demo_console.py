@@ -8,7 +8,7 @@ from typing import Any
 from securitybot.demo.app import DASHBOARD_USER, Demo
 from tests.browser.conftest import ARTIFACTS
 
-ALICE, BOB = '[data-testid="employee-U_ALICE"]', '[data-testid="employee-U_BOB"]'
+ALICE, BOB = '[data-testid="employee-UALICE"]', '[data-testid="employee-UBOB"]'
 CHANNEL = '[data-testid="security-channel"]'
 
 
@@ -47,9 +47,9 @@ def test_happy_path_alice_confirms_with_duo(page: Any, demo: Demo) -> None:
     page.goto(f"{demo.base_url}/demo")
     assert "45 s" in page.inner_text('[data-testid="timeouts"]')
     page.click(f'{ALICE} [data-testid="btn-alert_confirm"]')
-    approve = page.locator('[data-testid="phone-U_ALICE"] [data-testid="push-approve"]')
+    approve = page.locator('[data-testid="phone-UALICE"] [data-testid="push-approve"]')
     approve.wait_for()
-    assert "accountingserver01" in page.inner_text('[data-testid="phone-U_ALICE"]')
+    assert "accountingserver01" in page.inner_text('[data-testid="phone-UALICE"]')
     shot(page, "demo-push-pending")
     approve.click()
     alert_id = alert_id_for(demo, "alice@example.com", "sensitive_command")
@@ -73,18 +73,18 @@ def test_attack_path_push_denied_then_compromise_confirmed(page: Any, demo: Demo
     # Whoever holds Bob's Slack session types "ack"; only Bob's phone can back that up.
     page.fill(f'{BOB} input[name="text"]', "ack yes that was me")
     page.click(f'{BOB} form button[type="submit"]')
-    deny = page.locator('[data-testid="phone-U_BOB"] [data-testid="push-deny"]')
+    deny = page.locator('[data-testid="phone-UBOB"] [data-testid="push-deny"]')
     deny.wait_for()
     deny.click()
     escalation = page.locator(f'{CHANNEL} [data-testid="msg"]', has_text="Duo push was denied")
     escalation.wait_for()
     alert_id = alert_id_for(demo, "bob@example.com", "new_login_location")
-    page.select_option('[data-testid="persona"]', "U_SAM")
+    page.select_option('[data-testid="persona"]', "USAM")
     escalation.locator('[data-testid="btn-triage_compromise"]').click()
     page.click('[data-testid="confirm-ok"]')  # the Slack-style "Reset sessions?" confirmation
-    page.locator('[data-testid="sessions-reset-U_BOB"]').wait_for()
+    page.locator('[data-testid="sessions-reset-UBOB"]').wait_for()
     page.locator(f'[data-testid="alert-status-{alert_id}"]', has_text="closed").wait_for()
-    assert "U_BOB" in demo.fs.session_resets
+    assert "UBOB" in demo.fs.session_resets
     shot(page, "demo-attack-path")
 
     log_in_to_dashboard(page, demo, f"/dashboard/alerts/{alert_id}")
@@ -100,12 +100,12 @@ def test_outsider_is_refused_and_benign_needs_a_note(page: Any, demo: Demo) -> N
     page.goto(f"{demo.base_url}/demo")
     unknown = page.locator(f'{CHANNEL} [data-testid="msg"]', has_text="could not be found")
     unknown.wait_for()
-    page.select_option('[data-testid="persona"]', "U_MALLORY")
+    page.select_option('[data-testid="persona"]', "UMALLORY")
     unknown.locator('[data-testid="btn-triage_claim"]').click()
     page.locator(
         f'{CHANNEL} [data-testid="ephemeral"]', has_text="Only the security team"
     ).wait_for()
-    page.select_option('[data-testid="persona"]', "U_RILEY")
+    page.select_option('[data-testid="persona"]', "URILEY")
     unknown.locator('[data-testid="btn-triage_benign"]').click()
     note = page.locator('[data-testid="modal-note"]')
     note.wait_for()

@@ -46,7 +46,7 @@ def seed(db: Database) -> dict[str, int]:
             "severity": "high",
             "source": "test",
             "user_given": "alice@example.com",
-            "user_id": "U_ALICE",
+            "user_id": "UALICE",
             "user_name": "alice",
             "policy": {},
             "details": {},
@@ -90,7 +90,7 @@ def seed(db: Database) -> dict[str, int]:
         )
         alert_store.audit(s, actor="aer", action=AER_RESET_ACTION, org="acme")
         snooze = Snooze(
-            user_id="U_ALICE",
+            user_id="UALICE",
             kind="new_login_location",
             scope={"location": "Lisbon"},
             scope_key="k",
@@ -314,7 +314,7 @@ def test_an_alert_okta_answered_names_okta_verify_in_its_timeline(
     with db.write() as s:
         alert = Alert(kind="sensitive_command", title="okta-answered", status="escalated",
                       escalation_reason="duo_denied", duo_result="duo_denied", severity="high",
-                      source="test", user_given="alice@example.com", user_id="U_ALICE",
+                      source="test", user_given="alice@example.com", user_id="UALICE",
                       policy={}, details={})  # fmt: skip
         s.add(alert)
         s.flush()

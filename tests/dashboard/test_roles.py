@@ -66,7 +66,7 @@ def ids(db: Database) -> dict[str, int]:
     with db.write() as s:
         rule = suppressions.create(
             s, kind="sensitive_command", matchers={"host": "build-*"}, reason="CI",
-            actor="U_LEAD", expires_at=utcnow() + timedelta(hours=4), via={"via": "test"},
+            actor="ULEAD", expires_at=utcnow() + timedelta(hours=4), via={"via": "test"},
         )  # fmt: skip
         out["rule"] = rule.id
         held = AerHeldBatch(org="T1", status="open", resets=0, anomalies=0, budget_count=10,

@@ -33,7 +33,7 @@ def attack_demo() -> Iterator[Demo]:
 
 def test_attack_scenario_ends_with_alice_signed_out(attack_demo: Demo) -> None:
     d = attack_demo
-    wait_for(lambda: "U_ALICE" in d.fs.session_resets, 45, "Alice's sessions to be reset")
+    wait_for(lambda: "UALICE" in d.fs.session_resets, 45, "Alice's sessions to be reset")
     alerts = httpx.get(
         f"{d.base_url}/api/v1/alerts",
         params={"user": "alice@example.com"},
@@ -44,11 +44,11 @@ def test_attack_scenario_ends_with_alice_signed_out(attack_demo: Demo) -> None:
     assert attack["escalation_reason"] == "duo_timeout"
     assert attack["user_answer"] == "confirmed"  # the attacker's "ack" was not believed
     # The seeds went through the ingest API and the bot; Alice's DM belongs to the story alone.
-    assert d.fs.messages("DU_BOB") and d.fs.messages(SECURITY_CHANNEL)
-    assert not any("accountingserver01" in m["text"] for m in d.fs.messages("DU_ALICE"))
+    assert d.fs.messages("DUBOB") and d.fs.messages(SECURITY_CHANNEL)
+    assert not any("accountingserver01" in m["text"] for m in d.fs.messages("DUALICE"))
     wait_for(lambda: any("signed out" in n["text"] for n in d.narration), 5, "the last line")
     state = httpx.get(f"{d.base_url}/demo/api/state").json()
-    assert state["session_resets"] == ["U_ALICE"]
+    assert state["session_resets"] == ["UALICE"]
     assert any("ack" in n["text"] for n in state["narration"])
 
 
@@ -56,7 +56,7 @@ def test_console_endpoints_refuse_cross_site_forms() -> None:
     with Demo(port=free_port(), seed=False) as d:
         page = httpx.get(f"{d.base_url}/demo")
         assert page.status_code == 200 and d.dashboard_password in page.text
-        form = httpx.post(f"{d.base_url}/demo/api/say", data={"user": "U_ALICE", "text": "ack"})
+        form = httpx.post(f"{d.base_url}/demo/api/say", data={"user": "UALICE", "text": "ack"})
         assert form.status_code == 415
         bad = httpx.post(f"{d.base_url}/demo/api/push", json={"txid": "nope", "answer": "allow"})
         assert bad.status_code == 409
@@ -70,13 +70,13 @@ def test_the_demo_runs_with_okta_verify_and_the_console_answers_its_push() -> No
         alert = httpx.post(f"{d.base_url}/api/v1/alerts", headers=ingest, json={
             "kind": "sensitive_command", "user": "alice@example.com", "title": "okta demo",
         }).json()  # fmt: skip
-        wait_for(lambda: d.fs.messages("DU_ALICE"), 15, "Alice's DM")
-        said = httpx.post(f"{d.base_url}/demo/api/say", json={"user": "U_ALICE", "text": "ack"})
+        wait_for(lambda: d.fs.messages("DUALICE"), 15, "Alice's DM")
+        said = httpx.post(f"{d.base_url}/demo/api/say", json={"user": "UALICE", "text": "ack"})
         assert said.status_code == 200, said.text
 
         def pushes() -> list[dict[str, object]]:
             state = httpx.get(f"{d.base_url}/demo/api/state").json()
-            alice = next(e for e in state["employees"] if e["id"] == "U_ALICE")
+            alice = next(e for e in state["employees"] if e["id"] == "UALICE")
             return list(alice["pushes"])
 
         wait_for(pushes, 15, "an Okta Verify push on Alice's phone")

@@ -41,7 +41,7 @@ AWAITING_2FA = AlertState(
     respond_by=NOW + timedelta(seconds=60),
 )
 ESCALATED = AlertState(Status.ESCALATED, escalation_reason=EscalationReason.NO_RESPONSE)
-TRIAGING = replace(ESCALATED, status=Status.TRIAGING, claimed_by="U_ALICE")
+TRIAGING = replace(ESCALATED, status=Status.TRIAGING, claimed_by="UALICE")
 
 DUO_FAILURES = [
     (EventType.DUO_DENIED, EscalationReason.DUO_DENIED),
@@ -156,7 +156,7 @@ def test_matched_snooze_is_ignored_for_always_escalate_kinds() -> None:
 
 
 def test_confirmation_starts_a_duo_push_and_keeps_the_comment() -> None:
-    t = apply(AWAITING_ACK, EventType.USER_CONFIRMED, actor="U_BOB", comment="my deploy")
+    t = apply(AWAITING_ACK, EventType.USER_CONFIRMED, actor="UBOB", comment="my deploy")
     assert t.state.status is Status.AWAITING_2FA
     assert t.state.user_answer == "confirmed"
     assert t.state.user_comment == "my deploy"
@@ -300,27 +300,27 @@ def test_second_confirmation_during_the_push_is_ignored() -> None:
 
 
 def test_claim_moves_to_triaging_and_records_who() -> None:
-    t = apply(ESCALATED, EventType.CLAIMED, actor="U_ALICE")
+    t = apply(ESCALATED, EventType.CLAIMED, actor="UALICE")
     assert t.state.status is Status.TRIAGING
-    assert t.state.claimed_by == "U_ALICE"
+    assert t.state.claimed_by == "UALICE"
     assert t.state.escalation_reason is EscalationReason.NO_RESPONSE
     assert t.effects == (UpdateEscalation(),)
 
 
 def test_claim_by_someone_else_reassigns() -> None:
-    t = apply(TRIAGING, EventType.CLAIMED, actor="U_CAROL")
+    t = apply(TRIAGING, EventType.CLAIMED, actor="UCAROL")
     assert t.state.status is Status.TRIAGING
-    assert t.state.claimed_by == "U_CAROL"
+    assert t.state.claimed_by == "UCAROL"
     assert t.effects == (UpdateEscalation(),)
 
 
 def test_claim_by_the_current_owner_is_ignored() -> None:
-    assert_ignored(apply(TRIAGING, EventType.CLAIMED, actor="U_ALICE"), TRIAGING)
+    assert_ignored(apply(TRIAGING, EventType.CLAIMED, actor="UALICE"), TRIAGING)
 
 
 @pytest.mark.parametrize("state", [ESCALATED, TRIAGING], ids=["escalated", "triaging"])
 def test_benign_verdict_closes_as_benign(state: AlertState) -> None:
-    t = apply(state, EventType.RESOLVED_BENIGN, actor="U_ALICE", comment="pentest")
+    t = apply(state, EventType.RESOLVED_BENIGN, actor="UALICE", comment="pentest")
     assert t.state.status is Status.CLOSED
     assert t.state.outcome is Outcome.BENIGN
     assert t.state.escalation_reason is EscalationReason.NO_RESPONSE
@@ -329,7 +329,7 @@ def test_benign_verdict_closes_as_benign(state: AlertState) -> None:
 
 @pytest.mark.parametrize("state", [ESCALATED, TRIAGING], ids=["escalated", "triaging"])
 def test_confirmed_compromise_closes_and_resets_sessions(state: AlertState) -> None:
-    t = apply(state, EventType.CONFIRMED_COMPROMISE, actor="U_ALICE")
+    t = apply(state, EventType.CONFIRMED_COMPROMISE, actor="UALICE")
     assert t.state.status is Status.CLOSED
     assert t.state.outcome is Outcome.COMPROMISED
     assert t.effects == (ResetSessions(), UpdateEscalation())
@@ -353,7 +353,7 @@ def test_late_duo_result_is_recorded_while_triaging_too() -> None:
         status=Status.TRIAGING,
         escalation_reason=EscalationReason.DUO_TIMEOUT,
         respond_by=None,
-        claimed_by="U_ALICE",
+        claimed_by="UALICE",
     )
     t = apply(state, EventType.DUO_DENIED)
     assert t.state.status is Status.TRIAGING

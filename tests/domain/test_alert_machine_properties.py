@@ -63,7 +63,7 @@ event_types = st.one_of(
 events = st.builds(
     Event,
     type=event_types,
-    actor=st.sampled_from(["system", "U_ALICE", "U_BOB"]),
+    actor=st.sampled_from(["system", "UALICE", "UBOB"]),
     comment=st.none() | st.text(max_size=20),
 )
 zones = st.sampled_from(
@@ -193,7 +193,7 @@ def test_invariants_hold_for_any_event_sequence(
         ),
         user_answer=st.sampled_from([None, "confirmed", "denied"]),
         duo_result=st.none() | st.sampled_from([e.value for e in EventType]),
-        claimed_by=st.sampled_from([None, "U_ALICE"]),
+        claimed_by=st.sampled_from([None, "UALICE"]),
         duo_approved_seen=st.booleans(),
     ),
     event=events,

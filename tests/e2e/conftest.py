@@ -24,10 +24,10 @@ MakeBot = Callable[..., Bot]
 @pytest.fixture
 def fs() -> Iterator[FakeSlack]:
     with FakeSlack() as fake:
-        fake.add_user("U_ALICE", "alice@example.com", real_name="Alice Liddell", first_name="Alice")
-        fake.add_user("U_BOB", "bob@example.com", real_name="Bob Builder", first_name="Bob")
-        fake.add_user("U_MALLORY", "mallory@example.com", real_name="Mallory", first_name="Mallory")
-        fake.add_user("U_GONE", "gone@example.com", deleted=True)
+        fake.add_user("UALICE", "alice@example.com", real_name="Alice Liddell", first_name="Alice")
+        fake.add_user("UBOB", "bob@example.com", real_name="Bob Builder", first_name="Bob")
+        fake.add_user("UMALLORY", "mallory@example.com", real_name="Mallory", first_name="Mallory")
+        fake.add_user("UGONE", "gone@example.com", deleted=True)
         fake.add_channel(SECURITY_CHANNEL)
         fake.admin_token = "xoxp-admin"
         yield fake

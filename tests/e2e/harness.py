@@ -38,7 +38,7 @@ TOKEN = "e2e-ingest-token-0123456789"
 READ_TOKEN = "e2e-reader-token-0123456789"
 READER = {"source": "e2e-reader", "token": READ_TOKEN, "scopes": ["ingest", "admin"]}
 SIGNING_SECRET = "e2e-signing-secret"
-SECURITY_CHANNEL = "C_SECURITY"
+SECURITY_CHANNEL = "CSECURITY"
 # The fake Duo is started with these keys; its config() hands the same ones to the bot.
 IKEY = "DIXXXXXXXXXXXXXXXXXX"
 SKEY = "s" * 40

@@ -123,9 +123,9 @@ def test_a_user_label_dms_that_user_once_across_repeats_and_the_end_is_recorded(
     labels = ("alertname=SensitiveCommand", "user=alice@example.com")
     alertmanager.add(*labels, summary="flurb -export on accountingserver01", start=start)
 
-    dm = wait_until(lambda: bot.dms("U_ALICE"), what="the DM")[0]
+    dm = wait_until(lambda: bot.dms("UALICE"), what="the DM")[0]
     wait_until(lambda: alertmanager.webhook_deliveries() >= 3, what="repeat notifications")
-    assert len(bot.dms("U_ALICE")) == 1
+    assert len(bot.dms("UALICE")) == 1
     assert "flurb -export on accountingserver01" in str(dm.params["blocks"])
     [row] = audit_rows(bot, "alert.ingested")
     alert_id = row.alert_id
@@ -139,7 +139,7 @@ def test_a_user_label_dms_that_user_once_across_repeats_and_the_end_is_recorded(
     )
     assert resolved.alert_id == alert_id and resolved.subject_user == "alice@example.com"
     assert bot.alert(alert_id)["status"] == "awaiting_ack"  # only alice (or the team) ends it
-    assert len(bot.dms("U_ALICE")) == 1
+    assert len(bot.dms("UALICE")) == 1
 
 
 def test_an_alert_without_a_user_label_reaches_the_security_channel(

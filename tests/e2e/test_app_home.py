@@ -21,7 +21,7 @@ from securitybot.store.models import AuditLog, Snooze, utcnow
 from tests.e2e.conftest import MakeBot
 from tests.e2e.harness import Bot, wait_until
 
-LEAD = "U_SECLEAD"
+LEAD = "USECLEAD"
 TEAM = {"escalation": {"responders": [LEAD]}}
 
 
@@ -64,7 +64,7 @@ def test_an_employee_sees_and_answers_their_open_alert_from_app_home(
     bot = make_bot(**TEAM)
     alert = bot.post_alert()
     bot.wait_status(alert["id"], "awaiting_ack")
-    view = open_home(bot, "U_ALICE")
+    view = open_home(bot, "UALICE")
     assert "flurb -export on accountingserver01" in text_of(view)
     assert "Waiting for your answer" in text_of(view)
     assert set(actions(view)) == {
@@ -75,13 +75,13 @@ def test_an_employee_sees_and_answers_their_open_alert_from_app_home(
     assert "Security team" not in text_of(view)
 
     # Clicking "yes" in the Home tab runs the same flow as in the DM.
-    click = home_action_body(user="U_ALICE", action_id=CONFIRM_ACTION, value=str(alert["id"]))
+    click = home_action_body(user="UALICE", action_id=CONFIRM_ACTION, value=str(alert["id"]))
     assert bot.slack_post(click).status_code == 200
     push = bot.fd.wait_for_push(timeout=10)
     bot.fd.answer_push(push.txid, "allow")
     assert bot.wait_status(alert["id"], "resolved")["outcome"] == "confirmed"
 
-    view = open_home(bot, "U_ALICE")
+    view = open_home(bot, "UALICE")
     assert "Nothing needs your answer" in text_of(view)
     assert f"#{alert['id']} flurb -export" in text_of(view) and "confirmed by you" in text_of(view)
     assert actions(view) == []
@@ -91,12 +91,10 @@ def test_someone_else_sees_nothing_of_alices_alerts(team_fs: FakeSlack, make_bot
     bot = make_bot(**TEAM)
     alert = bot.post_alert()
     bot.wait_status(alert["id"], "awaiting_ack")
-    view = open_home(bot, "U_MALLORY")
+    view = open_home(bot, "UMALLORY")
     assert "accountingserver01" not in text_of(view) and actions(view) == []
     # A forged click from Mallory's Home on Alice's alert is refused and logged.
-    bot.slack_post(
-        home_action_body(user="U_MALLORY", action_id=DENY_ACTION, value=str(alert["id"]))
-    )
+    bot.slack_post(home_action_body(user="UMALLORY", action_id=DENY_ACTION, value=str(alert["id"])))
     wait_until(lambda: bot.audit(alert["id"], "answer.refused"), what="the refusal")
     assert bot.alert(alert["id"])["status"] == "awaiting_ack"
 
@@ -107,12 +105,12 @@ def test_a_responder_sees_the_queue_and_team_lists_and_claims_and_revokes_from_h
     bot = make_bot(**TEAM)
     escalated = bot.post_alert(user="bob@example.com", kind="ssh_key_added", title="key added")
     bot.wait_status(escalated["id"], "awaiting_ack")
-    bot.click("U_BOB", WRONG_PERSON_ACTION, escalated["id"])
+    bot.click("UBOB", WRONG_PERSON_ACTION, escalated["id"])
     bot.wait_status(escalated["id"], "escalated")
-    bot.slack_post(slash_command_body(user=LEAD, text="exempt <@U_MALLORY|m> 1d on leave"))
+    bot.slack_post(slash_command_body(user=LEAD, text="exempt <@UMALLORY|m> 1d on leave"))
     bot.slack_post(slash_command_body(user=LEAD, text="suppress sensitive_command host=ci-* 2h CI"))
     with bot.db.write() as session:
-        session.add(Snooze(user_id="U_ALICE", kind="sensitive_command", scope={"host": "h1"},
+        session.add(Snooze(user_id="UALICE", kind="sensitive_command", scope={"host": "h1"},
                            scope_key="k", created_at=utcnow(),
                            expires_at=utcnow() + timedelta(hours=1)))  # fmt: skip
 
@@ -153,7 +151,7 @@ def test_a_non_responder_cannot_revoke_from_a_forged_home_click(
 ) -> None:
     bot = make_bot(**TEAM)
     bot.slack_post(slash_command_body(user=LEAD, text="suppress sensitive_command 2h deploy"))
-    bot.slack_post(home_action_body(user="U_MALLORY", action_id=REVOKE_ACTION, value="R1"))
+    bot.slack_post(home_action_body(user="UMALLORY", action_id=REVOKE_ACTION, value="R1"))
 
     def refused() -> list[AuditLog]:
         with bot.db.read() as session:
@@ -161,5 +159,5 @@ def test_a_non_responder_cannot_revoke_from_a_forged_home_click(
             return list(session.scalars(q))
 
     [row] = wait_until(refused, what="the refusal")
-    assert (row.actor, row.details["reason"]) == ("U_MALLORY", "not a responder")
+    assert (row.actor, row.details["reason"]) == ("UMALLORY", "not a responder")
     assert "Suppression rules* (1)" in text_of(open_home(bot, LEAD))

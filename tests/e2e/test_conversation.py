@@ -15,11 +15,11 @@ pytestmark = pytest.mark.parametrize("verifier", VERIFIERS, indirect=True)
 def test_alice_confirms_and_approves_the_push_so_the_alert_resolves(bot: Bot) -> None:
     alert = bot.post_alert(dedup_key="happy-1")
     dm = bot.fs.wait_for("chat.postMessage", timeout=10)[0]
-    assert dm.params["channel"] == "DU_ALICE"
+    assert dm.params["channel"] == "DUALICE"
     assert "Hi Alice" in str(dm.params["blocks"])
     bot.wait_status(alert["id"], "awaiting_ack")
 
-    resp = bot.click("U_ALICE", CONFIRM_ACTION, alert["id"])
+    resp = bot.click("UALICE", CONFIRM_ACTION, alert["id"])
     assert resp.status_code == 200
     push = bot.fd.wait_for_push(timeout=10)
     assert push.username == bot.push_user("alice@example.com")
@@ -39,7 +39,7 @@ def test_alice_confirms_and_approves_the_push_so_the_alert_resolves(bot: Bot) ->
 def test_alice_says_not_me_so_the_team_is_told(bot: Bot) -> None:
     alert = bot.post_alert(dedup_key="deny-1")
     bot.wait_status(alert["id"], "awaiting_ack")
-    bot.click("U_ALICE", DENY_ACTION, alert["id"])
+    bot.click("UALICE", DENY_ACTION, alert["id"])
     escalated = bot.wait_status(alert["id"], "escalated")
     assert escalated["escalation_reason"] == "not_me"
     posts = [c for c in bot.fs.wait_for("chat.postMessage", count=2, timeout=10)
@@ -50,7 +50,7 @@ def test_alice_says_not_me_so_the_team_is_told(bot: Bot) -> None:
 def test_alice_confirms_but_denies_the_push_so_the_team_is_told(bot: Bot) -> None:
     alert = bot.post_alert(dedup_key="duo-deny-1")
     bot.wait_status(alert["id"], "awaiting_ack")
-    bot.click("U_ALICE", CONFIRM_ACTION, alert["id"])
+    bot.click("UALICE", CONFIRM_ACTION, alert["id"])
     push = bot.fd.wait_for_push(timeout=10)
     assert push.username == bot.push_user("alice@example.com")
     if isinstance(bot.fd, FakeDuo):  # Okta's push has no room for extra lines
@@ -68,11 +68,11 @@ def test_alice_confirms_but_denies_the_push_so_the_team_is_told(bot: Bot) -> Non
     assert "(duo_denied)" in post.params["text"]
     assert f"the {bot.provider} push was denied" in str(post.params["blocks"])
     assert f"{bot.provider} push *denied*" in str(post.params["blocks"])  # the timeline
-    update = wait_until(lambda: ok_calls(bot.fs, "chat.update", "DU_ALICE"), what="DM update")
+    update = wait_until(lambda: ok_calls(bot.fs, "chat.update", "DUALICE"), what="DM update")
     assert len(update) == 1
     assert f"The {bot.provider} push was denied" in update[0].params["text"]
     assert CONFIRM_ACTION not in str(update[0].params["blocks"])  # buttons gone
-    assert update[0].params["ts"] == bot.dms("U_ALICE")[0].response["ts"]  # the DM itself
-    assert len(bot.dms("U_ALICE")) == 1
+    assert update[0].params["ts"] == bot.dms("UALICE")[0].response["ts"]  # the DM itself
+    assert len(bot.dms("UALICE")) == 1
     assert len(bot.security_posts()) == 1
     assert len(bot.fd.started_pushes()) == 1

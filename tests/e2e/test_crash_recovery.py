@@ -54,8 +54,8 @@ def test_a_push_approved_while_the_server_was_dead_resolves_after_restart(
         alert = bot.post_alert(dedup_key="crash-2fa")
         alert_id = alert["id"]
         bot.wait_status(alert_id, "awaiting_ack")
-        assert len(bot.dms("U_ALICE")) == 1
-        bot.click("U_ALICE", CONFIRM_ACTION, alert_id)
+        assert len(bot.dms("UALICE")) == 1
+        bot.click("UALICE", CONFIRM_ACTION, alert_id)
         push = fd.wait_for_push(timeout=10)
         # The push is known to the bot (txid committed) and being polled...
         wait_until(lambda: bot.row(alert_id).duo_txid == push.txid, what="txid recorded")
@@ -72,10 +72,10 @@ def test_a_push_approved_while_the_server_was_dead_resolves_after_restart(
         done = bot.wait_status(alert_id, "resolved", timeout=15)
         assert done["outcome"] == "confirmed"
         assert done["duo_result"] == "duo_approved"
-        assert len(bot.dms("U_ALICE")) == 1
+        assert len(bot.dms("UALICE")) == 1
         assert _auths(fd) == 1  # no second push after the restart
         assert fd.pending_pushes() == []
-        update = wait_until(lambda: ok_calls(fs, "chat.update", "DU_ALICE"), what="DM update")
+        update = wait_until(lambda: ok_calls(fs, "chat.update", "DUALICE"), what="DM update")
         assert len(update) == 1 and "Confirmed with Duo" in update[0].params["text"]
         assert bot.security_posts() == []
         assert len(bot.audit(alert_id, "duo.push_sent")) == 1
@@ -100,7 +100,7 @@ def test_a_deadline_that_passed_while_the_server_was_dead_escalates_once(
         time.sleep(1.0)  # several sweeps later: still exactly one escalation
         assert len(bot.security_posts()) == 1
         assert len(bot.audit(alert_id, "alert.deadline_passed")) == 1
-        assert len(bot.dms("U_ALICE")) == 1
+        assert len(bot.dms("UALICE")) == 1
         assert _auths(fd) == 0
 
 
@@ -115,7 +115,7 @@ def test_a_push_approved_while_the_server_died_mid_poll_resolves_after_restart(
     ) as (bot, server):
         alert_id = bot.post_alert(dedup_key="crash-mid-poll")["id"]
         bot.wait_status(alert_id, "awaiting_ack")
-        bot.click("U_ALICE", CONFIRM_ACTION, alert_id)
+        bot.click("UALICE", CONFIRM_ACTION, alert_id)
         push = fd.wait_for_push(timeout=10)
         wait_until(lambda: bot.row(alert_id).duo_txid == push.txid, what="txid recorded")
         poll = wait_until(

@@ -13,7 +13,7 @@ from securitybot.flows.timeline import timeline_text
 from securitybot.slack.messages import CONFIRM_ACTION, DENY_ACTION
 from tests.e2e.harness import Bot, wait_until
 
-DM = "DU_ALICE"
+DM = "DUALICE"
 
 
 def _open_alert(bot: Bot, key: str, **fields: object) -> int:
@@ -38,7 +38,7 @@ def _timeline(bot: Bot, alert_id: int) -> list[str]:
 
 
 def _reply(bot: Bot, text: str, ts: str) -> None:
-    body = message_event_body(user="U_ALICE", text=text, channel=DM, ts=ts)
+    body = message_event_body(user="UALICE", text=text, channel=DM, ts=ts)
     assert bot.slack_post(body).status_code == 200
 
 
@@ -77,7 +77,7 @@ def test_deleting_the_yes_reply_escalates_while_duo_is_pending(bot: Bot) -> None
     bot.wait_status(alert_id, "awaiting_2fa")
     bot.fd.wait_for_push(timeout=10)
 
-    reply = {"type": "message", "user": "U_ALICE", "text": "yes", "ts": "1700000000.000100"}
+    reply = {"type": "message", "user": "UALICE", "text": "yes", "ts": "1700000000.000100"}
     bot.slack_post(message_deleted_body(DM, "1700000000.000100", previous_message=reply))
 
     a = bot.wait_status(alert_id, "escalated")
@@ -91,7 +91,7 @@ def test_deleting_the_yes_reply_escalates_while_duo_is_pending(bot: Bot) -> None
 def test_deleting_a_message_that_answered_nothing_changes_nothing(bot: Bot) -> None:
     alert_id = _open_alert(bot, "delete-chatter")
     _reply(bot, "help", "1700000000.000200")
-    bot.wait_reply("U_ALICE")
+    bot.wait_reply("UALICE")
 
     bot.slack_post(message_deleted_body(DM, "1700000000.000200"))
     # A later answer is handled, so the deletion before it was handled too.
@@ -105,7 +105,7 @@ def test_a_deletion_after_the_alert_was_decided_is_recorded_but_changes_nothing(
 ) -> None:
     alert_id = _open_alert(bot, "delete-late")
     _reply(bot, "no", "1700000000.000399")  # asks "are you sure?"
-    wait_until(lambda: bot.replies("U_ALICE"), what="are you sure?")
+    wait_until(lambda: bot.replies("UALICE"), what="are you sure?")
     _reply(bot, "no", "1700000000.000400")  # the answering reply
     bot.wait_status(alert_id, "escalated")
 
@@ -121,11 +121,11 @@ def test_a_deletion_after_the_alert_was_decided_is_recorded_but_changes_nothing(
 def test_editing_the_reply_never_changes_the_answer(bot: Bot) -> None:
     alert_id = _open_alert(bot, "edit-reply")
     _reply(bot, "no", "1700000000.000499")  # asks "are you sure?"
-    wait_until(lambda: bot.replies("U_ALICE"), what="are you sure?")
+    wait_until(lambda: bot.replies("UALICE"), what="are you sure?")
     _reply(bot, "no", "1700000000.000500")  # the answering reply
     bot.wait_status(alert_id, "escalated")
 
-    edit = message_changed_body("U_ALICE", DM, "1700000000.000500", text="yes",
+    edit = message_changed_body("UALICE", DM, "1700000000.000500", text="yes",
                                 previous_text="no")  # fmt: skip
     assert bot.slack_post(edit).status_code == 200
 
@@ -141,7 +141,7 @@ def test_an_edit_while_duo_is_pending_leaves_the_push_alone(bot: Bot) -> None:
     _reply(bot, "yes", "1700000000.000600")
     bot.wait_status(alert_id, "awaiting_2fa")
 
-    bot.slack_post(message_changed_body("U_ALICE", DM, "1700000000.000600", text="no",
+    bot.slack_post(message_changed_body("UALICE", DM, "1700000000.000600", text="no",
                                         previous_text="yes"))  # fmt: skip
 
     wait_until(lambda: bot.audit(alert_id, "answer.reply_edited"), what="the edit")
@@ -151,16 +151,16 @@ def test_an_edit_while_duo_is_pending_leaves_the_push_alone(bot: Bot) -> None:
 
 def test_the_bots_own_dm_updates_are_not_edits_or_answers(bot: Bot) -> None:
     alert_id = _open_alert(bot, "own-update")
-    bot.click("U_ALICE", DENY_ACTION, alert_id)
+    bot.click("UALICE", DENY_ACTION, alert_id)
     bot.wait_status(alert_id, "escalated")
     ts = _question_ts(bot, alert_id)
     # Slack tells us about our own chat.update of the question as a message_changed.
     own = message_changed_body(
-        "U_BOT", DM, ts, text="answered", previous_text="question", bot_id="B_BOT"
+        "UBOT", DM, ts, text="answered", previous_text="question", bot_id="BBOT"
     )
     assert bot.slack_post(own).status_code == 200
     # A click on another alert afterwards is processed, so ours was too.
     other = _open_alert(bot, "own-update-2", kind="default", title="flurb on payrollserver02")
-    bot.click("U_ALICE", CONFIRM_ACTION, other)
+    bot.click("UALICE", CONFIRM_ACTION, other)
     bot.wait_status(other, "awaiting_2fa")
     assert bot.audit(alert_id, "answer.reply_edited") == []

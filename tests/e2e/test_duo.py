@@ -16,7 +16,7 @@ def _pushed(bot: Bot, key: str) -> tuple[int, str]:
     """Alice's alert, confirmed in Slack, with the Duo push on her phone."""
     alert_id = int(bot.post_alert(dedup_key=key)["id"])
     bot.wait_status(alert_id, "awaiting_ack")
-    bot.click("U_ALICE", CONFIRM_ACTION, alert_id)
+    bot.click("UALICE", CONFIRM_ACTION, alert_id)
     push = bot.fd.wait_for_push(timeout=10)
     bot.wait_status(alert_id, "awaiting_2fa")
     return alert_id, push.txid
@@ -69,7 +69,7 @@ def test_a_push_reported_as_fraud_escalates_as_critical_and_mentions_on_call(
     assert "*Severity:* critical" in blocks
     assert "reported the Duo push as *fraud*" in blocks
     assert "Duo push reported as *fraud* by the user" in blocks  # the timeline
-    update = wait_until(lambda: ok_calls(bot.fs, "chat.update", "DU_ALICE"), what="DM update")
+    update = wait_until(lambda: ok_calls(bot.fs, "chat.update", "DUALICE"), what="DM update")
     assert "You reported the Duo push as fraudulent" in update[0].params["text"]
 
 
@@ -121,7 +121,7 @@ def test_a_fraud_report_after_the_deadline_reaches_the_team(make_bot: MakeBot) -
     updated = wait_until(
         lambda: [
             c
-            for c in ok_calls(bot.fs, "chat.update", "C_SECURITY")
+            for c in ok_calls(bot.fs, "chat.update", "CSECURITY")
             if "reported as *fraud*" in json.dumps(c.params["blocks"])
         ],
         what="the escalation post updated with the fraud report",

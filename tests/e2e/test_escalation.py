@@ -28,7 +28,7 @@ from tests.e2e.harness import SECURITY_CHANNEL, TOKEN, VERIFIERS, Bot, ok_calls,
 
 pytestmark = pytest.mark.parametrize("verifier", VERIFIERS, indirect=True)
 
-LEAD = "U_SECLEAD"
+LEAD = "USECLEAD"
 ADMIN_TOKEN = "e2e-team-admin-token-0123456789"
 TEAM = {
     "escalation": {"responders": [LEAD, "S0SECTEAM"], "mention": "S0ONCALL"},
@@ -45,8 +45,8 @@ TEAM = {
 @pytest.fixture
 def team_fs(fs: FakeSlack) -> FakeSlack:
     fs.add_user(LEAD, "lead@example.com", real_name="Sam Lead", first_name="Sam")
-    fs.add_user("U_GROUPIE", "groupie@example.com", first_name="Gru")
-    fs.add_usergroup("S0SECTEAM", ["U_GROUPIE"])
+    fs.add_user("UGROUPIE", "groupie@example.com", first_name="Gru")
+    fs.add_usergroup("S0SECTEAM", ["UGROUPIE"])
     return fs
 
 
@@ -65,7 +65,7 @@ def triage_click(bot: Bot, user: str, action: str, alert_id: int) -> None:
 def escalate_by_denial(bot: Bot, **fields: Any) -> int:
     alert = bot.post_alert(**fields)
     bot.wait_status(alert["id"], "awaiting_ack")
-    bot.click("U_ALICE", DENY_ACTION, alert["id"])
+    bot.click("UALICE", DENY_ACTION, alert["id"])
     bot.wait_status(alert["id"], "escalated")
     return int(alert["id"])
 
@@ -126,24 +126,24 @@ def test_confirming_compromise_resets_the_users_sessions_and_audits_it(
 ) -> None:
     bot = make_bot(**TEAM)
     alert_id = escalate_by_denial(bot)
-    triage_click(bot, "U_GROUPIE", COMPROMISE_ACTION, alert_id)  # member via the user group
+    triage_click(bot, "UGROUPIE", COMPROMISE_ACTION, alert_id)  # member via the user group
     closed = bot.wait_status(alert_id, "closed")
     assert closed["outcome"] == "compromised"
     wait_until(lambda: bot.fs.session_resets, 10, "session reset")
-    assert bot.fs.session_resets == ["U_ALICE"]
+    assert bot.fs.session_resets == ["UALICE"]
     wait_until(lambda: bot.audit(alert_id, "user.sessions_reset"), 10, "reset audit")
 
 
 def test_someone_outside_the_team_cannot_triage(team_fs: FakeSlack, make_bot: MakeBot) -> None:
     bot = make_bot(**TEAM)
     alert_id = escalate_by_denial(bot)
-    triage_click(bot, "U_MALLORY", COMPROMISE_ACTION, alert_id)
+    triage_click(bot, "UMALLORY", COMPROMISE_ACTION, alert_id)
     wait_until(lambda: bot.audit(alert_id, "triage.refused"), 10, "refusal audit")
     assert bot.alert(alert_id)["status"] == "escalated"
     assert bot.fs.session_resets == []
     # The refusal is audited before Mallory is told: wait for the telling, under load too.
     wait_until(
-        lambda: any(c.params.get("user") == "U_MALLORY"
+        lambda: any(c.params.get("user") == "UMALLORY"
                     for c in bot.fs.calls_to("chat.postEphemeral")),
         10, "Mallory told she may not triage",
     )  # fmt: skip
@@ -157,7 +157,7 @@ def test_always_escalate_kinds_still_ask_and_escalate_after_approval(
         kind="ssh_key_added", details={"host": "bastion", "fingerprint": "SHA256:x"}
     )
     bot.wait_status(alert["id"], "awaiting_ack")
-    bot.click("U_ALICE", CONFIRM_ACTION, alert["id"])
+    bot.click("UALICE", CONFIRM_ACTION, alert["id"])
     push = bot.fd.wait_for_push(timeout=10)
     bot.fd.answer_push(push.txid, "allow")
     done = bot.wait_status(alert["id"], "escalated")
@@ -174,11 +174,11 @@ def test_a_confirmed_user_can_snooze_the_same_kind_and_scope(
     bot = make_bot(**TEAM)
     first = bot.post_alert(dedup_key="s1")
     bot.wait_status(first["id"], "awaiting_ack")
-    bot.click("U_ALICE", CONFIRM_ACTION, first["id"])
+    bot.click("UALICE", CONFIRM_ACTION, first["id"])
     bot.fd.answer_push(bot.fd.wait_for_push(timeout=10).txid, "allow")
     bot.wait_status(first["id"], "resolved")
-    bot.click("U_MALLORY", SNOOZE_HOUR_ACTION, first["id"])  # refused: not her alert
-    bot.click("U_ALICE", SNOOZE_HOUR_ACTION, first["id"])
+    bot.click("UMALLORY", SNOOZE_HOUR_ACTION, first["id"])  # refused: not her alert
+    bot.click("UALICE", SNOOZE_HOUR_ACTION, first["id"])
     listed = wait_until(
         lambda: bot.http.get(
             "/api/v1/snoozes", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}
@@ -186,7 +186,7 @@ def test_a_confirmed_user_can_snooze_the_same_kind_and_scope(
         10,
         "snooze",
     )
-    assert len(listed) == 1 and listed[0]["user_id"] == "U_ALICE"
+    assert len(listed) == 1 and listed[0]["user_id"] == "UALICE"
 
     same = bot.post_alert(dedup_key="s2")
     suppressed = bot.wait_status(same["id"], "resolved")
@@ -220,7 +220,7 @@ def test_exempt_users_go_straight_to_the_team_and_nobody_exempts_themselves(
     not_team = bot.http.post(
         "/api/v1/exemptions",
         headers=auth,
-        json={"user": "bob@example.com", "reason": "x", "requested_by": "U_MALLORY"},
+        json={"user": "bob@example.com", "reason": "x", "requested_by": "UMALLORY"},
     )
     assert not_team.status_code == 403
     created = bot.http.post(
@@ -236,7 +236,7 @@ def test_exempt_users_go_straight_to_the_team_and_nobody_exempts_themselves(
     alert = bot.post_alert(user="bob@example.com")
     escalated = bot.wait_status(alert["id"], "escalated")
     assert escalated["escalation_reason"] == "user_exempt"
-    assert bot.dms("U_BOB") == []
+    assert bot.dms("UBOB") == []
     deleted = bot.http.delete(
         f"/api/v1/exemptions/{created.json()['id']}?requested_by={LEAD}", headers=auth
     )
@@ -247,7 +247,7 @@ def test_one_reminder_halfway_to_the_deadline(team_fs: FakeSlack, make_bot: Make
     bot = make_bot(policy={"ack_timeout": 2})
     alert = bot.post_alert(kind="default")
     bot.wait_status(alert["id"], "escalated", timeout=15)
-    reminders = [c for c in bot.replies("U_ALICE") if "Reminder" in c.params["text"]]
+    reminders = [c for c in bot.replies("UALICE") if "Reminder" in c.params["text"]]
     assert len(reminders) == 1
     assert len(bot.audit(alert["id"], "alert.reminder_sent")) == 1
 
@@ -257,13 +257,13 @@ def test_unclaimed_escalations_page_the_next_tier(team_fs: FakeSlack, make_bot: 
         escalation={
             "responders": [LEAD],
             "claim_timeout": 1,
-            "tiers": [{"mention": "S0TIER2"}, {"mention": "U_SECLEAD"}],
+            "tiers": [{"mention": "S0TIER2"}, {"mention": "USECLEAD"}],
         }
     )
     alert_id = escalate_by_denial(bot)
     posts = wait_until(lambda: (p := bot.security_posts()) and len(p) >= 3 and p, 15, "tiers")
     assert "<!subteam^S0TIER2>" in json.dumps(posts[1].params["blocks"])
-    assert "<@U_SECLEAD>" in json.dumps(posts[2].params["blocks"])
+    assert "<@USECLEAD>" in json.dumps(posts[2].params["blocks"])
     assert [a.details["tier"] for a in bot.audit(alert_id, "escalation.tier_raised")] == [1, 2]
 
 
@@ -304,7 +304,7 @@ def test_when_slack_keeps_failing_the_escalation_goes_to_the_fallback_webhook(
     alert = bot.post_alert()
     bot.wait_status(alert["id"], "awaiting_ack")
     bot.fs.fail_next("chat.postMessage", status=500, times=3)
-    bot.click("U_ALICE", DENY_ACTION, alert["id"])
+    bot.click("UALICE", DENY_ACTION, alert["id"])
     wait_until(lambda: _Receiver.received, 20, "fallback webhook")
     assert _Receiver.received[0]["alert_id"] == alert["id"]
     assert _Receiver.received[0]["reason"] == "not_me"
@@ -320,19 +320,19 @@ def test_a_burst_for_one_user_and_kind_is_one_conversation_and_one_escalation(
     parent = ids[0]
     for alert_id in ids:
         bot.wait_status(alert_id, "awaiting_ack")
-    assert len(bot.dms("U_ALICE")) == 1
+    assert len(bot.dms("UALICE")) == 1
     # The one DM names all three (directly, or re-rendered in place when late joiners arrive).
     wait_until(
         lambda: any(
             "3 alerts" in json.dumps(c.params.get("blocks"))
-            for c in [*bot.dms("U_ALICE"), *ok_calls(bot.fs, "chat.update", "DU_ALICE")]
+            for c in [*bot.dms("UALICE"), *ok_calls(bot.fs, "chat.update", "DUALICE")]
         ),
         10,
         "grouped DM",
     )
-    bot.say("U_ALICE", "no that was not me")
-    wait_until(lambda: bot.replies("U_ALICE"), 10, "are you sure?")  # a typed no is confirmed
-    bot.say("U_ALICE", "confirm")
+    bot.say("UALICE", "no that was not me")
+    wait_until(lambda: bot.replies("UALICE"), 10, "are you sure?")  # a typed no is confirmed
+    bot.say("UALICE", "confirm")
     for alert_id in ids:
         escalated = bot.wait_status(alert_id, "escalated")
         assert escalated["escalation_reason"] == "not_me"
@@ -387,5 +387,5 @@ def test_a_responder_cannot_triage_an_alert_about_themselves(
     assert bot.fs.session_resets == []
 
     # Another responder can still triage it.
-    triage_click(bot, "U_GROUPIE", CLAIM_ACTION, alert_id)
-    assert bot.wait_status(alert_id, "triaging")["claimed_by"] == "U_GROUPIE"
+    triage_click(bot, "UGROUPIE", CLAIM_ACTION, alert_id)
+    assert bot.wait_status(alert_id, "triaging")["claimed_by"] == "UGROUPIE"

@@ -146,16 +146,16 @@ def test_a_dm_whose_recording_was_lost_is_found_in_slack_not_posted_again(
     alert_id = bot.post_alert(dedup_key="lost-dm")["id"]
     bot.wait_status(alert_id, "awaiting_ack")
     assert lost == [alert_id]
-    [dm] = bot.dms("U_ALICE")
+    [dm] = bot.dms("UALICE")
     assert bot.row(alert_id).dm_ts == dm.response["ts"]  # the retry recorded the first DM
     assert dm.params["metadata"]["event_payload"]["alert_id"] == alert_id
-    assert len(ok_calls(fs, "conversations.history", "DU_ALICE")) == 1
+    assert len(ok_calls(fs, "conversations.history", "DUALICE")) == 1
 
     # A first attempt cannot have posted before, so it does not pay for a history lookup.
     bob_alert = bot.post_alert(dedup_key="bob-dm", user="bob@example.com")["id"]
     bot.wait_status(bob_alert, "awaiting_ack")
-    assert len(bot.dms("U_BOB")) == 1
-    assert ok_calls(fs, "conversations.history", "DU_BOB") == []
+    assert len(bot.dms("UBOB")) == 1
+    assert ok_calls(fs, "conversations.history", "DUBOB") == []
 
 
 def test_an_escalation_whose_ts_was_lost_is_found_in_slack_not_posted_again(
@@ -183,7 +183,7 @@ def test_a_post_whose_reply_was_lost_is_not_blindly_sent_again(bot: Bot, fs: Fak
     fs.lose_next_reply("chat.postMessage")  # Slack posts the DM, the answer never arrives
     alert_id = bot.post_alert(dedup_key="lost-reply")["id"]
     bot.wait_status(alert_id, "awaiting_ack")
-    [dm] = bot.dms("U_ALICE")
+    [dm] = bot.dms("UALICE")
     assert bot.row(alert_id).dm_ts == dm.response["ts"]
 
 
@@ -193,5 +193,5 @@ def test_a_rate_limited_post_is_retried_without_a_history_lookup(bot: Bot, fs: F
     fs.fail_next("chat.postMessage", status=429, retry_after=1)
     alert_id = bot.post_alert(dedup_key="rate-limited-dm")["id"]
     bot.wait_status(alert_id, "awaiting_ack")
-    assert len(bot.dms("U_ALICE")) == 1
+    assert len(bot.dms("UALICE")) == 1
     assert ok_calls(fs, "conversations.history") == []

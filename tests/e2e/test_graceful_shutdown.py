@@ -75,8 +75,8 @@ def test_a_job_slower_than_the_grace_period_is_handed_back_at_once(
         fs.latency = 0.0
         server.start()  # the next replica (PostgreSQL: any replica) takes it straight away
         bot = Bot(f"http://127.0.0.1:{server.port}", fs, fd, db, httpx.Client())
-        wait_until(lambda: bot.dms("U_ALICE"), timeout=5, what="the DM after the restart")
-        assert len(bot.dms("U_ALICE")) == 1
+        wait_until(lambda: bot.dms("UALICE"), timeout=5, what="the DM after the restart")
+        assert len(bot.dms("UALICE")) == 1
     finally:
         fs.latency = 0.0
         server.stop()
@@ -99,7 +99,7 @@ def test_a_job_in_flight_finishes_before_the_process_exits(
         [job] = _dm_jobs(db, alert_id)
         assert job.status == "done"
         bot = Bot(f"http://127.0.0.1:{server.port}", fs, fd, db, httpx.Client())
-        assert len(bot.dms("U_ALICE")) == 1
+        assert len(bot.dms("UALICE")) == 1
     finally:
         fs.latency = 0.0
         server.stop()

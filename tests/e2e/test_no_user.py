@@ -17,7 +17,7 @@ def test_a_login_name_escalates_as_no_user_without_asking_slack(bot: Bot) -> Non
     assert "(no_user)" in post.params["text"]
     assert "`root`" in str(post.params["blocks"])
     assert not bot.fs.calls_to("users.lookupByEmail") and not bot.fs.calls_to("users.info")
-    assert [c.params["channel"] for c in ok_calls(bot.fs, "chat.postMessage")] == ["C_SECURITY"]
+    assert [c.params["channel"] for c in ok_calls(bot.fs, "chat.postMessage")] == ["CSECURITY"]
     assert len(bot.audit(alert["id"], "alert.no_user")) == 1
 
 

@@ -19,7 +19,7 @@ pytestmark = pytest.mark.parametrize("verifier", ["okta"], indirect=True)
 def _confirmed(bot: Bot, key: str) -> int:
     alert_id = int(bot.post_alert(dedup_key=key)["id"])
     bot.wait_status(alert_id, "awaiting_ack")
-    bot.click("U_ALICE", CONFIRM_ACTION, alert_id)
+    bot.click("UALICE", CONFIRM_ACTION, alert_id)
     return alert_id
 
 
@@ -42,7 +42,7 @@ def test_a_push_reported_as_not_me_escalates_as_fraud_and_names_okta_verify(bot:
     assert "reported the Okta Verify push as *fraud*" in blocks
     assert "Okta Verify push sent" in blocks and "Okta Verify push reported as *fraud*" in blocks
     assert "Duo" not in blocks
-    update = wait_until(lambda: ok_calls(bot.fs, "chat.update", "DU_ALICE"), what="DM update")
+    update = wait_until(lambda: ok_calls(bot.fs, "chat.update", "DUALICE"), what="DM update")
     assert "You reported the Okta Verify push as fraudulent" in update[0].params["text"]
     answer = bot.audit(alert_id, "alert.duo_fraud")[0]
     assert (answer.actor, answer.details["verifier"]) == ("okta", "okta")
@@ -66,7 +66,7 @@ def test_a_user_without_okta_verify_escalates_as_not_enrolled(bot: Bot) -> None:
     alert_id = _confirmed(bot, "okta-sms-only")
     assert bot.wait_status(alert_id, "escalated")["escalation_reason"] == "duo_not_enrolled"
     assert "(duo_not_enrolled)" in bot.wait_security_post().params["text"]
-    update = wait_until(lambda: ok_calls(bot.fs, "chat.update", "DU_ALICE"), what="DM update")
+    update = wait_until(lambda: ok_calls(bot.fs, "chat.update", "DUALICE"), what="DM update")
     assert "aren't enrolled in Okta Verify" in update[0].params["text"]
 
 
@@ -122,7 +122,7 @@ def test_an_approval_resolves_and_metrics_are_labelled_okta(bot: Bot) -> None:
 def test_a_text_yes_is_told_an_okta_verify_push_is_on_its_way(bot: Bot) -> None:
     alert_id = int(bot.post_alert(dedup_key="okta-text-yes")["id"])
     bot.wait_status(alert_id, "awaiting_ack")
-    bot.say("U_ALICE", "ack")
+    bot.say("UALICE", "ack")
     _okta(bot).wait_for_push(timeout=10)
-    reply = bot.wait_reply("U_ALICE")[0].params["text"]
+    reply = bot.wait_reply("UALICE")[0].params["text"]
     assert "Okta Verify push" in reply and "Duo" not in reply

@@ -49,12 +49,12 @@ def test_outbound_webhooks_are_signed_and_follow_the_alert(make_bot: MakeBot, ho
     bot = make_bot(webhooks={"outbound": [{"url": hook, "secret": SECRET}]})
     ok = bot.post_alert(dedup_key="w1")
     bot.wait_status(ok["id"], "awaiting_ack")
-    bot.click("U_ALICE", CONFIRM_ACTION, ok["id"])
+    bot.click("UALICE", CONFIRM_ACTION, ok["id"])
     bot.fd.answer_push(bot.fd.wait_for_push(timeout=10).txid, "allow")
     bot.wait_status(ok["id"], "resolved")
     bad = bot.post_alert(dedup_key="w2", details={"host": "other"})
     bot.wait_status(bad["id"], "awaiting_ack")
-    bot.click("U_ALICE", DENY_ACTION, bad["id"])
+    bot.click("UALICE", DENY_ACTION, bad["id"])
     wait_until(lambda: len(_Hook.got) >= 2, 10, "two webhook deliveries")
     events = {(json.loads(b)["alert"]["id"], h["x-securitybot-event"]) for h, b in _Hook.got}
     assert events == {(ok["id"], "resolved"), (bad["id"], "escalated")}
@@ -68,7 +68,7 @@ def test_metrics_show_a_full_lifecycle(make_bot: MakeBot) -> None:
     bot = make_bot()
     alert = bot.post_alert(dedup_key="m1")
     bot.wait_status(alert["id"], "awaiting_ack")
-    bot.click("U_ALICE", DENY_ACTION, alert["id"])
+    bot.click("UALICE", DENY_ACTION, alert["id"])
     bot.wait_status(alert["id"], "escalated")
     text = bot.http.get("/metrics").text
     for name in (

@@ -43,7 +43,7 @@ def test_two_replicas_dm_and_escalate_every_alert_exactly_once(
     pg_url: str, fs: FakeSlack, fd: FakeDuo, tmp_path: Path
 ) -> None:
     for i in range(USERS):
-        fs.add_user(f"U_R{i:03d}", f"r{i}@example.com", first_name=f"R{i}")
+        fs.add_user(f"UR{i:03d}", f"r{i}@example.com", first_name=f"R{i}")
     servers = []
     for n in range(2):
         port = free_port()
@@ -75,13 +75,13 @@ def test_two_replicas_dm_and_escalate_every_alert_exactly_once(
         wait_until(lambda: len(ok_calls(fs, "chat.postMessage")) >= USERS, 30, "all DMs")
         for i, alert_id in enumerate(ids[: USERS // 2]):
             bots[i % 2].wait_status(alert_id, "awaiting_ack")
-            bots[(i + 1) % 2].click(f"U_R{i:03d}", DENY_ACTION, alert_id)
+            bots[(i + 1) % 2].click(f"UR{i:03d}", DENY_ACTION, alert_id)
         for i, alert_id in enumerate(ids):
             bots[i % 2].wait_status(alert_id, "escalated", timeout=60)
 
         dm_channels = Counter(
             c.params["channel"] for c in ok_calls(fs, "chat.postMessage")
-            if str(c.params["channel"]).startswith("DU_R") and c.params.get("blocks")
+            if str(c.params["channel"]).startswith("DUR") and c.params.get("blocks")
         )  # fmt: skip
         assert len(dm_channels) == USERS and set(dm_channels.values()) == {1}
         wait_until(lambda: len(ok_calls(fs, "chat.postMessage", SECURITY_CHANNEL)) >= USERS, 20,

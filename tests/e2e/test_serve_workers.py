@@ -30,7 +30,7 @@ def test_two_worker_processes_serve_one_port_and_dm_every_alert_once(
     fs: FakeSlack, fd: FakeDuo, tmp_path: Path
 ) -> None:
     for i in range(ALERTS):
-        fs.add_user(f"U_W{i:03d}", f"w{i}@example.com")
+        fs.add_user(f"UW{i:03d}", f"w{i}@example.com")
     port = free_port()
     with postgres_schema_url() as url:
         config = tmp_path / "config.yaml"
@@ -39,7 +39,7 @@ def test_two_worker_processes_serve_one_port_and_dm_every_alert_once(
             "server": {"host": "127.0.0.1", "port": port},
             "ingest": {"tokens": [{"source": "test", "token": TOKEN}]},
             "slack": {"bot_token": "xoxb-test", "signing_secret": "s" * 32,
-                      "api_url": fs.base_url, "security_channel": "C_SEC"},
+                      "api_url": fs.base_url, "security_channel": "CSEC"},
             "duo": {"ikey": fd.ikey, "skey": fd.skey, "api_host": fd.api_host,
                     "ca_certs": fd.ca_path},
             "policy": {"ack_timeout": 3600},

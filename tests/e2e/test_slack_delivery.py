@@ -17,7 +17,7 @@ from securitybot.store.models import SlackReceipt
 from tests.e2e.conftest import MakeBot
 from tests.e2e.harness import SECURITY_CHANNEL, Bot, e2e_settings, running_bot, wait_until
 
-RESPONDERS = {"escalation": {"responders": ["U_BOB"]}}
+RESPONDERS = {"escalation": {"responders": ["UBOB"]}}
 
 
 def _duplicates(kind: str) -> float:
@@ -43,10 +43,10 @@ def _two_open_alerts(bot: Bot) -> tuple[int, int]:
 
 def test_slacks_retry_of_a_yes_never_answers_the_next_alert(bot: Bot) -> None:
     first, second = _two_open_alerts(bot)
-    yes = message_event_body(user="U_ALICE", text="yes", channel="DU_ALICE")
+    yes = message_event_body(user="UALICE", text="yes", channel="DUALICE")
     assert bot.slack_post(yes).status_code == 200
     bot.wait_status(first, "awaiting_2fa")
-    bot.wait_reply("U_ALICE")
+    bot.wait_reply("UALICE")
 
     before = _duplicates("event_callback")
     retried = bot.slack_post(yes, retry=1)  # Slack thought we were slow: same event_id
@@ -56,25 +56,25 @@ def test_slacks_retry_of_a_yes_never_answers_the_next_alert(bot: Bot) -> None:
     assert bot.alert(second)["status"] == "awaiting_ack"
     assert bot.fd.wait_for_push(timeout=10).pushinfo["Alert id"] == str(first)
     assert _duo_auths(bot) == 1
-    assert len(bot.replies("U_ALICE")) == 1
+    assert len(bot.replies("UALICE")) == 1
 
 
 def test_a_retry_of_an_event_never_seen_is_handled(bot: Bot) -> None:
     alert_id = bot.post_alert(dedup_key="first-seen-as-retry")["id"]
     bot.wait_status(alert_id, "awaiting_ack")
     # The first delivery never reached us (connection failed); the retry is all we get.
-    no = message_event_body(user="U_ALICE", text="no", channel="DU_ALICE")
+    no = message_event_body(user="UALICE", text="no", channel="DUALICE")
     assert bot.slack_post(no, retry=1).status_code == 200
-    bot.wait_reply("U_ALICE")  # handled: "are you sure?"
-    assert bot.say("U_ALICE", "confirm").status_code == 200
+    bot.wait_reply("UALICE")  # handled: "are you sure?"
+    assert bot.say("UALICE", "confirm").status_code == 200
     assert bot.wait_status(alert_id, "escalated")["escalation_reason"] == "not_me"
 
 
 def test_a_replayed_click_has_one_effect(bot: Bot) -> None:
     alert_id = bot.post_alert(dedup_key="replayed-click")["id"]
     bot.wait_status(alert_id, "awaiting_ack")
-    click = block_action_body(user="U_ALICE", action_id=CONFIRM_ACTION, value=str(alert_id),
-                              channel="DU_ALICE", message_ts="1.0")  # fmt: skip
+    click = block_action_body(user="UALICE", action_id=CONFIRM_ACTION, value=str(alert_id),
+                              channel="DUALICE", message_ts="1.0")  # fmt: skip
     assert bot.slack_post(click).status_code == 200
     bot.wait_status(alert_id, "awaiting_2fa")
     wait_until(lambda: bot.fs.ephemeral, what="the click's ephemeral reply")
@@ -93,9 +93,9 @@ def test_a_replayed_triage_click_is_ignored_too(make_bot: MakeBot) -> None:
     bot = make_bot(**RESPONDERS)
     alert_id = bot.post_alert(dedup_key="replayed-claim")["id"]
     bot.wait_status(alert_id, "awaiting_ack")
-    bot.click("U_ALICE", DENY_ACTION, alert_id)
+    bot.click("UALICE", DENY_ACTION, alert_id)
     bot.wait_status(alert_id, "escalated")
-    claim = block_action_body(user="U_BOB", action_id=CLAIM_ACTION, value=str(alert_id),
+    claim = block_action_body(user="UBOB", action_id=CLAIM_ACTION, value=str(alert_id),
                               channel=SECURITY_CHANNEL, message_ts="1.0")  # fmt: skip
     assert bot.slack_post(claim).status_code == 200
     bot.wait_status(alert_id, "triaging")
@@ -110,12 +110,12 @@ def test_a_replayed_triage_click_is_ignored_too(make_bot: MakeBot) -> None:
 
 def test_receipts_survive_a_restart(db_url: str, fs: FakeSlack, fd: FakeDuo) -> None:
     settings = e2e_settings(db_url, fs, fd)
-    yes = message_event_body(user="U_ALICE", text="yes", channel="DU_ALICE")
+    yes = message_event_body(user="UALICE", text="yes", channel="DUALICE")
     with running_bot(settings, fs, fd) as bot:
         first, second = _two_open_alerts(bot)
         bot.slack_post(yes)
         bot.wait_status(first, "awaiting_2fa")
-        bot.wait_reply("U_ALICE")
+        bot.wait_reply("UALICE")
 
     with running_bot(settings, fs, fd) as restarted:
         before = _duplicates("event_callback")
@@ -150,8 +150,8 @@ def test_slack_gets_its_200_before_the_slow_work_is_done(
     alert_id = bot.post_alert(dedup_key="slow-answer")["id"]
     bot.wait_status(alert_id, "awaiting_ack")
     try:
-        assert bot.say("U_ALICE", "yes").status_code == 200
-        click = bot.click("U_ALICE", CONFIRM_ACTION, alert_id)
+        assert bot.say("UALICE", "yes").status_code == 200
+        click = bot.click("UALICE", CONFIRM_ACTION, alert_id)
         assert click.status_code == 200
         # Both were acknowledged while the answer is still held in the "database".
         assert bot.alert(alert_id)["status"] == "awaiting_ack"
@@ -163,12 +163,12 @@ def test_slack_gets_its_200_before_the_slow_work_is_done(
 
 def test_the_bots_own_dm_messages_are_acknowledged_without_a_receipt(bot: Bot) -> None:
     # Slack echoes the bot's own DM posts back as message.im events.
-    own = json.loads(message_event_body(user="U_BOT", text="Hi Alice", channel="DU_ALICE"))
-    own["event"]["bot_id"] = "B_BOT"
+    own = json.loads(message_event_body(user="UBOT", text="Hi Alice", channel="DUALICE"))
+    own["event"]["bot_id"] = "BBOT"
     body = json.dumps(own)
 
     assert bot.slack_post(body).status_code == 200
 
     with bot.db.read() as session:
         assert session.get(SlackReceipt, f"event:{own['event_id']}") is None
-    assert bot.replies("U_ALICE") == []
+    assert bot.replies("UALICE") == []

@@ -49,5 +49,5 @@ def test_alerts_wait_for_slack_and_are_dmd_once_it_is_configured(
 
     with running_bot(e2e_settings(db_url, fs, fd), fs, fd) as bot:
         bot.wait_status(alert_id, "awaiting_ack")
-        assert len(bot.dms("U_ALICE")) == 1
+        assert len(bot.dms("UALICE")) == 1
         assert metric(bot, WAITING) == 0

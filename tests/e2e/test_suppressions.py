@@ -18,7 +18,7 @@ from securitybot.store.suppression_models import SuppressionRule
 from tests.e2e.conftest import MakeBot
 from tests.e2e.harness import Bot, wait_until
 
-LEAD = "U_SECLEAD"
+LEAD = "USECLEAD"
 TEAM = {"escalation": {"responders": [LEAD], "max_suppression": "2d"}}
 
 
@@ -80,7 +80,7 @@ def test_a_maintenance_window_closes_matching_alerts_as_suppressed_and_names_the
     assert matched.details["suppression_id"] == rule.id
     assert matched.details["rule"] == f"R{rule.id} sensitive_command host=build-*"
     assert bot.wait_status(miss["id"], "awaiting_ack")
-    assert len(bot.dms("U_ALICE")) == 1  # only the alert outside the window was asked about
+    assert len(bot.dms("UALICE")) == 1  # only the alert outside the window was asked about
     assert suppressed_count(bot, "sensitive_command") == before + 1
 
     assert f"R{rule.id} sensitive_command host=build-*" in command(bot, LEAD, "rules")
@@ -124,13 +124,13 @@ def test_always_escalate_kinds_and_bad_rules_are_refused(
     assert "not a duration" in command(bot, LEAD, "suppress sensitive_command host=a forever x")
     assert "reason is required" in command(bot, LEAD, "suppress sensitive_command 1h")
     assert "Only the security team" in command(
-        bot, "U_MALLORY", "suppress sensitive_command 1h cover my tracks"
+        bot, "UMALLORY", "suppress sensitive_command 1h cover my tracks"
     )
     assert rules(bot) == []
     refused = audit(bot, "command.refused")
     assert [(r.actor, r.details["reason"]) for r in refused] == [
         (LEAD, "kind cannot be suppressed"), (LEAD, "kind cannot be suppressed"),
-        ("U_MALLORY", "not a responder"),
+        ("UMALLORY", "not a responder"),
     ]  # fmt: skip
 
 
@@ -138,17 +138,17 @@ def test_everyone_sees_their_own_open_alerts_and_can_send_a_test(
     team_fs: FakeSlack, make_bot: MakeBot
 ) -> None:
     bot = make_bot(**TEAM)
-    assert command(bot, "U_ALICE", "status") == "You have no open alerts. 🎉"
-    reply = command(bot, "U_ALICE", "test")
+    assert command(bot, "UALICE", "status") == "You have no open alerts. 🎉"
+    reply = command(bot, "UALICE", "test")
     assert "Test alert #" in reply
     test_id = int(reply.split("#", 1)[1].split(" ", 1)[0])
     assert bot.wait_status(test_id, "awaiting_ack")
-    [dm] = wait_until(lambda: bot.dms("U_ALICE"), what="the test DM")
+    [dm] = wait_until(lambda: bot.dms("UALICE"), what="the test DM")
     assert "test alert" in str(dm.params["blocks"]).lower()
-    status = command(bot, "U_ALICE", "status")
+    status = command(bot, "UALICE", "status")
     assert f"#{test_id} Securitybot test alert" in status and "waiting for your answer" in status
-    assert "already asked" in command(bot, "U_ALICE", "test")  # one a minute
-    assert command(bot, "U_BOB", "status") == "You have no open alerts. 🎉"  # only your own
+    assert "already asked" in command(bot, "UALICE", "test")  # one a minute
+    assert command(bot, "UBOB", "status") == "You have no open alerts. 🎉"  # only your own
 
 
 def test_the_daily_summary_lists_what_each_rule_suppressed_in_the_security_channel(
@@ -166,7 +166,7 @@ def test_the_daily_summary_lists_what_each_rule_suppressed_in_the_security_chann
     post = bot.wait_security_post()
     text = post.params["blocks"][0]["text"]["text"]
     assert text.startswith("*🔕 2 alerts suppressed* between <!date^")
-    assert "`R1 sensitive_command host=build-*` ×2 by <@U_SECLEAD>: CI image rebuild" in text
+    assert "`R1 sensitive_command host=build-*` ×2 by <@USECLEAD>: CI image rebuild" in text
     assert all(f"#{i} flurb -export on accountingserver01" in text for i in ids)
     time.sleep(1)  # a second run (the other replica's row) would have posted by now
     assert len(bot.security_posts()) == 1

@@ -78,8 +78,8 @@ def test_kibana_detection_alerts_dm_the_person_and_escalate_root(bot: Bot) -> No
     assert resp.status_code == 201, resp.text
     by_index = {a["index"]: a for a in resp.json()["accepted"]}
 
-    wait_until(lambda: bot.dms("U_ALICE"), what="a DM to alice")
-    assert bot.alert(by_index[0]["id"])["user_id"] == "U_ALICE"
+    wait_until(lambda: bot.dms("UALICE"), what="a DM to alice")
+    assert bot.alert(by_index[0]["id"])["user_id"] == "UALICE"
     escalated_as_no_user(bot, by_index[1]["id"])
 
 

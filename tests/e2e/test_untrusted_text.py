@@ -14,20 +14,20 @@ def test_an_alert_full_of_markup_pings_nobody_and_links_nowhere(bot: Bot) -> Non
     alert = bot.post_alert(
         dedup_key="markup",
         title="<!channel> flurb on <!here>",
-        description=f"{PHISH} &lt;!channel&gt; <@U_BOB> <!subteam^S1>",
+        description=f"{PHISH} &lt;!channel&gt; <@UBOB> <!subteam^S1>",
         details={"host": "web` <!channel> `01", "command": f"curl {PHISH}"},
     )
     bot.wait_status(alert["id"], "awaiting_ack")
-    dm = bot.dms("U_ALICE")[0]
+    dm = bot.dms("UALICE")[0]
     assert_inert(mrkdwn_of(dm.params["text"], dm.params["blocks"]))
     assert "`webˋ &lt;!channel&gt; ˋ01`" in str(dm.params["blocks"])  # its code span holds
 
-    bot.say("U_ALICE", f"no I never did that {PHISH} <!channel>")
-    ask = bot.wait_reply("U_ALICE")[0]  # "are you sure?", naming the alert's (hostile) title
+    bot.say("UALICE", f"no I never did that {PHISH} <!channel>")
+    ask = bot.wait_reply("UALICE")[0]  # "are you sure?", naming the alert's (hostile) title
     assert_inert(mrkdwn_of(ask.params["text"]))
-    bot.say("U_ALICE", "confirm")
+    bot.say("UALICE", "confirm")
     bot.wait_status(alert["id"], "escalated")
-    reply = bot.wait_reply("U_ALICE", count=2)[1]
+    reply = bot.wait_reply("UALICE", count=2)[1]
     assert_inert(mrkdwn_of(reply.params["text"]))
 
     def timeline_shown() -> list[Call]:
@@ -37,7 +37,7 @@ def test_an_alert_full_of_markup_pings_nobody_and_links_nowhere(bot: Bot) -> Non
 
     for call in wait_until(timeline_shown, what="the user's comment in the escalation"):
         texts = mrkdwn_of(call.params["text"], call.params["blocks"])
-        assert_inert(texts, allowed=("<@U_ALICE>",))
+        assert_inert(texts, allowed=("<@UALICE>",))
 
 
 def test_a_5000_character_host_still_asks_the_user(bot: Bot) -> None:
@@ -47,13 +47,13 @@ def test_a_5000_character_host_still_asks_the_user(bot: Bot) -> None:
         details={"host": host, "command": "c" * 5000, "notes": "&" * 4000},
     )  # fmt: skip
     bot.wait_status(alert["id"], "awaiting_ack")
-    dm = bot.dms("U_ALICE")[0]
+    dm = bot.dms("UALICE")[0]
     assert problems(dm.params["blocks"]) == []
     assert f"(truncated; full alert: #{alert['id']})" in str(dm.params["blocks"])
 
-    bot.say("U_ALICE", "no " + "because " * 1000)  # a long reply comment for the timeline
-    bot.wait_reply("U_ALICE")
-    bot.say("U_ALICE", "confirm")
+    bot.say("UALICE", "no " + "because " * 1000)  # a long reply comment for the timeline
+    bot.wait_reply("UALICE")
+    bot.say("UALICE", "confirm")
     bot.wait_status(alert["id"], "escalated")
     post = bot.wait_security_post()
     assert problems(post.params["blocks"]) == []

@@ -41,10 +41,11 @@ SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
 def fs() -> Iterator[FakeSlack]:
     before = threading.active_count()
     with FakeSlack() as fake:
-        fake.add_user("U_ALICE", "alice@example.com", "alice", "Alice Liddell", tz="Europe/London")
-        fake.add_user("U_OWNER", "owner@example.com", is_primary_owner=True)
-        fake.add_user("U_ROBOT", "robot@example.com", is_bot=True)
-        fake.add_user("U_GONE", "gone@example.com", deleted=True)
+        fake.add_user("UALICE", "alice@example.com", "alice", "Alice Liddell", tz="Europe/London")
+        fake.add_user("UOWNER", "owner@example.com", is_primary_owner=True)
+        fake.add_user("UROBOT", "robot@example.com", is_bot=True)
+        fake.add_user("UGONE", "gone@example.com", deleted=True)
+        fake.add_channel("CSEC")
         yield fake
     # Every server and handler thread must be gone once the fake is stopped.
     assert threading.active_count() == before
@@ -60,7 +61,7 @@ def error_of(exc: pytest.ExceptionInfo[SlackApiError]) -> str:
 
 
 def test_auth_test_and_token_checks(fs: FakeSlack, client: WebClient) -> None:
-    assert client.auth_test()["user_id"] == "U_BOT"
+    assert client.auth_test()["user_id"] == "UBOT"
     with pytest.raises(SlackApiError) as exc:
         WebClient(base_url=fs.base_url).auth_test()
     assert error_of(exc) == "not_authed"
@@ -71,46 +72,91 @@ def test_auth_test_and_token_checks(fs: FakeSlack, client: WebClient) -> None:
 
 
 def test_users(client: WebClient) -> None:
-    user = client.users_info(user="U_ALICE")["user"]
+    user = client.users_info(user="UALICE")["user"]
     assert user["profile"]["email"] == "alice@example.com"
     assert user["profile"]["first_name"] == "Alice"
     assert user["tz"] == "Europe/London"
-    assert client.users_info(user="U_GONE")["user"]["deleted"] is True
-    assert client.users_lookupByEmail(email="ALICE@example.com")["user"]["id"] == "U_ALICE"
+    assert client.users_info(user="UGONE")["user"]["deleted"] is True
+    assert client.users_lookupByEmail(email="ALICE@example.com")["user"]["id"] == "UALICE"
     with pytest.raises(SlackApiError) as exc:
-        client.users_info(user="U_NOBODY")
+        client.users_info(user="UNOBODY")
     assert error_of(exc) == "user_not_found"
     with pytest.raises(SlackApiError) as exc:
         client.users_lookupByEmail(email="nobody@example.com")
     assert error_of(exc) == "users_not_found"
 
 
-def test_dm_post_update_delete(fs: FakeSlack, client: WebClient) -> None:
-    opened = client.conversations_open(users="U_ALICE")
-    assert opened["channel"]["id"] == "DU_ALICE"
-    assert client.conversations_open(users=["U_ALICE"])["already_open"] is True
-    blocks = [{"type": "section", "text": {"type": "mrkdwn", "text": "Was this you?"}}]
-    first = client.chat_postMessage(channel="DU_ALICE", text="Was this you?", blocks=blocks)
-    second = client.chat_postMessage(channel="U_ALICE", text="second")
-    assert second["channel"] == "DU_ALICE"
-    assert float(second["ts"]) > float(first["ts"])
-    assert [m["text"] for m in fs.messages("DU_ALICE")] == ["Was this you?", "second"]
-    assert fs.messages("DU_ALICE")[0]["blocks"] == blocks
-
-    client.chat_update(channel="DU_ALICE", ts=first["ts"], text="Thanks", blocks=[])
-    assert fs.messages("DU_ALICE")[0]["text"] == "Thanks"
-    assert "edited" in fs.messages("DU_ALICE")[0]
-    client.chat_delete(channel="DU_ALICE", ts=second["ts"])
-    assert len(fs.messages("DU_ALICE")) == 1
+def test_a_deactivated_person_is_not_found_by_email(client: WebClient) -> None:
+    # docs.slack.dev/reference/methods/users.lookupByEmail: deactivated accounts are not
+    # returned (users_not_found); users.info still answers them, with deleted: true.
     with pytest.raises(SlackApiError) as exc:
-        client.chat_update(channel="DU_ALICE", ts="1.000000", text="x")
+        client.users_lookupByEmail(email="gone@example.com")
+    assert error_of(exc) == "users_not_found"
+    assert client.users_info(user="UGONE")["user"]["deleted"] is True
+
+
+def test_channels_exist_only_once_made_and_take_posts_only_from_members(
+    fs: FakeSlack, client: WebClient
+) -> None:
+    with pytest.raises(SlackApiError) as exc:  # never created: Slack does not make it up
+        client.chat_postMessage(channel="CNEW", text="hi")
+    assert error_of(exc) == "channel_not_found"
+    assert "CNEW" not in fs.channels
+
+    fs.add_channel("COUTSIDE", bot_member=False)
+    with pytest.raises(SlackApiError) as exc:
+        client.chat_postMessage(channel="COUTSIDE", text="hi")
+    assert error_of(exc) == "not_in_channel"
+    info = client.conversations_info(channel="COUTSIDE")["channel"]
+    assert info["id"] == "COUTSIDE" and info["is_member"] is False and info["is_channel"]
+    fs.invite("COUTSIDE")  # /invite @Securitybot
+    assert client.conversations_info(channel="COUTSIDE")["channel"]["is_member"] is True
+    assert client.chat_postMessage(channel="COUTSIDE", text="hi")["ok"]
+    fs.remove_from_channel("COUTSIDE")
+    with pytest.raises(SlackApiError) as exc:
+        client.chat_postMessage(channel="COUTSIDE", text="again")
+    assert error_of(exc) == "not_in_channel"
+
+    # A private channel the bot is not in does not exist for it.
+    fs.add_channel("GSECRET", bot_member=False, private=True)
+    for call in (
+        lambda: client.chat_postMessage(channel="GSECRET", text="hi"),
+        lambda: client.conversations_info(channel="GSECRET"),
+        lambda: client.conversations_history(channel="GSECRET"),
+    ):
+        with pytest.raises(SlackApiError) as exc:
+            call()
+        assert error_of(exc) == "channel_not_found"
+    fs.invite("GSECRET")
+    assert client.conversations_info(channel="GSECRET")["channel"]["is_private"] is True
+
+
+def test_dm_post_update_delete(fs: FakeSlack, client: WebClient) -> None:
+    opened = client.conversations_open(users="UALICE")
+    assert opened["channel"]["id"] == "DUALICE"
+    assert client.conversations_open(users=["UALICE"])["already_open"] is True
+    blocks = [{"type": "section", "text": {"type": "mrkdwn", "text": "Was this you?"}}]
+    first = client.chat_postMessage(channel="DUALICE", text="Was this you?", blocks=blocks)
+    second = client.chat_postMessage(channel="UALICE", text="second")
+    assert second["channel"] == "DUALICE"
+    assert float(second["ts"]) > float(first["ts"])
+    assert [m["text"] for m in fs.messages("DUALICE")] == ["Was this you?", "second"]
+    assert fs.messages("DUALICE")[0]["blocks"] == blocks
+
+    client.chat_update(channel="DUALICE", ts=first["ts"], text="Thanks", blocks=[])
+    assert fs.messages("DUALICE")[0]["text"] == "Thanks"
+    assert "edited" in fs.messages("DUALICE")[0]
+    client.chat_delete(channel="DUALICE", ts=second["ts"])
+    assert len(fs.messages("DUALICE")) == 1
+    with pytest.raises(SlackApiError) as exc:
+        client.chat_update(channel="DUALICE", ts="1.000000", text="x")
     assert error_of(exc) == "message_not_found"
 
-    eph = client.chat_postEphemeral(channel="C_SEC", user="U_ALICE", text="psst")
+    eph = client.chat_postEphemeral(channel="CSEC", user="UALICE", text="psst")
     assert eph["message_ts"]
     assert fs.ephemeral[0]["text"] == "psst"
     with pytest.raises(SlackApiError) as exc:
-        client.conversations_open(users="U_GONE")
+        client.conversations_open(users="UGONE")
     assert error_of(exc) == "user_disabled"
 
 
@@ -118,25 +164,25 @@ def test_history_is_newest_first_paged_and_shows_metadata_only_when_asked(
     client: WebClient,
 ) -> None:
     tag = {"event_type": "securitybot_delivery", "event_payload": {"alert_id": 7, "kind": "dm"}}
-    first = client.chat_postMessage(channel="C_SEC", text="one", metadata=tag)
-    client.chat_postMessage(channel="C_SEC", text="two")
-    client.chat_postMessage(channel="C_SEC", text="three")
+    first = client.chat_postMessage(channel="CSEC", text="one", metadata=tag)
+    client.chat_postMessage(channel="CSEC", text="two")
+    client.chat_postMessage(channel="CSEC", text="three")
 
-    page = client.conversations_history(channel="C_SEC", limit=2)
+    page = client.conversations_history(channel="CSEC", limit=2)
     assert [m["text"] for m in page["messages"]] == ["three", "two"]
     assert page["has_more"] is True
     rest = client.conversations_history(
-        channel="C_SEC", limit=2, cursor=page["response_metadata"]["next_cursor"]
+        channel="CSEC", limit=2, cursor=page["response_metadata"]["next_cursor"]
     )
     assert [m["text"] for m in rest["messages"]] == ["one"] and rest["has_more"] is False
     assert "metadata" not in rest["messages"][0]
 
-    tagged = client.conversations_history(channel="C_SEC", include_all_metadata=True)
+    tagged = client.conversations_history(channel="CSEC", include_all_metadata=True)
     assert tagged["messages"][-1]["metadata"] == tag
     # oldest is exclusive unless inclusive=true
-    after = client.conversations_history(channel="C_SEC", oldest=first["ts"])
+    after = client.conversations_history(channel="CSEC", oldest=first["ts"])
     assert [m["text"] for m in after["messages"]] == ["three", "two"]
-    since = client.conversations_history(channel="C_SEC", oldest=first["ts"], inclusive=True)
+    since = client.conversations_history(channel="CSEC", oldest=first["ts"], inclusive=True)
     assert len(since["messages"]) == 3
     with pytest.raises(SlackApiError) as exc:
         client.conversations_history(channel="nowhere")
@@ -146,10 +192,10 @@ def test_history_is_newest_first_paged_and_shows_metadata_only_when_asked(
 def test_form_encoded_json_fields_are_decoded(fs: FakeSlack, client: WebClient) -> None:
     blocks = [{"type": "divider"}]
     client.api_call(
-        "chat.postMessage", data={"channel": "C_SEC", "text": "t", "blocks": json.dumps(blocks)}
+        "chat.postMessage", data={"channel": "CSEC", "text": "t", "blocks": json.dumps(blocks)}
     )
     assert fs.calls_to("chat.postMessage")[0].params["blocks"] == blocks
-    assert fs.messages("C_SEC")[0]["blocks"] == blocks
+    assert fs.messages("CSEC")[0]["blocks"] == blocks
 
 
 def test_views_usergroups_unknown(fs: FakeSlack, client: WebClient) -> None:
@@ -163,10 +209,10 @@ def test_views_usergroups_unknown(fs: FakeSlack, client: WebClient) -> None:
         client.views_update(view_id="V_NOPE", view=view)
     assert error_of(exc) == "not_found"
 
-    fs.add_usergroup("S_SEC", ["U_ALICE", "U_OWNER"])
-    assert client.usergroups_users_list(usergroup="S_SEC")["users"] == ["U_ALICE", "U_OWNER"]
+    fs.add_usergroup("SSEC", ["UALICE", "UOWNER"])
+    assert client.usergroups_users_list(usergroup="SSEC")["users"] == ["UALICE", "UOWNER"]
     with pytest.raises(SlackApiError) as exc:
-        client.usergroups_users_list(usergroup="S_NOPE")
+        client.usergroups_users_list(usergroup="SNOPE")
     assert error_of(exc) == "no_such_subteam"
     with pytest.raises(SlackApiError) as exc:
         client.api_call("nope.nothing")
@@ -178,24 +224,24 @@ def test_admin_session_reset(fs: FakeSlack, client: WebClient) -> None:
     admin = WebClient(token="xoxp-admin", base_url=fs.base_url)
     for token_client in (client, WebClient(token="xoxp-other", base_url=fs.base_url)):
         with pytest.raises(SlackApiError) as exc:
-            token_client.admin_users_session_reset(user_id="U_ALICE")
+            token_client.admin_users_session_reset(user_id="UALICE")
         assert error_of(exc) == "not_allowed_token_type"
-    assert admin.admin_users_session_reset(user_id="U_ALICE")["ok"]
+    assert admin.admin_users_session_reset(user_id="UALICE")["ok"]
     for user_id, error in [
-        ("U_OWNER", "cannot_reset_primary_owner"),
-        ("U_ROBOT", "cannot_reset_bot"),
-        ("U_NOBODY", "user_not_found"),
+        ("UOWNER", "cannot_reset_primary_owner"),
+        ("UROBOT", "cannot_reset_bot"),
+        ("UNOBODY", "user_not_found"),
     ]:
         with pytest.raises(SlackApiError) as exc:
             admin.admin_users_session_reset(user_id=user_id)
         assert error_of(exc) == error
-    assert fs.session_resets == ["U_ALICE"]
+    assert fs.session_resets == ["UALICE"]
 
 
 def test_rate_limit_server_error_and_injected_error(fs: FakeSlack, client: WebClient) -> None:
     fs.fail_next("chat.postMessage", status=429, retry_after=7)
     with pytest.raises(SlackApiError) as exc:
-        client.chat_postMessage(channel="C_SEC", text="x")
+        client.chat_postMessage(channel="CSEC", text="x")
     assert exc.value.response.status_code == 429
     assert exc.value.response.headers["Retry-After"] == "7"
     assert error_of(exc) == "ratelimited"
@@ -203,22 +249,22 @@ def test_rate_limit_server_error_and_injected_error(fs: FakeSlack, client: WebCl
     fs.fail_next("chat.postMessage", status=500, times=2)
     for _ in range(2):
         with pytest.raises(SlackApiError) as exc:
-            client.chat_postMessage(channel="C_SEC", text="x")
+            client.chat_postMessage(channel="CSEC", text="x")
         assert exc.value.response.status_code == 500
 
     fs.fail_next("chat.postMessage", error="channel_not_found")
     with pytest.raises(SlackApiError) as exc:
-        client.chat_postMessage(channel="C_SEC", text="x")
+        client.chat_postMessage(channel="CSEC", text="x")
     assert error_of(exc) == "channel_not_found"
-    assert client.chat_postMessage(channel="C_SEC", text="x")["ok"]
+    assert client.chat_postMessage(channel="CSEC", text="x")["ok"]
     assert [c.status for c in fs.calls_to("chat.postMessage")] == [429, 500, 500, 200, 200]
-    assert len(fs.messages("C_SEC")) == 1
+    assert len(fs.messages("CSEC")) == 1
 
 
 def test_wait_for_and_on_call(fs: FakeSlack, client: WebClient) -> None:
     seen: list[Call] = []
     fs.on_call(seen.append)
-    timer = threading.Timer(0.1, lambda: client.chat_postMessage(channel="C_SEC", text="late"))
+    timer = threading.Timer(0.1, lambda: client.chat_postMessage(channel="CSEC", text="late"))
     timer.start()
     calls = fs.wait_for("chat.postMessage", timeout=5)
     timer.join()
@@ -264,12 +310,12 @@ def test_response_url_is_recorded(fs: FakeSlack) -> None:
 
 async def test_async_client_inside_running_loop(fs: FakeSlack) -> None:
     client = AsyncWebClient(token="xoxb-test", base_url=fs.base_url)
-    response = await client.chat_postMessage(channel="U_ALICE", text="from asyncio")
-    assert response["channel"] == "DU_ALICE"
+    response = await client.chat_postMessage(channel="UALICE", text="from asyncio")
+    assert response["channel"] == "DUALICE"
     assert len(await fs.wait_for_async("chat.postMessage")) == 1
     fs.fail_next("users.info", status=429, retry_after=2)
     with pytest.raises(SlackApiError) as exc:
-        await client.users_info(user="U_ALICE")
+        await client.users_info(user="UALICE")
     assert exc.value.response.headers["Retry-After"] == "2"
 
 
@@ -278,7 +324,7 @@ async def test_async_client_inside_running_loop(fs: FakeSlack) -> None:
 
 def test_signatures_verify_with_slack_sdk() -> None:
     verifier = SignatureVerifier(SECRET)
-    body = message_event_body("U_ALICE", "yes", "DU_ALICE")
+    body = message_event_body("UALICE", "yes", "DUALICE")
     headers = sign(SECRET, body)
     assert headers["Content-Type"] == "application/json"
     assert verifier.is_valid_request(body, headers)
@@ -287,40 +333,40 @@ def test_signatures_verify_with_slack_sdk() -> None:
     assert not verifier.is_valid_request(body, stale)
     assert not SignatureVerifier("other-secret").is_valid_request(body, headers)
 
-    form = block_action_body("U_ALICE", "approve", "yes", "DU_ALICE", "1700000000.000100")
+    form = block_action_body("UALICE", "approve", "yes", "DUALICE", "1700000000.000100")
     assert sign(SECRET, form)["Content-Type"] == "application/x-www-form-urlencoded"
     assert verifier.is_valid_request(form, sign(SECRET, form))
 
 
 def test_body_shapes() -> None:
-    event = json.loads(message_event_body("U_ALICE", "yes", "DU_ALICE", event_id="Ev1"))
+    event = json.loads(message_event_body("UALICE", "yes", "DUALICE", event_id="Ev1"))
     assert event["type"] == "event_callback" and event["event_id"] == "Ev1"
-    assert event["event"]["channel_type"] == "im" and event["event"]["user"] == "U_ALICE"
-    form = block_action_body("U_ALICE", "approve", "yes", "DU_ALICE", "1.000100")
+    assert event["event"]["channel_type"] == "im" and event["event"]["user"] == "UALICE"
+    form = block_action_body("UALICE", "approve", "yes", "DUALICE", "1.000100")
     action = json.loads(parse_qs(form)["payload"][0])
     assert action["type"] == "block_actions"
     assert action["actions"][0]["action_id"] == "approve"
     assert action["container"]["message_ts"] == "1.000100"
     values = {"b": {"a": {"type": "plain_text_input", "value": "vpn"}}}
-    view = json.loads(parse_qs(view_submission_body("U_ALICE", "why", "42", values))["payload"][0])
+    view = json.loads(parse_qs(view_submission_body("UALICE", "why", "42", values))["payload"][0])
     assert view["view"]["private_metadata"] == "42" and view["view"]["state"]["values"] == values
 
 
 def test_deleted_and_edited_dm_messages_and_retries_look_like_slacks() -> None:
     # Slack's references for the message_deleted and message_changed subtypes.
-    deleted = json.loads(message_deleted_body("DU_ALICE", "1.000100", event_id="Ev2"))
+    deleted = json.loads(message_deleted_body("DUALICE", "1.000100", event_id="Ev2"))
     assert deleted["event_id"] == "Ev2"
     e = deleted["event"]
     assert (e["type"], e["subtype"], e["hidden"]) == ("message", "message_deleted", True)
     assert e["deleted_ts"] == "1.000100" and "user" not in e
-    changed = json.loads(message_changed_body("U_ALICE", "DU_ALICE", "1.000200", "yes", "no"))
+    changed = json.loads(message_changed_body("UALICE", "DUALICE", "1.000200", "yes", "no"))
     e = changed["event"]
     assert e["subtype"] == "message_changed" and e["message"]["ts"] == "1.000200"
     assert (e["message"]["text"], e["previous_message"]["text"]) == ("yes", "no")
-    assert e["message"]["edited"]["user"] == "U_ALICE"
+    assert e["message"]["edited"]["user"] == "UALICE"
     assert retry_headers(2) == {"X-Slack-Retry-Num": "2", "X-Slack-Retry-Reason": "http_timeout"}
     # Each interaction has its own trigger_id, as in Slack.
-    clicks = [json.loads(parse_qs(block_action_body("U_ALICE", "a", "1", "DU_ALICE", "1.0"))
+    clicks = [json.loads(parse_qs(block_action_body("UALICE", "a", "1", "DUALICE", "1.0"))
                          ["payload"][0]) for _ in range(2)]  # fmt: skip
     assert clicks[0]["trigger_id"] != clicks[1]["trigger_id"]
 
@@ -353,14 +399,14 @@ def test_signed_requests_drive_a_real_bolt_app(fs: FakeSlack) -> None:
         got["view"] = view["private_metadata"]
 
     bodies = [
-        message_event_body("U_ALICE", "yes", "DU_ALICE"),
-        block_action_body("U_ALICE", "approve", "yes", "DU_ALICE", "1.000100"),
-        view_submission_body("U_ALICE", "why", "meta", {}),
+        message_event_body("UALICE", "yes", "DUALICE"),
+        block_action_body("UALICE", "approve", "yes", "DUALICE", "1.000100"),
+        view_submission_body("UALICE", "why", "meta", {}),
     ]
     for body in bodies:
         response = app.dispatch(bolt_request(body, sign(SECRET, body)))
         assert response.status == 200, response.body
-    assert fs.messages("DU_ALICE")[0]["text"] == "echo yes"
+    assert fs.messages("DUALICE")[0]["text"] == "echo yes"
     assert got == {"action": "yes", "view": "meta"}
 
     tampered = bodies[0].replace("yes", "no")

@@ -15,8 +15,8 @@ from securitybot.demo import FakeSlack
 @pytest.fixture
 def fs() -> Iterator[FakeSlack]:
     with FakeSlack() as fake:
-        fake.add_user("U_ALICE", "alice@example.com", "alice", "Alice Liddell")
-        fake.add_channel("C_SEC")
+        fake.add_user("UALICE", "alice@example.com", "alice", "Alice Liddell")
+        fake.add_channel("CSEC")
         yield fake
 
 
@@ -38,7 +38,7 @@ def refused(call: Any) -> dict[str, Any]:
 
 def test_a_context_element_over_3000_characters_is_invalid_blocks(client: WebClient) -> None:
     blocks = [{"type": "context", "elements": [{"type": "mrkdwn", "text": "h" * 5000}]}]
-    data = refused(lambda: client.chat_postMessage(channel="C_SEC", text="x", blocks=blocks))
+    data = refused(lambda: client.chat_postMessage(channel="CSEC", text="x", blocks=blocks))
     assert data["error"] == "invalid_blocks"
     assert "[json-pointer:/blocks/0/elements/0/text]" in data["response_metadata"]["messages"][0]
 
@@ -63,16 +63,16 @@ def test_a_context_element_over_3000_characters_is_invalid_blocks(client: WebCli
 def test_over_limit_blocks_are_refused_everywhere(
     fs: FakeSlack, client: WebClient, blocks: list[dict[str, Any]]
 ) -> None:
-    ts = client.chat_postMessage(channel="C_SEC", text="ok")["ts"]
+    ts = client.chat_postMessage(channel="CSEC", text="ok")["ts"]
     calls = [
-        lambda: client.chat_postMessage(channel="C_SEC", text="x", blocks=blocks),
-        lambda: client.chat_update(channel="C_SEC", ts=ts, text="x", blocks=blocks),
-        lambda: client.chat_postEphemeral(channel="C_SEC", user="U_ALICE", text="x",
+        lambda: client.chat_postMessage(channel="CSEC", text="x", blocks=blocks),
+        lambda: client.chat_update(channel="CSEC", ts=ts, text="x", blocks=blocks),
+        lambda: client.chat_postEphemeral(channel="CSEC", user="UALICE", text="x",
                                           blocks=blocks),
     ]  # fmt: skip
     for call in calls:
         assert refused(call)["error"] == "invalid_blocks"
-    assert [m["text"] for m in fs.messages("C_SEC")] == ["ok"]  # nothing posted or changed
+    assert [m["text"] for m in fs.messages("CSEC")] == ["ok"]  # nothing posted or changed
 
 
 def test_limits_are_inclusive(client: WebClient) -> None:
@@ -81,7 +81,7 @@ def test_limits_are_inclusive(client: WebClient) -> None:
         section("s" * 3000),
         {"type": "context", "elements": [{"type": "mrkdwn", "text": "c" * 3000}] * 10},
     ]
-    assert client.chat_postMessage(channel="C_SEC", text="x", blocks=blocks)["ok"]
+    assert client.chat_postMessage(channel="CSEC", text="x", blocks=blocks)["ok"]
 
 
 def test_views_refuse_over_limit_views(fs: FakeSlack, client: WebClient) -> None:
@@ -93,7 +93,7 @@ def test_views_refuse_over_limit_views(fs: FakeSlack, client: WebClient) -> None
         assert refused(lambda v=view: client.views_open(trigger_id="1.2", view=v))["error"] == (
             "invalid_arguments"
         )
-        assert refused(lambda v=view: client.views_publish(user_id="U_ALICE", view=v))["error"] == (
+        assert refused(lambda v=view: client.views_publish(user_id="UALICE", view=v))["error"] == (
             "invalid_arguments"
         )
     good = {"type": "modal", "title": {"type": "plain_text", "text": "Resolve"},

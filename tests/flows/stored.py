@@ -12,7 +12,7 @@ def stored_alert(db: Database, *, status: str, **values: Any) -> int:
     """Alice's `flurb -export` alert in ``status``, with any other columns given; its id."""
     with db.write() as session:
         alice = {"kind": "sensitive_command", "severity": "high", "source": "test",
-                 "user_given": "alice@example.com", "user_id": "U_ALICE",
+                 "user_given": "alice@example.com", "user_id": "UALICE",
                  "title": "flurb -export"}  # fmt: skip
         alert = Alert(**{**alice, **values}, status=status)
         session.add(alert)

@@ -35,8 +35,8 @@ PEOPLE = 40
 @pytest.fixture
 def fs() -> Iterator[FakeSlack]:
     with FakeSlack() as fake:
-        fake.add_user("U_ALICE", "alice@example.com", first_name="Alice")
-        fake.add_user("U_BOB", "bob@example.com", first_name="Bob")
+        fake.add_user("UALICE", "alice@example.com", first_name="Alice")
+        fake.add_user("UBOB", "bob@example.com", first_name="Bob")
         for i in range(PEOPLE):
             fake.add_user(f"U{i:03d}", f"person{i:03d}@example.com")
         yield fake
@@ -102,11 +102,11 @@ async def test_a_burst_for_one_person_in_one_batch_is_one_dm_that_lists_the_rest
     await _run(_batch(db, fs), db)
 
     first, *rest = _alerts(db, ids)
-    assert (first.status, first.user_id, first.parent_id) == ("awaiting_ack", "U_ALICE", None)
+    assert (first.status, first.user_id, first.parent_id) == ("awaiting_ack", "UALICE", None)
     assert [(a.parent_id, a.status, a.dm_ts) for a in rest] == [
         (first.id, "awaiting_ack", first.dm_ts)
     ] * 3
-    assert len(_dms_to(fs, "DU_ALICE")) == 1
+    assert len(_dms_to(fs, "DUALICE")) == 1
     assert _actions(db, first.id) == ["alert.user_resolved", "alert.dm_sent"]
     assert _actions(db, rest[0].id) == ["alert.grouped", "alert.dm_sent"]
 
@@ -114,7 +114,7 @@ async def test_a_burst_for_one_person_in_one_batch_is_one_dm_that_lists_the_rest
 async def test_a_new_alert_joins_an_open_conversation_older_than_its_batch(
     db: Database, fs: FakeSlack
 ) -> None:
-    older = stored_alert(db, status="awaiting_ack", dm_channel="DU_ALICE", dm_ts="111.222",
+    older = stored_alert(db, status="awaiting_ack", dm_channel="DUALICE", dm_ts="111.222",
                          respond_by=utcnow() + timedelta(minutes=10))  # fmt: skip
     joining = _new(db, "alice@example.com", "joining")
     bob = _new(db, "bob@example.com", "bob")
@@ -123,15 +123,15 @@ async def test_a_new_alert_joins_an_open_conversation_older_than_its_batch(
     joined, dm_to_bob = _alerts(db, [joining, bob])
     assert (joined.parent_id, joined.status, joined.dm_ts) == (older, "awaiting_ack", "111.222")
     assert dm_to_bob.status == "awaiting_ack"
-    assert _dms_to(fs, "DU_ALICE") == []  # the open DM is re-rendered, not sent again
+    assert _dms_to(fs, "DUALICE") == []  # the open DM is re-rendered, not sent again
     assert [j.alert_id for j in _jobs(db, "refresh_dm")] == [older]
 
 
 async def test_a_mixed_batch_ends_each_alert_as_it_would_alone(db: Database, fs: FakeSlack) -> None:
-    fs.add_user("U_GONE", "gone@example.com", deleted=True)
+    fs.add_user("UGONE", "gone@example.com", deleted=True)
     with db.write() as session:
         session.add(Exemption(user="bob@example.com", reason="service account",
-                              created_by="U_SEC"))  # fmt: skip
+                              created_by="USEC"))  # fmt: skip
     asked = _new(db, "alice@example.com", "asked")
     exempt = _new(db, "bob@example.com", "exempt")
     unknown = _new(db, "stranger@example.com", "unknown")
@@ -236,7 +236,7 @@ async def test_an_alert_grouped_under_one_a_rule_closes_gets_its_own_conversatio
     while both were being settled, does not, and must still reach her."""
     with db.write() as session:
         session.add(SuppressionRule(kind="sensitive_command", matchers={"host": "build-*"},
-                                    reason="CI image rebuild", created_by="U_LEAD",
+                                    reason="CI image rebuild", created_by="ULEAD",
                                     expires_at=utcnow() + timedelta(hours=4)))  # fmt: skip
     hit = _new(db, "alice@example.com", "hit", details={"host": "build-07"})
     miss = _new(db, "alice@example.com", "miss", details={"host": "accountingserver01"})
@@ -251,4 +251,4 @@ async def test_an_alert_grouped_under_one_a_rule_closes_gets_its_own_conversatio
     assert (closed.status, closed.outcome) == ("closed", "suppressed")
     assert (asked.status, asked.parent_id, asked.outcome) == ("awaiting_ack", None, None)
     assert "alert.ungrouped" in _actions(db, miss)
-    assert len(_dms_to(fs, "DU_ALICE")) == 1
+    assert len(_dms_to(fs, "DUALICE")) == 1

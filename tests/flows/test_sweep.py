@@ -18,7 +18,7 @@ def _awaiting_answer_past_its_reminder(db: Database) -> int:
     return stored_alert(
         db,
         status="awaiting_ack",
-        dm_channel="D_ALICE",
+        dm_channel="DALICE",
         dm_ts="1.000001",
         respond_by=now + timedelta(minutes=10),
         remind_at=now - timedelta(seconds=1),

@@ -16,7 +16,7 @@ from securitybot.slack.triage import NOTE_ACTION, NOTE_BLOCK
 from tests.e2e.conftest import fd, fs, make_bot, verifier  # noqa: F401 (fixtures)
 from tests.e2e.harness import SECURITY_CHANNEL, Bot
 
-RESPONDER = "U_SAM"  # on the team, and in PagerDuty as PSAM001 with the same email
+RESPONDER = "USAM"  # on the team, and in PagerDuty as PSAM001 with the same email
 PD_RESPONDER = "PSAM001"
 
 
@@ -44,7 +44,7 @@ def escalate_by_denial(bot: Bot, **fields: Any) -> int:
     """Alice says "not me": the alert escalates (reason not_me)."""
     alert = bot.post_alert(**fields)
     bot.wait_status(alert["id"], "awaiting_ack")
-    bot.click("U_ALICE", DENY_ACTION, alert["id"])
+    bot.click("UALICE", DENY_ACTION, alert["id"])
     bot.wait_status(alert["id"], "escalated")
     return int(alert["id"])
 

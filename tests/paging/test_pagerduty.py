@@ -45,7 +45,7 @@ def test_an_escalation_triggers_a_pagerduty_incident_with_the_documented_fields(
     links = {link["text"]: link["href"] for link in event["links"]}
     assert links["Securitybot dashboard"] == f"https://sb.example.com/dashboard/alerts/{alert_id}"
     slack_link = links["Slack escalation post"]
-    assert slack_link.startswith("https://") and "/archives/C_SECURITY/p" in slack_link
+    assert slack_link.startswith("https://") and "/archives/CSECURITY/p" in slack_link
     assert len(pd.incidents_for(dedup)) == 1
     audit = wait_until(lambda: bot.audit(alert_id, "paging.triggered"), what="paging audit")
     assert audit[0].details["provider"] == "pagerduty"

@@ -32,7 +32,7 @@ from tests.perf.counting import counted
 @pytest.fixture
 def fs() -> Iterator[FakeSlack]:
     with FakeSlack() as fake:
-        fake.add_user("U_ALICE", "alice@example.com", first_name="Alice")
+        fake.add_user("UALICE", "alice@example.com", first_name="Alice")
         yield fake
 
 
@@ -91,15 +91,15 @@ async def test_a_new_alert_reaches_the_dm_in_four_transactions(db: Database, fs:
         assert alert is not None
         assert (alert.status, alert.user_id, alert.dm_channel) == (
             "awaiting_ack",
-            "U_ALICE",
-            "DU_ALICE",
+            "UALICE",
+            "DUALICE",
         )
         actions = session.scalars(
             select(AuditLog.action).where(AuditLog.alert_id == alert_id).order_by(AuditLog.id)
         ).all()
     assert actions == ["alert.user_resolved", "alert.dm_sent"]
     assert (
-        len([c for c in fs.calls_to("chat.postMessage") if c.params["channel"] == "DU_ALICE"]) == 2
+        len([c for c in fs.calls_to("chat.postMessage") if c.params["channel"] == "DUALICE"]) == 2
     )
     # Was 5 + 5 transactions (load, suppression, exemption/snooze, group join, apply; load,
     # DM context, delivery mark, apply, grouped re-count).

@@ -46,7 +46,7 @@ def test_the_group_join_uses_the_person_indexes_without_statistics(pg: Database)
         )
     with pg.write() as session:
         values = {"kinds": ["sensitive_command"], "givens": ["u199@example.com"],
-                  "users": ["U_NOBODY"], "batch": [1999], "below": 1999,
+                  "users": ["UNOBODY"], "batch": [1999], "below": 1999,
                   "since": now - timedelta(seconds=300)}  # fmt: skip
         state = _POSSIBLE_PARENTS.compile(pg.engine).construct_expanded_state(values)
         explain = session.connection().exec_driver_sql(

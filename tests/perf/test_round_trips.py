@@ -30,7 +30,7 @@ def test_a_state_change_writes_the_alert_row_once(db: Database) -> None:
     alert_id = stored_alert(db, status="new")
     with statements(db) as seen:
         applied = apply_by_id(db, alert_id, Event(EventType.USER_RESOLVED),
-                              also_set={"user_id": "U_ALICE"})  # fmt: skip
+                              also_set={"user_id": "UALICE"})  # fmt: skip
     assert applied is not None and applied.transition.changed
     updates = [s for s in seen if s.startswith("UPDATE alerts")]
     assert len(updates) == 1, updates
@@ -73,7 +73,7 @@ def test_a_batch_with_known_alerts_returns_them_and_stores_only_the_new(db: Data
 
 def test_the_deadline_sweep_escalates_a_batch_with_a_few_statements(db: Database) -> None:
     past = utcnow() - timedelta(seconds=1)
-    ids = [stored_alert(db, status="awaiting_ack", respond_by=past, dm_channel="D_ALICE",
+    ids = [stored_alert(db, status="awaiting_ack", respond_by=past, dm_channel="DALICE",
                         dm_ts=f"1.{i:06d}") for i in range(50)]  # fmt: skip
     with statements(db) as seen:
         assert sweep.sweep_overdue(db) == 50

@@ -26,7 +26,7 @@ _SLACK_DATE = re.compile(r"<!date\^\d+\^[{}a-z_ ]+\|\d{4}-\d\d-\d\d \d\d:\d\d UT
 def make_alert(**fields: Any) -> Alert:
     values: dict[str, Any] = {
         "id": 42, "kind": "sensitive_command", "severity": "high", "source": "e2e",
-        "user_given": "alice@example.com", "user_id": "U_ALICE", "title": "t", "description": "",
+        "user_given": "alice@example.com", "user_id": "UALICE", "title": "t", "description": "",
         "details": {}, "status": "escalated", "policy": {}, "escalation_reason": "not_me",
         "created_at": datetime(2026, 1, 2, 3, 4, tzinfo=UTC), "escalation_tier": 0,
     }  # fmt: skip

@@ -26,13 +26,13 @@ def teams(draw: st.DrawFn) -> TeamView:
     text = draw(untrusted)
     return TeamView(
         queue=draw(many),
-        exemptions=[Exemption(id=i, user=text[:254] or "x", reason=text, created_by="U_SECLEAD",
+        exemptions=[Exemption(id=i, user=text[:254] or "x", reason=text, created_by="USECLEAD",
                               created_at=AT, expires_at=AT + timedelta(days=1))
                     for i in range(n)],
-        snoozes=[Snooze(id=i, user_id="U_ALICE", kind=text[:64], scope={text[:50]: text[:50]},
+        snoozes=[Snooze(id=i, user_id="UALICE", kind=text[:64], scope={text[:50]: text[:50]},
                         expires_at=AT) for i in range(n)],
         rules=[SuppressionRule(id=i, kind="sensitive_command", matchers={"host": text[:200]},
-                               reason=text, created_by="U_SECLEAD", expires_at=AT)
+                               reason=text, created_by="USECLEAD", expires_at=AT)
                for i in range(n)],
     )  # fmt: skip
 
@@ -46,5 +46,5 @@ def test_the_home_tab_fits_and_is_inert(
     assert view["type"] == "home" and 0 < len(view["blocks"]) <= MAX_BLOCKS
     assert limits.view_problems(view) == []  # a Home tab may hold 100 blocks, a message 50
     View(**view).validate_json()
-    allowed = ("<@U_SECLEAD>", "<@U_ALICE>", "<@W0123ABC>")
+    allowed = ("<@USECLEAD>", "<@UALICE>", "<@W0123ABC>")
     assert_inert(mrkdwn_of("", view["blocks"]), allowed=allowed)

@@ -79,7 +79,7 @@ def test_slack_dm_answered_and_escalation_show_the_controls(kind: str) -> None:
     dm = messages.dm_message(alert, KINDS.get(kind), first_name=EVIL, greet=True,
                              grouped=[make_alert(id=43, title=EVIL)])  # fmt: skip
     answered = messages.answered_message(alert, KINDS.get(kind), "Thanks.", offer_snooze=True)
-    row = AuditLog(action="alert.user_denied", actor="U_ALICE", details={"comment": EVIL})
+    row = AuditLog(action="alert.user_denied", actor="UALICE", details={"comment": EVIL})
     escalation = messages.escalation_message(
         evil_alert(kind=kind, user_id=None, claimed_by=EVIL), KINDS.get(kind),
         [(AT, timeline_text(row))],

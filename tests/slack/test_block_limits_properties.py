@@ -41,7 +41,7 @@ untrusted = st.one_of(
     ),
 )
 titles = untrusted.map(lambda t: t[:300])  # alerts.title is VARCHAR(300)
-user_ids = st.one_of(st.sampled_from(["U_ALICE", "W0123ABC", None]), untrusted)
+user_ids = st.one_of(st.sampled_from(["UALICE", "W0123ABC", None]), untrusted)
 
 
 @st.composite
@@ -121,17 +121,17 @@ def test_the_escalation_timeline_and_tier_reposts_fit(
     text, blocks = messages.escalation_message(
         alert, KINDS.get(alert.kind), timeline, mention=mention, grouped=group
     )
-    actors = tuple(f"<@{a}>" for a in ("U_ALICE", "W0123ABC"))
+    actors = tuple(f"<@{a}>" for a in ("UALICE", "W0123ABC"))
     check(text, blocks, allowed=(*actors, *([mention] if mention else [])))
 
 
 @SETTINGS
 @given(untrusted, untrusted, untrusted, untrusted, st.integers(1, 10**9))
 def test_aer_notices_fit(org: str, user: str, kind: str, reason: str, count: int) -> None:
-    row = AerNotification(org=org, user_id=user, type=kind, recipient="C_AER", count=count,
+    row = AerNotification(org=org, user_id=user, type=kind, recipient="CAER", count=count,
                           last_reason=reason, first_at=AT)  # fmt: skip
     p = {"user": user, "org": org, "type": kind, "rule": reason, "ip": org, "reason": reason}
-    allowed = (f"<@{user}>",) if user in ("U_ALICE", "W0123ABC") else ()
+    allowed = (f"<@{user}>",) if user in ("UALICE", "W0123ABC") else ()
     for text in (aer_notice(row), signed_out_text(p), escalation_text(p)):
         check(text, allowed=allowed)
 

@@ -24,6 +24,9 @@ REQUIRED: dict[str, tuple[str, frozenset[str]]] = {
     "chat.postEphemeral": (BOT, frozenset({"chat:write"})),
     "conversations.open": (BOT, frozenset({"im:write"})),
     "conversations.history": (BOT, frozenset({"channels:history", "groups:history"})),
+    # start-up and check-config: is the bot in the security channel and the routed ones?
+    "conversations.info": (BOT, frozenset({"channels:read", "groups:read"})),
+    "auth.test": (BOT, frozenset()),  # no scope: docs.slack.dev/reference/methods/auth.test
     "users.info": (BOT, frozenset({"users:read"})),
     "users.lookupByEmail": (BOT, frozenset({"users:read.email"})),
     "usergroups.users.list": (BOT, frozenset({"usergroups:read"})),

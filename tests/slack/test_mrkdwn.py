@@ -33,7 +33,7 @@ def test_clip_never_cuts_an_entity_in_half() -> None:
 
 
 def test_clip_never_leaves_a_product_link_or_mention_open() -> None:
-    text = "see <@U_ALICE> now " + "x" * 50
+    text = "see <@UALICE> now " + "x" * 50
     assert md.clip(text, 12) == "see " + md.ELLIPSIS
 
 

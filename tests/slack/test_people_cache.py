@@ -17,7 +17,7 @@ from securitybot.store.db import Database
 @pytest.fixture
 def fs() -> Iterator[FakeSlack]:
     with FakeSlack() as fake:
-        fake.add_user("U_ALICE", "alice@example.com", first_name="Alice")
+        fake.add_user("UALICE", "alice@example.com", first_name="Alice")
         yield fake
 
 
@@ -65,7 +65,7 @@ async def test_a_cached_dm_channel_slack_no_longer_has_is_dropped_and_opened_aga
     # Slack posted nothing: the retry costs no attempt and needs no history lookup.
     assert caught.value.refused and not caught.value.spends_attempt
     with db.read() as session:
-        assert slack_people.dm_channel(session, "U_ALICE") is None
+        assert slack_people.dm_channel(session, "UALICE") is None
     await _dm(restarted)
     assert len(fs.calls_to("conversations.open")) == 2
 
@@ -79,6 +79,6 @@ async def test_a_user_slack_no_longer_knows_is_forgotten(
         await _dm(restarted)
     with db.read() as session:
         assert slack_people.user(session, "alice@example.com") is None
-        assert slack_people.user(session, "U_ALICE") is None
+        assert slack_people.user(session, "UALICE") is None
     await _dm(restarted)
     assert len(fs.calls_to("users.lookupByEmail")) == 2

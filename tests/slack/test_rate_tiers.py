@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Iterator
 
 import pytest
+from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from securitybot.demo import FakeSlack
@@ -30,33 +31,49 @@ def fs() -> Iterator[FakeSlack]:
     with FakeSlack() as fake:
         for i in range(USERS):
             fake.add_user(f"U{i:04d}", f"u{i}@example.com")
+        fake.add_channel("CONE")
+        fake.add_channel("CTWO")
+        fake.add_channel("CNOTIN", bot_member=False)
         fake.enforce_rate_limits(_limits())
         yield fake
 
 
+async def _status(call: Awaitable[object]) -> int:
+    """200, or 429 for Slack's rate-limit refusal; anything else (a 500, another error, a
+    dropped connection) is not a rate limit and fails the test."""
+    try:
+        await call
+    except SlackApiError as exc:
+        assert exc.response.status_code == 429, exc.response.data
+        assert exc.response["error"] == "ratelimited"
+        assert exc.response.headers["Retry-After"] == "1"
+        return 429
+    return 200
+
+
 async def test_the_fake_answers_429_with_retry_after_past_a_methods_tier(fs: FakeSlack) -> None:
     client = AsyncWebClient(token="xoxb-test", base_url=fs.base_url, retry_handlers=[])
-    statuses = []
-    for i in range(10):
-        try:
-            await client.conversations_open(users=f"U{i:04d}")
-            statuses.append(200)
-        except Exception as exc:  # slack_sdk raises SlackApiError for a 429
-            statuses.append(exc.response.status_code)  # type: ignore[attr-defined]
-            assert exc.response.headers["Retry-After"] == "1"  # type: ignore[attr-defined]
+    statuses = [await _status(client.conversations_open(users=f"U{i:04d}")) for i in range(10)]
     assert statuses[:5] == [200] * 5 and 429 in statuses[5:]
 
 
 async def test_posts_to_one_channel_are_limited_per_channel(fs: FakeSlack) -> None:
     client = AsyncWebClient(token="xoxb-test", base_url=fs.base_url, retry_handlers=[])
-    ok = 0
-    for channel in ("C_ONE", "C_ONE", "C_ONE", "C_ONE", "C_TWO"):
-        try:
-            await client.chat_postMessage(channel=channel, text="hi")
-            ok += 1
-        except Exception:
-            pass
-    assert ok == 4  # three saved up for C_ONE, then refused; C_TWO has its own allowance
+    statuses = [
+        await _status(client.chat_postMessage(channel=channel, text="hi"))
+        for channel in ("CONE", "CONE", "CONE", "CONE", "CTWO")
+    ]
+    # Three saved up for CONE, then refused; CTWO has its own allowance.
+    assert statuses == [200, 200, 200, 429, 200]
+
+
+async def test_errors_other_than_a_rate_limit_are_not_counted_as_one(fs: FakeSlack) -> None:
+    client = AsyncWebClient(token="xoxb-test", base_url=fs.base_url, retry_handlers=[])
+    fs.fail_next("chat.postMessage", status=500)
+    with pytest.raises(AssertionError):
+        await _status(client.chat_postMessage(channel="CONE", text="hi"))
+    with pytest.raises(AssertionError):  # the bot was never invited to CNOTIN
+        await _status(client.chat_postMessage(channel="CNOTIN", text="hi"))
 
 
 async def _open_all(gateway: SlackGateway) -> float:

@@ -14,16 +14,16 @@ from securitybot.store.models import SlackReceipt, utcnow
 # block_actions and view_submission interaction payloads).
 EVENT = {"type": "event_callback", "event_id": "Ev0PV52K21", "event": {"type": "message"}}
 CLICK = {
-    "type": "block_actions", "user": {"id": "U_ALICE"}, "trigger_id": "1.2.abc",
+    "type": "block_actions", "user": {"id": "UALICE"}, "trigger_id": "1.2.abc",
     "actions": [{"action_id": "confirm", "action_ts": "1548426417.840180"}],
 }  # fmt: skip
-SUBMISSION = {"type": "view_submission", "user": {"id": "U_BOB"}, "trigger_id": "3.4.def",
+SUBMISSION = {"type": "view_submission", "user": {"id": "UBOB"}, "trigger_id": "3.4.def",
               "view": {"id": "VNHU13V36", "hash": "156663117.cd33ad1f"}}  # fmt: skip
 
 
 def test_each_kind_of_delivery_has_its_own_key() -> None:
     assert delivery_key(EVENT) == ("event_callback", "event:Ev0PV52K21")
-    assert delivery_key(CLICK) == ("block_actions", "action:1548426417.840180:U_ALICE")
+    assert delivery_key(CLICK) == ("block_actions", "action:1548426417.840180:UALICE")
     assert delivery_key(SUBMISSION) == ("view_submission", "view:VNHU13V36:3.4.def")
     assert delivery_key({"type": "shortcut", "trigger_id": "5.6.ghi"}) == (
         "shortcut", "shortcut:5.6.ghi",

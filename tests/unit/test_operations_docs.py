@@ -20,6 +20,7 @@ def test_the_slack_manifest_asks_for_exactly_the_scopes_the_bot_uses() -> None:
         "chat:write", "im:write", "im:history", "users:read", "users:read.email", "usergroups:read",
         "commands",
         "channels:history", "groups:history",  # a retried escalation looks for its earlier post
+        "channels:read", "groups:read",  # start-up: is the bot in its channels?
     }  # fmt: skip
     settings = manifest["settings"]
     assert settings["event_subscriptions"]["bot_events"] == ["message.im", "app_home_opened"]

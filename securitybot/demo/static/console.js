@@ -18,7 +18,7 @@ function mrkdwn(text) {
   s = s.replace(/`([^`]+)`/g, "<code>$1</code>");
   s = s.replace(/\*([^*\n]+)\*/g, "<b>$1</b>");
   s = s.replace(/(^|\s)_([^_\n]+)_/g, "$1<i>$2</i>");
-  s = s.replace(/&lt;@([A-Z0-9_]+)&gt;/g, (_, id) => "<b>@" + esc(people[id]?.name ?? id) + "</b>");
+  s = s.replace(/&lt;@([A-Z0-9]+)&gt;/g, (_, id) => "<b>@" + esc(people[id]?.name ?? id) + "</b>");
   s = s.replace(/&lt;!(here|channel)&gt;/g, "<b>@$1</b>");
   s = s.replace(/&lt;!subteam\^([A-Z0-9]+)[^&]*&gt;/g, "<b>@$1</b>");
   // Last, as Slack does: the bot's escaped &amp; &lt; &gt; show as the characters they stand for.
@@ -48,7 +48,7 @@ function renderBlocks(msg, channel, where) {
 function renderMessages(messages, ephemeral, channel, where) {
   const when = ts => new Date(parseFloat(ts) * 1000).toLocaleTimeString();
   const items = messages.map(m => {
-    const mine = m.user && m.user !== "U_BOT";
+    const mine = m.user && m.user !== "UBOT";
     const from = mine ? (people[m.user]?.name ?? m.user) : "Securitybot";
     const edited = m.edited ? ' <span class="muted">(edited)</span>' : "";
     return `<div class="msg ${mine ? "user" : "bot"}" data-testid="msg"><div class="from">${esc(from)}<span class="ts">${when(m.ts)}</span>${edited}</div>${renderBlocks(m, channel, where)}</div>`;

@@ -1,0 +1,121 @@
+"""Which Slack workspaces (teams) and Enterprise Grid orgs this app serves, and the one guard
+that refuses every request from any other.
+
+A Slack app's signing secret is per app, not per workspace: once the app is installed in a
+second workspace (or its distribution is turned on), that workspace's slash commands, clicks and
+events arrive signed with the very same secret. The signature then proves only "Slack sent
+this", not "our workspace sent this", so a valid signature from another team used to create
+suppression rules and answer alerts. This guard is a Bolt global middleware, so it runs for
+every request type Bolt dispatches (events, interactions, slash commands, options), over HTTP
+and Socket Mode alike, after Bolt's own signature check and before the receipts middleware and
+any listener. A refused request is answered 403, counted, logged and audited.
+
+What is served: the team (and enterprise, on Enterprise Grid) that ``auth.test`` names for the
+bot token, learnt at start, plus ``slack.team_ids`` / ``slack.enterprise_ids`` from the config.
+A list is the mechanism on purpose: serving several workspaces of one org (Enterprise Grid)
+means adding them to these lists, nothing else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from slack_bolt.async_app import AsyncApp
+from slack_bolt.middleware.async_middleware import AsyncMiddleware
+from slack_bolt.request.async_request import AsyncBoltRequest
+from slack_bolt.response import BoltResponse
+
+from securitybot import metrics
+from securitybot.store.alerts import audit
+from securitybot.store.db import Database
+
+logger = logging.getLogger(__name__)
+
+AUDIT_ACTION = "slack.request_refused"
+
+
+@dataclass
+class ServedTeams:
+    """The allowed lists. Empty lists serve nobody: a request is refused until the bot's own
+    team is known (from auth.test) or configured."""
+
+    teams: set[str] = field(default_factory=set)
+    enterprises: set[str] = field(default_factory=set)
+
+    @classmethod
+    def from_config(cls, team_ids: Iterable[str], enterprise_ids: Iterable[str]) -> ServedTeams:
+        return cls(set(team_ids), set(enterprise_ids))
+
+    def learn(self, auth_test: dict[str, Any]) -> None:
+        """Add the team and enterprise an ``auth.test`` answer names."""
+        if team := auth_test.get("team_id"):
+            self.teams.add(str(team))
+        if enterprise := auth_test.get("enterprise_id"):
+            self.enterprises.add(str(enterprise))
+
+    @property
+    def known(self) -> bool:
+        return bool(self.teams or self.enterprises)
+
+    def refusal(self, team_id: str | None, enterprise_id: str | None) -> str | None:
+        """Why a request from this team/enterprise is not served, or None if it is."""
+        if enterprise_id and self.enterprises and enterprise_id not in self.enterprises:
+            return "foreign_enterprise"
+        if team_id:
+            return None if team_id in self.teams else "foreign_team"
+        # Org-wide installs on Enterprise Grid send some payloads with no workspace, only the
+        # enterprise: served only if that enterprise is.
+        if enterprise_id:
+            return None if enterprise_id in self.enterprises else "foreign_enterprise"
+        return "no_team"
+
+
+class TeamGuard(AsyncMiddleware):
+    """Bolt global middleware: requests from a team or enterprise not served get 403."""
+
+    def __init__(self, served: ServedTeams, db: Database) -> None:
+        self.served = served
+        self.db = db
+
+    async def async_process(
+        self,
+        *,
+        req: AsyncBoltRequest,
+        resp: BoltResponse,
+        next: Callable[[], Awaitable[BoltResponse]],
+    ) -> BoltResponse | None:
+        auth = req.context.authorize_result
+        if not self.served.known and auth is not None:
+            # auth.test at start failed (Slack unreachable then); Bolt has asked it since.
+            self.served.learn({"team_id": auth.team_id, "enterprise_id": auth.enterprise_id})
+        team, enterprise = req.context.team_id, req.context.enterprise_id
+        reason = self.served.refusal(team, enterprise)
+        if reason is None:
+            return await next()
+        kind = str(req.body.get("type") or req.body.get("command") or "unknown")[:64]
+        user = req.context.user_id
+        metrics.SLACK_REFUSED.labels(reason).inc()
+        logger.warning("Slack request refused (%s): team %s, enterprise %s, %s from %s",
+                       reason, team, enterprise, kind, user)  # fmt: skip
+        details = {"reason": reason, "team_id": team, "enterprise_id": enterprise, "type": kind}
+        await asyncio.to_thread(self._audit, user or "slack", details)
+        return BoltResponse(
+            status=403,
+            body={"error": "team_not_served", "message": f"{reason}: this app does not serve it"},
+        )
+
+    def _audit(self, actor: str, details: dict[str, Any]) -> None:
+        with self.db.write() as session:
+            audit(session, action=AUDIT_ACTION, actor=actor, details=details)
+
+
+def register(app: AsyncApp, served: ServedTeams, db: Database) -> TeamGuard:
+    """Register before any other middleware (receipts) so nothing from another team is
+    recorded or handled."""
+    guard = TeamGuard(served, db)
+    app.use(guard)
+    return guard
