@@ -4,16 +4,15 @@ The same as ``securitybot erase-person``; see docs/privacy.md."""
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from securitybot.api.common import ApiError, parse_json, read_body
-from securitybot.api.team import _admin, _require_responder, _rt
-from securitybot.ingest.ratelimit import enforce
-from securitybot.ingest.schema import EMAIL_RE, SLACK_ID_RE, field_errors, no_nul
+from securitybot.api.common import ApiError
+from securitybot.api.team import admin_request
+from securitybot.ingest.schema import EMAIL_RE, SLACK_ID_RE, no_nul
 from securitybot.privacy.erase import EraseRefused, Erasure, erase_person
 
 
@@ -34,20 +33,7 @@ class EraseIn(BaseModel):
 
 
 async def erase(request: Request) -> JSONResponse:
-    rt = _rt(request)
-    body = await read_body(request, rt.settings.server.max_body_bytes)
-    principal = await _admin(request, rt, body)
-    enforce(request, principal.source)
-    data = parse_json(body)
-    if not isinstance(data, dict):
-        raise ApiError(400, "malformed_json", "the body must be a JSON object")
-    try:
-        payload = EraseIn.model_validate(data)
-    except ValidationError as exc:
-        errors = field_errors(exc)
-        raise ApiError(422, "validation_error", f"{errors[0]['field']}: {errors[0]['reason']}",
-                       errors) from None  # fmt: skip
-    actor = await _require_responder(rt, payload.requested_by)
+    rt, principal, payload, actor = await admin_request(request, EraseIn)
 
     def run() -> Erasure:
         return erase_person(rt.db, payload.email, actor=actor, via=f"api:{principal.source}",

@@ -11,17 +11,16 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from securitybot.api.common import ApiError, parse_json, read_body
-from securitybot.api.team import _admin, _require_responder, _rt, _via, revoke_by_id
+from securitybot.api.common import ApiError
+from securitybot.api.team import _admin, _rt, _via, admin_request, revoke_by_id
 from securitybot.flows import suppressions
-from securitybot.ingest.ratelimit import enforce
-from securitybot.ingest.schema import SLACK_ID_RE, field_errors, no_nul
+from securitybot.ingest.schema import SLACK_ID_RE, no_nul
 from securitybot.untrusted import utc_time
 
 
@@ -60,19 +59,7 @@ def _invalid(field: str, reason: str) -> ApiError:
 
 
 async def create_suppression(request: Request) -> JSONResponse:
-    rt = _rt(request)
-    body = await read_body(request, rt.settings.server.max_body_bytes)
-    principal = await _admin(request, rt, body)
-    enforce(request, principal.source)
-    data = parse_json(body)
-    if not isinstance(data, dict):
-        raise ApiError(400, "malformed_json", "the body must be a JSON object")
-    try:
-        payload = SuppressionIn.model_validate(data)
-    except ValidationError as exc:
-        errors = field_errors(exc)
-        raise ApiError(422, "validation_error", f"{errors[0]['field']}: {errors[0]['reason']}",
-                       errors) from None  # fmt: skip
+    rt, principal, payload, actor = await admin_request(request, SuppressionIn)
     if payload.kind not in rt.kinds:
         raise _invalid("kind", f"no alert kind {payload.kind!r}")
     if rt.kinds.get(payload.kind).always_escalate:
@@ -80,7 +67,6 @@ async def create_suppression(request: Request) -> JSONResponse:
     longest = timedelta(seconds=rt.settings.escalation.max_suppression)
     if payload.expires_at > datetime.now(UTC) + longest:
         raise _invalid("expires_at", "beyond escalation.max_suppression from now")
-    actor = await _require_responder(rt, payload.requested_by)
 
     def write() -> dict[str, Any]:
         with rt.db.write() as session:

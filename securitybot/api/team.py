@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from sqlalchemy.exc import IntegrityError
@@ -87,11 +87,17 @@ async def _admin(request: Request, rt: Runtime, body: bytes = b"") -> Principal:
     return await authenticate(request, rt.authenticator, body, scope="admin")
 
 
-def _via(principal: Principal) -> dict[str, Any]:
-    return {"via": "api", "source": principal.source}
+ModelT = TypeVar("ModelT", bound=BaseModel)
 
 
-async def create_exemption(request: Request) -> JSONResponse:
+async def admin_request(
+    request: Request, model: type[ModelT]
+) -> tuple[Runtime, Principal, ModelT, str]:
+    """An admin-scoped change: authenticated, rate-limited, its JSON body parsed into ``model``
+    (400 if not an object, 422 naming the field), and its ``requested_by`` a responder.
+
+    Returns the runtime, the credential, the body and the acting responder's Slack id.
+    """
     rt = _rt(request)
     body = await read_body(request, rt.settings.server.max_body_bytes)
     principal = await _admin(request, rt, body)
@@ -100,12 +106,21 @@ async def create_exemption(request: Request) -> JSONResponse:
     if not isinstance(data, dict):
         raise ApiError(400, "malformed_json", "the body must be a JSON object")
     try:
-        payload = ExemptionIn.model_validate(data)
+        payload = model.model_validate(data)
     except ValidationError as exc:
         errors = field_errors(exc)
         raise ApiError(422, "validation_error", f"{errors[0]['field']}: {errors[0]['reason']}",
                        errors) from None  # fmt: skip
-    actor = await _require_responder(rt, payload.requested_by)
+    actor = await _require_responder(rt, getattr(payload, "requested_by", None))
+    return rt, principal, payload, actor
+
+
+def _via(principal: Principal) -> dict[str, Any]:
+    return {"via": "api", "source": principal.source}
+
+
+async def create_exemption(request: Request) -> JSONResponse:
+    rt, principal, payload, actor = await admin_request(request, ExemptionIn)
     if actor in await _identities(rt, payload.user):
         raise ApiError(403, "forbidden", "user: nobody can exempt themselves")
 
