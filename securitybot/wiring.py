@@ -289,4 +289,20 @@ def wire_workers(
     runtime.on_stop.append(stop)
     runtime.dispatcher = dispatcher
     wire_aer(runtime, routes)  # Anomaly Event Response: routes, handlers, jobs
+    wire_storms(runtime, routes)
     return routes
+
+
+def wire_storms(runtime: Runtime, routes: list[BaseRoute]) -> None:
+    """The storm guard's API, message handlers and buttons (the guard itself sits in the DM
+    path, configured through ``Database.session_info``)."""
+    from securitybot.api import storms as storms_api
+    from securitybot.slack import storms as storm_buttons
+    from securitybot.storms.posts import StormPosts
+
+    routes.extend(storms_api.routes)
+    runtime.handlers.update(StormPosts(runtime.db, runtime.settings, runtime.slack).handlers())
+    if runtime.bolt is not None and runtime.responders is not None:
+        storm_buttons.register(
+            runtime.bolt, runtime.db, runtime.notify_new_work, runtime.responders
+        )

@@ -41,7 +41,16 @@ from securitybot.store.models import Snooze, utcnow
 from securitybot.untrusted import db_id, scrub, shown
 
 HERE = Path(__file__).parent
-STATUSES = ("new", "awaiting_ack", "awaiting_2fa", "resolved", "escalated", "triaging", "closed")
+STATUSES = (
+    "new",
+    "awaiting_ack",
+    "awaiting_2fa",
+    "held",
+    "resolved",
+    "escalated",
+    "triaging",
+    "closed",
+)
 SINCE = {"24h": timedelta(hours=24), "7d": timedelta(days=7), "30d": timedelta(days=30)}
 MAX_FORM_BYTES = 16 * 1024
 _SECURITY_HEADERS = {

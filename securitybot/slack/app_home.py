@@ -27,12 +27,14 @@ WAITING = {
     "awaiting_2fa": "Waiting for you to approve the push on your phone",
     "escalated": "With the security team",
     "triaging": "Being looked at by the security team",
+    "held": "Held by the security team (nothing to answer yet)",
 }
 OUTCOMES = {
     "confirmed": "✅ confirmed by you with a push on your phone",
     "suppressed": "🔕 suppressed",
     "benign": "✅ closed as benign by the security team",
     "compromised": "🚨 confirmed as a compromise",
+    "storm_discarded": "🌀 discarded by the security team (a misfiring detection)",
 }
 
 
