@@ -21,7 +21,14 @@ from starlette.responses import Response as StarletteResponse
 from starlette.routing import BaseRoute, Route
 
 from securitybot.config import DashboardConfig
-from securitybot.dashboard import held_views, oidc_views, queries, suppression_views, svg
+from securitybot.dashboard import (
+    held_views,
+    oidc_views,
+    queries,
+    storm_views,
+    suppression_views,
+    svg,
+)
 from securitybot.dashboard.auth import (
     CSRF_FIELD,
     LOGIN_COOKIE,
@@ -435,6 +442,7 @@ class Dashboard:
                   self.requires(responder, self.revoke_snooze), methods=["POST"]),
             *suppression_views.routes(self),
             *held_views.routes(self),
+            *storm_views.routes(self),
         ]  # fmt: skip
 
 
