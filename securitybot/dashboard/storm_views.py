@@ -4,7 +4,8 @@ role)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -14,16 +15,36 @@ from starlette.routing import BaseRoute, Route
 
 from securitybot.dashboard.auth import CSRF_FIELD, DashboardSession, csrf_ok
 from securitybot.dashboard.roles import Role
+from securitybot.runtime import Runtime
 from securitybot.slack.storms import decide
 from securitybot.store.models import utcnow
 from securitybot.storms import decide as storms
 from securitybot.storms.guard import OPEN, held_users
 from securitybot.untrusted import db_id
 
-if TYPE_CHECKING:
-    from securitybot.dashboard.views import Dashboard
-
 PAGE = "/dashboard/storms"
+Handler = Callable[[Request, DashboardSession], Awaitable[StarletteResponse]]
+Endpoint = Callable[[Request], Awaitable[StarletteResponse]]
+
+
+class Dashboard(Protocol):
+    """What this page takes of ``dashboard.views.Dashboard`` (so it need not import it)."""
+
+    def _page(
+        self, request: Request, template: str, status: int = 200,
+        session: DashboardSession | None = None, **ctx: Any,
+    ) -> StarletteResponse: ...  # fmt: skip
+
+    @staticmethod
+    def _finish(response: StarletteResponse) -> StarletteResponse: ...
+
+    @staticmethod
+    async def _form(request: Request) -> dict[str, str] | None: ...
+
+    def requires(self, role: Role, handler: Handler) -> Endpoint: ...
+
+    @staticmethod
+    def _rt(request: Request) -> Runtime: ...
 
 
 def routes(dash: Dashboard) -> list[BaseRoute]:

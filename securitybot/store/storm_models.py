@@ -8,7 +8,7 @@ from datetime import datetime
 from sqlalchemy import BigInteger, Float, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from securitybot.store.models import Base, BigId, UTCDateTime, utcnow
+from securitybot.store.base import Base, BigId, UTCDateTime, utcnow
 
 
 class StormKey(Base):
