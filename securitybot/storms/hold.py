@@ -16,7 +16,8 @@ from securitybot.storms.guard import config_of, split
 
 
 def storm_group_key(storm_id: int) -> str:
-    return f"storm-{storm_id}"
+    """The storm's paging group: its page's dedup key is ``securitybot-storm-<id>``."""
+    return str(storm_id)
 
 
 def storm_guard(

@@ -88,7 +88,7 @@ def test_a_storm_opens_one_page_and_one_message(db: Database) -> None:
         linked = session.scalar(select(func.count()).select_from(PagedAlert))
         effects = list(session.scalars(select(Outbox.effect).order_by(Outbox.id)))
     storm_id = _storm_ids(db)[0]
-    assert pages == [(f"securitybot-storm-storm-{storm_id}", f"storm-{storm_id}")]
+    assert pages == [(f"securitybot-storm-{storm_id}", str(storm_id))]
     assert linked == 4
     assert effects.count("page_trigger") == 1
     assert effects.count("storm_post") == 1 and effects.count("storm_update") == 1
