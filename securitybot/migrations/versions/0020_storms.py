@@ -1,7 +1,7 @@
 """storm_keys, storm_dms, storms, storm_alerts: the storm guard (issue 27)
 
-Revision ID: 0019_storms
-Revises: 0018_aer_reset_budget
+Revision ID: 0020_storms
+Revises: 0019_retention
 """
 
 from collections.abc import Sequence
@@ -11,8 +11,8 @@ from alembic import op
 
 import securitybot.store.models
 
-revision: str = "0019_storms"
-down_revision: str | None = "0018_aer_reset_budget"
+revision: str = "0020_storms"
+down_revision: str | None = "0019_retention"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
