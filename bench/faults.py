@@ -191,6 +191,8 @@ def main() -> None:
             "slack": {"bot_token": "xoxb-bench", "signing_secret": "s", "api_url": fs.base_url,
                       "security_channel": SECURITY_CHANNEL},
             "policy": {"ack_timeout": 20},
+            # One detection for every person: measured here, not held by the storm guard.
+            "storm": {"max_people": 1_000_000},
             "scheduler": {"sweep_interval": 0.5},
         }  # fmt: skip
         with server(url, extra) as base, ConnectionKiller(url, name, args.kill_every) as killer:

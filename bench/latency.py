@@ -110,6 +110,8 @@ def serve(
         "duo": {"ikey": fd.ikey, "skey": fd.skey, "api_host": fd.api_host,
                 "ca_certs": fd.ca_path},
         "policy": {"ack_timeout": 3600, "duo_timeout": 120},
+        # One detection for every person: measured here, not held by the storm guard.
+        "storm": {"max_people": 1_000_000},
         "logging": {"level": "WARNING"},
     }  # fmt: skip
     cfg.update(extra or {})

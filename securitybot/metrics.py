@@ -72,6 +72,15 @@ SLACK_REFUSED = Counter(
     "securitybot_slack_requests_refused",
     "Signed Slack requests refused: from a team or enterprise the app does not serve", ["reason"],
 )  # fmt: skip
+# The storm guard (securitybot.storms): alerts held instead of DMed, and what responders
+# decided for them (escalated ones are also counted in securitybot_escalations{reason="storm"}).
+STORM_HELD = Counter("securitybot_storm_alerts_held", "Alerts held by the storm guard", ["kind"])
+STORM_RELEASED = Counter(
+    "securitybot_storm_alerts_released", "Held alerts a responder released (DMed)", ["kind"]
+)
+STORM_DISCARDED = Counter(
+    "securitybot_storm_alerts_discarded", "Held alerts a responder discarded", ["kind"]
+)
 # Paging the on-call (securitybot.paging): steps delivered to each pager, and its 429s.
 PAGES_SENT = Counter(
     "securitybot_pages_sent", "Lifecycle steps delivered to a pager", ["provider", "step"]

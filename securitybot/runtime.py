@@ -16,6 +16,7 @@ from securitybot.metrics import Metrics
 from securitybot.outbox.jobs import Wake
 from securitybot.paging import hooks as paging
 from securitybot.store.db import Database
+from securitybot.storms import guard as storm_guard
 
 Hook = Callable[[], Awaitable[None]]
 
@@ -54,6 +55,7 @@ class Runtime:
         )
         kinds = load_kinds(settings.alerts.dir)
         database.session_info["outbound_webhooks"] = list(settings.webhooks.outbound)
+        database.session_info[storm_guard.SESSION_KEY] = settings.storm
         database.session_info[paging.SESSION_KEY] = paging.PagingRules.from_settings(
             settings, kinds
         )

@@ -20,6 +20,7 @@ from starlette.routing import BaseRoute, Route
 
 from securitybot import metrics
 from securitybot.aer.wiring import wire_aer
+from securitybot.api import storms as storms_api
 from securitybot.domain.business_hours import parse_hhmm
 from securitybot.flows import suppression_summary
 from securitybot.flows.conversation import HELD_EFFECTS, UNORDERED_EFFECTS, ConversationHandlers
@@ -42,9 +43,11 @@ from securitybot.slack import (
     teams,
     triage,
 )
+from securitybot.slack import storms as storm_buttons
 from securitybot.slack.directory import DbDirectory
 from securitybot.slack.gateway import SlackGateway, retry_handlers
 from securitybot.slack.triage import Responders
+from securitybot.storms.posts import StormPosts
 from securitybot.verify.base import PROVIDER_LABELS, Verifier
 from securitybot.verify.duo import DuoVerifier, UnconfiguredVerifier
 
@@ -289,4 +292,16 @@ def wire_workers(
     runtime.on_stop.append(stop)
     runtime.dispatcher = dispatcher
     wire_aer(runtime, routes)  # Anomaly Event Response: routes, handlers, jobs
+    wire_storms(runtime, routes)
     return routes
+
+
+def wire_storms(runtime: Runtime, routes: list[BaseRoute]) -> None:
+    """The storm guard's API, message handlers and buttons (the guard itself sits in the DM
+    path, configured through ``Database.session_info``)."""
+    routes.extend(storms_api.routes)
+    runtime.handlers.update(StormPosts(runtime.db, runtime.settings, runtime.slack).handlers())
+    if runtime.bolt is not None and runtime.responders is not None:
+        storm_buttons.register(
+            runtime.bolt, runtime.db, runtime.notify_new_work, runtime.responders
+        )

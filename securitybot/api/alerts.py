@@ -24,7 +24,16 @@ from securitybot.ingest.service import START_EFFECT
 from securitybot.runtime import Runtime
 from securitybot.store import alerts as alert_store
 
-STATUSES = {"new", "awaiting_ack", "awaiting_2fa", "resolved", "escalated", "triaging", "closed"}
+STATUSES = {
+    "new",
+    "awaiting_ack",
+    "awaiting_2fa",
+    "held",
+    "resolved",
+    "escalated",
+    "triaging",
+    "closed",
+}
 
 
 def _rt(request: Request) -> Runtime:

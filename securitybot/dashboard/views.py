@@ -21,7 +21,14 @@ from starlette.responses import Response as StarletteResponse
 from starlette.routing import BaseRoute, Route
 
 from securitybot.config import DashboardConfig
-from securitybot.dashboard import held_views, oidc_views, queries, suppression_views, svg
+from securitybot.dashboard import (
+    held_views,
+    oidc_views,
+    queries,
+    storm_views,
+    suppression_views,
+    svg,
+)
 from securitybot.dashboard.auth import (
     CSRF_FIELD,
     LOGIN_COOKIE,
@@ -41,7 +48,16 @@ from securitybot.store.models import Snooze, utcnow
 from securitybot.untrusted import db_id, scrub, shown
 
 HERE = Path(__file__).parent
-STATUSES = ("new", "awaiting_ack", "awaiting_2fa", "resolved", "escalated", "triaging", "closed")
+STATUSES = (
+    "new",
+    "awaiting_ack",
+    "awaiting_2fa",
+    "held",
+    "resolved",
+    "escalated",
+    "triaging",
+    "closed",
+)
 SINCE = {"24h": timedelta(hours=24), "7d": timedelta(days=7), "30d": timedelta(days=30)}
 MAX_FORM_BYTES = 16 * 1024
 _SECURITY_HEADERS = {
@@ -426,6 +442,7 @@ class Dashboard:
                   self.requires(responder, self.revoke_snooze), methods=["POST"]),
             *suppression_views.routes(self),
             *held_views.routes(self),
+            *storm_views.routes(self),
         ]  # fmt: skip
 
 

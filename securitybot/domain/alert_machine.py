@@ -72,6 +72,9 @@ class Status(StrEnum):
     ESCALATED = "escalated"
     TRIAGING = "triaging"
     CLOSED = "closed"
+    # Stored, not sent: one detection was about to DM more people than the storm guard allows
+    # (``escalation_reason`` says ``storm``) until a responder releases, discards or escalates.
+    HELD = "held"
 
 
 TERMINAL: frozenset[Status] = frozenset({Status.RESOLVED, Status.CLOSED})
@@ -84,6 +87,7 @@ class Outcome(StrEnum):
     SUPPRESSED = "suppressed"
     BENIGN = "benign"  # the security team closed it as harmless
     COMPROMISED = "compromised"  # the security team confirmed an incident
+    STORM_DISCARDED = "storm_discarded"  # a responder discarded the storm it was held in
 
 
 class EventType(StrEnum):
@@ -109,6 +113,11 @@ class EventType(StrEnum):
     CLAIMED = "claimed"
     RESOLVED_BENIGN = "resolved_benign"
     CONFIRMED_COMPROMISE = "confirmed_compromise"
+    # The storm guard (issue 27): held instead of DMed, then a responder's decision on the storm.
+    STORM_HELD = "storm_held"
+    STORM_RELEASED = "storm_released"
+    STORM_DISCARDED = "storm_discarded"
+    STORM_ESCALATED = "storm_escalated"
 
 
 ANSWER_CONFIRMED = "confirmed"
@@ -213,6 +222,10 @@ def transition(state: AlertState, event: Event, now: datetime, policy: Policy) -
       ``duo_timeout``; ``user_denied`` escalates with ``not_me`` (changing one's mind towards
       "not me" must never be lost, whatever the push then does). ``duo_fraud`` escalates with
       its own reason; ``dm_deleted`` escalates while waiting for the user or Duo.
+    * ``held`` (the storm guard): ``storm_held`` moves ``new`` there with reason ``storm``;
+      ``storm_released`` returns it to ``new`` and asks for the DM; ``storm_discarded``
+      closes it (outcome ``storm_discarded``); ``storm_escalated`` escalates (``storm``).
+      The last two also apply to ``new`` (an alert grouped under a held one follows it).
     * ``escalated``/``triaging``: ``claimed`` (re)assigns, ``resolved_benign`` and
       ``confirmed_compromise`` close. Late answers are recorded for the timeline without
       touching the status, via an ``UpdateEscalation`` effect: the first Duo result of a push
@@ -322,6 +335,32 @@ def _on_suppression(state: AlertState, event: Event, now: datetime, p: Policy) -
         return _ignored(state, event, "kind always escalates; suppression rules do not apply")
     new = replace(state, status=Status.CLOSED, outcome=Outcome.SUPPRESSED, respond_by=None)
     return _accepted(new, (), "new -> closed (suppressed): matched a suppression rule")
+
+
+# --- held (the storm guard) ------------------------------------------------------------------
+
+
+def _on_storm_held(state: AlertState, event: Event, now: datetime, p: Policy) -> Transition:
+    # Counted like any other DM (always_escalate kinds too): holding asks nobody anything, and
+    # only a responder's decision moves it on.
+    new = replace(state, status=Status.HELD, escalation_reason=EscalationReason.STORM)
+    return _accepted(new, (), "new -> held (storm): too many people for one detection")
+
+
+def _on_storm_released(state: AlertState, event: Event, now: datetime, p: Policy) -> Transition:
+    # Back to `new` with the DM it was about to get; the answer clock starts when it is sent.
+    new = replace(state, status=Status.NEW, escalation_reason=None)
+    return _accepted(new, (SendDM(),), f"held -> new: storm released by {event.actor}, DM queued")
+
+
+def _on_storm_discarded(state: AlertState, event: Event, now: datetime, p: Policy) -> Transition:
+    # The team's decision (a responder's click), like benign: nobody is asked.
+    new = replace(state, status=Status.CLOSED, outcome=Outcome.STORM_DISCARDED, respond_by=None)
+    return _accepted(new, (), f"{state.status} -> closed (storm_discarded): by {event.actor}")
+
+
+def _on_storm_escalated(state: AlertState, event: Event, now: datetime, p: Policy) -> Transition:
+    return _escalate(state, EscalationReason.STORM, f"storm escalated by {event.actor}")
 
 
 # --- awaiting_ack / awaiting_2fa -------------------------------------------------------------
@@ -451,6 +490,11 @@ _HANDLERS: Mapping[tuple[Status, EventType], _Handler] = MappingProxyType(
         (Status.NEW, _E.DM_FAILED): _on_dm_failed,
         (Status.NEW, _E.SNOOZE_MATCHED): _on_snooze,
         (Status.NEW, _E.SUPPRESSION_MATCHED): _on_suppression,
+        (Status.NEW, _E.STORM_HELD): _on_storm_held,
+        (Status.HELD, _E.STORM_RELEASED): _on_storm_released,
+        # From `new` too: an alert of the same person grouped under a held one follows it.
+        **{(s, _E.STORM_DISCARDED): _on_storm_discarded for s in (Status.HELD, Status.NEW)},
+        **{(s, _E.STORM_ESCALATED): _on_storm_escalated for s in (Status.HELD, Status.NEW)},
         (Status.AWAITING_ACK, _E.WRONG_PERSON): _on_wrong_person,
         (Status.AWAITING_2FA, _E.WRONG_PERSON): _on_wrong_person,
         (Status.AWAITING_ACK, _E.DM_FAILED): _on_dm_failed,

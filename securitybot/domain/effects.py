@@ -36,6 +36,9 @@ class EscalationReason(StrEnum):
     DM_DELETED = "dm_deleted"
     # The alert names someone else: the team fixes the mapping and looks at it themselves.
     WRONG_PERSON = "wrong_person"
+    # One detection was about to DM more people than ``storm.max_people``: its DMs were held
+    # (status ``held``) and a responder escalated the whole storm.
+    STORM = "storm"
 
 
 @dataclass(frozen=True)

@@ -38,6 +38,7 @@ from securitybot.store.db import Database
 from securitybot.store.models import Alert, Exemption, Outbox, Snooze, UTCDateTime, utcnow
 from securitybot.store.outbox import enqueue, enqueued, mark_done
 from securitybot.store.suppression_models import SuppressionRule
+from securitybot.storms.hold import storm_guard
 
 OPEN = ("new", "awaiting_ack")
 OUTBOX = cast(Table, Outbox.__table__)
@@ -253,14 +254,15 @@ def settle_people(
             others = [locked[i] for i in older if i in locked]
             others += [a for a in mine if a.status != "new"]
             plan = _plan(session, alerts, others, by_id, window)
-            apply_to_many(session, plan.resolved, Event(EventType.USER_RESOLVED), utcnow(),
+            to_dm = storm_guard(session, plan.resolved, plan.found)
+            apply_to_many(session, to_dm, Event(EventType.USER_RESOLVED), utcnow(),
                           also_set=plan.found)  # fmt: skip
             for alert, parent, user in plan.joins:
                 attach_to_parent(session, alert, parent, user.id, user.name)
         mark_done(session, done)
-        if take_dms is None or not alerts or not plan.resolved:
+        if take_dms is None or not alerts or not to_dm:
             return []
-        resolved = {a.id: a for a in plan.resolved}
+        resolved = {a.id: a for a in to_dm}
         jobs = claim_dms(session, list(resolved), take_dms)
         contexts, _ = dm_contexts(session, resolved, [(j.id, j.alert_id or 0, True) for j in jobs])
         return [(j, contexts[j.alert_id]) for j in jobs if j.alert_id in contexts]

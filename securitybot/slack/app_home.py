@@ -15,7 +15,9 @@ from securitybot.slack import messages
 from securitybot.slack import mrkdwn as md
 from securitybot.slack.dates import slack_date
 from securitybot.store.models import Alert, Exemption, Snooze
+from securitybot.store.storm_models import Storm
 from securitybot.store.suppression_models import SuppressionRule
+from securitybot.storms.message import storm_message
 
 REVOKE_ACTION = "home_revoke"  # value: E12, S7 or R3, as in `/securitybot revoke`
 MAX_ITEMS = 8  # per list: 6 lists of at most 8 items (some 2 blocks each) stay under 100
@@ -27,12 +29,14 @@ WAITING = {
     "awaiting_2fa": "Waiting for you to approve the push on your phone",
     "escalated": "With the security team",
     "triaging": "Being looked at by the security team",
+    "held": "Held by the security team (nothing to answer yet)",
 }
 OUTCOMES = {
     "confirmed": "✅ confirmed by you with a push on your phone",
     "suppressed": "🔕 suppressed",
     "benign": "✅ closed as benign by the security team",
     "compromised": "🚨 confirmed as a compromise",
+    "storm_discarded": "🌀 discarded by the security team (a misfiring detection)",
 }
 
 
@@ -44,6 +48,7 @@ class TeamView:
     exemptions: list[Exemption] = field(default_factory=list)
     snoozes: list[Snooze] = field(default_factory=list)
     rules: list[SuppressionRule] = field(default_factory=list)
+    storms: list[tuple[Storm, list[str]]] = field(default_factory=list)  # open, held people
 
 
 def _when(alert: Alert) -> str:
@@ -89,6 +94,13 @@ def _history_line(alert: Alert) -> str:
 
 def _team(team: TeamView) -> list[dict[str, Any]]:
     blocks: list[dict[str, Any]] = [{"type": "divider"}, md.header("Security team")]
+    if team.storms:
+        blocks.append(md.section(f"*Storms held* ({len(team.storms)})"))
+    for storm, users in team.storms[:MAX_ITEMS]:
+        # The channel message's own buttons: the same handlers, checks and audit.
+        _, storm_blocks = storm_message(storm, users)
+        blocks += [b for b in storm_blocks if b.get("type") in ("section", "actions")]
+    blocks += _more(len(team.storms))
     blocks.append(md.section(f"*Escalation queue* ({len(team.queue)})"))
     for a in team.queue[:MAX_ITEMS]:
         who = md.user(a.user_id) if a.user_id else md.code(a.user_given, 100)

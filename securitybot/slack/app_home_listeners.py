@@ -15,6 +15,8 @@ from securitybot.slack import app_home, commands
 from securitybot.slack.triage import Responders
 from securitybot.store.db import Database
 from securitybot.store.models import Alert, utcnow
+from securitybot.storms.decide import list_storms
+from securitybot.storms.guard import held_users
 
 logger = logging.getLogger(__name__)
 
@@ -46,9 +48,11 @@ def _team(db: Database) -> app_home.TeamView:
         active = [
             e for e in exemptions.list_all(session) if e.expires_at is None or e.expires_at > now
         ]
+        held = [(s, held_users(session, s.id))
+                for s in list_storms(session, limit=app_home.MAX_ITEMS + 1)]  # fmt: skip
         return app_home.TeamView(
             queue=list(queue), exemptions=active, snoozes=snoozes.list_recent(session),
-            rules=suppressions.list_rules(session),
+            rules=suppressions.list_rules(session), storms=held,
         )  # fmt: skip
 
 

@@ -194,5 +194,6 @@ from securitybot.store import (  # noqa: F401, E402
     osquery_models,
     paging_models,
     privacy_models,
+    storm_models,
     suppression_models,
 )

@@ -21,6 +21,7 @@ from securitybot.service import build_service
 from securitybot.store.aer_budget_models import AerHeldBatch
 from securitybot.store.db import Database
 from securitybot.store.models import AuditLog, Snooze, utcnow
+from securitybot.store.storm_models import Storm
 from securitybot.store.suppression_models import SuppressionRule
 from tests.dashboard.test_dashboard import HASH, PASSWORD, seed, settings
 
@@ -34,6 +35,7 @@ ACCESS: dict[tuple[str, str], str] = {
     ("GET", "/dashboard/snoozes"): "viewer",
     ("GET", "/dashboard/suppressions"): "viewer",
     ("GET", "/dashboard/held"): "viewer",
+    ("GET", "/dashboard/storms"): "viewer",
     ("POST", "/dashboard/logout"): "viewer",
     # Responders handle escalations and snoozes; admins also manage suppression rules.
     ("POST", "/dashboard/snoozes/{snooze_id}/revoke"): "responder",
@@ -41,6 +43,10 @@ ACCESS: dict[tuple[str, str], str] = {
     # Held AER resets are an escalation: responders release or discard them.
     ("POST", "/dashboard/held/{batch_id}/release"): "responder",
     ("POST", "/dashboard/held/{batch_id}/discard"): "responder",
+    # So is a storm: responders release, discard or escalate it.
+    ("POST", "/dashboard/storms/{storm_id}/release"): "responder",
+    ("POST", "/dashboard/storms/{storm_id}/discard"): "responder",
+    ("POST", "/dashboard/storms/{storm_id}/escalate"): "responder",
     ("GET", "/dashboard/login"): PUBLIC,
     ("POST", "/dashboard/login"): PUBLIC,
     ("GET", "/dashboard/oidc/login"): PUBLIC,
@@ -75,6 +81,12 @@ def ids(db: Database) -> dict[str, int]:
         s.add(held)
         s.flush()
         out["held"] = held.id
+        storm = Storm(key="k:s", kind="k", source="s", status="open", people=25, held=0,
+                      max_people=25, window=600.0, version=1, shown_version=0,
+                      opened_at=utcnow(), last_at=utcnow())  # fmt: skip
+        s.add(storm)
+        s.flush()
+        out["storm"] = storm.id
     return out
 
 
@@ -112,7 +124,7 @@ def sign_in(client: TestClient, username: str) -> str:
 
 def call(client: TestClient, method: str, path: str, ids: dict[str, int], csrf: str) -> Any:
     url = path.format(alert_id=ids["escalated"], snooze_id=ids["snooze"], rule_id=ids["rule"],
-                      batch_id=ids["held"])  # fmt: skip
+                      batch_id=ids["held"], storm_id=ids["storm"])  # fmt: skip
     if method == "GET":
         return client.get(url)
     return client.post(url, data={"csrf": csrf})

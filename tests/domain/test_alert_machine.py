@@ -478,6 +478,7 @@ def test_status_strings_are_the_public_contract() -> None:
         "escalated",
         "triaging",
         "closed",
+        "held",
     ]
 
 

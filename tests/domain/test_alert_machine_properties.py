@@ -34,8 +34,13 @@ START = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 # Accepted events that legitimately need no effect: the DM is already out (dm_sent) and a
 # snoozed alert is meant to stay quiet (snooze_matched).
 # Accepted without an effect: a suppression is counted and listed in the daily summary instead.
+# Held by the storm guard, or discarded with its storm: nobody is to be asked anything.
 SILENT_EVENTS = frozenset(
-    {EventType.DM_SENT, EventType.SNOOZE_MATCHED, EventType.SUPPRESSION_MATCHED}
+    {EventType.DM_SENT, EventType.SNOOZE_MATCHED, EventType.SUPPRESSION_MATCHED,
+     EventType.STORM_HELD, EventType.STORM_DISCARDED}
+)  # fmt: skip
+STORM_DECISIONS = frozenset(
+    {EventType.STORM_RELEASED, EventType.STORM_DISCARDED, EventType.STORM_ESCALATED}
 )
 
 policies = st.builds(
@@ -143,9 +148,24 @@ def test_invariants_hold_for_any_event_sequence(
 
         # (5) closed always carries the team's verdict, or a suppression rule closed it
         if after.status is Status.CLOSED and before.status is not Status.CLOSED:
-            assert after.outcome in {Outcome.BENIGN, Outcome.COMPROMISED} or (
-                event.type is EventType.SUPPRESSION_MATCHED and after.outcome is Outcome.SUPPRESSED
+            assert (
+                after.outcome in {Outcome.BENIGN, Outcome.COMPROMISED}
+                or (
+                    event.type is EventType.SUPPRESSION_MATCHED
+                    and after.outcome is Outcome.SUPPRESSED
+                )
+                or (
+                    event.type is EventType.STORM_DISCARDED
+                    and after.outcome is Outcome.STORM_DISCARDED
+                )
             )
+
+        # (5b) held only from new by the storm guard, and left only by a responder's decision
+        if after.status is Status.HELD and before.status is not Status.HELD:
+            assert (before.status, event.type) == (Status.NEW, EventType.STORM_HELD)
+            assert after.escalation_reason is EscalationReason.STORM
+        if before.status is Status.HELD and after.status is not Status.HELD:
+            assert event.type in STORM_DECISIONS
 
         # (6) effects empty iff ignored, except the documented silent acceptances
         if not t.changed:

@@ -47,8 +47,10 @@ def test_two_replicas_dm_and_escalate_every_alert_exactly_once(
     servers = []
     for n in range(2):
         port = free_port()
+        # 200 people of one detection: a storm by default; here the exactly-once path is tested.
         cfg = e2e_config(pg_url, fs, fd, server={"host": "127.0.0.1", "port": port},
-                         logging={"level": "WARNING"}, policy={"ack_timeout": 20})  # fmt: skip
+                         logging={"level": "WARNING"}, policy={"ack_timeout": 20},
+                         storm={"max_people": USERS})  # fmt: skip
         path = tmp_path / f"replica{n}.yaml"
         path.write_text(yaml.safe_dump(cfg))
         servers.append(Server(path, port, tmp_path / f"replica{n}.log"))
@@ -93,6 +95,63 @@ def test_two_replicas_dm_and_escalate_every_alert_exactly_once(
         assert len(posted_for) == USERS and set(posted_for.values()) == {1}
         reasons = Counter(bots[0].alert(a)["escalation_reason"] for a in ids)
         assert reasons == {"not_me": USERS // 2, "no_response": USERS - USERS // 2}
+    finally:
+        for c in clients:
+            c.close()
+        for s in servers:
+            s.stop()
+        db.dispose()
+
+
+STORM_PEOPLE = 60
+STORM_LIMIT = 7
+
+
+def test_two_replicas_never_dm_more_than_the_storm_limit(
+    pg_url: str, fs: FakeSlack, fd: FakeDuo, tmp_path: Path
+) -> None:
+    """One detection fires for 60 people through both replicas at once: the count is taken
+    under the detection's lock in PostgreSQL, so together they DM exactly max_people people,
+    hold the rest in one storm and post one message."""
+    for i in range(STORM_PEOPLE):
+        fs.add_user(f"USTORM{i:03d}", f"storm{i}@example.com", first_name=f"S{i}")
+    servers = []
+    for n in range(2):
+        port = free_port()
+        cfg = e2e_config(pg_url, fs, fd, server={"host": "127.0.0.1", "port": port},
+                         logging={"level": "WARNING"},
+                         storm={"max_people": STORM_LIMIT, "window": "10m"})  # fmt: skip
+        path = tmp_path / f"replica{n}.yaml"
+        path.write_text(yaml.safe_dump(cfg))
+        servers.append(Server(path, port, tmp_path / f"replica{n}.log"))
+    servers[0].migrate()
+    for s in servers:
+        s.start()
+    db = Database.from_url(pg_url)
+    clients = [httpx.Client(base_url=f"http://127.0.0.1:{s.port}", timeout=20) for s in servers]
+    try:
+
+        def post(i: int) -> int:
+            resp = clients[i % 2].post(
+                "/api/v1/alerts", headers={"Authorization": f"Bearer {TOKEN}"},
+                json={"kind": "default", "user": f"storm{i}@example.com", "title": f"t{i}",
+                      "dedup_key": f"storm-{i}"},
+            )  # fmt: skip
+            assert resp.status_code == 201, resp.text
+            return int(resp.json()["id"])
+
+        with ThreadPoolExecutor(8) as pool:
+            ids = list(pool.map(post, range(STORM_PEOPLE)))
+        bot = Bot(str(clients[0].base_url), fs, fd, db, clients[0])
+        statuses = Counter(bot.wait_status(a, "awaiting_ack", "held")["status"] for a in ids)
+        assert statuses == {"awaiting_ack": STORM_LIMIT, "held": STORM_PEOPLE - STORM_LIMIT}
+        wait_until(lambda: ok_calls(fs, "chat.postMessage", SECURITY_CHANNEL), 20, "storm post")
+        dm_channels = {
+            c.params["channel"] for c in ok_calls(fs, "chat.postMessage")
+            if str(c.params["channel"]).startswith("DUSTORM") and c.params.get("blocks")
+        }  # fmt: skip
+        assert len(dm_channels) == STORM_LIMIT
+        assert len(ok_calls(fs, "chat.postMessage", SECURITY_CHANNEL)) == 1
     finally:
         for c in clients:
             c.close()

@@ -43,6 +43,7 @@ def test_two_worker_processes_serve_one_port_and_dm_every_alert_once(
             "duo": {"ikey": fd.ikey, "skey": fd.skey, "api_host": fd.api_host,
                     "ca_certs": fd.ca_path},
             "policy": {"ack_timeout": 3600},
+            "storm": {"max_people": ALERTS},  # one detection for 60 people: not a storm here
         }))  # fmt: skip
         cli = [sys.executable, "-m", "securitybot"]
         subprocess.run([*cli, "migrate", "--config", str(config)], cwd=REPO, check=True,

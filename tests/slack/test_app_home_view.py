@@ -12,6 +12,7 @@ from slack_sdk.models.views import View
 from securitybot.slack import limits
 from securitybot.slack.app_home import MAX_BLOCKS, TeamView, home_view
 from securitybot.store.models import Exemption, Snooze
+from securitybot.store.storm_models import Storm
 from securitybot.store.suppression_models import SuppressionRule
 from tests.slack.helpers import assert_inert, mrkdwn_of
 from tests.slack.test_block_limits_properties import AT, SETTINGS, alerts, untrusted
@@ -34,6 +35,9 @@ def teams(draw: st.DrawFn) -> TeamView:
         rules=[SuppressionRule(id=i, kind="sensitive_command", matchers={"host": text[:200]},
                                reason=text, created_by="USECLEAD", expires_at=AT)
                for i in range(n)],
+        storms=[(Storm(id=i, kind=text[:64], source=text[:64], status="open", people=25, held=9,
+                       max_people=25, window=600.0, version=1, shown_version=0, opened_at=AT,
+                       last_at=AT), ["UPERSON1"] * 12) for i in range(n)],
     )  # fmt: skip
 
 
@@ -46,5 +50,17 @@ def test_the_home_tab_fits_and_is_inert(
     assert view["type"] == "home" and 0 < len(view["blocks"]) <= MAX_BLOCKS
     assert limits.view_problems(view) == []  # a Home tab may hold 100 blocks, a message 50
     View(**view).validate_json()
-    allowed = ("<@USECLEAD>", "<@UALICE>", "<@W0123ABC>")
+    allowed = ("<@USECLEAD>", "<@UALICE>", "<@W0123ABC>", "<@UPERSON1>")
     assert_inert(mrkdwn_of("", view["blocks"]), allowed=allowed)
+
+
+def test_responders_see_open_storms_with_their_buttons() -> None:
+    storm = Storm(id=7, kind="mass_download", source="siem", status="open", people=25, held=40,
+                  max_people=25, window=600.0, version=1, shown_version=0, opened_at=AT,
+                  last_at=AT)  # fmt: skip
+    view = home_view([], [], TeamView(storms=[(storm, ["UPERSON1", "UPERSON2"])]))
+    actions = [e for b in view["blocks"] if b["type"] == "actions" for e in b["elements"]]
+    assert [(e["action_id"], e["value"]) for e in actions] == [
+        ("storm_release", "7:40"), ("storm_discard", "7:40"), ("storm_escalate", "7:40")
+    ]  # fmt: skip
+    assert "27 people so far" in str(view["blocks"])
