@@ -5,16 +5,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from securitybot.api.common import ApiError, parse_id, parse_json, read_body
-from securitybot.api.team import _admin, _require_responder, _rt, _via
-from securitybot.ingest.ratelimit import enforce
-from securitybot.ingest.schema import SLACK_ID_RE, field_errors
+from securitybot.api.common import ApiError, parse_id
+from securitybot.api.team import _admin, _rt, _via, admin_request
+from securitybot.ingest.schema import SLACK_ID_RE
 from securitybot.slack.storms import SELF_REFUSAL, audit_refusal, decide
 from securitybot.store.models import utcnow
 from securitybot.store.storm_models import Storm
@@ -48,20 +47,7 @@ async def list_storms(request: Request) -> JSONResponse:
 
 
 async def _decide(request: Request, action: str) -> JSONResponse:
-    rt = _rt(request)
-    body = await read_body(request, rt.settings.server.max_body_bytes)
-    principal = await _admin(request, rt, body)
-    enforce(request, principal.source)
-    data = parse_json(body)
-    if not isinstance(data, dict):
-        raise ApiError(400, "malformed_json", "the body must be a JSON object")
-    try:
-        payload = DecisionIn.model_validate(data)
-    except ValidationError as exc:
-        errors = field_errors(exc)
-        raise ApiError(422, "validation_error", f"{errors[0]['field']}: {errors[0]['reason']}",
-                       errors) from None  # fmt: skip
-    actor = await _require_responder(rt, payload.requested_by)
+    rt, principal, payload, actor = await admin_request(request, DecisionIn)
     raw = request.path_params["storm_id"]
     storm_id = parse_id(raw)
     if storm_id is None:
