@@ -35,9 +35,14 @@ def test_a_push_polled_while_every_slot_is_held_costs_no_database_work(db: Datab
             first = await verifier.start_push("alice", {"Alert": "1"})
             second = await verifier.start_push("alice", {"Alert": "2"})
             assert first.txid and second.txid
-            await verifier.poll(first.txid)  # a push's first status comes at once
-            held = asyncio.create_task(verifier.poll(first.txid))  # now held: the one slot
-            await asyncio.sleep(0.3)
+            # The verifier asks again after Duo's first "pushed" and Duo holds that call until
+            # the phone answers: the one slot is held.
+            held = asyncio.create_task(verifier.poll(first.txid))
+            for _ in range(100):
+                if verifier.saturated():
+                    break
+                await asyncio.sleep(0.05)
+            assert verifier.saturated()
             job = Job(id=1, effect="poll_duo", alert_id=2, payload={"txid": second.txid},
                       attempts=0, created_at=datetime.now(UTC))  # fmt: skip
             with counted(db) as seen:
