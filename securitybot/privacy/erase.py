@@ -116,6 +116,11 @@ TABLES: dict[str, Spec] = {
     "paged_alerts": Spec(why="alert ids and paging dedup keys"),
     "pagerduty_webhooks": Spec(why="PagerDuty event ids, pruned"),
     "job_leases": Spec(why="job names and replica host names"),
+    "storm_keys": Spec(why="detection keys (kind:source) and when they were last locked"),
+    # Who was DMed or held in a storm: the pseudonym keeps "distinct people" counts right.
+    "storm_dms": Spec(people=("user_id",)),
+    "storm_alerts": Spec(people=("user_id",)),
+    "storms": Spec(people=("resolved_by",)),
 }  # fmt: skip
 
 

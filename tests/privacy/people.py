@@ -50,6 +50,7 @@ from securitybot.store.osquery_models import OsqueryNode
 from securitybot.store.paging_models import Page, PagedAlert, PagerDutyWebhook
 from securitybot.store.privacy_models import JobLease
 from securitybot.store.slack_people_models import SlackPerson
+from securitybot.store.storm_models import Storm, StormAlert, StormDm, StormKey
 from securitybot.store.suppression_models import SuppressionRule
 
 EMAIL = "alice@example.com"
@@ -149,10 +150,22 @@ def seed_aer(s: Session) -> None:
     ])  # fmt: skip
 
 
+def seed_storms(s: Session, alert_id: int) -> None:
+    s.add_all([
+        StormKey(key="sensitive_command:siem"),
+        StormDm(key="sensitive_command:siem", user_id=UID, alert_id=alert_id),
+        StormDm(key="sensitive_command:siem", user_id="U0BOB", alert_id=alert_id + 1),
+        Storm(key="sensitive_command:siem", kind="sensitive_command", source="siem",
+              status="discarded", max_people=25, window=600.0, resolved_by=UID),
+        StormAlert(alert_id=alert_id, storm_id=1, user_id=UID),
+    ])  # fmt: skip
+
+
 def seed(db: Database) -> dict[str, int]:
     with db.write() as s:
         ids = seed_core(s)
         seed_aer(s)
+        seed_storms(s, ids["alice"])
     return ids
 
 
