@@ -17,6 +17,7 @@ from securitybot.kinds import always_mention, escalation_severity
 from securitybot.masking import scrub
 from securitybot.outbox.dispatcher import Done, GiveUp, Handler, Job, Outcome, RetryAt, backoff
 from securitybot.slack import messages
+from securitybot.slack import mrkdwn as md
 from securitybot.slack.channels import CHANNEL_ERRORS
 from securitybot.slack.gateway import SlackPermanentError, SlackRetryLater
 from securitybot.store.models import Alert, AuditLog, utcnow
@@ -61,11 +62,7 @@ class EscalationPosts:
             in esc.mention_severities
         ):
             ref = esc.mention
-        if ref is None:
-            return None
-        if ref in ("here", "channel"):
-            return f"<!{ref}>"
-        return f"<!subteam^{ref}>" if ref.startswith("S") else f"<@{ref}>"
+        return None if ref is None else md.mention_ref(ref)
 
     async def _render_escalation(
         self, alert: Alert, tier: int | None = None

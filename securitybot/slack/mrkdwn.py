@@ -54,6 +54,14 @@ def user(user_id: str | None) -> str:
     return code(user_id or "unknown user", 100)
 
 
+def mention_ref(ref: str) -> str:
+    """A configured mention (``escalation.mention``, a tier's): ``here``/``channel``, a user
+    group id (S…) or a user id (U…/W…), as Slack's mrkdwn for it."""
+    if ref in ("here", "channel"):
+        return f"<!{ref}>"
+    return f"<!subteam^{ref}>" if ref.startswith("S") else f"<@{ref}>"
+
+
 def truncated(alert_id: int | None) -> str:
     """What replaces the end of a clipped text: where the full alert can be found."""
     return f"{ELLIPSIS} (truncated; full alert: #{alert_id})" if alert_id else ELLIPSIS
