@@ -16,7 +16,7 @@ from prometheus_client import (
 )
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select
 
 # AER's counters: imported here so every /metrics lists them, with or without AER traffic yet.
 from securitybot.aer import metrics as _aer_metrics  # noqa: F401
@@ -101,13 +101,13 @@ class OutboxCollector(Collector):
         self.slack_configured = slack_configured
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
-        pending = Outbox.status == "pending"
-        stuck = (
-            pending if self.slack_configured else pending & Outbox.effect.not_in(WAITING_FOR_SLACK)
-        )
+        # One scan of the pending rows for both figures (as before the Slack exception).
+        waiting = () if self.slack_configured else WAITING_FOR_SLACK
+        aged = case((Outbox.effect.in_(waiting), None), else_=Outbox.created_at)
         with self.db.read() as session:
-            depth = session.scalar(select(func.count()).where(pending)) or 0
-            oldest = session.scalar(select(func.min(Outbox.created_at)).where(stuck))
+            depth, oldest = session.execute(
+                select(func.count(), func.min(aged)).where(Outbox.status == "pending")
+            ).one()
             dead_by_effect = session.execute(
                 select(Outbox.effect, func.count()).where(Outbox.status == "dead")
                 .group_by(Outbox.effect)
