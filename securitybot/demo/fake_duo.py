@@ -1,36 +1,26 @@
 """A local fake of Duo's Auth API v2, served over HTTPS with a throwaway CA.
 
-It verifies every request's HMAC signature the way Duo does, independently of duo_client's
-own code, so a client that signs wrongly (wrong skey, host with port, wrong sig version)
-fails here exactly as it would against Duo.
+It verifies every request's HMAC signature the way Duo does (``duo_signature``), so a client
+that signs wrongly fails here exactly as it would against Duo.
 """
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import hashlib
-import hmac
 import json
 import logging
-import shutil
-import socket
-import ssl
-import tempfile
 import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Iterator
 from dataclasses import dataclass, field
-from email.utils import parsedate_to_datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
+from http.server import BaseHTTPRequestHandler
 from typing import Any
-from urllib.parse import parse_qs, parse_qsl, quote, urlsplit
+from urllib.parse import parse_qs, parse_qsl, urlsplit
 
-from securitybot import constant_time
-from securitybot.demo._serving import ServedFake
+from securitybot.demo._serving import FakeServer, TLSFake
+from securitybot.demo.duo_signature import DuoError, check_signature
 from securitybot.demo.fake_push import PushBook
 
 log = logging.getLogger(__name__)
@@ -96,102 +86,7 @@ class _User:
     next_push: deque[str] = field(default_factory=deque)
 
 
-class DuoError(Exception):
-    def __init__(self, status: int, code: int, message: str, detail: str | None = None):
-        super().__init__(message)
-        self.body: Json = {"stat": "FAIL", "code": code, "message": message}
-        if detail is not None:
-            self.body["message_detail"] = detail
-        self.status = status
-
-
-def _canon_params(params: dict[str, list[str]]) -> str:
-    # OAuth 1.0-style normalisation: sorted, RFC 3986 quoted keys and values.
-    pairs: list[str] = []
-    for key, values in sorted((quote(k, "~"), v) for k, v in params.items()):
-        pairs.extend(f"{key}={val}" for val in sorted(quote(v, "~") for v in values))
-    return "&".join(pairs)
-
-
-def _sha512(text: str) -> str:
-    return hashlib.sha512(text.encode()).hexdigest()
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = False
-    block_on_close = True
-    request_queue_size = 1024  # see fake_slack: the default backlog of 5 drops bursts
-
-    def __init__(self, fake: FakeDuo, context: ssl.SSLContext) -> None:
-        super().__init__(("127.0.0.1", 0), _Handler)
-        self.fake = fake
-        # Handshake lazily in the handler thread so one bad client can't stall accept().
-        self.socket = context.wrap_socket(
-            self.socket, server_side=True, do_handshake_on_connect=False
-        )
-        self.connections = 0  # TLS connections accepted: a client that reuses them opens few
-        self._open: set[Any] = set()
-        self._busy: set[Any] = set()  # answering a request (not idle between requests)
-        self._open_lock = threading.Lock()
-
-    @contextlib.contextmanager
-    def busy(self, conn: Any) -> Iterator[None]:
-        with self._open_lock:
-            self._busy.add(conn)
-        try:
-            yield
-        finally:
-            with self._open_lock:
-                self._busy.discard(conn)
-
-    def finish_request(self, request: Any, client_address: Any) -> None:
-        request.settimeout(_IDLE)
-        # Headers and body go out in two writes; on a kept-alive connection Nagle's algorithm
-        # would hold the body for the client's delayed ACK (~40 ms a response).
-        with contextlib.suppress(OSError):
-            request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        with self._open_lock:
-            self.connections += 1
-            self._open.add(request)
-        try:
-            request.do_handshake()
-        except (ssl.SSLError, OSError) as exc:
-            log.debug("fake duo: TLS handshake failed: %s", exc)
-            return
-        try:
-            super().finish_request(request, client_address)
-        finally:
-            with self._open_lock:
-                self._open.discard(request)
-
-    def close_connections(self) -> None:
-        """End idle kept-alive connections, so stopping never waits out their idle timeout."""
-        with self._open_lock:
-            conns = list(self._open - self._busy)
-        for conn in conns:
-            with contextlib.suppress(OSError):
-                conn.shutdown(socket.SHUT_RDWR)
-
-
-class _Handler(BaseHTTPRequestHandler):
-    server: _Server
-    # Keep-alive, as Duo's API answers: a client that reuses connections can show it here.
-    protocol_version = "HTTP/1.1"
-    timeout = _IDLE
-
-    def do_GET(self) -> None:
-        with self.server.busy(self.connection):
-            self.server.fake._serve(self)
-
-    def do_POST(self) -> None:
-        with self.server.busy(self.connection):
-            self.server.fake._serve(self)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        log.debug("fake duo: " + format, *args)
-
-
-class FakeDuo(ServedFake, PushBook[Push]):
+class FakeDuo(TLSFake, PushBook[Push]):
     """Duo Auth API fake. Connect with duo_client.Auth(host=fd.host, port=fd.port, ...)."""
 
     push_vendor = "Duo"
@@ -215,24 +110,13 @@ class FakeDuo(ServedFake, PushBook[Push]):
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
         self._stopping = False
-        self._tmpdir: Path | None = None
 
     # ---- lifecycle -------------------------------------------------------------------------
 
     def start(self) -> FakeDuo:
-        if self._server is not None:
-            return self
-        import trustme  # dev-only dependency; keep `import securitybot.demo` light
-
-        ca = trustme.CA()
-        # duo_client matches DNS SANs only, so an IP-address certificate would be rejected.
-        cert = ca.issue_cert("localhost")
-        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        cert.configure_cert(context)
-        self._tmpdir = Path(tempfile.mkdtemp(prefix="fake-duo-"))
-        ca.cert_pem.write_to_path(str(self._tmpdir / "ca.pem"))
-        self._stopping = False
-        self._serve_in_thread(_Server(self, context), "fake-duo")
+        if self._server is None:
+            self._stopping = False
+            self._serve_tls("fake-duo", self._serve, keep_alive=True, idle=_IDLE)
         return self
 
     def stop(self) -> None:
@@ -245,23 +129,11 @@ class FakeDuo(ServedFake, PushBook[Push]):
             for push in self._pushes.values():
                 if push.changed is not None:
                     push.changed.notify_all()
-        if self._server is not None:
-            assert isinstance(self._server, _Server)
-            self._server.close_connections()
-        self._stop_serving()
-        if self._tmpdir is not None:
-            shutil.rmtree(self._tmpdir, ignore_errors=True)
-            self._tmpdir = None
+        super().stop()
 
     @property
     def api_host(self) -> str:
         return f"{self.host}:{self.port}"
-
-    @property
-    def ca_path(self) -> str:
-        if self._tmpdir is None:
-            raise RuntimeError("FakeDuo is not started")
-        return str(self._tmpdir / "ca.pem")
 
     def config(self, timeout: float = 5) -> Json:
         """The config sections that point the bot at this fake (it must be started)."""
@@ -319,7 +191,7 @@ class FakeDuo(ServedFake, PushBook[Push]):
     @property
     def connections(self) -> int:
         """TLS connections accepted so far."""
-        return self._server.connections if isinstance(self._server, _Server) else 0
+        return self._server.connections if isinstance(self._server, FakeServer) else 0
 
     def fail_all(self, status: int | None = 500) -> None:
         """Answer every request with this HTTP status; None restores normal service.
@@ -331,7 +203,7 @@ class FakeDuo(ServedFake, PushBook[Push]):
 
     # ---- request plumbing ------------------------------------------------------------------
 
-    def _serve(self, req: _Handler) -> None:
+    def _serve(self, req: BaseHTTPRequestHandler) -> None:
         split = urlsplit(req.path)
         length = int(req.headers.get("Content-Length") or 0)
         body = req.rfile.read(length).decode("utf-8") if length else ""
@@ -349,7 +221,9 @@ class FakeDuo(ServedFake, PushBook[Push]):
             if self._fail_status is not None:
                 raise DuoError(self._fail_status, self._fail_status * 100, "Service unavailable")
             try:
-                version = self._verify(req.command, split.path, signed, body, is_json, headers)
+                version = check_signature(
+                    self, req.command, split.path, signed, body, is_json, headers
+                )
             except DuoError:
                 # ping is the one unauthenticated endpoint; duo_client signs it anyway.
                 if split.path != "/auth/v2/ping":
@@ -373,57 +247,6 @@ class FakeDuo(ServedFake, PushBook[Push]):
         req.send_header("Content-Length", str(len(data)))
         req.end_headers()
         req.wfile.write(data)
-
-    def _verify(
-        self,
-        method: str,
-        path: str,
-        signed: dict[str, list[str]],
-        body: str,
-        is_json: bool,
-        headers: dict[str, str],
-    ) -> int:
-        """Return the signature version that matched, or raise a Duo 401."""
-        auth, date = headers.get("authorization", ""), headers.get("date", "")
-        try:
-            ikey, _, sig = base64.b64decode(auth.removeprefix("Basic ")).decode().partition(":")
-        except ValueError:
-            ikey = sig = ""
-        if not auth.startswith("Basic ") or not sig:
-            raise DuoError(401, 40101, "Missing request credentials")
-        if not date:
-            raise DuoError(401, 40104, "Missing required Date header")
-        if self.max_clock_skew is not None:
-            try:
-                skew = abs(parsedate_to_datetime(date).timestamp() - time.time())
-            except (TypeError, ValueError):
-                skew = float("inf")
-            if skew > self.max_clock_skew:
-                raise DuoError(401, 40105, "Request date was too far in the past")
-        if ikey != self.ikey:
-            raise DuoError(401, 40102, "Invalid integration key in request credentials")
-        # The signed host is Duo's API hostname only; a port never appears in it.
-        head = [date, method.upper(), self.host.lower(), path]
-        xduo = sorted((k, v) for k, v in headers.items() if k.startswith("x-duo-"))
-        xduo_hash = _sha512("\x00".join(part for kv in xduo for part in kv))
-        # duo_client sig v4/v5 sign JSON POST bodies (params then go unsigned as {}) or,
-        # for GET, the query with an empty body; v1/v2 sign form/query params only.
-        canon_params = "" if is_json else _canon_params(signed)
-        content = body if is_json else ""
-        candidates: list[tuple[int, str, Any]] = []
-        if is_json or method == "GET":
-            v4 = "\n".join([*head, canon_params, _sha512(content)])
-            candidates += [(5, f"{v4}\n{xduo_hash}", hashlib.sha512), (4, v4, hashlib.sha512)]
-        if not is_json:
-            v2 = "\n".join([*head, canon_params])
-            v1 = "\n".join([*head[1:], canon_params])
-            for digest in (hashlib.sha512, hashlib.sha1):
-                candidates += [(2, v2, digest), (1, v1, digest)]
-        for version, canon, digest in candidates:
-            expected = hmac.new(self.skey.encode(), canon.encode(), digest).hexdigest()
-            if constant_time.equal(expected, sig):
-                return version
-        raise DuoError(401, 40103, "Invalid signature in request credentials")
 
     def _route(self, method: str, path: str, params: dict[str, str]) -> Json:
         routes = {

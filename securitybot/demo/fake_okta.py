@@ -20,22 +20,18 @@ import hashlib
 import json
 import logging
 import secrets
-import shutil
-import ssl
-import tempfile
 import threading
 import time
 import uuid
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from securitybot.demo import okta_examples as documented
-from securitybot.demo._serving import ServedFake
+from securitybot.demo._serving import TLSFake
 from securitybot.demo.fake_push import PushBook
 
 log = logging.getLogger(__name__)
@@ -120,44 +116,7 @@ class OktaError(Exception):
         return err
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = False
-    block_on_close = True
-    request_queue_size = 1024
-
-    def __init__(self, fake: FakeOkta, context: ssl.SSLContext) -> None:
-        super().__init__(("127.0.0.1", 0), _Handler)
-        self.fake = fake
-        self.socket = context.wrap_socket(
-            self.socket, server_side=True, do_handshake_on_connect=False
-        )
-
-    def finish_request(self, request: Any, client_address: Any) -> None:
-        request.settimeout(10)
-        try:
-            request.do_handshake()
-        except (ssl.SSLError, OSError) as exc:
-            log.debug("fake okta: TLS handshake failed: %s", exc)
-            return
-        super().finish_request(request, client_address)
-
-
-class _Handler(BaseHTTPRequestHandler):
-    server: _Server
-    protocol_version = "HTTP/1.0"  # one request per connection: stop() never waits on idle ones
-    timeout = 10
-
-    def do_GET(self) -> None:
-        self.server.fake._serve(self)
-
-    def do_POST(self) -> None:
-        self.server.fake._serve(self)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        log.debug("fake okta: " + format, *args)
-
-
-class FakeOkta(ServedFake, PushBook[Push]):
+class FakeOkta(TLSFake, PushBook[Push]):
     """Okta fake. Connect with okta.org_url = fo.org_url, okta.ca_certs = fo.ca_path."""
 
     push_vendor = "Okta Verify"
@@ -178,41 +137,17 @@ class FakeOkta(ServedFake, PushBook[Push]):
         self._window = (0, 0)  # (minute, calls in it) for the rate-limit headers
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
-        self._tmpdir: Path | None = None
 
     # ---- lifecycle -------------------------------------------------------------------------
 
     def start(self) -> FakeOkta:
-        if self._server is not None:
-            return self
-        import trustme  # dev-only dependency
-
-        ca = trustme.CA()
-        cert = ca.issue_cert("localhost")
-        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        cert.configure_cert(context)
-        self._tmpdir = Path(tempfile.mkdtemp(prefix="fake-okta-"))
-        ca.cert_pem.write_to_path(str(self._tmpdir / "ca.pem"))
-        self._serve_in_thread(_Server(self, context), "fake-okta")
-        return self
-
-    def stop(self) -> None:
         if self._server is None:
-            return
-        self._stop_serving()
-        if self._tmpdir is not None:
-            shutil.rmtree(self._tmpdir, ignore_errors=True)
-            self._tmpdir = None
+            self._serve_tls("fake-okta", self._serve)
+        return self
 
     @property
     def org_url(self) -> str:
         return f"https://localhost:{self.port}"
-
-    @property
-    def ca_path(self) -> str:
-        if self._tmpdir is None:
-            raise RuntimeError("FakeOkta is not started")
-        return str(self._tmpdir / "ca.pem")
 
     def config(self, timeout: float = 5) -> Json:
         """The config sections that point the bot at this fake (it must be started)."""
@@ -298,7 +233,7 @@ class FakeOkta(ServedFake, PushBook[Push]):
 
     # ---- request plumbing ------------------------------------------------------------------
 
-    def _serve(self, req: _Handler) -> None:
+    def _serve(self, req: BaseHTTPRequestHandler) -> None:
         split = urlsplit(req.path)
         length = int(req.headers.get("Content-Length") or 0)
         if length:

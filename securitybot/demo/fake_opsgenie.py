@@ -30,11 +30,11 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from securitybot.demo._serving import ServedFake
+from securitybot.demo._serving import FakeServer, ServedFake
 
 log = logging.getLogger(__name__)
 
@@ -71,31 +71,6 @@ class _Failure:
     times: int
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = False
-    block_on_close = True
-    request_queue_size = 1024
-
-    def __init__(self, fake: FakeOpsgenie) -> None:
-        super().__init__(("127.0.0.1", 0), _Handler)
-        self.fake = fake
-
-
-class _Handler(BaseHTTPRequestHandler):
-    server: _Server
-    protocol_version = "HTTP/1.0"
-    timeout = 10
-
-    def do_GET(self) -> None:
-        self.server.fake._serve(self)
-
-    def do_POST(self) -> None:
-        self.server.fake._serve(self)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        log.debug("fake opsgenie: " + format, *args)
-
-
 def _error(message: str, **more: Any) -> Json:
     return {"message": message, **more, "took": 0.083, "requestId": str(uuid.uuid4())}
 
@@ -112,7 +87,7 @@ class FakeOpsgenie(ServedFake):
 
     def start(self) -> FakeOpsgenie:
         if self._server is None:
-            self._serve_in_thread(_Server(self), "fake-opsgenie")
+            self._serve_in_thread(FakeServer("fake-opsgenie", self._serve), "fake-opsgenie")
         return self
 
     @property
@@ -158,7 +133,7 @@ class FakeOpsgenie(ServedFake):
 
     # ---- serving -------------------------------------------------------------------------------
 
-    def _serve(self, req: _Handler) -> None:
+    def _serve(self, req: BaseHTTPRequestHandler) -> None:
         split = urlsplit(req.path)
         query = {k: v[0] for k, v in parse_qs(split.query, keep_blank_values=True).items()}
         length = int(req.headers.get("Content-Length") or 0)

@@ -35,13 +35,13 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
 
-from securitybot.demo._serving import ServedFake
+from securitybot.demo._serving import FakeServer, ServedFake
 
 log = logging.getLogger(__name__)
 
@@ -219,31 +219,6 @@ class _Failure:
     headers: dict[str, str]
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = False
-    block_on_close = True
-    request_queue_size = 1024
-
-    def __init__(self, fake: FakePagerDuty) -> None:
-        super().__init__(("127.0.0.1", 0), _Handler)
-        self.fake = fake
-
-
-class _Handler(BaseHTTPRequestHandler):
-    server: _Server
-    protocol_version = "HTTP/1.0"  # one request per connection: stop() never waits on idle ones
-    timeout = 10
-
-    def do_GET(self) -> None:
-        self.server.fake._serve(self)
-
-    def do_POST(self) -> None:
-        self.server.fake._serve(self)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        log.debug("fake pagerduty: " + format, *args)
-
-
 class FakePagerDuty(ServedFake):
     """Connect the bot with ``**fake.config()``; drive the pager with ``acknowledge`` and
     ``resolve`` (which send the signed webhooks to ``webhook_url``)."""
@@ -271,7 +246,7 @@ class FakePagerDuty(ServedFake):
 
     def start(self) -> FakePagerDuty:
         if self._server is None:
-            self._serve_in_thread(_Server(self), "fake-pagerduty")
+            self._serve_in_thread(FakeServer("fake-pagerduty", self._serve), "fake-pagerduty")
         return self
 
     @property
@@ -407,7 +382,7 @@ class FakePagerDuty(ServedFake):
 
     # ---- serving -----------------------------------------------------------------------------
 
-    def _serve(self, req: _Handler) -> None:
+    def _serve(self, req: BaseHTTPRequestHandler) -> None:
         split = urlsplit(req.path)
         length = int(req.headers.get("Content-Length") or 0)
         raw = req.rfile.read(length) if length else b""
