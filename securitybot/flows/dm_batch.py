@@ -28,10 +28,10 @@ from sqlalchemy import Integer, Table, bindparam, func, or_, select, union_all, 
 from sqlalchemy.orm import Session
 
 from securitybot.domain import Event, EventType
-from securitybot.flows import dm_path
 from securitybot.flows.batch_transitions import apply_to_many
 from securitybot.flows.dm_path import DmContext, attach_to_parent, settled_before_grouping
 from securitybot.flows.transitions import apply_event
+from securitybot.flows.write_retry import retrying
 from securitybot.outbox.jobs import Job
 from securitybot.slack.gateway import SlackUser
 from securitybot.store.db import Database
@@ -267,7 +267,7 @@ def settle_people(
         contexts, _ = dm_contexts(session, resolved, [(j.id, j.alert_id or 0, True) for j in jobs])
         return [(j, contexts[j.alert_id]) for j in jobs if j.alert_id in contexts]
 
-    return dm_path.retrying(db, work)
+    return retrying(db, work)
 
 
 _JOB_COLUMNS = ("id", "alert_id", "payload", "attempts", "created_at", "claims")
@@ -393,4 +393,4 @@ def finish_dms(
                 enqueue(session, effect="refresh_dm", alert_id=alert_id,
                         idempotency_key=f"refresh:{alert_id}:sent:{n}")  # fmt: skip
 
-    return dm_path.retrying(db, work)
+    return retrying(db, work)

@@ -1,6 +1,7 @@
 """What the DM path's batch work (``dm_batch``) shares with the rest of the flows: the
-transaction that re-runs when it lost a race, the checks that settle a new alert before any
-grouping, attaching an alert to its group's conversation, and what a DM shows.
+checks that settle a new alert before any grouping, attaching an alert to its group's
+conversation, and what a DM shows (the transaction that re-runs when it lost a race is
+``write_retry.retrying``).
 
 Every state change still goes through ``apply_event`` (a conditional UPDATE on the version,
 audited); a lost race re-runs the whole transaction.
@@ -8,45 +9,19 @@ audited); a lost race re-runs the whole transaction.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TypeVar
 
 from sqlalchemy import update
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
 from securitybot.domain import Event, EventType
 from securitybot.flows import exemptions, snoozes, suppressions
-from securitybot.flows.transitions import ConcurrentUpdate, apply_event
+from securitybot.flows.transitions import apply_event
 from securitybot.slack.gateway import SlackUser
 from securitybot.store import alerts as alert_store
-from securitybot.store.db import Database
 from securitybot.store.models import Alert
 from securitybot.store.outbox import enqueue
-
-T = TypeVar("T")
-ATTEMPTS = 5
-
-
-def retrying(db: Database, work: Callable[[Session], T]) -> T:
-    """``work`` in one write transaction, run again from scratch if another writer raced it
-    (or PostgreSQL broke a lock cycle by aborting it: an alert's writers mostly lock it, then
-    its older group parent, but mirroring to a group locks the other way round)."""
-    for attempt in range(ATTEMPTS):
-        try:
-            with db.write() as session:
-                return work(session)
-        except (ConcurrentUpdate, DBAPIError) as exc:
-            lost_race = isinstance(exc, ConcurrentUpdate) or _deadlock(exc)
-            if not lost_race or attempt == ATTEMPTS - 1:
-                raise
-    raise AssertionError("unreachable")
-
-
-def _deadlock(exc: Exception) -> bool:
-    return getattr(getattr(exc, "orig", None), "sqlstate", None) == "40P01"
 
 
 def settled_before_grouping(

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy.orm import Session
+
 from securitybot.domain import Event
-from securitybot.flows.transitions import Applied, ConcurrentUpdate, apply_event, load_for_update
+from securitybot.flows.transitions import Applied, apply_event, load_for_update
+from securitybot.flows.write_retry import retrying
 from securitybot.store.db import Database
 
 
@@ -17,17 +20,12 @@ def apply_by_id(
     also_set: dict[str, Any] | None = None,
     audit_details: dict[str, Any] | None = None,
 ) -> Applied | None:
-    """None when the alert does not exist. Retries a few times if another writer raced us."""
-    for attempt in range(5):
-        try:
-            with db.write() as session:
-                alert = load_for_update(session, alert_id)
-                if alert is None:
-                    return None
-                return apply_event(
-                    session, alert, event, also_set=also_set, audit_details=audit_details
-                )
-        except ConcurrentUpdate:
-            if attempt == 4:
-                raise
-    return None
+    """None when the alert does not exist. Runs again if another writer raced us."""
+
+    def work(session: Session) -> Applied | None:
+        alert = load_for_update(session, alert_id)
+        if alert is None:
+            return None
+        return apply_event(session, alert, event, also_set=also_set, audit_details=audit_details)
+
+    return retrying(db, work)

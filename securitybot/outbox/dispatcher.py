@@ -27,6 +27,7 @@ from typing import Any, cast
 
 from sqlalchemy import Table
 from sqlalchemy.exc import DBAPIError
+from tenacity import AsyncRetrying, stop_after_attempt, wait_exponential
 
 from securitybot.outbox import leases
 from securitybot.outbox.jobs import (
@@ -239,18 +240,20 @@ class Dispatcher:
         If it still fails the lease runs out and the jobs run again as retries, whose handlers
         find what this run already delivered: a lost outcome never re-sends."""
         ids = [job.id for job, _ in items]
-        for attempt in range(RECORD_TRIES):
-            try:
-                await self._db(self._record_many, items)
-                return
-            except Exception:
-                if attempt + 1 == RECORD_TRIES:
-                    logger.exception("outbox jobs %s: outcome not recorded; they will run "
-                                     "again after their lease", ids)  # fmt: skip
-                    return
-                logger.warning("outbox jobs %s: recording outcomes failed; retrying", ids,
-                               exc_info=True)  # fmt: skip
-                await asyncio.sleep(0.1 * 2**attempt)
+        try:
+            async for attempt in AsyncRetrying(
+                stop=stop_after_attempt(RECORD_TRIES),
+                wait=wait_exponential(multiplier=0.1),
+                before_sleep=lambda _: logger.warning(
+                    "outbox jobs %s: recording outcomes failed; retrying", ids, exc_info=True
+                ),
+                reraise=True,
+            ):
+                with attempt:
+                    await self._db(self._record_many, items)
+        except Exception:
+            logger.exception("outbox jobs %s: outcome not recorded; they will run "
+                             "again after their lease", ids)  # fmt: skip
 
     async def _run_in_order(self, job: Job) -> None:
         # Nobody awaits these tasks: whatever escapes here must be logged, never left for
