@@ -4,7 +4,7 @@ user reset once, audited with the session's role)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -14,17 +14,15 @@ from starlette.routing import BaseRoute, Route
 
 from securitybot.aer import budget
 from securitybot.dashboard.auth import CSRF_FIELD, DashboardSession, csrf_ok
+from securitybot.dashboard.pages import Pages
 from securitybot.dashboard.roles import Role
 from securitybot.slack.held_resets import decide
 from securitybot.untrusted import db_id
 
-if TYPE_CHECKING:
-    from securitybot.dashboard.views import Dashboard
-
 PAGE = "/dashboard/held"
 
 
-def routes(dash: Dashboard) -> list[BaseRoute]:
+def routes(dash: Pages) -> list[BaseRoute]:
     async def page(request: Request, session: DashboardSession) -> StarletteResponse:
         rt = dash._rt(request)
 

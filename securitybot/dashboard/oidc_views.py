@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import asdict
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -21,10 +21,8 @@ from starlette.routing import BaseRoute, Route
 
 from securitybot.dashboard.auth import SESSION_COOKIE, safe_next
 from securitybot.dashboard.oidc import OidcClient, OidcError, Pending
+from securitybot.dashboard.pages import Pages
 from securitybot.dashboard.roles import claim_values, role_from_claims
-
-if TYPE_CHECKING:
-    from securitybot.dashboard.views import Dashboard
 
 log = logging.getLogger(__name__)
 PENDING_COOKIE = "sb_oidc"
@@ -48,7 +46,7 @@ def display_name(claims: dict[str, Any]) -> str:
     return "?"
 
 
-def routes(dash: Dashboard) -> list[BaseRoute]:
+def routes(dash: Pages) -> list[BaseRoute]:
     cfg = dash.auth.cfg.oidc
     if cfg is None:
         return []

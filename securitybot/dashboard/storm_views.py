@@ -4,8 +4,7 @@ role)."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import Any, Protocol
+from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -14,8 +13,8 @@ from starlette.responses import Response as StarletteResponse
 from starlette.routing import BaseRoute, Route
 
 from securitybot.dashboard.auth import CSRF_FIELD, DashboardSession, csrf_ok
+from securitybot.dashboard.pages import Pages
 from securitybot.dashboard.roles import Role
-from securitybot.runtime import Runtime
 from securitybot.slack.storms import decide
 from securitybot.store.models import utcnow
 from securitybot.storms import decide as storms
@@ -23,31 +22,9 @@ from securitybot.storms.guard import OPEN, held_users
 from securitybot.untrusted import db_id
 
 PAGE = "/dashboard/storms"
-Handler = Callable[[Request, DashboardSession], Awaitable[StarletteResponse]]
-Endpoint = Callable[[Request], Awaitable[StarletteResponse]]
 
 
-class Dashboard(Protocol):
-    """What this page takes of ``dashboard.views.Dashboard`` (so it need not import it)."""
-
-    def _page(
-        self, request: Request, template: str, status: int = 200,
-        session: DashboardSession | None = None, **ctx: Any,
-    ) -> StarletteResponse: ...  # fmt: skip
-
-    @staticmethod
-    def _finish(response: StarletteResponse) -> StarletteResponse: ...
-
-    @staticmethod
-    async def _form(request: Request) -> dict[str, str] | None: ...
-
-    def requires(self, role: Role, handler: Handler) -> Endpoint: ...
-
-    @staticmethod
-    def _rt(request: Request) -> Runtime: ...
-
-
-def routes(dash: Dashboard) -> list[BaseRoute]:
+def routes(dash: Pages) -> list[BaseRoute]:
     async def page(request: Request, session: DashboardSession) -> StarletteResponse:
         rt = dash._rt(request)
 

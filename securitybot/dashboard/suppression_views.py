@@ -4,7 +4,7 @@ and a revoke button (admins). Uses the dashboard's own sign-in, roles, CSRF and 
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -12,17 +12,15 @@ from starlette.responses import Response as StarletteResponse
 from starlette.routing import BaseRoute, Route
 
 from securitybot.dashboard.auth import DashboardSession
+from securitybot.dashboard.pages import Pages
 from securitybot.dashboard.roles import Role
 from securitybot.flows import suppressions
 from securitybot.store.models import utcnow
 
-if TYPE_CHECKING:
-    from securitybot.dashboard.views import Dashboard
-
 SUPPRESSED_WINDOW = timedelta(days=7)
 
 
-def routes(dash: Dashboard) -> list[BaseRoute]:
+def routes(dash: Pages) -> list[BaseRoute]:
     async def page(request: Request, session: DashboardSession) -> StarletteResponse:
         rt = dash._rt(request)
 

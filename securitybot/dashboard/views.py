@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -38,6 +38,7 @@ from securitybot.dashboard.auth import (
     csrf_ok,
     safe_next,
 )
+from securitybot.dashboard.pages import Endpoint, Handler
 from securitybot.dashboard.roles import Role
 from securitybot.flows import snoozes
 from securitybot.flows.timeline import timeline_text
@@ -70,8 +71,6 @@ _SECURITY_HEADERS = {
     "X-Frame-Options": "DENY",
 }
 _MENTION = re.compile(r"<@([A-Z0-9]+)>")
-Handler = Callable[[Request, DashboardSession], Awaitable[StarletteResponse]]
-Endpoint = Callable[[Request], Awaitable[StarletteResponse]]
 
 
 def _plain(text: str) -> str:
