@@ -127,12 +127,16 @@ class Phones:
 
     def _run(self) -> None:
         pending = sorted(self.due.items(), key=lambda kv: kv[1])
+        pushes: dict[str, Any] = {}  # username -> push, refreshed only when one is missing
         while pending:
             now = time.time()
             if pending[0][1] > now:
                 time.sleep(min(pending[0][1] - now, 0.05))
                 continue
-            pushes = {p.username: p for p in self.fd.started_pushes()}
+            if any(user not in pushes for user, at in pending if at <= now):
+                # The fakes share this process: rebuilding the map for every approval would
+                # take the GIL from the fake Duo's threads that carry the answers.
+                pushes = {p.username: p for p in self.fd.started_pushes()}
             rest = []
             for user, at in pending:
                 push = pushes.get(user)
@@ -181,16 +185,24 @@ def run(backend: str, alerts: int, window: float) -> dict[str, Any]:
             cores, fake_cores = (_cpu_seconds(pid) - cpu0) / took, (_own_cpu() - fakes0) / took
             db.dispose()
             connections = fd.connections
+            pushes_seen = fd.started_pushes()
     name_of = {uid: n for n, uid in names.items()}
     person = {alert_id: name_of[user] for user, alert_id in ids.items()}
     approved = phones.approved_at
     lat = [at.timestamp() - approved[person[a]] for a, at in done if person[a] in approved]
+    # The two parts of that: the fake Duo's (approval -> its auth_status answer left) and the
+    # service's (that answer -> resolved).
+    answered = {p.username: p.answered_at for p in pushes_seen if p.answered_at is not None}
+    fake_part = [answered[u] - approved[u] for u in approved if u in answered]
+    ours = [at.timestamp() - answered[person[a]] for a, at in done if person[a] in answered]
     return {
         "alerts": alerts, "pushes": pushes, "click_errors": click_errors,
         "to_push_s": to_push, "cores": cores, "fake_cores": fake_cores,
         "resolved": len(done), "late": len(phones.late),
         "p50_s": percentile(lat, 50), "p99_s": percentile(lat, 99),
         "max_s": max(lat, default=float("nan")), "connections": connections,
+        "fake_p99_s": percentile(fake_part, 99), "ours_p99_s": percentile(ours, 99),
+        "ours_p50_s": percentile(ours, 50),
     }  # fmt: skip
 
 
@@ -211,7 +223,9 @@ def main() -> None:
             f"errors); approved over {args.window:g} s: {r['resolved']}/{r['alerts']} resolved "
             f"({r['late']} timed out first), approval->resolved p50 {r['p50_s']:.2f} s "
             f"p99 {r['p99_s']:.2f} s max {r['max_s']:.2f} s = {r['p99_s'] / TARGET_P99_S:.2f}x "
-            f"the {TARGET_P99_S:g} s p99 limit; server CPU {r['cores']:.2f} cores (the fakes and "
+            f"the {TARGET_P99_S:g} s p99 limit (of which the fake Duo's answer p99 "
+            f"{r['fake_p99_s']:.2f} s; its answer -> resolved p50 {r['ours_p50_s']:.2f} s p99 "
+            f"{r['ours_p99_s']:.2f} s); server CPU {r['cores']:.2f} cores (the fakes and "
             f"phones: {r['fake_cores']:.2f}); fake Duo accepted {r['connections']} TLS "
             f"connections  {'OK' if ok else 'BELOW TARGET'}",
             flush=True,

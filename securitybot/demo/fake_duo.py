@@ -59,6 +59,9 @@ class Push:
     outcome: str = "pushed"
     # The status auth_status last returned: Duo long-polls for the *next* update.
     reported: str | None = None
+    # When auth_status first answered with the push's final status (the phone's answer
+    # reached the client): benchmarks split approval -> resolved into the fake's part and ours.
+    answered_at: float | None = None
     # Signalled when this push changes: a held auth_status wakes for its own push only,
     # not for every answer (thousands of held polls must not all wake on each one).
     changed: threading.Condition | None = field(default=None, repr=False, compare=False)
@@ -331,7 +334,7 @@ class FakeDuo(TLSFake, PushBook[Push]):
             push = self._pushes.get(txid)
             if push is None:
                 raise DuoError(400, 40002, "Invalid request parameters", "txid")
-            self._expire_pushes()
+            self._expire(push)
             if push.waiting and push.outcome == push.reported:
                 # Nothing new since the last call: hold until the phone answers, the push
                 # times out, or (tests) status_delay passes, like Duo's long-poll.
@@ -342,9 +345,17 @@ class FakeDuo(TLSFake, PushBook[Push]):
                 push.changed.wait_for(
                     lambda: push.outcome != push.reported or self._stopping, timeout=max(0, hold)
                 )
-                self._expire_pushes()
+                self._expire(push)
             push.reported = push.outcome
+            if not push.waiting and push.answered_at is None:
+                push.answered_at = time.time()
             return self._status_of(push)
+
+    def _expire(self, push: Push) -> None:
+        """Time out this push if it is stale (lock held). A held poll looks at its own push
+        only: scanning every push on each of thousands of polls made the fake the bottleneck."""
+        if push.waiting and time.time() - push.created_at >= self.push_timeout:
+            push.outcome = "timeout"
 
     def _expire_pushes(self, force: Push | None = None) -> bool:
         """Time out stale pushes (lock held). Returns True if anything changed."""
