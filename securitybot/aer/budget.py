@@ -22,6 +22,7 @@ from typing import Any, cast
 from sqlalchemy import Table, delete, func, select, update
 from sqlalchemy.orm import Session
 
+from securitybot import held_groups
 from securitybot.aer import store
 from securitybot.aer.respond import RESET_EFFECT
 from securitybot.config import AerResetBudget
@@ -201,26 +202,25 @@ def update_job(batch_id: int, version: int) -> dict[str, Any]:
 # --- a responder's decision ----------------------------------------------------------------
 
 
-class NotFound(Exception):
+class NotFound(held_groups.NotFound):
     pass
 
 
-class AlreadyResolved(Exception):
+class AlreadyResolved(held_groups.AlreadyResolved):
     def __init__(self, batch: AerHeldBatch) -> None:
-        # Plain values: the transaction is rolled back (and the row expired) when this is seen.
-        self.batch_id, self.status, self.resolved_by = batch.id, batch.status, batch.resolved_by
-        super().__init__(f"held resets {batch.id} were already {batch.status}")
+        super().__init__(batch.id, batch.status, batch.resolved_by,
+                         f"held resets {batch.id} were already {batch.status}")  # fmt: skip
+        self.batch_id = batch.id
 
 
-class Changed(Exception):
+class Changed(held_groups.Changed):
     """More resets were held since the caller looked: it must look again before deciding."""
 
     def __init__(self, shown: int, now: int) -> None:
-        super().__init__(f"{now} resets are held now, not {shown}")
-        self.shown, self.now = shown, now
+        super().__init__(shown, now, "resets")
 
 
-class SelfInvolved(Exception):
+class SelfInvolved(held_groups.SelfInvolved):
     """A responder may not decide on a batch that holds their own reset."""
 
 

@@ -19,15 +19,6 @@ def button_value(batch: AerHeldBatch) -> str:
     return f"{batch.id}:{batch.resets}"
 
 
-def parse_value(raw: str) -> tuple[int, int] | None:
-    batch, _, shown = raw.partition(":")
-    if not (batch.isascii() and batch.isdigit() and shown.isascii() and shown.isdigit()):
-        return None
-    if len(batch) > 18 or len(shown) > 9:
-        return None
-    return int(batch), int(shown)
-
-
 def _users(users: list[str]) -> str:
     shown = ", ".join(md.user(u) for u in users[:_SHOWN_USERS])
     more = len(users) - _SHOWN_USERS

@@ -22,10 +22,9 @@ from starlette.routing import BaseRoute, Route
 
 from securitybot.config import DashboardConfig
 from securitybot.dashboard import (
-    held_views,
+    held_group_views,
     oidc_views,
     queries,
-    storm_views,
     suppression_views,
     svg,
 )
@@ -43,6 +42,7 @@ from securitybot.dashboard.roles import Role
 from securitybot.flows import snoozes
 from securitybot.flows.timeline import timeline_text
 from securitybot.runtime import Runtime
+from securitybot.slack import held_resets, storms
 from securitybot.store import alerts as alert_store
 from securitybot.store.db import Database
 from securitybot.store.models import Snooze, utcnow
@@ -440,8 +440,8 @@ class Dashboard:
             Route("/dashboard/snoozes/{snooze_id:int}/revoke",
                   self.requires(responder, self.revoke_snooze), methods=["POST"]),
             *suppression_views.routes(self),
-            *held_views.routes(self),
-            *storm_views.routes(self),
+            *held_group_views.routes(self, held_resets.GROUP, "/dashboard/held", "held.html"),
+            *held_group_views.routes(self, storms.GROUP, "/dashboard/storms", "storms.html"),
         ]  # fmt: skip
 
 

@@ -1,23 +1,19 @@
-"""Bolt listeners for the held-resets escalation: a responder releases or discards them.
-
-Like the triage buttons: only ``escalation.responders`` may act, nobody decides on a batch
-that holds their own reset, and every refusal is audited (``triage.refused``). A click decides
-on the count the message showed; if more were held since, the clicker is asked to look again.
-"""
+"""Held resets as a held group (``held_groups``): deciding on a batch in one transaction, the
+refusals it audits, and the Slack buttons (``held_group_buttons``) that release or discard it."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from typing import Any
 
-from slack_bolt.async_app import AsyncAck, AsyncApp
-from slack_sdk.web.async_client import AsyncWebClient
+from slack_bolt.async_app import AsyncApp
+from sqlalchemy.orm import Session
 
 from securitybot.aer import budget
-from securitybot.aer.held_message import DISCARD_ACTION, RELEASE_ACTION, parse_value
-from securitybot.slack import mrkdwn as md
-from securitybot.slack.triage import REFUSALS, Responders
+from securitybot.aer.held_message import DISCARD_ACTION, RELEASE_ACTION
+from securitybot.held_groups import HeldGroup
+from securitybot.slack import held_group_buttons
+from securitybot.slack.triage import Responders
 from securitybot.store.aer_budget_models import AerHeldBatch
 from securitybot.store.alerts import audit
 from securitybot.store.db import Database
@@ -64,51 +60,38 @@ def decide(
         )  # fmt: skip
 
 
+def _public(session: Session, batch_id: int) -> dict[str, Any]:
+    batch = session.get(AerHeldBatch, batch_id)
+    assert batch is not None
+    return budget.to_public(batch, budget.held_users(session, batch_id))
+
+
+def _listing(session: Session, include_all: bool, limit: int) -> list[dict[str, Any]]:
+    rows = budget.list_batches(
+        session, include_all=include_all, **({"limit": limit} if limit else {})
+    )
+    return [budget.to_public(b, budget.held_users(session, b.id)) for b in rows]
+
+
+GROUP = HeldGroup(
+    id_param="batch_id",
+    noun="held resets",
+    counted="resets",
+    count_field="resets",
+    already="held resets {id} were already {status} by {by}",
+    these="These held resets were",
+    self_refusal=SELF_REFUSAL,
+    actions={"release": "release_held_resets", "discard": "discard_held_resets"},
+    decide=lambda db, batch_id, action, actor, via, shown: decide(
+        db, batch_id, release=action == "release", actor=actor, via=via, shown=shown
+    ),
+    refresh=_refresh,
+    audit_refusal=audit_refusal,
+    public=_public,
+    listing=_listing,
+)
+
+
 def register(app: AsyncApp, db: Database, wake: Callable[[], None], responders: Responders) -> None:
-    async def act(body: dict[str, Any], client: AsyncWebClient, release: bool) -> None:
-        user = body["user"]["id"]
-        channel = (body.get("channel") or {}).get("id") or user
-        parsed = parse_value(str(body["actions"][0].get("value", "")))
-        if parsed is None:
-            return
-        batch_id, shown = parsed
-        what = "release_held_resets" if release else "discard_held_resets"
-
-        async def say(text: str) -> None:
-            await client.chat_postEphemeral(channel=channel, user=user, text=text)
-
-        if not await responders.contains(user):
-            await asyncio.to_thread(audit_refusal, db, batch_id, user, "not a responder", what)
-            await say(REFUSALS["not a responder"])
-            return
-        via = {"via": "slack_button"}
-        try:
-            await asyncio.to_thread(
-                decide, db, batch_id, release=release, actor=user, via=via, shown=shown
-            )
-        except budget.NotFound:
-            return
-        except budget.AlreadyResolved as exc:
-            await say(f"These held resets were already {exc.status} by {md.user(exc.resolved_by)}.")
-            return
-        except budget.Changed as exc:
-            await asyncio.to_thread(_refresh, db, batch_id)
-            wake()
-            await say(f"{exc.now} resets are held now, not the {exc.shown} this message showed. "
-                      "It is being updated: look again, then decide.")  # fmt: skip
-            return
-        except budget.SelfInvolved:
-            await asyncio.to_thread(audit_refusal, db, batch_id, user, "self", what)
-            await say(SELF_REFUSAL)
-            return
-        wake()
-
-    @app.action(RELEASE_ACTION)
-    async def release(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
-        await ack()
-        await act(body, client, True)
-
-    @app.action(DISCARD_ACTION)
-    async def discard(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
-        await ack()
-        await act(body, client, False)
+    buttons = {RELEASE_ACTION: "release", DISCARD_ACTION: "discard"}
+    held_group_buttons.register(app, db, wake, responders, GROUP, buttons)

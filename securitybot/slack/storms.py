@@ -1,28 +1,25 @@
-"""Bolt listeners for a storm's message: a responder releases, discards or escalates it all.
-
-Like the triage buttons: only ``escalation.responders`` may act, nobody decides on a storm that
-holds an alert about themselves, and every refusal is audited (``triage.refused``). A click
-decides on the count the message showed; if more were held since, the clicker looks again.
-"""
+"""Storms as a held group (``held_groups``): deciding on a storm in one transaction, the
+refusals it audits, and the Slack buttons (``held_group_buttons``) that release, discard or
+escalate it all."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from typing import Any
 
-from slack_bolt.async_app import AsyncAck, AsyncApp
-from slack_sdk.web.async_client import AsyncWebClient
+from slack_bolt.async_app import AsyncApp
+from sqlalchemy.orm import Session
 
-from securitybot.slack import mrkdwn as md
-from securitybot.slack.triage import REFUSALS, Responders
+from securitybot.held_groups import HeldGroup
+from securitybot.slack import held_group_buttons
+from securitybot.slack.triage import Responders
 from securitybot.store.alerts import audit
 from securitybot.store.db import Database
 from securitybot.store.models import utcnow
 from securitybot.store.storm_models import Storm
 from securitybot.storms import decide as storms
-from securitybot.storms.guard import queue_update
-from securitybot.storms.message import ACTIONS, parse_value
+from securitybot.storms.guard import held_users, queue_update
+from securitybot.storms.message import ACTIONS
 
 SELF_REFUSAL = (
     "This storm holds an alert about you; another responder must decide. This was logged."
@@ -57,50 +54,38 @@ def decide(
                               now=utcnow(), shown=shown)  # fmt: skip
 
 
+def _public(session: Session, storm_id: int) -> dict[str, Any]:
+    storm = session.get(Storm, storm_id)
+    assert storm is not None
+    return storms.to_public(storm, held_users(session, storm_id), utcnow())
+
+
+def _listing(session: Session, include_all: bool, limit: int) -> list[dict[str, Any]]:
+    rows = storms.list_storms(
+        session, include_all=include_all, **({"limit": limit} if limit else {})
+    )
+    now = utcnow()
+    return [storms.to_public(s, held_users(session, s.id), now) for s in rows]
+
+
+GROUP = HeldGroup(
+    id_param="storm_id",
+    noun="storm",
+    counted="alerts",
+    count_field="held",
+    already="storm {id} was already {status} by {by}",
+    these="This storm was",
+    self_refusal=SELF_REFUSAL,
+    actions={action: f"{action}_storm" for action in storms.ACTIONS},
+    decide=lambda db, storm_id, action, actor, via, shown: decide(
+        db, storm_id, action=action, actor=actor, via=via, shown=shown
+    ),
+    refresh=refresh,
+    audit_refusal=audit_refusal,
+    public=_public,
+    listing=_listing,
+)
+
+
 def register(app: AsyncApp, db: Database, wake: Callable[[], None], responders: Responders) -> None:
-    async def act(body: dict[str, Any], client: AsyncWebClient, action: str) -> None:
-        user = body["user"]["id"]
-        channel = (body.get("channel") or {}).get("id") or user
-        parsed = parse_value(str(body["actions"][0].get("value", "")))
-        if parsed is None:
-            return
-        storm_id, shown = parsed
-        what = f"{action}_storm"
-
-        async def say(text: str) -> None:
-            await client.chat_postEphemeral(channel=channel, user=user, text=text)
-
-        if not await responders.contains(user):
-            await asyncio.to_thread(audit_refusal, db, storm_id, user, "not a responder", what)
-            await say(REFUSALS["not a responder"])
-            return
-        try:
-            await asyncio.to_thread(decide, db, storm_id, action=action, actor=user,
-                                    via={"via": "slack_button"}, shown=shown)  # fmt: skip
-        except storms.NotFound:
-            return
-        except storms.AlreadyResolved as exc:
-            await say(f"This storm was already {exc.status} by {md.user(exc.resolved_by)}.")
-            return
-        except storms.Changed as exc:
-            await asyncio.to_thread(refresh, db, storm_id)
-            wake()
-            await say(f"{exc.now} alerts are held now, not the {exc.shown} this message showed. "
-                      "It is being updated: look again, then decide.")  # fmt: skip
-            return
-        except storms.SelfInvolved:
-            await asyncio.to_thread(audit_refusal, db, storm_id, user, "self", what)
-            await say(SELF_REFUSAL)
-            return
-        wake()
-
-    for action_id, action in ACTIONS.items():
-
-        def make(action: str) -> Callable[..., Any]:
-            async def handler(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
-                await ack()
-                await act(body, client, action)
-
-            return handler
-
-        app.action(action_id)(make(action))
+    held_group_buttons.register(app, db, wake, responders, GROUP, ACTIONS)

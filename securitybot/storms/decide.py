@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
-from securitybot import metrics
+from securitybot import held_groups, metrics
 from securitybot.domain import Event, EventType
 from securitybot.flows.dm_batch import lock_many
 from securitybot.flows.transitions import apply_event
@@ -33,26 +33,25 @@ _EVENTS = {
 }
 
 
-class NotFound(Exception):
+class NotFound(held_groups.NotFound):
     pass
 
 
-class AlreadyResolved(Exception):
+class AlreadyResolved(held_groups.AlreadyResolved):
     def __init__(self, storm: Storm) -> None:
-        # Plain values: the transaction is rolled back (and the row expired) when this is seen.
-        self.storm_id, self.status, self.resolved_by = storm.id, storm.status, storm.resolved_by
-        super().__init__(f"storm {storm.id} was already {storm.status}")
+        super().__init__(storm.id, storm.status, storm.resolved_by,
+                         f"storm {storm.id} was already {storm.status}")  # fmt: skip
+        self.storm_id = storm.id
 
 
-class Changed(Exception):
+class Changed(held_groups.Changed):
     """More alerts were held since the caller looked: it must look again before deciding."""
 
     def __init__(self, shown: int, now: int) -> None:
-        super().__init__(f"{now} alerts are held now, not {shown}")
-        self.shown, self.now = shown, now
+        super().__init__(shown, now, "alerts")
 
 
-class SelfInvolved(Exception):
+class SelfInvolved(held_groups.SelfInvolved):
     """A responder may not decide on a storm that holds an alert about themselves."""
 
 

@@ -21,15 +21,6 @@ def button_value(storm: Storm) -> str:
     return f"{storm.id}:{storm.held}"
 
 
-def parse_value(raw: str) -> tuple[int, int] | None:
-    storm, _, shown = raw.partition(":")
-    if not (storm.isascii() and storm.isdigit() and shown.isascii() and shown.isdigit()):
-        return None
-    if len(storm) > 18 or len(shown) > 9:
-        return None
-    return int(storm), int(shown)
-
-
 def _window(seconds: float) -> str:
     if seconds % 3600 == 0:
         return f"{seconds / 3600:g} h"
