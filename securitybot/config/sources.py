@@ -87,10 +87,12 @@ def _section_variables(settings_cls: type[BaseSettings], environ: Mapping[str, s
     configuration. A section that does not exist is refused, as a typo in the file is."""
     found = []
     for name in environ:
-        upper = name.upper()
-        if not upper.startswith(ENV_PREFIX) or ENV_DELIMITER not in upper[len(ENV_PREFIX) :]:
+        if not name.startswith(ENV_PREFIX) or ENV_DELIMITER not in name[len(ENV_PREFIX) :]:
             continue
-        path = upper[len(ENV_PREFIX) :].removesuffix(FILE_SUFFIX).lower().split(ENV_DELIMITER)
+        key = name[len(ENV_PREFIX) :]
+        if key.upper().endswith(FILE_SUFFIX):
+            key = key[: -len(FILE_SUFFIX)]
+        path = key.lower().split(ENV_DELIMITER)
         if not all(path):
             continue
         if path[0] not in settings_cls.model_fields:

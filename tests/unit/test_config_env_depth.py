@@ -127,6 +127,7 @@ def test_variables_without_a_section_are_not_configuration(tmp_path: Path) -> No
     # SECURITYBOT_CONFIG, SECURITYBOT_TOKEN (send-alert) and SECURITYBOT_INGEST_TOKEN (used in
     # config.yaml's ${...}) share the prefix but name no key.
     env = {"SECURITYBOT_CONFIG": "x", "SECURITYBOT_SLACK": "{}", "SECURITYBOT_INGEST_TOKEN": "y"}
+    env["securitybot_slack__bot_token"] = "lower case is not ours (as before)"
     assert load_config(_config(tmp_path), environ=env).slack.bot_token is None
 
 
