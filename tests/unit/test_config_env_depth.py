@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from securitybot.cli import main
-from securitybot.config import ConfigError, load_config
+from securitybot.config import ConfigError, Settings, load_config
 
 # Long enough for aer.stream.signing_key (32+ characters).
 SIGNING_KEY = "0123456789abcdef0123456789abcdef"
@@ -166,3 +166,10 @@ def test_check_config_never_prints_secrets_from_deep_files(
         assert secret not in result.output
     assert "token: '**********'" in result.output
     assert "config OK" in result.output
+
+
+def test_settings_built_directly_read_only_their_arguments(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Tests and the demo build Settings(...) themselves: the process's variables stay out.
+    monkeypatch.setenv("SECURITYBOT_SERVER__PORT", "9001")
+    assert Settings().server.port == 8000
+    assert Settings.model_validate({"server": {"port": 8001}}).server.port == 8001
