@@ -6,7 +6,7 @@ The fake Slack of bench/storm_slack.py grants Slack's documented rates ``scale``
 second. So that the bot paces itself in the same time frame (as it would against a real Slack
 at scale 1), its own copy of Slack's figures is scaled alike before it starts: every rate in
 ``securitybot.slack.tiers`` (the module constants whose names contain ``PER_``) is multiplied
-by ``scale``, the burst of the gateway's ``Limits()`` is kept the same number of calls
+by ``scale``, the burst of every ``tiers.Limits`` the bot builds is kept the same number of calls
 (``burst_seconds`` divided by ``scale``), and every duration in ``securitybot.slack.gateway``
 counted in seconds of Slack's limits (``PACE_FOR``, if present) is divided by it. Nothing else
 is touched: the outbox's backoffs, polling intervals and deadlines run in real time, so at a
@@ -40,16 +40,16 @@ def scale_slack_figures(scale: float) -> list[str]:
         else:
             continue
         scaled.append(f"tiers.{name}")
-    # Limits' burst is seconds of the rate: the same number of calls at any scale.
-    base = tiers.Limits
-    burst = float(base().burst_seconds)
+    # Limits' burst is seconds of the rate: keep it the same number of calls at any scale, for
+    # every Limits the bot builds (the gateway's default, or one wiring passes it).
+    limits_init = tiers.Limits.__init__
 
-    def scaled_limits(*args: Any, **kw: Any) -> Any:
-        kw.setdefault("burst_seconds", burst / scale)
-        return base(*args, **kw)
+    def scaled_init(self: Any, *args: Any, **kw: Any) -> None:
+        limits_init(self, *args, **kw)
+        self.burst_seconds = self.burst_seconds / scale
 
-    setattr(gateway, "Limits", scaled_limits)  # noqa: B010 (a module attribute, on purpose)
-    scaled.append("gateway.Limits(burst_seconds)")
+    setattr(tiers.Limits, "__init__", scaled_init)  # noqa: B010 (on purpose)
+    scaled.append("tiers.Limits.burst_seconds")
     if isinstance(getattr(gateway, "PACE_FOR", None), int | float):
         setattr(gateway, "PACE_FOR", gateway.PACE_FOR / scale)  # noqa: B010
         scaled.append("gateway.PACE_FOR")

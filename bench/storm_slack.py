@@ -66,6 +66,7 @@ class StormLimits:
     tiers: Limits = field(init=False)
     extra: dict[str, Bucket] = field(default_factory=dict)
     workspace_posts: Bucket = field(init=False)
+    own_post_ceiling: bool = field(init=False)
 
     def __post_init__(self) -> None:
         # Limits' burst is ``burst_seconds`` of the (scaled) rate: keep it that many
@@ -74,6 +75,8 @@ class StormLimits:
         self.tiers = Limits(scale=self.scale, burst_seconds=burst / self.scale)
         rate = self.posts_per_minute / 60.0 * self.scale
         self.workspace_posts = Bucket(rate, max(1.0, rate * self.tiers.burst_seconds))
+        # A Limits that knows the workspace post ceiling itself keeps it (one bucket, not two).
+        self.own_post_ceiling = self.tiers.method(POST) is None
 
     def rate_per_minute(self, method: str) -> float | None:
         """The documented calls per (Slack-)minute of ``method``; None: not limited here."""
@@ -92,7 +95,10 @@ class StormLimits:
     def try_call(self, method: str, channel: str | None, now: float) -> float:
         """0.0 if the call is within every limit (and counted), else the seconds until it
         would be (nothing counted)."""
-        own = self._extra(method) if method != POST else self.workspace_posts
+        if method == POST:
+            own = self.workspace_posts if self.own_post_ceiling else None
+        else:
+            own = self._extra(method)
         if own is not None:
             wait = own.take(now)
             if wait > 0:
@@ -357,9 +363,10 @@ class StormSlack:
         return {"ok": True, "channel": cid, "ts": message["ts"], "message": message}
 
     def _api_chat_update(self, params: Json) -> Json:
-        cid = self._conversation(str(params.get("channel") or ""))
+        # chat.update takes the channel id the post answered with, never a user id.
+        cid = str(params.get("channel") or "")
         ts = str(params.get("ts") or "")
-        for message in self.channels.get(cid or "", []):
+        for message in self.channels.get(cid, []):
             if message["ts"] == ts:
                 message["text"] = params.get("text")
                 # https://docs.slack.dev/reference/methods/chat.update, "Typical success response"
