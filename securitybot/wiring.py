@@ -37,10 +37,12 @@ from securitybot.slack import (
     app_home_listeners,
     channels,
     commands,
+    grid,
     listeners,
     receipts,
     signed,
     teams,
+    tokens,
     triage,
 )
 from securitybot.slack import storms as storm_buttons
@@ -84,6 +86,17 @@ async def check_slack_at_start(runtime: Runtime, gateway: SlackGateway) -> None:
     for channel, error in found.missing.items():
         gateway.channel_health.failed(channel, error)
     (logger.warning if found.missing else logger.info)("%s", found.line())
+    try:
+        await asyncio.wait_for(grid.learn_workspaces(gateway, found.auth), SLACK_CHECK_TIMEOUT)
+    except Exception as exc:
+        logger.warning("Slack: cannot list the org's workspaces: %s", channels.describe(exc))
+    try:
+        await asyncio.wait_for(
+            tokens.check_tokens(runtime.settings, gateway.client, gateway.admin_client),
+            SLACK_CHECK_TIMEOUT,
+        )
+    except Exception as exc:
+        logger.warning("Slack: cannot check the tokens' scopes: %s", channels.describe(exc))
 
 
 def wire_workers(

@@ -22,6 +22,7 @@ from securitybot.api import held_resets as held_api
 from securitybot.api.events import event_routes
 from securitybot.runtime import Runtime
 from securitybot.slack import held_resets
+from securitybot.slack.tokens import audit_logs_token
 
 logger = logging.getLogger(__name__)
 PROFILE_FLUSH_SECONDS = 60.0
@@ -50,7 +51,10 @@ def wire_aer(runtime: Runtime, routes: list[BaseRoute]) -> AerService | None:
     routes.extend(event_routes(service, publisher))
     if publisher is not None:
         runtime.readiness["nats"] = publisher.ready
-    poller = AuditLogPoller(service, s.aer.audit_logs) if s.aer.audit_logs.token else None
+    # The Audit Logs API takes the org admin's user token unless it has a token of its own.
+    audit_token = audit_logs_token(s)
+    audit_cfg = s.aer.audit_logs.model_copy(update={"token": audit_token})
+    poller = AuditLogPoller(service, audit_cfg) if audit_token else None
     scheduler = AsyncIOScheduler()
 
     async def poll() -> None:

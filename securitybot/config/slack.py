@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from pathlib import Path
+from typing import Annotated, Any
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 
 from securitybot.config.base import Duration, _Section
 
@@ -14,6 +15,8 @@ class SlackConfig(_Section):
     signing_secret: SecretStr | None = None
     app_token: SecretStr | None = None
     admin_token: SecretStr | None = None
+    # A file holding admin_token (a mounted secret), read at load when admin_token is unset.
+    admin_token_file: str | None = None
     api_url: str = "https://slack.com/api/"
     security_channel: str | None = None
     # Workspaces (T…) and Enterprise Grid orgs (E…) whose requests are served, besides the one
@@ -34,6 +37,23 @@ class SlackConfig(_Section):
         if not v.startswith(("http://", "https://")):
             raise ValueError("must be an http(s) URL")
         return v if v.endswith("/") else v + "/"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _admin_token_file(cls, data: Any) -> Any:
+        """``admin_token_file``: read the admin token from a file when ``admin_token`` is unset."""
+        if (
+            not isinstance(data, dict)
+            or data.get("admin_token")
+            or not data.get("admin_token_file")
+        ):
+            return data
+        path = str(data["admin_token_file"])
+        try:
+            text = Path(path).read_text().strip()
+        except OSError as exc:
+            raise ValueError(f"admin_token_file: cannot read {path!r}: {exc.strerror}") from None
+        return {**data, "admin_token": text or None}
 
     @property
     def configured(self) -> bool:

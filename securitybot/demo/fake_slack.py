@@ -40,6 +40,16 @@ RESPONSE_URL = "response_url"
 
 Json = dict[str, Any]
 
+# The scopes a token has unless FakeSlack.token_scopes says otherwise: slack-manifest.yaml's
+# bot list for bot tokens, its user list for user tokens (written out here, not imported from
+# the product, so a scope the product forgets to ask for shows in the tests).
+BOT_TOKEN_SCOPES = (
+    "chat:write", "im:write", "im:history", "channels:history", "groups:history",
+    "channels:read", "groups:read", "users:read", "users:read.email", "usergroups:read",
+    "commands",
+)  # fmt: skip
+USER_TOKEN_SCOPES = ("admin.users:write", "auditlogs:read")
+
 
 @dataclass(frozen=True)
 class Call:
@@ -161,12 +171,27 @@ def _refused_view(view: Any) -> Json | None:
 class FakeSlack(ServedFake):
     """Slack Web API fake. Start it, point WebClient(base_url=fs.base_url) at it."""
 
-    def __init__(self, team_id: str = "T1", bot_user_id: str = "UBOT") -> None:
+    def __init__(
+        self,
+        team_id: str = "T1",
+        bot_user_id: str = "UBOT",
+        *,
+        enterprise_id: str | None = None,
+        org_install: bool = False,
+        workspaces: list[str] | None = None,
+    ) -> None:
         self.team_id = team_id
+        # Enterprise Grid: the org (users get an enterprise_user block), whether the bot token
+        # is an org-wide install, and the workspaces that install was added to.
+        self.enterprise_id = enterprise_id
+        self.org_install = org_install
+        self.workspaces: list[str] = list(workspaces or [team_id])
         self.bot_user_id = bot_user_id
         self.bot_id = "BBOT"
         # When set, admin.* and Audit Logs calls must present exactly this user token.
         self.admin_token: str | None = None
+        # Scopes per token (the x-oauth-scopes header), when a test takes one away.
+        self.token_scopes: dict[str, list[str]] = {}
         self.users: dict[str, Json] = {}
         self.usergroups: dict[str, list[str]] = {}
         # Messages per conversation (channels and DMs), and who is in each channel (C…/G…).
@@ -232,8 +257,12 @@ class FakeSlack(ServedFake):
         is_admin: bool = False,
         is_owner: bool = False,
         is_primary_owner: bool = False,
+        teams: list[str] | None = None,
     ) -> Json:
+        """``teams``: on Enterprise Grid, the workspaces the person belongs to (default: this
+        fake's own ``team_id``)."""
         name = name or email.split("@")[0]
+        home = (teams or [self.team_id])[0]
         real_name = real_name or name
         try:
             offset = datetime.now(ZoneInfo(tz)).utcoffset()
@@ -241,7 +270,7 @@ class FakeSlack(ServedFake):
             offset = None
         user: Json = {
             "id": user_id,
-            "team_id": self.team_id,
+            "team_id": home,
             "name": name,
             "deleted": deleted,
             "real_name": real_name,
@@ -262,9 +291,19 @@ class FakeSlack(ServedFake):
                 "first_name": first_name or real_name.split(" ")[0],
                 "last_name": " ".join(real_name.split(" ")[1:]),
                 "email": email,
-                "team": self.team_id,
+                "team": home,
             },
         }
+        if self.enterprise_id:
+            # docs.slack.dev/reference/objects/user-object: "enterprise_user: An object
+            # containing info related to an Enterprise Grid user", with the org's id and name,
+            # admin and owner flags, and "teams: An array of workspace IDs that are in the
+            # Enterprise Grid organization and which this user belongs to".
+            user["enterprise_user"] = {
+                "id": user_id, "enterprise_id": self.enterprise_id,
+                "enterprise_name": "Fake Org", "is_admin": is_admin, "is_owner": is_owner,
+                "teams": list(teams or [self.team_id]),
+            }  # fmt: skip
         with self._lock:
             self.users[user_id] = user
         return user
@@ -492,7 +531,13 @@ class FakeSlack(ServedFake):
             return 200, {"ok": False, "error": "not_authed"}, {}
         if token == "xoxb-invalid":
             return 200, {"ok": False, "error": "invalid_auth"}, {}
-        return 200, handler(str(token), params), {}
+        return 200, handler(str(token), params), self._scope_header(str(token))
+
+    def _scope_header(self, token: str) -> dict[str, str]:
+        """Slack names the token's scopes in ``x-oauth-scopes`` on every Web API answer."""
+        default = BOT_TOKEN_SCOPES if token.startswith("xoxb-") else USER_TOKEN_SCOPES
+        scopes = self.token_scopes.get(token, list(default))
+        return {"x-oauth-scopes": ",".join(scopes)}
 
     def _audit_logs(
         self, token: str | None, params: dict[str, Any]
@@ -536,9 +581,18 @@ class FakeSlack(ServedFake):
 
     # ---- Web API methods: each runs with the state lock held -----------------------------
 
+    def _org_token(self, token: str) -> bool:
+        return self.org_install and token.startswith("xoxb-")
+
     def _api_auth_test(self, token: str, params: dict[str, Any]) -> Json:
         reply: Json = {"ok": True, "url": "https://fake.slack.com/", "team": "Fake Co"}
         reply |= {"team_id": self.team_id, "is_enterprise_install": False}
+        if self.enterprise_id:
+            reply["enterprise_id"] = self.enterprise_id
+        if self._org_token(token):
+            # An org-wide install's token belongs to the org, not to one workspace.
+            reply |= {"team": "Fake Org", "team_id": self.enterprise_id,
+                      "is_enterprise_install": True}  # fmt: skip
         if token.startswith("xoxb-"):
             return reply | {
                 "user": "securitybot",
@@ -770,7 +824,20 @@ class FakeSlack(ServedFake):
         self.views[f"home:{user_id}"] = stored
         return {"ok": True, "view": stored}
 
+    def _api_auth_teams_list(self, token: str, params: dict[str, Any]) -> Json:
+        # docs.slack.dev/reference/methods/auth.teams.list, "Typical success response":
+        # {"ok": true, "teams": [{"name": "Shinichi's workspace", "id": "T12345678"}, ...],
+        #  "response_metadata": {"next_cursor": "..."}} (one page here).
+        teams = self.workspaces if self._org_token(token) else [self.team_id]
+        return {"ok": True, "teams": [{"name": f"Workspace {t}", "id": t} for t in teams],
+                "response_metadata": {"next_cursor": ""}}  # fmt: skip
+
     def _api_usergroups_users_list(self, token: str, params: dict[str, Any]) -> Json:
+        if self._org_token(token) and not params.get("team_id"):
+            # "team_id: encoded team id where the user group exists, required if org token
+            # is used" (docs.slack.dev/reference/methods/usergroups.users.list); without it
+            # Slack answers missing_argument ("A required argument is missing.").
+            return {"ok": False, "error": "missing_argument"}
         users = self.usergroups.get(str(params.get("usergroup", "")))
         if users is None:
             return {"ok": False, "error": "no_such_subteam"}

@@ -48,9 +48,17 @@ def _new_trigger_id() -> str:
 
 
 def _event_callback(
-    event: dict[str, Any], team: str, event_id: str | None, bot_user_id: str, api_app_id: str
+    event: dict[str, Any],
+    team: str,
+    event_id: str | None,
+    bot_user_id: str,
+    api_app_id: str,
+    enterprise: str | None = None,
 ) -> str:
-    """The Events API wrapper around one event, as Slack POSTs it."""
+    """The Events API wrapper around one event, as Slack POSTs it. ``enterprise``: delivered
+    to an org-wide install, whose ``authorizations`` entry names the org and says
+    ``is_enterprise_install: true`` (api.slack.com/enterprise/apps/reference, "Sample event
+    payload")."""
     body: dict[str, Any] = {
         "token": "legacy-verification-token",
         "team_id": team,
@@ -61,11 +69,11 @@ def _event_callback(
         "event_time": int(float(event["event_ts"])),
         "authorizations": [
             {
-                "enterprise_id": None,
+                "enterprise_id": enterprise,
                 "team_id": team,
                 "user_id": bot_user_id,
                 "is_bot": True,
-                "is_enterprise_install": False,
+                "is_enterprise_install": enterprise is not None,
             }
         ],
         "is_ext_shared_channel": False,
@@ -83,8 +91,10 @@ def message_event_body(
     ts: str | None = None,
     bot_user_id: str = "UBOT",
     api_app_id: str = "A1",
+    enterprise: str | None = None,
 ) -> str:
-    """An event_callback for a DM ("im") message from `user`."""
+    """An event_callback for a DM ("im") message from `user`; ``enterprise``: to an org-wide
+    install in that Enterprise Grid org."""
     ts = ts or _new_ts()
     event: dict[str, Any] = {
         "type": "message",
@@ -97,7 +107,7 @@ def message_event_body(
         "event_ts": ts,
         "channel_type": "im",
     }
-    return _event_callback(event, team, event_id, bot_user_id, api_app_id)
+    return _event_callback(event, team, event_id, bot_user_id, api_app_id, enterprise)
 
 
 def message_deleted_body(
@@ -225,8 +235,10 @@ def block_action_body(
     response_url: str = "https://hooks.slack.com/actions/T1/1/fake",
     message: dict[str, Any] | None = None,
     api_app_id: str = "A1",
+    enterprise: str | None = None,
 ) -> str:
-    """A button click on a bot message, form-encoded as Slack sends it ("payload=<json>")."""
+    """A button click on a bot message, form-encoded as Slack sends it ("payload=<json>");
+    ``enterprise``: in that Enterprise Grid org, to an org-wide install."""
     container = {
         "type": "message",
         "message_ts": message_ts,
@@ -241,7 +253,7 @@ def block_action_body(
     }
     return _button_click_body(
         user, team, api_app_id, container, trigger_id or _new_trigger_id(), where,
-        action_id, block_id, value,
+        action_id, block_id, value, enterprise,
     )  # fmt: skip
 
 
@@ -255,6 +267,7 @@ def _button_click_body(
     action_id: str,
     block_id: str,
     value: str,
+    enterprise: str | None = None,
 ) -> str:
     """A block_actions payload for one button click, form-encoded as Slack sends it
     ("payload=<json>"): the fields every click carries, then `where` (what was clicked in:
@@ -267,8 +280,8 @@ def _button_click_body(
         "container": container,
         "trigger_id": trigger_id,
         "team": {"id": team, "domain": "fake"},
-        "enterprise": None,
-        "is_enterprise_install": False,
+        "enterprise": {"id": enterprise, "name": "Fake Org"} if enterprise else None,
+        "is_enterprise_install": enterprise is not None,
         **where,
         "actions": [
             {

@@ -89,6 +89,7 @@ _NEVER_ASKED: frozenset[EscalationReason] = frozenset(
     {
         EscalationReason.NO_USER,
         EscalationReason.UNKNOWN_USER,
+        EscalationReason.NOT_REACHABLE,
         EscalationReason.USER_EXEMPT,
         EscalationReason.DM_FAILED,
     }
@@ -194,6 +195,10 @@ def _on_dm_sent(state: AlertState, event: Event, now: datetime, p: Policy) -> Tr
 
 def _on_user_unknown(state: AlertState, event: Event, now: datetime, p: Policy) -> Transition:
     return _escalate(state, EscalationReason.UNKNOWN_USER, "no Slack user to ask")
+
+
+def _on_not_reachable(state: AlertState, event: Event, now: datetime, p: Policy) -> Transition:
+    return _escalate(state, EscalationReason.NOT_REACHABLE, "in no workspace the app is in")
 
 
 def _on_no_user(state: AlertState, event: Event, now: datetime, p: Policy) -> Transition:
@@ -380,6 +385,7 @@ _HANDLERS: Mapping[tuple[Status, EventType], _Handler] = MappingProxyType(
         (Status.NEW, _E.USER_RESOLVED): _on_user_resolved,
         (Status.NEW, _E.DM_SENT): _on_dm_sent,
         (Status.NEW, _E.USER_UNKNOWN): _on_user_unknown,
+        (Status.NEW, _E.USER_NOT_REACHABLE): _on_not_reachable,
         (Status.NEW, _E.NO_USER): _on_no_user,
         (Status.NEW, _E.USER_EXEMPT): _on_user_exempt,
         (Status.NEW, _E.DM_FAILED): _on_dm_failed,

@@ -45,6 +45,7 @@ class Outcome(StrEnum):
 class EventType(StrEnum):
     USER_RESOLVED = "user_resolved"  # Slack user looked up OK -> send the DM
     USER_UNKNOWN = "user_unknown"
+    USER_NOT_REACHABLE = "user_not_reachable"  # in the org, in no workspace the app is in
     NO_USER = "no_user"  # the alert names no email or Slack id: nobody to look up
     USER_EXEMPT = "user_exempt"
     SNOOZE_MATCHED = "snooze_matched"

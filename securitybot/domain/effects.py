@@ -23,6 +23,9 @@ class EscalationReason(StrEnum):
     DUO_ERROR = "duo_error"
     NO_RESPONSE = "no_response"
     UNKNOWN_USER = "unknown_user"
+    # On Enterprise Grid: the person is in the org, but in no workspace the app was added to,
+    # so the bot cannot DM them; the team asks them another way (or adds the app there).
+    NOT_REACHABLE = "not_reachable"
     # The alert names nobody Slack could look up (no user, or a login such as "root"): the
     # team decides, and nothing is asked of anyone.
     NO_USER = "no_user"

@@ -45,6 +45,12 @@ def settled_before_grouping(
         why = "not found in Slack" if user is None else "deactivated or a bot"
         apply_event(session, alert, Event(EventType.USER_UNKNOWN, comment=why))
         return True
+    if not user.reachable:
+        # Enterprise Grid: in the org, but in no workspace the app was added to.
+        where = ", ".join(user.teams) or "no workspace"
+        apply_event(session, alert, Event(EventType.USER_NOT_REACHABLE, comment=f"in {where}"),
+                    also_set=found)  # fmt: skip
+        return True
     snooze = snoozes.find_active(session, alert, user_id=user.id) if snoozed else None
     if snooze is not None:
         apply_event(

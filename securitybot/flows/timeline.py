@@ -22,6 +22,7 @@ _TIMELINE = {
     "alert.duo_not_enrolled": "No usable Duo device",
     "alert.deadline_passed": "Deadline passed without an answer",
     "alert.user_unknown": "User not found in Slack",
+    "alert.user_not_reachable": "User is in no workspace the app was added to",
     "alert.dm_failed": "DM could not be delivered",
     "alert.claimed": "Claimed",
     "alert.resolved_benign": "Resolved as benign",

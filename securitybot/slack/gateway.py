@@ -61,6 +61,10 @@ class SlackUser:
     tz: str | None
     is_bot: bool
     deleted: bool
+    # Enterprise Grid: the workspaces the person belongs to (users.info's enterprise_user.teams),
+    # and whether any of them is one the app was added to (False: nobody can DM them).
+    teams: tuple[str, ...] = ()
+    reachable: bool = True
 
 
 _NOT_FOUND = {"users_not_found", "user_not_found"}
@@ -98,6 +102,8 @@ def _user_from(data: dict[str, Any]) -> SlackUser:
     profile = data.get("profile") or {}
     real = profile.get("real_name") or data.get("real_name") or data.get("name") or data["id"]
     first = profile.get("first_name") or real.split(" ")[0]
+    org = data.get("enterprise_user") or {}
+    teams = org.get("teams") or ([data["team_id"]] if data.get("team_id") else [])
     return SlackUser(
         id=data["id"],
         name=data.get("name") or data["id"],
@@ -107,6 +113,7 @@ def _user_from(data: dict[str, Any]) -> SlackUser:
         tz=data.get("tz"),
         is_bot=bool(data.get("is_bot")),
         deleted=bool(data.get("deleted")),
+        teams=tuple(str(t) for t in teams),
     )
 
 
@@ -134,6 +141,18 @@ class SlackGateway:
         self.directory: Directory | None = None
         # Channels the bot cannot post to (not invited, gone, archived): /healthz and metrics.
         self.channel_health = ChannelHealth()
+        # An org-wide install (Enterprise Grid): the workspaces the app was added to
+        # (auth.teams.list, slack/grid.py). None: a workspace token, everyone is reachable.
+        self.workspaces: frozenset[str] | None = None
+
+    def _reach(self, user: SlackUser | None) -> SlackUser | None:
+        """``user`` with ``reachable`` for the workspaces the app is in now."""
+        if user is None or self.workspaces is None or not user.teams:
+            return user
+        reachable = not self.workspaces.isdisjoint(user.teams)
+        return (
+            user if reachable == user.reachable else dataclasses.replace(user, reachable=reachable)
+        )
 
     async def attach(self, directory: Directory) -> None:
         """Serve people and DM channels from ``directory`` (loaded now) and store new ones."""
@@ -142,7 +161,8 @@ class SlackGateway:
         for key, (data, at) in users.items():
             age = (now_wall - at).total_seconds()
             if age < self._ttl:
-                self._cache[key] = (now - age, SlackUser(**data))
+                person = SlackUser(**{**data, "teams": tuple(data.get("teams") or ())})
+                self._cache[key] = (now - age, person)
         for user_id, channel in dms.items():
             self._dms[user_id], self._dm_owner[channel] = channel, user_id
         self.directory = directory
@@ -216,7 +236,7 @@ class SlackGateway:
         now = time.monotonic()
         hit = self._cache.get(user)
         if hit and now - hit[0] < self._ttl:
-            return hit[1]
+            return self._reach(hit[1])
         try:
             if "@" in user:
                 data = await self._call("users.lookupByEmail", email=user)
@@ -234,7 +254,7 @@ class SlackGateway:
             if self.directory is not None:
                 keys = [user.lower() if "@" in user else user, found.id]
                 self.directory.note_user(keys, dataclasses.asdict(found), utcnow())
-        return found
+        return self._reach(found)
 
     async def open_dm(self, user_id: str) -> str:
         """The DM channel with a user: conversations.open once, then from the cache."""
@@ -354,5 +374,18 @@ class SlackGateway:
         await self._call("admin.users.session.reset", client=self.admin_client, user_id=user_id)
 
     async def usergroup_members(self, usergroup: str) -> set[str]:
-        data = await self._call("usergroups.users.list", usergroup=usergroup)
-        return set(data.get("users") or [])
+        if not self.workspaces:
+            data = await self._call("usergroups.users.list", usergroup=usergroup)
+            return set(data.get("users") or [])
+        # An org-level token must name the workspace (team_id, "required if org token is
+        # used": docs.slack.dev/reference/methods/usergroups.users.list); the group lives in
+        # one of the app's workspaces, or is org-wide and answers in any.
+        for team in sorted(self.workspaces):
+            try:
+                data = await self._call("usergroups.users.list", usergroup=usergroup, team_id=team)
+            except SlackPermanentError as exc:
+                if exc.error == "no_such_subteam":
+                    continue
+                raise
+            return set(data.get("users") or [])
+        raise SlackPermanentError("usergroups.users.list", "no_such_subteam")

@@ -52,6 +52,7 @@ REASON_TEXT = {
     "duo_error": "Duo could not be reached",
     "no_response": "the user did not answer in time",
     "unknown_user": "the user could not be found in Slack",
+    "not_reachable": "the user is in no workspace the app was added to, so nobody could ask them",
     "no_user": "the alert names no Slack user (no email address or Slack id)",
     "always_escalate": "this kind of alert always goes to the team",
     "user_exempt": "the user is exempt from DMs",

@@ -13,7 +13,11 @@ any listener. A refused request is answered 403, counted, logged and audited.
 What is served: the team (and enterprise, on Enterprise Grid) that ``auth.test`` names for the
 bot token, learnt at start, plus ``slack.team_ids`` / ``slack.enterprise_ids`` from the config.
 A list is the mechanism on purpose: serving several workspaces of one org (Enterprise Grid)
-means adding them to these lists, nothing else.
+means adding them to these lists, nothing else. One exception: a request from this app's
+*org-wide* install (Bolt's ``context.is_enterprise_install``, from ``authorizations[0]`` of an
+event or ``is_enterprise_install`` of an interaction, docs: api.slack.com/enterprise/apps/reference)
+in a served enterprise is served from any workspace of that org: the Org Admin chose those
+workspaces when adding the app, so listing them again here is not needed.
 """
 
 from __future__ import annotations
@@ -61,12 +65,19 @@ class ServedTeams:
     def known(self) -> bool:
         return bool(self.teams or self.enterprises)
 
-    def refusal(self, team_id: str | None, enterprise_id: str | None) -> str | None:
-        """Why a request from this team/enterprise is not served, or None if it is."""
+    def refusal(
+        self, team_id: str | None, enterprise_id: str | None, enterprise_install: bool = False
+    ) -> str | None:
+        """Why a request from this team/enterprise is not served, or None if it is.
+        ``enterprise_install``: the request comes from an org-wide install of the app."""
         if enterprise_id and self.enterprises and enterprise_id not in self.enterprises:
             return "foreign_enterprise"
         if team_id:
-            return None if team_id in self.teams else "foreign_team"
+            if team_id in self.teams:
+                return None
+            if enterprise_install and enterprise_id and enterprise_id in self.enterprises:
+                return None  # any workspace of our org the org-wide install was added to
+            return "foreign_team"
         # Org-wide installs on Enterprise Grid send some payloads with no workspace, only the
         # enterprise: served only if that enterprise is.
         if enterprise_id:
@@ -93,7 +104,8 @@ class TeamGuard(AsyncMiddleware):
             # auth.test at start failed (Slack unreachable then); Bolt has asked it since.
             self.served.learn({"team_id": auth.team_id, "enterprise_id": auth.enterprise_id})
         team, enterprise = req.context.team_id, req.context.enterprise_id
-        reason = self.served.refusal(team, enterprise)
+        org_wide = bool(req.context.is_enterprise_install)
+        reason = self.served.refusal(team, enterprise, org_wide)
         if reason is None:
             return await next()
         kind = str(req.body.get("type") or req.body.get("command") or "unknown")[:64]

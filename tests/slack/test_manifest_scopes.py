@@ -27,6 +27,9 @@ REQUIRED: dict[str, tuple[str, frozenset[str]]] = {
     # start-up and check-config: is the bot in the security channel and the routed ones?
     "conversations.info": (BOT, frozenset({"channels:read", "groups:read"})),
     "auth.test": (BOT, frozenset()),  # no scope: docs.slack.dev/reference/methods/auth.test
+    # Enterprise Grid, org-wide install: the workspaces the app was added to. "No scopes
+    # required": docs.slack.dev/reference/methods/auth.teams.list
+    "auth.teams.list": (BOT, frozenset()),
     "users.info": (BOT, frozenset({"users:read"})),
     "users.lookupByEmail": (BOT, frozenset({"users:read.email"})),
     "usergroups.users.list": (BOT, frozenset({"usergroups:read"})),
@@ -100,3 +103,19 @@ def test_the_manifest_asks_for_nothing_the_code_does_not_use() -> None:
     scopes = MANIFEST["oauth_config"]["scopes"]
     asked = set(scopes.get(BOT) or []) | set(scopes.get(USER) or [])
     assert asked - used == set()
+
+
+def test_the_scopes_checked_at_start_are_the_manifests() -> None:
+    """slack/tokens.py checks each token's scopes (x-oauth-scopes) against these lists."""
+    from securitybot.slack.tokens import ADMIN_SCOPES, AUDIT_SCOPES, BOT_SCOPES
+
+    scopes = MANIFEST["oauth_config"]["scopes"]
+    assert set(BOT_SCOPES) == set(scopes[BOT])
+    assert set(ADMIN_SCOPES) | set(AUDIT_SCOPES) == set(scopes[USER])
+
+
+def test_the_manifest_opts_in_to_org_wide_deployment() -> None:
+    """Enterprise Grid: one install for the whole org. An app opts in to org-wide deployment
+    in its settings (api.slack.com/enterprise/org-wide-apps); in a manifest that is
+    settings.org_deploy_enabled."""
+    assert MANIFEST["settings"]["org_deploy_enabled"] is True

@@ -32,3 +32,25 @@ def test_nothing_is_served_before_the_bots_team_is_known() -> None:
     assert served.refusal("T1", None) == "foreign_team"
     served.learn({"team_id": "T1", "enterprise_id": None})
     assert served.known and served.refusal("T1", None) is None
+
+
+@pytest.mark.parametrize(
+    ("team", "enterprise", "org_wide", "reason"),
+    [
+        # Enterprise Grid, org-wide install: any workspace of our org the app was added to.
+        ("T7", "E1", True, None),
+        # The same workspace through a per-workspace install of the app: not configured.
+        ("T7", "E1", False, "foreign_team"),
+        # Another org's org-wide install of the app is never ours.
+        ("T7", "E9", True, "foreign_enterprise"),
+        ("T7", None, True, "foreign_team"),
+    ],
+)
+def test_an_org_wide_install_serves_every_workspace_of_its_org(
+    team: str, enterprise: str | None, org_wide: bool, reason: str | None
+) -> None:
+    served = ServedTeams()
+    # auth.test for an org-wide install's bot token (is_enterprise_install: true).
+    served.learn({"ok": True, "team_id": "E1", "enterprise_id": "E1", "user_id": "UBOT",
+                  "is_enterprise_install": True})  # fmt: skip
+    assert served.refusal(team, enterprise, org_wide) == reason
