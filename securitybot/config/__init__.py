@@ -36,6 +36,7 @@ from securitybot.config.dashboard import (
 )
 from securitybot.config.escalation import (
     EscalationConfig,
+    EscalationRoute,
     EscalationTier,
     OutboundWebhook,
     WebhooksConfig,
@@ -103,6 +104,7 @@ __all__ = [
     "Duration",
     "DurationOrOff",
     "EscalationConfig",
+    "EscalationRoute",
     "EscalationTier",
     "IngestConfig",
     "IngestToken",

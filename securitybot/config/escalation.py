@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 
 from securitybot.config.base import SLACK_REF, ClockTime, Duration, _Section
 
@@ -21,9 +21,38 @@ class EscalationTier(_Section):
         raise ValueError("must be a Slack user group id (S…), a user id (U…), 'here' or 'channel'")
 
 
+def _responder_ids(v: list[str]) -> list[str]:
+    for item in v:
+        if not re.match(SLACK_REF, item):
+            raise ValueError(f"{item!r} is not a Slack user (U…) or user group (S…) id")
+    return v
+
+
+class EscalationRoute(_Section):
+    """Alerts about someone in this workspace (``team_id``) or Enterprise Grid org
+    (``enterprise_id``) escalate to ``channel`` instead of ``slack.security_channel``; its
+    ``responders`` may triage them besides ``escalation.responders``."""
+
+    team_id: str | None = Field(default=None, pattern=r"^T[A-Z0-9]+$")
+    enterprise_id: str | None = Field(default=None, pattern=r"^E[A-Z0-9]+$")
+    channel: str = Field(pattern=r"^[CG][A-Z0-9]+$")
+    responders: list[str] = Field(default_factory=list)
+
+    _ids = field_validator("responders")(_responder_ids)
+
+    @model_validator(mode="after")
+    def _one_key(self) -> EscalationRoute:
+        if (self.team_id is None) == (self.enterprise_id is None):
+            raise ValueError("give exactly one of team_id (T…) or enterprise_id (E…)")
+        return self
+
+
 class EscalationConfig(_Section):
     # Who may triage from the channel: Slack user ids (U…) and/or user group ids (S…).
     responders: list[str] = Field(default_factory=list)
+    # By the person's workspace or org: another channel (and more responders). First match of
+    # the person's workspaces wins, then their org; no match: slack.security_channel.
+    routes: list[EscalationRoute] = Field(default_factory=list)
     mention: str | None = None  # user group mentioned on severe escalations, e.g. S0ONCALL
     mention_severities: list[Literal["low", "medium", "high", "critical"]] = Field(
         default=["high", "critical"]
@@ -43,13 +72,7 @@ class EscalationConfig(_Section):
     # When (UTC, HH:MM) the day's suppressed alerts are listed in the security channel.
     suppression_summary_at: ClockTime = "09:00"
 
-    @field_validator("responders")
-    @classmethod
-    def _ids(cls, v: list[str]) -> list[str]:
-        for item in v:
-            if not re.match(SLACK_REF, item):
-                raise ValueError(f"{item!r} is not a Slack user (U…) or user group (S…) id")
-        return v
+    _ids = field_validator("responders")(_responder_ids)
 
     @field_validator("fallback_webhook")
     @classmethod

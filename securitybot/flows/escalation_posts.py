@@ -20,6 +20,7 @@ from securitybot.slack import messages
 from securitybot.slack import mrkdwn as md
 from securitybot.slack.channels import CHANNEL_ERRORS
 from securitybot.slack.gateway import SlackPermanentError, SlackRetryLater
+from securitybot.slack.routes import escalation_channel
 from securitybot.store.models import Alert, AuditLog, utcnow
 from securitybot.store.outbox import enqueue
 from securitybot.verify.base import PROVIDER_LABELS
@@ -79,7 +80,9 @@ class EscalationPosts:
         alert = await self.h.load(job.alert_id)
         if alert is None:
             return Done()
-        channel = self.h.settings.slack.security_channel
+        channel = alert.escalation_channel or await escalation_channel(
+            self.h.settings, self.h.slack, alert.user_id
+        )
         if self.h.slack is None or not channel:
             logger.error("alert %s escalated but no Slack security channel is configured", alert.id)
             return GiveUp("slack.security_channel is not configured")
@@ -158,8 +161,12 @@ class EscalationPosts:
     async def repost_escalation(self, job: Job) -> Outcome:
         """Nobody claimed in time: post again, mentioning the next tier."""
         alert = await self.h.load(job.alert_id)
-        channel = self.h.settings.slack.security_channel
-        if alert is None or alert.status != "escalated" or self.h.slack is None or not channel:
+        if alert is None or alert.status != "escalated" or self.h.slack is None:
+            return Done()
+        channel = alert.escalation_channel or await escalation_channel(
+            self.h.settings, self.h.slack, alert.user_id
+        )
+        if not channel:
             return Done()
         tier = int(job.payload.get("tier", 1))
         text, blocks = await self._render_escalation(alert, tier)

@@ -66,6 +66,8 @@ def routed_channels(settings: Settings) -> dict[str, str]:
     out: dict[str, str] = {}
     if settings.slack.security_channel:
         out[settings.slack.security_channel] = "security channel"
+    for i, route in enumerate(settings.escalation.routes):
+        out.setdefault(route.channel, f"escalation.routes[{i}]")
     layers: list[tuple[str, Mapping[str, Any]]] = [("aer.defaults", settings.aer.defaults)]
     layers += [(f"aer.orgs.{org}", layer) for org, layer in settings.aer.orgs.items()]
     for where, layer in layers:

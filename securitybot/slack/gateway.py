@@ -65,6 +65,7 @@ class SlackUser:
     # and whether any of them is one the app was added to (False: nobody can DM them).
     teams: tuple[str, ...] = ()
     reachable: bool = True
+    enterprise: str | None = None  # enterprise_user.enterprise_id: the person's Grid org
 
 
 _NOT_FOUND = {"users_not_found", "user_not_found"}
@@ -114,6 +115,7 @@ def _user_from(data: dict[str, Any]) -> SlackUser:
         is_bot=bool(data.get("is_bot")),
         deleted=bool(data.get("deleted")),
         teams=tuple(str(t) for t in teams),
+        enterprise=org.get("enterprise_id"),
     )
 
 

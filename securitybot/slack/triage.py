@@ -30,15 +30,35 @@ NOTE_ACTION = "note_input"
 
 
 class Responders:
-    """Who is on the security team: listed user ids, or members of listed user groups."""
+    """Who is on the security team: listed user ids, or members of listed user groups. An
+    escalation routed to another channel (``escalation.routes``) may also be triaged by that
+    route's responders: ``contains(user, channel)``."""
 
-    def __init__(self, cfg: EscalationConfig, slack: SlackGateway, ttl: float = 300.0) -> None:
-        self.users = {r for r in cfg.responders if not r.startswith("S")}
-        self.groups = [r for r in cfg.responders if r.startswith("S")]
+    def __init__(
+        self,
+        cfg: EscalationConfig,
+        slack: SlackGateway,
+        ttl: float = 300.0,
+        *,
+        ids: list[str] | None = None,
+    ) -> None:
+        ids = cfg.responders if ids is None else ids
+        self.users = {r for r in ids if not r.startswith("S")}
+        self.groups = [r for r in ids if r.startswith("S")]
         self._slack, self._ttl = slack, ttl
         self._members: tuple[float, set[str]] | None = None
+        self.by_channel: dict[str, Responders] = {}
+        if ids is cfg.responders:
+            for route in cfg.routes:
+                if route.responders:
+                    self.by_channel[route.channel] = Responders(
+                        cfg, slack, ttl, ids=list(route.responders)
+                    )
 
-    async def contains(self, user_id: str) -> bool:
+    async def contains(self, user_id: str, channel: str | None = None) -> bool:
+        routed = self.by_channel.get(channel) if channel else None
+        if routed is not None and await routed.contains(user_id):
+            return True
         if user_id in self.users:
             return True
         if not self.groups:
@@ -118,7 +138,8 @@ def _create_snooze(db: Database, alert_id: int, duration: str, actor: str) -> st
 def register(app: AsyncApp, db: Database, wake: Callable[[], None], responders: Responders) -> None:
     async def refused(alert: Alert, user: str, what: str) -> str | None:
         """The refusal text after auditing it, or None when ``user`` may triage ``alert``."""
-        reason = triage_refusal(user, alert.user_id, is_responder=await responders.contains(user))
+        may = await responders.contains(user, alert.escalation_channel)
+        reason = triage_refusal(user, alert.user_id, is_responder=may)
         if reason is None:
             return None
         await asyncio.to_thread(

@@ -17,7 +17,7 @@ import pytest
 
 from securitybot.demo import FakeSlack
 from securitybot.demo.slack_signing import block_action_body, message_event_body
-from securitybot.slack.messages import COMPROMISE_ACTION, CONFIRM_ACTION
+from securitybot.slack.messages import CLAIM_ACTION, COMPROMISE_ACTION, CONFIRM_ACTION, DENY_ACTION
 from tests.e2e.conftest import MakeBot
 from tests.e2e.harness import SECURITY_CHANNEL, Bot, ok_calls, wait_until
 
@@ -119,3 +119,44 @@ def test_only_the_org_wide_install_serves_every_workspace_of_the_org(make_bot: M
     per_workspace = message_event_body(user="UALICE", text="yes", channel="DUALICE", team="T9")
     assert bot.slack_post(per_workspace).status_code == 403
     assert bot.alert(alert["id"])["status"] == "awaiting_ack"
+
+
+EU_CHANNEL = "CEUSECURITY"
+EU_LEAD = "WEULEAD"
+
+
+def test_escalations_follow_the_persons_workspace_and_its_responders_triage(
+    fs: FakeSlack, make_bot: MakeBot
+) -> None:
+    """escalation.routes: Bob's workspace (T2) escalates to its own channel, where its own
+    responder may triage; Alice (T1, no route) still goes to slack.security_channel."""
+    fs.add_channel(EU_CHANNEL)
+    fs.add_user(EU_LEAD, "eu-lead@example.com", real_name="Eu Lead", teams=["T2"])
+    route = {"team_id": "T2", "channel": EU_CHANNEL, "responders": [EU_LEAD]}
+    bot = make_bot(escalation={"responders": ["S0SECTEAM"], "routes": [route]})
+    bob = bot.post_alert(dedup_key="route-bob", user="bob@example.com")
+    alice = bot.post_alert(dedup_key="route-alice")
+    for alert in (bob, alice):
+        bot.wait_status(alert["id"], "awaiting_ack")
+    said = message_event_body(user="WBOB", text="not me", channel="DWBOB", team="T2",
+                              enterprise=ORG)  # fmt: skip
+    assert bot.slack_post(said).status_code == 200
+    assert click(bot, "UALICE", "T1", DENY_ACTION, alice["id"], "DUALICE").status_code == 200
+    wait_until(lambda: bot.audit(bob["id"], "answer.denial_pending"), 10, "Bob asked again")
+    confirm = message_event_body(user="WBOB", text="confirm", channel="DWBOB", team="T2",
+                                 enterprise=ORG)  # fmt: skip
+    assert bot.slack_post(confirm).status_code == 200
+    for alert in (bob, alice):
+        bot.wait_status(alert["id"], "escalated")
+    eu = wait_until(lambda: ok_calls(bot.fs, "chat.postMessage", EU_CHANNEL), 10, "EU post")
+    assert [f"#{bob['id']}" in c.params["text"] for c in eu] == [True]
+    main = wait_until(lambda: bot.security_posts(), 10, "security channel post")
+    assert [f"#{alice['id']}" in c.params["text"] for c in main] == [True]
+    wait_until(lambda: bot.row(bob["id"]).escalation_channel == EU_CHANNEL, 10, "stored")
+
+    # The EU lead may triage Bob's alert (routed to their channel), not Alice's.
+    assert click(bot, EU_LEAD, "T2", CLAIM_ACTION, alice["id"], SECURITY_CHANNEL).status_code == 200
+    wait_until(lambda: bot.audit(alice["id"], "triage.refused"), 10, "refused")
+    assert bot.alert(alice["id"])["status"] == "escalated"
+    assert click(bot, EU_LEAD, "T2", CLAIM_ACTION, bob["id"], EU_CHANNEL).status_code == 200
+    assert bot.wait_status(bob["id"], "triaging")["claimed_by"] == EU_LEAD
