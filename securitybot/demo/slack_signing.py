@@ -181,6 +181,7 @@ def app_home_opened_body(
     event_id: str | None = None,
     bot_user_id: str = "UBOT",
     api_app_id: str = "A1",
+    enterprise: str | None = None,
 ) -> str:
     """The user opened the app's Home tab. Shape from Slack's reference for app_home_opened
     (api.slack.com/events/app_home_opened); ``view`` appears once a Home was published, and
@@ -190,7 +191,7 @@ def app_home_opened_body(
         "type": "app_home_opened", "user": user, "channel": "D" + user, "tab": tab,
         "event_ts": ts,
     }  # fmt: skip
-    return _event_callback(event, team, event_id, bot_user_id, api_app_id)
+    return _event_callback(event, team, event_id, bot_user_id, api_app_id, enterprise)
 
 
 def home_action_body(
@@ -348,11 +349,13 @@ def slash_command_body(
     response_url: str = "https://hooks.slack.com/commands/T1/1/fake",
     api_app_id: str = "A1",
     enterprise: str | None = None,
+    org_wide: bool = False,
 ) -> str:
     """A slash command, form-encoded field by field as Slack POSTs it (no "payload" wrapper).
 
     Fields as in Slack's "Slash commands" reference (api.slack.com/interactivity/slash-commands);
-    ``enterprise``: the ``enterprise_id`` Slack adds on an Enterprise Grid workspace.
+    ``enterprise``: the ``enterprise_id`` Slack adds on an Enterprise Grid workspace;
+    ``org_wide``: to the app's org-wide install there (``is_enterprise_install=true``).
     """
     grid = {"enterprise_id": enterprise, "enterprise_name": "Fake Org"} if enterprise else {}
     return urlencode(
@@ -368,7 +371,7 @@ def slash_command_body(
             "command": command,
             "text": text,
             "api_app_id": api_app_id,
-            "is_enterprise_install": "false",
+            "is_enterprise_install": "true" if org_wide else "false",
             "response_url": response_url,
             "trigger_id": trigger_id or _new_trigger_id(),
         }

@@ -16,7 +16,12 @@ import httpx
 import pytest
 
 from securitybot.demo import FakeSlack
-from securitybot.demo.slack_signing import block_action_body, message_event_body
+from securitybot.demo.slack_signing import (
+    app_home_opened_body,
+    block_action_body,
+    message_event_body,
+    slash_command_body,
+)
 from securitybot.slack.messages import CLAIM_ACTION, COMPROMISE_ACTION, CONFIRM_ACTION, DENY_ACTION
 from tests.e2e.conftest import MakeBot
 from tests.e2e.harness import SECURITY_CHANNEL, Bot, ok_calls, wait_until
@@ -160,3 +165,23 @@ def test_escalations_follow_the_persons_workspace_and_its_responders_triage(
     assert bot.alert(alice["id"])["status"] == "escalated"
     assert click(bot, EU_LEAD, "T2", CLAIM_ACTION, bob["id"], EU_CHANNEL).status_code == 200
     assert bot.wait_status(bob["id"], "triaging")["claimed_by"] == EU_LEAD
+
+
+def test_app_home_and_the_slash_command_work_from_the_second_workspace(
+    make_bot: MakeBot,
+) -> None:
+    bot = make_bot(**GRID)
+    bob = bot.post_alert(dedup_key="grid-home", user="bob@example.com")
+    bot.wait_status(bob["id"], "awaiting_ack")
+    opened = app_home_opened_body("WBOB", team="T2", enterprise=ORG)
+    assert bot.slack_post(opened).status_code == 200
+    wait_until(lambda: bot.fs.home("WBOB"), 10, "Bob's Home tab published")
+    home = bot.fs.home("WBOB")
+    assert home is not None and "flurb -export on accountingserver01" in str(home["blocks"])
+
+    typed = slash_command_body(user="WBOB", text="status", team="T2", enterprise=ORG,
+                               org_wide=True)  # fmt: skip
+    resp = bot.slack_post(typed)
+    assert resp.status_code == 200, resp.text
+    assert resp.json()["response_type"] == "ephemeral"
+    assert f"#{bob['id']}" in resp.json()["text"]
