@@ -146,8 +146,18 @@ def serve(
     show_default=True,
     help="The second factor to fake: Duo push or Okta Verify push.",
 )
+@click.option(
+    "--grid",
+    is_flag=True,
+    help="Slack Enterprise Grid: one org-wide install, people in two workspaces.",
+)
 def demo(
-    port: int, no_browser: bool, scenario: str | None, db_path: str | None, verifier: str
+    port: int,
+    no_browser: bool,
+    scenario: str | None,
+    db_path: str | None,
+    verifier: str,
+    grid: bool,
 ) -> None:
     """Run the real bot against local fakes of Slack and Duo (or Okta), with a web console."""
     import contextlib
@@ -174,7 +184,7 @@ def demo(
             probe.bind(("127.0.0.1", port))
         except OSError as exc:
             _fail(f"demo: cannot listen on 127.0.0.1:{port} ({exc.strerror}); try --port N", 1)
-    runner = Demo(port=port, scenario=scenario, db_path=db_path, verifier=verifier)
+    runner = Demo(port=port, scenario=scenario, db_path=db_path, verifier=verifier, grid=grid)
     url = f"http://127.0.0.1:{port}/demo"
 
     def ready() -> None:

@@ -68,6 +68,12 @@ PEOPLE = (
     Person("UMALLORY", "mallory@example.com", "Mallory Moe", "bystander"),
 )
 
+# `demo --grid`: one Enterprise Grid org with the app installed org-wide and added to two
+# workspaces; these people are in the second one (everyone else in the first).
+GRID_ORG = "E0DEMO"
+GRID_WORKSPACES = ("T1", "T2")
+IN_SECOND_WORKSPACE = frozenset({"UBOB", "URILEY"})
+
 # The on-call responder whose pager the console shows, and their PagerDuty user id.
 PAGER_OWNER = "USAM"
 
@@ -130,6 +136,8 @@ class Demo:
     pd: FakePagerDuty = field(default_factory=FakePagerDuty)
     # The second factor: "duo" or "okta" (securitybot demo --verifier); fd is its fake.
     verifier: str = "duo"
+    # securitybot demo --grid: an Enterprise Grid org, two workspaces, one org-wide install.
+    grid: bool = False
     fd: FakeDuo | FakeOkta | None = None  # set in __post_init__ by verifier
     signing_secret: str = field(default_factory=lambda: secrets.token_hex(16))
     dashboard_password: str = field(default_factory=lambda: secrets.token_urlsafe(9))
@@ -147,6 +155,9 @@ class Demo:
     def __post_init__(self) -> None:
         if self.verifier not in ("duo", "okta"):
             raise ValueError(f"unknown verifier {self.verifier!r} (duo or okta)")
+        if self.grid:
+            self.fs = FakeSlack(team_id=GRID_WORKSPACES[0], enterprise_id=GRID_ORG,
+                                org_install=True, workspaces=list(GRID_WORKSPACES))  # fmt: skip
         if self.fd is None:
             self.fd = (
                 FakeOkta(token="00" + secrets.token_urlsafe(30))
@@ -166,6 +177,17 @@ class Demo:
     @property
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def enterprise(self) -> str | None:
+        """The Grid org whose org-wide install the console's requests come to, if any."""
+        return GRID_ORG if self.grid else None
+
+    def team_of(self, user_id: str) -> str:
+        """The workspace a person's clicks and messages come from."""
+        if self.grid and user_id in IN_SECOND_WORKSPACE:
+            return GRID_WORKSPACES[1]
+        return self.fs.team_id
 
     def person(self, user_id: str) -> Person | None:
         return next((p for p in PEOPLE if p.id == user_id), None)
@@ -241,7 +263,8 @@ class Demo:
         self.fs.admin_token = "xoxp-demo-admin"
         self.fs.add_user("UBOT", "securitybot@example.com", real_name="Securitybot", is_bot=True)
         for p in PEOPLE:
-            self.fs.add_user(p.id, p.email, real_name=p.name, first_name=p.first_name)
+            self.fs.add_user(p.id, p.email, real_name=p.name, first_name=p.first_name,
+                             teams=[self.team_of(p.id)])  # fmt: skip
         self.fs.add_channel(SECURITY_CHANNEL)
         # Pushes expire with the bot's deadline, so the phone never offers a push nobody awaits.
         self.fake.push_timeout = self.duo_timeout

@@ -238,6 +238,8 @@ class Console:
             trigger_id=trigger,
             response_url=self.demo.fs.response_url(),
             message=message,
+            team=self.demo.team_of(user),
+            enterprise=self.demo.enterprise,
         )
         return await self._to_bot(body)
 
@@ -251,7 +253,14 @@ class Console:
             return JSONResponse({"error": "need a persona and some text"}, status_code=400)
         ts = self.demo.record_typed(person, text)
         return await self._to_bot(
-            message_event_body(user=person.id, text=text, channel=person.dm, ts=ts)
+            message_event_body(
+                user=person.id,
+                text=text,
+                channel=person.dm,
+                ts=ts,
+                team=self.demo.team_of(person.id),
+                enterprise=self.demo.enterprise,
+            )
         )
 
     async def push(self, request: Request) -> Response:
@@ -309,6 +318,8 @@ class Console:
             private_metadata=str(modal["private_metadata"]),
             values=values,
             view_id=view_id,
+            team=self.demo.team_of(str(modal["user"])),
+            enterprise=self.demo.enterprise,
         )
         resp = await self._to_bot(body)
         answer = json.loads(bytes(resp.body))

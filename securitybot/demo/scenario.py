@@ -74,7 +74,9 @@ def _play(demo: Demo) -> None:
     demo.say("The attacker, holding Alice's stolen Slack session, replies `ack` in her DM.")
     text = "ack that was me"
     typed_at = demo.record_typed(alice, text)
-    demo.slack_post(message_event_body(user=alice.id, text=text, channel=alice.dm, ts=typed_at))
+    demo.slack_post(message_event_body(user=alice.id, text=text, channel=alice.dm, ts=typed_at,
+                                       team=demo.team_of(alice.id),
+                                       enterprise=demo.enterprise))  # fmt: skip
     demo.say(
         "The bot does not take that on trust: a Duo push goes to Alice's real phone. "
         f"Nobody approves it (the demo gives it {demo.duo_timeout:.0f} s)."
@@ -93,6 +95,8 @@ def _play(demo: Demo) -> None:
         message_ts=_escalation_ts(demo, SECURITY_CHANNEL, alert_id) or "1.0",
         block_id=f"triage:{alert_id}",
         response_url=demo.fs.response_url(),
+        team=demo.team_of(responder.id),
+        enterprise=demo.enterprise,
     )
     demo.slack_post(body)
     deadline = time.monotonic() + 20

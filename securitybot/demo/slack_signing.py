@@ -307,8 +307,10 @@ def view_submission_body(
     view_id: str = "V00000001",
     trigger_id: str | None = None,
     api_app_id: str = "A1",
+    enterprise: str | None = None,
 ) -> str:
-    """A modal submission; `values` is view.state.values ({block_id: {action_id: {...}}})."""
+    """A modal submission; `values` is view.state.values ({block_id: {action_id: {...}}});
+    ``enterprise``: in that Enterprise Grid org, to an org-wide install."""
     payload: dict[str, Any] = {
         "type": "view_submission",
         "team": {"id": team, "domain": "fake"},
@@ -333,8 +335,8 @@ def view_submission_body(
             "bot_id": "BBOT",
         },
         "response_urls": [],
-        "is_enterprise_install": False,
-        "enterprise": None,
+        "is_enterprise_install": enterprise is not None,
+        "enterprise": {"id": enterprise, "name": "Fake Org"} if enterprise else None,
     }
     return urlencode({"payload": json.dumps(payload)})
 

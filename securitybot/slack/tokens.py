@@ -89,10 +89,12 @@ class TokenCheck:
     def line(self) -> str:
         if self.error is not None:
             return f"Slack: {self.name} does not work: {self.error}"
-        who = f"{self.auth.get('user_id')} in {self.auth.get('team_id') or '-'}"
-        if self.auth.get("enterprise_id"):
-            who += f" (enterprise {self.auth['enterprise_id']}"
-            who += ", org-wide install)" if self.auth.get("is_enterprise_install") else ")"
+        team, org = self.auth.get("team_id"), self.auth.get("enterprise_id")
+        who = f"{self.auth.get('user_id')} in {team or org or '-'}"
+        if org and org != team:
+            who += f" (enterprise {org})"
+        if self.auth.get("is_enterprise_install"):
+            who += ", org-wide install"
         if self.missing:
             needs = "; ".join(f"{s}: {NEEDED_FOR.get(s, 'needed')}" for s in self.missing)
             return (

@@ -142,3 +142,25 @@ def test_acknowledging_on_the_demo_pager_claims_the_alert() -> None:
             15,
             "the alert to be claimed from the pager",
         )
+
+
+def test_the_grid_demo_asks_people_in_both_workspaces_of_the_org() -> None:
+    """securitybot demo --grid: one org-wide install; Bob is in the second workspace and his
+    console reply reaches the bot as an event to the org-wide install."""
+    with Demo(port=free_port(), seed=False, grid=True) as d:
+        assert d.fs.org_install and d.team_of("UBOB") == "T2" and d.team_of("UALICE") == "T1"
+        ingest = {"Authorization": f"Bearer {INGEST_TOKEN}"}
+        alert = httpx.post(f"{d.base_url}/api/v1/alerts", headers=ingest, json={
+            "kind": "sensitive_command", "user": "bob@example.com", "title": "grid demo",
+        }).json()  # fmt: skip
+        wait_for(lambda: d.fs.messages("DUBOB"), 15, "Bob's DM")
+        said = httpx.post(f"{d.base_url}/demo/api/say", json={"user": "UBOB", "text": "ack"})
+        assert said.status_code == 200, said.text
+        assert said.json()["status"] == 200  # the team guard served the org-wide install
+
+        def status() -> str:
+            one = httpx.get(f"{d.base_url}/api/v1/alerts/{alert['id']}", headers=ingest).json()
+            return str(one["status"])
+
+        wait_for(lambda: status() == "awaiting_2fa", 15, "Bob's yes to start a push")
+        assert d.fs.calls_to("auth.teams.list")

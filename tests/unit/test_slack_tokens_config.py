@@ -67,3 +67,14 @@ def test_scopes_are_read_from_the_x_oauth_scopes_header() -> None:
         "admin.users:write", "auditlogs:read",
     }  # fmt: skip
     assert granted({"content-type": "application/json"}) is None
+
+
+def test_the_missing_scope_line_is_the_one_docs_deploy_shows() -> None:
+    from securitybot.slack.tokens import TokenCheck
+
+    # auth.test for an org admin's user token on an org-wide install.
+    auth = {"ok": True, "user_id": "W0ADMIN", "team_id": "E0ACME", "enterprise_id": "E0ACME",
+            "is_enterprise_install": True}  # fmt: skip
+    line = TokenCheck("slack.admin_token", auth, ("admin.users:write",)).line()
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "deploy.md").read_text()
+    assert line in docs
