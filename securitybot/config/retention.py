@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import Field, field_validator
 
-from securitybot.config.base import DurationOrOff, _Section
+from securitybot.config.base import Duration, DurationOrOff, _Section
 
 
 class RetentionHold(_Section):
@@ -39,6 +39,10 @@ class RetentionConfig(_Section):
     # the CPU stay with ingest and DMs the rest of the time, however slow the machine is.
     share: float = Field(default=0.25, gt=0, le=1)
     pause: DurationOrOff = 0.02
+    # The longest one batch should hold the write transaction (SQLite's single writer, the
+    # rows' locks on PostgreSQL): a batch that took longer halves the next, down to 20 rows;
+    # one under half of it grows the next back towards batch_size.
+    batch_time: Duration = 0.05
     # When the daily purge runs (UTC, HH:MM); one replica at a time holds its lease.
     run_at: str = "03:30"
 

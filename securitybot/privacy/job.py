@@ -43,7 +43,8 @@ def run_daily(db: Database, config: RetentionConfig, *, owner: str | None = None
     done = False
     try:
         report = purge.run(db, current_policy(db, config), batch_size=config.batch_size,
-                           pause=config.pause, share=config.share, lease=lease)  # fmt: skip
+                           pause=config.pause, share=config.share,
+                           batch_time=config.batch_time, lease=lease)  # fmt: skip
         done = report.complete
     finally:
         lease.release(done=done)
