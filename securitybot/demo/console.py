@@ -21,13 +21,12 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from securitybot.demo.app import (
+from securitybot.demo.cast import (
     DASHBOARD_USER,
     PAGER_OWNER,
     PEOPLE,
     SECURITY_CHANNEL,
     SEED_ALERTS,
-    Demo,
     pagerduty_id,
 )
 from securitybot.demo.fake_slack import Call
@@ -37,6 +36,7 @@ from securitybot.demo.slack_signing import (
     sign,
     view_submission_body,
 )
+from securitybot.demo.world import World
 from securitybot.slack.triage import NOTE_ACTION, NOTE_BLOCK
 from securitybot.store.models import Alert
 
@@ -45,7 +45,7 @@ _STATIC = {"console.js": "text/javascript", "console.css": "text/css"}
 
 
 class Console:
-    def __init__(self, demo: Demo) -> None:
+    def __init__(self, demo: World) -> None:
         self.demo = demo
         self.env = Environment(
             loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(["html"])

@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from securitybot.demo.cast import PEOPLE, SECURITY_CHANNEL
 from securitybot.demo.slack_signing import block_action_body, message_event_body
+from securitybot.demo.world import World
 from securitybot.slack import messages
-
-if TYPE_CHECKING:
-    from securitybot.demo.app import Demo
 
 logger = logging.getLogger(__name__)
 
@@ -30,7 +29,7 @@ ATTACK_ALERT: dict[str, Any] = {
 BEAT = 3.0
 
 
-def _wait_status(demo: Demo, alert_id: int, statuses: tuple[str, ...], timeout: float) -> bool:
+def _wait_status(demo: World, alert_id: int, statuses: tuple[str, ...], timeout: float) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if demo.get_alert(alert_id)["status"] in statuses:
@@ -39,14 +38,14 @@ def _wait_status(demo: Demo, alert_id: int, statuses: tuple[str, ...], timeout: 
     return False
 
 
-def _escalation_ts(demo: Demo, channel: str, alert_id: int) -> str | None:
+def _escalation_ts(demo: World, channel: str, alert_id: int) -> str | None:
     for m in demo.fs.messages(channel):
         if any(b.get("block_id") == f"triage:{alert_id}" for b in m.get("blocks") or []):
             return str(m["ts"])
     return None
 
 
-def play_attack(demo: Demo) -> None:
+def play_attack(demo: World) -> None:
     try:
         _play(demo)
     except Exception:
@@ -56,9 +55,7 @@ def play_attack(demo: Demo) -> None:
         demo.scenario_running = False
 
 
-def _play(demo: Demo) -> None:
-    from securitybot.demo.app import PEOPLE, SECURITY_CHANNEL
-
+def _play(demo: World) -> None:
     alice = next(p for p in PEOPLE if p.id == "UALICE")
     responder = next(p for p in PEOPLE if p.role == "responder")
     demo.say(
