@@ -7,11 +7,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import httpx
 from sqlalchemy import select
 
+from securitybot.flows.handler_core import HandlerCore
 from securitybot.flows.timeline import timeline_text
 from securitybot.kinds import always_mention, escalation_severity
 from securitybot.masking import scrub
@@ -25,9 +26,6 @@ from securitybot.store.models import Alert, AuditLog, utcnow
 from securitybot.store.outbox import enqueue
 from securitybot.verify.base import PROVIDER_LABELS
 
-if TYPE_CHECKING:
-    from securitybot.flows.conversation import ConversationHandlers
-
 logger = logging.getLogger(__name__)
 
 
@@ -35,7 +33,7 @@ logger = logging.getLogger(__name__)
 class EscalationPosts:
     """The team's side of the conversation, on the same core as the DM handlers (``h``)."""
 
-    h: ConversationHandlers
+    h: HandlerCore
 
     def handlers(self) -> dict[str, Handler]:
         return {
