@@ -59,6 +59,13 @@ SWEEP_DURATION = Histogram(
     buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5),
 )  # fmt: skip
 SLACK_ERRORS = Counter("securitybot_slack_api_errors", "Slack Web API errors", ["method", "error"])
+# How long Slack calls waited for their rate bucket (the method's tier, the workspace's post
+# ceiling, the channel's one post a second) before they were sent, per method.
+SLACK_BUCKET_WAIT = Histogram(
+    "securitybot_slack_bucket_wait_seconds",
+    "Time a Slack Web API call waited for its rate-limit bucket", ["method"],
+    buckets=(0.001, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300),
+)  # fmt: skip
 SLACK_DUPLICATES = Counter(
     "securitybot_slack_duplicate_deliveries",
     "Slack retries and replays acknowledged and ignored", ["kind"],

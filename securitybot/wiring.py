@@ -8,6 +8,7 @@ import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, timedelta
+from typing import Any
 
 import aiohttp
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -37,6 +38,7 @@ from securitybot.slack import (
     app_home_listeners,
     channels,
     commands,
+    directory_sync,
     grid,
     listeners,
     receipts,
@@ -48,6 +50,7 @@ from securitybot.slack import (
 from securitybot.slack import storms as storm_buttons
 from securitybot.slack.directory import DbDirectory
 from securitybot.slack.gateway import SlackGateway, retry_handlers
+from securitybot.slack.tiers import Limits
 from securitybot.slack.triage import Responders
 from securitybot.storms.posts import StormPosts
 from securitybot.verify.base import PROVIDER_LABELS, Verifier
@@ -118,7 +121,9 @@ def wire_workers(
             if s.slack.admin_token
             else None
         )
-        gateway = SlackGateway(client, admin_client=admin, cache_ttl=s.slack.user_cache_ttl)
+        limits = Limits(per_minute=dict(s.slack.rate_limits), spare=1.0)
+        gateway = SlackGateway(client, admin_client=admin, cache_ttl=s.slack.user_cache_ttl,
+                               limits=limits)  # fmt: skip
         bolt = AsyncApp(
             client=client,
             signing_secret=s.slack.signing_secret.get_secret_value(),
@@ -166,6 +171,7 @@ def wire_workers(
         runtime.responders = responders  # the API's requested_by check counts user groups too
         triage.register(bolt, runtime.db, runtime.notify_new_work, responders)
         app_home_listeners.register(bolt, runtime.db, responders)
+        directory_sync.register(bolt, gateway)
         commands.register(
             bolt,
             runtime.db,
@@ -193,7 +199,7 @@ def wire_workers(
     batch.handover = dispatcher
     scheduler = AsyncIOScheduler()
     socket_handler = None
-    slack_check: list[asyncio.Task[None]] = []
+    slack_check: list[asyncio.Task[Any]] = []
     paging_rules = runtime.db.session_info[PAGING_RULES]
 
     def sweep_all() -> int:
@@ -240,6 +246,9 @@ def wire_workers(
                     web.session = http
             # In the background: a slow or unreachable Slack must not hold up start-up.
             slack_check.append(asyncio.create_task(check_slack_at_start(runtime, gateway)))
+            # The whole directory (users.list), also in the background: until it is read,
+            # lookups fall back to users.lookupByEmail as before.
+            slack_check.append(asyncio.create_task(directory_sync.sync(gateway)))
         if not s.scheduler.enabled:
             return
         # Handlers do their database work in threads; the default pool (cores + 4) is far too
@@ -268,6 +277,11 @@ def wire_workers(
                 retention_purge, "cron", hour=purge_at.hour, minute=purge_at.minute,
                 timezone=UTC, id="retention_purge", max_instances=1, coalesce=True,
                 misfire_grace_time=6 * 3600,
+            )  # fmt: skip
+        if gateway is not None:
+            scheduler.add_job(
+                directory_sync.sync, "interval", seconds=directory_sync.EVERY, args=[gateway],
+                id="slack_directory_sync", max_instances=1, coalesce=True,
             )  # fmt: skip
         scheduler.start()
         if socket_mode:

@@ -26,6 +26,11 @@ class SlackConfig(_Section):
         default_factory=list
     )
     user_cache_ttl: Duration = 3600.0
+    # Calls a minute per Web API method, for a workspace Slack granted more than its documented
+    # tier (the floor used otherwise); "chat.postMessage" is the workspace-wide post ceiling.
+    rate_limits: dict[
+        Annotated[str, Field(pattern=r"^[a-z]+(\.[A-Za-z]+)+$")], Annotated[float, Field(gt=0)]
+    ] = Field(default_factory=dict)
     # Slack's biggest deliveries are view submissions: up to 100 blocks of 3,000 characters
     # plus their input values (docs.slack.dev "Block Kit" limits), form-encoded. 1 MiB holds
     # them with room to spare; anything bigger is not from Slack.

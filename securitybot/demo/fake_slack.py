@@ -211,6 +211,8 @@ class FakeSlack(ServedFake):
         # Seconds every answer waits before it is sent: the round trip to the real Slack, which
         # the fake otherwise answers at once (benchmarks: how the bot copes with a slow Slack).
         self.latency = 0.0
+        # More seconds for one method's answers (a slow lookup among fast posts).
+        self.method_latency: dict[str, float] = {}
         self._lost_replies: dict[str, int] = {}
         self._callbacks: list[Callable[[Call], None]] = []
         self._last_ts_us = 0
@@ -464,8 +466,9 @@ class FakeSlack(ServedFake):
                 callback(call)
             except Exception:
                 log.exception("fake slack on_call callback failed")
-        if self.latency > 0:
-            time.sleep(self.latency)  # this connection's own thread: other calls go on
+        delay = self.latency + self.method_latency.get(method, 0.0)
+        if delay > 0:
+            time.sleep(delay)  # this connection's own thread: other calls go on
         if lose:
             req.close_connection = True
             return
@@ -493,6 +496,8 @@ class FakeSlack(ServedFake):
         """Compute the reply; called with the state lock held."""
         if self.rate_limits is not None:
             channel = str(params.get("channel") or "") or None
+            if channel and channel[:1] in "UW" and channel in self.users:
+                channel = "D" + channel  # a post to a user id lands in their DM
             wait = self.rate_limits.try_call(method, channel, time.monotonic())
             if wait > 0:
                 self.rate_limited += 1
@@ -605,12 +610,40 @@ class FakeSlack(ServedFake):
         user = self.users.get(str(params.get("user", "")))
         return {"ok": True, "user": user} if user else {"ok": False, "error": "user_not_found"}
 
+    def _api_users_list(self, token: str, params: dict[str, Any]) -> Json:
+        """Every member, deactivated ones and bots included, in cursor pages of ``limit`` (at
+        most 1,000; none: all at once), shaped as Slack's documented example
+        (``slack_examples.USERS_LIST``: ok, members, cache_ts, response_metadata.next_cursor;
+        docs.slack.dev/reference/methods/users.list). The cursor is Slack's form, base64 of
+        ``user:<id>`` of the next member."""
+        members = [self.users[uid] for uid in sorted(self.users)]
+        try:
+            limit = min(1000, int(params.get("limit") or 0)) or len(members) or 1
+            after = base64.b64decode(str(params["cursor"])).decode() if params.get("cursor") else ""
+        except (ValueError, TypeError):
+            return {"ok": False, "error": "invalid_cursor"}
+        if after and not after.startswith("user:"):
+            return {"ok": False, "error": "invalid_cursor"}
+        start = 0
+        if after:
+            start = next((i for i, m in enumerate(members) if m["id"] >= after[5:]), len(members))
+        page, rest = members[start : start + limit], members[start + limit :]
+        cursor = base64.b64encode(f"user:{rest[0]['id']}".encode()).decode() if rest else ""
+        return {"ok": True, "members": page, "cache_ts": int(time.time()),
+                "response_metadata": {"next_cursor": cursor}}  # fmt: skip
+
+    def add_member(self, member: Json) -> None:
+        """A user object as Slack documents it (e.g. a member of ``USERS_LIST``), verbatim."""
+        with self._lock:
+            self.users[member["id"]] = member
+
     def _api_users_lookupByEmail(self, token: str, params: dict[str, Any]) -> Json:
         # docs.slack.dev/reference/methods/users.lookupByEmail: a deactivated account is not
         # found by email ("users_not_found"), unlike users.info, which answers deleted: true.
         email = str(params.get("email", "")).lower()
         for user in self.users.values():
-            if user["profile"]["email"].lower() == email and not user["deleted"]:
+            found = str((user.get("profile") or {}).get("email") or "").lower()
+            if found == email and not user.get("deleted"):
                 return {"ok": True, "user": user}
         return {"ok": False, "error": "users_not_found"}
 

@@ -194,6 +194,23 @@ def app_home_opened_body(
     return _event_callback(event, team, event_id, bot_user_id, api_app_id, enterprise)
 
 
+def user_change_body(user: dict[str, Any], team: str = "T1", event_id: str | None = None,
+                     bot_user_id: str = "UBOT", api_app_id: str = "A1") -> str:  # fmt: skip
+    """A member's data changed: the whole user object as users.list has it (shape from
+    docs.slack.dev/reference/events/user_change, "Example payload": user, cache_ts, event_ts)."""
+    ts = _new_ts()
+    event = {"type": "user_change", "user": user, "cache_ts": int(float(ts)), "event_ts": ts}
+    return _event_callback(event, team, event_id, bot_user_id, api_app_id)
+
+
+def team_join_body(user: dict[str, Any], team: str = "T1", event_id: str | None = None,
+                   bot_user_id: str = "UBOT", api_app_id: str = "A1") -> str:  # fmt: skip
+    """A new member joined (docs.slack.dev/reference/events/team_join: type, user, the user
+    object)."""
+    event = {"type": "team_join", "user": user, "event_ts": _new_ts()}
+    return _event_callback(event, team, event_id, bot_user_id, api_app_id)
+
+
 def home_action_body(
     user: str,
     action_id: str,

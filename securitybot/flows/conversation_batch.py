@@ -2,9 +2,10 @@
 ``ConversationHandlers.start_conversation`` and ``send_dm``, with the database work of the whole
 batch in one transaction per step (``dm_batch``) and the Slack calls run side by side.
 
-Slack calls stay bounded (``SLACK_CONCURRENCY`` at once per batch); the gateway paces a
-method or channel to its tier once Slack has answered 429, so a burst is spread instead of
-retried in a storm.
+Slack calls stay bounded (``SLACK_CONCURRENCY`` at once per batch); the gateway paces every
+call to Slack's tiers from the first one, so a burst is spread instead of retried in a storm.
+An alert does not wait for the lookups of the rest of its batch: it is settled, and its DM
+sent, as soon as its own person is known.
 """
 
 from __future__ import annotations
@@ -40,6 +41,9 @@ from securitybot.store.models import Alert, utcnow
 
 logger = logging.getLogger(__name__)
 SLACK_CONCURRENCY = 32
+# How long the settling of a person Slack just named waits for others Slack names meanwhile
+# (one transaction for those), never for the rest of the batch.
+LINGER = 0.05
 T = TypeVar("T")
 
 
@@ -102,17 +106,73 @@ class BatchConversation:
             else:
                 asking.append((job, alert))
         slack = h.slack
+        # No head-of-line blocking: each alert is settled (and its DM sent) as soon as its own
+        # person is known. People the directory already holds are settled together at once;
+        # the others as Slack answers for them, those answering close together in one
+        # transaction (a lookup waiting on Slack's tier holds up nobody else's DM).
+        first: list[tuple[Job, Any, SlackUser | Exception | None]] = []
+        missing: list[tuple[Job, Any]] = []
+        for job, alert in asking:
+            assert slack is not None
+            known, user = slack.cached(alert.user_given)
+            (first.append((job, alert, user)) if known else missing.append((job, alert)))
+        answers: asyncio.Queue[tuple[Job, Any, SlackUser | Exception | None]] = asyncio.Queue()
 
-        async def lookup(alert: Any) -> SlackUser | Exception | None:
+        async def lookup(job: Job, alert: Any) -> None:
             assert slack is not None
             try:
-                return await slack.lookup_user(alert.user_given)
+                user: SlackUser | Exception | None = await slack.lookup_user(alert.user_given)
             except (SlackRetryLater, SlackPermanentError) as exc:
-                return exc
+                user = exc
+            answers.put_nowait((job, alert, user))
 
-        found = await _bounded([lookup(alert) for _, alert in asking])
+        looking = asyncio.ensure_future(_bounded([lookup(j, a) for j, a in missing]))
+        sends: list[asyncio.Task[None]] = []
+        try:
+            left = len(missing)
+            chunk, chunk_events = first, events
+            while True:
+                if chunk or chunk_events or not left:
+                    sends += await self._settle_some(jobs, chunk, chunk_events, outcomes)
+                if not left:
+                    break
+                chunk, chunk_events = await self._next_answers(answers, left), []
+                left -= len(chunk)
+        finally:
+            if not looking.done():
+                looking.cancel()
+            await asyncio.gather(looking, *sends, return_exceptions=True)
+        return [outcomes[job.id] for job in jobs]
+
+    @staticmethod
+    async def _next_answers(
+        answers: asyncio.Queue[tuple[Job, Any, SlackUser | Exception | None]], left: int
+    ) -> list[tuple[Job, Any, SlackUser | Exception | None]]:
+        """The next lookup answer, with those arriving within ``LINGER`` of it."""
+        got = [await answers.get()]
+        deadline = asyncio.get_running_loop().time() + LINGER
+        while len(got) < left:
+            remaining = deadline - asyncio.get_running_loop().time()
+            if remaining <= 0:
+                break
+            try:
+                got.append(await asyncio.wait_for(answers.get(), remaining))
+            except TimeoutError:
+                break
+        while len(got) < left and not answers.empty():
+            got.append(answers.get_nowait())
+        return got
+
+    async def _settle_some(
+        self, jobs: list[Job], found: list[tuple[Job, Any, SlackUser | Exception | None]],
+        events: list[tuple[int, Event]], outcomes: dict[int, Outcome],
+    ) -> list[asyncio.Task[None]]:  # fmt: skip
+        """Settle the alerts whose people are ``found`` (and apply ``events``) in one
+        transaction that records their jobs done; start sending the DMs it queued. The
+        ``jobs`` already Done (nothing to ask) are recorded with the first call."""
+        h = self.h
         people: list[dm_batch.Person] = []
-        for (job, alert), user in zip(asking, found, strict=True):
+        for job, alert, user in found:
             if isinstance(user, SlackRetryLater):
                 outcomes[job.id] = h._slack_retry(job, user)
                 continue
@@ -124,7 +184,7 @@ class BatchConversation:
                                               alert.created_at))  # fmt: skip
             outcomes[job.id] = Done()
         window = timedelta(seconds=h.settings.escalation.group_window)
-        done = [job.id for job in jobs if type(outcomes[job.id]) is Done]
+        done = [job.id for job in jobs if type(outcomes.get(job.id)) is Done]
         taken: list[tuple[Job, DmContext]] = []
         queued: set[str] = set()
         if done:
@@ -137,9 +197,9 @@ class BatchConversation:
             for job_id in done:
                 outcomes[job_id] = Recorded()
         h.wake(queued)
-        if taken:
-            await self._send_taken(taken)
-        return [outcomes[job.id] for job in jobs]
+        if not taken:
+            return []
+        return [asyncio.create_task(self._send_taken(taken))]
 
     async def send_dms(self, jobs: list[Job]) -> list[Outcome]:
         h = self.h
@@ -202,8 +262,14 @@ class BatchConversation:
                 alert, h.kinds.get(alert.kind), first_name=first, greet=dm.greet,
                 grouped=dm.grouped,
             )  # fmt: skip
-            channel = alert.dm_channel or await h._open_dm(job, alert.user_id, dm.marked)
+            # One call per DM: posted to the person's user id, Slack opens the DM and answers
+            # with its channel id (kept for updates and deletions). Only a run after one that
+            # may have posted needs the D… id first, to look in that DM's history.
+            channel = alert.dm_channel or h.slack.dm_target(alert.user_id)
+            if job.delivery_started and channel == alert.user_id:
+                channel = await h._open_dm(job, alert.user_id, dm.marked)
             ts = await h._post_once(job, channel, text, blocks, "dm", marked=dm.marked)
+            channel = h.slack.dm_target(alert.user_id) if channel == alert.user_id else channel
         except SlackRetryLater as exc:
             if exc.spends_attempt and job.attempts + 1 >= MAX_DM_ATTEMPTS:
                 return Event(EventType.DM_FAILED, comment=str(exc))

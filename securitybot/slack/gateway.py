@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import logging
 import time
 from dataclasses import dataclass
@@ -69,8 +70,14 @@ class SlackUser:
 
 
 _NOT_FOUND = {"users_not_found", "user_not_found"}
-# After a 429, calls to that method (or posts to that channel) keep to its tier this long.
-PACE_FOR = 60.0
+# users.list pages (Slack: "no more than 1,000", 200 recommended; Tier 2, 20 pages a minute).
+PAGE_SIZE = 1000
+# A person the directory sync (or a user_change/team_join event since) told us about stays
+# current this long after the sync began, whatever user_cache_ttl says: the daily sync may fail
+# once before its people fall back to the TTL and users.lookupByEmail.
+DIRECTORY_FRESH = 2 * 86400.0
+# A 429 on a users.list page: wait Retry-After and ask for the same page again, this often.
+PAGE_RETRIES = 5
 # The message metadata event_type that tags the bot's own deliveries (alert id, kind, job id).
 DELIVERY_EVENT = "securitybot_delivery"
 
@@ -97,6 +104,10 @@ class _NoBlindRepost(AsyncConnectionErrorRetryHandler):
 def retry_handlers() -> list[AsyncRetryHandler]:
     """For AsyncWebClient(retry_handlers=...): the defaults, minus blind re-posts."""
     return [_NoBlindRepost()]
+
+
+def _is_user_id(channel: str) -> bool:
+    return channel[:1] in ("U", "W")
 
 
 def _user_from(data: dict[str, Any]) -> SlackUser:
@@ -129,11 +140,11 @@ class SlackGateway:
         limits: Limits | None = None,
     ) -> None:
         self.client = client
-        # Slack's rate tiers. A method (or a channel, for posts) is paced to its tier only
-        # once Slack has answered 429 for it, for a minute: until then nothing waits, and
-        # after it a burst is spread out instead of retried in a storm of 429s.
+        # Slack's rate tiers, kept from the first call: every call takes a token from its
+        # method's bucket (chat.postMessage: the workspace's post ceiling) and a post also from
+        # its channel's, waiting for it when the bucket is empty. A 429 holds that method's
+        # bucket (for a post, that channel's) for Retry-After; other methods never wait on it.
         self.limits = limits or Limits()
-        self._paced_until: dict[str, float] = {}
         self.admin_client = admin_client
         self._ttl = cache_ttl
         self._cache: dict[str, tuple[float, SlackUser | None]] = {}
@@ -141,6 +152,9 @@ class SlackGateway:
         self._dms: dict[str, str] = {}
         self._dm_owner: dict[str, str] = {}
         self.directory: Directory | None = None
+        # When the last complete users.list sync began (monotonic), and lookups in flight.
+        self._directory_since: float | None = None
+        self._lookups: dict[str, asyncio.Future[SlackUser | None]] = {}
         # Channels the bot cannot post to (not invited, gone, archived): /healthz and metrics.
         self.channel_health = ChannelHealth()
         # An org-wide install (Enterprise Grid): the workspaces the app was added to
@@ -170,29 +184,33 @@ class SlackGateway:
         self.directory = directory
 
     async def _pace(self, method: str, channel: str | None) -> None:
+        """Wait for this call's turn in every bucket it counts against (reserved at once, so
+        concurrent callers are spread one token apart rather than retrying together)."""
         now = time.monotonic()
         wait = 0.0
-        for key, bucket in self._keyed_buckets(method, channel):
-            if self._paced_until.get(key, 0.0) > now:
-                wait = max(wait, bucket.reserve(now))
+        for bucket in self._buckets(method, channel):
+            wait = max(wait, bucket.reserve(now))
+        metrics.SLACK_BUCKET_WAIT.labels(method).observe(wait)
         if wait > 0:
-            metrics.SLACK_ERRORS.labels(method, "paced").inc()
             await asyncio.sleep(wait)
 
-    def _keyed_buckets(self, method: str, channel: str | None) -> list[tuple[str, Bucket]]:
-        out: list[tuple[str, Bucket]] = []
-        bucket = self.limits.method(method)
-        if bucket is not None:
-            out.append((method, bucket))
-        if method == POST and channel:
-            out.append((f"channel:{channel}", self.limits.channel(channel)))
-        return out
+    def _channel_key(self, channel: str) -> str:
+        """A post to a user id lands in their DM: the same channel, the same bucket."""
+        return self._dms.get(channel, channel)
+
+    def _buckets(self, method: str, channel: str | None) -> list[Bucket]:
+        return self.limits.buckets(method, self._channel_key(channel) if channel else None)
 
     def _rate_limited(self, method: str, channel: str | None, retry_after: float) -> None:
+        """Slack said 429: hold the bucket it refused, and only that one (a post's channel;
+        any other call's method), for Retry-After."""
         now = time.monotonic()
-        for key, bucket in self._keyed_buckets(method, channel):
-            self._paced_until[key] = now + PACE_FOR
-            bucket.pause(now, retry_after)
+        if method == POST and channel:
+            held: Bucket | None = self.limits.channel(self._channel_key(channel))
+        else:
+            held = self.limits.method(method)
+        if held is not None:
+            held.pause(now, retry_after)
 
     async def _call(self, method: str, client: AsyncWebClient | None = None, **kw: Any) -> Any:
         api = client or self.client
@@ -215,9 +233,9 @@ class SlackGateway:
                     "retry-after"
                 )
                 self._rate_limited(method, channel, float(retry or 1))
-                raise SlackRetryLater(
-                    method, "ratelimited", float(retry or 1), refused=True
-                ) from None
+                limited = SlackRetryLater(method, "ratelimited", float(retry or 1), refused=True)
+                limited.spends_attempt = False  # "not yet", never a failed attempt
+                raise limited from None
             if status >= 500 or error in {
                 "internal_error",
                 "fatal_error",
@@ -233,30 +251,131 @@ class SlackGateway:
             self.channel_health.ok(channel)
         return resp.data
 
+    def _fresh(self, hit: tuple[float, SlackUser | None], now: float) -> bool:
+        at, found = hit
+        if now - at < self._ttl:
+            return True
+        # Someone the directory sync (or an event since) told us about is as current as the
+        # directory: the daily sync and user_change events keep them so.
+        since = self._directory_since
+        return (found is not None and since is not None and at >= since
+                and now - since < DIRECTORY_FRESH)  # fmt: skip
+
+    def cached(self, user: str) -> tuple[bool, SlackUser | None]:
+        """(True, the person) when ``lookup_user`` would answer without calling Slack."""
+        key = user.lower() if "@" in user else user
+        hit = self._cache.get(key)
+        if hit and self._fresh(hit, time.monotonic()):
+            return True, self._reach(hit[1])
+        return False, None
+
     async def lookup_user(self, user: str) -> SlackUser | None:
-        """A Slack user by email or id; None if Slack does not know them. Cached with a TTL."""
-        now = time.monotonic()
-        hit = self._cache.get(user)
-        if hit and now - hit[0] < self._ttl:
+        """A Slack user by email or id; None if Slack does not know them. Served from the
+        directory (users.list, kept current by events) or a cache with a TTL; otherwise one
+        users.lookupByEmail (users.info) call, shared by every caller asking meanwhile."""
+        key = user.lower() if "@" in user else user
+        hit = self._cache.get(key)
+        if hit and self._fresh(hit, time.monotonic()):
             return self._reach(hit[1])
+        pending = self._lookups.get(key)
+        if pending is None:
+            pending = self._lookups[key] = asyncio.ensure_future(self._look_up(key))
+            pending.add_done_callback(functools.partial(self._lookup_done, key))
+        return self._reach(await asyncio.shield(pending))
+
+    def _lookup_done(self, key: str, done: asyncio.Future[SlackUser | None]) -> None:
+        if self._lookups.get(key) is done:
+            del self._lookups[key]
+        if not done.cancelled():
+            done.exception()  # retrieved: every waiter got it already
+
+    async def _look_up(self, key: str) -> SlackUser | None:
+        now = time.monotonic()
         try:
-            if "@" in user:
-                data = await self._call("users.lookupByEmail", email=user)
+            if "@" in key:
+                data = await self._call("users.lookupByEmail", email=key)
             else:
-                data = await self._call("users.info", user=user)
+                data = await self._call("users.info", user=key)
             found: SlackUser | None = _user_from(data["user"])
         except SlackPermanentError as exc:
             if exc.error not in _NOT_FOUND:
                 raise
             found = None
-        self._cache[user] = (now, found)
+        self._cache[key] = (now, found)
         if found is not None:
             # Later steps look the same person up by id: one Slack call serves both.
             self._cache[found.id] = (now, found)
             if self.directory is not None:
-                keys = [user.lower() if "@" in user else user, found.id]
-                self.directory.note_user(keys, dataclasses.asdict(found), utcnow())
-        return self._reach(found)
+                self.directory.note_user([key, found.id], dataclasses.asdict(found), utcnow())
+        return found
+
+    def learn_users(self, members: list[dict[str, Any]]) -> list[SlackUser]:
+        """Keep Slack user objects (users.list members, user_change and team_join events),
+        deactivated ones included (``deleted``: their alerts escalate as unknown), by id and
+        by email, here and in the people table."""
+        now, wall = time.monotonic(), utcnow()
+        learnt: list[SlackUser] = []
+        for data in members:
+            if not data.get("id"):
+                continue
+            found = _user_from(data)
+            keys = [found.id]
+            old = self._cache.get(found.id)
+            old_email = old[1].email.lower() if old and old[1] and old[1].email else None
+            email = found.email.lower() if found.email else None
+            if old_email and old_email != email:
+                self._cache.pop(old_email, None)  # their address changed: it is not theirs
+            if email:
+                holder = self._cache.get(email)
+                other = holder[1] if holder else None
+                # A deactivated account never takes an address from an active one.
+                if not (found.deleted and other and other.id != found.id and not other.deleted):
+                    keys.append(email)
+            for k in keys:
+                self._cache[k] = (now, found)
+            if self.directory is not None:
+                self.directory.note_user(keys, dataclasses.asdict(found), wall)
+            learnt.append(found)
+        return learnt
+
+    async def sync_directory(self, *, page_size: int = PAGE_SIZE) -> int:
+        """Read the whole workspace from users.list (cursor pages of ``page_size``) into the
+        people table; the people it knew, deactivated ones included."""
+        started = time.monotonic()
+        cursor, count = "", 0
+        while True:
+            kw: dict[str, Any] = {"limit": str(page_size)}
+            if cursor:
+                kw["cursor"] = cursor
+            data = await self._page("users.list", kw)
+            count += len(self.learn_users(list(data.get("members") or [])))
+            cursor = str((data.get("response_metadata") or {}).get("next_cursor") or "")
+            if not cursor:
+                break
+        self._directory_since = started
+        return count
+
+    async def _page(self, method: str, kw: dict[str, Any]) -> Any:
+        """One page of a paginated read; a 429 waits Retry-After and asks for it again."""
+        for attempt in range(PAGE_RETRIES + 1):
+            try:
+                return await self._call(method, **kw)
+            except SlackRetryLater as exc:
+                if not exc.refused or attempt == PAGE_RETRIES:
+                    raise
+                await asyncio.sleep(exc.retry_after or 1.0)
+        raise AssertionError("unreachable")
+
+    def dm_target(self, user_id: str) -> str:
+        """Where a DM to ``user_id`` is posted: their DM channel (D…) when known, else their
+        user id, which chat.postMessage accepts as ``channel`` and answers with the DM's id
+        (docs.slack.dev/reference/methods/chat.postMessage): one call, no conversations.open."""
+        return self._dms.get(user_id, user_id)
+
+    def _remember_dm(self, user_id: str, channel: str) -> None:
+        self._dms[user_id], self._dm_owner[channel] = channel, user_id
+        if self.directory is not None:
+            self.directory.note_dm_channel(user_id, channel)
 
     async def open_dm(self, user_id: str) -> str:
         """The DM channel with a user: conversations.open once, then from the cache."""
@@ -270,9 +389,7 @@ class SlackGateway:
                 await self.forget_user(user_id)
             raise
         channel = str(data["channel"]["id"])
-        self._dms[user_id], self._dm_owner[channel] = channel, user_id
-        if self.directory is not None:
-            self.directory.note_dm_channel(user_id, channel)
+        self._remember_dm(user_id, channel)
         return channel
 
     async def forget_user(self, user_id: str) -> None:
@@ -315,6 +432,9 @@ class SlackGateway:
         try:
             data = await self._call("chat.postMessage", **kw)
         except SlackPermanentError as exc:
+            if _is_user_id(channel) and exc.error in _NOT_FOUND | {"channel_not_found"}:
+                await self.forget_user(channel)  # nobody by that id any more
+                raise
             if exc.error == "channel_not_found" and await self._forget_dm(channel):
                 # A cached DM channel that is gone: Slack posted nothing, and the retry opens
                 # the conversation afresh, so this costs no attempt.
@@ -323,6 +443,9 @@ class SlackGateway:
                 retry.spends_attempt = False
                 raise retry from None
             raise
+        landed = str(data.get("channel") or "")
+        if _is_user_id(channel) and landed.startswith("D"):
+            self._remember_dm(channel, landed)  # updates and deletions need the D… id
         return str(data["ts"])
 
     async def find_delivery(

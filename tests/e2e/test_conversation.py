@@ -15,7 +15,9 @@ pytestmark = pytest.mark.parametrize("verifier", VERIFIERS, indirect=True)
 def test_alice_confirms_and_approves_the_push_so_the_alert_resolves(bot: Bot) -> None:
     alert = bot.post_alert(dedup_key="happy-1")
     dm = bot.fs.wait_for("chat.postMessage", timeout=10)[0]
-    assert dm.params["channel"] == "DUALICE"
+    # One call: posted to Alice's user id, Slack opens the DM and answers with its id.
+    assert (dm.params["channel"], dm.response["channel"]) == ("UALICE", "DUALICE")
+    assert not bot.fs.calls_to("conversations.open")
     assert "Hi Alice" in str(dm.params["blocks"])
     bot.wait_status(alert["id"], "awaiting_ack")
 

@@ -22,6 +22,7 @@ from securitybot.flows.conversation_batch import BatchConversation
 from securitybot.kinds import load_kinds
 from securitybot.outbox.dispatcher import Job, Outcome, Recorded, RetryAt
 from securitybot.slack.gateway import SlackGateway
+from securitybot.slack.tiers import Limits
 from securitybot.store.db import Database
 from securitybot.store.models import Alert, AuditLog, Exemption, Outbox, utcnow
 from securitybot.store.suppression_models import SuppressionRule
@@ -44,7 +45,10 @@ def fs() -> Iterator[FakeSlack]:
 
 def _batch(db: Database, fs: FakeSlack) -> BatchConversation:
     settings = Settings()
-    gateway = SlackGateway(AsyncWebClient(token="xoxb-test", base_url=fs.base_url))
+    # Slack's tiers scaled far up: these tests count database work, not Slack's pacing
+    # (tests/slack/test_rate_tiers.py and tests/flows/test_storm_pacing.py do that).
+    gateway = SlackGateway(AsyncWebClient(token="xoxb-test", base_url=fs.base_url),
+                           limits=Limits(scale=1000.0))  # fmt: skip
     kinds = load_kinds(settings.alerts.dir)
     handlers = ConversationHandlers(db=db, settings=settings, kinds=kinds, slack=gateway,
                                     verifier=UnconfiguredVerifier(),
@@ -84,7 +88,10 @@ def _actions(db: Database, alert_id: int) -> list[str]:
 
 
 def _dms_to(fs: FakeSlack, channel: str) -> list[Any]:
-    return [c for c in fs.calls_to("chat.postMessage") if c.params["channel"] == channel]
+    """Posts to the DM ``channel`` (D + user id in the fake), by its id or the user's (a
+    first DM is posted to the user id; Slack opens the DM)."""
+    targets = {channel, channel[1:]} if channel.startswith("D") else {channel}
+    return [c for c in fs.calls_to("chat.postMessage") if c.params["channel"] in targets]
 
 
 async def _run(batch: BatchConversation, db: Database) -> None:

@@ -32,6 +32,8 @@ REQUIRED: dict[str, tuple[str, frozenset[str]]] = {
     "auth.teams.list": (BOT, frozenset()),
     "users.info": (BOT, frozenset({"users:read"})),
     "users.lookupByEmail": (BOT, frozenset({"users:read.email"})),
+    # the directory sync; members' emails need users:read.email as well (same page)
+    "users.list": (BOT, frozenset({"users:read"})),
     "usergroups.users.list": (BOT, frozenset({"usergroups:read"})),
     "views.open": (BOT, frozenset()),  # no scope: a trigger_id from an interaction suffices
     "views.publish": (BOT, frozenset()),  # no scope: the App Home tab of the bot user
@@ -48,9 +50,12 @@ REQUIRED: dict[str, tuple[str, frozenset[str]]] = {
 EVENT_SCOPES: dict[str, frozenset[str]] = {
     "message.im": frozenset({"im:history"}),
     "app_home_opened": frozenset(),
+    # https://docs.slack.dev/reference/events/user_change and .../team_join: users:read
+    "user_change": frozenset({"users:read"}),
+    "team_join": frozenset({"users:read"}),
 }
 
-_CALL = re.compile(r"""\b(?:_call|api_call)\(\s*["']([a-z]+(?:\.[A-Za-z]+)+)["']""")
+_CALL = re.compile(r"""\b(?:_call|api_call|_page)\(\s*["']([a-z]+(?:\.[A-Za-z]+)+)["']""")
 _CLIENT_METHOD = re.compile(r"\bclient\.([a-z]+_[A-Za-z_]+)\(")
 _API_CALL = re.compile(r"""api_call\(\s*["']([a-zA-Z.]+)["']""")
 
