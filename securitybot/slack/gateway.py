@@ -184,22 +184,30 @@ class SlackGateway:
         self.directory = directory
 
     async def _pace(self, method: str, channel: str | None) -> None:
-        """Wait for this call's turn in every bucket it counts against (reserved at once, so
-        concurrent callers are spread one token apart rather than retrying together)."""
-        now = time.monotonic()
-        wait = 0.0
-        for bucket in self._buckets(method, channel):
-            wait = max(wait, bucket.reserve(now))
-        metrics.SLACK_BUCKET_WAIT.labels(method).observe(wait)
-        if wait > 0:
-            await asyncio.sleep(wait)
+        """Wait for this call's turn in every bucket it counts against.
+
+        A call with one bucket reserves its token at once, so concurrent callers are spread
+        one token apart (in order) rather than retrying together. A post counts against two
+        (the workspace's ceiling and its channel's one a second) and takes both at the
+        moment it is sent, as Slack counts them: a token reserved ahead in one bucket while
+        the other makes the post wait would be spent early, and the post arrive in a burst.
+        """
+        started = now = time.monotonic()
+        key = self._channel_key(channel) if channel else None
+        buckets = self.limits.buckets(method, key)
+        if len(buckets) == 1:
+            wait = buckets[0].reserve(now)
+            if wait > 0:
+                await asyncio.sleep(wait)
+        elif buckets:
+            while (wait := self.limits.try_call(method, key, now)) > 0:
+                await asyncio.sleep(wait)
+                now = time.monotonic()
+        metrics.SLACK_BUCKET_WAIT.labels(method).observe(time.monotonic() - started)
 
     def _channel_key(self, channel: str) -> str:
         """A post to a user id lands in their DM: the same channel, the same bucket."""
         return self._dms.get(channel, channel)
-
-    def _buckets(self, method: str, channel: str | None) -> list[Bucket]:
-        return self.limits.buckets(method, self._channel_key(channel) if channel else None)
 
     def _rate_limited(self, method: str, channel: str | None, retry_after: float) -> None:
         """Slack said 429: hold the bucket it refused, and only that one (a post's channel;

@@ -11,11 +11,13 @@ import time
 from collections.abc import Awaitable, Iterator
 
 import pytest
+from prometheus_client import REGISTRY
+from pydantic import ValidationError
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from securitybot.config import Settings
 from securitybot.demo import FakeSlack
-from securitybot.slack import gateway as gateway_module
 from securitybot.slack.gateway import SlackGateway, SlackRetryLater
 from securitybot.slack.tiers import Limits
 
@@ -93,20 +95,98 @@ async def _open_all(gateway: SlackGateway) -> float:
     return time.monotonic() - started
 
 
-async def test_a_burst_is_spread_to_the_tier_after_the_first_429(fs: FakeSlack) -> None:
+def _wait_count(method: str) -> float:
+    return (
+        REGISTRY.get_sample_value("securitybot_slack_bucket_wait_seconds_count", {"method": method})
+        or 0.0
+    )
+
+
+async def test_a_burst_keeps_to_the_tier_from_the_first_call(fs: FakeSlack) -> None:
+    """No 429 at all: the gateway spends Slack's allowance as Slack counts it (keeping one
+    token spare for calls that reach Slack a little out of their turn)."""
+    limits = Limits(scale=6.0, burst_seconds=1.0, spare=1.0)
     gateway = SlackGateway(AsyncWebClient(token="xoxb-test", base_url=fs.base_url),
-                           limits=_limits())  # fmt: skip
-    await _open_all(gateway)
+                           limits=limits)  # fmt: skip
+    waited = _wait_count("conversations.open")
+    took = await _open_all(gateway)
     assert len(gateway._dms) == USERS
-    # The first wave finds the limit (each call refused at most once); the retries keep to it.
-    assert fs.rate_limited <= USERS - 5, fs.rate_limited
+    assert fs.rate_limited == 0
+    # Tier 3 scaled: 5 a second with 5 saved up (4 used, one spare): no faster than that.
+    assert took >= (USERS - 4) / 5.0 * 0.9, took
+    assert _wait_count("conversations.open") - waited == USERS  # every call observed
 
 
-async def test_without_pacing_the_same_burst_storms(
-    fs: FakeSlack, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(gateway_module, "PACE_FOR", 0.0)
+async def test_posts_keep_to_the_channel_and_the_workspace_ceiling(fs: FakeSlack) -> None:
+    """Posts to many people's DMs (by user id) keep to the workspace's post ceiling, posts to
+    one channel to one a second: no 429 either way. (Scaled only twice: the fake's clock is
+    its threads' and a loaded machine delays some of them; the spare token covers 0.1 s.)"""
+    ceiling = {"chat.postMessage": 300.0}  # slack.rate_limits: 5 posts a second
+    fs.enforce_rate_limits(Limits(scale=2.0, burst_seconds=0.5, per_minute=ceiling))
+    gateway = SlackGateway(
+        AsyncWebClient(token="xoxb-test", base_url=fs.base_url),
+        limits=Limits(scale=2.0, burst_seconds=0.5, per_minute=ceiling, spare=1.0),
+    )
+    started = time.monotonic()
+    sent = await asyncio.gather(
+        *(gateway.post(f"U{i:04d}", "hi") for i in range(USERS)),
+        *(gateway.post("CONE", f"escalation {i}") for i in range(6)),
+    )
+    took = time.monotonic() - started
+    assert len(sent) == USERS + 6 and fs.rate_limited == 0
+    # 10 a second with 5 saved up (4 used); CONE: 2 a second with 3 saved up (2 used).
+    assert took >= max((USERS + 6 - 4) / 10.0, (6 - 2) / 2.0) * 0.9, took
+    # Each post to a user id landed in their DM, whose id is kept for updates.
+    assert all(gateway.dm_target(f"U{i:04d}") == f"DU{i:04d}" for i in range(USERS))
+
+
+async def test_a_429_holds_its_own_method_only(fs: FakeSlack) -> None:
     gateway = SlackGateway(AsyncWebClient(token="xoxb-test", base_url=fs.base_url),
-                           limits=_limits())  # fmt: skip
-    await _open_all(gateway)
-    assert fs.rate_limited > USERS, fs.rate_limited
+                           limits=Limits(spare=1.0))  # fmt: skip
+    fs.fail_next("users.lookupByEmail", status=429, retry_after=30)
+    with pytest.raises(SlackRetryLater) as refused:
+        await gateway.lookup_user("u1@example.com")
+    assert refused.value.refused and refused.value.retry_after == 30.0
+    assert refused.value.spends_attempt is False  # "not yet", never a failed attempt
+
+    # Other methods go on at once: opening a DM, posting, looking someone up by id.
+    started = time.monotonic()
+    await gateway.open_dm("U0002")
+    await gateway.post("CONE", "escalation")
+    assert await gateway.lookup_user("U0003") is not None
+    assert time.monotonic() - started < 2.0
+    # users.lookupByEmail itself waits out Slack's Retry-After.
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(gateway.lookup_user("u4@example.com"), 0.5)
+    assert len(fs.calls_to("users.lookupByEmail")) == 1
+
+
+async def test_a_429_on_a_channel_holds_that_channel_only(fs: FakeSlack) -> None:
+    gateway = SlackGateway(AsyncWebClient(token="xoxb-test", base_url=fs.base_url),
+                           limits=Limits(spare=1.0))  # fmt: skip
+    fs.fail_next("chat.postMessage", status=429, retry_after=30)
+    with pytest.raises(SlackRetryLater):
+        await gateway.post("CONE", "first")
+    started = time.monotonic()
+    await gateway.post("CTWO", "elsewhere")
+    await gateway.post("U0005", "a DM")
+    assert time.monotonic() - started < 2.0
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(gateway.post("CONE", "again"), 0.5)
+
+
+def test_configured_limits_override_slacks_floor() -> None:
+    settings = Settings.model_validate(
+        {"slack": {"rate_limits": {"users.lookupByEmail": 600, "chat.postMessage": 1200}}}
+    )
+    limits = Limits(per_minute=dict(settings.slack.rate_limits))
+    methods = ("users.lookupByEmail", "chat.postMessage", "conversations.open")
+    lookups, posts, opens = (limits.method(m) for m in methods)
+    assert lookups is not None and lookups.rate == pytest.approx(10.0)
+    assert posts is not None and posts.rate == pytest.approx(20.0)  # the workspace ceiling
+    assert opens is not None and opens.rate == pytest.approx(50 / 60)  # Tier 3, untouched
+    users_list = Limits().method("users.list")
+    assert users_list is not None and users_list.rate == pytest.approx(20 / 60)  # Tier 2
+    for bad in ({"users.lookupByEmail": 0}, {"not a method": 5}):
+        with pytest.raises(ValidationError):
+            Settings.model_validate({"slack": {"rate_limits": bad}})
