@@ -775,7 +775,13 @@ class FakeSlack(ServedFake):
         return {"ok": True, "message_ts": ts}
 
     def _find_message(self, params: dict[str, Any]) -> tuple[str, Json] | None:
-        cid = self._channel_id(str(params.get("channel", "")))
+        channel = str(params.get("channel", ""))
+        if channel[:1] in ("U", "W"):
+            # chat.update and chat.delete take the channel "containing the message"
+            # (docs.slack.dev/reference/methods/chat.update): a DM's id (D…), the one a post to a
+            # user id answers with, never the user id itself.
+            return None
+        cid = self._channel_id(channel)
         for message in self.channels.get(cid or "", []):
             if message["ts"] == str(params.get("ts", "")):
                 return cid or "", message
