@@ -23,7 +23,10 @@ def test_the_slack_manifest_asks_for_exactly_the_scopes_the_bot_uses() -> None:
         "channels:read", "groups:read",  # start-up: is the bot in its channels?
     }  # fmt: skip
     settings = manifest["settings"]
-    assert settings["event_subscriptions"]["bot_events"] == ["message.im", "app_home_opened"]
+    # user_change / team_join keep the directory of people (users.list) current.
+    assert settings["event_subscriptions"]["bot_events"] == [
+        "message.im", "app_home_opened", "user_change", "team_join",
+    ]  # fmt: skip
     assert manifest["features"]["app_home"]["home_tab_enabled"] is True  # App Home
     assert settings["interactivity"]["request_url"].endswith("/slack/events")
     assert settings["event_subscriptions"]["request_url"].endswith("/slack/events")
