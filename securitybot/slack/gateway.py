@@ -11,62 +11,32 @@ import dataclasses
 import functools
 import logging
 import time
-from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
 from slack_sdk.errors import SlackApiError
-from slack_sdk.http_retry.async_handler import AsyncRetryHandler
-from slack_sdk.http_retry.builtin_async_handlers import AsyncConnectionErrorRetryHandler
-from slack_sdk.http_retry.request import HttpRequest
-from slack_sdk.http_retry.response import HttpResponse
-from slack_sdk.http_retry.state import RetryState
 from slack_sdk.web.async_client import AsyncWebClient
 
 from securitybot import metrics
+from securitybot.slack.api_types import (
+    SlackPermanentError,
+    SlackRetryLater,
+    SlackUser,
+    is_user_id,
+    retry_handlers,
+    user_from,
+)
 from securitybot.slack.channels import ChannelHealth
 from securitybot.slack.directory import Directory
 from securitybot.slack.tiers import POST, Limits
 from securitybot.store.models import utcnow
 from securitybot.token_bucket import Bucket
 
+__all__ = ["SlackGateway", "SlackPermanentError", "SlackRetryLater", "SlackUser",
+           "retry_handlers"]  # fmt: skip
+
 logger = logging.getLogger(__name__)
-
-
-class SlackRetryLater(Exception):
-    """Try again later. ``refused``: Slack answered that it did nothing (rate limited), as
-    opposed to a dropped connection or a server error, after which a post may have landed."""
-
-    def __init__(
-        self, method: str, reason: str, retry_after: float | None = None, *, refused: bool = False
-    ) -> None:
-        super().__init__(f"{method}: {reason}")
-        self.retry_after = retry_after
-        self.refused = refused
-        self.spends_attempt = True
-
-
-class SlackPermanentError(Exception):
-    def __init__(self, method: str, error: str) -> None:
-        super().__init__(f"{method}: {error}")
-        self.error = error
-
-
-@dataclass(frozen=True)
-class SlackUser:
-    id: str
-    name: str
-    real_name: str
-    first_name: str
-    email: str | None
-    tz: str | None
-    is_bot: bool
-    deleted: bool
-    # Enterprise Grid: the workspaces the person belongs to (users.info's enterprise_user.teams),
-    # and whether any of them is one the app was added to (False: nobody can DM them).
-    teams: tuple[str, ...] = ()
-    reachable: bool = True
-    enterprise: str | None = None  # enterprise_user.enterprise_id: the person's Grid org
+_user_from = user_from  # the name tests and older callers import from here
 
 
 _NOT_FOUND = {"users_not_found", "user_not_found"}
@@ -80,54 +50,6 @@ DIRECTORY_FRESH = 2 * 86400.0
 PAGE_RETRIES = 5
 # The message metadata event_type that tags the bot's own deliveries (alert id, kind, job id).
 DELIVERY_EVENT = "securitybot_delivery"
-
-
-class _NoBlindRepost(AsyncConnectionErrorRetryHandler):
-    """slack_sdk's one retry after a dropped connection, except for chat.postMessage: the
-    dropped post may well have landed. The outbox retries it instead, looking first."""
-
-    async def _can_retry_async(
-        self,
-        *,
-        state: RetryState,
-        request: HttpRequest,
-        response: HttpResponse | None = None,
-        error: Exception | None = None,
-    ) -> bool:
-        if request.url.split("?", 1)[0].endswith("/chat.postMessage"):
-            return False
-        return await super()._can_retry_async(
-            state=state, request=request, response=response, error=error
-        )
-
-
-def retry_handlers() -> list[AsyncRetryHandler]:
-    """For AsyncWebClient(retry_handlers=...): the defaults, minus blind re-posts."""
-    return [_NoBlindRepost()]
-
-
-def _is_user_id(channel: str) -> bool:
-    return channel[:1] in ("U", "W")
-
-
-def _user_from(data: dict[str, Any]) -> SlackUser:
-    profile = data.get("profile") or {}
-    real = profile.get("real_name") or data.get("real_name") or data.get("name") or data["id"]
-    first = profile.get("first_name") or real.split(" ")[0]
-    org = data.get("enterprise_user") or {}
-    teams = org.get("teams") or ([data["team_id"]] if data.get("team_id") else [])
-    return SlackUser(
-        id=data["id"],
-        name=data.get("name") or data["id"],
-        real_name=real,
-        first_name=first,
-        email=profile.get("email"),
-        tz=data.get("tz"),
-        is_bot=bool(data.get("is_bot")),
-        deleted=bool(data.get("deleted")),
-        teams=tuple(str(t) for t in teams),
-        enterprise=org.get("enterprise_id"),
-    )
 
 
 class SlackGateway:
@@ -304,7 +226,7 @@ class SlackGateway:
                 data = await self._call("users.lookupByEmail", email=key)
             else:
                 data = await self._call("users.info", user=key)
-            found: SlackUser | None = _user_from(data["user"])
+            found: SlackUser | None = user_from(data["user"])
         except SlackPermanentError as exc:
             if exc.error not in _NOT_FOUND:
                 raise
@@ -326,7 +248,7 @@ class SlackGateway:
         for data in members:
             if not data.get("id"):
                 continue
-            found = _user_from(data)
+            found = user_from(data)
             keys = [found.id]
             old = self._cache.get(found.id)
             old_email = old[1].email.lower() if old and old[1] and old[1].email else None
@@ -440,7 +362,7 @@ class SlackGateway:
         try:
             data = await self._call("chat.postMessage", **kw)
         except SlackPermanentError as exc:
-            if _is_user_id(channel) and exc.error in _NOT_FOUND | {"channel_not_found"}:
+            if is_user_id(channel) and exc.error in _NOT_FOUND | {"channel_not_found"}:
                 await self.forget_user(channel)  # nobody by that id any more
                 raise
             if exc.error == "channel_not_found" and await self._forget_dm(channel):
@@ -452,7 +374,7 @@ class SlackGateway:
                 raise retry from None
             raise
         landed = str(data.get("channel") or "")
-        if _is_user_id(channel) and landed.startswith("D"):
+        if is_user_id(channel) and landed.startswith("D"):
             self._remember_dm(channel, landed)  # updates and deletions need the D… id
         return str(data["ts"])
 
