@@ -38,6 +38,9 @@ METHOD_TIER = {
 }
 POST = "chat.postMessage"
 POSTS_PER_SECOND_PER_CHANNEL = 1.0
+# The per-minute figure of one channel's posts in ``per_minute`` (Slack: about 60; not a limit
+# Slack raises, but a fake Slack without limits, as in the exactly-once tests, has none).
+PER_CHANNEL = "chat.postMessage.channel"
 # Posts a minute across the workspace (chat.postMessage's "workspace-wide limit", unnumbered in
 # Slack's documentation): five a second, the pace issue 27 measured Slack allowing.
 WORKSPACE_POSTS_PER_MINUTE = 300.0
@@ -84,7 +87,8 @@ class Limits:
     def channel(self, channel: str) -> Bucket:
         bucket = self.channels.get(channel)
         if bucket is None:
-            rate = POSTS_PER_SECOND_PER_CHANNEL * self.scale
+            per_second = self.per_minute.get(PER_CHANNEL, POSTS_PER_SECOND_PER_CHANNEL * 60) / 60
+            rate = per_second * self.scale
             burst = max(1.0, self.post_burst - self.spare)
             bucket = self.channels[channel] = Bucket(rate, burst)
         return bucket

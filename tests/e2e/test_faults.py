@@ -39,6 +39,9 @@ NEVER_RETRIEVED = "Task exception was never retrieved"
 
 # A burst of one detection for every person: exactly-once is tested here, not the storm guard.
 NOT_A_STORM = {"max_people": 1_000_000}
+# The fake Slack here enforces no limits (exactly-once is tested, not pacing): 300 DMs and 300
+# escalations into one channel need not take Slack's two minutes and five.
+UNLIMITED_POSTS = {"rate_limits": {"chat.postMessage": 60_000, "chat.postMessage.channel": 60_000}}
 
 
 @pytest.fixture
@@ -97,7 +100,7 @@ def test_connections_killed_during_a_burst_double_no_dm_and_no_escalation(
     with subprocess_bot(
         pg_url, fs, fd, tmp_path, database={"url": with_application_name(pg_url, name)},
         policy={"ack_timeout": 6}, ingest={"rate_limit": {"rate": 100000, "burst": 100000}},
-        storm=NOT_A_STORM,
+        storm=NOT_A_STORM, slack=UNLIMITED_POSTS,
     ) as (bot, server):  # fmt: skip
         with ConnectionKiller(pg_url, name, every=0.5) as killer:
             post_burst(bot.base, TOKEN, ALERTS)
@@ -118,6 +121,7 @@ def test_kill_9_during_a_burst_doubles_no_dm_and_no_escalation(
     with subprocess_bot(
         db_url, fs, fd, tmp_path, policy={"ack_timeout": 6},
         ingest={"rate_limit": {"rate": 100000, "burst": 100000}}, storm=NOT_A_STORM,
+        slack=UNLIMITED_POSTS,
     ) as (bot, server):  # fmt: skip
         post_burst(bot.base, TOKEN, ALERTS)
         wait_until(lambda: _dms(fs) >= ALERTS // 3, 30, "a third of the DMs")

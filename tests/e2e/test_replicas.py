@@ -50,7 +50,11 @@ def test_two_replicas_dm_and_escalate_every_alert_exactly_once(
         # 200 people of one detection: a storm by default; here the exactly-once path is tested.
         cfg = e2e_config(pg_url, fs, fd, server={"host": "127.0.0.1", "port": port},
                          logging={"level": "WARNING"}, policy={"ack_timeout": 20},
-                         storm={"max_people": USERS})  # fmt: skip
+                         storm={"max_people": USERS},
+                         # The fake enforces no limits: 200 escalations into one channel need
+                         # not take Slack's 200 seconds (pacing: tests/slack/test_rate_tiers.py).
+                         slack={"rate_limits": {"chat.postMessage": 60_000,
+                                                "chat.postMessage.channel": 60_000}})  # fmt: skip
         path = tmp_path / f"replica{n}.yaml"
         path.write_text(yaml.safe_dump(cfg))
         servers.append(Server(path, port, tmp_path / f"replica{n}.log"))
