@@ -185,6 +185,9 @@ def test_configured_limits_override_slacks_floor() -> None:
     assert lookups is not None and lookups.rate == pytest.approx(10.0)
     assert posts is not None and posts.rate == pytest.approx(20.0)  # the workspace ceiling
     assert opens is not None and opens.rate == pytest.approx(50 / 60)  # Tier 3, untouched
+    assert limits.channel("CONE").rate == pytest.approx(1.0)  # Slack's one a second
+    faster = Limits(per_minute={"chat.postMessage.channel": 120}).channel("CONE")
+    assert faster.rate == pytest.approx(2.0)
     users_list = Limits().method("users.list")
     assert users_list is not None and users_list.rate == pytest.approx(20 / 60)  # Tier 2
     for bad in ({"users.lookupByEmail": 0}, {"not a method": 5}):
