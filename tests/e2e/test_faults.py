@@ -29,6 +29,7 @@ from bench.faults import (
 from securitybot.demo import FakeDuo, FakeSlack
 from securitybot.flows import dm_batch
 from securitybot.flows.conversation import ConversationHandlers
+from securitybot.slack.tiers import METHOD_TIER
 from tests.dbs import postgres_schema_url
 from tests.e2e.harness import TOKEN, Bot, ok_calls, wait_until
 from tests.e2e.test_crash_recovery import subprocess_bot
@@ -39,9 +40,13 @@ NEVER_RETRIEVED = "Task exception was never retrieved"
 
 # A burst of one detection for every person: exactly-once is tested here, not the storm guard.
 NOT_A_STORM = {"max_people": 1_000_000}
-# The fake Slack here enforces no limits (exactly-once is tested, not pacing): 300 DMs and 300
-# escalations into one channel need not take Slack's two minutes and five.
-UNLIMITED_POSTS = {"rate_limits": {"chat.postMessage": 60_000, "chat.postMessage.channel": 60_000}}
+# The fake Slack here enforces no limits (exactly-once is tested, not pacing), so neither does
+# the bot: 300 DMs, 300 escalations into one channel and the history lookups of every job a
+# fault cut short need not take Slack's minutes.
+UNLIMITED_SLACK = {"rate_limits": {
+    **{method: 60_000 for method in METHOD_TIER},
+    "chat.postMessage": 60_000, "chat.postMessage.channel": 60_000,
+}}  # fmt: skip
 
 
 @pytest.fixture
@@ -100,7 +105,7 @@ def test_connections_killed_during_a_burst_double_no_dm_and_no_escalation(
     with subprocess_bot(
         pg_url, fs, fd, tmp_path, database={"url": with_application_name(pg_url, name)},
         policy={"ack_timeout": 6}, ingest={"rate_limit": {"rate": 100000, "burst": 100000}},
-        storm=NOT_A_STORM, slack=UNLIMITED_POSTS,
+        storm=NOT_A_STORM, slack=UNLIMITED_SLACK,
     ) as (bot, server):  # fmt: skip
         with ConnectionKiller(pg_url, name, every=0.5) as killer:
             post_burst(bot.base, TOKEN, ALERTS)
@@ -121,7 +126,7 @@ def test_kill_9_during_a_burst_doubles_no_dm_and_no_escalation(
     with subprocess_bot(
         db_url, fs, fd, tmp_path, policy={"ack_timeout": 6},
         ingest={"rate_limit": {"rate": 100000, "burst": 100000}}, storm=NOT_A_STORM,
-        slack=UNLIMITED_POSTS,
+        slack=UNLIMITED_SLACK,
     ) as (bot, server):  # fmt: skip
         post_burst(bot.base, TOKEN, ALERTS)
         wait_until(lambda: _dms(fs) >= ALERTS // 3, 30, "a third of the DMs")
