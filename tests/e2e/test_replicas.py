@@ -88,8 +88,9 @@ def test_two_replicas_dm_and_escalate_every_alert_exactly_once(
             bots[i % 2].wait_status(alert_id, "escalated", timeout=60)
 
         dm_channels = Counter(
-            c.params["channel"] for c in ok_calls(fs, "chat.postMessage")
-            if str(c.params["channel"]).startswith("DUR") and c.params.get("blocks")
+            # A DM is posted to the user id; Slack answers with the DM's id.
+            c.response["channel"] for c in ok_calls(fs, "chat.postMessage")
+            if str(c.response["channel"]).startswith("DUR") and c.params.get("blocks")
         )  # fmt: skip
         assert len(dm_channels) == USERS and set(dm_channels.values()) == {1}
         wait_until(lambda: len(ok_calls(fs, "chat.postMessage", SECURITY_CHANNEL)) >= USERS, 20,
@@ -153,8 +154,8 @@ def test_two_replicas_never_dm_more_than_the_storm_limit(
         assert statuses == {"awaiting_ack": STORM_LIMIT, "held": STORM_PEOPLE - STORM_LIMIT}
         wait_until(lambda: ok_calls(fs, "chat.postMessage", SECURITY_CHANNEL), 20, "storm post")
         dm_channels = {
-            c.params["channel"] for c in ok_calls(fs, "chat.postMessage")
-            if str(c.params["channel"]).startswith("DUSTORM") and c.params.get("blocks")
+            c.response["channel"] for c in ok_calls(fs, "chat.postMessage")
+            if str(c.response["channel"]).startswith("DUSTORM") and c.params.get("blocks")
         }  # fmt: skip
         assert len(dm_channels) == STORM_LIMIT
         assert len(ok_calls(fs, "chat.postMessage", SECURITY_CHANNEL)) == 1
