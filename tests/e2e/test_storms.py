@@ -55,8 +55,9 @@ def _storm(bot: Bot) -> Storm:
 
 
 def _dmed(bot: Bot) -> set[str]:
-    return {c.params["channel"] for c in ok_calls(bot.fs, "chat.postMessage")
-            if c.params["channel"].startswith("DUPERSON") and c.params.get("blocks")}  # fmt: skip
+    # A DM is posted to the user id; Slack answers with the DM's id.
+    return {c.response["channel"] for c in ok_calls(bot.fs, "chat.postMessage")
+            if c.response["channel"].startswith("DUPERSON") and c.params.get("blocks")}  # fmt: skip
 
 
 def _click(bot: Bot, user: str, action: str, storm: Storm) -> None:
