@@ -72,7 +72,8 @@ class StormLimits:
         # Limits' burst is ``burst_seconds`` of the (scaled) rate: keep it that many
         # Slack-seconds, i.e. the same number of calls whatever the scale.
         burst = Limits().burst_seconds
-        self.tiers = Limits(scale=self.scale, burst_seconds=burst / self.scale)
+        self.tiers = Limits(scale=self.scale, burst_seconds=burst / self.scale,
+                            per_minute={POST: self.posts_per_minute})  # fmt: skip
         rate = self.posts_per_minute / 60.0 * self.scale
         self.workspace_posts = Bucket(rate, max(1.0, rate * self.tiers.burst_seconds))
         # A Limits that knows the workspace post ceiling itself keeps it (one bucket, not two).

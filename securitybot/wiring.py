@@ -244,11 +244,15 @@ def wire_workers(
             for web in (gateway.client, gateway.admin_client):
                 if web is not None:
                     web.session = http
-            # In the background: a slow or unreachable Slack must not hold up start-up.
-            slack_check.append(asyncio.create_task(check_slack_at_start(runtime, gateway)))
-            # The whole directory (users.list), also in the background: until it is read,
-            # lookups fall back to users.lookupByEmail as before.
-            slack_check.append(asyncio.create_task(directory_sync.sync(gateway)))
+
+            # In the background: a slow or unreachable Slack must not hold up start-up. Then
+            # the whole directory (users.list; after the check, which learns an org-wide
+            # install's workspaces): until it is read, lookups use users.lookupByEmail.
+            async def check_then_sync(gateway: SlackGateway) -> None:
+                await check_slack_at_start(runtime, gateway)
+                await directory_sync.sync(gateway)
+
+            slack_check.append(asyncio.create_task(check_then_sync(gateway)))
         if not s.scheduler.enabled:
             return
         # Handlers do their database work in threads; the default pool (cores + 4) is far too

@@ -617,6 +617,13 @@ class FakeSlack(ServedFake):
         docs.slack.dev/reference/methods/users.list). The cursor is Slack's form, base64 of
         ``user:<id>`` of the next member."""
         members = [self.users[uid] for uid in sorted(self.users)]
+        if self._org_token(token):
+            team = params.get("team_id")
+            if not team:
+                # "team_id: encoded team id to list users in, required if org token is used"
+                # (docs.slack.dev/reference/methods/users.list).
+                return {"ok": False, "error": "missing_argument"}
+            members = [m for m in members if team in _teams_of(m)]
         try:
             limit = min(1000, int(params.get("limit") or 0)) or len(members) or 1
             after = base64.b64decode(str(params["cursor"])).decode() if params.get("cursor") else ""
@@ -895,3 +902,9 @@ class FakeSlack(ServedFake):
             return {"ok": False, "error": "cannot_reset_bot"}
         self.session_resets.append(user["id"])
         return {"ok": True}
+
+
+def _teams_of(member: Json) -> list[str]:
+    """The workspaces a member belongs to: on Grid, ``enterprise_user.teams``."""
+    teams = (member.get("enterprise_user") or {}).get("teams")
+    return list(teams) if teams else [str(member.get("team_id", ""))]

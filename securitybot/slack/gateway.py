@@ -272,16 +272,22 @@ class SlackGateway:
         """Read the whole workspace from users.list (cursor pages of ``page_size``) into the
         people table; the people it knew, deactivated ones included."""
         started = time.monotonic()
-        cursor, count = "", 0
-        while True:
-            kw: dict[str, Any] = {"limit": str(page_size)}
-            if cursor:
-                kw["cursor"] = cursor
-            data = await self._page("users.list", kw)
-            count += len(self.learn_users(list(data.get("members") or [])))
-            cursor = str((data.get("response_metadata") or {}).get("next_cursor") or "")
-            if not cursor:
-                break
+        count = 0
+        # An org-wide install's token lists one workspace at a time: users.list's team_id is
+        # "required if org token is used" (docs.slack.dev/reference/methods/users.list).
+        for team in sorted(self.workspaces) if self.workspaces else [None]:
+            cursor = ""
+            while True:
+                kw: dict[str, Any] = {"limit": str(page_size)}
+                if team is not None:
+                    kw["team_id"] = team
+                if cursor:
+                    kw["cursor"] = cursor
+                data = await self._page("users.list", kw)
+                count += len(self.learn_users(list(data.get("members") or [])))
+                cursor = str((data.get("response_metadata") or {}).get("next_cursor") or "")
+                if not cursor:
+                    break
         self._directory_since = started
         return count
 

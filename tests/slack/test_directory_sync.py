@@ -19,7 +19,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from securitybot.demo import FakeSlack
 from securitybot.demo.slack_examples import USERS_LIST
 from securitybot.slack.directory import DbDirectory
-from securitybot.slack.gateway import SlackGateway
+from securitybot.slack.gateway import SlackGateway, SlackPermanentError
 from securitybot.slack.tiers import Limits
 from securitybot.store import slack_people
 from securitybot.store.db import Database
@@ -148,3 +148,21 @@ async def test_a_deactivated_account_never_takes_an_active_ones_address(fs: Fake
     await gateway.sync_directory(page_size=2)
     found = await gateway.lookup_user("person2@example.com")
     assert found is not None and (found.id, found.deleted) == ("U002", False)
+
+
+async def test_an_org_wide_install_lists_each_workspace_it_was_added_to() -> None:
+    """Enterprise Grid: an org token's users.list needs team_id ("required if org token is
+    used"; Slack answers missing_argument without it), so the sync reads one workspace at a
+    time: the workspaces the app was added to."""
+    with FakeSlack(enterprise_id="E0ORG", org_install=True, workspaces=["T1", "T2"]) as fake:
+        fake.add_user("UONE", "one@example.com", teams=["T1"])
+        fake.add_user("UTWO", "two@example.com", teams=["T2"])
+        gateway = _gateway(fake)
+        with pytest.raises(SlackPermanentError, match="missing_argument"):
+            await gateway.sync_directory()
+        gateway.workspaces = frozenset({"T1", "T2"})
+        assert await gateway.sync_directory() == 2
+        assert (await gateway.lookup_user("two@example.com")) is not None
+        lists = fake.calls_to("users.list")
+        assert [c.params.get("team_id") for c in lists][-2:] == ["T1", "T2"]
+        assert not fake.calls_to("users.lookupByEmail")
