@@ -197,10 +197,11 @@ class BatchConversation:
             return dm_batch.Sent(alert.id, {}, len(dm.grouped))
         try:
             user = await h.slack.lookup_user(alert.user_id)
-            first = user.first_name if user else (alert.user_name or "there")
+            t = await h.speaks(alert.user_id, user.email if user else None)
+            first = user.first_name if user else (alert.user_name or t.gettext("there"))
             text, blocks = messages.dm_message(
                 alert, h.kinds.get(alert.kind), first_name=first, greet=dm.greet,
-                grouped=dm.grouped,
+                grouped=dm.grouped, t=t,
             )  # fmt: skip
             channel = alert.dm_channel or await h._open_dm(job, alert.user_id, dm.marked)
             ts = await h._post_once(job, channel, text, blocks, "dm", marked=dm.marked)

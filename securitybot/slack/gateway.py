@@ -66,6 +66,9 @@ class SlackUser:
     teams: tuple[str, ...] = ()
     reachable: bool = True
     enterprise: str | None = None  # enterprise_user.enterprise_id: the person's Grid org
+    # Slack's language for them ("de-DE"): users.info answers it with include_locale=true;
+    # users.lookupByEmail never does (None: not asked yet).
+    locale: str | None = None
 
 
 _NOT_FOUND = {"users_not_found", "user_not_found"}
@@ -116,6 +119,7 @@ def _user_from(data: dict[str, Any]) -> SlackUser:
         deleted=bool(data.get("deleted")),
         teams=tuple(str(t) for t in teams),
         enterprise=org.get("enterprise_id"),
+        locale=data.get("locale") or None,
     )
 
 
@@ -243,7 +247,7 @@ class SlackGateway:
             if "@" in user:
                 data = await self._call("users.lookupByEmail", email=user)
             else:
-                data = await self._call("users.info", user=user)
+                data = await self._call("users.info", user=user, include_locale=True)
             found: SlackUser | None = _user_from(data["user"])
         except SlackPermanentError as exc:
             if exc.error not in _NOT_FOUND:
@@ -257,6 +261,26 @@ class SlackGateway:
                 keys = [user.lower() if "@" in user else user, found.id]
                 self.directory.note_user(keys, dataclasses.asdict(found), utcnow())
         return self._reach(found)
+
+    async def locale_of(self, user_id: str) -> str | None:
+        """Slack's locale for a user id ("ja-JP"), from the cache when it holds one; else one
+        users.info call (a person first found by email has none yet). None if unknown."""
+        found = await self.lookup_user(user_id)
+        if found is None or found.locale is not None:
+            return found.locale if found else None
+        data = await self._call("users.info", user=user_id, include_locale=True)
+        # "" marks "asked, Slack gave none", so the next DM does not ask again.
+        found = dataclasses.replace(
+            _user_from(data["user"]), locale=data["user"].get("locale") or ""
+        )
+        now = time.monotonic()
+        self._cache[user_id] = (now, found)
+        if found.email:
+            self._cache[found.email.lower()] = (now, found)
+        if self.directory is not None:
+            keys = [user_id, *([found.email.lower()] if found.email else [])]
+            self.directory.note_user(keys, dataclasses.asdict(found), utcnow())
+        return found.locale
 
     async def open_dm(self, user_id: str) -> str:
         """The DM channel with a user: conversations.open once, then from the cache."""
