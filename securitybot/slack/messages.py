@@ -36,6 +36,11 @@ HELP_TEXT = N_(
     "security team takes over), `wrong person` (the alert is about someone else). "
     "Add a reason after your answer if you like, e.g. `ack running the quarterly export`."
 )
+# Under the DM's buttons: the typed answers (each catalog names its own language's words).
+DM_HINT = N_(
+    "You can also reply `ack`, `no` or `wrong person` (with a reason if you like). Saying yes "
+    "sends a push to your phone to confirm it's really you."
+)
 CONFIRM_DENIAL_TEXT = N_(
     "Are you sure it wasn't you? This alerts the security team. Reply `confirm` (or `no` "
     "again) to tell them, or `yes` if it was you after all."
@@ -172,11 +177,8 @@ def dm_message(
     blocks += [
         md.context(context),
         answer_actions(alert, t),
-        md.context(
-            _("You can also reply `ack`, `no` or `wrong person` (with a reason if you like). "
-              "Saying yes sends a push to your phone to confirm it's really you.")
-        ),
-    ]  # fmt: skip
+        md.context(_(DM_HINT)),
+    ]
     return md.fallback(f"{headline_md}: {question}"), blocks
 
 

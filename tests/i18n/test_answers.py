@@ -8,7 +8,7 @@ import pytest
 
 from securitybot.i18n import LANGUAGES, translator
 from securitybot.i18n.answers import WORDS, parse_reply
-from securitybot.slack.messages import CONFIRM_DENIAL_TEXT, HELP_TEXT
+from securitybot.slack.messages import CONFIRM_DENIAL_TEXT, DM_HINT, HELP_TEXT
 
 
 @pytest.mark.parametrize(
@@ -57,8 +57,7 @@ def test_the_words_the_bot_suggests_are_the_words_it_understands(lang: str) -> N
     """Every `word` the help, the DM's hint and the confirm question offer parses to the
     answer that text says it is."""
     t = translator(lang)
-    hint = t.gettext("You can also reply `ack`, `no` or `wrong person` (with a reason if you "
-                     "like). Saying yes sends a push to your phone to confirm it's really you.")  # fmt: skip
+    hint = t.gettext(DM_HINT)
     for text in (t.gettext(HELP_TEXT), t.gettext(CONFIRM_DENIAL_TEXT), hint):
         offered = re.findall(r"`([^`]+)`", text)
         assert offered, text

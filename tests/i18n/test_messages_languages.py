@@ -15,6 +15,7 @@ from securitybot.domain import DM_TEXTS
 from securitybot.i18n import LANGUAGES, translator
 from securitybot.slack import app_home, limits, messages
 from securitybot.slack.listeners import pushed_text
+from securitybot.slack.messages import DM_HINT
 from securitybot.store.models import Alert
 from tests.slack.helpers import make_alert, mrkdwn_of
 from tests.slack.test_block_limits_properties import (
@@ -88,8 +89,7 @@ def test_the_templates_markup_survives_and_values_are_escaped(lang: str) -> None
     assert "&lt;!channel&gt;" in shown and "&lt;@U0EVIL&gt;" in shown
     # The template's own markup stays: the command in a code span, the answer words too.
     assert "`rm -rf / ˋwhoamiˋ &amp;`" in shown
-    hint = t.gettext("You can also reply `ack`, `no` or `wrong person` (with a reason if you "
-                     "like). Saying yes sends a push to your phone to confirm it's really you.")  # fmt: skip
+    hint = t.gettext(DM_HINT)
     assert hint in shown and "&lt;" not in hint
     # Slack's date token, with its UTC fallback for clients that cannot show it.
     assert "<!date^1767323040^{date_short_pretty} at {time}|2026-01-02 03:04 UTC>" in shown
