@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
+from securitybot.config.i18n import I18nConfig
 from securitybot.i18n import ENGLISH, negotiate, normalize, translator
-from securitybot.i18n.settings import I18nConfig
 
 
 @pytest.mark.parametrize(

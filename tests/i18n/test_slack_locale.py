@@ -8,9 +8,9 @@ from collections.abc import Iterator
 import pytest
 from slack_sdk.web.async_client import AsyncWebClient
 
+from securitybot.config.i18n import I18nConfig
 from securitybot.demo import FakeSlack
 from securitybot.flows.locales import Locales
-from securitybot.i18n.settings import I18nConfig
 from securitybot.slack.directory import DbDirectory
 from securitybot.slack.gateway import SlackGateway
 from securitybot.store import slack_people
