@@ -5,12 +5,12 @@ from __future__ import annotations
 from pydantic import Field, field_validator
 
 from securitybot.config.base import _Section
-from securitybot.i18n import LANGUAGES, _match
+from securitybot.i18n import LANGUAGES, served
 
 
 def shipped_locale(value: str) -> str:
     """``value`` if a shipped catalog serves it (``de-AT`` → German); ValueError otherwise."""
-    if _match(value) is None:
+    if served(value) is None:
         raise ValueError(f"no catalog for {value!r} (shipped: {', '.join(LANGUAGES)})")
     return value
 

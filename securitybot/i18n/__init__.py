@@ -47,7 +47,7 @@ def normalize(tag: str | None) -> str | None:
     return lang
 
 
-def _match(tag: str | None) -> str | None:
+def served(tag: str | None) -> str | None:
     """The shipped language for one tag: exact (``pt_BR``), then its language (``de_AT`` →
     ``de``), then any region of that language (``pt_PT`` → ``pt_BR``); None if none."""
     norm = normalize(tag)
@@ -66,7 +66,7 @@ def negotiate(*wanted: str | None) -> str:
     that a shipped catalog can serve, each with its fallbacks (``pt-BR`` → ``pt`` → ``en``);
     English when none can."""
     for tag in wanted:
-        found = _match(tag)
+        found = served(tag)
         if found is not None:
             return found
     return SOURCE

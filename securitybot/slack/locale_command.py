@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from securitybot.i18n import LANGUAGES, _match, negotiate
+from securitybot.i18n import LANGUAGES, negotiate, served
 from securitybot.slack import mrkdwn as md
 from securitybot.store import alerts as alert_store
 from securitybot.store import slack_people
@@ -49,7 +49,7 @@ def parse_locale(rest: str, command: str) -> SetLocale | str:
         )
     if lang.lower() == CLEAR:
         return SetLocale(user, None)
-    if _match(lang) is None:
+    if served(lang) is None:
         return f"There is no catalog for {md.code(lang, 40)}. " + usage(command)
     return SetLocale(user, negotiate(lang))
 
