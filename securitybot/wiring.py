@@ -26,6 +26,7 @@ from securitybot.domain.business_hours import parse_hhmm
 from securitybot.flows import suppression_summary
 from securitybot.flows.conversation import HELD_EFFECTS, UNORDERED_EFFECTS, ConversationHandlers
 from securitybot.flows.conversation_batch import BatchConversation
+from securitybot.flows.locales import Locales
 from securitybot.flows.slack_wait import wake_jobs_waiting_for_slack
 from securitybot.flows.sweep import sweep_everything
 from securitybot.flows.webhooks import WebhookSender
@@ -156,6 +157,7 @@ def wire_workers(
     runtime.bolt = bolt
 
     verifier = verifier or build_verifier(runtime)
+    locales = Locales(s.i18n, runtime.db, gateway)  # each person's language (docs/i18n.md)
     handlers = ConversationHandlers(
         db=runtime.db,
         settings=s,
@@ -163,14 +165,16 @@ def wire_workers(
         slack=gateway,
         verifier=verifier,
         wake=runtime.notify_new_work,
+        locales=locales,
     )
     if bolt is not None and gateway is not None:
         listeners.register(bolt, runtime.db, runtime.notify_new_work,
-                           PROVIDER_LABELS.get(verifier.name, "Duo"))  # fmt: skip
+                           PROVIDER_LABELS.get(verifier.name, "Duo"),
+                           locales.for_user)  # fmt: skip
         responders = Responders(s.escalation, gateway)
         runtime.responders = responders  # the API's requested_by check counts user groups too
         triage.register(bolt, runtime.db, runtime.notify_new_work, responders)
-        app_home_listeners.register(bolt, runtime.db, responders)
+        app_home_listeners.register(bolt, runtime.db, responders, locales.for_user)
         directory_sync.register(bolt, gateway)
         commands.register(
             bolt,
@@ -181,6 +185,7 @@ def wire_workers(
             kinds=runtime.kinds,
             policy=s.policy,
             wake=runtime.notify_new_work,
+            locale_of=locales.for_user,
         )
     runtime.handlers.update(handlers.handlers())
     paging = wire_paging(runtime, routes, gateway)

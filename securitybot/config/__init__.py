@@ -41,6 +41,7 @@ from securitybot.config.escalation import (
     OutboundWebhook,
     WebhooksConfig,
 )
+from securitybot.config.i18n import I18nConfig
 from securitybot.config.ingest import (
     ALL_ORGS,
     AdapterConfig,
@@ -106,6 +107,7 @@ __all__ = [
     "EscalationConfig",
     "EscalationRoute",
     "EscalationTier",
+    "I18nConfig",
     "IngestConfig",
     "IngestToken",
     "LoggingConfig",

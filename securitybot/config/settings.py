@@ -10,6 +10,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from securitybot.config.aer import AerConfig
 from securitybot.config.dashboard import DashboardConfig
 from securitybot.config.escalation import EscalationConfig, WebhooksConfig
+from securitybot.config.i18n import I18nConfig
 from securitybot.config.ingest import AdapterConfig, IngestConfig
 from securitybot.config.paging import PagingConfig
 from securitybot.config.policy import PolicyConfig
@@ -84,6 +85,7 @@ class Settings(BaseSettings):
     dashboard: DashboardConfig = DashboardConfig()
     aer: AerConfig = AerConfig()
     storm: StormConfig = StormConfig()
+    i18n: I18nConfig = I18nConfig()
 
     @model_validator(mode="after")
     def _paging_calendar(self) -> Settings:

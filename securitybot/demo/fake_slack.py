@@ -193,6 +193,7 @@ class FakeSlack(ServedFake):
         # Scopes per token (the x-oauth-scopes header), when a test takes one away.
         self.token_scopes: dict[str, list[str]] = {}
         self.users: dict[str, Json] = {}
+        self.locales: dict[str, str] = {}  # user id -> Slack locale (users.info include_locale)
         self.usergroups: dict[str, list[str]] = {}
         # Messages per conversation (channels and DMs), and who is in each channel (C…/G…).
         # Real Slack posts only where the bot was invited; an unknown channel is not created.
@@ -260,9 +261,11 @@ class FakeSlack(ServedFake):
         is_owner: bool = False,
         is_primary_owner: bool = False,
         teams: list[str] | None = None,
+        locale: str | None = "en-US",
     ) -> Json:
         """``teams``: on Enterprise Grid, the workspaces the person belongs to (default: this
-        fake's own ``team_id``)."""
+        fake's own ``team_id``). ``locale`` is their Slack language, answered by users.info only
+        when asked with include_locale (None: Slack answers none)."""
         name = name or email.split("@")[0]
         home = (teams or [self.team_id])[0]
         real_name = real_name or name
@@ -308,6 +311,10 @@ class FakeSlack(ServedFake):
             }  # fmt: skip
         with self._lock:
             self.users[user_id] = user
+            if locale is None:
+                self.locales.pop(user_id, None)
+            else:
+                self.locales[user_id] = locale
         return user
 
     def add_usergroup(self, usergroup_id: str, user_ids: list[str]) -> None:
@@ -607,8 +614,16 @@ class FakeSlack(ServedFake):
         return reply | {"user": "admin", "user_id": "UADMIN"}
 
     def _api_users_info(self, token: str, params: dict[str, Any]) -> Json:
-        user = self.users.get(str(params.get("user", "")))
-        return {"ok": True, "user": user} if user else {"ok": False, "error": "user_not_found"}
+        # docs.slack.dev/reference/methods/users.info: include_locale=true adds the user's
+        # "locale" ("en-US"); without it the answer has none. users.lookupByEmail has no such
+        # argument.
+        uid = str(params.get("user", ""))
+        user = self.users.get(uid)
+        if not user:
+            return {"ok": False, "error": "user_not_found"}
+        if str(params.get("include_locale", "")).lower() in ("1", "true") and uid in self.locales:
+            user = {**user, "locale": self.locales[uid]}
+        return {"ok": True, "user": user}
 
     def _api_users_list(self, token: str, params: dict[str, Any]) -> Json:
         """Every member, deactivated ones and bots included, in cursor pages of ``limit`` (at

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from types import MappingProxyType
 
+from securitybot.i18n import N_
+
 
 class EscalationReason(StrEnum):
     """Why the security team was pulled in; stored and shown, so the strings are a contract."""
@@ -80,37 +82,40 @@ class ResetSessions:
 
 Effect = SendDM | StartDuoPush | UpdateDM | PostEscalation | UpdateEscalation | ResetSessions
 
-CONFIRMED_DM_TEXT = "✅ Confirmed with Duo. Thanks!"
+CONFIRMED_DM_TEXT = N_("✅ Confirmed with Duo. Thanks!")
 
-# What the user reads in place of the buttons once we stop waiting for them. Reasons that
+# What the user reads in place of the buttons once we stop waiting for them (English msgids:
+# flows/conversation.update_dm shows them in the person's language). Reasons that
 # arise before a DM exists (no user, unknown user, exempt, DM failed) have no entry on purpose.
 DM_TEXTS: Mapping[EscalationReason, str] = MappingProxyType(
     {
-        EscalationReason.NOT_ME: (
+        EscalationReason.NOT_ME: N_(
             "🚨 You said this wasn't you. The security team has been notified."
         ),
-        EscalationReason.WRONG_PERSON: (
+        EscalationReason.WRONG_PERSON: N_(
             "🔀 You said this alert is about someone else. The security team has been notified "
             "and will look into it."
         ),
-        EscalationReason.NO_RESPONSE: "⏰ No answer in time; the security team has been notified.",
-        EscalationReason.DUO_DENIED: (
+        EscalationReason.NO_RESPONSE: N_(
+            "⏰ No answer in time; the security team has been notified."
+        ),
+        EscalationReason.DUO_DENIED: N_(
             "❌ The Duo push was denied. The security team has been notified."
         ),
-        EscalationReason.DUO_TIMEOUT: (
+        EscalationReason.DUO_TIMEOUT: N_(
             "⏰ The Duo push wasn't answered in time. The security team has been notified."
         ),
-        EscalationReason.DUO_ERROR: (
+        EscalationReason.DUO_ERROR: N_(
             "⚠️ We couldn't verify you with Duo. The security team has been notified."
         ),
-        EscalationReason.DUO_NOT_ENROLLED: (
+        EscalationReason.DUO_NOT_ENROLLED: N_(
             "⚠️ You aren't enrolled in Duo, so we couldn't verify you. "
             "The security team has been notified."
         ),
-        EscalationReason.DUO_FRAUD: (
+        EscalationReason.DUO_FRAUD: N_(
             "🚨 You reported the Duo push as fraudulent. The security team has been notified."
         ),
-        EscalationReason.ALWAYS_ESCALATE: (
+        EscalationReason.ALWAYS_ESCALATE: N_(
             "✅ Confirmed with Duo. Thanks! Alerts of this kind are always reviewed by the "
             "security team, so they may follow up."
         ),

@@ -18,6 +18,8 @@ from securitybot.domain.business_hours import add_business_seconds, parse_hhmm
 from securitybot.flows import snoozes, webhooks
 from securitybot.flows.escalation_posts import EscalationPosts
 from securitybot.flows.handler_core import HandlerCore
+from securitybot.flows.locales import Locales
+from securitybot.i18n import ENGLISH, Translator
 from securitybot.outbox.dispatcher import Done, GiveUp, Handler, Job, Outcome, RetryAt, backoff
 from securitybot.slack import messages
 from securitybot.slack.gateway import SlackPermanentError, SlackRetryLater, SlackUser
@@ -56,6 +58,14 @@ def duo_username(mode: str, user: SlackUser | None, alert: Alert) -> str:
 
 @dataclass
 class ConversationHandlers(HandlerCore):
+    locales: Locales | None = None  # the person's language; English without it
+
+    async def speaks(self, user_id: str | None, email: str | None = None) -> Translator:
+        """The catalog of the person an alert is about (``flows/locales.py``)."""
+        if self.locales is None or not user_id:
+            return ENGLISH
+        return await self.locales.for_user(user_id, email)
+
     def handlers(self) -> dict[str, Handler]:
         return {
             "start_duo_push": self.start_duo_push,
@@ -76,12 +86,14 @@ class ConversationHandlers(HandlerCore):
         assert alert.dm_channel is not None and alert.user_id is not None
         user = await self.slack.lookup_user(alert.user_id)
         grouped = await asyncio.to_thread(self._grouped, alert.id)
+        t = await self.speaks(alert.user_id, user.email if user else None)
         text, blocks = messages.dm_message(
             alert,
             self.kinds.get(alert.kind),
-            first_name=user.first_name if user else "there",
+            first_name=user.first_name if user else t.gettext("there"),
             greet=False,
             grouped=grouped,
+            t=t,
         )
         return await self._deliver(
             job, self.slack.update(alert.dm_channel, alert.dm_ts, text, blocks)
@@ -128,9 +140,11 @@ class ConversationHandlers(HandlerCore):
         user = await self.slack.lookup_user(alert.user_id) if self.slack and alert.user_id else None
         mode = getattr(self.verifier, "username_mode", self.settings.duo.username)
         username = duo_username(mode, user, alert)
-        pushinfo = {"Alert": alert.title[:100], "Alert id": str(alert.id)}
+        # Duo shows pushinfo's keys and values as lines on the phone, in the person's language.
+        _ = (await self.speaks(alert.user_id, user.email if user else None)).gettext
+        pushinfo = {_("Alert"): alert.title[:100], _("Alert id"): str(alert.id)}
         if (alert.details or {}).get("host"):
-            pushinfo["Host"] = str(alert.details["host"])[:100]
+            pushinfo[_("Host")] = str(alert.details["host"])[:100]
         if job.delivery_started:
             # An earlier run was about to push and never recorded what happened (a crash, a
             # lost commit): the phone may already show that push. One push per "yes": escalate.
@@ -218,11 +232,13 @@ class ConversationHandlers(HandlerCore):
         alert = await self.load(job.alert_id)
         if alert is None or not alert.dm_ts or not alert.dm_channel or self.slack is None:
             return Done()
-        # The domain's texts say "Duo"; the user hears the name of the push they really got.
-        said = provider_named(str(job.payload.get("text", "")), self.verifier.name, {})
+        # The domain's texts (English msgids, effects.DM_TEXTS) in the person's language; they
+        # say "Duo", and the user hears the name of the push they really got.
+        t = await self.speaks(alert.user_id)
+        said = provider_named(t.gettext(str(job.payload.get("text", ""))), self.verifier.name, {})
         text, blocks = messages.answered_message(
             alert, self.kinds.get(alert.kind), said,
-            offer_snooze=snoozes.can_snooze(alert),
+            offer_snooze=snoozes.can_snooze(alert), t=t,
         )  # fmt: skip
         return await self._deliver(
             job, self.slack.update(alert.dm_channel, alert.dm_ts, text, blocks)
@@ -240,7 +256,7 @@ class ConversationHandlers(HandlerCore):
         minutes = None
         if alert.respond_by:
             minutes = max(1, int((alert.respond_by - utcnow()).total_seconds() // 60))
-        text = messages.reminder_text(alert, minutes)
+        text = messages.reminder_text(alert, minutes, await self.speaks(alert.user_id))
         try:
             await self._post_once(job, alert.dm_channel, text, None, "reminder")
         except SlackRetryLater as exc:

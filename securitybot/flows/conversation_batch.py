@@ -257,10 +257,11 @@ class BatchConversation:
             return dm_batch.Sent(alert.id, {}, len(dm.grouped))
         try:
             user = await h.slack.lookup_user(alert.user_id)
-            first = user.first_name if user else (alert.user_name or "there")
+            t = await h.speaks(alert.user_id, user.email if user else None)
+            first = user.first_name if user else (alert.user_name or t.gettext("there"))
             text, blocks = messages.dm_message(
                 alert, h.kinds.get(alert.kind), first_name=first, greet=dm.greet,
-                grouped=dm.grouped,
+                grouped=dm.grouped, t=t,
             )  # fmt: skip
             # One call per DM: posted to the person's user id, Slack opens the DM and answers
             # with its channel id (kept for updates and deletions). Only a run after one that

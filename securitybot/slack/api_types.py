@@ -48,6 +48,9 @@ class SlackUser:
     teams: tuple[str, ...] = ()
     reachable: bool = True
     enterprise: str | None = None  # enterprise_user.enterprise_id: the person's Grid org
+    # Slack's language for them ("de-DE"): users.info and users.list answer it with
+    # include_locale=true; users.lookupByEmail never does (None: not asked yet).
+    locale: str | None = None
 
 
 class _NoBlindRepost(AsyncConnectionErrorRetryHandler):
@@ -95,4 +98,5 @@ def user_from(data: dict[str, Any]) -> SlackUser:
         deleted=bool(data.get("deleted")),
         teams=tuple(str(t) for t in teams),
         enterprise=org.get("enterprise_id"),
+        locale=data.get("locale") or None,
     )

@@ -3,6 +3,8 @@
 An employee sees their open alerts (with the DM's own answer buttons) and recent history; a
 responder also sees the escalation queue (claim), exemptions, snoozes and suppression rules
 (revoke). Slack allows 100 blocks in a view, so every list is capped and says so.
+
+The employee's part is in their language (``t``); the security team's part is in English.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from securitybot.flows import suppressions
+from securitybot.i18n import ENGLISH, N_, Translator
 from securitybot.slack import messages
 from securitybot.slack import mrkdwn as md
 from securitybot.slack.dates import slack_date
@@ -24,19 +27,19 @@ MAX_ITEMS = 8  # per list: 6 lists of at most 8 items (some 2 blocks each) stay 
 MAX_BLOCKS = 100
 
 WAITING = {
-    "new": "Being looked up",
-    "awaiting_ack": "Waiting for your answer",
-    "awaiting_2fa": "Waiting for you to approve the push on your phone",
-    "escalated": "With the security team",
-    "triaging": "Being looked at by the security team",
-    "held": "Held by the security team (nothing to answer yet)",
+    "new": N_("Being looked up"),
+    "awaiting_ack": N_("Waiting for your answer"),
+    "awaiting_2fa": N_("Waiting for you to approve the push on your phone"),
+    "escalated": N_("With the security team"),
+    "triaging": N_("Being looked at by the security team"),
+    "held": N_("Held by the security team (nothing to answer yet)"),
 }
 OUTCOMES = {
-    "confirmed": "✅ confirmed by you with a push on your phone",
-    "suppressed": "🔕 suppressed",
-    "benign": "✅ closed as benign by the security team",
-    "compromised": "🚨 confirmed as a compromise",
-    "storm_discarded": "🌀 discarded by the security team (a misfiring detection)",
+    "confirmed": N_("✅ confirmed by you with a push on your phone"),
+    "suppressed": N_("🔕 suppressed"),
+    "benign": N_("✅ closed as benign by the security team"),
+    "compromised": N_("🚨 confirmed as a compromise"),
+    "storm_discarded": N_("🌀 discarded by the security team (a misfiring detection)"),
 }
 
 
@@ -69,26 +72,34 @@ def _with(block: dict[str, Any], accessory: dict[str, Any]) -> dict[str, Any]:
     return {**block, "accessory": accessory}
 
 
-def _more(total: int) -> list[dict[str, Any]]:
-    return [md.context(f"…and {total - MAX_ITEMS} more")] if total > MAX_ITEMS else []
+def _more(total: int, t: Translator = ENGLISH) -> list[dict[str, Any]]:
+    if total <= MAX_ITEMS:
+        return []
+    more = total - MAX_ITEMS
+    return [md.context(t.ngettext("…and {more} more", "…and {more} more", more).format(more=more))]
 
 
-def _open_alert(alert: Alert) -> list[dict[str, Any]]:
+def _open_alert(alert: Alert, t: Translator = ENGLISH) -> list[dict[str, Any]]:
+    waiting = t.gettext(WAITING[alert.status]) if alert.status in WAITING else alert.status
     line = (
-        f"*#{alert.id} {md.inline(alert.title, 200)}*\n{WAITING.get(alert.status, alert.status)}"
+        f"*#{alert.id} {md.inline(alert.title, 200)}*\n{waiting}"
         f" · {md.inline(alert.kind, 64)} · {_when(alert)}"
     )
     host = (alert.details or {}).get("host")
     if host:
-        line += f" · host {md.code(host, 100)}"
+        line += " · " + t.gettext("host {host}").format(host=md.code(host, 100))
     blocks = [md.section(line)]
     if alert.status == "awaiting_ack" and alert.parent_id is None:
-        blocks.append(messages.answer_actions(alert))  # the DM's buttons, same handlers
+        blocks.append(messages.answer_actions(alert, t))  # the DM's buttons, same handlers
     return blocks
 
 
-def _history_line(alert: Alert) -> str:
-    outcome = OUTCOMES.get(alert.outcome or "", md.inline(alert.outcome or alert.status, 40))
+def _history_line(alert: Alert, t: Translator = ENGLISH) -> str:
+    key = alert.outcome or ""
+    outcome = (
+        t.gettext(OUTCOMES[key]) if key in OUTCOMES
+        else md.inline(alert.outcome or alert.status, 40)
+    )  # fmt: skip
     return f"• #{alert.id} {md.inline(alert.title, 120)} · {outcome} · {_when(alert)}"
 
 
@@ -145,20 +156,22 @@ def _team(team: TeamView) -> list[dict[str, Any]]:
 
 
 def home_view(
-    open_alerts: list[Alert], history: list[Alert], team: TeamView | None
-) -> dict[str, Any]:
+    open_alerts: list[Alert], history: list[Alert], team: TeamView | None,
+    t: Translator = ENGLISH,
+) -> dict[str, Any]:  # fmt: skip
+    _ = t.gettext
     blocks: list[dict[str, Any]] = [md.header("Securitybot")]
-    blocks.append(md.section(f"*Your open alerts* ({len(open_alerts)})"))
+    blocks.append(md.section(_("*Your open alerts* ({count})").format(count=len(open_alerts))))
     if not open_alerts:
-        blocks.append(md.context("Nothing needs your answer. 🎉"))
+        blocks.append(md.context(_("Nothing needs your answer. 🎉")))
     for alert in open_alerts[:MAX_ITEMS]:
-        blocks += _open_alert(alert)
-    blocks += _more(len(open_alerts))
-    blocks.append(md.section("*Your recent alerts*"))
-    lines = [_history_line(a) for a in history[:10]]
-    blocks.append(md.section("\n".join(lines)) if lines else md.context("None yet."))
-    blocks.append(md.context("Type `/securitybot help` for commands; `/securitybot test` sends "
-                             "you a harmless test alert."))  # fmt: skip
+        blocks += _open_alert(alert, t)
+    blocks += _more(len(open_alerts), t)
+    blocks.append(md.section(_("*Your recent alerts*")))
+    lines = [_history_line(a, t) for a in history[:10]]
+    blocks.append(md.section("\n".join(lines)) if lines else md.context(_("None yet.")))
+    blocks.append(md.context(_("Type `/securitybot help` for commands; `/securitybot test` sends "
+                               "you a harmless test alert.")))  # fmt: skip
     if team is not None:
         blocks += _team(team)
     return {"type": "home", "blocks": blocks[:MAX_BLOCKS]}

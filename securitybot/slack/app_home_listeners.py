@@ -11,6 +11,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy import select
 
 from securitybot.flows import exemptions, snoozes, suppressions
+from securitybot.i18n import ENGLISH, LocaleOf, Translator
 from securitybot.slack import app_home, commands
 from securitybot.slack.triage import Responders
 from securitybot.store.db import Database
@@ -56,15 +57,20 @@ def _team(db: Database) -> app_home.TeamView:
         )  # fmt: skip
 
 
-def build(db: Database, user: str, is_responder: bool) -> dict[str, Any]:
+def build(db: Database, user: str, is_responder: bool, t: Translator = ENGLISH) -> dict[str, Any]:
     open_alerts, history = _mine(db, user)
-    return app_home.home_view(open_alerts, history, _team(db) if is_responder else None)
+    return app_home.home_view(open_alerts, history, _team(db) if is_responder else None, t)
 
 
-def register(app: AsyncApp, db: Database, responders: Responders) -> None:
+def register(
+    app: AsyncApp, db: Database, responders: Responders, locale_of: LocaleOf | None = None
+) -> None:
+    """``locale_of`` finds the language of the person whose App Home is shown."""
+
     async def publish(client: AsyncWebClient, user: str) -> None:
         is_responder = await responders.contains(user)
-        view = await asyncio.to_thread(build, db, user, is_responder)
+        t = await locale_of(user) if locale_of is not None else ENGLISH
+        view = await asyncio.to_thread(build, db, user, is_responder, t)
         await client.views_publish(user_id=user, view=view)
 
     @app.event("app_home_opened")

@@ -25,8 +25,10 @@ from sqlalchemy.exc import IntegrityError
 
 from securitybot.config import PolicyConfig
 from securitybot.flows import exemptions, snoozes
+from securitybot.i18n import ENGLISH, N_, LocaleOf, Translator
 from securitybot.ingest.schema import SLACK_ID_RE
 from securitybot.kinds import KindRegistry
+from securitybot.slack import locale_command as lc
 from securitybot.slack import mrkdwn as md
 from securitybot.slack import self_service
 from securitybot.slack import suppress_command as sc
@@ -43,11 +45,12 @@ COMMAND = "/securitybot"
 VIA = {"via": "slack_command"}
 MAX_REASON = 2000
 
-HELP = f"""*{COMMAND}* for everyone:
-• `{COMMAND} help`: this list
-• `{COMMAND} status`: your open alerts
-• `{COMMAND} test`: send yourself a harmless test alert (the real DM and phone push)
-For the security team:
+# What everyone may do, in their language; the security team's part stays in English.
+HELP_EVERYONE = N_("""*{command}* for everyone:
+• `{command} help`: this list
+• `{command} status`: your open alerts
+• `{command} test`: send yourself a harmless test alert (the real DM and phone push)""")
+HELP_TEAM = f"""For the security team:
 • `{COMMAND} exempt @user <duration> <reason>`: their alerts go straight to the security \
 channel instead of a DM, until the duration (`30m`, `12h`, `7d`, `2w`) has passed
 • `{COMMAND} exemptions`: active exemptions, with their ids (`E12`)
@@ -57,8 +60,17 @@ channel instead of a DM, until the duration (`30m`, `12h`, `7d`, `2w`) has passe
 suppressed (still stored, shown and summarised daily)
 • `{COMMAND} rules`: active suppression rules, with their ids (`R3`)
 • `{COMMAND} revoke E12`, `S7` or `R3`: end an exemption, a snooze or a suppression rule now
+• `{COMMAND} locale @user <language>`: the language they are asked in (`de`, `es`, `fr`, `ja`, \
+`pt_BR`, `en`; `default` gives Slack's back)
 Every change is logged with your Slack account. Nobody can exempt themselves, and your own \
 alerts are never suppressed by your rules."""
+
+
+def help_text(t: Translator = ENGLISH) -> str:
+    return t.gettext(HELP_EVERYONE).format(command=COMMAND) + "\n" + HELP_TEAM
+
+
+HELP = help_text()
 
 NOT_RESPONDER = "Only the security team can use this command. This attempt was logged."
 
@@ -106,6 +118,7 @@ class Test:
 
 Suppress = sc.Suppress
 ListRules = sc.ListRules
+SetLocale = lc.SetLocale
 
 
 @dataclass(frozen=True)
@@ -114,7 +127,16 @@ class Invalid:
 
 
 Command = (
-    Help | Exempt | ListExemptions | ListSnoozes | Revoke | Status | Test | Suppress | ListRules
+    Help
+    | Exempt
+    | ListExemptions
+    | ListSnoozes
+    | Revoke
+    | Status
+    | Test
+    | Suppress
+    | ListRules
+    | SetLocale
 )
 SELF_SERVICE = (Help, Status, Test)  # anyone may; the rest is for responders
 DEFAULT_MAX_SUPPRESSION = timedelta(days=7)
@@ -169,6 +191,9 @@ def parse_command(
         return Revoke(what, int(num))
     if verb == "exempt":
         return _parse_exempt(rest, max_exemption)
+    if verb == "locale":
+        chosen = lc.parse_locale(rest, COMMAND)
+        return Invalid(chosen) if isinstance(chosen, str) else chosen
     return Invalid(f"Unknown command {md.code(verb, 42)}. Try `{COMMAND} help`.")
 
 
@@ -201,12 +226,13 @@ def _parse_exempt(rest: str, max_exemption: timedelta) -> Exempt | Invalid:
 def _verb(command: Command | Invalid) -> str:
     return {Help: "help", Exempt: "exempt", ListExemptions: "exemptions",
             ListSnoozes: "snoozes", Revoke: "revoke", Status: "status", Test: "test",
-            Suppress: "suppress", ListRules: "rules"}.get(type(command), "invalid")  # fmt: skip
+            Suppress: "suppress", ListRules: "rules",
+            SetLocale: "locale"}.get(type(command), "invalid")  # fmt: skip
 
 
 def refuse(db: Database, actor: str, reason: str, command: Command | Invalid) -> None:
     details: dict[str, Any] = {"reason": reason, "command": _verb(command), **VIA}
-    subject = command.user if isinstance(command, Exempt) else None
+    subject = command.user if isinstance(command, Exempt | SetLocale) else None
     with db.write() as session:
         alert_store.audit(
             session, actor=actor, action="command.refused", subject_user=subject, details=details
@@ -291,24 +317,29 @@ def execute(db: Database, command: Command, actor: str, kinds: KindRegistry | No
         return _list_snoozes(db)
     if isinstance(command, Revoke):
         return revoke(db, command, actor)
+    if isinstance(command, SetLocale):
+        return lc.set_locale(db, command, actor, VIA)
     return HELP
 
 
 def _self_service(
     db: Database, parsed: Command, user: str, kinds: KindRegistry, policy: PolicyConfig,
+    t: Translator = ENGLISH,
 ) -> str:  # fmt: skip
     if isinstance(parsed, Status):
-        return self_service.status(db, user)
+        return self_service.status(db, user, t)
     if isinstance(parsed, Test):
-        return self_service.send_test(db, user, kinds, policy)
-    return HELP
+        return self_service.send_test(db, user, kinds, policy, t)
+    return help_text(t)
 
 
 def register(
     app: AsyncApp, db: Database, responders: Responders, *, max_exemption: timedelta,
     max_suppression: timedelta, kinds: KindRegistry, policy: PolicyConfig,
-    wake: Callable[[], None],
+    wake: Callable[[], None], locale_of: LocaleOf | None = None,
 ) -> None:  # fmt: skip
+    """``locale_of``: the caller's language, for the answers anyone may ask for."""
+
     @app.command(COMMAND)
     async def securitybot(ack: AsyncAck, command: dict[str, Any]) -> None:
         user = str(command.get("user_id", ""))
@@ -317,7 +348,8 @@ def register(
             max_suppression=max_suppression,
         )  # fmt: skip
         if isinstance(parsed, SELF_SERVICE):
-            text = await asyncio.to_thread(_self_service, db, parsed, user, kinds, policy)
+            t = await locale_of(user) if locale_of is not None else ENGLISH
+            text = await asyncio.to_thread(_self_service, db, parsed, user, kinds, policy, t)
             if isinstance(parsed, Test):
                 wake()  # the test alert's first job is waiting
             await ack(text=text, response_type="ephemeral")

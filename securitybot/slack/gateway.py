@@ -225,7 +225,7 @@ class SlackGateway:
             if "@" in key:
                 data = await self._call("users.lookupByEmail", email=key)
             else:
-                data = await self._call("users.info", user=key)
+                data = await self._call("users.info", user=key, include_locale=True)
             found: SlackUser | None = user_from(data["user"])
         except SlackPermanentError as exc:
             if exc.error not in _NOT_FOUND:
@@ -312,6 +312,26 @@ class SlackGateway:
         self._dms[user_id], self._dm_owner[channel] = channel, user_id
         if self.directory is not None:
             self.directory.note_dm_channel(user_id, channel)
+
+    async def locale_of(self, user_id: str) -> str | None:
+        """Slack's locale for a user id ("ja-JP"), from the cache when it holds one; else one
+        users.info call (a person first found by email has none yet). None if unknown."""
+        found = await self.lookup_user(user_id)
+        if found is None or found.locale is not None:
+            return found.locale if found else None
+        data = await self._call("users.info", user=user_id, include_locale=True)
+        # "" marks "asked, Slack gave none", so the next DM does not ask again.
+        found = dataclasses.replace(
+            _user_from(data["user"]), locale=data["user"].get("locale") or ""
+        )
+        now = time.monotonic()
+        self._cache[user_id] = (now, found)
+        if found.email:
+            self._cache[found.email.lower()] = (now, found)
+        if self.directory is not None:
+            keys = [user_id, *([found.email.lower()] if found.email else [])]
+            self.directory.note_user(keys, dataclasses.asdict(found), utcnow())
+        return found.locale
 
     async def open_dm(self, user_id: str) -> str:
         """The DM channel with a user: conversations.open once, then from the cache."""

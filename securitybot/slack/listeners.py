@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 from collections.abc import Callable
 from typing import Any
 
@@ -16,6 +15,8 @@ from sqlalchemy import select
 from securitybot.domain import Event, EventType
 from securitybot.flows import denials, dm_changes
 from securitybot.flows.events import apply_by_id
+from securitybot.i18n import ENGLISH, LocaleOf, Translator
+from securitybot.i18n.answers import parse_reply
 from securitybot.slack import messages
 from securitybot.slack import mrkdwn as md
 from securitybot.store import alerts as alert_store
@@ -25,34 +26,16 @@ from securitybot.store.outage import RETRY_AFTER_SECONDS, is_unavailable
 
 logger = logging.getLogger(__name__)
 
-_YES = {"ack", "acknowledge", "acknowledged", "yes", "y"}
-_NO = {"no", "n", "nope"}
-_WRONG = {"wrong person", "wrong"}
-_WORD = re.compile(r"^\s*(not me|wrong person|[a-zA-Z]+)\b[\s,.:;!-]*(.*)$", re.S | re.I)
+__all__ = ["parse_reply", "register"]
 
 
-def _a(name: str) -> str:
-    """The article a provider's name takes: "a Duo", "an Okta Verify"."""
-    return f"{'an' if name[:1].lower() in 'aeiou' else 'a'} {name}"
+async def _english(user_id: str) -> Translator:
+    return ENGLISH
 
 
-def parse_reply(text: str) -> tuple[str, str | None]:
-    """("confirm"|"deny"|"confirm_denial"|"wrong_person"|"help"|"unknown", comment)."""
-    m = _WORD.match(text or "")
-    if not m:
-        return "unknown", None
-    word, rest = m.group(1).lower(), m.group(2).strip() or None
-    if word in _YES:
-        return "confirm", rest
-    if word in _NO or word == "not me":
-        return "deny", rest
-    if word == "confirm":
-        return "confirm_denial", rest
-    if word in _WRONG:
-        return "wrong_person", rest
-    if word in {"help", "hi", "hello", "?"}:
-        return "help", None
-    return "unknown", None
+def pushed_text(t: Translator, provider: str) -> str:
+    return t.gettext("Thanks! {provider} push sent to your phone; approve it to close the "
+                     "alert.").format(provider=provider)  # fmt: skip
 
 
 def _oldest_awaiting(db: Database, user_id: str) -> Alert | None:
@@ -84,8 +67,12 @@ def _audit_refusal(db: Database, alert: Alert, actor: str, how: str) -> None:
         )  # fmt: skip
 
 
-def register(app: AsyncApp, db: Database, wake: Callable[[], None], provider: str = "Duo") -> None:
-    """``provider`` names the push the user is sent ("Duo", "Okta Verify")."""
+def register(
+    app: AsyncApp, db: Database, wake: Callable[[], None], provider: str = "Duo",
+    locale_of: LocaleOf = _english,
+) -> None:  # fmt: skip
+    """``provider`` names the push the user is sent ("Duo", "Okta Verify"); ``locale_of``
+    finds the language each person is answered in."""
 
     async def answer(
         alert: Alert, user: str, confirmed: bool | EventType, comment: str | None, via: str,
@@ -109,9 +96,10 @@ def register(app: AsyncApp, db: Database, wake: Callable[[], None], provider: st
         raw = str(action.get("value", ""))
         alert = await asyncio.to_thread(_load, db, int(raw)) if raw.isdigit() else None
         channel = (body.get("channel") or {}).get("id") or user
+        _ = (await locale_of(user)).gettext
         if alert is None:
             await client.chat_postEphemeral(
-                channel=channel, user=user, text="I can't find that alert any more."
+                channel=channel, user=user, text=_("I can't find that alert any more.")
             )
             return
         if alert.user_id != user:
@@ -119,23 +107,22 @@ def register(app: AsyncApp, db: Database, wake: Callable[[], None], provider: st
             await asyncio.to_thread(_audit_refusal, db, alert, user, "button")
             await client.chat_postEphemeral(
                 channel=channel, user=user,
-                text=f"Only {md.user(alert.user_id)} can answer alert #{alert.id}. "
-                "This attempt was logged.",
+                text=_("Only {user} can answer alert #{alert_id}. This attempt was logged.")
+                .format(user=md.user(alert.user_id), alert_id=alert.id),
             )  # fmt: skip
             return
         if alert.status != "awaiting_ack":
             await client.chat_postEphemeral(
                 channel=channel, user=user,
-                text=f"Alert #{alert.id} is already answered (status: {alert.status}).",
+                text=_("Alert #{alert_id} is already answered (status: {status}).")
+                .format(alert_id=alert.id, status=md.inline(alert.status, 64)),
             )  # fmt: skip
             return
         await answer(alert, user, confirmed, None, "button")
         if confirmed is True:
             await client.chat_postEphemeral(
-                channel=channel, user=user,
-                text=f"Thanks! I've sent {_a(provider)} push to your phone. Approve it to close "
-                "this alert.",
-            )  # fmt: skip
+                channel=channel, user=user, text=pushed_text(await locale_of(user), provider)
+            )
 
     @app.action(messages.CONFIRM_ACTION)
     async def confirm_button(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
@@ -190,16 +177,21 @@ def register(app: AsyncApp, db: Database, wake: Callable[[], None], provider: st
         if not user or not channel:
             return
         kind, comment = parse_reply(text)
+        t = await locale_of(user)
+        _ = t.gettext
         if kind in ("help", "unknown"):
-            prefix = "" if kind == "help" else "Sorry, I didn't get that. "
-            await client.chat_postMessage(channel=channel, text=prefix + messages.HELP_TEXT)
+            prefix = "" if kind == "help" else _("Sorry, I didn't get that.") + " "
+            await client.chat_postMessage(channel=channel, text=prefix + _(messages.HELP_TEXT))
             return
         alert = await asyncio.to_thread(_oldest_awaiting, db, user)
         if alert is None:
             await client.chat_postMessage(
-                channel=channel, text="You have no open alerts waiting for an answer. Thanks!"
+                channel=channel, text=_("You have no open alerts waiting for an answer. Thanks!")
             )
             return
+        about = _("About alert #{alert_id} ({title}):").format(
+            alert_id=alert.id, title=md.inline(alert.title, 200)
+        )
         ts = event.get("ts")
         if kind in ("deny", "confirm_denial"):
             now, comment = await asyncio.to_thread(
@@ -208,14 +200,14 @@ def register(app: AsyncApp, db: Database, wake: Callable[[], None], provider: st
             )  # fmt: skip
             if not now:
                 if kind == "confirm_denial":
-                    await client.chat_postMessage(channel=channel, text="There is nothing to "
-                                                  "confirm. " + messages.HELP_TEXT)  # fmt: skip
+                    await client.chat_postMessage(
+                        channel=channel,
+                        text=_("There is nothing to confirm.") + " " + _(messages.HELP_TEXT),
+                    )
                     return
                 # A mis-typed "no" must not page the team: ask once more first.
                 await client.chat_postMessage(
-                    channel=channel,
-                    text=f"About alert #{alert.id} ({md.inline(alert.title, 200)}): "
-                    + messages.CONFIRM_DENIAL_TEXT,
+                    channel=channel, text=f"{about} {_(messages.CONFIRM_DENIAL_TEXT)}"
                 )
                 return
             await answer(alert, user, False, comment, "text", ts)
@@ -224,14 +216,14 @@ def register(app: AsyncApp, db: Database, wake: Callable[[], None], provider: st
         else:
             await answer(alert, user, True, comment, "text", ts)
         what = (
-            f"Thanks! I've sent {_a(provider)} push to your phone; approve it to close the alert."
+            pushed_text(t, provider)
             if kind == "confirm"
-            else "Thanks for telling me. The security team has been notified."
+            else _("Thanks for telling me. The security team has been notified.")
         )
-        await client.chat_postMessage(
-            channel=channel,
-            text=f"That answered alert #{alert.id} ({md.inline(alert.title, 200)}). {what}",
+        answered = _("That answered alert #{alert_id} ({title}).").format(
+            alert_id=alert.id, title=md.inline(alert.title, 200)
         )
+        await client.chat_postMessage(channel=channel, text=f"{answered} {what}")
 
     @app.error
     async def on_error(

@@ -2,6 +2,10 @@
 
 Everything from the alert is untrusted: it is escaped (or put in an unbreakable code span) by
 ``slack/mrkdwn.py`` and every block is built there, so each message fits Slack's limits.
+
+What the implicated person reads is in their language: each function takes ``t`` (a catalog
+from ``securitybot.i18n``, English by default). A translated template is trusted text; only the
+values substituted into it are escaped.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ import json
 from datetime import datetime
 from typing import Any
 
+from securitybot.i18n import ENGLISH, N_, Translator
 from securitybot.kinds import AlertKind, escalation_severity, render
 from securitybot.slack import mrkdwn as md
 from securitybot.slack.dates import slack_date
@@ -25,24 +30,37 @@ BENIGN_MODAL = "triage_benign_modal"
 SNOOZE_HOUR_ACTION = "snooze_1h"
 SNOOZE_DAY_ACTION = "snooze_1d"
 
-HELP_TEXT = (
+HELP_TEXT = N_(
     "I understand: `ack`, `acknowledge`, `yes` or `y` (it was me, then I send a push to "
     "your phone), `no`, `n` or `not me` (it wasn't you; I ask you to `confirm`, then the "
     "security team takes over), `wrong person` (the alert is about someone else). "
     "Add a reason after your answer if you like, e.g. `ack running the quarterly export`."
 )
-CONFIRM_DENIAL_TEXT = (
+# Under the DM's buttons: the typed answers (each catalog names its own language's words).
+DM_HINT = N_(
+    "You can also reply `ack`, `no` or `wrong person` (with a reason if you like). Saying yes "
+    "sends a push to your phone to confirm it's really you."
+)
+CONFIRM_DENIAL_TEXT = N_(
     "Are you sure it wasn't you? This alerts the security team. Reply `confirm` (or `no` "
     "again) to tell them, or `yes` if it was you after all."
 )
+
+
 # Slack shows this dialog before sending the click (Block Kit confirmation dialog object), so a
 # mis-click on "No" does not page the team.
-DENY_CONFIRM = {
-    "title": {"type": "plain_text", "text": "It wasn't you?"},
-    "text": {"type": "mrkdwn", "text": "The security team will be alerted and will look into it."},
-    "confirm": {"type": "plain_text", "text": "Yes, alert the team"},
-    "deny": {"type": "plain_text", "text": "Cancel"},
-}
+def deny_confirm(t: Translator = ENGLISH) -> dict[str, Any]:
+    _ = t.gettext
+    return {
+        "title": {"type": "plain_text", "text": _("It wasn't you?")},
+        "text": {"type": "mrkdwn",
+                 "text": _("The security team will be alerted and will look into it.")},
+        "confirm": {"type": "plain_text", "text": _("Yes, alert the team")},
+        "deny": {"type": "plain_text", "text": _("Cancel")},
+    }  # fmt: skip
+
+
+DENY_CONFIRM = deny_confirm()
 
 REASON_TEXT = {
     "not_me": "the user said it was not them",
@@ -79,10 +97,19 @@ def _quote(value: Any) -> str:
     return md.inline(value, 300)
 
 
-def _titles(alert: Alert, kind: AlertKind) -> tuple[str, str]:
+def kind_text(template: str, t: Translator) -> str:
+    """A kind's title or question in the reader's language: the catalog holds the shipped
+    kinds' templates (stripped, as extracted); a kind the catalog lacks stays as written."""
+    key = template.strip()
+    said = t.gettext(key)
+    return template if said == key else said
+
+
+def _titles(alert: Alert, kind: AlertKind, t: Translator = ENGLISH) -> tuple[str, str]:
     """(plain headline for the header block, escaped headline for mrkdwn and ``text``)."""
     values = _fields(alert)
-    return render(kind.title, values), render(kind.title, values, _quote)
+    title = kind_text(kind.title, t)
+    return render(title, values), render(title, values, _quote)
 
 
 def _what_happened(alert: Alert) -> list[dict[str, Any]]:
@@ -102,91 +129,114 @@ def _details_text(alert: Alert) -> str:
     return "\n".join(lines)
 
 
-def _group_text(alert: Alert, grouped: list[Alert]) -> str:
+def _group_text(alert: Alert, grouped: list[Alert], t: Translator = ENGLISH) -> str:
     lines = [f"• #{a.id} {md.inline(a.title, 150)}" for a in [alert, *grouped][:10]]
     more = len(grouped) + 1 - len(lines)
-    return "\n".join(lines) + (f"\n…and {more} more" if more > 0 else "")
+    if more <= 0:
+        return "\n".join(lines)
+    return "\n".join(lines) + "\n" + t.ngettext("…and {more} more", "…and {more} more",
+                                               more).format(more=more)  # fmt: skip
 
 
 def dm_message(
     alert: Alert, kind: AlertKind, *, first_name: str, greet: bool,
-    grouped: list[Alert] | None = None,
+    grouped: list[Alert] | None = None, t: Translator = ENGLISH,
 ) -> tuple[str, list[dict[str, Any]]]:  # fmt: skip
-    headline, headline_md = _titles(alert, kind)
+    _ = t.gettext
+    headline, headline_md = _titles(alert, kind, t)
     if grouped:
-        headline = f"{len(grouped) + 1} alerts: {headline}"
-        headline_md = f"{len(grouped) + 1} alerts: {headline_md}"
-    question = render(kind.message, _fields(alert), _quote).strip()
+        n = len(grouped) + 1
+        several = t.ngettext("{count} alert: {headline}", "{count} alerts: {headline}", n)
+        headline = several.format(count=n, headline=headline)
+        headline_md = several.format(count=n, headline=headline_md)
+    question = render(kind_text(kind.message, t), _fields(alert), _quote).strip()
     name = md.inline(first_name, 60)  # a Slack profile name is the user's own text
     intro = (
-        f"Hi {name}! I'm Securitybot. When monitoring sees something unusual on your "
-        "account, I ask you first, because you know best whether it was you.\n\n"
+        _("Hi {name}! I'm Securitybot. When monitoring sees something unusual on your "
+          "account, I ask you first, because you know best whether it was you.").format(name=name)
+        + "\n\n"
         if greet
-        else f"Hi {name}, "
-    )
+        else _("Hi {name}, ").format(name=name)
+    )  # fmt: skip
     more = md.truncated(alert.id)
+    number = _("Alert #{alert_id}").format(alert_id=alert.id)
     context = (
-        f"Alert #{alert.id} · {md.inline(alert.kind, 64)} · "
-        f"{_when(alert.occurred_at or alert.created_at)}"
+        f"{number} · {md.inline(alert.kind, 64)} · {_when(alert.occurred_at or alert.created_at)}"
     )
     host = (alert.details or {}).get("host")
     if host:
-        context += f" · host {md.code(host, 200)}"
+        context += " · " + _("host {host}").format(host=md.code(host, 200))
     blocks: list[dict[str, Any]] = [md.header(headline), md.section(f"{intro}{question}", more)]
     blocks += _what_happened(alert)
     if grouped:
         blocks.append(
-            md.section("One answer covers all of these:\n" + _group_text(alert, grouped), more)
+            md.section(
+                _("One answer covers all of these:") + "\n" + _group_text(alert, grouped, t), more
+            )
         )
     blocks += [
         md.context(context),
-        answer_actions(alert),
-        md.context(
-            "You can also reply `ack`, `no` or `wrong person` (with a reason if you like). Saying "
-            "yes sends a push to your phone to confirm it's really you."
-        ),
+        answer_actions(alert, t),
+        md.context(_(DM_HINT)),
     ]
     return md.fallback(f"{headline_md}: {question}"), blocks
 
 
-def answer_actions(alert: Alert) -> dict[str, Any]:
+def answer_actions(alert: Alert, t: Translator = ENGLISH) -> dict[str, Any]:
     """The answer buttons, the same in the DM and in App Home."""
+    _ = t.gettext
     value = str(alert.id)
     return {
         "type": "actions", "block_id": f"answer:{alert.id}",
         "elements": [
-            md.button(CONFIRM_ACTION, "Yes, this was me", value, style="primary"),
-            md.button(DENY_ACTION, "No, this wasn't me", value, style="danger",
-                      confirm=DENY_CONFIRM),
-            md.button(WRONG_PERSON_ACTION, "Wrong person", value),
+            md.button(CONFIRM_ACTION, _("Yes, this was me"), value, style="primary"),
+            md.button(DENY_ACTION, _("No, this wasn't me"), value, style="danger",
+                      confirm=deny_confirm(t)),
+            md.button(WRONG_PERSON_ACTION, _("Wrong person"), value),
         ],
     }  # fmt: skip
 
 
-def reminder_text(alert: Alert, minutes: int | None) -> str:
-    left = f" within about {minutes} minute{'s' if minutes != 1 else ''}" if minutes else ""
-    return md.fallback(
-        f"Reminder: please answer about alert #{alert.id} ({md.inline(alert.title, 200)}){left}, "
-        "or the security team will be asked to look into it."
-    )
+def reminder_text(alert: Alert, minutes: int | None, t: Translator = ENGLISH) -> str:
+    title = md.inline(alert.title, 200)
+    if minutes:
+        said = t.ngettext(
+            "Reminder: please answer about alert #{alert_id} ({title}) within about {minutes} "
+            "minute, or the security team will be asked to look into it.",
+            "Reminder: please answer about alert #{alert_id} ({title}) within about {minutes} "
+            "minutes, or the security team will be asked to look into it.",
+            minutes,
+        )
+    else:
+        said = t.gettext(
+            "Reminder: please answer about alert #{alert_id} ({title}), or the security team "
+            "will be asked to look into it."
+        )
+    return md.fallback(said.format(alert_id=alert.id, title=title, minutes=minutes))
 
 
 def answered_message(
-    alert: Alert, kind: AlertKind, outcome_text: str, *, offer_snooze: bool = False
-) -> tuple[str, list[dict[str, Any]]]:
-    """The DM after an answer: what it was about, the outcome, and no answer buttons."""
-    headline, headline_md = _titles(alert, kind)
+    alert: Alert, kind: AlertKind, outcome_text: str, *, offer_snooze: bool = False,
+    t: Translator = ENGLISH,
+) -> tuple[str, list[dict[str, Any]]]:  # fmt: skip
+    """The DM after an answer: what it was about, the outcome, and no answer buttons.
+    ``outcome_text`` is product text already in the reader's language."""
+    _ = t.gettext
+    headline, headline_md = _titles(alert, kind, t)
     blocks: list[dict[str, Any]] = [
         md.header(headline),
         md.section(outcome_text, md.truncated(alert.id)),
-        md.context(f"Alert #{alert.id} · {md.inline(alert.kind, 64)}"),
+        md.context(
+            _("Alert #{alert_id}").format(alert_id=alert.id) + " · " + md.inline(alert.kind, 64)
+        ),
     ]
     if offer_snooze:
         blocks.append({
             "type": "actions", "block_id": f"snooze:{alert.id}",
             "elements": [
-                md.button(SNOOZE_HOUR_ACTION, "Snooze similar alerts for 1 hour", str(alert.id)),
-                md.button(SNOOZE_DAY_ACTION, "Snooze for 1 day", str(alert.id)),
+                md.button(SNOOZE_HOUR_ACTION, _("Snooze similar alerts for 1 hour"),
+                          str(alert.id)),
+                md.button(SNOOZE_DAY_ACTION, _("Snooze for 1 day"), str(alert.id)),
             ],
         })  # fmt: skip
     return md.fallback(f"{headline_md}: {outcome_text}"), blocks

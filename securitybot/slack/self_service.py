@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from securitybot.config import PolicyConfig
+from securitybot.i18n import ENGLISH, N_, Translator
 from securitybot.ingest.schema import AlertIn
 from securitybot.ingest.service import ingest_alert
 from securitybot.kinds import KindRegistry
@@ -18,11 +19,11 @@ TEST_SOURCE = "slack_test"  # the ingest source of test alerts, so they are easy
 TEST_TITLE = "Securitybot test alert (you asked for it with /securitybot test)"
 
 WAITING = {
-    "new": "being looked up",
-    "awaiting_ack": "waiting for your answer in our DM",
-    "awaiting_2fa": "waiting for you to approve the Duo push",
-    "escalated": "with the security team",
-    "triaging": "with the security team",
+    "new": N_("being looked up"),
+    "awaiting_ack": N_("waiting for your answer in our DM"),
+    "awaiting_2fa": N_("waiting for you to approve the Duo push"),
+    "escalated": N_("with the security team"),
+    "triaging": N_("with the security team"),
 }
 
 
@@ -38,19 +39,23 @@ def open_alerts(db: Database, user_id: str, limit: int = 20) -> list[Alert]:
         )
 
 
-def status(db: Database, user_id: str) -> str:
+def status(db: Database, user_id: str, t: Translator = ENGLISH) -> str:
+    _ = t.gettext
     alerts = open_alerts(db, user_id)
     if not alerts:
-        return "You have no open alerts. 🎉"
+        return _("You have no open alerts. 🎉")
     lines = [
         f"• #{a.id} {md.inline(a.title, 150)} ({slack_date(a.occurred_at or a.created_at)}): "
-        f"{WAITING.get(a.status, a.status)}"
+        f"{_(WAITING[a.status]) if a.status in WAITING else a.status}"
         for a in alerts
     ]
-    return "\n".join(["*Your open alerts*", *lines])
+    return "\n".join([_("*Your open alerts*"), *lines])
 
 
-def send_test(db: Database, user_id: str, kinds: KindRegistry, policy: PolicyConfig) -> str:
+def send_test(
+    db: Database, user_id: str, kinds: KindRegistry, policy: PolicyConfig,
+    t: Translator = ENGLISH,
+) -> str:  # fmt: skip
     """Ingest a harmless alert about the caller: it runs the whole DM and Duo flow.
 
     One per person per minute (the dedup key), so the command cannot be used to flood anyone.
@@ -63,8 +68,8 @@ def send_test(db: Database, user_id: str, kinds: KindRegistry, policy: PolicyCon
     )  # fmt: skip
     result = ingest_alert(db, payload, source=TEST_SOURCE, kinds=kinds, policy=policy)
     if not result.created:
-        return "You already asked for a test alert this minute; look for my DM."
-    return (
-        f"Test alert #{result.alert.id} is on its way: I'll DM you in a moment, as I would for "
-        "a real alert. Answer it (a Duo push follows a yes) to see the whole flow."
-    )
+        return t.gettext("You already asked for a test alert this minute; look for my DM.")
+    return t.gettext(
+        "Test alert #{alert_id} is on its way: I'll DM you in a moment, as I would for a real "
+        "alert. Answer it (a Duo push follows a yes) to see the whole flow."
+    ).format(alert_id=result.alert.id)

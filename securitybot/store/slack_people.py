@@ -74,3 +74,13 @@ def put_dm_channels(session: Session, channels: dict[str, str]) -> None:
 
 def forget_dm_channel(session: Session, user_id: str) -> None:
     session.execute(update(SlackPerson).where(SlackPerson.key == user_id).values(dm_channel=None))
+
+
+def locale(session: Session, user_id: str) -> str | None:
+    """The language the security team chose for this person, if any."""
+    return session.scalar(select(SlackPerson.locale).where(SlackPerson.key == user_id))
+
+
+def put_locale(session: Session, user_id: str, value: str | None) -> None:
+    """Choose (or with None, clear) a person's language; the rest of their row stays."""
+    _upsert(session, [{"key": user_id, "locale": value}], ("locale",))

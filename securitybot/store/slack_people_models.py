@@ -21,7 +21,9 @@ class SlackPerson(Base):
     """One row per way of naming a person: a lower-case email address or a Slack user id.
 
     ``user`` is Slack's profile as the gateway uses it (looked up at ``user_cached_at``);
-    ``dm_channel`` (rows keyed by user id) is the IM channel conversations.open returned.
+    ``dm_channel`` (rows keyed by user id) is the IM channel conversations.open returned;
+    ``locale`` (rows keyed by user id) is the language the security team chose for them
+    (``/securitybot locale``), which wins over Slack's and the config's.
     """
 
     __tablename__ = "slack_people"
@@ -30,3 +32,4 @@ class SlackPerson(Base):
     user: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     user_cached_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     dm_channel: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    locale: Mapped[str | None] = mapped_column(String(35), nullable=True)

@@ -100,7 +100,8 @@ def seed_core(s: Session) -> dict[str, int]:
         SlackReceipt(key="Ev0001", kind="event"),
         SeenSignature(signature_digest="ab" * 32, source="siem"),
         SlackPerson(key=EMAIL, user=SLACK_USER, user_cached_at=utcnow()),
-        SlackPerson(key=UID, user=SLACK_USER, user_cached_at=utcnow(), dm_channel=DM),
+        SlackPerson(key=UID, user=SLACK_USER, user_cached_at=utcnow(), dm_channel=DM,
+                    locale="de"),  # the team's language choice (issue 33)
         Page(provider="pagerduty", dedup_key="sb-1", alert_id=alice.id, status="resolved",
              group_key=f"sensitive_command:{UID}", acknowledged_by="Alice Liddell"),
         PagedAlert(alert_id=alice.id, dedup_key="sb-1"),
