@@ -650,6 +650,10 @@ class FakeSlack(ServedFake):
         if after:
             start = next((i for i, m in enumerate(members) if m["id"] >= after[5:]), len(members))
         page, rest = members[start : start + limit], members[start + limit :]
+        if str(params.get("include_locale", "")).lower() in ("1", "true"):
+            # users.list's include_locale, as users.info's: "locale" on each member.
+            page = [{**m, "locale": self.locales[m["id"]]} if m["id"] in self.locales else m
+                    for m in page]  # fmt: skip
         cursor = base64.b64encode(f"user:{rest[0]['id']}".encode()).decode() if rest else ""
         return {"ok": True, "members": page, "cache_ts": int(time.time()),
                 "response_metadata": {"next_cursor": cursor}}  # fmt: skip

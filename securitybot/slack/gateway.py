@@ -239,10 +239,14 @@ class SlackGateway:
                 self.directory.note_user([key, found.id], dataclasses.asdict(found), utcnow())
         return found
 
-    def learn_users(self, members: list[dict[str, Any]]) -> list[SlackUser]:
+    def learn_users(
+        self, members: list[dict[str, Any]], *, with_locale: bool = False
+    ) -> list[SlackUser]:
         """Keep Slack user objects (users.list members, user_change and team_join events),
         deactivated ones included (``deleted``: their alerts escalate as unknown), by id and
-        by email, here and in the people table."""
+        by email, here and in the people table. ``with_locale``: the objects were asked for
+        with include_locale, so one without a locale has none ("", not asked again); else a
+        locale learnt before is kept."""
         now, wall = time.monotonic(), utcnow()
         learnt: list[SlackUser] = []
         for data in members:
@@ -251,6 +255,9 @@ class SlackGateway:
             found = user_from(data)
             keys = [found.id]
             old = self._cache.get(found.id)
+            if found.locale is None:
+                known = old[1].locale if old and old[1] else None
+                found = dataclasses.replace(found, locale="" if with_locale else known)
             old_email = old[1].email.lower() if old and old[1] and old[1].email else None
             email = found.email.lower() if found.email else None
             if old_email and old_email != email:
@@ -278,13 +285,16 @@ class SlackGateway:
         for team in sorted(self.workspaces) if self.workspaces else [None]:
             cursor = ""
             while True:
-                kw: dict[str, Any] = {"limit": str(page_size)}
+                # include_locale: each person's language comes with them (docs/i18n.md), so a
+                # DM never needs a users.info call to find it.
+                kw: dict[str, Any] = {"limit": str(page_size), "include_locale": "true"}
                 if team is not None:
                     kw["team_id"] = team
                 if cursor:
                     kw["cursor"] = cursor
                 data = await self._page("users.list", kw)
-                count += len(self.learn_users(list(data.get("members") or [])))
+                members = list(data.get("members") or [])
+                count += len(self.learn_users(members, with_locale=True))
                 cursor = str((data.get("response_metadata") or {}).get("next_cursor") or "")
                 if not cursor:
                     break

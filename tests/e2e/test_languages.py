@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from securitybot.demo import FakeSlack
 from securitybot.domain.effects import CONFIRMED_DM_TEXT, DM_TEXTS, EscalationReason
 from securitybot.i18n import Translator, translator
 from securitybot.slack import limits
@@ -38,15 +39,19 @@ def _updates(bot: Bot, alert_id: int) -> list[Any]:
     return [c for c in bot.fs.calls_to("chat.update") if c.params.get("ts") == ts]
 
 
-def _alice_speaks(bot: Bot, tag: str) -> Translator:
-    bot.fs.add_user("UALICE", "alice@example.com", real_name="Alice Liddell",
-                    first_name="Alice", locale=tag)  # fmt: skip
-    return translator(tag)
+def _alice_speaks(
+    fs: FakeSlack, make_bot: MakeBot, tag: str, **config: Any
+) -> tuple[Bot, Translator]:
+    """Alice's Slack language is ``tag`` before the bot starts: it learns it from the
+    directory (users.list with include_locale), as it would on any day after its first sync."""
+    fs.add_user("UALICE", "alice@example.com", real_name="Alice Liddell",
+                first_name="Alice", locale=tag)  # fmt: skip
+    return make_bot(**config), translator(tag)
 
 
 @pytest.mark.parametrize("tag", list(LANGUAGES))
-def test_yes_then_push_resolves_in_her_language(bot: Bot, tag: str) -> None:
-    t = _alice_speaks(bot, tag)
+def test_yes_then_push_resolves_in_her_language(fs: FakeSlack, make_bot: MakeBot, tag: str) -> None:
+    bot, t = _alice_speaks(fs, make_bot, tag)
     yes, _, _ = LANGUAGES[tag]
     alert = bot.post_alert(dedup_key=f"lang-yes-{tag}")
     alert_id = int(alert["id"])
@@ -83,8 +88,10 @@ def test_yes_then_push_resolves_in_her_language(bot: Bot, tag: str) -> None:
 
 
 @pytest.mark.parametrize("tag", list(LANGUAGES))
-def test_no_then_confirm_escalates_in_her_language(bot: Bot, tag: str) -> None:
-    t = _alice_speaks(bot, tag)
+def test_no_then_confirm_escalates_in_her_language(
+    fs: FakeSlack, make_bot: MakeBot, tag: str
+) -> None:
+    bot, t = _alice_speaks(fs, make_bot, tag)
     _, no, confirm = LANGUAGES[tag]
     alert = bot.post_alert(dedup_key=f"lang-no-{tag}")
     alert_id = int(alert["id"])
@@ -106,11 +113,10 @@ def test_no_then_confirm_escalates_in_her_language(bot: Bot, tag: str) -> None:
     assert "(not_me)" in post.params["text"] and "Escalated alert" in post.params["text"]
 
 
-def test_the_config_and_the_team_choose_over_slack(make_bot: MakeBot) -> None:
+def test_the_config_and_the_team_choose_over_slack(fs: FakeSlack, make_bot: MakeBot) -> None:
     """Alice's Slack says German, the config says French: French. Bob's Slack says English,
     the security team chose Japanese (`/securitybot locale`): Japanese."""
-    bot = make_bot(i18n={"locales": {"alice@example.com": "fr"}})
-    _alice_speaks(bot, "de-DE")
+    bot, _ = _alice_speaks(fs, make_bot, "de-DE", i18n={"locales": {"alice@example.com": "fr"}})
     with bot.db.write() as session:
         slack_people.put_locale(session, "UBOB", "ja")
     alice = int(bot.post_alert(dedup_key="lang-config")["id"])
