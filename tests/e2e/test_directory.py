@@ -56,8 +56,11 @@ def test_people_come_from_the_directory_and_its_events(bot: Bot) -> None:
     later = bot.post_alert(dedup_key="dir-alice-gone", title="another one")
     assert bot.wait_status(later["id"], "escalated")["escalation_reason"] == "unknown_user"
 
-    # Nobody was looked up one by one, and every DM was one call.
-    assert not bot.fs.calls_to("users.lookupByEmail") and not bot.fs.calls_to("users.info")
+    # Nobody was looked up one by one, and every DM was one call. Only Carol's language was
+    # asked for (users.info include_locale, docs/i18n.md): team_join's user object has none,
+    # while the directory's members came with theirs.
+    assert not bot.fs.calls_to("users.lookupByEmail")
+    assert [c.params["user"] for c in bot.fs.calls_to("users.info")] == ["UCAROL"]
     assert not bot.fs.calls_to("conversations.open")
     assert len(ok_calls(bot.fs, "chat.postMessage", "DUALICE")) == 1
 
