@@ -161,6 +161,11 @@ class FakeServer(ThreadingHTTPServer):
             with self._open_lock:
                 self._open.discard(request)
 
+    def open_connections(self) -> list[Any]:
+        """The connections open now (kept alive between requests, or answering one)."""
+        with self._open_lock:
+            return list(self._open)
+
     def close_idle(self) -> None:
         """End idle kept-alive connections (their handler threads wait for a next request)."""
         with self._open_lock:

@@ -9,6 +9,7 @@ import time
 from slack_sdk import WebClient
 
 from securitybot.demo import FakeSlack
+from securitybot.demo._serving import FakeServer
 
 
 def test_a_kept_alive_connection_is_answered_without_waiting_for_acks() -> None:
@@ -21,8 +22,8 @@ def test_a_kept_alive_connection_is_answered_without_waiting_for_acks() -> None:
             for _ in range(3):  # the same connection, kept alive
                 conn.request("POST", "/api/auth.test", headers={"Authorization": "Bearer x"})
                 assert conn.getresponse().read()
-            assert fs._server is not None
-            sockets = list(fs._server.open_connections)
+            assert isinstance(fs._server, FakeServer)
+            sockets = fs._server.open_connections()
             assert sockets
             assert all(s.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) for s in sockets)
         finally:
