@@ -105,7 +105,8 @@ def server(db_url: str, extra: dict[str, object] | None = None) -> Iterator[str]
             proc.wait(timeout=20)
 
 
-def _wait_healthy(base: str, proc: subprocess.Popen[bytes]) -> None:
+def wait_healthy(base: str, proc: subprocess.Popen[bytes]) -> None:
+    """Until ``base``/healthz answers 200; RuntimeError if the server exits or 60 s pass."""
     deadline = time.time() + 60
     while True:
         try:
@@ -133,7 +134,7 @@ def minimal_server(db_url: str) -> Iterator[str]:
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        _wait_healthy(base, proc)
+        wait_healthy(base, proc)
         yield base
     finally:
         proc.terminate()

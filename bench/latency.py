@@ -42,11 +42,10 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import httpx
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.common import TOKEN, database, free_port, percentile
+from bench.common import TOKEN, database, free_port, percentile, wait_healthy
 from securitybot.demo import FakeDuo, FakeSlack
 
 TARGET_P99_MS = 250.0
@@ -126,16 +125,7 @@ def serve(
         spy: subprocess.Popen[bytes] | None = None
         base = f"http://127.0.0.1:{port}"
         try:
-            deadline = time.time() + 60
-            while True:
-                try:
-                    if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                if time.time() > deadline or proc.poll() is not None:
-                    raise RuntimeError("server did not become healthy")
-                time.sleep(0.1)
+            wait_healthy(base, proc)
             if py_spy is not None:
                 py_spy.mkdir(parents=True, exist_ok=True)
                 spy_exe = str(Path(sys.executable).parent / "py-spy")

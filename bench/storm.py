@@ -46,12 +46,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import httpx
 import sqlalchemy as sa
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.common import TOKEN, database, free_port, percentile
+from bench.common import TOKEN, database, free_port, percentile, wait_healthy
 from bench.latency import _email, _load, _post_all, _user_id
 from bench.storm_slack import USERS_LIST_MAX, WORKSPACE_POSTS_PER_MINUTE, StormLimits, StormSlack
 from securitybot.config import StormConfig
@@ -119,16 +118,7 @@ def serve(db_url: str, fs: StormSlack, fd: FakeDuo, scale: float,
                                 preexec_fn=_die_with_parent)  # fmt: skip
         base = f"http://127.0.0.1:{port}"
         try:
-            deadline = time.time() + 60
-            while True:
-                try:
-                    if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                if time.time() > deadline or proc.poll() is not None:
-                    raise RuntimeError("server did not become healthy")
-                time.sleep(0.1)
+            wait_healthy(base, proc)
             yield base
         finally:
             proc.terminate()
