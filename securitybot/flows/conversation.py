@@ -71,13 +71,6 @@ def duo_username(mode: str, user: SlackUser | None, alert: Alert) -> str:
 @dataclass
 class ConversationHandlers(HandlerCore):
     locales: Locales | None = None  # the person's language; English without it
-
-    async def speaks(self, user_id: str | None, email: str | None = None) -> Translator:
-        """The catalog of the person an alert is about (``flows/locales.py``)."""
-        if self.locales is None or not user_id:
-            return ENGLISH
-        return await self.locales.for_user(user_id, email)
-
     _verdicts: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(VERDICT_THREADS, thread_name_prefix="verdict"),
         init=False, repr=False, compare=False,
@@ -86,6 +79,12 @@ class ConversationHandlers(HandlerCore):
         default_factory=lambda: ThreadPoolExecutor(RECORD_THREADS, thread_name_prefix="pushed"),
         init=False, repr=False, compare=False,
     )  # fmt: skip
+
+    async def speaks(self, user_id: str | None, email: str | None = None) -> Translator:
+        """The catalog of the person an alert is about (``flows/locales.py``)."""
+        if self.locales is None or not user_id:
+            return ENGLISH
+        return await self.locales.for_user(user_id, email)
 
     async def _urgent(self, pool: ThreadPoolExecutor, fn: Any, *args: Any) -> Any:
         """``fn`` on its own threads on SQLite, where the default pool queues behind the one
