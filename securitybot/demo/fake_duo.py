@@ -62,6 +62,9 @@ class Push:
     # When auth_status first answered with the push's final status (the phone's answer
     # reached the client): benchmarks split approval -> resolved into the fake's part and ours.
     answered_at: float | None = None
+    # auth_status calls being held for this push right now: an answer given while none is
+    # held waits for the client's next call, which is the client's delay, not the fake's.
+    held: int = 0
     # Signalled when this push changes: a held auth_status wakes for its own push only,
     # not for every answer (thousands of held polls must not all wake on each one).
     changed: threading.Condition | None = field(default=None, repr=False, compare=False)
@@ -342,9 +345,14 @@ class FakeDuo(TLSFake, PushBook[Push]):
                 if self.status_delay is not None:
                     hold = min(hold, self.status_delay)
                 assert push.changed is not None
-                push.changed.wait_for(
-                    lambda: push.outcome != push.reported or self._stopping, timeout=max(0, hold)
-                )
+                push.held += 1
+                try:
+                    push.changed.wait_for(
+                        lambda: push.outcome != push.reported or self._stopping,
+                        timeout=max(0, hold),
+                    )
+                finally:
+                    push.held -= 1
                 self._expire(push)
             push.reported = push.outcome
             if not push.waiting and push.answered_at is None:

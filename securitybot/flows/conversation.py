@@ -4,8 +4,10 @@ What the security team sees (the escalation post and its updates) is in ``escala
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -17,6 +19,7 @@ from securitybot.domain import Event, EventType
 from securitybot.domain.business_hours import add_business_seconds, parse_hhmm
 from securitybot.flows import snoozes, webhooks
 from securitybot.flows.escalation_posts import EscalationPosts
+from securitybot.flows.events import apply_by_id
 from securitybot.flows.handler_core import HandlerCore
 from securitybot.flows.locales import Locales
 from securitybot.i18n import ENGLISH, Translator
@@ -43,6 +46,15 @@ DUO_POLL_INTERVAL = 1.0
 # one is held per waiting push without taking a dispatcher slot (Dispatcher.held).
 UNORDERED_EFFECTS = frozenset({"poll_duo"})
 HELD_EFFECTS = frozenset({"poll_duo"})
+# Threads for what happens once a push is on the phone (reading the alert before the
+# long-poll, applying the answer; recording the push has its own), on SQLite: with 2,000 people
+# pushed at once, the default pool's threads all queue on the one writer with the push starts,
+# and a poll or an approval queued behind them waited about as long as the burst took. Their
+# SQLite writes go before queued ordinary writes too (Database.write's priority).
+VERDICT_THREADS = 4
+# Recording a push that reached the phone: threads of its own too, so a burst of 2,000 of them
+# neither waits behind the default pool nor holds back the verdicts above.
+RECORD_THREADS = 8
 
 
 def duo_username(mode: str, user: SlackUser | None, alert: Alert) -> str:
@@ -59,12 +71,35 @@ def duo_username(mode: str, user: SlackUser | None, alert: Alert) -> str:
 @dataclass
 class ConversationHandlers(HandlerCore):
     locales: Locales | None = None  # the person's language; English without it
+    _verdicts: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(VERDICT_THREADS, thread_name_prefix="verdict"),
+        init=False, repr=False, compare=False,
+    )  # fmt: skip
+    _records: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(RECORD_THREADS, thread_name_prefix="pushed"),
+        init=False, repr=False, compare=False,
+    )  # fmt: skip
 
     async def speaks(self, user_id: str | None, email: str | None = None) -> Translator:
         """The catalog of the person an alert is about (``flows/locales.py``)."""
         if self.locales is None or not user_id:
             return ENGLISH
         return await self.locales.for_user(user_id, email)
+
+    async def _urgent(self, pool: ThreadPoolExecutor, fn: Any, *args: Any) -> Any:
+        """``fn`` on its own threads on SQLite, where the default pool queues behind the one
+        writer; PostgreSQL takes concurrent writers, and there the default pool's 32 threads
+        measured faster than a lane of a few (bench/duo.py)."""
+        if not self.db.is_sqlite:
+            return await asyncio.to_thread(fn, *args)
+        return await asyncio.get_running_loop().run_in_executor(pool, fn, *args)
+
+    async def apply_verdict(self, alert_id: int, event: Event, **kw: Any) -> None:
+        """Apply a push's answer ahead of queued ordinary writes: the person who approved is
+        waiting, the push starts queued beside it are not."""
+        call = functools.partial(apply_by_id, self.db, alert_id, event, priority=True, **kw)
+        await self._urgent(self._verdicts, call)
+        self.wake()
 
     def handlers(self) -> dict[str, Handler]:
         return {
@@ -156,11 +191,14 @@ class ConversationHandlers(HandlerCore):
         details = {"verifier": self.verifier.name, "detail": started.detail}
         if started.result == StartResult.PUSHED:
             assert started.txid is not None and started.poll_handle is not None
-            ok = await asyncio.to_thread(
-                self._record_push, alert.id, started.txid, started.poll_handle, details
-            )
+            # The push is on the phone now: until it is recorded and its poll held, an
+            # approval waits. So this has threads of its own and goes before queued writes.
+            ok = await self._urgent(
+                self._records, self._record_push, alert.id, started.txid, started.poll_handle,
+                details,
+            )  # fmt: skip
             if ok:
-                self.wake()
+                self.wake(["poll_duo"])  # only the poll's claimer: nothing else was written
             return Done()
         retry = started.result == StartResult.ERROR and job.attempts + 1 < MAX_DUO_ERRORS
         if retry and not started.sent:
@@ -177,7 +215,7 @@ class ConversationHandlers(HandlerCore):
         return Done()
 
     def _record_push(self, alert_id: int, txid: str, handle: str, details: dict[str, Any]) -> bool:
-        with self.db.write() as session:
+        with self.db.write(priority=True) as session:
             changed = session.execute(
                 update(Alert)
                 .where(
@@ -203,7 +241,9 @@ class ConversationHandlers(HandlerCore):
             # alert too. With hundreds of pushes waiting on phones, that read was most of the
             # cost of polling them again every second.
             return RetryAt(utcnow() + timedelta(seconds=DUO_POLL_INTERVAL), failure=False)
-        alert = await self.load(job.alert_id)
+        # Until this read is done the push's long-poll is not held in Duo, and a person who
+        # approves meanwhile waits for it: the verdict threads, not the default pool.
+        alert = await self._urgent(self._verdicts, self._load, job.alert_id)
         txid = job.payload.get("txid")
         if alert is None or alert.duo_txid != txid or not _listening_to_duo(alert):
             return Done()
@@ -225,7 +265,7 @@ class ConversationHandlers(HandlerCore):
         # Duo's actor stays "duo", as before; other providers answer under their own name.
         actor = self.verifier.name if self.verifier.name in PROVIDER_LABELS else "duo"
         answer = Event(event, actor=actor, comment=polled.detail or None)
-        await self.apply(alert.id, answer, audit_details={"verifier": self.verifier.name})
+        await self.apply_verdict(alert.id, answer, audit_details={"verifier": self.verifier.name})
         return Done()
 
     async def update_dm(self, job: Job) -> Outcome:

@@ -19,8 +19,10 @@ def apply_by_id(
     *,
     also_set: dict[str, Any] | None = None,
     audit_details: dict[str, Any] | None = None,
+    priority: bool = False,
 ) -> Applied | None:
-    """None when the alert does not exist. Runs again if another writer raced us."""
+    """None when the alert does not exist. Runs again if another writer raced us.
+    ``priority``: someone is waiting on this verdict (Database.write)."""
 
     def work(session: Session) -> Applied | None:
         alert = load_for_update(session, alert_id)
@@ -28,4 +30,4 @@ def apply_by_id(
             return None
         return apply_event(session, alert, event, also_set=also_set, audit_details=audit_details)
 
-    return retrying(db, work)
+    return retrying(db, work, priority=priority)

@@ -30,12 +30,12 @@ def lost_race(exc: BaseException) -> bool:
     return getattr(orig, "sqlstate", None) == "40P01"
 
 
-def retrying(db: Database, work: Callable[[Session], T]) -> T:
+def retrying(db: Database, work: Callable[[Session], T], *, priority: bool = False) -> T:
     """``work`` in one write transaction, re-run (up to ``ATTEMPTS`` in all) when it lost a
     race; the last loss, and any other error, is raised as it was."""
     for attempt in Retrying(
         stop=stop_after_attempt(ATTEMPTS), retry=retry_if_exception(lost_race), reraise=True
     ):
-        with attempt, db.write() as session:
+        with attempt, db.write(priority=priority) as session:
             return work(session)
     raise AssertionError("unreachable")  # Retrying either returns or raises

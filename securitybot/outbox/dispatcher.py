@@ -126,7 +126,10 @@ class Dispatcher:
             values["only"] = effect
         else:
             values.update({f"skip{i}": name for i, name in enumerate(self._skip)})
-        return leases.claim(self.db, self._claims[effect], values)
+        # A held effect's claim goes before queued writes (SQLite): a push is on someone's
+        # phone and nothing listens for their answer until its poll is claimed.
+        urgent = effect is not None and effect in self.held
+        return leases.claim(self.db, self._claims[effect], values, priority=urgent)
 
     def _renew(self, ids: list[int]) -> None:
         leases.renew(self.db, ids, self.lease)

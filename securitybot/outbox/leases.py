@@ -53,9 +53,12 @@ def params(db: Database, lease: timedelta, **extra: Any) -> dict[str, Any]:
     return {"now": now, "lease": until, **extra}
 
 
-def claim(db: Database, statement: Any, values: dict[str, Any]) -> list[Job]:
-    """Run a claim statement (``claim_statement``); the claimed jobs in id order."""
-    with db.write() as session:
+def claim(
+    db: Database, statement: Any, values: dict[str, Any], *, priority: bool = False
+) -> list[Job]:
+    """Run a claim statement (``claim_statement``); the claimed jobs in id order.
+    ``priority``: before queued ordinary writes on SQLite (Database.write)."""
+    with db.write(priority=priority) as session:
         rows = session.execute(statement, values).all()
     jobs = []
     for r in rows:

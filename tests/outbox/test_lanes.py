@@ -162,9 +162,9 @@ async def test_new_work_of_one_effect_wakes_only_who_claims_it(
     claims: list[str] = []
     real_claim = leases.claim
 
-    def counted(db_: Database, statement: Any, values: dict[str, Any]) -> list[Job]:
+    def counted(db_: Database, statement: Any, values: dict[str, Any], **kw: Any) -> list[Job]:
         claims.append(values.get("only", "general"))
-        return real_claim(db_, statement, values)
+        return real_claim(db_, statement, values, **kw)
 
     monkeypatch.setattr(leases, "claim", counted)
 
