@@ -29,6 +29,7 @@ import sqlalchemy as sa
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from securitybot.demo import Call, FakeSlack
+from securitybot.slack.tiers import lifted
 
 SECURITY_CHANNEL = "CSECURITY"
 
@@ -189,7 +190,7 @@ def main() -> None:
         extra: dict[str, object] = {
             "database": {"url": with_application_name(url, name)},
             "slack": {"bot_token": "xoxb-bench", "signing_secret": "s", "api_url": fs.base_url,
-                      "security_channel": SECURITY_CHANNEL},
+                      "security_channel": SECURITY_CHANNEL, "rate_limits": lifted()},
             "policy": {"ack_timeout": 20},
             # One detection for every person: measured here, not held by the storm guard.
             "storm": {"max_people": 1_000_000},

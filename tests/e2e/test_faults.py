@@ -29,7 +29,7 @@ from bench.faults import (
 from securitybot.demo import FakeDuo, FakeSlack
 from securitybot.flows import dm_batch
 from securitybot.flows.conversation import ConversationHandlers
-from securitybot.slack.tiers import METHOD_TIER
+from securitybot.slack.tiers import lifted
 from tests.dbs import postgres_schema_url
 from tests.e2e.harness import TOKEN, Bot, ok_calls, wait_until
 from tests.e2e.test_crash_recovery import subprocess_bot
@@ -43,10 +43,7 @@ NOT_A_STORM = {"max_people": 1_000_000}
 # The fake Slack here enforces no limits (exactly-once is tested, not pacing), so neither does
 # the bot: 300 DMs, 300 escalations into one channel and the history lookups of every job a
 # fault cut short need not take Slack's minutes.
-UNLIMITED_SLACK = {"rate_limits": {
-    **{method: 60_000 for method in METHOD_TIER},
-    "chat.postMessage": 60_000, "chat.postMessage.channel": 60_000,
-}}  # fmt: skip
+UNLIMITED_SLACK = {"rate_limits": lifted()}
 
 
 @pytest.fixture

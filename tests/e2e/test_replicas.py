@@ -17,7 +17,7 @@ import yaml
 from securitybot.demo import FakeDuo, FakeSlack
 from securitybot.service import ServiceError, sqlite_single_process_lock
 from securitybot.slack.messages import DENY_ACTION
-from securitybot.slack.tiers import METHOD_TIER
+from securitybot.slack.tiers import lifted
 from securitybot.store.db import Database
 from tests.dbs import postgres_schema_url
 from tests.e2e.harness import (
@@ -49,14 +49,18 @@ def test_two_replicas_dm_and_escalate_every_alert_exactly_once(
     for n in range(2):
         port = free_port()
         # 200 people of one detection: a storm by default; here the exactly-once path is tested.
-        cfg = e2e_config(pg_url, fs, fd, server={"host": "127.0.0.1", "port": port},
-                         logging={"level": "WARNING"}, policy={"ack_timeout": 20},
-                         storm={"max_people": USERS},
-                         # The fake enforces no limits: 200 escalations into one channel need
-                         # not take Slack's 200 seconds (pacing: tests/slack/test_rate_tiers.py).
-                         slack={"rate_limits": {**{m: 60_000 for m in METHOD_TIER},
-                                                "chat.postMessage": 60_000,
-                                                "chat.postMessage.channel": 60_000}})  # fmt: skip
+        cfg = e2e_config(
+            pg_url,
+            fs,
+            fd,
+            server={"host": "127.0.0.1", "port": port},
+            logging={"level": "WARNING"},
+            policy={"ack_timeout": 20},
+            storm={"max_people": USERS},
+            # The fake enforces no limits: 200 escalations into one channel need
+            # not take Slack's 200 seconds (pacing: tests/slack/test_rate_tiers.py).
+            slack={"rate_limits": lifted()},
+        )
         path = tmp_path / f"replica{n}.yaml"
         path.write_text(yaml.safe_dump(cfg))
         servers.append(Server(path, port, tmp_path / f"replica{n}.log"))
