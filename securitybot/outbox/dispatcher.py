@@ -247,8 +247,12 @@ class Dispatcher:
             async for attempt in AsyncRetrying(
                 stop=stop_after_attempt(RECORD_TRIES),
                 wait=wait_exponential(multiplier=0.1),
-                before_sleep=lambda _: logger.warning(
-                    "outbox jobs %s: recording outcomes failed; retrying", ids, exc_info=True
+                # The failure itself, not the (empty) current exception: the outage filter
+                # turns a database outage into one line per interval, without a traceback.
+                before_sleep=lambda state: logger.warning(
+                    "outbox jobs %s: recording outcomes failed; retrying",
+                    ids,
+                    exc_info=state.outcome.exception() if state.outcome else None,
                 ),
                 reraise=True,
             ):
