@@ -44,8 +44,9 @@ def test_people_come_from_the_directory_and_its_events(bot: Bot) -> None:
     assert bot.slack_post(user_change_body(bob)).status_code == 200
     carol = bot.fs.add_user("UCAROL", "carol@example.com", first_name="Carol")
     assert bot.slack_post(team_join_body(carol)).status_code == 200
+    # The people table is written behind, off the event loop: give a loaded machine time.
     wait_until(lambda: _known(bot, "robert@example.com") and _known(bot, "carol@example.com"),
-               what="the events in the people table")  # fmt: skip
+               timeout=30, what="the events in the people table")  # fmt: skip
     for user, user_id in (("robert@example.com", "UBOB"), ("carol@example.com", "UCAROL")):
         _dm(bot, bot.post_alert(dedup_key=f"dir-{user_id}", user=user)["id"], user_id)
 
