@@ -146,7 +146,11 @@ class Snooze(Base):
     """After a Duo-confirmed alert, the user may silence the same kind for the same scope."""
 
     __tablename__ = "snoozes"
-    __table_args__ = (Index("ix_snoozes_lookup", "user_id", "kind", "scope_key"),)
+    # The source index: purging or erasing a batch of alerts unlinks their snoozes by it.
+    __table_args__ = (
+        Index("ix_snoozes_lookup", "user_id", "kind", "scope_key"),
+        Index("ix_snoozes_source_alert_id", "source_alert_id"),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     user_id: Mapped[str] = mapped_column(String(32))
