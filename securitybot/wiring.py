@@ -199,6 +199,7 @@ def wire_workers(
         runtime.db, runtime.handlers, lease=s.scheduler.outbox_lease,
         unordered=UNORDERED_EFFECTS, held=HELD_EFFECTS, batch_handlers=batch.handlers(),
     )  # fmt: skip
+    handlers.handover = dispatcher  # a push's poll starts from the push, not from a claim
     runtime.on_new_work(dispatcher.notify)
     runtime.on_drain.append(dispatcher.drain)
     batch.handover = dispatcher

@@ -16,7 +16,7 @@ import logging
 from collections.abc import Awaitable
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 from sqlalchemy import select
 
@@ -29,6 +29,7 @@ from securitybot.ingest.schema import as_person, no_user_note
 from securitybot.outbox.jobs import (
     BatchHandler,
     Done,
+    Handover,
     Job,
     Outcome,
     Recorded,
@@ -56,15 +57,6 @@ async def _bounded(calls: list[Awaitable[T]]) -> list[T]:
             return await call
 
     return await asyncio.gather(*(one(c) for c in calls))
-
-
-class Handover(Protocol):
-    """The dispatcher's side of jobs a handler claims itself (``Dispatcher.adopt``)."""
-
-    lease: timedelta
-
-    def adopt(self, jobs: list[Job]) -> None: ...
-    async def release(self, jobs: list[Job], outcomes: list[Outcome]) -> None: ...
 
 
 @dataclass

@@ -18,7 +18,7 @@ from securitybot.domain import Event
 from securitybot.flows.events import apply_by_id
 from securitybot.kinds import KindRegistry
 from securitybot.outbox.dispatcher import Done, GiveUp, Job, Outcome, RetryAt, backoff
-from securitybot.outbox.jobs import Wake
+from securitybot.outbox.jobs import Handover, Wake
 from securitybot.slack.gateway import SlackGateway, SlackPermanentError, SlackRetryLater
 from securitybot.slack.post_once import post_once
 from securitybot.store import alerts as alert_store
@@ -36,6 +36,8 @@ class HandlerCore:
     slack: SlackGateway | None
     verifier: Verifier
     wake: Wake  # wakes the dispatcher after new outbox rows
+    # The dispatcher's side of jobs written leased to this process (set once it exists).
+    handover: Handover | None = None
 
     def _load(self, alert_id: int | None) -> Alert | None:
         if alert_id is None:

@@ -289,6 +289,11 @@ class Dispatcher:
                 self._held_ids.add(job.id)
             self._inflight[job.id] = loop.create_task(self._run_in_order(job))
 
+    def run(self, jobs: list[Job]) -> None:
+        """Run jobs their writer leased to this process (``Handover``) at once: renewed and
+        recorded like claimed ones; held effects are held here too (no concurrency slot)."""
+        self._spawn(jobs)
+
     def notify(self, effects: Iterable[str] | None = None) -> None:
         """New work was written: wake whoever claims ``effects`` (None: everyone).
 

@@ -19,6 +19,9 @@ class Job:
     created_at: Any  # a datetime, or text on SQLite (raw SQL skips the column type)
     claims: int = 1  # this claim included
     delivery_started: bool = False  # an earlier run marked that it was about to post
+    # Written leased and run at once by this process (Handover.run), not claimed: what its
+    # writer knew when it wrote the row still holds, so the handler need not read it back.
+    handed_over: bool = False
 
     @property
     def created_epoch(self) -> float:
@@ -72,3 +75,17 @@ class Wake(Protocol):
     None (the writer cannot say) wakes every claimer; an empty collection, nobody."""
 
     def __call__(self, effects: Iterable[str] | None = None, /) -> None: ...
+
+
+class Handover(Protocol):
+    """The dispatcher's side of jobs a handler wrote leased to this process in its own
+    transaction (``store.outbox``'s ``take``/``enqueue_leased``), rather than leaving them for a
+    claimer to find: ``adopt`` those the handler runs itself (renewed with the others' until
+    ``release`` records their outcomes); ``run`` those the dispatcher should run at once like
+    claimed ones (a push's poll must be held in Duo before its person approves)."""
+
+    lease: timedelta
+
+    def adopt(self, jobs: list[Job]) -> None: ...
+    async def release(self, jobs: list[Job], outcomes: list[Outcome]) -> None: ...
+    def run(self, jobs: list[Job]) -> None: ...

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, cast
 
 from sqlalchemy import Integer, Table, bindparam, insert, update
@@ -54,6 +54,38 @@ def enqueue(
     stmt = _INSERT_IDEMPOTENT.get(dialect, _INSERT) if idempotency_key else _INSERT
     session.connection().execute(stmt, values)
     enqueued(session).add(effect)
+
+
+def enqueue_leased(
+    session: Session,
+    *,
+    effect: str,
+    lease: timedelta,
+    payload: dict[str, Any] | None = None,
+    alert_id: int | None = None,
+    idempotency_key: str,
+) -> tuple[int, datetime] | None:
+    """An outbox row already claimed by the writer for ``lease``, for a job it runs at once
+    itself (``Dispatcher.hand_over``): no other claimer takes it while the lease is renewed,
+    and if the writer dies it is claimed like any other once the lease runs out. Its id and
+    ``created_at``; None if a row with the key was there already (that one is not ours)."""
+    now = utcnow()
+    values = {
+        "alert_id": alert_id,
+        "effect": effect,
+        "payload": payload or {},
+        "idempotency_key": idempotency_key,
+        "status": "pending",
+        "attempts": 0,
+        "claims": 1,
+        "next_attempt_at": now,
+        "locked_until": now + lease,
+        "created_at": now,
+    }
+    dialect = session.get_bind().dialect.name
+    stmt = _INSERT_IDEMPOTENT.get(dialect, _INSERT).returning(OUTBOX.c.id)
+    row = session.connection().execute(stmt, values).first()
+    return None if row is None else (int(row[0]), now)
 
 
 def mark_delivery_started(session: Session, job_id: int, *, started: bool = True) -> None:
