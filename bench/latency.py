@@ -36,10 +36,10 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import aiohttp
 import yaml
@@ -48,6 +48,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.common import TOKEN, database, free_port, percentile, wait_healthy
 from securitybot.demo import FakeDuo, FakeSlack
 from securitybot.slack.tiers import lifted
+from tests.children import die_with_parent
 
 TARGET_P99_MS = 250.0
 TARGET_DMS_PER_S = 300.0  # sustained; only a --rate above it can show it
@@ -85,19 +86,46 @@ def _email(i: int) -> str:
     return f"user{i:05d}@bench.example"
 
 
+# How a bench starts the bot: `securitybot` itself, unless it wraps it (bench/storm_shim.py).
+SECURITYBOT = (sys.executable, "-m", "securitybot")
+
+
+class _SlackFake(Protocol):
+    """What `serve` needs of a fake Slack: demo.FakeSlack, or bench/storm_slack.py's."""
+
+    @property
+    def base_url(self) -> str: ...
+
+
 @contextmanager
 def serve(
     db_url: str,
-    fs: FakeSlack,
+    fs: _SlackFake,
     fd: FakeDuo,
-    py_spy: Path | None,
-    tag: str,
+    py_spy: Path | None = None,
+    tag: str = "",
     workers: int = 1,
     extra: dict[str, Any] | None = None,
+    *,
+    command: Sequence[str] = SECURITYBOT,
+    lift_slack_limits: bool = True,
 ) -> Iterator[tuple[str, int]]:
-    """Migrate and start `securitybot serve`; yields (base URL, pid). ``extra``: more config
-    sections (bench/purge.py adds ``retention``)."""
+    """Migrate and start `securitybot serve`; yields (base URL, pid). ``extra``: config sections
+    that replace these (bench/purge.py adds ``retention``, bench/storm.py sets ``storm``).
+    ``command``: what runs `serve` (bench/storm.py: its shim, which scales Slack's figures);
+    ``lift_slack_limits`` False leaves the bot Slack's documented rates, for a fake that
+    enforces them (bench/storm.py)."""
     port = free_port()
+    slack: dict[str, Any] = {
+        "bot_token": "xoxb-bench",
+        "signing_secret": SIGNING_SECRET,
+        "api_url": fs.base_url,
+        "security_channel": SECURITY_CHANNEL,
+    }
+    if lift_slack_limits:
+        # The fake enforces no limits: measured here is the bot, not Slack's pacing
+        # (bench/storm.py measures that, against a fake that enforces them).
+        slack["rate_limits"] = lifted()
     cfg: dict[str, Any] = {
         "database": {"url": db_url},
         "server": {"host": "127.0.0.1", "port": port},
@@ -105,11 +133,7 @@ def serve(
             "tokens": [{"source": "bench", "token": TOKEN}],
             "rate_limit": {"rate": 1_000_000, "burst": 1_000_000},
         },
-        "slack": {"bot_token": "xoxb-bench", "signing_secret": SIGNING_SECRET,
-                  "api_url": fs.base_url, "security_channel": SECURITY_CHANNEL,
-                  # The fake enforces no limits: measured here is the bot, not Slack's pacing
-                  # (bench/storm.py measures that, against a fake that enforces them).
-                  "rate_limits": lifted()},
+        "slack": slack,
         "duo": {"ikey": fd.ikey, "skey": fd.skey, "api_host": fd.api_host,
                 "ca_certs": fd.ca_path},
         "policy": {"ack_timeout": 3600, "duo_timeout": 120},
@@ -121,11 +145,12 @@ def serve(
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "config.yaml"
         path.write_text(yaml.safe_dump(cfg))
-        exe = [sys.executable, "-m", "securitybot"]
-        subprocess.run([*exe, "migrate", "--config", str(path)], check=True, cwd=REPO,
+        subprocess.run([*SECURITYBOT, "migrate", "--config", str(path)], check=True, cwd=REPO,
                        capture_output=True)  # fmt: skip
         more = ["--workers", str(workers)] if workers > 1 else []
-        proc = subprocess.Popen([*exe, "serve", "--config", str(path), *more], cwd=REPO)
+        # A bench stopped hard (^C twice, a kill) must not leave `serve` holding its port.
+        proc = subprocess.Popen([*command, "serve", "--config", str(path), *more], cwd=REPO,
+                                preexec_fn=die_with_parent)  # fmt: skip
         spy: subprocess.Popen[bytes] | None = None
         base = f"http://127.0.0.1:{port}"
         try:

@@ -34,12 +34,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import ctypes
 import os
-import signal
-import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -47,10 +43,10 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.common import TOKEN, database, free_port, percentile, wait_healthy
+from bench import latency
+from bench.common import database, percentile
 from bench.latency import _email, _load, _post_all, _user_id
 from bench.storm_slack import USERS_LIST_MAX, WORKSPACE_POSTS_PER_MINUTE, StormLimits, StormSlack
 from securitybot.config import StormConfig
@@ -59,7 +55,6 @@ from securitybot.slack.tiers import POST
 
 GOAL_RATIO = 1.2
 SECURITY_CHANNEL = "CSECURITY"
-REPO = Path(__file__).resolve().parent.parent
 
 
 def lower_bound(people: int, directory: int, posts_per_minute: float) -> float:
@@ -84,45 +79,15 @@ def lower_bound(people: int, directory: int, posts_per_minute: float) -> float:
     return last
 
 
-def _die_with_parent() -> None:
-    """Popen preexec_fn: the kernel kills `serve` when this process goes (PR_SET_PDEATHSIG)."""
-    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)
-
-
 @contextmanager
 def serve(db_url: str, fs: StormSlack, fd: FakeDuo, scale: float,
           storm: dict[str, Any]) -> Iterator[str]:  # fmt: skip
-    """Migrate and start `securitybot serve` (through bench/storm_shim.py); yield its URL."""
-    port = free_port()
-    cfg: dict[str, Any] = {
-        "database": {"url": db_url},
-        "server": {"host": "127.0.0.1", "port": port},
-        "ingest": {"tokens": [{"source": "bench", "token": TOKEN}],
-                   "rate_limit": {"rate": 1_000_000, "burst": 1_000_000}},
-        "slack": {"bot_token": "xoxb-bench", "signing_secret": "bench-signing-secret",
-                  "api_url": fs.base_url, "security_channel": SECURITY_CHANNEL},
-        "duo": {"ikey": fd.ikey, "skey": fd.skey, "api_host": fd.api_host,
-                "ca_certs": fd.ca_path},
-        "policy": {"ack_timeout": 3600, "duo_timeout": 120},
-        "storm": storm,
-        "logging": {"level": "WARNING"},
-    }  # fmt: skip
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "config.yaml"
-        path.write_text(yaml.safe_dump(cfg))
-        exe = [sys.executable, "-m", "securitybot"]
-        subprocess.run([*exe, "migrate", "--config", str(path)], check=True, cwd=REPO,
-                       capture_output=True)  # fmt: skip
-        shim = [sys.executable, "-m", "bench.storm_shim", str(scale)]
-        proc = subprocess.Popen([*shim, "serve", "--config", str(path)], cwd=REPO,
-                                preexec_fn=_die_with_parent)  # fmt: skip
-        base = f"http://127.0.0.1:{port}"
-        try:
-            wait_healthy(base, proc)
-            yield base
-        finally:
-            proc.terminate()
-            proc.wait(timeout=20)
+    """bench/latency.py's `serve`, through bench/storm_shim.py (the bot's copy of Slack's
+    rates scaled as the fake's are) and with Slack's limits left in; yields its URL."""
+    shim = (sys.executable, "-m", "bench.storm_shim", str(scale))
+    with latency.serve(db_url, fs, fd, extra={"storm": storm}, command=shim,
+                       lift_slack_limits=False) as (base, _pid):  # fmt: skip
+        yield base
 
 
 def _post(base: str, people: int, rate: float, run_id: str) -> dict[str, Any]:

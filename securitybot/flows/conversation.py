@@ -26,6 +26,7 @@ from securitybot.i18n import ENGLISH, Translator
 from securitybot.outbox.dispatcher import Done, GiveUp, Handler, Job, Outcome, RetryAt, backoff
 from securitybot.slack import messages
 from securitybot.slack.gateway import SlackPermanentError, SlackRetryLater, SlackUser
+from securitybot.slack.retry_later import retry_later
 from securitybot.store import alerts as alert_store
 from securitybot.store.models import Alert, utcnow
 from securitybot.store.outbox import enqueue, enqueue_leased
@@ -323,7 +324,7 @@ class ConversationHandlers(HandlerCore):
         try:
             await self._post_once(job, alert.dm_channel, text, None, "reminder")
         except SlackRetryLater as exc:
-            return self._slack_retry(job, exc)
+            return retry_later(job, exc)
         except SlackPermanentError as exc:
             return GiveUp(str(exc))
         await asyncio.to_thread(self._audit, alert, "alert.reminder_sent", {})
@@ -336,7 +337,7 @@ class ConversationHandlers(HandlerCore):
         try:
             await self.slack.reset_sessions(alert.user_id)
         except SlackRetryLater as exc:
-            return self._slack_retry(job, exc)
+            return retry_later(job, exc)
         except SlackPermanentError as exc:
             await asyncio.to_thread(
                 self._audit, alert, "user.sessions_reset_failed", {"error": exc.error}

@@ -38,6 +38,7 @@ from securitybot.outbox.jobs import (
 )
 from securitybot.slack import messages
 from securitybot.slack.gateway import SlackPermanentError, SlackRetryLater, SlackUser
+from securitybot.slack.retry_later import retry_later
 from securitybot.store.models import Alert, utcnow
 
 logger = logging.getLogger(__name__)
@@ -166,7 +167,7 @@ class BatchConversation:
         people: list[dm_batch.Person] = []
         for job, alert, user in found:
             if isinstance(user, SlackRetryLater):
-                outcomes[job.id] = h._slack_retry(job, user)
+                outcomes[job.id] = retry_later(job, user)
                 continue
             if isinstance(user, Exception):
                 events.append((alert.id, Event(EventType.DM_FAILED, comment=str(user))))
@@ -266,7 +267,7 @@ class BatchConversation:
         except SlackRetryLater as exc:
             if exc.spends_attempt and job.attempts + 1 >= MAX_DM_ATTEMPTS:
                 return Event(EventType.DM_FAILED, comment=str(exc))
-            return h._slack_retry(job, exc)
+            return retry_later(job, exc)
         except SlackPermanentError as exc:
             return Event(EventType.DM_FAILED, comment=str(exc))
         except Exception as exc:  # one DM's bug must not undo the batch's posts

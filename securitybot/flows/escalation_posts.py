@@ -21,6 +21,7 @@ from securitybot.slack import messages
 from securitybot.slack import mrkdwn as md
 from securitybot.slack.channels import CHANNEL_ERRORS
 from securitybot.slack.gateway import SlackPermanentError, SlackRetryLater
+from securitybot.slack.retry_later import retry_later
 from securitybot.slack.routes import escalation_channel
 from securitybot.store.models import Alert, AuditLog, utcnow
 from securitybot.store.outbox import enqueue
@@ -110,7 +111,7 @@ class EscalationPosts:
             if unusable or job.attempts + 1 >= self.h.settings.escalation.fallback_after_failures:
                 await asyncio.to_thread(self._enqueue_fallback, alert.id, str(exc))
             if isinstance(exc, SlackRetryLater):
-                return self.h._slack_retry(job, exc)
+                return retry_later(job, exc)
             return RetryAt(utcnow() + backoff(job.attempts + 1, cap=600), str(exc))
         return Done()
 
@@ -171,7 +172,7 @@ class EscalationPosts:
         try:
             ts = await self.h._post_once(job, channel, text, blocks, f"tier{tier}")
         except SlackRetryLater as exc:
-            return self.h._slack_retry(job, exc)
+            return retry_later(job, exc)
         except SlackPermanentError as exc:
             return RetryAt(utcnow() + backoff(job.attempts + 1, cap=600), str(exc))
         await asyncio.to_thread(self.h._set, alert.id, escalation_channel=channel, escalation_ts=ts)

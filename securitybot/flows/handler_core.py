@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import select, update
@@ -17,13 +16,14 @@ from securitybot.config import Settings
 from securitybot.domain import Event
 from securitybot.flows.events import apply_by_id
 from securitybot.kinds import KindRegistry
-from securitybot.outbox.dispatcher import Done, GiveUp, Job, Outcome, RetryAt, backoff
+from securitybot.outbox.dispatcher import Done, GiveUp, Job, Outcome
 from securitybot.outbox.jobs import Handover, Wake
 from securitybot.slack.gateway import SlackGateway, SlackPermanentError, SlackRetryLater
 from securitybot.slack.post_once import post_once
+from securitybot.slack.retry_later import retry_later
 from securitybot.store import alerts as alert_store
 from securitybot.store.db import Database
-from securitybot.store.models import Alert, utcnow
+from securitybot.store.models import Alert
 from securitybot.store.outbox import mark_delivery_started
 from securitybot.verify.base import Verifier
 
@@ -61,7 +61,7 @@ class HandlerCore:
         try:
             await call
         except SlackRetryLater as exc:
-            return self._slack_retry(job, exc)
+            return retry_later(job, exc)
         except SlackPermanentError as exc:
             return GiveUp(str(exc))
         return Done()
@@ -78,10 +78,6 @@ class HandlerCore:
     def _mark_delivery_started(self, job_id: int, started: bool) -> None:
         with self.db.write() as session:
             mark_delivery_started(session, job_id, started=started)
-
-    def _slack_retry(self, job: Job, exc: SlackRetryLater) -> RetryAt:
-        delay = timedelta(seconds=exc.retry_after) if exc.retry_after else backoff(job.attempts + 1)
-        return RetryAt(utcnow() + delay, str(exc), failure=exc.spends_attempt)
 
     def _grouped(self, alert_id: int) -> list[Alert]:
         with self.db.read() as session:

@@ -10,7 +10,6 @@ replica runs which job. Subclasses say which table, which effects and how the me
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
 from typing import Any, ClassVar, Protocol
 
 from sqlalchemy.orm import Session
@@ -20,6 +19,7 @@ from securitybot.outbox.dispatcher import Done, GiveUp, Handler, Job, Outcome, R
 from securitybot.slack.gateway import SlackGateway, SlackPermanentError, SlackRetryLater
 from securitybot.slack.mrkdwn import mention_ref
 from securitybot.slack.post_once import post_once
+from securitybot.slack.retry_later import retry_later
 from securitybot.store.db import Database
 from securitybot.store.models import utcnow
 
@@ -32,11 +32,6 @@ class Versioned(Protocol):
     shown_version: int
     channel: str | None
     ts: str | None
-
-
-def _retry(exc: SlackRetryLater, attempts: int) -> RetryAt:
-    delay = timedelta(seconds=exc.retry_after) if exc.retry_after else backoff(attempts + 1)
-    return RetryAt(utcnow() + delay, str(exc), failure=exc.spends_attempt)
 
 
 class VersionedPost:
@@ -104,7 +99,7 @@ class VersionedPost:
                     await asyncio.to_thread(self._shown, row_id, row.version, channel, ts)
                 await self._converge(row_id)
             except SlackRetryLater as exc:
-                return _retry(exc, job.attempts)
+                return retry_later(job, exc)
             except SlackPermanentError as exc:
                 return RetryAt(utcnow() + backoff(job.attempts + 1, cap=600), str(exc))
         return Done()
@@ -117,7 +112,7 @@ class VersionedPost:
             try:
                 await self._converge(row_id)
             except SlackRetryLater as exc:
-                return _retry(exc, job.attempts)
+                return retry_later(job, exc)
             except SlackPermanentError as exc:
                 return GiveUp(str(exc))
         return Done()

@@ -28,7 +28,7 @@ from securitybot.store.db import Database
 from securitybot.store.models import Alert, AuditLog, Exemption, Outbox, utcnow
 from securitybot.store.suppression_models import SuppressionRule
 from securitybot.verify.duo import UnconfiguredVerifier
-from tests.flows.stored import stored_alert
+from tests.flows.stored import new_alert, pending_jobs, stored_alert
 from tests.perf.counting import counted
 
 PEOPLE = 40
@@ -57,25 +57,6 @@ def _batch(db: Database, fs: FakeSlack) -> BatchConversation:
     return BatchConversation(handlers)
 
 
-def _new(db: Database, user: str, key: str, **values: Any) -> int:
-    alert_id = stored_alert(db, status="new", user_id=None, user_given=user, dedup_key=key,
-                            **values)  # fmt: skip
-    with db.write() as session:
-        session.add(Outbox(alert_id=alert_id, effect="start_conversation", payload={},
-                           idempotency_key=f"start:{alert_id}"))  # fmt: skip
-    return alert_id
-
-
-def _jobs(db: Database, effect: str) -> list[Job]:
-    with db.read() as session:
-        rows = session.scalars(
-            select(Outbox).where(Outbox.effect == effect, Outbox.status == "pending")
-            .order_by(Outbox.id)
-        ).all()  # fmt: skip
-        return [Job(id=r.id, effect=effect, alert_id=r.alert_id, payload=r.payload or {},
-                    attempts=0, created_at=r.created_at) for r in rows]  # fmt: skip
-
-
 def _alerts(db: Database, ids: list[int]) -> list[Alert]:
     with db.read() as session:
         return list(session.scalars(select(Alert).where(Alert.id.in_(ids)).order_by(Alert.id)))
@@ -96,17 +77,18 @@ def _dms_to(fs: FakeSlack, channel: str) -> list[Any]:
 
 
 async def _run(batch: BatchConversation, db: Database) -> None:
-    jobs = _jobs(db, "start_conversation")
+    jobs = pending_jobs(db, "start_conversation")
     assert await batch.start_conversations(jobs) == [Recorded()] * len(jobs)
-    jobs = _jobs(db, "send_dm")
+    jobs = pending_jobs(db, "send_dm")
     assert await batch.send_dms(jobs) == [Recorded()] * len(jobs)
-    assert _jobs(db, "start_conversation") == _jobs(db, "send_dm") == []  # recorded with the work
+    # Recorded with the work: nothing is left pending.
+    assert pending_jobs(db, "start_conversation") == pending_jobs(db, "send_dm") == []
 
 
 async def test_a_burst_for_one_person_in_one_batch_is_one_dm_that_lists_the_rest(
     db: Database, fs: FakeSlack
 ) -> None:
-    ids = [_new(db, "alice@example.com", f"burst-{i}") for i in range(4)]
+    ids = [new_alert(db, "alice@example.com", f"burst-{i}") for i in range(4)]
     await _run(_batch(db, fs), db)
 
     first, *rest = _alerts(db, ids)
@@ -124,15 +106,15 @@ async def test_a_new_alert_joins_an_open_conversation_older_than_its_batch(
 ) -> None:
     older = stored_alert(db, status="awaiting_ack", dm_channel="DUALICE", dm_ts="111.222",
                          respond_by=utcnow() + timedelta(minutes=10))  # fmt: skip
-    joining = _new(db, "alice@example.com", "joining")
-    bob = _new(db, "bob@example.com", "bob")
+    joining = new_alert(db, "alice@example.com", "joining")
+    bob = new_alert(db, "bob@example.com", "bob")
     await _run(_batch(db, fs), db)
 
     joined, dm_to_bob = _alerts(db, [joining, bob])
     assert (joined.parent_id, joined.status, joined.dm_ts) == (older, "awaiting_ack", "111.222")
     assert dm_to_bob.status == "awaiting_ack"
     assert _dms_to(fs, "DUALICE") == []  # the open DM is re-rendered, not sent again
-    assert [j.alert_id for j in _jobs(db, "refresh_dm")] == [older]
+    assert [j.alert_id for j in pending_jobs(db, "refresh_dm")] == [older]
 
 
 async def test_a_mixed_batch_ends_each_alert_as_it_would_alone(db: Database, fs: FakeSlack) -> None:
@@ -140,11 +122,11 @@ async def test_a_mixed_batch_ends_each_alert_as_it_would_alone(db: Database, fs:
     with db.write() as session:
         session.add(Exemption(user="bob@example.com", reason="service account",
                               created_by="USEC"))  # fmt: skip
-    asked = _new(db, "alice@example.com", "asked")
-    exempt = _new(db, "bob@example.com", "exempt")
-    unknown = _new(db, "stranger@example.com", "unknown")
-    gone = _new(db, "gone@example.com", "gone")
-    nobody = _new(db, "root", "nobody")
+    asked = new_alert(db, "alice@example.com", "asked")
+    exempt = new_alert(db, "bob@example.com", "exempt")
+    unknown = new_alert(db, "stranger@example.com", "unknown")
+    gone = new_alert(db, "gone@example.com", "gone")
+    nobody = new_alert(db, "root", "nobody")
     await _run(_batch(db, fs), db)
 
     got = {a.id: (a.status, a.escalation_reason) for a in _alerts(db, [asked, exempt, unknown,
@@ -157,7 +139,7 @@ async def test_a_mixed_batch_ends_each_alert_as_it_would_alone(db: Database, fs:
         nobody: ("escalated", "no_user"),
     }
     assert len(fs.calls_to("chat.postMessage")) == 1
-    escalations = sorted(j.alert_id or 0 for j in _jobs(db, "post_escalation"))
+    escalations = sorted(j.alert_id or 0 for j in pending_jobs(db, "post_escalation"))
     assert escalations == sorted([exempt, unknown, gone, nobody])
 
 
@@ -167,12 +149,12 @@ async def test_a_burst_for_many_people_costs_a_few_transactions_not_a_few_per_al
     # The answers of one burst's lookups counted together however far apart a loaded
     # machine spreads them (LINGER, as in the test below).
     monkeypatch.setattr(conversation_batch, "LINGER", 2.0)
-    ids = [_new(db, f"person{i:03d}@example.com", f"many-{i}") for i in range(PEOPLE)]
+    ids = [new_alert(db, f"person{i:03d}@example.com", f"many-{i}") for i in range(PEOPLE)]
     batch = _batch(db, fs)
-    starts = _jobs(db, "start_conversation")
+    starts = pending_jobs(db, "start_conversation")
     with counted(db) as seen:
         await batch.start_conversations(starts)
-    sends = _jobs(db, "send_dm")
+    sends = pending_jobs(db, "send_dm")
     with counted(db) as more:
         await batch.send_dms(sends)
     seen = {k: seen[k] + more[k] for k in seen}
@@ -211,10 +193,10 @@ async def test_the_start_of_a_burst_sends_its_dms_itself_in_three_transactions(
     # the service waits, which would count a transaction per answer: what is counted here is
     # the transactions of answers that come together.
     monkeypatch.setattr(conversation_batch, "LINGER", 2.0)
-    ids = [_new(db, f"person{i:03d}@example.com", f"many-{i}") for i in range(PEOPLE)]
+    ids = [new_alert(db, f"person{i:03d}@example.com", f"many-{i}") for i in range(PEOPLE)]
     batch = _batch(db, fs)
     batch.handover = handover = _Handover()
-    starts = _jobs(db, "start_conversation")
+    starts = pending_jobs(db, "start_conversation")
     with counted(db) as seen:
         assert await batch.start_conversations(starts) == [Recorded()] * PEOPLE
 
@@ -234,10 +216,10 @@ async def test_a_dm_the_batch_took_that_slack_refuses_for_now_is_retried_by_the_
     db: Database, fs: FakeSlack
 ) -> None:
     fs.fail_next("chat.postMessage", status=429, retry_after=5)
-    alert_id = _new(db, "alice@example.com", "limited")
+    alert_id = new_alert(db, "alice@example.com", "limited")
     batch = _batch(db, fs)
     batch.handover = handover = _Handover()
-    await batch.start_conversations(_jobs(db, "start_conversation"))
+    await batch.start_conversations(pending_jobs(db, "start_conversation"))
 
     [(job_id, outcome)] = handover.released
     assert job_id == handover.adopted[0]
@@ -254,10 +236,10 @@ async def test_an_alert_grouped_under_one_a_rule_closes_gets_its_own_conversatio
         session.add(SuppressionRule(kind="sensitive_command", matchers={"host": "build-*"},
                                     reason="CI image rebuild", created_by="ULEAD",
                                     expires_at=utcnow() + timedelta(hours=4)))  # fmt: skip
-    hit = _new(db, "alice@example.com", "hit", details={"host": "build-07"})
-    miss = _new(db, "alice@example.com", "miss", details={"host": "accountingserver01"})
+    hit = new_alert(db, "alice@example.com", "hit", details={"host": "build-07"})
+    miss = new_alert(db, "alice@example.com", "miss", details={"host": "accountingserver01"})
     batch = _batch(db, fs)
-    first, second = _jobs(db, "start_conversation")
+    first, second = pending_jobs(db, "start_conversation")
     await batch.start_conversations([second])  # settled first: it joins the open first alert
     assert _alerts(db, [miss])[0].parent_id == hit
     await batch.start_conversations([first])  # the rule closes the first alert

@@ -18,7 +18,6 @@ from typing import Any
 
 import pytest
 from slack_sdk.web.async_client import AsyncWebClient
-from sqlalchemy import select
 
 from securitybot.config import Settings
 from securitybot.demo import FakeSlack
@@ -32,7 +31,7 @@ from securitybot.slack.tiers import Limits
 from securitybot.store.db import Database
 from securitybot.store.models import Alert, Outbox, utcnow
 from securitybot.verify.duo import UnconfiguredVerifier
-from tests.flows.stored import stored_alert
+from tests.flows.stored import new_alert, pending_jobs
 
 
 @pytest.fixture
@@ -51,24 +50,6 @@ def _batch(db: Database, fs: FakeSlack) -> BatchConversation:
                                     slack=gateway, verifier=UnconfiguredVerifier(),
                                     wake=lambda *_: None)  # fmt: skip
     return BatchConversation(handlers)
-
-
-def _new(db: Database, user: str, key: str) -> int:
-    alert_id = stored_alert(db, status="new", user_id=None, user_given=user, dedup_key=key)
-    with db.write() as session:
-        session.add(Outbox(alert_id=alert_id, effect="start_conversation", payload={},
-                           idempotency_key=f"start:{alert_id}"))  # fmt: skip
-    return alert_id
-
-
-def _jobs(db: Database, effect: str) -> list[Job]:
-    with db.read() as session:
-        rows = session.scalars(
-            select(Outbox).where(Outbox.effect == effect, Outbox.status == "pending")
-            .order_by(Outbox.id)
-        ).all()  # fmt: skip
-        return [Job(id=r.id, effect=effect, alert_id=r.alert_id, payload=r.payload or {},
-                    attempts=r.attempts, created_at=r.created_at) for r in rows]  # fmt: skip
 
 
 def _alert(db: Database, alert_id: int) -> Alert:
@@ -94,10 +75,10 @@ class _Handover:
 async def test_a_dm_is_one_post_to_the_user_id_and_keeps_the_dm_id_for_updates(
     db: Database, fs: FakeSlack
 ) -> None:
-    alert_id = _new(db, "alice@example.com", "one-call")
+    alert_id = new_alert(db, "alice@example.com", "one-call")
     batch = _batch(db, fs)
-    await batch.start_conversations(_jobs(db, "start_conversation"))
-    assert await batch.send_dms(_jobs(db, "send_dm")) == [Recorded()]
+    await batch.start_conversations(pending_jobs(db, "start_conversation"))
+    assert await batch.send_dms(pending_jobs(db, "send_dm")) == [Recorded()]
 
     [dm] = fs.calls_to("chat.postMessage")
     assert (dm.params["channel"], dm.response["channel"]) == ("UALICE", "DUALICE")
@@ -125,11 +106,11 @@ async def test_a_known_persons_dm_does_not_wait_for_the_rest_of_the_batch(
     assert batch.h.slack is not None
     batch.h.slack.learn_users([fs.users["UALICE"]])  # Alice is in the directory already
     batch.handover = _Handover()
-    bob = _new(db, "bob@example.com", "slow")  # first in the batch
-    alice = _new(db, "alice@example.com", "known")
+    bob = new_alert(db, "bob@example.com", "slow")  # first in the batch
+    alice = new_alert(db, "alice@example.com", "known")
 
     started = time.time()
-    await batch.start_conversations(_jobs(db, "start_conversation"))
+    await batch.start_conversations(pending_jobs(db, "start_conversation"))
     posts = {c.response["channel"]: c.at - started for c in fs.calls_to("chat.postMessage")}
     assert posts["DUALICE"] < 1.0, posts  # not held up by Bob's lookup
     assert posts["DUBOB"] >= 2.0, posts
@@ -140,7 +121,7 @@ async def _send_meeting(db: Database, fs: FakeSlack, failure: dict[str, Any]) ->
     """One run of the alert's DM job against a Slack that answers ``failure``, recorded as
     the dispatcher records it."""
     fs.fail_next("chat.postMessage", **failure)
-    [job] = _jobs(db, "send_dm")
+    [job] = pending_jobs(db, "send_dm")
     [outcome] = await _batch(db, fs).send_dms([job])
     if not isinstance(outcome, Recorded):
         await asyncio.to_thread(leases.record_many, db, [(job, outcome)])
@@ -148,12 +129,12 @@ async def _send_meeting(db: Database, fs: FakeSlack, failure: dict[str, Any]) ->
 
 
 async def test_429s_never_make_a_dm_failed_however_many(db: Database, fs: FakeSlack) -> None:
-    alert_id = _new(db, "alice@example.com", "limited")
-    await _batch(db, fs).start_conversations(_jobs(db, "start_conversation"))
+    alert_id = new_alert(db, "alice@example.com", "limited")
+    await _batch(db, fs).start_conversations(pending_jobs(db, "start_conversation"))
     for _ in range(MAX_DM_ATTEMPTS + 2):
         outcome = await _send_meeting(db, fs, {"status": 429, "retry_after": 1})
         assert isinstance(outcome, RetryAt) and outcome.failure is False
-    [job] = _jobs(db, "send_dm")
+    [job] = pending_jobs(db, "send_dm")
     assert job.attempts == 0
     # Even a job that had used up all but its last attempt on real errors.
     with db.write() as session:

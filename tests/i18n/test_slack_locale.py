@@ -6,15 +6,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from slack_sdk.web.async_client import AsyncWebClient
 
 from securitybot.config.i18n import I18nConfig
 from securitybot.demo import FakeSlack
 from securitybot.flows.locales import Locales
-from securitybot.slack.directory import DbDirectory
-from securitybot.slack.gateway import SlackGateway
 from securitybot.store import slack_people
 from securitybot.store.db import Database
+from tests.slack.gateways import attached_gateway
 
 
 @pytest.fixture
@@ -25,15 +23,8 @@ def fs() -> Iterator[FakeSlack]:
         yield fake
 
 
-async def _gateway(fs: FakeSlack, db: Database) -> tuple[SlackGateway, DbDirectory]:
-    gateway = SlackGateway(AsyncWebClient(token="xoxb-test", base_url=fs.base_url))
-    directory = DbDirectory(db)
-    await gateway.attach(directory)
-    return gateway, directory
-
-
 async def test_users_info_asks_for_the_locale(fs: FakeSlack, db: Database) -> None:
-    gateway, directory = await _gateway(fs, db)
+    gateway, directory = await attached_gateway(fs, db)
     user = await gateway.lookup_user("UHANS")
     assert user is not None and user.locale == "de-DE"
     [call] = fs.calls_to("users.info")
@@ -46,7 +37,7 @@ async def test_users_info_asks_for_the_locale(fs: FakeSlack, db: Database) -> No
 async def test_found_by_email_then_one_users_info_then_cached_across_restarts(
     fs: FakeSlack, db: Database
 ) -> None:
-    first, directory = await _gateway(fs, db)
+    first, directory = await attached_gateway(fs, db)
     found = await first.lookup_user("hans@example.com")
     assert found is not None and found.locale is None  # users.lookupByEmail has no locale
     assert await first.locale_of("UHANS") == "de-DE"
@@ -57,14 +48,14 @@ async def test_found_by_email_then_one_users_info_then_cached_across_restarts(
         stored = slack_people.user(session, "UHANS")
     assert stored is not None and stored[0]["locale"] == "de-DE"
 
-    second, directory = await _gateway(fs, db)
+    second, directory = await attached_gateway(fs, db)
     assert await second.locale_of("UHANS") == "de-DE"
     assert len(fs.calls_to("users.info")) == 1  # the durable cache answered
     await directory.close()
 
 
 async def test_a_person_slack_gives_no_locale_is_asked_once(fs: FakeSlack, db: Database) -> None:
-    gateway, directory = await _gateway(fs, db)
+    gateway, directory = await attached_gateway(fs, db)
     await gateway.lookup_user("none@example.com")
     assert not await gateway.locale_of("UNONE")
     assert not await gateway.locale_of("UNONE")
@@ -73,7 +64,7 @@ async def test_a_person_slack_gives_no_locale_is_asked_once(fs: FakeSlack, db: D
 
 
 async def test_the_order_team_config_slack_default(fs: FakeSlack, db: Database) -> None:
-    gateway, directory = await _gateway(fs, db)
+    gateway, directory = await attached_gateway(fs, db)
     locales = Locales(I18nConfig(default_locale="fr"), db, gateway)
     assert await locales.locale_for("UHANS") == "de"  # Slack's
     assert await locales.locale_for("UNONE") == "fr"  # no Slack locale: the default
@@ -91,7 +82,7 @@ async def test_the_order_team_config_slack_default(fs: FakeSlack, db: Database) 
 
 
 async def test_a_slack_error_falls_back_to_the_default(fs: FakeSlack, db: Database) -> None:
-    gateway, directory = await _gateway(fs, db)
+    gateway, directory = await attached_gateway(fs, db)
     fs.fail_next("users.info", error="internal_error", times=2)
     locales = Locales(I18nConfig(default_locale="pt-BR"), db, gateway)
     assert await locales.locale_for("UHANS") == "pt_BR"

@@ -25,7 +25,7 @@ from securitybot.slack.gateway import SlackGateway
 from securitybot.store.db import Database
 from securitybot.store.models import Alert, AuditLog, Outbox
 from securitybot.verify.duo import UnconfiguredVerifier
-from tests.flows.stored import stored_alert
+from tests.flows.stored import new_alert
 from tests.perf.counting import counted
 
 
@@ -56,20 +56,12 @@ def _job(db: Database, alert_id: int, effect: str) -> Job:
                    attempts=0, created_at=row.created_at)  # fmt: skip
 
 
-async def _new_alert(db: Database, handlers: BatchConversation, key: str) -> int:
-    alert_id = stored_alert(db, status="new", user_id=None, dedup_key=key)
-    with db.write() as session:
-        session.add(Outbox(alert_id=alert_id, effect="start_conversation", payload={},
-                           idempotency_key=f"start:{alert_id}"))  # fmt: skip
-    return alert_id
-
-
 async def test_a_new_alert_reaches_the_dm_in_four_transactions(db: Database, fs: FakeSlack) -> None:
     people = DbDirectory(db)
     handlers = await _handlers(db, fs, people)
     # Alice was DMed before, so her Slack id and DM channel are cached (the common case) and
     # this DM does not greet her: the counts below are the steady state, not a first contact.
-    first = await _new_alert(db, handlers, "warm-up")
+    first = new_alert(db, "alice@example.com", "warm-up")
     assert await handlers.start_conversations([_job(db, first, "start_conversation")]) == [
         Recorded()
     ]
@@ -78,7 +70,7 @@ async def test_a_new_alert_reaches_the_dm_in_four_transactions(db: Database, fs:
         session.execute(update(Alert).where(Alert.id == first).values(status="resolved"))
     await people.close()  # her Slack id and DM channel are stored now, not during the count
 
-    alert_id = await _new_alert(db, handlers, "counted")
+    alert_id = new_alert(db, "alice@example.com", "counted")
     job = _job(db, alert_id, "start_conversation")
     with counted(db) as start:
         assert await handlers.start_conversations([job]) == [Recorded()]

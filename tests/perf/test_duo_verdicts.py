@@ -7,8 +7,11 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from datetime import UTC, datetime
+from functools import partial
 
 import pytest
 from sqlalchemy import update
@@ -25,6 +28,55 @@ from securitybot.verify.duo import DuoVerifier
 
 IKEY, SKEY = "DIXXXXXXXXXXXXXXXXXX", "s" * 40
 QUEUED = 40  # push starts' database work queued behind the busy threads
+
+
+SETTLE = 0.3  # long enough for the threads just started to be waiting for the lock
+
+
+def _queue_behind(release: Callable[[], None], first: list[Callable[[], None]],
+                  then: list[Callable[[], None]]) -> None:  # fmt: skip
+    """Writers queue behind a held lock: ``first`` ones, then ``then`` ones; ``release`` lets
+    the lock go once all of them wait, and every writer is waited for."""
+    early = [threading.Thread(target=write) for write in first]
+    for t in early:
+        t.start()
+    time.sleep(SETTLE)
+    late = [threading.Thread(target=write) for write in then]
+    for t in late:
+        t.start()
+    time.sleep(SETTLE)
+    release()
+    for t in [*early, *late]:
+        t.join(10)
+
+
+def _take_turn(lock: WriteLock, order: list[str], name: str, priority: bool) -> None:
+    """A writer on the lock alone: waits for it, notes its turn in ``order``, commits briefly."""
+    lock.acquire(priority)
+    order.append(name)
+    time.sleep(0.01)
+    lock.release()
+
+
+@contextmanager
+def _write_held(db: Database) -> Iterator[Callable[[], None]]:
+    """A write transaction held open on a thread of its own (a push start's, committing);
+    yields what releases it."""
+    holding, release = threading.Event(), threading.Event()
+
+    def holder() -> None:
+        with db.write():
+            holding.set()
+            release.wait(10)
+
+    thread = threading.Thread(target=holder)
+    thread.start()
+    holding.wait(10)
+    try:
+        yield release.set
+    finally:
+        release.set()
+        thread.join(10)
 
 
 def _alert(db: Database, txid: str) -> int:
@@ -98,23 +150,8 @@ def test_sqlite_write_lock_lets_a_priority_writer_go_before_queued_writers() -> 
     lock = WriteLock()
     order: list[str] = []
     lock.acquire()  # a push start's transaction, committing
-
-    def writer(name: str, priority: bool) -> None:
-        lock.acquire(priority)
-        order.append(name)
-        time.sleep(0.01)
-        lock.release()
-
-    ordinary = [threading.Thread(target=writer, args=(f"push{i}", False)) for i in range(10)]
-    for t in ordinary:
-        t.start()
-    time.sleep(0.2)  # all ten are waiting for the lock
-    verdict = threading.Thread(target=writer, args=("verdict", True))
-    verdict.start()
-    time.sleep(0.2)
-    lock.release()
-    for t in [*ordinary, verdict]:
-        t.join(10)
+    pushes = [partial(_take_turn, lock, order, f"push{i}", False) for i in range(10)]
+    _queue_behind(lock.release, pushes, [partial(_take_turn, lock, order, "verdict", True)])
     assert order[0] == "verdict"
     assert sorted(order[1:]) == sorted(f"push{i}" for i in range(10))
 
@@ -124,31 +161,15 @@ def test_priority_writes_on_a_database_go_first(db: Database) -> None:
         pytest.skip("PostgreSQL has no process-wide writer lock; its rows lock on their own")
     alert_id = _alert(db, "tx-1")
     order: list[str] = []
-    holding, release = threading.Event(), threading.Event()
-
-    def holder() -> None:
-        with db.write():
-            holding.set()
-            release.wait(10)
 
     def write(name: str, priority: bool) -> None:
         with db.write(priority=priority) as session:
             session.execute(update(Alert).where(Alert.id == alert_id).values(title=name))
             order.append(name)
 
-    first = threading.Thread(target=holder)
-    first.start()
-    holding.wait(10)
-    others = [threading.Thread(target=write, args=(f"push{i}", False)) for i in range(5)]
-    for t in others:
-        t.start()
-    time.sleep(0.2)
-    urgent = threading.Thread(target=write, args=("verdict", True))
-    urgent.start()
-    time.sleep(0.2)
-    release.set()
-    for t in [first, *others, urgent]:
-        t.join(10)
+    with _write_held(db) as release:
+        pushes = [partial(write, f"push{i}", False) for i in range(5)]
+        _queue_behind(release, pushes, [partial(write, "verdict", True)])
     assert order[0] == "verdict" and len(order) == 6
 
 
@@ -162,12 +183,6 @@ def test_a_held_effect_is_claimed_before_queued_writes(db: Database) -> None:
                 idempotency_key="poll:tx-1")  # fmt: skip
     dispatcher = Dispatcher(db, {}, held=frozenset({"poll_duo"}))
     order: list[str] = []
-    holding, release = threading.Event(), threading.Event()
-
-    def holder() -> None:
-        with db.write():
-            holding.set()
-            release.wait(10)
 
     def write(i: int) -> None:
         with db.write() as session:
@@ -179,19 +194,8 @@ def test_a_held_effect_is_claimed_before_queued_writes(db: Database) -> None:
         jobs = dispatcher._claim(10, "poll_duo")
         order.append(f"claimed {[job.payload['txid'] for job in jobs]}")
 
-    first = threading.Thread(target=holder)
-    first.start()
-    holding.wait(10)
-    others = [threading.Thread(target=write, args=(i,)) for i in range(5)]
-    for t in others:
-        t.start()
-    time.sleep(0.2)
-    claimer = threading.Thread(target=claim)
-    claimer.start()
-    time.sleep(0.2)
-    release.set()
-    for t in [first, *others, claimer]:
-        t.join(10)
+    with _write_held(db) as release:
+        _queue_behind(release, [partial(write, i) for i in range(5)], [claim])
     assert order[0] == "claimed ['tx-1']" and len(order) == 6
 
 
@@ -199,22 +203,7 @@ def test_a_stream_of_priority_writes_never_stops_ordinary_writers() -> None:
     lock = WriteLock(burst=4)
     order: list[str] = []
     lock.acquire()
-
-    def writer(name: str, priority: bool) -> None:
-        lock.acquire(priority)
-        order.append(name)
-        time.sleep(0.01)
-        lock.release()
-
-    ordinary = threading.Thread(target=writer, args=("push", False))
-    ordinary.start()
-    time.sleep(0.2)
-    urgent = [threading.Thread(target=writer, args=(f"verdict{i}", True)) for i in range(10)]
-    for t in urgent:
-        t.start()
-    time.sleep(0.3)
-    lock.release()
-    for t in [ordinary, *urgent]:
-        t.join(10)
+    verdicts = [partial(_take_turn, lock, order, f"verdict{i}", True) for i in range(10)]
+    _queue_behind(lock.release, [partial(_take_turn, lock, order, "push", False)], verdicts)
     assert len(order) == 11
     assert order.index("push") == 4  # four verdicts first, then the waiting push start

@@ -5,13 +5,12 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
-from slack_sdk.web.async_client import AsyncWebClient
 
 from securitybot.demo import FakeSlack
-from securitybot.slack.directory import DbDirectory
 from securitybot.slack.gateway import SlackGateway, SlackPermanentError, SlackRetryLater
 from securitybot.store import slack_people
 from securitybot.store.db import Database
+from tests.slack.gateways import attached_gateway
 
 
 @pytest.fixture
@@ -19,13 +18,6 @@ def fs() -> Iterator[FakeSlack]:
     with FakeSlack() as fake:
         fake.add_user("UALICE", "alice@example.com", first_name="Alice")
         yield fake
-
-
-async def _gateway(fs: FakeSlack, db: Database) -> tuple[SlackGateway, DbDirectory]:
-    gateway = SlackGateway(AsyncWebClient(token="xoxb-test", base_url=fs.base_url))
-    directory = DbDirectory(db)
-    await gateway.attach(directory)
-    return gateway, directory
 
 
 async def _dm(gateway: SlackGateway) -> str:
@@ -38,10 +30,10 @@ async def _dm(gateway: SlackGateway) -> str:
 @pytest.fixture
 async def restarted(fs: FakeSlack, db: Database) -> AsyncIterator[SlackGateway]:
     """A gateway that DMed Alice once, then a second one started afresh on the same store."""
-    first, directory = await _gateway(fs, db)
+    first, directory = await attached_gateway(fs, db)
     await _dm(first)
     await directory.close()  # what the service's stop hook does
-    second, directory = await _gateway(fs, db)
+    second, directory = await attached_gateway(fs, db)
     yield second
     await directory.close()
 
