@@ -11,7 +11,6 @@ import asyncio
 import logging
 import uuid
 from collections.abc import Callable
-from datetime import timedelta
 from typing import Any
 
 from securitybot.aer import store
@@ -21,9 +20,10 @@ from securitybot.config import Settings
 from securitybot.ingest.schema import AlertIn
 from securitybot.ingest.service import ingest_alert
 from securitybot.kinds import KindRegistry
-from securitybot.outbox.dispatcher import Done, GiveUp, Handler, Job, Outcome, RetryAt, backoff
+from securitybot.outbox.dispatcher import Done, GiveUp, Handler, Job, Outcome
 from securitybot.slack import mrkdwn as md
 from securitybot.slack.gateway import SlackGateway, SlackPermanentError, SlackRetryLater
+from securitybot.slack.retry_later import retry_later
 from securitybot.store.aer_models import AerNotification
 from securitybot.store.alerts import audit
 from securitybot.store.db import Database
@@ -87,11 +87,6 @@ def escalation_text(p: dict[str, Any]) -> str:
     )
 
 
-def _retry(exc: SlackRetryLater, attempts: int) -> RetryAt:
-    delay = timedelta(seconds=exc.retry_after) if exc.retry_after else backoff(attempts + 1)
-    return RetryAt(utcnow() + delay, str(exc))
-
-
 class Responder:
     def __init__(
         self, db: Database, settings: Settings, kinds: KindRegistry, slack: SlackGateway | None,
@@ -132,7 +127,7 @@ class Responder:
         try:
             await self.slack.reset_sessions(p["user"])
         except SlackRetryLater as exc:
-            return _retry(exc, job.attempts)
+            return retry_later(job, exc)
         except SlackPermanentError as exc:
             await asyncio.to_thread(self._escalate_now, p, f"reset_refused:{exc.error}")
             self.wake()
@@ -168,7 +163,7 @@ class Responder:
             channel = await self.slack.open_dm(p["user"])
             await self.slack.post(channel, text)
         except SlackRetryLater as exc:
-            return _retry(exc, job.attempts)
+            return retry_later(job, exc)
         except SlackPermanentError as exc:
             return GiveUp(str(exc))
         return Done()
@@ -182,7 +177,7 @@ class Responder:
         try:
             await self.slack.post(channel, text)
         except SlackRetryLater as exc:
-            return _retry(exc, job.attempts)
+            return retry_later(job, exc)
         except SlackPermanentError as exc:
             return GiveUp(str(exc))
         return Done()
@@ -224,7 +219,7 @@ class Responder:
                     await self.slack.update(row.channel, row.ts, text)
                     await asyncio.to_thread(self._shown, nid, row.count, None, None)
             except SlackRetryLater as exc:
-                return _retry(exc, job.attempts)
+                return retry_later(job, exc)
             except SlackPermanentError as exc:
                 return GiveUp(str(exc))
         return Done()
