@@ -75,7 +75,9 @@ def build_verifier(runtime: Runtime) -> Verifier:
 SLACK_CHECK_TIMEOUT = 20.0
 
 
-async def check_slack_at_start(runtime: Runtime, gateway: SlackGateway) -> None:
+async def check_slack_at_start(
+    runtime: Runtime, gateway: SlackGateway, org: grid.Workspaces | None = None
+) -> None:
     """Learn the bot's team (the team guard's list) and say in one line whether the bot is a
     member of the security channel and every routed channel."""
     try:
@@ -91,7 +93,8 @@ async def check_slack_at_start(runtime: Runtime, gateway: SlackGateway) -> None:
         gateway.channel_health.failed(channel, error)
     (logger.warning if found.missing else logger.info)("%s", found.line())
     try:
-        await asyncio.wait_for(grid.learn_workspaces(gateway, found.auth), SLACK_CHECK_TIMEOUT)
+        org = org or grid.Workspaces(gateway)
+        await asyncio.wait_for(org.learn(found.auth), SLACK_CHECK_TIMEOUT)
     except Exception as exc:
         logger.warning("Slack: cannot list the org's workspaces: %s", channels.describe(exc))
     try:
@@ -109,6 +112,7 @@ def wire_workers(
     s = runtime.settings
     routes: list[BaseRoute] = []
     gateway: SlackGateway | None = None
+    org: grid.Workspaces | None = None
     bolt: AsyncApp | None = None
     receipt_middleware: receipts.ReceiptMiddleware | None = None
     if s.slack.configured:
@@ -125,6 +129,8 @@ def wire_workers(
         limits = Limits(per_minute=dict(s.slack.rate_limits), spare=1.0)
         gateway = SlackGateway(client, admin_client=admin, cache_ttl=s.slack.user_cache_ttl,
                                limits=limits)  # fmt: skip
+        # An org-wide install's workspaces, kept current (team_access_* events, re-reads).
+        org = grid.Workspaces(gateway)
         bolt = AsyncApp(
             client=client,
             signing_secret=s.slack.signing_secret.get_secret_value(),
@@ -176,6 +182,8 @@ def wire_workers(
         triage.register(bolt, runtime.db, runtime.notify_new_work, responders)
         app_home_listeners.register(bolt, runtime.db, responders, locales.for_user)
         directory_sync.register(bolt, gateway)
+        if org is not None:
+            grid.register(bolt, org)
         commands.register(
             bolt,
             runtime.db,
@@ -255,7 +263,7 @@ def wire_workers(
             # the whole directory (users.list; after the check, which learns an org-wide
             # install's workspaces): until it is read, lookups use users.lookupByEmail.
             async def check_then_sync(gateway: SlackGateway) -> None:
-                await check_slack_at_start(runtime, gateway)
+                await check_slack_at_start(runtime, gateway, org)
                 await directory_sync.sync(gateway)
 
             slack_check.append(asyncio.create_task(check_then_sync(gateway)))
@@ -292,6 +300,11 @@ def wire_workers(
             scheduler.add_job(
                 directory_sync.sync, "interval", seconds=directory_sync.EVERY, args=[gateway],
                 id="slack_directory_sync", max_instances=1, coalesce=True,
+            )  # fmt: skip
+        if org is not None:
+            scheduler.add_job(
+                org.periodic, "interval", seconds=grid.REFRESH, id="slack_workspaces",
+                max_instances=1, coalesce=True,
             )  # fmt: skip
         scheduler.start()
         if socket_mode:

@@ -11,6 +11,7 @@ import dataclasses
 import functools
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp
@@ -82,6 +83,9 @@ class SlackGateway:
         # An org-wide install (Enterprise Grid): the workspaces the app was added to
         # (auth.teams.list, slack/grid.py). None: a workspace token, everyone is reachable.
         self.workspaces: frozenset[str] | None = None
+        # Re-reads that list, unless it is fresh, before anyone is called not reachable: the
+        # app may have been added to their workspace since (slack/grid.py, Workspaces).
+        self.recheck_workspaces: Callable[[], Awaitable[None]] | None = None
 
     def _reach(self, user: SlackUser | None) -> SlackUser | None:
         """``user`` with ``reachable`` for the workspaces the app is in now."""
@@ -196,13 +200,23 @@ class SlackGateway:
         key = user.lower() if "@" in user else user
         hit = self._cache.get(key)
         if hit and self._fresh(hit, time.monotonic()):
-            return True, self._reach(hit[1])
+            person = self._reach(hit[1])
+            if person is not None and not person.reachable and self.recheck_workspaces:
+                return False, None  # lookup_user re-reads the app's workspaces first
+            return True, person
         return False, None
 
     async def lookup_user(self, user: str) -> SlackUser | None:
         """A Slack user by email or id; None if Slack does not know them. Served from the
         directory (users.list, kept current by events) or a cache with a TTL; otherwise one
         users.lookupByEmail (users.info) call, shared by every caller asking meanwhile."""
+        found = await self._lookup_user(user)
+        if found is not None and not found.reachable and self.recheck_workspaces:
+            await self.recheck_workspaces()
+            found = self._reach(found)
+        return found
+
+    async def _lookup_user(self, user: str) -> SlackUser | None:
         key = user.lower() if "@" in user else user
         hit = self._cache.get(key)
         if hit and self._fresh(hit, time.monotonic()):

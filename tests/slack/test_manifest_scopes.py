@@ -53,6 +53,10 @@ EVENT_SCOPES: dict[str, frozenset[str]] = {
     # https://docs.slack.dev/reference/events/user_change and .../team_join: users:read
     "user_change": frozenset({"users:read"}),
     "team_join": frozenset({"users:read"}),
+    # Enterprise Grid, org-wide install: docs.slack.dev/reference/events/team_access_granted
+    # and .../team_access_revoked, "Required Scopes: No scopes required!"
+    "team_access_granted": frozenset(),
+    "team_access_revoked": frozenset(),
 }
 
 _CALL = re.compile(r"""\b(?:_call|api_call|_page)\(\s*["']([a-z]+(?:\.[A-Za-z]+)+)["']""")
