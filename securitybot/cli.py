@@ -50,31 +50,51 @@ def check_config(config: str | None, offline: bool) -> None:
     for note in settings.unconfigured():
         click.echo(f"# not configured: {note}")
     if settings.slack.configured and not offline:
-        line, ok = _slack_line(settings)
-        click.echo(f"# {line}")
+        lines, ok = _slack_lines(settings)
+        for line in lines:
+            click.echo(f"# {line}")
         if not ok:
             sys.exit(1)
     click.echo("# config OK")
 
 
-def _slack_line(settings: Settings) -> tuple[str, bool]:
-    """The start-up line about Slack (is the bot in its channels?), and whether all is well."""
+def _slack_lines(settings: Settings) -> tuple[list[str], bool]:
+    """The start-up line about Slack (is the bot in its channels?), then one per token (does
+    Slack grant it the scopes its calls need?), and whether all is well."""
     import asyncio
 
+    return asyncio.run(_ask_slack(settings))
+
+
+async def _ask_slack(settings: Settings) -> tuple[list[str], bool]:
     from slack_sdk.web.async_client import AsyncWebClient
 
     from securitybot.slack.channels import check_slack, describe
+    from securitybot.slack.tokens import check_token, clients_to_check
 
     assert settings.slack.bot_token is not None
-    client = AsyncWebClient(
-        token=settings.slack.bot_token.get_secret_value(), base_url=settings.slack.api_url,
-        timeout=10,
-    )  # fmt: skip
+
+    def client(token: str) -> AsyncWebClient:
+        return AsyncWebClient(token=token, base_url=settings.slack.api_url, timeout=10)
+
+    bot = client(settings.slack.bot_token.get_secret_value())
     try:
-        found = asyncio.run(check_slack(client, settings))
+        found = await check_slack(bot, settings)
     except Exception as exc:  # one line, whatever went wrong (network, invalid_auth, ...)
-        return f"Slack: cannot check the bot: {mask_secrets_in(describe(exc))}", False
-    return found.line(), not found.missing
+        return [f"Slack: cannot check the bot: {mask_secrets_in(describe(exc))}"], False
+    lines, ok = [found.line()], not found.missing
+    admin = settings.slack.admin_token
+    admin_client = client(admin.get_secret_value()) if admin is not None else None
+    for web, name, needed in clients_to_check(settings, bot, admin_client):
+        try:
+            checked = await check_token(web, name, needed)
+        except Exception as exc:
+            lines.append(f"Slack: {name} cannot be checked: {mask_secrets_in(describe(exc))}")
+            ok = False
+            continue
+        lines.append(mask_secrets_in(checked.line()))
+        ok = ok and checked.ok
+    return lines, ok
 
 
 @main.command("migrate")
