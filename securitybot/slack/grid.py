@@ -73,6 +73,9 @@ class Workspaces:
         self._clock = clock
         self.read_at: float | None = None
         self._reading: asyncio.Future[None] | None = None
+        # Events received while a read is in flight: Slack may have answered before the change,
+        # so they are applied again over what it answered.
+        self._during: list[tuple[frozenset[str], frozenset[str]]] | None = None
         gateway.recheck_workspaces = self.recheck
 
     async def learn(self, auth: dict[str, Any]) -> None:
@@ -103,7 +106,13 @@ class Workspaces:
 
     async def _read(self) -> None:
         started = self._clock()
-        found = await list_workspaces(self.gateway)
+        self._during = []
+        try:
+            found = await list_workspaces(self.gateway)
+            for added, removed in self._during:
+                found = (found | added) - removed
+        finally:
+            self._during = None
         before = self.gateway.workspaces
         self.gateway.workspaces, self.read_at = found, started
         if before is not None and found != before:
@@ -139,6 +148,8 @@ class Workspaces:
         """team_access_granted: the app was added to these workspaces."""
         if self.gateway.workspaces is None:
             return  # not known to be an org-wide install yet: the read at start will see them
+        if self._during is not None:
+            self._during.append((frozenset(team_ids), frozenset()))
         added = frozenset(team_ids) - self.gateway.workspaces
         self.gateway.workspaces = self.gateway.workspaces | added
         self._log_change(added, frozenset(), "team_access_granted")
@@ -147,6 +158,8 @@ class Workspaces:
         """team_access_revoked: the app was removed from these workspaces."""
         if self.gateway.workspaces is None:
             return
+        if self._during is not None:
+            self._during.append((frozenset(), frozenset(team_ids)))
         removed = self.gateway.workspaces & frozenset(team_ids)
         self.gateway.workspaces = self.gateway.workspaces - removed
         self._log_change(frozenset(), removed, "team_access_revoked")

@@ -114,3 +114,26 @@ async def test_slack_failing_the_re_read_keeps_the_list(fs: FakeSlack) -> None:
     fs.fail_next("auth.teams.list", error="internal_error")
     await org.periodic()
     assert gateway.workspaces == {"T1", "T2"}
+
+
+async def test_an_event_during_a_re_read_is_not_undone_by_it(
+    fs: FakeSlack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Slack answered auth.teams.list just before the admin's change; the event came after."""
+    gateway, org = _org(fs, Clock())
+    await org.learn(ORG_INSTALL)
+    asked, answer = asyncio.Event(), asyncio.Event()
+
+    async def slow_list(_: SlackGateway) -> frozenset[str]:
+        asked.set()
+        await answer.wait()
+        return frozenset({"T1", "T2"})  # as it was before the events below
+
+    monkeypatch.setattr(grid, "list_workspaces", slow_list)
+    reading = asyncio.ensure_future(org.periodic())
+    await asked.wait()
+    org.granted(["T3"])
+    org.revoked(["T1"])
+    answer.set()
+    await reading
+    assert gateway.workspaces == {"T2", "T3"}
