@@ -34,6 +34,8 @@ class Runtime:
     responders: Any = None
     bolt: Any = None
     served_teams: Any = None
+    # slack.oauth: the workspaces installed through OAuth (slack/multi_workspace.py).
+    slack_oauth: Any = None
     dispatcher: Any = None
     handlers: dict[str, Any] = field(default_factory=dict)
     # Background work (dispatcher, scheduler, Socket Mode) registers start/stop hooks here.

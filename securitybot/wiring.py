@@ -42,6 +42,7 @@ from securitybot.slack import (
     directory_sync,
     grid,
     listeners,
+    multi_workspace,
     receipts,
     signed,
     teams,
@@ -131,8 +132,19 @@ def wire_workers(
                                limits=limits)  # fmt: skip
         # An org-wide install's workspaces, kept current (team_access_* events, re-reads).
         org = grid.Workspaces(gateway)
+        # slack.oauth: other workspaces installed through OAuth, each served with its own bot
+        # token (Bolt's authorize gives listeners theirs); None: slack.bot_token alone.
+        multi = multi_workspace.build(s, runtime.db, client)
+        oauth_options: dict[str, Any] = {}
+        if multi is not None:
+            multi.attach(gateway, s)
+            oauth_options = {"authorize": multi.authorize(), "installation_store": multi.store}
         bolt = AsyncApp(
-            client=client,
+            # With authorize, Bolt takes each request's token from it, not from its client.
+            client=client
+            if multi is None
+            else AsyncWebClient(base_url=s.slack.api_url, retry_handlers=retry_handlers()),
+            **oauth_options,
             signing_secret=s.slack.signing_secret.get_secret_value(),
             # Answer Slack as soon as a listener acks and do the work after, so Slack (3 s)
             # rarely retries; the receipts middleware makes the retries it does send harmless.
@@ -143,7 +155,12 @@ def wire_workers(
         )
         # First: nothing from a workspace we do not serve is recorded or handled.
         served = teams.ServedTeams.from_config(s.slack.team_ids, s.slack.enterprise_ids)
-        teams.register(bolt, served, runtime.db)
+        teams.register(bolt, served, runtime.db,
+                       installed=multi.installed if multi is not None else None)  # fmt: skip
+        if multi is not None:
+            multi.register(bolt)
+            routes.extend(multi.routes())
+        runtime.slack_oauth = multi
         runtime.served_teams = served
         receipt_middleware = receipts.register(bolt, runtime.db)
         handler = AsyncSlackRequestHandler(bolt)
@@ -258,6 +275,8 @@ def wire_workers(
             for web in (gateway.client, gateway.admin_client):
                 if web is not None:
                     web.session = http
+            if gateway.installations is not None:
+                gateway.installations.session = http
 
             # In the background: a slow or unreachable Slack must not hold up start-up. Then
             # the whole directory (users.list; after the check, which learns an org-wide

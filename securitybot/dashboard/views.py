@@ -25,6 +25,7 @@ from securitybot.dashboard import (
     held_group_views,
     oidc_views,
     queries,
+    slack_install_views,
     suppression_views,
     svg,
 )
@@ -440,6 +441,7 @@ class Dashboard:
             Route("/dashboard/snoozes/{snooze_id:int}/revoke",
                   self.requires(responder, self.revoke_snooze), methods=["POST"]),
             *suppression_views.routes(self),
+            *slack_install_views.routes(self),
             *held_group_views.routes(self, held_resets.GROUP, "/dashboard/held", "held.html"),
             *held_group_views.routes(self, storms.GROUP, "/dashboard/storms", "storms.html"),
         ]  # fmt: skip

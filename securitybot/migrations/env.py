@@ -7,9 +7,11 @@ from sqlalchemy import Connection, engine_from_config, pool
 
 from securitybot.store.db import normalise_url
 from securitybot.store.models import Base
+from securitybot.store.slack_installations import METADATA as SLACK_OAUTH
 
 config = context.config
-target_metadata = Base.metadata
+# Ours, and slack_sdk's installation and state stores' tables (store/slack_installations.py).
+target_metadata = [Base.metadata, SLACK_OAUTH]
 
 
 def _run(connection: Connection) -> None:

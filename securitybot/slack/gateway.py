@@ -29,6 +29,7 @@ from securitybot.slack.api_types import (
 )
 from securitybot.slack.channels import ChannelHealth
 from securitybot.slack.directory import Directory
+from securitybot.slack.installations import Installations
 from securitybot.slack.tiers import POST, Limits
 from securitybot.store.models import utcnow
 from securitybot.token_bucket import Bucket
@@ -86,6 +87,12 @@ class SlackGateway:
         # Re-reads that list, unless it is fresh, before anyone is called not reachable: the
         # app may have been added to their workspace since (slack/grid.py, Workspaces).
         self.recheck_workspaces: Callable[[], Awaitable[None]] | None = None
+        # Several workspaces installed through OAuth (slack/installations.py): each call goes
+        # out with the bot token of the workspace its person or channel is in. None: one token.
+        self.installations: Installations | None = None
+        # Channels (security channels of escalation.routes) and the workspace each is in; a
+        # channel not listed (slack.security_channel) is slack.bot_token's.
+        self.channel_teams: dict[str, str] = {}
 
     def _reach(self, user: SlackUser | None) -> SlackUser | None:
         """``user`` with ``reachable`` for the workspaces the app is in now."""
@@ -146,8 +153,60 @@ class SlackGateway:
         if held is not None:
             held.pause(now, retry_after)
 
-    async def _call(self, method: str, client: AsyncWebClient | None = None, **kw: Any) -> Any:
-        api = client or self.client
+    def _team_of(self, kw: dict[str, Any]) -> str | None:
+        """The workspace a call is about: its channel's, or its person's (a DM channel's
+        owner, a user id), as the directory knows them; None when unknown."""
+        for key in ("channel", "user", "users"):
+            value = kw.get(key)
+            if not isinstance(value, str) or not value:
+                continue
+            if key == "channel":
+                if value in self.channel_teams:
+                    return self.channel_teams[value]
+                value = self._dm_owner.get(value, value)
+            hit = self._cache.get(value)
+            if hit is not None and hit[1] is not None and hit[1].teams:
+                return hit[1].teams[0]
+        return None
+
+    async def _client_for(self, kw: dict[str, Any], team: str | None) -> AsyncWebClient:
+        """``team``'s installation's client (default: the call's own workspace), else
+        slack.bot_token's."""
+        if self.installations is None:
+            return self.client
+        team = team or self._team_of(kw)
+        found = await self.installations.client(team) if team else None
+        return found or self.client
+
+    async def _teams(self) -> list[str | None]:
+        """Every workspace served: slack.bot_token's (None), then the installed ones."""
+        installed = await self.installations.teams() if self.installations else []
+        return [None, *installed]
+
+    async def _across(self, method: str, **kw: Any) -> Any:
+        """``method`` in each workspace served until one knows the person (users.info,
+        users.lookupByEmail: user ids and emails are per workspace without Grid)."""
+        teams = await self._teams()
+        for i, team in enumerate(teams):
+            try:
+                return await self._call(method, via_team=team or "", **kw)
+            except SlackPermanentError as exc:
+                if exc.error not in _NOT_FOUND or i == len(teams) - 1:
+                    raise
+        raise AssertionError("unreachable")
+
+    async def _call(
+        self, method: str, client: AsyncWebClient | None = None, *, via_team: str | None = None,
+        **kw: Any,
+    ) -> Any:  # fmt: skip
+        """``via_team``: the workspace whose token to use ("": slack.bot_token's); default:
+        the workspace of the call's channel or person."""
+        if client is not None:
+            api = client
+        elif via_team == "":
+            api = self.client
+        else:
+            api = await self._client_for(kw, via_team)
         channel = kw.get("channel") if method == POST else None
         await self._pace(method, channel)
         try:
@@ -236,10 +295,14 @@ class SlackGateway:
     async def _look_up(self, key: str) -> SlackUser | None:
         now = time.monotonic()
         try:
+            several = self.installations is not None and (
+                "@" in key or self._team_of({"user": key}) is None
+            )
+            call = self._across if several else self._call
             if "@" in key:
-                data = await self._call("users.lookupByEmail", email=key)
+                data = await call("users.lookupByEmail", email=key)
             else:
-                data = await self._call("users.info", user=key, include_locale=True)
+                data = await call("users.info", user=key, include_locale=True)
             found: SlackUser | None = user_from(data["user"])
         except SlackPermanentError as exc:
             if exc.error not in _NOT_FOUND:
@@ -296,7 +359,13 @@ class SlackGateway:
         count = 0
         # An org-wide install's token lists one workspace at a time: users.list's team_id is
         # "required if org token is used" (docs.slack.dev/reference/methods/users.list).
-        for team in sorted(self.workspaces) if self.workspaces else [None]:
+        # Several workspaces installed through OAuth: each one's people with its own token.
+        pages: list[tuple[str | None, str | None]] = (
+            [(team, None) for team in sorted(self.workspaces)]
+            if self.workspaces
+            else [(None, via or "") for via in await self._teams()]
+        )
+        for team, via in pages:
             cursor = ""
             while True:
                 # include_locale: each person's language comes with them (docs/i18n.md), so a
@@ -304,6 +373,8 @@ class SlackGateway:
                 kw: dict[str, Any] = {"limit": str(page_size), "include_locale": "true"}
                 if team is not None:
                     kw["team_id"] = team
+                if via is not None:
+                    kw["via_team"] = via
                 if cursor:
                     kw["cursor"] = cursor
                 data = await self._page("users.list", kw)

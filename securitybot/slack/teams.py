@@ -40,6 +40,9 @@ from securitybot.store.db import Database
 logger = logging.getLogger(__name__)
 
 AUDIT_ACTION = "slack.request_refused"
+# Uninstall events, always let through to Bolt's token revocation listeners once OAuth
+# installs are on (slack/multi_workspace.py).
+REVOCATIONS = frozenset({"app_uninstalled", "tokens_revoked"})
 
 
 @dataclass
@@ -88,9 +91,15 @@ class ServedTeams:
 class TeamGuard(AsyncMiddleware):
     """Bolt global middleware: requests from a team or enterprise not served get 403."""
 
-    def __init__(self, served: ServedTeams, db: Database) -> None:
+    def __init__(
+        self, served: ServedTeams, db: Database,
+        installed: Callable[[str], Awaitable[bool]] | None = None,
+    ) -> None:  # fmt: skip
         self.served = served
         self.db = db
+        # slack.oauth: whether a workspace is installed through OAuth (the installation store
+        # is the allowlist for those, beside slack.team_ids).
+        self.installed = installed
 
     async def async_process(
         self,
@@ -108,6 +117,13 @@ class TeamGuard(AsyncMiddleware):
         reason = self.served.refusal(team, enterprise, org_wide)
         if reason is None:
             return await next()
+        if self.installed is not None and team and reason == "foreign_team":
+            event = req.body.get("event") or {}
+            # app_uninstalled / tokens_revoked: the workspace's own uninstall reaches Bolt's
+            # listeners (which delete only that workspace's installation) even once its bot
+            # is gone; anything else from an installed workspace is served.
+            if event.get("type") in REVOCATIONS or await self.installed(str(team)):
+                return await next()
         kind = str(req.body.get("type") or req.body.get("command") or "unknown")[:64]
         user = req.context.user_id
         metrics.SLACK_REFUSED.labels(reason).inc()
@@ -125,9 +141,12 @@ class TeamGuard(AsyncMiddleware):
             audit(session, action=AUDIT_ACTION, actor=actor, details=details)
 
 
-def register(app: AsyncApp, served: ServedTeams, db: Database) -> TeamGuard:
+def register(
+    app: AsyncApp, served: ServedTeams, db: Database,
+    installed: Callable[[str], Awaitable[bool]] | None = None,
+) -> TeamGuard:  # fmt: skip
     """Register before any other middleware (receipts) so nothing from another team is
     recorded or handled."""
-    guard = TeamGuard(served, db)
+    guard = TeamGuard(served, db, installed)
     app.use(guard)
     return guard

@@ -7,6 +7,7 @@ from sqlalchemy import inspect
 
 from securitybot.store.db import Database, SchemaNotReady, check_schema, head_revision, migrate
 from securitybot.store.models import Base
+from securitybot.store.slack_installations import METADATA as SLACK_OAUTH
 
 
 def test_migrations_build_the_whole_schema_from_empty(empty_db: Database) -> None:
@@ -19,7 +20,9 @@ def test_migrations_build_the_whole_schema_from_empty(empty_db: Database) -> Non
 def test_models_and_migrations_agree(db: Database) -> None:
     with db.engine.connect() as conn:
         ctx = MigrationContext.configure(conn, opts={"compare_type": True})
-        diff = compare_metadata(ctx, Base.metadata)
+        # slack_sdk's installation and state stores' tables are not our models, but our
+        # migrations build them: compared like ours, so a slack_sdk upgrade that changes them shows.
+        diff = compare_metadata(ctx, [Base.metadata, SLACK_OAUTH])  # type: ignore[arg-type]
     assert diff == []
 
 

@@ -1,0 +1,250 @@
+"""Several workspaces without Enterprise Grid: the bot token of each workspace installed
+through Slack's OAuth flow, one client per installation, refreshed before it expires.
+
+slack_sdk's SQLAlchemy installation store keeps the installations on our database
+(store/slack_installations.py). It is synchronous; ``AsyncStore`` gives it the asynchronous
+face Bolt's conventions expect (``AsyncInstallationStore``: Bolt's token revocation listeners
+delete through it on ``app_uninstalled`` and ``tokens_revoked``), each call in a thread.
+
+``Installations`` is what the gateway and Bolt's ``authorize`` ask: "the client for team T",
+None when T is not installed (the single ``slack.bot_token`` serves it, as before). With token
+rotation on, a bot token lasts 12 hours and comes with a refresh token
+(docs.slack.dev/authentication/using-token-rotation); slack_sdk's ``AsyncTokenRotator``
+exchanges it (``oauth.v2.access``, ``grant_type=refresh_token``) ``refresh_before`` ahead, and
+the new pair is saved. A refresh token is single use: when another replica spent it first, the
+store has the new pair, which is read again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+from slack_bolt.authorization import AuthorizeResult
+from slack_bolt.authorization.async_authorize import AsyncAuthorize
+from slack_bolt.context.async_context import AsyncBoltContext
+from slack_sdk.errors import SlackApiError
+from slack_sdk.oauth.installation_store import Bot, Installation
+from slack_sdk.oauth.installation_store.async_installation_store import AsyncInstallationStore
+from slack_sdk.oauth.installation_store.sqlalchemy import SQLAlchemyInstallationStore
+from slack_sdk.oauth.state_store.async_state_store import AsyncOAuthStateStore
+from slack_sdk.oauth.state_store.sqlalchemy import SQLAlchemyOAuthStateStore
+from slack_sdk.oauth.token_rotation.async_rotator import AsyncTokenRotator
+from slack_sdk.web.async_client import AsyncWebClient
+
+from securitybot.slack.api_types import retry_handlers
+from securitybot.store import slack_installations
+
+logger = logging.getLogger(__name__)
+
+# How long a client (or "not installed") is trusted before the store is read again: another
+# replica may have installed, uninstalled or rotated meanwhile.
+CACHE_TTL = 60.0
+
+
+class AsyncStore(AsyncInstallationStore):
+    """slack_sdk's synchronous SQLAlchemy store, asynchronously (a thread per call).
+    ``changed(team_id)`` is told of every save and delete, so cached clients follow."""
+
+    def __init__(self, store: SQLAlchemyInstallationStore) -> None:
+        self.store = store
+        self.changed: list[Callable[[str | None], None]] = []
+
+    def _tell(self, team_id: str | None) -> None:
+        for listener in self.changed:
+            listener(team_id)
+
+    async def async_save(self, installation: Installation) -> None:
+        await asyncio.to_thread(self.store.save, installation)
+        self._tell(installation.team_id)
+
+    async def async_save_bot(self, bot: Bot) -> None:
+        await asyncio.to_thread(self.store.save_bot, bot)
+        self._tell(bot.team_id)
+
+    async def async_find_bot(
+        self, *, enterprise_id: str | None, team_id: str | None,
+        is_enterprise_install: bool | None = False,
+    ) -> Bot | None:  # fmt: skip
+        return await asyncio.to_thread(
+            self.store.find_bot, enterprise_id=enterprise_id, team_id=team_id,
+            is_enterprise_install=is_enterprise_install,
+        )  # fmt: skip
+
+    async def async_find_installation(
+        self, *, enterprise_id: str | None, team_id: str | None, user_id: str | None = None,
+        is_enterprise_install: bool | None = False,
+    ) -> Installation | None:  # fmt: skip
+        return await asyncio.to_thread(
+            self.store.find_installation, enterprise_id=enterprise_id, team_id=team_id,
+            user_id=user_id, is_enterprise_install=is_enterprise_install,
+        )  # fmt: skip
+
+    async def async_delete_bot(self, *, enterprise_id: str | None, team_id: str | None) -> None:
+        await asyncio.to_thread(self.store.delete_bot, enterprise_id=enterprise_id,
+                                team_id=team_id)  # fmt: skip
+        self._tell(team_id)
+
+    async def async_delete_installation(
+        self, *, enterprise_id: str | None, team_id: str | None, user_id: str | None = None
+    ) -> None:
+        await asyncio.to_thread(self.store.delete_installation, enterprise_id=enterprise_id,
+                                team_id=team_id, user_id=user_id)  # fmt: skip
+        self._tell(team_id)
+
+    async def async_delete_all(self, *, enterprise_id: str | None, team_id: str | None) -> None:
+        await self.async_delete_bot(enterprise_id=enterprise_id, team_id=team_id)
+        await self.async_delete_installation(enterprise_id=enterprise_id, team_id=team_id)
+
+    def teams(self) -> list[tuple[str | None, str]]:
+        return slack_installations.installed_teams(self.store)
+
+
+class AsyncStateStore(AsyncOAuthStateStore):
+    """slack_sdk's synchronous SQLAlchemy OAuth state store, a thread per call."""
+
+    def __init__(self, store: SQLAlchemyOAuthStateStore) -> None:
+        self.store = store
+
+    async def async_issue(self, *args: Any, **kwargs: Any) -> str:
+        return await asyncio.to_thread(self.store.issue)
+
+    async def async_consume(self, state: str) -> bool:
+        return await asyncio.to_thread(self.store.consume, state)
+
+
+@dataclass
+class _Entry:
+    at: float
+    bot: Bot | None
+    client: AsyncWebClient | None
+
+
+class Installations:
+    """The installed workspaces' clients, by team id."""
+
+    def __init__(
+        self, store: AsyncStore, *, api_url: str, client_id: str, client_secret: str,
+        refresh_before: float = 7200.0, clock: Callable[[], float] = time.monotonic,
+    ) -> None:  # fmt: skip
+        self.store = store
+        self.api_url = api_url
+        self._refresh_minutes = max(1, int(refresh_before // 60))
+        self._rotator = AsyncTokenRotator(
+            client_id=client_id, client_secret=client_secret,
+            client=AsyncWebClient(base_url=api_url),
+        )  # fmt: skip
+        self._clock = clock
+        self._entries: dict[str, _Entry] = {}
+        self._teams: tuple[float, list[str]] | None = None
+        self._locks: dict[str, asyncio.Lock] = {}
+        # The process's shared aiohttp session (wiring sets it at start), for every client.
+        self.session: aiohttp.ClientSession | None = None
+        store.changed.append(self.forget)
+
+    def forget(self, team_id: str | None) -> None:
+        """Drop what is cached about ``team_id`` (installed, uninstalled, rotated)."""
+        if team_id is not None:
+            self._entries.pop(team_id, None)
+        self._teams = None
+
+    async def teams(self) -> list[str]:
+        """The installed workspaces' team ids, oldest install first."""
+        now = self._clock()
+        if self._teams is None or now - self._teams[0] > CACHE_TTL:
+            found = await asyncio.to_thread(self.store.teams)
+            self._teams = (now, [team for _org, team in found])
+        return list(self._teams[1])
+
+    async def bot(self, team_id: str) -> Bot | None:
+        """The workspace's bot (token current), or None when it is not installed."""
+        entry = await self._entry(team_id)
+        return entry.bot
+
+    async def client(self, team_id: str) -> AsyncWebClient | None:
+        """The client with ``team_id``'s bot token, or None when it is not installed."""
+        entry = await self._entry(team_id)
+        return entry.client
+
+    async def _entry(self, team_id: str) -> _Entry:
+        entry = self._entries.get(team_id)
+        if entry is not None and self._current(entry):
+            return entry
+        lock = self._locks.setdefault(team_id, asyncio.Lock())
+        async with lock:  # one read (and one refresh) per workspace at a time
+            entry = self._entries.get(team_id)
+            if entry is not None and self._current(entry):
+                return entry
+            bot = await self.store.async_find_bot(enterprise_id=None, team_id=team_id)
+            if bot is not None:
+                bot = await self._rotated(bot)
+            entry = _Entry(self._clock(), bot, self._client_for(bot) if bot else None)
+            self._entries[team_id] = entry
+            return entry
+
+    def _current(self, entry: _Entry) -> bool:
+        if self._clock() - entry.at > CACHE_TTL:
+            return False
+        expires = entry.bot.bot_token_expires_at if entry.bot is not None else None
+        return expires is None or expires > time.time() + self._refresh_minutes * 60
+
+    async def _rotated(self, bot: Bot) -> Bot:
+        """``bot`` with a fresh token when its token expires soon (token rotation on)."""
+        try:
+            fresh = await self._rotator.perform_bot_token_rotation(
+                bot=bot, minutes_before_expiration=self._refresh_minutes
+            )
+        except SlackApiError as exc:
+            # invalid_refresh_token: another replica rotated first and saved the new pair.
+            logger.warning("Slack: cannot refresh the bot token of %s: %s; reading it again",
+                           bot.team_id, exc.response.get("error"))  # fmt: skip
+            again = await self.store.async_find_bot(enterprise_id=None, team_id=bot.team_id)
+            return again or bot
+        if fresh is None:
+            return bot
+        await asyncio.to_thread(self.store.store.save_bot, fresh)
+        logger.info("Slack: refreshed the bot token of workspace %s", bot.team_id)
+        return fresh
+
+    def _client_for(self, bot: Bot) -> AsyncWebClient:
+        return AsyncWebClient(
+            token=bot.bot_token, base_url=self.api_url, retry_handlers=retry_handlers(),
+            session=self.session,
+        )  # fmt: skip
+
+
+class InstalledAuthorize(AsyncAuthorize):
+    """Bolt's ``authorize``: a request from an installed workspace runs with that workspace's
+    bot token (its listeners' ``client``); any other with ``slack.bot_token``, as before, so
+    the team guard (slack/teams.py) answers a workspace that is not served with its 403."""
+
+    def __init__(
+        self, installations: Installations, home: AsyncWebClient,
+        home_auth: Callable[[], Awaitable[dict[str, Any]]],
+    ) -> None:  # fmt: skip
+        self.installations = installations
+        self.home = home
+        self.home_auth = home_auth
+
+    async def __call__(
+        self, *, context: AsyncBoltContext, enterprise_id: str | None, team_id: str | None,
+        user_id: str | None, **_: Any,
+    ) -> AuthorizeResult | None:  # fmt: skip
+        bot = await self.installations.bot(team_id) if team_id else None
+        if bot is not None:
+            return AuthorizeResult(
+                enterprise_id=bot.enterprise_id, team_id=bot.team_id, bot_user_id=bot.bot_user_id,
+                bot_id=bot.bot_id, bot_token=bot.bot_token, bot_scopes=bot.bot_scopes,
+                user_id=user_id,
+            )  # fmt: skip
+        auth = await self.home_auth()
+        return AuthorizeResult(
+            enterprise_id=auth.get("enterprise_id"), team_id=auth.get("team_id"),
+            bot_user_id=auth.get("user_id"), bot_id=auth.get("bot_id"),
+            bot_token=self.home.token, user_id=user_id,
+        )  # fmt: skip
