@@ -90,6 +90,8 @@ async def check_slack_at_start(
         return
     if runtime.served_teams is not None:
         runtime.served_teams.learn(found.auth)
+    if team := found.auth.get("team_id"):
+        gateway.home_team = str(team)
     for channel, error in found.missing.items():
         gateway.channel_health.failed(channel, error)
     (logger.warning if found.missing else logger.info)("%s", found.line())

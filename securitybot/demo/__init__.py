@@ -5,11 +5,13 @@ from securitybot.demo.fake_okta import FakeOkta, OktaRequest
 from securitybot.demo.fake_slack import AUDIT_LOGS, RESPONSE_URL, Call, FakeSlack
 from securitybot.demo.slack_signing import (
     app_home_opened_body,
+    app_uninstalled_body,
     block_action_body,
     home_action_body,
     message_event_body,
     sign,
     slash_command_body,
+    tokens_revoked_body,
     view_submission_body,
 )
 
@@ -24,10 +26,12 @@ __all__ = [
     "OktaRequest",
     "Push",
     "app_home_opened_body",
+    "app_uninstalled_body",
     "block_action_body",
     "home_action_body",
     "message_event_body",
     "sign",
     "slash_command_body",
+    "tokens_revoked_body",
     "view_submission_body",
 ]

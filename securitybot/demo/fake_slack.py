@@ -24,6 +24,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from securitybot.demo._serving import FakeServer, ServedFake
 from securitybot.demo.fake_slack_methods import SlackMethods
+from securitybot.demo.slack_examples import OAUTH_V2_ACCESS, TOKEN_LIFETIME
 from securitybot.slack.tiers import Limits
 
 log = logging.getLogger(__name__)
@@ -126,6 +127,18 @@ class FakeSlack(ServedFake, SlackMethods):
         self._seq = 0
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
+        # Several workspaces outside Grid, installed through OAuth (oauth.v2.access): the app's
+        # credentials, codes granted and not yet exchanged, and each issued bot token's (and
+        # refresh token's) workspace. Once any is issued, a bot token sees its own workspace's
+        # people only, as on Slack; this fake's own team is slack.bot_token's.
+        self.oauth_client: tuple[str, str] | None = None
+        self.token_rotation = False
+        self.token_lifetime = TOKEN_LIFETIME  # seconds, with token rotation on
+        self._grants: dict[str, Json] = {}
+        self.workspace_tokens: dict[str, str] = {}
+        self._refresh_tokens: dict[str, str] = {}
+        self._workspaces_seen: dict[str, Json] = {}
+        self._revoked: set[str] = set()
 
     # ---- lifecycle -------------------------------------------------------------------------
 
@@ -257,6 +270,25 @@ class FakeSlack(ServedFake, SlackMethods):
         """``/remove`` the bot (default) or someone else from a channel."""
         with self._lock:
             self.members[channel_id].discard(user_id or self.bot_user_id)
+
+    def grant_install(self, team_id: str, team_name: str, installer: str,
+                      bot_user_id: str | None = None) -> str:  # fmt: skip
+        """An admin of ``team_id`` approved the install on Slack's authorize page: the code
+        Slack puts in the redirect back to the app."""
+        code = f"{team_id}.{self._next_id('code')}"
+        with self._lock:
+            self._grants[code] = {"team": {"id": team_id, "name": team_name},
+                                  "installer": installer,
+                                  "bot_user_id": bot_user_id or f"UB{team_id}"}  # fmt: skip
+        return code
+
+    def revoke_workspace(self, team_id: str) -> None:
+        """The app was uninstalled from ``team_id``: its tokens stop working."""
+        with self._lock:
+            for token, team in list(self.workspace_tokens.items()):
+                if team == team_id:
+                    del self.workspace_tokens[token]
+                    self._revoked.add(token)
 
     # ---- fault injection and inspection ----------------------------------------------------
 
@@ -446,6 +478,8 @@ class FakeSlack(ServedFake, SlackMethods):
 
         if method == RESPONSE_URL:
             return 200, {"ok": True}, {}
+        if method == "oauth.v2.access":  # the app's credentials, not a token
+            return 200, self._oauth_v2_access(headers, params), {}
         auth = headers.get("Authorization", "")
         token = auth[len("Bearer ") :] if auth.startswith("Bearer ") else params.get("token")
         if method == AUDIT_LOGS:
@@ -459,7 +493,71 @@ class FakeSlack(ServedFake, SlackMethods):
             return 200, {"ok": False, "error": "not_authed"}, {}
         if token == "xoxb-invalid":
             return 200, {"ok": False, "error": "invalid_auth"}, {}
-        return 200, handler(str(token), params), self._scope_header(str(token))
+        if token in self._revoked:
+            return 200, {"ok": False, "error": "token_revoked"}, {}
+        team = self._workspace_of(str(token))
+        if team is None:
+            return 200, handler(str(token), params), self._scope_header(str(token))
+        # A workspace's bot token sees that workspace's people, and nobody else's.
+        everyone = self.users
+        self.users = {uid: u for uid, u in everyone.items() if u.get("team_id") == team}
+        try:
+            return 200, handler(str(token), params), self._scope_header(str(token))
+        finally:
+            self.users = everyone
+
+    def _workspace_of(self, token: str) -> str | None:
+        """The workspace a bot token belongs to, once tokens were issued through OAuth."""
+        if not self.workspace_tokens or "xoxb-" not in token:
+            return None
+        return self.workspace_tokens.get(token, self.team_id)
+
+    def _oauth_v2_access(self, headers: dict[str, str], params: dict[str, Any]) -> Json:
+        """oauth.v2.access: a code (or, with token rotation, a refresh token) for a bot token,
+        answered as Slack documents it (slack_examples.OAUTH_V2_ACCESS) for its workspace."""
+        auth = headers.get("Authorization", "")
+        if auth.startswith("Basic "):
+            client_id, _, secret = base64.b64decode(auth[6:]).decode().partition(":")
+        else:
+            client_id, secret = params.get("client_id", ""), params.get("client_secret", "")
+        if self.oauth_client is None or client_id != self.oauth_client[0]:
+            return {"ok": False, "error": "invalid_client_id"}
+        if secret != self.oauth_client[1]:
+            return {"ok": False, "error": "bad_client_secret"}
+        if params.get("grant_type") == "refresh_token":
+            team_id = self._refresh_tokens.pop(str(params.get("refresh_token", "")), None)
+            if team_id is None:
+                return {"ok": False, "error": "invalid_refresh_token"}
+            grant = self._workspaces_seen[team_id]
+        else:
+            found = self._grants.pop(str(params.get("code", "")), None)
+            if found is None:
+                return {"ok": False, "error": "invalid_code"}
+            grant = self._workspaces_seen[found["team"]["id"]] = found
+        return self._issue(grant)
+
+    def _issue(self, grant: Json) -> Json:
+        team = grant["team"]
+        reply = json.loads(json.dumps(OAUTH_V2_ACCESS))
+        example = reply["team"]["id"] == team["id"]
+        self._seq += 1
+        token = reply["access_token"] if example else f"xoxb-{team['id']}-{self._seq:06d}"
+        if self.token_rotation:
+            token = f"xoxe.xoxb-1-{team['id']}-{self._seq:06d}"
+            refresh = f"xoxe-1-{team['id']}-{self._seq:06d}"
+            self._refresh_tokens[refresh] = team["id"]
+            reply |= {"refresh_token": refresh, "expires_in": self.token_lifetime}
+        # Only what names the workspace differs from the documented example: the example's
+        # own workspace gets the example verbatim. A workspace outside Grid has no enterprise.
+        if not example:
+            reply |= {"team": dict(team), "enterprise": None,
+                      "bot_user_id": grant["bot_user_id"]}  # fmt: skip
+            reply["authed_user"] |= {"id": grant["installer"],
+                                     "access_token": f"xoxp-{team['id']}-user"}  # fmt: skip
+        reply["access_token"] = token
+        self.workspace_tokens[token] = team["id"]
+        grant["bot_user_id"] = reply["bot_user_id"]
+        return dict(reply)
 
     def _scope_header(self, token: str) -> dict[str, str]:
         """Slack names the token's scopes in ``x-oauth-scopes`` on every Web API answer."""

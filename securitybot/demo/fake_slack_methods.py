@@ -39,6 +39,8 @@ class SlackMethods:
     ephemeral: list[Json]
     views: dict[str, Json]
     session_resets: list[str]
+    workspace_tokens: dict[str, str]
+    _workspaces_seen: dict[str, Json]
     _last_ts_us: int
     _seq: int
 
@@ -58,6 +60,12 @@ class SlackMethods:
         return self.org_install and token.startswith("xoxb-")
 
     def _api_auth_test(self, token: str, params: dict[str, Any]) -> Json:
+        installed = self.workspace_tokens.get(token)
+        if installed is not None:  # a bot token issued through oauth.v2.access
+            grant = self._workspaces_seen[installed]
+            return {"ok": True, "url": "https://fake.slack.com/", "team": grant["team"]["name"],
+                    "team_id": installed, "user": "securitybot", "user_id": grant["bot_user_id"],
+                    "bot_id": f"B{installed}", "is_enterprise_install": False}  # fmt: skip
         reply: Json = {"ok": True, "url": "https://fake.slack.com/", "team": "Fake Co"}
         reply |= {"team_id": self.team_id, "is_enterprise_install": False}
         if self.enterprise_id:

@@ -93,3 +93,29 @@ USERS_LIST: dict[str, Any] = {
     "ok": True,
     "response_metadata": {"next_cursor": "dXNlcjpVMEc5V0ZYTlo="},
 }
+
+# oauth.v2.access, "Example response" (https://docs.slack.dev/reference/methods/oauth.v2.access;
+# the same example in Slack's OpenAPI spec, slackapi/slack-api-specs
+# web-api/slack_web_openapi_v2.json, paths./oauth.v2.access, "Successful token request with
+# scopes for both a bot user and a user token").
+OAUTH_V2_ACCESS: dict[str, Any] = {
+    "access_token": "xoxb-17653672481-19874698323-pdFZKVeTuE8sk7oOcBrzbqgy",
+    "app_id": "A0KRD7HC3",
+    "authed_user": {
+        "access_token": "xoxp-1234",
+        "id": "U1234",
+        "scope": "chat:write",
+        "token_type": "user",
+    },
+    "bot_user_id": "U0KRQLJ9H",
+    "enterprise": {"id": "E12345678", "name": "slack-sports"},
+    "ok": True,
+    "scope": "commands,incoming-webhook",
+    "team": {"id": "T9TK3CUKW", "name": "Slack Softball Team"},
+    "token_type": "bot",
+}
+# With token rotation on, the same answer also carries "refresh_token" (an xoxe-1- token, the
+# argument's documented example "xoxe-1-abcdefg") and "expires_in" (seconds; "With token
+# rotation, it expires every 12 hours": docs.slack.dev/authentication/using-token-rotation);
+# asked with grant_type=refresh_token, oauth.v2.access answers a new pair the same way.
+TOKEN_LIFETIME = 43200

@@ -395,3 +395,25 @@ def slash_command_body(
             "trigger_id": trigger_id or _new_trigger_id(),
         }
     )
+
+
+def _revocation(event: dict[str, Any], team: str, api_app_id: str) -> str:
+    return json.dumps({
+        "token": "legacy-verification-token", "team_id": team, "api_app_id": api_app_id,
+        "event": event, "type": "event_callback",
+        "event_id": "Ev" + uuid.uuid4().hex[:10].upper(), "event_time": int(time.time()),
+    })  # fmt: skip
+
+
+def app_uninstalled_body(team: str, api_app_id: str = "A1") -> str:
+    """The app was uninstalled from ``team`` (docs.slack.dev/reference/events/app_uninstalled,
+    "Example": an event_callback whose event is just ``{"type": "app_uninstalled"}``)."""
+    return _revocation({"type": "app_uninstalled"}, team, api_app_id)
+
+
+def tokens_revoked_body(team: str, bot: list[str], oauth: list[str] | None = None,
+                        api_app_id: str = "A1") -> str:  # fmt: skip
+    """Tokens of ``team`` were revoked (docs.slack.dev/reference/events/tokens_revoked,
+    "Example": ``tokens`` lists the user ids whose ``oauth`` (user) and ``bot`` tokens went)."""
+    event = {"type": "tokens_revoked", "tokens": {"oauth": oauth or [], "bot": bot}}
+    return _revocation(event, team, api_app_id)

@@ -93,12 +93,27 @@ class SlackGateway:
         # Channels (security channels of escalation.routes) and the workspace each is in; a
         # channel not listed (slack.security_channel) is slack.bot_token's.
         self.channel_teams: dict[str, str] = {}
+        # slack.bot_token's workspace (auth.test at start): served beside the installed ones.
+        self.home_team: str | None = None
+
+    def _served(self) -> frozenset[str] | None:
+        """The workspaces the app can DM people in, when it knows: an org-wide install's, or
+        slack.bot_token's and the installed ones (None: everyone is reachable)."""
+        if self.workspaces is not None:
+            return self.workspaces
+        if self.installations is None or self.home_team is None:
+            return None
+        installed = self.installations.cached_teams()
+        return None if installed is None else installed | {self.home_team}
 
     def _reach(self, user: SlackUser | None) -> SlackUser | None:
-        """``user`` with ``reachable`` for the workspaces the app is in now."""
-        if user is None or self.workspaces is None or not user.teams:
+        """``user`` with ``reachable`` for the workspaces the app is in now (a person of a
+        workspace that uninstalled the app is ``not_reachable``, never asked with another's
+        token)."""
+        served = self._served()
+        if user is None or served is None or not user.teams:
             return user
-        reachable = not self.workspaces.isdisjoint(user.teams)
+        reachable = not served.isdisjoint(user.teams)
         return (
             user if reachable == user.reachable else dataclasses.replace(user, reachable=reachable)
         )
@@ -258,6 +273,8 @@ class SlackGateway:
         """(True, the person) when ``lookup_user`` would answer without calling Slack."""
         key = user.lower() if "@" in user else user
         hit = self._cache.get(key)
+        if self.installations is not None and self.installations.cached_teams() is None:
+            return False, None  # lookup_user reads the installed workspaces first
         if hit and self._fresh(hit, time.monotonic()):
             person = self._reach(hit[1])
             if person is not None and not person.reachable and self.recheck_workspaces:
@@ -277,6 +294,8 @@ class SlackGateway:
 
     async def _lookup_user(self, user: str) -> SlackUser | None:
         key = user.lower() if "@" in user else user
+        if self.installations is not None:
+            await self.installations.teams()  # which workspaces are served now (cached)
         hit = self._cache.get(key)
         if hit and self._fresh(hit, time.monotonic()):
             return self._reach(hit[1])

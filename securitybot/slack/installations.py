@@ -141,7 +141,8 @@ class Installations:
         )  # fmt: skip
         self._clock = clock
         self._entries: dict[str, _Entry] = {}
-        self._teams: tuple[float, list[str]] | None = None
+        # The installed workspaces (team id -> its enterprise id, when it is in one).
+        self._teams: tuple[float, dict[str, str | None]] | None = None
         self._locks: dict[str, asyncio.Lock] = {}
         # The process's shared aiohttp session (wiring sets it at start), for every client.
         self.session: aiohttp.ClientSession | None = None
@@ -153,13 +154,22 @@ class Installations:
             self._entries.pop(team_id, None)
         self._teams = None
 
-    async def teams(self) -> list[str]:
-        """The installed workspaces' team ids, oldest install first."""
+    async def _installed(self) -> dict[str, str | None]:
         now = self._clock()
         if self._teams is None or now - self._teams[0] > CACHE_TTL:
             found = await asyncio.to_thread(self.store.teams)
-            self._teams = (now, [team for _org, team in found])
-        return list(self._teams[1])
+            self._teams = (now, {team: org for org, team in found})
+        return self._teams[1]
+
+    def cached_teams(self) -> frozenset[str] | None:
+        """The installed workspaces as last read, or None when they must be read again."""
+        if self._teams is None or self._clock() - self._teams[0] > CACHE_TTL:
+            return None
+        return frozenset(self._teams[1])
+
+    async def teams(self) -> list[str]:
+        """The installed workspaces' team ids, oldest install first."""
+        return list(await self._installed())
 
     async def bot(self, team_id: str) -> Bot | None:
         """The workspace's bot (token current), or None when it is not installed."""
@@ -180,7 +190,12 @@ class Installations:
             entry = self._entries.get(team_id)
             if entry is not None and self._current(entry):
                 return entry
-            bot = await self.store.async_find_bot(enterprise_id=None, team_id=team_id)
+            installed = await self._installed()
+            bot = None
+            if team_id in installed:  # the store finds a bot by its enterprise and team
+                bot = await self.store.async_find_bot(
+                    enterprise_id=installed[team_id], team_id=team_id
+                )
             if bot is not None:
                 bot = await self._rotated(bot)
             entry = _Entry(self._clock(), bot, self._client_for(bot) if bot else None)
@@ -203,7 +218,9 @@ class Installations:
             # invalid_refresh_token: another replica rotated first and saved the new pair.
             logger.warning("Slack: cannot refresh the bot token of %s: %s; reading it again",
                            bot.team_id, exc.response.get("error"))  # fmt: skip
-            again = await self.store.async_find_bot(enterprise_id=None, team_id=bot.team_id)
+            again = await self.store.async_find_bot(
+                enterprise_id=bot.enterprise_id, team_id=bot.team_id
+            )
             return again or bot
         if fresh is None:
             return bot

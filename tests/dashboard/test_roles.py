@@ -40,6 +40,9 @@ ACCESS: dict[tuple[str, str], str] = {
     # Responders handle escalations and snoozes; admins also manage suppression rules.
     ("POST", "/dashboard/snoozes/{snooze_id}/revoke"): "responder",
     ("POST", "/dashboard/suppressions/{rule_id}/revoke"): "admin",
+    # Installing the app in another Slack workspace (slack.oauth) is for admins.
+    ("GET", "/dashboard/slack/install"): "admin",
+    ("GET", "/dashboard/slack/install/start"): "admin",
     # Held AER resets are an escalation: responders release or discard them.
     ("POST", "/dashboard/held/{batch_id}/release"): "responder",
     ("POST", "/dashboard/held/{batch_id}/discard"): "responder",
