@@ -37,6 +37,7 @@ from slack_sdk.oauth.state_store.sqlalchemy import SQLAlchemyOAuthStateStore
 from slack_sdk.oauth.token_rotation.async_rotator import AsyncTokenRotator
 from slack_sdk.web.async_client import AsyncWebClient
 
+from securitybot.masking import known_secrets
 from securitybot.slack.api_types import retry_handlers
 from securitybot.store import slack_installations
 
@@ -229,6 +230,8 @@ class Installations:
         return fresh
 
     def _client_for(self, bot: Bot) -> AsyncWebClient:
+        # Stored tokens are secrets like configured ones: never in a log line.
+        known_secrets.add(t for t in (bot.bot_token, bot.bot_refresh_token) if t)
         return AsyncWebClient(
             token=bot.bot_token, base_url=self.api_url, retry_handlers=retry_handlers(),
             session=self.session,

@@ -57,6 +57,9 @@ EVENT_SCOPES: dict[str, frozenset[str]] = {
     # and .../team_access_revoked, "Required Scopes: No scopes required!"
     "team_access_granted": frozenset(),
     "team_access_revoked": frozenset(),
+    # https://docs.slack.dev/reference/events/app_uninstalled and .../tokens_revoked: no scope
+    "app_uninstalled": frozenset(),
+    "tokens_revoked": frozenset(),
 }
 
 _CALL = re.compile(r"""\b(?:_call|api_call|_page)\(\s*["']([a-z]+(?:\.[A-Za-z]+)+)["']""")
