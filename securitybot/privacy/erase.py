@@ -41,6 +41,7 @@ from securitybot.privacy.identities import Identities, resolve
 from securitybot.privacy.retention import FINISHED
 from securitybot.store.db import Database
 from securitybot.store.models import Alert, AuditLog, Base
+from securitybot.store.slack_installations import METADATA as SLACK_OAUTH
 
 ACTION = "person_erased"
 
@@ -121,7 +122,18 @@ TABLES: dict[str, Spec] = {
     "storm_dms": Spec(people=("user_id",)),
     "storm_alerts": Spec(people=("user_id",)),
     "storms": Spec(people=("resolved_by",)),
+    # slack_sdk's installation store (slack.oauth): who installed the app in a workspace (and
+    # their user token, when user scopes were asked for) is theirs; the bot is the workspace's.
+    "slack_installations": Spec(people=("user_id",),
+                                clear=("user_token", "user_refresh_token", "user_scopes")),
+    "slack_bots": Spec(why="a workspace's bot token and ids"),
+    "slack_oauth_states": Spec(why="one-time OAuth states, expired within minutes"),
 }  # fmt: skip
+
+
+def all_tables() -> dict[str, Table]:
+    """Our tables and slack_sdk's installation and state stores' (store/slack_installations)."""
+    return {**Base.metadata.tables, **SLACK_OAUTH.tables}
 
 
 class EraseRefused(Exception):
@@ -301,7 +313,7 @@ def erase_person(db: Database, email: str, *, actor: str, via: str,
         alert_ids = list(session.scalars(
             select(Alert.id).where(or_(Alert.user_given.in_(keys), Alert.user_id.in_(keys)))
         ))  # fmt: skip
-        for name, table in Base.metadata.tables.items():
+        for name, table in all_tables().items():
             n = _erase_table(session, table, TABLES[name], ids, scrub, alert_ids)
             if n:
                 erasure.rows[name] = n
@@ -313,4 +325,4 @@ def erase_person(db: Database, email: str, *, actor: str, via: str,
 
 def untracked_tables() -> set[str]:
     """Tables with no erasure rule (a new table must say what it keeps about people)."""
-    return set(Base.metadata.tables) ^ set(TABLES)
+    return set(all_tables()) ^ set(TABLES)

@@ -8,9 +8,10 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
+from securitybot.privacy.erase import all_tables
 from securitybot.store.aer_budget_models import (
     AerHeldBatch,
     AerHeldReset,
@@ -38,7 +39,6 @@ from securitybot.store.db import Database
 from securitybot.store.models import (
     Alert,
     AuditLog,
-    Base,
     Exemption,
     Outbox,
     SeenSignature,
@@ -162,11 +162,22 @@ def seed_storms(s: Session, alert_id: int) -> None:
     ])  # fmt: skip
 
 
+def seed_slack_install(s: Session) -> None:
+    """Alice installed the app in a second workspace (slack.oauth), as slack_sdk stores it."""
+    installs = all_tables()["slack_installations"]
+    s.execute(insert(installs).values(
+        client_id="2141029472.691202649728", app_id="A0KRD7HC3", team_id="T0BLUE",
+        bot_token="xoxb-blue", bot_user_id="U0BLUEBOT", user_id=UID, user_token="xoxp-alice",
+        user_scopes="chat:write", is_enterprise_install=False, installed_at=utcnow(),
+    ))  # fmt: skip
+
+
 def seed(db: Database) -> dict[str, int]:
     with db.write() as s:
         ids = seed_core(s)
         seed_aer(s)
         seed_storms(s, ids["alice"])
+        seed_slack_install(s)
     return ids
 
 
@@ -174,7 +185,7 @@ def dump(db: Database) -> dict[str, list[str]]:
     """Every row of every table, as text."""
     out: dict[str, list[str]] = {}
     with db.read() as s:
-        for name, table in Base.metadata.tables.items():
+        for name, table in all_tables().items():
             rows = s.execute(select(table)).mappings().all()
             out[name] = [json.dumps({k: _plain(v) for k, v in r.items()}, ensure_ascii=False,
                                     default=str) for r in rows]  # fmt: skip
