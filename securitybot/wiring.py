@@ -76,6 +76,15 @@ def build_verifier(runtime: Runtime) -> Verifier:
 SLACK_CHECK_TIMEOUT = 20.0
 
 
+async def _elsewhere(gateway: SlackGateway) -> dict[str, AsyncWebClient]:
+    """Routed channels of workspaces installed through OAuth, with those workspaces' clients
+    (a channel of a workspace not installed yet is asked with slack.bot_token, as before)."""
+    if gateway.installations is None:
+        return {}
+    found = {ch: await gateway.installations.client(t) for ch, t in gateway.channel_teams.items()}
+    return {ch: client for ch, client in found.items() if client is not None}
+
+
 async def check_slack_at_start(
     runtime: Runtime, gateway: SlackGateway, org: grid.Workspaces | None = None
 ) -> None:
@@ -83,7 +92,8 @@ async def check_slack_at_start(
     member of the security channel and every routed channel."""
     try:
         found = await asyncio.wait_for(
-            channels.check_slack(gateway.client, runtime.settings), SLACK_CHECK_TIMEOUT
+            channels.check_slack(gateway.client, runtime.settings, await _elsewhere(gateway)),
+            SLACK_CHECK_TIMEOUT,
         )
     except Exception as exc:  # any failure is one line; the team guard learns via Bolt later
         logger.warning("Slack: cannot check the bot at start: %s", channels.describe(exc))

@@ -114,16 +114,21 @@ def _listed(channels: dict[str, str]) -> str:
     return ", ".join(f"{ch} ({what})" for ch, what in channels.items())
 
 
-async def check_slack(client: AsyncWebClient, settings: Settings) -> SlackCheck:
+async def check_slack(
+    client: AsyncWebClient, settings: Settings,
+    elsewhere: Mapping[str, AsyncWebClient] | None = None,
+) -> SlackCheck:  # fmt: skip
     """``auth.test``, then ``conversations.info`` for each routed channel. Raises SlackApiError
-    (or a network error) if Slack cannot be asked at all."""
+    (or a network error) if Slack cannot be asked at all. ``elsewhere``: channels of another
+    workspace installed through OAuth, asked with that workspace's client."""
     auth = (await client.auth_test()).data
     assert isinstance(auth, dict)
     routed = routed_channels(settings)
     missing: dict[str, str] = {}
     for channel in routed:
         try:
-            info = (await client.conversations_info(channel=channel)).data
+            asker = (elsewhere or {}).get(channel, client)
+            info = (await asker.conversations_info(channel=channel)).data
         except SlackApiError as exc:
             missing[channel] = str(exc.response.get("error") or "error")
             continue

@@ -209,3 +209,31 @@ def test_the_fake_answers_slacks_documented_example_for_its_workspace(fs: FakeSl
     resp = httpx.post(f"{fs.base_url}oauth.v2.access", data={"code": code},
                       auth=(CLIENT_ID, CLIENT_SECRET))  # fmt: skip
     assert resp.json() == OAUTH_V2_ACCESS
+
+
+BLUE_CHANNEL = "CBLUESECURITY"
+
+
+def test_an_escalation_routed_to_a_channel_of_an_installed_workspace_uses_its_token(
+    fs: FakeSlack, make_bot: MakeBot
+) -> None:
+    """escalation.routes: Blue's people escalate to Blue's own channel, posted with Blue's
+    token; the home workspace's people still go to slack.security_channel."""
+    fs.add_channel(BLUE_CHANNEL)
+    config = oauth_config(fs)
+    config["escalation"] = {"routes": [{"team_id": BLUE, "channel": BLUE_CHANNEL}]}
+    bot = make_bot(**config)
+    sign_in(bot)
+    install(bot, BLUE, "Blue Co", "UBOB")
+    bob = bot.post_alert(dedup_key="routed-bob", user="bob@example.com")
+    bot.wait_status(bob["id"], "awaiting_ack")
+    for word in ("no", "confirm"):
+        said = message_event_body(user="UBOB", text=word, channel="DUBOB", team=BLUE)
+        assert bot.slack_post(said).status_code == 200
+        if word == "no":
+            wait_until(lambda: bot.audit(bob["id"], "answer.denial_pending"), 10, "asked again")
+    bot.wait_status(bob["id"], "escalated")
+    [post] = wait_until(lambda: ok_calls(fs, "chat.postMessage", BLUE_CHANNEL), 10, "Blue post")
+    assert f"#{bob['id']}" in post.params["text"]
+    assert auth(post) == f"Bearer {token_of(bot, BLUE)}"
+    assert not bot.security_posts()
