@@ -216,15 +216,15 @@ class SlackGateway:
     ) -> Any:  # fmt: skip
         """``via_team``: the workspace whose token to use ("": slack.bot_token's); default:
         the workspace of the call's channel or person."""
-        if client is not None:
-            api = client
-        elif via_team == "":
-            api = self.client
-        else:
-            api = await self._client_for(kw, via_team)
         channel = kw.get("channel") if method == POST else None
         await self._pace(method, channel)
         try:
+            if client is not None:
+                api = client
+            elif via_team == "":
+                api = self.client
+            else:  # may refresh the workspace's token first (oauth.v2.access)
+                api = await self._client_for(kw, via_team)
             resp = (
                 await api.api_call(method, json=kw)
                 if method.startswith("chat.") or method.startswith("views.")

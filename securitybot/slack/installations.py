@@ -28,7 +28,7 @@ import aiohttp
 from slack_bolt.authorization import AuthorizeResult
 from slack_bolt.authorization.async_authorize import AsyncAuthorize
 from slack_bolt.context.async_context import AsyncBoltContext
-from slack_sdk.errors import SlackApiError
+from slack_sdk.errors import SlackTokenRotationError
 from slack_sdk.oauth.installation_store import Bot, Installation
 from slack_sdk.oauth.installation_store.async_installation_store import AsyncInstallationStore
 from slack_sdk.oauth.installation_store.sqlalchemy import SQLAlchemyInstallationStore
@@ -46,6 +46,8 @@ logger = logging.getLogger(__name__)
 # How long a client (or "not installed") is trusted before the store is read again: another
 # replica may have installed, uninstalled or rotated meanwhile.
 CACHE_TTL = 60.0
+# A refresh token another replica just spent: its new pair is read this often, this far apart.
+RACE_READS, RACE_PAUSE = 10, 0.2
 
 
 class AsyncStore(AsyncInstallationStore):
@@ -215,19 +217,28 @@ class Installations:
             fresh = await self._rotator.perform_bot_token_rotation(
                 bot=bot, minutes_before_expiration=self._refresh_minutes
             )
-        except SlackApiError as exc:
+        except SlackTokenRotationError as exc:
             # invalid_refresh_token: another replica rotated first and saved the new pair.
             logger.warning("Slack: cannot refresh the bot token of %s: %s; reading it again",
-                           bot.team_id, exc.response.get("error"))  # fmt: skip
-            again = await self.store.async_find_bot(
-                enterprise_id=bot.enterprise_id, team_id=bot.team_id
-            )
-            return again or bot
+                           bot.team_id, exc.api_error.response.get("error"))  # fmt: skip
+            return await self._saved_by_another(bot)
         if fresh is None:
             return bot
         await asyncio.to_thread(self.store.store.save_bot, fresh)
         logger.info("Slack: refreshed the bot token of workspace %s", bot.team_id)
         return fresh
+
+    async def _saved_by_another(self, bot: Bot) -> Bot:
+        """The pair another replica is saving after spending ``bot``'s refresh token: read
+        until the stored refresh token is another one (a few tries), else ``bot``."""
+        for _ in range(RACE_READS):
+            again = await self.store.async_find_bot(
+                enterprise_id=bot.enterprise_id, team_id=bot.team_id
+            )
+            if again is None or again.bot_refresh_token != bot.bot_refresh_token:
+                return again or bot
+            await asyncio.sleep(RACE_PAUSE)
+        return bot
 
     def _client_for(self, bot: Bot) -> AsyncWebClient:
         # Stored tokens are secrets like configured ones: never in a log line.
