@@ -14,6 +14,7 @@ callback leads back to the dashboard's list of installed workspaces.
 from __future__ import annotations
 
 import logging
+from urllib.parse import quote
 
 from slack_bolt import BoltResponse
 from slack_bolt.adapter.starlette.async_handler import to_async_bolt_request, to_starlette_response
@@ -54,10 +55,12 @@ async def _success(args: AsyncSuccessArgs) -> BoltResponse:
 async def _failure(args: AsyncFailureArgs) -> BoltResponse:
     # Bolt's reason (invalid_browser, invalid_state, invalid_code, storage_error, the error
     # Slack sent back): never the code or a token.
-    logger.warning("Slack: an install did not complete: %s", args.reason)
+    # The reason may be Slack's ?error=, which anyone can put in the callback's URL: quoted.
+    reason = quote(str(args.reason)[:64], safe="")
+    logger.warning("Slack: an install did not complete: %s", reason)
     return BoltResponse(
         status=303, body="",
-        headers={"Location": f"{INSTALLED_PAGE}?failed={args.reason}",
+        headers={"Location": f"{INSTALLED_PAGE}?failed={reason}",
                  "Set-Cookie": args.settings.state_utils.build_set_cookie_for_deletion()},
     )  # fmt: skip
 

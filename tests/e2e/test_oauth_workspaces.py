@@ -20,9 +20,11 @@ from sqlalchemy import select
 from securitybot.demo import FakeSlack
 from securitybot.demo.slack_examples import OAUTH_V2_ACCESS
 from securitybot.demo.slack_signing import (
+    app_home_opened_body,
     app_uninstalled_body,
     block_action_body,
     message_event_body,
+    slash_command_body,
     tokens_revoked_body,
 )
 from securitybot.slack.messages import CONFIRM_ACTION
@@ -237,3 +239,47 @@ def test_an_escalation_routed_to_a_channel_of_an_installed_workspace_uses_its_to
     assert f"#{bob['id']}" in post.params["text"]
     assert auth(post) == f"Bearer {token_of(bot, BLUE)}"
     assert not bot.security_posts()
+
+
+def test_app_home_and_the_slash_command_work_from_an_installed_workspace(
+    fs: FakeSlack, make_bot: MakeBot
+) -> None:
+    """Bolt's authorize gives the listeners the installed workspace's token: Bob's Home tab
+    is published with Blue's token, and /securitybot answers him there."""
+    bot = make_bot(**oauth_config(fs))
+    sign_in(bot)
+    install(bot, BLUE, "Blue Co", "UBOB")
+    bob = bot.post_alert(dedup_key="blue-home", user="bob@example.com")
+    bot.wait_status(bob["id"], "awaiting_ack")
+    assert bot.slack_post(app_home_opened_body("UBOB", team=BLUE)).status_code == 200
+    wait_until(lambda: fs.home("UBOB"), 10, "Bob's Home tab published")
+    [published] = ok_calls(fs, "views.publish")
+    assert auth(published) == f"Bearer {token_of(bot, BLUE)}"
+    home = fs.home("UBOB")
+    assert home is not None and "flurb -export on accountingserver01" in str(home["blocks"])
+    resp = bot.slack_post(slash_command_body(user="UBOB", text="status", team=BLUE))
+    assert resp.status_code == 200, resp.text
+    assert f"#{bob['id']}" in resp.json()["text"]
+    # A workspace never installed is still refused.
+    foreign = slash_command_body(user="UX", text="status", team="T9")
+    assert bot.slack_post(foreign).status_code == 403
+
+
+def test_a_callback_without_the_state_this_browser_was_given_stores_nothing(
+    fs: FakeSlack, make_bot: MakeBot
+) -> None:
+    bot = make_bot(**oauth_config(fs))
+    code = fs.grant_install(BLUE, "Blue Co", "UBOB")
+    # No install was started: a code (say, phished from an admin) with a made-up state.
+    forged = bot.http.get("/slack/oauth_redirect", params={"code": code, "state": "made-up"},
+                          headers={"Cookie": "slack-app-oauth-state=made-up"})  # fmt: skip
+    assert forged.status_code == 303
+    assert forged.headers["location"] == "/dashboard/slack/install?failed=invalid_state"
+    # Slack's own ?error= (the admin cancelled) comes back quoted, whatever it holds.
+    cancelled = bot.http.get("/slack/oauth_redirect", params={"error": "access_denied\r\n<b>"})
+    assert cancelled.headers["location"] == (
+        "/dashboard/slack/install?failed=access_denied%0D%0A%3Cb%3E"
+    )
+    assert not fs.calls_to("oauth.v2.access") and not bot_rows(bot, BLUE)
+    # Starting an install needs the dashboard's admin.
+    assert bot.http.get("/dashboard/slack/install/start").status_code == 303
