@@ -272,13 +272,14 @@ class FakeSlack(ServedFake, SlackMethods):
             self.members[channel_id].discard(user_id or self.bot_user_id)
 
     def grant_install(self, team_id: str, team_name: str, installer: str,
-                      bot_user_id: str | None = None) -> str:  # fmt: skip
+                      bot_user_id: str | None = None, org_wide: bool = False) -> str:  # fmt: skip
         """An admin of ``team_id`` approved the install on Slack's authorize page: the code
-        Slack puts in the redirect back to the app."""
+        Slack puts in the redirect back to the app. ``org_wide``: an Org Admin installed it
+        for the whole Enterprise Grid org ``team_id`` (an E… id)."""
         code = f"{team_id}.{self._next_id('code')}"
         with self._lock:
             self._grants[code] = {"team": {"id": team_id, "name": team_name},
-                                  "installer": installer,
+                                  "installer": installer, "org_wide": org_wide,
                                   "bot_user_id": bot_user_id or f"UB{team_id}"}  # fmt: skip
         return code
 
@@ -554,6 +555,10 @@ class FakeSlack(ServedFake, SlackMethods):
                       "bot_user_id": grant["bot_user_id"]}  # fmt: skip
             reply["authed_user"] |= {"id": grant["installer"],
                                      "access_token": f"xoxp-{team['id']}-user"}  # fmt: skip
+        if grant.get("org_wide"):
+            # An org-wide install names the org, not a workspace: team null, the org in
+            # enterprise, is_enterprise_install true (api.slack.com/enterprise/org-wide-apps).
+            reply |= {"team": None, "enterprise": dict(team), "is_enterprise_install": True}
         reply["access_token"] = token
         self.workspace_tokens[token] = team["id"]
         grant["bot_user_id"] = reply["bot_user_id"]

@@ -43,6 +43,11 @@ from securitybot.store import slack_installations
 
 logger = logging.getLogger(__name__)
 
+# slack_sdk logs whole answers at DEBUG; oauth.v2.access answers with tokens not yet known to
+# the log scrubber. The client that exchanges codes and refresh tokens logs through this one.
+TOKEN_EXCHANGE_LOG = logging.getLogger("securitybot.slack.token_exchange")
+TOKEN_EXCHANGE_LOG.setLevel(logging.WARNING)
+
 # How long a client (or "not installed") is trusted before the store is read again: another
 # replica may have installed, uninstalled or rotated meanwhile.
 CACHE_TTL = 60.0
@@ -140,7 +145,7 @@ class Installations:
         self._refresh_minutes = max(1, int(refresh_before // 60))
         self._rotator = AsyncTokenRotator(
             client_id=client_id, client_secret=client_secret,
-            client=AsyncWebClient(base_url=api_url),
+            client=AsyncWebClient(base_url=api_url, logger=TOKEN_EXCHANGE_LOG),
         )  # fmt: skip
         self._clock = clock
         self._entries: dict[str, _Entry] = {}

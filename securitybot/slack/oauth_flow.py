@@ -30,7 +30,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from securitybot.config import Settings
-from securitybot.slack.installations import AsyncStateStore, AsyncStore
+from securitybot.slack.installations import TOKEN_EXCHANGE_LOG, AsyncStateStore, AsyncStore
 from securitybot.slack.tokens import BOT_SCOPES
 from securitybot.store import slack_installations
 
@@ -43,6 +43,16 @@ INSTALLED_PAGE = "/dashboard/slack/install"
 
 async def _success(args: AsyncSuccessArgs) -> BoltResponse:
     found = args.installation
+    if found.is_enterprise_install or not found.team_id:
+        # An org-wide install is Enterprise Grid's single bot token (slack.bot_token,
+        # docs/deploy.md "Enterprise Grid"), not a workspace of this list: not kept.
+        await args.settings.installation_store.async_delete_all(
+            enterprise_id=found.enterprise_id, team_id=found.team_id
+        )
+        return await _failure(AsyncFailureArgs(
+            request=args.request, reason="org_wide_install_use_slack_bot_token", error=None,
+            suggested_status_code=400, settings=args.settings, default=args.default,
+        ))  # fmt: skip
     logger.info("Slack: installed in workspace %s (%s) by %s", found.team_id, found.team_name,
                 found.user_id)  # fmt: skip
     return BoltResponse(
@@ -71,7 +81,7 @@ def build_flow(settings: Settings, store: AsyncStore) -> AsyncOAuthFlow:
     assert oauth.client_id and oauth.client_secret and oauth.redirect_url
     states = AsyncStateStore(slack_installations.state_store(store.store.engine))
     return AsyncOAuthFlow(
-        client=AsyncWebClient(base_url=settings.slack.api_url),
+        client=AsyncWebClient(base_url=settings.slack.api_url, logger=TOKEN_EXCHANGE_LOG),
         settings=AsyncOAuthSettings(
             client_id=oauth.client_id,
             client_secret=oauth.client_secret.get_secret_value(),

@@ -283,3 +283,21 @@ def test_a_callback_without_the_state_this_browser_was_given_stores_nothing(
     assert not fs.calls_to("oauth.v2.access") and not bot_rows(bot, BLUE)
     # Starting an install needs the dashboard's admin.
     assert bot.http.get("/dashboard/slack/install/start").status_code == 303
+
+
+def test_an_org_wide_install_through_the_flow_is_not_kept(fs: FakeSlack, make_bot: MakeBot) -> None:
+    """Enterprise Grid's org-wide install is slack.bot_token's job (docs/deploy.md): one that
+    comes through "Add to Slack" is deleted and the admin told why."""
+    bot = make_bot(**oauth_config(fs))
+    sign_in(bot)
+    start = bot.http.get("/dashboard/slack/install/start")
+    state = parse_qs(urlsplit(start.headers["location"]).query)["state"][0]
+    code = fs.grant_install("E0ORG", "Org", "WADMIN", org_wide=True)
+    back = bot.http.get("/slack/oauth_redirect", params={"code": code, "state": state},
+                        headers={"Cookie": f"slack-app-oauth-state={state}"})  # fmt: skip
+    assert back.headers["location"] == (
+        "/dashboard/slack/install?failed=org_wide_install_use_slack_bot_token"
+    )
+    installs = METADATA.tables["slack_installations"]
+    with bot.db.engine.connect() as conn:
+        assert conn.execute(select(installs.c.id)).all() == []
