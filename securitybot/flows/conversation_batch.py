@@ -51,13 +51,31 @@ T = TypeVar("T")
 
 async def _bounded(calls: list[Awaitable[T]]) -> list[T]:
     """Await ``calls`` (coroutines not yet started), at most SLACK_CONCURRENCY at a time."""
+    return await asyncio.gather(*_gated(calls))
+
+
+def _gated(calls: list[Awaitable[T]]) -> list[Awaitable[T]]:
     gate = asyncio.Semaphore(SLACK_CONCURRENCY)
 
     async def one(call: Awaitable[T]) -> T:
         async with gate:
             return await call
 
-    return await asyncio.gather(*(one(c) for c in calls))
+    return [one(c) for c in calls]
+
+
+def _unanswered(
+    looking: asyncio.Future[list[Any]], waiting: list[tuple[Job, Any]]
+) -> list[tuple[Job, Any, SlackUser | Exception | None]]:
+    """The answers for the people whose lookups ended without one (cancelled, or killed by
+    what no ``except Exception`` catches): each a failure, so their alerts escalate instead
+    of waiting for an answer that cannot come."""
+    ended = [] if looking.cancelled() else looking.result()
+    died = next((r for r in ended if isinstance(r, BaseException)), None)
+    how = f"{type(died).__name__}: {died}" if died else "cancelled"
+    why = RuntimeError(f"the Slack lookup ended without an answer ({how})")
+    logger.error("alerts %s: %s", [alert.id for _, alert in waiting], why)
+    return [(job, alert, why) for job, alert in waiting]
 
 
 @dataclass
@@ -117,20 +135,33 @@ class BatchConversation:
                 user: SlackUser | Exception | None = await slack.lookup_user(alert.user_given)
             except (SlackRetryLater, SlackPermanentError) as exc:
                 user = exc
+            except Exception as exc:
+                # Not Slack's answer (a body that is not Slack's JSON, a bug reading it): the
+                # batch must still hear of this person, or it waits for them forever. Their
+                # alert escalates as a DM that failed (fail closed).
+                logger.exception("alert %s: looking up its person failed", alert.id)
+                user = exc
             answers.put_nowait((job, alert, user))
 
-        looking = asyncio.ensure_future(_bounded([lookup(j, a) for j, a in missing]))
+        # Done only once every lookup has ended (return_exceptions), so every answer that
+        # will ever come is queued by then.
+        looking = asyncio.gather(*_gated([lookup(j, a) for j, a in missing]),
+                                 return_exceptions=True)  # fmt: skip
         sends: list[asyncio.Task[None]] = []
+        unanswered = {job.id: (job, alert) for job, alert in missing}
         try:
-            left = len(missing)
             chunk, chunk_events = first, events
             while True:
-                if chunk or chunk_events or not left:
+                if chunk or chunk_events or not unanswered:
                     sends += await self._settle_some(jobs, chunk, chunk_events, outcomes)
-                if not left:
+                if not unanswered:
                     break
-                chunk, chunk_events = await self._next_answers(answers, left), []
-                left -= len(chunk)
+                chunk, chunk_events = await self._next_answers(answers, len(unanswered),
+                                                               looking), []  # fmt: skip
+                if not chunk:  # the lookups ended without answering for everyone
+                    chunk = _unanswered(looking, list(unanswered.values()))
+                for job, _, _ in chunk:
+                    del unanswered[job.id]
         finally:
             if not looking.done():
                 looking.cancel()
@@ -139,10 +170,26 @@ class BatchConversation:
 
     @staticmethod
     async def _next_answers(
-        answers: asyncio.Queue[tuple[Job, Any, SlackUser | Exception | None]], left: int
-    ) -> list[tuple[Job, Any, SlackUser | Exception | None]]:
-        """The next lookup answer, with those arriving within ``LINGER`` of it."""
-        got = [await answers.get()]
+        answers: asyncio.Queue[tuple[Job, Any, SlackUser | Exception | None]], left: int,
+        looking: asyncio.Future[Any],
+    ) -> list[tuple[Job, Any, SlackUser | Exception | None]]:  # fmt: skip
+        """The next lookup answer, with those arriving within ``LINGER`` of it; none once
+        ``looking`` (the lookups) has ended with none left to take."""
+        got: list[tuple[Job, Any, SlackUser | Exception | None]] = []
+        get = asyncio.ensure_future(answers.get())
+        try:
+            await asyncio.wait({get, looking}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            taken = get.done()
+            if not taken:  # a get cancelled before it ran leaves its item in the queue
+                get.cancel()
+        if taken:
+            got.append(get.result())
+        else:
+            # Every lookup queues its answer before it ends: what is left is in the queue.
+            while len(got) < left and not answers.empty():
+                got.append(answers.get_nowait())
+            return got
         deadline = asyncio.get_running_loop().time() + LINGER
         while len(got) < left:
             remaining = deadline - asyncio.get_running_loop().time()
@@ -170,7 +217,9 @@ class BatchConversation:
                 outcomes[job.id] = retry_later(job, user)
                 continue
             if isinstance(user, Exception):
-                events.append((alert.id, Event(EventType.DM_FAILED, comment=str(user))))
+                failed = isinstance(user, SlackPermanentError)
+                why = str(user) if failed else f"{type(user).__name__}: {user}"
+                events.append((alert.id, Event(EventType.DM_FAILED, comment=why)))
             else:
                 ids_ = [alert.user_given, user.id if user else None, user.email if user else None]
                 people.append(dm_batch.Person(alert.id, ids_, user, alert.kind, alert.user_given,

@@ -7,6 +7,7 @@ every way a new alert can end, and a burst for many people, counted.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
@@ -250,3 +251,58 @@ async def test_an_alert_grouped_under_one_a_rule_closes_gets_its_own_conversatio
     assert (asked.status, asked.parent_id, asked.outcome) == ("awaiting_ack", None, None)
     assert "alert.ungrouped" in _actions(db, miss)
     assert len(_dms_to(fs, "DUALICE")) == 1
+
+
+async def test_a_lookup_that_fails_unexpectedly_escalates_its_alert_and_the_batch_finishes(
+    db: Database, fs: FakeSlack, caplog: pytest.LogCaptureFixture
+) -> None:
+    """One person's lookup raises what no Slack error is (a bug in reading Slack's answer):
+    the batch must not wait for it forever; the others are DMed, that alert escalates."""
+    ids = [new_alert(db, f"person{i:03d}@example.com", f"odd-{i}") for i in range(3)]
+    batch = _batch(db, fs)
+    assert batch.h.slack is not None
+    real = batch.h.slack.lookup_user
+
+    async def lookup_user(user: str) -> Any:
+        if user == "person001@example.com":
+            raise KeyError("user")  # as _look_up does when a 200's body has no "user"
+        return await real(user)
+
+    batch.h.slack.lookup_user = lookup_user  # type: ignore[method-assign]
+    jobs = pending_jobs(db, "start_conversation")
+    outcomes = await asyncio.wait_for(batch.start_conversations(jobs), timeout=10)
+    assert outcomes == [Recorded()] * 3
+    await batch.send_dms(pending_jobs(db, "send_dm"))
+
+    ok0, bad, ok2 = _alerts(db, ids)
+    assert (ok0.status, ok2.status) == ("awaiting_ack", "awaiting_ack")
+    assert (bad.status, bad.escalation_reason) == ("escalated", "dm_failed")
+    assert [j.alert_id for j in pending_jobs(db, "post_escalation")] == [bad.id]
+    assert len(fs.calls_to("chat.postMessage")) == 2
+    assert "KeyError" in caplog.text  # logged with its traceback
+
+
+async def test_a_lookup_that_ends_without_an_answer_escalates_instead_of_waiting(
+    db: Database, fs: FakeSlack
+) -> None:
+    """A lookup killed by what no ``except Exception`` catches (its task cancelled) never
+    answers: the batch stops waiting for it once every lookup has ended."""
+    ids = [new_alert(db, f"person{i:03d}@example.com", f"cut-{i}") for i in range(3)]
+    batch = _batch(db, fs)
+    assert batch.h.slack is not None
+    real = batch.h.slack.lookup_user
+
+    async def lookup_user(user: str) -> Any:
+        if user == "person002@example.com":
+            raise asyncio.CancelledError
+        return await real(user)
+
+    batch.h.slack.lookup_user = lookup_user  # type: ignore[method-assign]
+    jobs = pending_jobs(db, "start_conversation")
+    assert await asyncio.wait_for(batch.start_conversations(jobs), timeout=10) == [Recorded()] * 3
+    await batch.send_dms(pending_jobs(db, "send_dm"))
+
+    ok0, ok1, cut = _alerts(db, ids)
+    assert (ok0.status, ok1.status) == ("awaiting_ack", "awaiting_ack")
+    assert (cut.status, cut.escalation_reason) == ("escalated", "dm_failed")
+    assert len(fs.calls_to("chat.postMessage")) == 2
