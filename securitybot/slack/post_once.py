@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 from securitybot.outbox.jobs import Job
@@ -28,12 +29,29 @@ def _mark(db: Database, job_id: int, started: bool) -> None:
         mark_delivery_started(session, job_id, started=started)
 
 
+@dataclass(frozen=True)
+class Delivered:
+    ts: str
+    # Found in the channel's history, posted by an earlier run: it shows what that run
+    # rendered, which may be older than ``text``.
+    earlier: bool = False
+
+
 async def post_once(
     db: Database, slack: SlackGateway, job: Job, channel: str, text: str,
     blocks: list[dict[str, Any]] | None, key: dict[str, Any], *, marked: bool = False,
 ) -> str:  # fmt: skip
     """Post tagged with ``key``, unless an earlier run of ``job`` already did: then that
-    post's ts.
+    post's ts (``deliver_once`` also says which of the two it was)."""
+    return (await deliver_once(db, slack, job, channel, text, blocks, key, marked=marked)).ts
+
+
+async def deliver_once(
+    db: Database, slack: SlackGateway, job: Job, channel: str, text: str,
+    blocks: list[dict[str, Any]] | None, key: dict[str, Any], *, marked: bool = False,
+) -> Delivered:  # fmt: skip
+    """Post tagged with ``key``, unless an earlier run of ``job`` already did: then that
+    post, marked ``earlier`` (its content is whatever that run posted, not ``text``).
 
     Only a run that follows one which got as far as posting asks Slack: conversations.history
     is Tier 3 (about 50 calls a minute), while a database outage can fail hundreds of jobs
@@ -57,9 +75,10 @@ async def post_once(
             found = None
         if found is not None:
             logger.info("%s was already posted (ts %s); not posting it again", key, found)
-            return found
+            return Delivered(found, earlier=True)
     try:
-        return await slack.post(channel, text, blocks, delivery={**key, "job_id": job.id})
+        return Delivered(await slack.post(channel, text, blocks,
+                                          delivery={**key, "job_id": job.id}))  # fmt: skip
     except (SlackRetryLater, SlackPermanentError) as exc:
         if isinstance(exc, SlackPermanentError) or exc.refused:
             # Slack said it posted nothing: the next run posts without a history lookup

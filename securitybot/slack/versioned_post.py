@@ -1,10 +1,11 @@
 """One Slack message per decision group (AER's held resets, a storm), posted once and then
 updated in place.
 
-Only the post job posts (once, even across a lost outcome: ``post_once``); every change to the
-row (more held, a decision) enqueues an update, and both converge on the row's newest
-``version``, so the message never shows a count older than the last one written, whichever
-replica runs which job. Subclasses say which table, which effects and how the message reads.
+Only the post job posts (once, even across a lost outcome: ``post_once``; the message an earlier
+run posted is repainted, as it may show an older version); every change to the row (more held, a
+decision) enqueues an update, and both converge on the row's newest ``version``, so the message
+never shows a count older than the last one written, whichever replica runs which job.
+Subclasses say which table, which effects and how the message reads.
 """
 
 from __future__ import annotations
@@ -18,12 +19,14 @@ from securitybot.config import Settings
 from securitybot.outbox.dispatcher import Done, GiveUp, Handler, Job, Outcome, RetryAt, backoff
 from securitybot.slack.gateway import SlackGateway, SlackPermanentError, SlackRetryLater
 from securitybot.slack.mrkdwn import mention_ref
-from securitybot.slack.post_once import post_once
+from securitybot.slack.post_once import deliver_once
 from securitybot.slack.retry_later import retry_later
 from securitybot.store.db import Database
 from securitybot.store.models import utcnow
 
 _CONVERGE_ROUNDS = 5
+# shown_version of a message whose content is not known (below every version, from 0 up).
+UNKNOWN_VERSION = -1
 
 
 class Versioned(Protocol):
@@ -95,8 +98,12 @@ class VersionedPost:
                     text, blocks = self._render(row, people)
                     name, kind = self.post_key
                     key = {name: row_id, "kind": kind}
-                    ts = await post_once(self.db, self.slack, job, channel, text, blocks, key)
-                    await asyncio.to_thread(self._shown, row_id, row.version, channel, ts)
+                    posted = await deliver_once(self.db, self.slack, job, channel, text,
+                                                blocks, key)  # fmt: skip
+                    # A message an earlier run posted shows what the row held then (it died
+                    # before recording it): no known version, so _converge repaints it.
+                    shown = UNKNOWN_VERSION if posted.earlier else row.version
+                    await asyncio.to_thread(self._shown, row_id, shown, channel, posted.ts)
                 await self._converge(row_id)
             except SlackRetryLater as exc:
                 return retry_later(job, exc)
