@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from securitybot.flows.handler_core import HandlerCore
 from securitybot.flows.timeline import timeline_text
@@ -24,7 +24,7 @@ from securitybot.slack.gateway import SlackPermanentError, SlackRetryLater
 from securitybot.slack.retry_later import retry_later
 from securitybot.slack.routes import escalation_channel
 from securitybot.store.models import Alert, AuditLog, utcnow
-from securitybot.store.outbox import enqueue
+from securitybot.store.outbox import enqueue, mark_delivery_started
 from securitybot.verify.base import PROVIDER_LABELS
 
 logger = logging.getLogger(__name__)
@@ -75,13 +75,38 @@ class EscalationPosts:
             provider=PROVIDER_LABELS.get(self.h.verifier.name, "Duo"),
         )  # fmt: skip
 
+    async def _channel(self, job: Job, alert: Alert) -> tuple[str | None, bool]:
+        """The channel the alert's escalation is posted in, and whether ``job``'s delivery
+        mark was written with it. Routed once, before the first post, and kept with the mark
+        in one write: a retry looks for (and posts) the escalation in that same channel, even
+        when routing would now answer otherwise (the person's lookup failing falls back to
+        the default channel, which would get a second post)."""
+        if alert.escalation_channel:
+            return alert.escalation_channel, False
+        routed = await escalation_channel(self.h.settings, self.h.slack, alert.user_id)
+        if self.h.slack is None or not routed:
+            return routed, False
+        kept = await asyncio.to_thread(self._keep_channel, alert.id, job.id, routed)
+        return kept, True
+
+    def _keep_channel(self, alert_id: int, job_id: int, channel: str) -> str:
+        """Record ``channel`` as the alert's escalation channel unless one already is (kept
+        by another escalation job), and mark ``job`` as about to post; the channel kept."""
+        with self.h.db.write() as session:
+            session.execute(
+                update(Alert)
+                .where(Alert.id == alert_id, Alert.escalation_channel.is_(None))
+                .values(escalation_channel=channel)
+            )  # fmt: skip
+            mark_delivery_started(session, job_id)
+            kept = session.scalar(select(Alert.escalation_channel).where(Alert.id == alert_id))
+        return kept or channel
+
     async def post_escalation(self, job: Job) -> Outcome:
         alert = await self.h.load(job.alert_id)
         if alert is None:
             return Done()
-        channel = alert.escalation_channel or await escalation_channel(
-            self.h.settings, self.h.slack, alert.user_id
-        )
+        channel, marked = await self._channel(job, alert)
         if self.h.slack is None or not channel:
             logger.error("alert %s escalated but no Slack security channel is configured", alert.id)
             return GiveUp("slack.security_channel is not configured")
@@ -92,7 +117,8 @@ class EscalationPosts:
                     alert.escalation_channel, alert.escalation_ts, text, blocks
                 )
             else:
-                ts = await self.h._post_once(job, channel, text, blocks, "escalation")
+                ts = await self.h._post_once(job, channel, text, blocks, "escalation",
+                                             marked=marked)  # fmt: skip
                 await asyncio.to_thread(
                     self.h._set, alert.id, escalation_channel=channel, escalation_ts=ts
                 )
@@ -162,15 +188,13 @@ class EscalationPosts:
         alert = await self.h.load(job.alert_id)
         if alert is None or alert.status != "escalated" or self.h.slack is None:
             return Done()
-        channel = alert.escalation_channel or await escalation_channel(
-            self.h.settings, self.h.slack, alert.user_id
-        )
+        channel, marked = await self._channel(job, alert)
         if not channel:
             return Done()
         tier = int(job.payload.get("tier", 1))
         text, blocks = await self._render_escalation(alert, tier)
         try:
-            ts = await self.h._post_once(job, channel, text, blocks, f"tier{tier}")
+            ts = await self.h._post_once(job, channel, text, blocks, f"tier{tier}", marked=marked)
         except SlackRetryLater as exc:
             return retry_later(job, exc)
         except SlackPermanentError as exc:
