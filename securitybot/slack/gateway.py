@@ -131,7 +131,7 @@ class SlackGateway:
             self._dms[user_id], self._dm_owner[channel] = channel, user_id
         self.directory = directory
 
-    async def _pace(self, method: str, channel: str | None) -> None:
+    async def _pace(self, method: str, channel: str | None, team: str | None) -> None:
         """Wait for this call's turn in every bucket it counts against.
 
         A call with one bucket reserves its token at once, so concurrent callers are spread
@@ -142,13 +142,13 @@ class SlackGateway:
         """
         started = now = time.monotonic()
         key = self._channel_key(channel) if channel else None
-        buckets = self.limits.buckets(method, key)
+        buckets = self.limits.buckets(method, key, team)
         if len(buckets) == 1:
             wait = buckets[0].reserve(now)
             if wait > 0:
                 await asyncio.sleep(wait)
         elif buckets:
-            while (wait := self.limits.try_call(method, key, now)) > 0:
+            while (wait := self.limits.try_call(method, key, now, team)) > 0:
                 await asyncio.sleep(wait)
                 now = time.monotonic()
         metrics.SLACK_BUCKET_WAIT.labels(method).observe(time.monotonic() - started)
@@ -157,16 +157,28 @@ class SlackGateway:
         """A post to a user id lands in their DM: the same channel, the same bucket."""
         return self._dms.get(channel, channel)
 
-    def _rate_limited(self, method: str, channel: str | None, retry_after: float) -> None:
+    def _rate_limited(
+        self, method: str, channel: str | None, team: str | None, retry_after: float
+    ) -> None:
         """Slack said 429: hold the bucket it refused, and only that one (a post's channel;
-        any other call's method), for Retry-After."""
+        any other call's method in that workspace), for Retry-After."""
         now = time.monotonic()
         if method == POST and channel:
             held: Bucket | None = self.limits.channel(self._channel_key(channel))
         else:
-            held = self.limits.method(method)
+            held = self.limits.method(method, team)
         if held is not None:
             held.pause(now, retry_after)
+
+    def _bucket_team(self, kw: dict[str, Any], via_team: str | None) -> str | None:
+        """Whose allowance a call spends: Slack counts limits per workspace, so with several
+        served (Grid, OAuth installs) the one the call names, or whose token it goes with, or
+        whose channel or person it is about; None for the app's own workspace (and always
+        with one workspace: one allowance, however a call is keyed)."""
+        if self.workspaces is None and self.installations is None:
+            return None
+        team = kw.get("team_id") or via_team or self._team_of(kw)
+        return None if not team or team == self.home_team else str(team)
 
     def _team_of(self, kw: dict[str, Any]) -> str | None:
         """The workspace a call is about: its channel's, or its person's (a DM channel's
@@ -217,7 +229,8 @@ class SlackGateway:
         """``via_team``: the workspace whose token to use ("": slack.bot_token's); default:
         the workspace of the call's channel or person."""
         channel = kw.get("channel") if method == POST else None
-        await self._pace(method, channel)
+        team = self._bucket_team(kw, via_team)
+        await self._pace(method, channel, team)
         try:
             if client is not None:
                 api = client
@@ -240,7 +253,7 @@ class SlackGateway:
                 retry = exc.response.headers.get("Retry-After") or exc.response.headers.get(
                     "retry-after"
                 )
-                self._rate_limited(method, channel, float(retry or 1))
+                self._rate_limited(method, channel, team, float(retry or 1))
                 limited = SlackRetryLater(method, "ratelimited", float(retry or 1), refused=True)
                 limited.spends_attempt = False  # "not yet", never a failed attempt
                 raise limited from None

@@ -73,15 +73,19 @@ class Limits:
     methods: dict[str, Bucket] = field(default_factory=dict)
     channels: dict[str, Bucket] = field(default_factory=dict)
 
-    def method(self, name: str) -> Bucket | None:
-        bucket = self.methods.get(name)
+    def method(self, name: str, team: str | None = None) -> Bucket | None:
+        """``name``'s bucket in workspace ``team`` (None: the app's own): Slack counts each
+        method's tier per app per workspace, so an org-wide or multi-workspace install has
+        one allowance in each workspace, and a 429 in one holds no other."""
+        key = name if team is None else f"{name}@{team}"
+        bucket = self.methods.get(key)
         if bucket is None:
             figure = per_minute(name, self.per_minute)
             if figure is None:
                 return None
             rate = figure / 60.0 * self.scale
             burst = max(1.0, rate * self.burst_seconds - self.spare)
-            bucket = self.methods[name] = Bucket(rate, burst)
+            bucket = self.methods[key] = Bucket(rate, burst)
         return bucket
 
     def channel(self, channel: str) -> Bucket:
@@ -93,16 +97,18 @@ class Limits:
             bucket = self.channels[channel] = Bucket(rate, burst)
         return bucket
 
-    def buckets(self, method: str, channel: str | None) -> list[Bucket]:
-        found = [b for b in (self.method(method),) if b is not None]
+    def buckets(self, method: str, channel: str | None, team: str | None = None) -> list[Bucket]:
+        found = [b for b in (self.method(method, team),) if b is not None]
         if method == POST and channel:
             found.append(self.channel(channel))
         return found
 
-    def try_call(self, method: str, channel: str | None, now: float) -> float:
+    def try_call(
+        self, method: str, channel: str | None, now: float, team: str | None = None
+    ) -> float:
         """Slack's side: 0.0 if the call is within every limit (and counted), else the seconds
         until it would be (nothing counted)."""
-        buckets = self.buckets(method, channel)
+        buckets = self.buckets(method, channel, team)
         waits = [b.take(now) for b in buckets]
         if max(waits, default=0.0) <= 0.0:
             return 0.0

@@ -194,3 +194,25 @@ def test_configured_limits_override_slacks_floor() -> None:
     for bad in ({"users.lookupByEmail": 0}, {"not a method": 5}):
         with pytest.raises(ValidationError):
             Settings.model_validate({"slack": {"rate_limits": bad}})
+
+
+async def test_each_workspace_of_an_org_has_its_own_allowance(fs: FakeSlack) -> None:
+    """Slack counts a method's tier per workspace: on an org-wide install a 429 for one
+    workspace's users.list holds that workspace's pages only, never another's."""
+    gateway = SlackGateway(AsyncWebClient(token="xoxb-test", base_url=fs.base_url),
+                           limits=Limits(spare=1.0))  # fmt: skip
+    gateway.workspaces = frozenset({"T0EUROPE", "T0AMERICA"})
+    fs.fail_next("users.list", status=429, retry_after=30)
+    with pytest.raises(SlackRetryLater):
+        await gateway._call("users.list", team_id="T0EUROPE", limit="1")
+    started = time.monotonic()
+    await gateway._call("users.list", team_id="T0AMERICA", limit="1")
+    assert time.monotonic() - started < 2.0
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(gateway._call("users.list", team_id="T0EUROPE", limit="1"), 0.5)
+
+
+def test_one_workspace_has_one_allowance_however_a_call_names_it() -> None:
+    limits = Limits()
+    assert limits.method("users.list", "T0EUROPE") is not limits.method("users.list", "T0AMERICA")
+    assert limits.method("users.list") is limits.method("users.list", None)
