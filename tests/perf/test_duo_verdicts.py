@@ -90,8 +90,6 @@ def _alert(db: Database, txid: str) -> int:
 
 
 def test_a_verdict_is_applied_while_push_starts_fill_the_thread_pool(db: Database) -> None:
-    if not db.is_sqlite:
-        pytest.skip("the verdict lane is SQLite's: PostgreSQL measured faster on the default pool")
     with FakeDuo(ikey=IKEY, skey=SKEY) as fd:
         fd.enroll("alice")
         cfg = DuoConfig.model_validate({"ikey": IKEY, "skey": SKEY, "api_host": fd.api_host,
