@@ -223,6 +223,7 @@ def wire_workers(
             policy=s.policy,
             wake=runtime.notify_new_work,
             locale_of=locales.for_user,
+            locale_set=locales.forget,
         )
     runtime.handlers.update(handlers.handlers())
     paging = wire_paging(runtime, routes, gateway)

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 
 from securitybot.config.i18n import I18nConfig
 from securitybot.i18n import Translator, negotiate, translator
@@ -25,20 +26,48 @@ from securitybot.store.db import Database
 logger = logging.getLogger(__name__)
 
 
+# How long the team's choice for a person is kept in memory. Every message to a person asks
+# for it (the push lines, the DM, each update): read from the database each time, those reads
+# were a fifth of the database work of 1,000 people approving pushes together (bench/duo.py).
+# The replica that takes the /securitybot locale command forgets it at once; another replica
+# speaks the new language within this long.
+CHOSEN_TTL = 10.0
+
+
 @dataclass
 class Locales:
     config: I18nConfig
     db: Database | None = None
     slack: SlackGateway | None = None
+    _chosen_at: dict[str, tuple[float, str | None]] = field(
+        default_factory=dict, init=False, repr=False
+    )
 
     def _chosen(self, user_id: str) -> str | None:
         assert self.db is not None
+        now = time.monotonic()
+        hit = self._chosen_at.get(user_id)
+        if hit is not None and now - hit[0] < CHOSEN_TTL:
+            return hit[1]
         with self.db.read() as session:
-            return slack_people.locale(session, user_id)
+            chosen = slack_people.locale(session, user_id)
+        if len(self._chosen_at) > 100_000:  # a bound, not an eviction policy
+            self._chosen_at.clear()
+        self._chosen_at[user_id] = (now, chosen)
+        return chosen
+
+    def forget(self, user_id: str) -> None:
+        """The team chose another language for ``user_id``: read it again next time."""
+        self._chosen_at.pop(user_id, None)
 
     async def locale_for(self, user_id: str | None, email: str | None = None) -> str:
         """The negotiated language (``de``, ``pt_BR``, ``en``) for a Slack user id."""
-        chosen = await asyncio.to_thread(self._chosen, user_id) if self.db and user_id else None
+        chosen = None
+        if self.db is not None and user_id:
+            hit = self._chosen_at.get(user_id)
+            fresh = hit is not None and time.monotonic() - hit[0] < CHOSEN_TTL
+            # A remembered choice needs no thread; a read does.
+            chosen = hit[1] if fresh and hit else await asyncio.to_thread(self._chosen, user_id)
         configured = self.config.locales.get(user_id or "")
         from_slack = None
         if chosen is None and self.slack is not None and user_id:

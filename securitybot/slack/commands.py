@@ -337,8 +337,10 @@ def register(
     app: AsyncApp, db: Database, responders: Responders, *, max_exemption: timedelta,
     max_suppression: timedelta, kinds: KindRegistry, policy: PolicyConfig,
     wake: Callable[[], None], locale_of: LocaleOf | None = None,
+    locale_set: Callable[[str], None] | None = None,
 ) -> None:  # fmt: skip
-    """``locale_of``: the caller's language, for the answers anyone may ask for."""
+    """``locale_of``: the caller's language, for the answers anyone may ask for;
+    ``locale_set``: told whose language a responder just chose (its cache forgets them)."""
 
     @app.command(COMMAND)
     async def securitybot(ack: AsyncAck, command: dict[str, Any]) -> None:
@@ -364,5 +366,7 @@ def register(
         # Answered in the acknowledgement itself (within Slack's 3 seconds): the work is one
         # small transaction, and the reply is private to the responder.
         text = await asyncio.to_thread(execute, db, parsed, user, kinds)
+        if isinstance(parsed, SetLocale) and locale_set is not None:
+            locale_set(parsed.user)
         logger.info("%s %s by %s", COMMAND, _verb(parsed), user)
         await ack(text=text, response_type="ephemeral")

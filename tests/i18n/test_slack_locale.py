@@ -10,8 +10,10 @@ import pytest
 from securitybot.config.i18n import I18nConfig
 from securitybot.demo import FakeSlack
 from securitybot.flows.locales import Locales
+from securitybot.slack.locale_command import SetLocale, set_locale
 from securitybot.store import slack_people
 from securitybot.store.db import Database
+from tests.perf.counting import counted
 from tests.slack.gateways import attached_gateway
 
 
@@ -73,6 +75,7 @@ async def test_the_order_team_config_slack_default(fs: FakeSlack, db: Database) 
     assert await by_config.locale_for("UHANS") == "es"  # config over Slack, found by email
     with db.write() as session:
         slack_people.put_locale(session, "UHANS", "ja")
+    by_config.forget("UHANS")  # as the /securitybot locale command does
     assert await by_config.locale_for("UHANS") == "ja"  # the team's choice over both
     off = Locales(I18nConfig(use_slack_locale=False), None, gateway)
     calls = len(fs.calls_to("users.info"))
@@ -86,4 +89,21 @@ async def test_a_slack_error_falls_back_to_the_default(fs: FakeSlack, db: Databa
     fs.fail_next("users.info", error="internal_error", times=2)
     locales = Locales(I18nConfig(default_locale="pt-BR"), db, gateway)
     assert await locales.locale_for("UHANS") == "pt_BR"
+    await directory.close()
+
+
+async def test_the_teams_choice_is_read_once_for_a_burst_and_a_new_choice_at_once(
+    fs: FakeSlack, db: Database
+) -> None:
+    gateway, directory = await attached_gateway(fs, db)
+    locales = Locales(I18nConfig(), db, gateway)
+    set_locale(db, SetLocale("UHANS", "fr"), "USEC", {"via": "test"})
+    with counted(db) as seen:
+        # The push lines, the DM update, the answer: one person, several messages at once.
+        for _ in range(5):
+            assert await locales.locale_for("UHANS") == "fr"
+    assert seen["transactions"] == 1, seen
+    set_locale(db, SetLocale("UHANS", "es"), "USEC", {"via": "test"})
+    locales.forget("UHANS")  # as the /securitybot locale command does on its replica
+    assert await locales.locale_for("UHANS") == "es"
     await directory.close()
