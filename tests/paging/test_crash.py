@@ -26,6 +26,9 @@ from tests.e2e.served import Server, start_together
 from tests.paging.conftest import RESPONDER, escalate_by_denial, resolve_benign, team, triage
 
 SCHEDULER = {"sweep_interval": 0.2, "outbox_lease": 2}
+# Ceiling of a wait for the bot after a restart: passed at once when it is quick, generous for
+# a loaded CI machine (four test workers on two cores).
+PATIENCE = 30.0
 
 
 @contextmanager
@@ -65,16 +68,16 @@ def test_each_step_recorded_before_a_crash_is_sent_once(
     with serving(db_url, fs, fd, tmp_path, **settings) as (bot, server):
         alert_id = escalate_by_denial(bot)
         dedup = f"securitybot-{alert_id}"
-        wait_until(lambda: done(bot, "page_trigger"), what="the trigger recorded")
+        wait_until(lambda: done(bot, "page_trigger"), PATIENCE, "the trigger recorded")
         server.kill()
         server.start()
         triage(bot, RESPONDER, CLAIM_ACTION, alert_id)
-        wait_until(lambda: done(bot, "page_acknowledge"), what="the acknowledge recorded")
+        wait_until(lambda: done(bot, "page_acknowledge"), PATIENCE, "the acknowledge recorded")
         server.kill()
         server.start()
         resolve_benign(bot, RESPONDER, alert_id)
-        bot.wait_status(alert_id, "closed")
-        pd.wait_for_event("resolve", dedup)
+        bot.wait_status(alert_id, "closed", timeout=PATIENCE)
+        pd.wait_for_event("resolve", dedup, timeout=PATIENCE)
         time.sleep(1.0)  # sweeps and dispatcher rounds after the restarts
         assert [(c.body or {}).get("event_action") for c in pd.enqueue_calls()] == [
             "trigger", "acknowledge", "resolve"]  # fmt: skip
@@ -92,18 +95,18 @@ def test_a_trigger_cut_off_in_flight_opens_one_incident(
         pd.latency = 3.0  # PagerDuty has the event; its answer is still on the way
         alert_id = escalate_by_denial(bot)
         dedup = f"securitybot-{alert_id}"
-        wait_until(lambda: pd.enqueue_calls(), what="the trigger in flight")
+        wait_until(lambda: pd.enqueue_calls(), PATIENCE, "the trigger in flight")
         server.kill()
         pd.latency = 0.0
         server.start()
-        wait_until(lambda: done(bot, "page_trigger"), timeout=15, what="the trigger recorded")
+        wait_until(lambda: done(bot, "page_trigger"), PATIENCE, "the trigger recorded")
         triggers = pd.events("trigger", dedup)
         assert 1 <= len(triggers) <= 2  # sent again after the crash: same dedup key
         assert len(pd.incidents_for(dedup)) == 1
         triage(bot, RESPONDER, CLAIM_ACTION, alert_id)
-        pd.wait_for_event("acknowledge", dedup)
+        pd.wait_for_event("acknowledge", dedup, timeout=PATIENCE)
         resolve_benign(bot, RESPONDER, alert_id)
-        pd.wait_for_event("resolve", dedup)
+        pd.wait_for_event("resolve", dedup, timeout=PATIENCE)
         (incident,) = pd.incidents_for(dedup)
         assert incident.status == "resolved"
         assert len(pd.events("acknowledge")) == 1 and len(pd.events("resolve")) == 1
