@@ -39,14 +39,16 @@ def add_users(fs: FakeSlack, n: int) -> None:
         fs.add_user(f"UF{i:04d}", f"f{i}@example.com", first_name=f"F{i}")
 
 
-def post_burst(base: str, token: str, n: int, *, workers: int = 8) -> list[int]:
+def post_burst(base: str, token: str, n: int, *, workers: int = 8, patience: float = 60.0
+               ) -> list[int]:  # fmt: skip
     """Ingest n alerts (one per user); a request that fails is retried with the same dedup key,
-    which is what a real alert source does."""
+    which is what a real alert source does, for up to `patience` seconds (e.g. across a
+    restart of the service)."""
 
     def post(i: int) -> int:
         body = {"kind": "default", "user": f"f{i}@example.com", "title": f"burst {i}",
                 "dedup_key": f"burst-{i}"}  # fmt: skip
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + patience
         with httpx.Client(base_url=base, timeout=20) as http:
             while True:
                 try:

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -9,6 +10,12 @@ from securitybot.store.db import Database, migrate
 from tests.dbs import database_url
 
 BACKENDS = ["sqlite", "postgres"]
+
+# Many tests start `securitybot serve`, workers and CLI commands as subprocesses, often several
+# times each (kill -9 and restart). With PYTHONDONTWRITEBYTECODE set (as in some CI images) every
+# one of them compiled all of securitybot's ~270 modules again; without it the first writes the
+# bytecode (__pycache__ is git- and docker-ignored) and the others load it.
+os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
 
 
 @pytest.fixture(params=BACKENDS)

@@ -10,30 +10,49 @@ import time
 from pathlib import Path
 
 import httpx
+import yaml
 
+from securitybot.store.db import Database, migrate
 from tests.children import die_with_parent
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 class Server:
-    """`securitybot serve` in a subprocess; start() again after kill() to restart it."""
+    """`securitybot serve` in a subprocess; start() again after kill() to restart it.
 
-    def __init__(self, config: Path, port: int, log: Path) -> None:
-        self.config, self.port, self.log = config, port, log
+    ``patience``: how long start-up may take. It takes seconds alone, but an import and the
+    schema check can pass 20 s when other test workers share the machine's two cores."""
+
+    def __init__(self, config: Path, port: int, log: Path, *, patience: float = 90.0) -> None:
+        self.config, self.port, self.log, self.patience = config, port, log, patience
         self.proc: subprocess.Popen[bytes] | None = None
 
     def _cli(self, *args: str) -> list[str]:
         return [sys.executable, "-m", "securitybot", *args, "--config", str(self.config)]
 
     def migrate(self) -> None:
-        subprocess.run(self._cli("migrate"), cwd=REPO, check=True, capture_output=True)
+        """The schema, migrated in this process: what `securitybot migrate` does, without paying
+        a second interpreter's start-up (the CLI itself is tested in tests/unit)."""
+        db = Database.from_url(yaml.safe_load(self.config.read_text())["database"]["url"])
+        try:
+            migrate(db.engine)
+        finally:
+            db.dispose()
 
     def start(self) -> None:
+        self.launch()
+        self.wait_started()
+
+    def launch(self) -> None:
+        """Start the process without waiting for it to serve (see start_together)."""
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(self._cli("serve"), cwd=REPO, stdout=out, stderr=out,
                                          preexec_fn=die_with_parent)  # fmt: skip
-        deadline = time.monotonic() + 60  # start-up takes seconds; far more on a loaded machine
+
+    def wait_started(self) -> None:
+        assert self.proc is not None
+        deadline = time.monotonic() + self.patience
         while True:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"server exited {self.proc.returncode}: {self.log.read_text()}")
@@ -59,3 +78,11 @@ class Server:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+
+
+def start_together(*servers: Server) -> None:
+    """Start replicas side by side: their start-ups overlap instead of adding up."""
+    for server in servers:
+        server.launch()
+    for server in servers:
+        server.wait_started()

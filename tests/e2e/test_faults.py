@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +35,13 @@ from tests.dbs import postgres_schema_url
 from tests.e2e.harness import TOKEN, Bot, ok_calls, wait_until
 from tests.e2e.test_crash_recovery import subprocess_bot
 
-ALERTS = 300
+# Enough alerts that each fault lands while DMs and escalation posts are under way (the kill
+# test checks it did); more only add minutes (bench/faults.py runs thousands).
+ALERTS = 150
+# A job is run again once its outbox lease is out: on PostgreSQL after a kill -9 (SQLite releases
+# them at start-up), and when a killed connection lost its outcome. 4 s rather than the default
+# 10: renewed every third, a job in flight still keeps its lease on a loaded machine.
+LEASE = 4
 NEVER_RETRIEVED = "Task exception was never retrieved"
 
 
@@ -101,8 +108,11 @@ def test_connections_killed_during_a_burst_double_no_dm_and_no_escalation(
     name = "sb-faults-" + uuid.uuid4().hex[:8]
     with subprocess_bot(
         pg_url, fs, fd, tmp_path, database={"url": with_application_name(pg_url, name)},
-        policy={"ack_timeout": 6}, ingest={"rate_limit": {"rate": 100000, "burst": 100000}},
+        # Short, so the escalation posts soon follow the DMs under the killer.
+        policy={"ack_timeout": 3}, ingest={"rate_limit": {"rate": 100000, "burst": 100000}},
         storm=NOT_A_STORM, slack=UNLIMITED_SLACK,
+        # A job whose outcome a killed connection lost runs again once its lease is out.
+        scheduler={"sweep_interval": 0.2, "outbox_lease": LEASE},
     ) as (bot, server):  # fmt: skip
         with ConnectionKiller(pg_url, name, every=0.5) as killer:
             post_burst(bot.base, TOKEN, ALERTS)
@@ -123,14 +133,19 @@ def test_kill_9_during_a_burst_doubles_no_dm_and_no_escalation(
     with subprocess_bot(
         db_url, fs, fd, tmp_path, policy={"ack_timeout": 6},
         ingest={"rate_limit": {"rate": 100000, "burst": 100000}}, storm=NOT_A_STORM,
-        slack=UNLIMITED_SLACK,
-    ) as (bot, server):  # fmt: skip
-        post_burst(bot.base, TOKEN, ALERTS)
-        wait_until(lambda: _dms(fs) >= ALERTS // 3, 30, "a third of the DMs")
-        server.kill()  # mid-way through the DMs
+        slack=UNLIMITED_SLACK, scheduler={"sweep_interval": 0.2, "outbox_lease": LEASE},
+    ) as (bot, server), ThreadPoolExecutor(1) as sender:  # fmt: skip
+        # The burst goes on while the bot is killed: its sender retries with the same dedup
+        # keys until the restarted bot answers, so the kill lands mid-way by construction.
+        burst = sender.submit(post_burst, bot.base, TOKEN, ALERTS, patience=180)
+        wait_until(lambda: _dms(fs) >= ALERTS // 3, 60, "a third of the DMs")
+        server.kill()
+        assert _dms(fs) < ALERTS, "the kill came after the last DM"
         server.start()
+        burst.result()
         wait_until(lambda: _escalations(fs) >= ALERTS // 3, 60, "a third of the escalations")
-        server.kill()  # mid-way through the escalation posts
+        server.kill()
+        assert _escalations(fs) < ALERTS, "the kill came after the last escalation post"
         server.start()
         counts = _settled(fs, db_url, ALERTS)
     _assert_once_each(counts, server.log.read_text(), fs)

@@ -6,7 +6,6 @@ subprocess; the fakes stay in the test process and see both lifetimes. Both stor
 from __future__ import annotations
 
 import contextlib
-import subprocess
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -22,48 +21,31 @@ from securitybot.demo.fake_pagerduty import FakePagerDuty
 from securitybot.slack.messages import CLAIM_ACTION
 from securitybot.store.db import Database
 from securitybot.store.models import Outbox
-from tests.children import die_with_parent
 from tests.e2e.harness import Bot, e2e_config, free_port, wait_until
-from tests.e2e.served import REPO, Server
+from tests.e2e.served import Server, start_together
 from tests.paging.conftest import RESPONDER, escalate_by_denial, resolve_benign, team, triage
 
 SCHEDULER = {"sweep_interval": 0.2, "outbox_lease": 2}
-
-
-class PatientServer(Server):
-    """`securitybot serve` that may take a while to come up: other test workers share the
-    machine's two cores, and an import plus migration check can pass 20 s under that load."""
-
-    def start(self) -> None:
-        with self.log.open("ab") as out:
-            self.proc = subprocess.Popen(self._cli("serve"), cwd=REPO, stdout=out, stderr=out,
-                                         preexec_fn=die_with_parent)  # fmt: skip
-        deadline = time.monotonic() + 90
-        while True:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited {self.proc.returncode}: {self.log.read_text()}")
-            try:
-                if httpx.get(f"http://127.0.0.1:{self.port}/healthz", timeout=1).is_success:
-                    return
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"server did not start: {self.log.read_text()}")
-            time.sleep(0.1)
+# Ceiling of a wait for the bot after a restart: passed at once when it is quick, generous for
+# a loaded CI machine (four test workers on two cores).
+PATIENCE = 30.0
 
 
 @contextmanager
-def serving(db_url: str, fs: FakeSlack, fd: FakeDuo, tmp_path: Path, **overrides: Any
-            ) -> Iterator[tuple[Bot, Server]]:  # fmt: skip
+def serving(db_url: str, fs: FakeSlack, fd: FakeDuo, tmp_path: Path, *, start: bool = True,
+            **overrides: Any) -> Iterator[tuple[Bot, Server]]:  # fmt: skip
+    """A migrated database and `serve` on it; ``start=False``: started by the caller (replicas
+    start together)."""
     port = free_port()
     cfg = e2e_config(db_url, fs, fd, server={"host": "127.0.0.1", "port": port},
                      logging={"level": "WARNING"}, **overrides)  # fmt: skip
     tmp_path.mkdir(parents=True, exist_ok=True)
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(cfg))
-    server = PatientServer(path, port, tmp_path / "server.log")
-    server.migrate()
-    server.start()
+    server = Server(path, port, tmp_path / "server.log")
+    if start:
+        server.migrate()
+        server.start()
     db = Database.from_url(db_url)
     try:
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as http:
@@ -86,16 +68,16 @@ def test_each_step_recorded_before_a_crash_is_sent_once(
     with serving(db_url, fs, fd, tmp_path, **settings) as (bot, server):
         alert_id = escalate_by_denial(bot)
         dedup = f"securitybot-{alert_id}"
-        wait_until(lambda: done(bot, "page_trigger"), what="the trigger recorded")
+        wait_until(lambda: done(bot, "page_trigger"), PATIENCE, "the trigger recorded")
         server.kill()
         server.start()
         triage(bot, RESPONDER, CLAIM_ACTION, alert_id)
-        wait_until(lambda: done(bot, "page_acknowledge"), what="the acknowledge recorded")
+        wait_until(lambda: done(bot, "page_acknowledge"), PATIENCE, "the acknowledge recorded")
         server.kill()
         server.start()
         resolve_benign(bot, RESPONDER, alert_id)
-        bot.wait_status(alert_id, "closed")
-        pd.wait_for_event("resolve", dedup)
+        bot.wait_status(alert_id, "closed", timeout=PATIENCE)
+        pd.wait_for_event("resolve", dedup, timeout=PATIENCE)
         time.sleep(1.0)  # sweeps and dispatcher rounds after the restarts
         assert [(c.body or {}).get("event_action") for c in pd.enqueue_calls()] == [
             "trigger", "acknowledge", "resolve"]  # fmt: skip
@@ -113,18 +95,18 @@ def test_a_trigger_cut_off_in_flight_opens_one_incident(
         pd.latency = 3.0  # PagerDuty has the event; its answer is still on the way
         alert_id = escalate_by_denial(bot)
         dedup = f"securitybot-{alert_id}"
-        wait_until(lambda: pd.enqueue_calls(), what="the trigger in flight")
+        wait_until(lambda: pd.enqueue_calls(), PATIENCE, "the trigger in flight")
         server.kill()
         pd.latency = 0.0
         server.start()
-        wait_until(lambda: done(bot, "page_trigger"), timeout=15, what="the trigger recorded")
+        wait_until(lambda: done(bot, "page_trigger"), PATIENCE, "the trigger recorded")
         triggers = pd.events("trigger", dedup)
         assert 1 <= len(triggers) <= 2  # sent again after the crash: same dedup key
         assert len(pd.incidents_for(dedup)) == 1
         triage(bot, RESPONDER, CLAIM_ACTION, alert_id)
-        pd.wait_for_event("acknowledge", dedup)
+        pd.wait_for_event("acknowledge", dedup, timeout=PATIENCE)
         resolve_benign(bot, RESPONDER, alert_id)
-        pd.wait_for_event("resolve", dedup)
+        pd.wait_for_event("resolve", dedup, timeout=PATIENCE)
         (incident,) = pd.incidents_for(dedup)
         assert incident.status == "resolved"
         assert len(pd.events("acknowledge")) == 1 and len(pd.events("resolve")) == 1
@@ -141,8 +123,10 @@ def test_two_replicas_send_each_step_once(
 
     with postgres_schema_url() as pg_url, contextlib.ExitStack() as stack:
         settings = {**team(fs), "paging": pd.config(), "scheduler": SCHEDULER}
-        replicas = [stack.enter_context(serving(pg_url, fs, fd, tmp_path / f"r{n}", **settings))
-                    for n in range(2)]  # fmt: skip
+        replicas = [stack.enter_context(serving(pg_url, fs, fd, tmp_path / f"r{n}", start=False,
+                                                **settings)) for n in range(2)]  # fmt: skip
+        replicas[0][1].migrate()
+        start_together(*(server for _bot, server in replicas))
         bots = [bot for bot, _server in replicas]
         ids = [bots[i % 2].post_alert(user=f"ghost{i}@example.com", dedup_key=f"g{i}")["id"]
                for i in range(20)]  # fmt: skip
