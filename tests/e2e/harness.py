@@ -57,7 +57,9 @@ def free_port() -> int:
 def e2e_config(db_url: str, fs: FakeSlack, fd: FakeVerifier, **overrides: Any) -> dict[str, Any]:
     """The e2e configuration as plain data (secrets as strings), e.g. to write a YAML file."""
     data: dict[str, Any] = {
-        "database": {"url": db_url},
+        # PostgreSQL takes 100 connections in all; four test workers running two-replica
+        # tests with the default pool (40 + 10) could take them all ("too many clients").
+        "database": {"url": db_url, "pool_size": 10},
         "slack": {
             "bot_token": "xoxb-e2e",
             "signing_secret": SIGNING_SECRET,
