@@ -23,9 +23,12 @@ def test_the_slack_manifest_asks_for_exactly_the_scopes_the_bot_uses() -> None:
         "channels:read", "groups:read",  # start-up: is the bot in its channels?
     }  # fmt: skip
     settings = manifest["settings"]
-    # user_change / team_join keep the directory of people (users.list) current.
+    # user_change / team_join keep the directory of people (users.list) current;
+    # team_access_granted / _revoked the workspaces of an org-wide install; app_uninstalled /
+    # tokens_revoked the workspaces installed through OAuth.
     assert settings["event_subscriptions"]["bot_events"] == [
         "message.im", "app_home_opened", "user_change", "team_join",
+        "team_access_granted", "team_access_revoked", "app_uninstalled", "tokens_revoked",
     ]  # fmt: skip
     assert manifest["features"]["app_home"]["home_tab_enabled"] is True  # App Home
     assert settings["interactivity"]["request_url"].endswith("/slack/events")
