@@ -257,6 +257,8 @@ class BatchConversation:
         done) in one transaction; each job's outcome."""
         h = self.h
         outcomes: dict[int, Outcome] = {job.id: Done() for job in jobs}
+        if h.locales is not None:  # each person's language, read for all of them at once
+            await h.locales.prefetch([ctx.alert.user_id or "" for _, ctx in sending])
         results = await _bounded([self._deliver_dm(job, ctx) for job, ctx in sending])
         sent: list[dm_batch.Sent] = []
         failed: list[tuple[int, Event]] = []

@@ -81,6 +81,16 @@ def locale(session: Session, user_id: str) -> str | None:
     return session.scalar(select(SlackPerson.locale).where(SlackPerson.key == user_id))
 
 
+def locales(session: Session, user_ids: list[str]) -> dict[str, str | None]:
+    """``locale`` of each of ``user_ids`` in one query (None for nobody's choice)."""
+    found: dict[str, str | None] = dict.fromkeys(user_ids)
+    rows = session.execute(
+        select(SlackPerson.key, SlackPerson.locale).where(SlackPerson.key.in_(user_ids))
+    )
+    found.update({key: value for key, value in rows})
+    return found
+
+
 def put_locale(session: Session, user_id: str, value: str | None) -> None:
     """Choose (or with None, clear) a person's language; the rest of their row stays."""
     _upsert(session, [{"key": user_id, "locale": value}], ("locale",))

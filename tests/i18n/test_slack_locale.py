@@ -107,3 +107,18 @@ async def test_the_teams_choice_is_read_once_for_a_burst_and_a_new_choice_at_onc
     locales.forget("UHANS")  # as the /securitybot locale command does on its replica
     assert await locales.locale_for("UHANS") == "es"
     await directory.close()
+
+
+async def test_a_batch_of_people_has_its_languages_read_in_one_query(
+    fs: FakeSlack, db: Database
+) -> None:
+    gateway, directory = await attached_gateway(fs, db)
+    locales = Locales(I18nConfig(use_slack_locale=False), db, gateway)
+    set_locale(db, SetLocale("UHANS", "fr"), "USEC", {"via": "test"})
+    people = ["UHANS", "UNONE", *(f"UMANY{i:03d}" for i in range(50))]
+    with counted(db) as seen:
+        await locales.prefetch(people)  # as a batch of DMs does before sending them
+        said = [await locales.locale_for(person) for person in people]
+    assert seen["transactions"] == 1, seen
+    assert said[0] == "fr" and set(said[1:]) == {"en"}
+    await directory.close()
