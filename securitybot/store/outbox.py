@@ -29,6 +29,23 @@ def enqueued(session: Session) -> set[str]:
     return found
 
 
+def _row(
+    effect: str, payload: dict[str, Any] | None, alert_id: int | None, key: str | None,
+    at: datetime | None, now: datetime,
+) -> dict[str, Any]:  # fmt: skip
+    """A new pending outbox row's values."""
+    return {
+        "alert_id": alert_id,
+        "effect": effect,
+        "payload": payload or {},
+        "idempotency_key": key,
+        "status": "pending",
+        "attempts": 0,
+        "next_attempt_at": at or now,
+        "created_at": now,
+    }
+
+
 def enqueue(
     session: Session,
     *,
@@ -39,17 +56,7 @@ def enqueue(
     at: datetime | None = None,
 ) -> None:
     """Add an outbox row; a second row with the same idempotency key is silently not added."""
-    now = utcnow()
-    values = {
-        "alert_id": alert_id,
-        "effect": effect,
-        "payload": payload or {},
-        "idempotency_key": idempotency_key,
-        "status": "pending",
-        "attempts": 0,
-        "next_attempt_at": at or now,
-        "created_at": now,
-    }
+    values = _row(effect, payload, alert_id, idempotency_key, at, utcnow())
     dialect = session.get_bind().dialect.name
     stmt = _INSERT_IDEMPOTENT.get(dialect, _INSERT) if idempotency_key else _INSERT
     session.connection().execute(stmt, values)
@@ -70,18 +77,8 @@ def enqueue_leased(
     and if the writer dies it is claimed like any other once the lease runs out. Its id and
     ``created_at``; None if a row with the key was there already (that one is not ours)."""
     now = utcnow()
-    values = {
-        "alert_id": alert_id,
-        "effect": effect,
-        "payload": payload or {},
-        "idempotency_key": idempotency_key,
-        "status": "pending",
-        "attempts": 0,
-        "claims": 1,
-        "next_attempt_at": now,
-        "locked_until": now + lease,
-        "created_at": now,
-    }
+    values = {**_row(effect, payload, alert_id, idempotency_key, None, now),
+              "claims": 1, "locked_until": now + lease}  # fmt: skip
     dialect = session.get_bind().dialect.name
     stmt = _INSERT_IDEMPOTENT.get(dialect, _INSERT).returning(OUTBOX.c.id)
     row = session.connection().execute(stmt, values).first()

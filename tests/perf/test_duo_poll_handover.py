@@ -10,17 +10,12 @@ import time
 
 from sqlalchemy import select
 
-from securitybot.config import DuoConfig, Settings
-from securitybot.demo import FakeDuo
-from securitybot.flows.conversation import HELD_EFFECTS, UNORDERED_EFFECTS, ConversationHandlers
-from securitybot.kinds import load_kinds
+from securitybot.flows.conversation import HELD_EFFECTS, UNORDERED_EFFECTS
 from securitybot.outbox.dispatcher import Dispatcher
 from securitybot.store.db import Database
 from securitybot.store.models import Alert, Outbox
 from securitybot.store.outbox import enqueue
-from securitybot.verify.duo import DuoVerifier
-
-IKEY, SKEY = "DIXXXXXXXXXXXXXXXXXX", "s" * 40
+from tests.perf.duo_handlers import duo_handlers
 
 
 def _awaiting_push(db: Database) -> int:
@@ -43,17 +38,9 @@ def _poll_row(db: Database, alert_id: int) -> Outbox | None:
 
 
 def test_the_poll_is_held_in_duo_without_waiting_for_a_claim(db: Database) -> None:
-    with FakeDuo(ikey=IKEY, skey=SKEY) as fd:
-        fd.enroll("alice")
-        cfg = DuoConfig.model_validate({"ikey": IKEY, "skey": SKEY, "api_host": fd.api_host,
-                                        "ca_certs": fd.ca_path})  # fmt: skip
-        verifier = DuoVerifier(cfg)
-        settings = Settings()
+    with duo_handlers(db) as (fd, verifier, handlers):
         # Nobody is woken and the claimers look again only after a minute: a poll held at
         # once can only have come straight from the push.
-        handlers = ConversationHandlers(db=db, settings=settings,
-                                        kinds=load_kinds(settings.alerts.dir), slack=None,
-                                        verifier=verifier, wake=lambda *_: None)  # fmt: skip
         dispatcher = Dispatcher(db, handlers.handlers(), idle_poll=60.0,
                                 unordered=UNORDERED_EFFECTS, held=HELD_EFFECTS)  # fmt: skip
         handlers.handover = dispatcher

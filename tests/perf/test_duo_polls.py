@@ -7,29 +7,15 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime
 
-from securitybot.config import DuoConfig, Settings
-from securitybot.demo import FakeDuo
-from securitybot.flows.conversation import ConversationHandlers
-from securitybot.kinds import load_kinds
 from securitybot.outbox.dispatcher import Job, RetryAt
 from securitybot.store.db import Database
-from securitybot.verify.duo import DuoVerifier
 from tests.perf.counting import counted
-
-IKEY, SKEY = "DIXXXXXXXXXXXXXXXXXX", "s" * 40
+from tests.perf.duo_handlers import duo_handlers
 
 
 def test_a_push_polled_while_every_slot_is_held_costs_no_database_work(db: Database) -> None:
-    with FakeDuo(ikey=IKEY, skey=SKEY) as fd:
-        fd.enroll("alice")
+    with duo_handlers(db, max_polls=1) as (fd, verifier, handlers):
         fd.status_delay = 30.0  # auth_status holds until the phone answers, as Duo's does
-        cfg = DuoConfig.model_validate({"ikey": IKEY, "skey": SKEY, "api_host": fd.api_host,
-                                        "ca_certs": fd.ca_path})  # fmt: skip
-        verifier = DuoVerifier(cfg, max_polls=1)
-        settings = Settings()
-        handlers = ConversationHandlers(db=db, settings=settings,
-                                        kinds=load_kinds(settings.alerts.dir), slack=None,
-                                        verifier=verifier, wake=lambda *_: None)  # fmt: skip
 
         async def scenario() -> tuple[object, dict[str, int]]:
             first = await verifier.start_push("alice", {"Alert": "1"})

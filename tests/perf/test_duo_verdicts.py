@@ -16,17 +16,12 @@ from functools import partial
 import pytest
 from sqlalchemy import update
 
-from securitybot.config import DuoConfig, Settings
-from securitybot.demo import FakeDuo
-from securitybot.flows.conversation import ConversationHandlers
-from securitybot.kinds import load_kinds
 from securitybot.outbox.dispatcher import Dispatcher, Done, Job
 from securitybot.store.db import Database, WriteLock
 from securitybot.store.models import Alert, Outbox
 from securitybot.store.outbox import enqueue
-from securitybot.verify.duo import DuoVerifier
+from tests.perf.duo_handlers import duo_handlers
 
-IKEY, SKEY = "DIXXXXXXXXXXXXXXXXXX", "s" * 40
 QUEUED = 40  # push starts' database work queued behind the busy threads
 
 
@@ -90,15 +85,7 @@ def _alert(db: Database, txid: str) -> int:
 
 
 def test_a_verdict_is_applied_while_push_starts_fill_the_thread_pool(db: Database) -> None:
-    with FakeDuo(ikey=IKEY, skey=SKEY) as fd:
-        fd.enroll("alice")
-        cfg = DuoConfig.model_validate({"ikey": IKEY, "skey": SKEY, "api_host": fd.api_host,
-                                        "ca_certs": fd.ca_path})  # fmt: skip
-        verifier = DuoVerifier(cfg)
-        settings = Settings()
-        handlers = ConversationHandlers(db=db, settings=settings,
-                                        kinds=load_kinds(settings.alerts.dir), slack=None,
-                                        verifier=verifier, wake=lambda *_: None)  # fmt: skip
+    with duo_handlers(db) as (fd, verifier, handlers):
         gate = threading.Event()
 
         def busy() -> None:  # a push start's thread, held up (a slow lookup, a slow commit)
