@@ -59,11 +59,18 @@ class DbDirectory:
                 self._task = asyncio.get_running_loop().create_task(self._flush_soon())
 
     async def _flush_soon(self) -> None:
-        await asyncio.sleep(self.flush_every)  # gather what a burst learns into one commit
-        try:
-            await self.flush()
-        except Exception:  # a cache: losing a write costs a Slack call later, nothing more
-            logger.warning("could not store the Slack people cache", exc_info=True)
+        # Until nothing is left: what is noted while a write is in flight finds this task
+        # still running (``_kick`` starts none), so it is this task's to write; it was left
+        # unwritten until the next note, which might never come (a user_change event lost).
+        while True:
+            await asyncio.sleep(self.flush_every)  # gather what a burst learns into one commit
+            try:
+                await self.flush()
+            except Exception:  # a cache: losing a write costs a Slack call later, nothing more
+                logger.warning("could not store the Slack people cache", exc_info=True)
+                return
+            if not self._users and not self._dms:
+                return
 
     async def flush(self) -> None:
         users, self._users = self._users, []

@@ -74,3 +74,40 @@ async def test_a_user_slack_no_longer_knows_is_forgotten(
         assert slack_people.user(session, "UALICE") is None
     await _dm(restarted)
     assert len(fs.calls_to("users.lookupByEmail")) == 2
+
+
+async def test_a_person_noted_while_the_cache_is_being_written_is_written_too(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A user_change arriving while the write-behind commits the previous batch was left in
+    memory until some later note kicked another write (none came: the event was lost)."""
+    import asyncio
+    import threading
+
+    from securitybot.slack.directory import DbDirectory
+    from securitybot.store.models import utcnow
+
+    writing, release = threading.Event(), threading.Event()
+    put_users = slack_people.put_users
+
+    def slow_put_users(session: object, users: list[object]) -> None:
+        writing.set()
+        release.wait(10)  # the first batch's commit is in flight
+        put_users(session, users)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(slack_people, "put_users", slow_put_users)
+    directory = DbDirectory(db, flush_every=0.01)
+    data = {"id": "UBOB", "email": "bob@example.com", "name": "bob"}
+    directory.note_user(["UBOB", "bob@example.com"], data, utcnow())
+    await asyncio.to_thread(writing.wait, 10)
+    changed = {**data, "email": "robert@example.com"}
+    directory.note_user(["UBOB", "robert@example.com"], changed, utcnow())  # mid-write
+    release.set()
+    for _ in range(200):
+        with db.read() as session:
+            if slack_people.user(session, "robert@example.com"):
+                break
+        await asyncio.sleep(0.02)
+    with db.read() as session:
+        assert slack_people.user(session, "robert@example.com"), "the second note was never written"
+    await directory.close()
