@@ -43,23 +43,13 @@ class Locales:
         default_factory=dict, init=False, repr=False
     )
 
-    def _chosen(self, user_id: str) -> str | None:
-        assert self.db is not None
-        now = time.monotonic()
-        hit = self._chosen_at.get(user_id)
-        if hit is not None and now - hit[0] < CHOSEN_TTL:
-            return hit[1]
-        with self.db.read() as session:
-            chosen = slack_people.locale(session, user_id)
-        if len(self._chosen_at) > 100_000:  # a bound, not an eviction policy
-            self._chosen_at.clear()
-        self._chosen_at[user_id] = (now, chosen)
-        return chosen
-
-    def _read_many(self, user_ids: list[str]) -> None:
+    def _read(self, user_ids: list[str]) -> None:
+        """The team's choices for ``user_ids``, read in one query and remembered."""
         assert self.db is not None
         with self.db.read() as session:
             found = slack_people.locales(session, user_ids)
+        if len(self._chosen_at) > 100_000:  # a bound, not an eviction policy
+            self._chosen_at.clear()
         now = time.monotonic()
         for user_id, chosen in found.items():
             self._chosen_at[user_id] = (now, chosen)
@@ -73,7 +63,7 @@ class Locales:
         now = time.monotonic()
         stale = sorted({u for u in user_ids if u and not self._fresh(u, now)})
         if stale:
-            await asyncio.to_thread(self._read_many, stale)
+            await asyncio.to_thread(self._read, stale)
 
     def _fresh(self, user_id: str, now: float) -> bool:
         hit = self._chosen_at.get(user_id)
@@ -87,10 +77,9 @@ class Locales:
         """The negotiated language (``de``, ``pt_BR``, ``en``) for a Slack user id."""
         chosen = None
         if self.db is not None and user_id:
-            hit = self._chosen_at.get(user_id)
-            fresh = hit is not None and time.monotonic() - hit[0] < CHOSEN_TTL
-            # A remembered choice needs no thread; a read does.
-            chosen = hit[1] if fresh and hit else await asyncio.to_thread(self._chosen, user_id)
+            if not self._fresh(user_id, time.monotonic()):  # a remembered one needs no thread
+                await asyncio.to_thread(self._read, [user_id])
+            chosen = self._chosen_at[user_id][1]
         configured = self.config.locales.get(user_id or "")
         from_slack = None
         if chosen is None and self.slack is not None and user_id:
