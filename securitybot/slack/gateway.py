@@ -170,15 +170,21 @@ class SlackGateway:
         if held is not None:
             held.pause(now, retry_after)
 
-    def _bucket_team(self, kw: dict[str, Any], via_team: str | None) -> str | None:
-        """Whose allowance a call spends: Slack counts limits per workspace, so with several
-        served (Grid, OAuth installs) the one the call names, or whose token it goes with, or
-        whose channel or person it is about; None for the app's own workspace (and always
-        with one workspace: one allowance, however a call is keyed)."""
+    def _workspace_of(self, kw: dict[str, Any], via_team: str | None) -> str | None:
+        """The workspace a call goes to: the one it names (``team_id``), or whose token it
+        is sent with (``via_team``; "" is slack.bot_token's own), or whose channel or person
+        it is about; None for the app's own or unknown."""
+        if via_team == "":
+            return kw.get("team_id") or None
+        return kw.get("team_id") or via_team or self._team_of(kw)
+
+    def _bucket_team(self, team: str | None) -> str | None:
+        """Whose allowance a call to ``team`` spends: Slack counts limits per workspace, so
+        with several served (Grid, OAuth installs) that one's; None for the app's own (and
+        always with one workspace: one allowance, however a call is keyed)."""
         if self.workspaces is None and self.installations is None:
             return None
-        team = kw.get("team_id") or via_team or self._team_of(kw)
-        return None if not team or team == self.home_team else str(team)
+        return None if not team or team == self.home_team else team
 
     def _team_of(self, kw: dict[str, Any]) -> str | None:
         """The workspace a call is about: its channel's, or its person's (a DM channel's
@@ -196,12 +202,10 @@ class SlackGateway:
                 return hit[1].teams[0]
         return None
 
-    async def _client_for(self, kw: dict[str, Any], team: str | None) -> AsyncWebClient:
-        """``team``'s installation's client (default: the call's own workspace), else
-        slack.bot_token's."""
+    async def _client_for(self, team: str | None) -> AsyncWebClient:
+        """``team``'s installation's client, else slack.bot_token's."""
         if self.installations is None:
             return self.client
-        team = team or self._team_of(kw)
         found = await self.installations.client(team) if team else None
         return found or self.client
 
@@ -229,7 +233,8 @@ class SlackGateway:
         """``via_team``: the workspace whose token to use ("": slack.bot_token's); default:
         the workspace of the call's channel or person."""
         channel = kw.get("channel") if method == POST else None
-        team = self._bucket_team(kw, via_team)
+        workspace = self._workspace_of(kw, via_team)  # worked out once for both below
+        team = self._bucket_team(workspace)
         await self._pace(method, channel, team)
         try:
             if client is not None:
@@ -237,7 +242,7 @@ class SlackGateway:
             elif via_team == "":
                 api = self.client
             else:  # may refresh the workspace's token first (oauth.v2.access)
-                api = await self._client_for(kw, via_team)
+                api = await self._client_for(workspace)
             resp = (
                 await api.api_call(method, json=kw)
                 if method.startswith("chat.") or method.startswith("views.")

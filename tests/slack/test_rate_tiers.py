@@ -216,3 +216,18 @@ def test_one_workspace_has_one_allowance_however_a_call_names_it() -> None:
     limits = Limits()
     assert limits.method("users.list", "T0EUROPE") is not limits.method("users.list", "T0AMERICA")
     assert limits.method("users.list") is limits.method("users.list", None)
+
+
+def test_a_call_with_the_apps_own_token_spends_the_apps_own_allowance() -> None:
+    """Asking with slack.bot_token about someone of another workspace (a lookup tried in each
+    workspace in turn) is a call to the app's own workspace, not to theirs."""
+    from securitybot.slack.gateway import SlackUser
+
+    gateway = SlackGateway(AsyncWebClient(token="xoxb-test"), limits=Limits())
+    gateway.workspaces = frozenset({"T0EUROPE", "T0AMERICA"})
+    bob = SlackUser(id="UBOB", name="bob", real_name="Bob", first_name="Bob",
+                    email="bob@example.com", tz=None, is_bot=False, deleted=False,
+                    teams=("T0EUROPE",))  # fmt: skip
+    gateway._cache["UBOB"] = (time.monotonic(), bob)
+    assert gateway._bucket_team(gateway._workspace_of({"user": "UBOB"}, None)) == "T0EUROPE"
+    assert gateway._bucket_team(gateway._workspace_of({"user": "UBOB"}, "")) is None
