@@ -4,6 +4,7 @@ What the security team sees (the escalation post and its updates) is in ``escala
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 from concurrent.futures import ThreadPoolExecutor
@@ -32,6 +33,7 @@ from securitybot.store.models import Alert, utcnow
 from securitybot.store.outbox import enqueue, enqueue_leased
 from securitybot.verify.base import (
     PROVIDER_LABELS,
+    PushPoll,
     PushStart,
     PushStatus,
     StartResult,
@@ -80,6 +82,19 @@ class ConversationHandlers(HandlerCore):
         default_factory=lambda: ThreadPoolExecutor(RECORD_THREADS, thread_name_prefix="pushed"),
         init=False, repr=False, compare=False,
     )  # fmt: skip
+
+    # Polls asked of Duo while their push was being recorded, by the poll job the record
+    # wrote (handed over to this process): that job takes its answer instead of asking again.
+    _early_polls: dict[int, asyncio.Future[PushPoll]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
+
+    def _poll_early(self, handle: str) -> asyncio.Future[PushPoll] | None:
+        """Ask Duo about a push that just reached the phone, if this process will run its
+        poll job itself (handed over) and a long-poll slot is free."""
+        if self.handover is None or self.verifier.saturated():
+            return None
+        return asyncio.ensure_future(self.verifier.poll(handle))
 
     async def speaks(self, user_id: str | None, email: str | None = None) -> Translator:
         """The catalog of the person an alert is about (``flows/locales.py``)."""
@@ -192,15 +207,25 @@ class ConversationHandlers(HandlerCore):
         details = {"verifier": self.verifier.name, "detail": started.detail}
         if started.result == StartResult.PUSHED:
             assert started.txid is not None and started.poll_handle is not None
-            # The push is on the phone now: until it is recorded and its poll held, an
-            # approval waits. So this has threads of its own and goes before queued writes.
-            recorded = await self._urgent(
-                self._records, self._record_push, alert.id, started.txid, started.poll_handle,
-                details,
-            )  # fmt: skip
+            # The push is on the phone now: ask Duo at once, while the push is recorded (a
+            # write that queues behind a burst's others); its answer is applied only by the
+            # poll job that the record writes, so never before the record nor without it.
+            early = self._poll_early(started.poll_handle)
+            try:
+                recorded = await self._urgent(
+                    self._records, self._record_push, alert.id, started.txid,
+                    started.poll_handle, details,
+                )  # fmt: skip
+            except BaseException:
+                await _let_go(early)
+                raise
             if isinstance(recorded, Job) and self.handover is not None:
+                if early is not None:
+                    self._early_polls[recorded.id] = early
                 self.handover.run([recorded])  # polled from here, at once
-            elif recorded:
+                return Done()
+            await _let_go(early)
+            if recorded:
                 self.wake(["poll_duo"])  # only the poll's claimer: nothing else was written
             return Done()
         retry = started.result == StartResult.ERROR and job.attempts + 1 < MAX_DUO_ERRORS
@@ -256,7 +281,8 @@ class ConversationHandlers(HandlerCore):
         return Job(job_id, "poll_duo", alert_id, payload, 0, created, handed_over=True)
 
     async def poll_duo(self, job: Job) -> Outcome:
-        if self.verifier.saturated():
+        early = self._early_polls.pop(job.id, None) if job.handed_over else None
+        if early is None and self.verifier.saturated():
             # The poll would only say "still waiting" without asking Duo: skip reading the
             # alert too. With hundreds of pushes waiting on phones, that read was most of the
             # cost of polling them again every second.
@@ -269,7 +295,8 @@ class ConversationHandlers(HandlerCore):
             alert = await self._urgent(self._verdicts, self._load, job.alert_id)
             if alert is None or alert.duo_txid != txid or not _listening_to_duo(alert):
                 return Done()
-        polled = await self.verifier.poll(str(job.payload.get("handle") or txid))
+        handle = str(job.payload.get("handle") or txid)
+        polled = await early if early is not None else await self.verifier.poll(handle)
         if polled.status == PushStatus.WAITING:
             return RetryAt(utcnow() + timedelta(seconds=DUO_POLL_INTERVAL), failure=False)
         if polled.status == PushStatus.ERROR and job.attempts + 1 < MAX_DUO_ERRORS:
@@ -367,3 +394,13 @@ def _listening_to_duo(alert: Alert) -> bool:
     # times a push out after a minute), so a late answer, above all a fraud report, still
     # reaches the team's timeline.
     return alert.status in ("escalated", "triaging") and alert.duo_result is None
+
+
+async def _let_go(early: asyncio.Future[PushPoll] | None) -> None:
+    """Stop an early poll nobody will apply (the record found the alert moved on, or failed):
+    its answer stays with Duo for whoever polls the push next."""
+    if early is None:
+        return
+    early.cancel()
+    with contextlib.suppress(asyncio.CancelledError, Exception):
+        await early

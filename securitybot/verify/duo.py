@@ -182,6 +182,9 @@ class DuoVerifier:
         closing = asyncio.ensure_future(self._closing.wait())
         try:
             await asyncio.wait({polled, closing}, return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:
+            polled.cancel()  # let go of Duo's hold too, not only of waiting for it
+            raise
         finally:
             closing.cancel()
         if not polled.done():
