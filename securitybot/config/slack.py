@@ -21,6 +21,10 @@ class SlackOAuthConfig(_Section):
     client_secret_file: str | None = None
     # The bot scopes asked for; empty: slack-manifest.yaml's bot list (slack/tokens.py).
     scopes: list[str] = Field(default_factory=list)
+    # User scopes asked of the admin who installs (a user token, kept with the installation).
+    # ["admin.users:write"]: session resets in workspaces of another Enterprise Grid org whose
+    # org admin installs and grants it (admin.users.session.reset is Grid only); empty: none.
+    user_scopes: list[str] = Field(default_factory=list)
     # Where Slack sends the admin back: https://<host>/slack/oauth_redirect, as listed in the
     # app's "OAuth & Permissions" → Redirect URLs.
     redirect_url: str | None = None

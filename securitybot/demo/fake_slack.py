@@ -136,6 +136,9 @@ class FakeSlack(ServedFake, SlackMethods):
         self.token_lifetime = TOKEN_LIFETIME  # seconds, with token rotation on
         self._grants: dict[str, Json] = {}
         self.workspace_tokens: dict[str, str] = {}
+        # User tokens issued through OAuth (authed_user): their workspace, its Grid org (None
+        # outside Grid) and the user scopes granted.
+        self.user_tokens: dict[str, Json] = {}
         self._refresh_tokens: dict[str, str] = {}
         self._workspaces_seen: dict[str, Json] = {}
         self._revoked: set[str] = set()
@@ -272,15 +275,21 @@ class FakeSlack(ServedFake, SlackMethods):
             self.members[channel_id].discard(user_id or self.bot_user_id)
 
     def grant_install(self, team_id: str, team_name: str, installer: str,
-                      bot_user_id: str | None = None, org_wide: bool = False) -> str:  # fmt: skip
+                      bot_user_id: str | None = None, org_wide: bool = False,
+                      user_scopes: list[str] | None = None,
+                      enterprise: str | None = None) -> str:  # fmt: skip
         """An admin of ``team_id`` approved the install on Slack's authorize page: the code
         Slack puts in the redirect back to the app. ``org_wide``: an Org Admin installed it
-        for the whole Enterprise Grid org ``team_id`` (an E… id)."""
+        for the whole Enterprise Grid org ``team_id`` (an E… id). ``user_scopes``: the user
+        scopes the installer granted (authed_user.scope); ``enterprise``: the workspace is in
+        that Grid org (another company's Grid, installed workspace by workspace)."""
         code = f"{team_id}.{self._next_id('code')}"
         with self._lock:
             self._grants[code] = {"team": {"id": team_id, "name": team_name},
                                   "installer": installer, "org_wide": org_wide,
-                                  "bot_user_id": bot_user_id or f"UB{team_id}"}  # fmt: skip
+                                  "bot_user_id": bot_user_id or f"UB{team_id}",
+                                  "user_scopes": user_scopes,
+                                  "enterprise": enterprise}  # fmt: skip
         return code
 
     def revoke_workspace(self, team_id: str) -> None:
@@ -290,6 +299,9 @@ class FakeSlack(ServedFake, SlackMethods):
                 if team == team_id:
                     del self.workspace_tokens[token]
                     self._revoked.add(token)
+            for token, grant in list(self.user_tokens.items()):
+                if grant["team"] == team_id:
+                    del self.user_tokens[token]
 
     # ---- fault injection and inspection ----------------------------------------------------
 
@@ -555,6 +567,15 @@ class FakeSlack(ServedFake, SlackMethods):
                       "bot_user_id": grant["bot_user_id"]}  # fmt: skip
             reply["authed_user"] |= {"id": grant["installer"],
                                      "access_token": f"xoxp-{team['id']}-user"}  # fmt: skip
+            if grant.get("user_scopes") is not None:
+                reply["authed_user"]["scope"] = ",".join(grant["user_scopes"])
+            if grant.get("enterprise"):
+                org = grant["enterprise"]
+                reply["enterprise"] = {"id": org, "name": f"Org {org}"}
+            self.user_tokens[reply["authed_user"]["access_token"]] = {
+                "team": team["id"], "enterprise": grant.get("enterprise"),
+                "scopes": reply["authed_user"]["scope"].split(","),
+            }  # fmt: skip
         if grant.get("org_wide"):
             # An org-wide install names the org, not a workspace: team null, the org in
             # enterprise, is_enterprise_install true (api.slack.com/enterprise/org-wide-apps).

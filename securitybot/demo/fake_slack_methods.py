@@ -40,6 +40,7 @@ class SlackMethods:
     views: dict[str, Json]
     session_resets: list[str]
     workspace_tokens: dict[str, str]
+    user_tokens: dict[str, Json]
     _workspaces_seen: dict[str, Json]
     _last_ts_us: int
     _seq: int
@@ -373,11 +374,26 @@ class SlackMethods:
         return {"ok": True, "users": list(users)}
 
     def _api_admin_users_session_reset(self, token: str, params: dict[str, Any]) -> Json:
+        installed = self.user_tokens.get(token)  # a user token issued through OAuth
         user_token = token.startswith(("xoxp-", "xoxa-"))
-        if not user_token or (self.admin_token is not None and token != self.admin_token):
+        if installed is None and (
+            not user_token or (self.admin_token is not None and token != self.admin_token)
+        ):
             return {"ok": False, "error": "not_allowed_token_type"}
+        if installed is not None and installed["enterprise"] is None:
+            # A workspace outside Enterprise Grid: "feature_not_enabled: This method is not
+            # available for this product level" (api.slack.com/methods/admin.users.session.reset,
+            # Errors; "This API method can only be used on Enterprise Grid workspaces").
+            return {"ok": False, "error": "feature_not_enabled"}
+        if installed is not None and "admin.users:write" not in installed["scopes"]:
+            return {"ok": False, "error": "missing_scope", "needed": "admin.users:write",
+                    "provided": ",".join(installed["scopes"])}  # fmt: skip
         user = self.users.get(str(params.get("user_id", "")))
-        if user is None:
+        team = user.get("team_id") if user is not None else None
+        outside = (team != installed["team"] if installed is not None
+                   else team in self._workspaces_seen)  # fmt: skip
+        if user is None or outside:
+            # Someone of a workspace outside the token's org: nobody the token can see.
             return {"ok": False, "error": "user_not_found"}
         if user["is_primary_owner"]:
             return {"ok": False, "error": "cannot_reset_primary_owner"}

@@ -14,6 +14,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import update
+from sqlalchemy.orm import Session
 
 from securitybot import metrics
 from securitybot.domain import Event, EventType
@@ -28,6 +29,7 @@ from securitybot.outbox.dispatcher import Done, GiveUp, Handler, Job, Outcome, R
 from securitybot.slack import messages
 from securitybot.slack.gateway import SlackPermanentError, SlackRetryLater, SlackUser
 from securitybot.slack.retry_later import retry_later
+from securitybot.slack.session_reset import SessionResetUnavailable
 from securitybot.store import alerts as alert_store
 from securitybot.store.models import Alert, utcnow
 from securitybot.store.outbox import enqueue, enqueue_leased
@@ -365,13 +367,26 @@ class ConversationHandlers(HandlerCore):
             await self.slack.reset_sessions(alert.user_id)
         except SlackRetryLater as exc:
             return retry_later(job, exc)
+        except SessionResetUnavailable as exc:
+            # No token can do it (a workspace outside Grid): said once, in the audit log and
+            # the escalation post, and never retried.
+            await asyncio.to_thread(self._reset_failed, alert, exc.details())
+            self.wake()
+            return Done()
         except SlackPermanentError as exc:
-            await asyncio.to_thread(
-                self._audit, alert, "user.sessions_reset_failed", {"error": exc.error}
-            )
+            await asyncio.to_thread(self._reset_failed, alert, {"error": exc.error})
+            self.wake()
             return GiveUp(str(exc))
         await asyncio.to_thread(self._sessions_reset, alert)
+        self.wake()
         return Done()
+
+    def _reset_failed(self, alert: Alert, details: dict[str, Any]) -> None:
+        with self.db.write() as session:
+            alert_store.audit(session, alert_id=alert.id, actor="system",
+                              action="user.sessions_reset_failed", details=details,
+                              subject_user=alert.user_id)  # fmt: skip
+            self._show_reset(session, alert)
 
     def _sessions_reset(self, alert: Alert) -> None:
         with self.db.write() as session:
@@ -384,6 +399,14 @@ class ConversationHandlers(HandlerCore):
                 subject_user=alert.user_id,
             )
             webhooks.enqueue_for(session, alert, ["sessions_reset"])
+            self._show_reset(session, alert)
+
+    @staticmethod
+    def _show_reset(session: Session, alert: Alert) -> None:
+        """The escalation post's timeline shows how the reset went: the update the triage
+        queued may have rendered before it was done."""
+        enqueue(session, effect="update_escalation", alert_id=alert.id,
+                idempotency_key=f"reset-shown:{alert.id}")  # fmt: skip
 
 
 def _listening_to_duo(alert: Alert) -> bool:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from securitybot.flows import dm_changes
 from securitybot.paging import timeline as paging_timeline
 from securitybot.slack import mrkdwn as md
@@ -28,6 +30,7 @@ _TIMELINE = {
     "alert.resolved_benign": "Resolved as benign",
     "alert.confirmed_compromise": "Compromise confirmed; sessions reset requested",
     "user.sessions_reset": "User's Slack sessions reset",
+    "user.sessions_reset_failed": "Sessions *not* reset",
     "alert.user_exempt": "User is exempt: sent straight to the team",
     "alert.reminder_sent": "Reminder DM sent",
     "alert.grouped": "Grouped into an earlier alert's conversation",
@@ -52,6 +55,8 @@ def timeline_text(row: AuditLog) -> str:
     base = provider_named(base, row.actor, row.details or {})
     if row.actor not in ("system", *PROVIDER_LABELS) and not row.actor.startswith("source:"):
         base += f" by {md.user(row.actor)}"
+    if row.action == "user.sessions_reset_failed":
+        return base + reset_failure(row.details or {})
     comment = (row.details or {}).get("comment")
     if comment and row.action in (
         "alert.user_confirmed",
@@ -62,3 +67,14 @@ def timeline_text(row: AuditLog) -> str:
     ):
         base += f": “{md.inline(comment, 400)}”"  # the user's or a tool's own words
     return base
+
+
+def reset_failure(details: dict[str, Any]) -> str:
+    """Why a session reset failed, for the team: the workspace and the reason when no token
+    could do it (slack/session_reset.py), else Slack's error."""
+    error = md.code(details.get("error") or "error", 80)
+    if not details.get("workspace"):
+        return f": Slack answered {error}"
+    where = md.inline(details["workspace"], 80)
+    why = md.inline(details.get("why") or "", 200)
+    return f" for workspace {where}: {error}, {why}. Sign them out there by hand"

@@ -19,6 +19,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from securitybot import metrics
+from securitybot.slack import session_reset
 from securitybot.slack.api_types import (
     SlackPermanentError,
     SlackRetryLater,
@@ -580,11 +581,22 @@ class SlackGateway:
         await self._call("views.open", trigger_id=trigger_id, view=view)
 
     async def reset_sessions(self, user_id: str) -> None:
-        if self.admin_client is None:
-            raise SlackPermanentError(
-                "admin.users.session.reset", "no slack.admin_token configured"
+        """Sign ``user_id`` out everywhere, with the admin token of their workspace's org
+        (slack/session_reset.py); SessionResetUnavailable when there is none."""
+        if self.installations is not None:
+            person = await self.lookup_user(user_id)
+            installed = await self.installations.teams()
+            team = session_reset.installed_team(
+                person.teams if person else (), installed, self.home_team
             )
-        await self._call("admin.users.session.reset", client=self.admin_client, user_id=user_id)
+            if team is not None:
+                client = await session_reset.reset_client(self.installations, team)
+                await self._call(session_reset.METHOD, client=client, via_team=team,
+                                 user_id=user_id)  # fmt: skip
+                return
+        if self.admin_client is None:
+            raise SlackPermanentError(session_reset.METHOD, "no slack.admin_token configured")
+        await self._call(session_reset.METHOD, client=self.admin_client, user_id=user_id)
 
     async def usergroup_members(self, usergroup: str) -> set[str]:
         if not self.workspaces:

@@ -39,6 +39,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from securitybot.masking import known_secrets
 from securitybot.slack.api_types import retry_handlers
+from securitybot.slack.tokens import ADMIN_SCOPES
 from securitybot.store import slack_installations
 
 logger = logging.getLogger(__name__)
@@ -126,6 +127,20 @@ class AsyncStateStore(AsyncOAuthStateStore):
         return await asyncio.to_thread(self.store.consume, state)
 
 
+# The user scope admin.users.session.reset needs.
+[ADMIN_SCOPE] = ADMIN_SCOPES
+
+
+@dataclass(frozen=True)
+class AdminUser:
+    """An installed workspace, as far as resetting its people's sessions goes."""
+
+    team_id: str
+    name: str
+    enterprise_id: str | None
+    client: AsyncWebClient | None  # the installer's user token with ADMIN_SCOPE, if granted
+
+
 @dataclass
 class _Entry:
     at: float
@@ -188,6 +203,56 @@ class Installations:
         """The client with ``team_id``'s bot token, or None when it is not installed."""
         entry = await self._entry(team_id)
         return entry.client
+
+    async def admin_user(self, team_id: str) -> AdminUser | None:
+        """What resets sessions in ``team_id``: the workspace's name and the client with the
+        user token its installer granted, when that token has ``admin.users:write`` (else
+        ``client`` is None); None when ``team_id`` is not installed. Read afresh each time:
+        resets are rare, and an admin may have reinstalled with the scope since."""
+        installed = await self._installed()
+        if team_id not in installed:
+            return None
+        found = await self.store.async_find_installation(
+            enterprise_id=installed[team_id], team_id=team_id
+        )
+        if found is None:
+            return None
+        name = found.team_name or team_id
+        if not found.user_token or ADMIN_SCOPE not in (found.user_scopes or []):
+            return AdminUser(team_id, name, found.enterprise_id, None)
+        found = await self._user_rotated(found)
+        if found.user_token is None:
+            return AdminUser(team_id, name, found.enterprise_id, None)
+        known_secrets.add(t for t in (found.user_token, found.user_refresh_token) if t)
+        client = AsyncWebClient(
+            token=found.user_token, base_url=self.api_url, retry_handlers=retry_handlers(),
+            session=self.session,
+        )  # fmt: skip
+        return AdminUser(team_id, name, found.enterprise_id, client)
+
+    async def _user_rotated(self, found: Installation) -> Installation:
+        """``found`` with a fresh user token when it expires soon (token rotation on). The
+        saved installation carries the workspace's current bot: saving one also saves its bot
+        (slack_sdk's store), and the one read may hold a bot token since rotated."""
+        try:
+            fresh = await self._rotator.perform_user_token_rotation(
+                installation=found, minutes_before_expiration=self._refresh_minutes
+            )
+        except SlackTokenRotationError as exc:
+            logger.warning("Slack: cannot refresh the user token of %s: %s", found.team_id,
+                           exc.api_error.response.get("error"))  # fmt: skip
+            return found
+        if fresh is None:
+            return found
+        bot = await self.bot(str(found.team_id))
+        if bot is not None:
+            fresh.bot_id, fresh.bot_user_id = bot.bot_id, bot.bot_user_id
+            fresh.bot_token, fresh.bot_scopes = bot.bot_token, bot.bot_scopes
+            fresh.bot_refresh_token = bot.bot_refresh_token
+            fresh.bot_token_expires_at = bot.bot_token_expires_at
+        await asyncio.to_thread(self.store.store.save, fresh)
+        logger.info("Slack: refreshed the user token of workspace %s", found.team_id)
+        return fresh
 
     async def _entry(self, team_id: str) -> _Entry:
         entry = self._entries.get(team_id)

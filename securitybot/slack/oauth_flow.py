@@ -86,6 +86,7 @@ def build_flow(settings: Settings, store: AsyncStore) -> AsyncOAuthFlow:
             client_id=oauth.client_id,
             client_secret=oauth.client_secret.get_secret_value(),
             scopes=list(oauth.scopes or BOT_SCOPES),
+            user_scopes=list(oauth.user_scopes),
             redirect_uri=oauth.redirect_url,
             install_path=INSTALL_PATH,
             redirect_uri_path=REDIRECT_PATH,

@@ -73,9 +73,10 @@ def sign_in(bot: Bot) -> None:
     assert resp.status_code == 303, resp.text
 
 
-def install(bot: Bot, team: str, name: str, installer: str) -> None:
+def install(bot: Bot, team: str, name: str, installer: str, **grant: Any) -> None:
     """An admin signed in to the dashboard clicks "Add to Slack", approves on Slack's page
-    (the fake grants a code) and is sent back to the callback with it."""
+    (the fake grants a code, ``grant``: what else it grants) and is sent back to the callback
+    with it."""
     start = bot.http.get("/dashboard/slack/install/start")
     assert start.status_code == 302, start.text
     target = urlsplit(start.headers["location"])
@@ -85,7 +86,7 @@ def install(bot: Bot, team: str, name: str, installer: str) -> None:
     assert "chat:write" in asked["scope"][0].split(",") and "im:history" in asked["scope"][0]
     state = asked["state"][0]
     assert f"slack-app-oauth-state={state}" in start.headers["set-cookie"]
-    code = bot.fs.grant_install(team, name, installer)
+    code = bot.fs.grant_install(team, name, installer, **grant)
     back = bot.http.get("/slack/oauth_redirect", params={"code": code, "state": state},
                         headers={"Cookie": f"slack-app-oauth-state={state}"})  # fmt: skip
     assert back.status_code == 303, back.text

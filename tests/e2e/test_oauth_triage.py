@@ -1,0 +1,171 @@
+"""Triage and session reset for people of workspaces installed through OAuth (issue 30, item 5).
+
+The security team triages in the home workspace's channel (slack.bot_token). Resetting the
+sessions of the person an alert is about needs ``admin.users.session.reset``, an Enterprise
+Grid admin API (api.slack.com/methods/admin.users.session.reset: "This API method can only be
+used on Enterprise Grid workspaces"): the home ``slack.admin_token`` belongs to the home org and
+cannot reset anyone of another workspace. So Green, a workspace of another Grid org whose org
+admin granted the user scope ``admin.users:write`` at install, is reset with that user token;
+Blue, outside Grid, cannot be reset at all, and the team is told so, in the escalation post and
+in the audit log, without Slack being called with a token that cannot do it."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from securitybot.demo import FakeSlack, view_submission_body
+from securitybot.demo.slack_signing import block_action_body, message_event_body
+from securitybot.slack.messages import (
+    BENIGN_ACTION,
+    BENIGN_MODAL,
+    CLAIM_ACTION,
+    COMPROMISE_ACTION,
+)
+from securitybot.slack.triage import NOTE_ACTION, NOTE_BLOCK
+from tests.e2e.conftest import MakeBot
+from tests.e2e.harness import SECURITY_CHANNEL, Bot, ok_calls, wait_until
+from tests.e2e.test_oauth_workspaces import (
+    BLUE,
+    CLIENT_ID,
+    CLIENT_SECRET,
+    GREEN,
+    auth,
+    install,
+    oauth_config,
+    sign_in,
+    token_of,
+)
+
+LEAD = "USECLEAD"
+GREEN_ORG = "E0GREEN"
+
+
+@pytest.fixture
+def fs() -> Iterator[FakeSlack]:
+    with FakeSlack(team_id="T1") as fake:
+        fake.add_user(LEAD, "lead@example.com", real_name="Sam Lead")
+        fake.add_user("UBOB", "bob@example.com", real_name="Bob Builder", teams=[BLUE])
+        fake.add_user("UCAROL", "carol@example.com", real_name="Carol", teams=[GREEN])
+        fake.add_channel(SECURITY_CHANNEL)
+        fake.admin_token = "xoxp-admin"
+        fake.oauth_client = (CLIENT_ID, CLIENT_SECRET)
+        yield fake
+
+
+def start(fs: FakeSlack, make_bot: MakeBot) -> Bot:
+    config: dict[str, Any] = oauth_config(fs)
+    config["slack"]["oauth"]["user_scopes"] = ["admin.users:write"]
+    config["escalation"] = {"responders": [LEAD]}
+    bot = make_bot(**config)
+    sign_in(bot)
+    install(bot, BLUE, "Blue Co", "UBOB")
+    install(bot, GREEN, "Green Co", "UCAROL", user_scopes=["admin.users:write"],
+            enterprise=GREEN_ORG)  # fmt: skip
+    return bot
+
+
+def escalate(bot: Bot, user: str, team: str, key: str) -> int:
+    """``user`` says no in their DM (and confirms): the alert goes to the security channel."""
+    alert = bot.post_alert(dedup_key=key, user=bot.fs.users[user]["profile"]["email"])
+    bot.wait_status(alert["id"], "awaiting_ack")
+    for word in ("no", "confirm"):
+        said = message_event_body(user=user, text=word, channel=f"D{user}", team=team)
+        assert bot.slack_post(said).status_code == 200
+        if word == "no":
+            wait_until(lambda: bot.audit(alert["id"], "answer.denial_pending"), 10, "asked again")
+    bot.wait_status(alert["id"], "escalated")
+    wait_until(lambda: bot.row(alert["id"]).escalation_ts, 10, "escalation posted")
+    return int(alert["id"])
+
+
+def triage(bot: Bot, action: str, alert_id: int) -> None:
+    body = block_action_body(user=LEAD, action_id=action, value=str(alert_id),
+                             channel=SECURITY_CHANNEL, message_ts="1.0",
+                             response_url=bot.fs.response_url())  # fmt: skip
+    assert bot.slack_post(body).status_code == 200
+
+
+def resets(fs: FakeSlack, user: str) -> list[Any]:
+    return [c for c in fs.calls_to("admin.users.session.reset") if c.params.get("user_id") == user]
+
+
+def shown(fs: FakeSlack, needle: str) -> list[Any]:
+    return [c for c in ok_calls(fs, "chat.update", SECURITY_CHANNEL)
+            if needle in json.dumps(c.params.get("blocks"))]  # fmt: skip
+
+
+def test_triage_and_session_reset_for_people_of_two_installed_workspaces(
+    fs: FakeSlack, make_bot: MakeBot
+) -> None:
+    bot = start(fs, make_bot)
+
+    # Bob, of Blue (outside Grid): claimed, then his compromise confirmed.
+    bob = escalate(bot, "UBOB", BLUE, "triage-bob")
+    triage(bot, CLAIM_ACTION, bob)
+    wait_until(lambda: bot.audit(bob, "alert.claimed"), 10, "claimed")
+    wait_until(lambda: shown(fs, "Being triaged by"), 10, "the post says who triages")
+    triage(bot, COMPROMISE_ACTION, bob)
+    assert bot.wait_status(bob, "closed")["outcome"] == "compromised"
+    [failed] = wait_until(lambda: bot.audit(bob, "user.sessions_reset_failed"), 10, "audited")
+    assert failed.details["error"] == "session_reset_unavailable"
+    assert failed.details["team"] == BLUE and failed.details["workspace"] == "Blue Co"
+    assert failed.subject_user == "UBOB"
+    # Slack was never asked with a token that cannot reset Bob (the home org's admin token).
+    assert not resets(fs, "UBOB") and fs.session_resets == []
+    # The team sees why in the escalation post.
+    [update, *_] = wait_until(lambda: shown(fs, "Sessions *not* reset"), 10, "post updated")
+    assert "Blue Co" in json.dumps(update.params["blocks"])
+    assert not bot.audit(bob, "user.sessions_reset")
+
+    # Carol, of Green (another Grid org, its org admin granted admin.users:write): reset with
+    # Green's user token.
+    carol = escalate(bot, "UCAROL", GREEN, "triage-carol")
+    triage(bot, COMPROMISE_ACTION, carol)
+    assert bot.wait_status(carol, "closed")["outcome"] == "compromised"
+    wait_until(lambda: fs.session_resets == ["UCAROL"], 10, "Carol's sessions reset")
+    [reset] = resets(fs, "UCAROL")
+    assert auth(reset) == f"Bearer xoxp-{GREEN}-user"
+    wait_until(lambda: bot.audit(carol, "user.sessions_reset"), 10, "reset audited")
+    wait_until(lambda: shown(fs, "sessions reset"), 10, "the post shows the reset")
+
+    # A second alert of Bob's is benign: the modal opens from the team's channel.
+    bob2 = escalate(bot, "UBOB", BLUE, "triage-bob-2")
+    triage(bot, BENIGN_ACTION, bob2)
+    [view] = wait_until(lambda: ok_calls(fs, "views.open"), 10, "the modal")
+    assert view.params["view"]["callback_id"] == BENIGN_MODAL
+    submit = view_submission_body(user=LEAD, callback_id=BENIGN_MODAL,
+                                  private_metadata=str(bob2),
+                                  values={NOTE_BLOCK: {NOTE_ACTION: {
+                                      "type": "plain_text_input", "value": "Travel"}}})  # fmt: skip
+    assert bot.slack_post(submit).status_code == 200
+    assert bot.wait_status(bob2, "closed")["outcome"] == "benign"
+
+    # Everything in the security channel went out with slack.bot_token; every DM with the
+    # token of its person's workspace.
+    assert {auth(c) for c in fs.calls if c.params.get("channel") == SECURITY_CHANNEL} == {
+        "Bearer xoxb-e2e"
+    }
+    for user, team in (("UBOB", BLUE), ("UCAROL", GREEN)):
+        assert {auth(c) for c in ok_calls(fs, "chat.postMessage", f"D{user}")} == {
+            f"Bearer {token_of(bot, team)}"
+        }
+
+
+def test_the_fake_answers_a_workspace_outside_grid_as_slack_documents(fs: FakeSlack) -> None:
+    """admin.users.session.reset with the user token of a workspace outside Enterprise Grid:
+    Slack's documented "feature_not_enabled" (This method is not available for this product
+    level), even when the token claims the scope."""
+    import httpx
+
+    code = fs.grant_install(BLUE, "Blue Co", "UBOB", user_scopes=["admin.users:write"])
+    resp = httpx.post(f"{fs.base_url}oauth.v2.access", data={"code": code},
+                      auth=(CLIENT_ID, CLIENT_SECRET))  # fmt: skip
+    user_token = resp.json()["authed_user"]["access_token"]
+    answer = httpx.post(f"{fs.base_url}admin.users.session.reset", data={"user_id": "UBOB"},
+                        headers={"Authorization": f"Bearer {user_token}"})  # fmt: skip
+    assert answer.json() == {"ok": False, "error": "feature_not_enabled"}
+    assert fs.session_resets == []
