@@ -24,6 +24,7 @@ from securitybot.outbox.dispatcher import Done, GiveUp, Handler, Job, Outcome
 from securitybot.slack import mrkdwn as md
 from securitybot.slack.gateway import SlackGateway, SlackPermanentError, SlackRetryLater
 from securitybot.slack.retry_later import retry_later
+from securitybot.slack.session_reset import UNAVAILABLE, SessionResetUnavailable
 from securitybot.store.aer_models import AerNotification
 from securitybot.store.alerts import audit
 from securitybot.store.db import Database
@@ -39,7 +40,7 @@ ASK_EFFECT = "aer_ask_user"
 RESET_ACTION = "user_sessions_reset_by_anomaly_event_response"
 ACTOR = "securitybot:aer"
 # Slack refuses these for good; a human has to contain the account another way.
-_UNRESETTABLE = {"cannot_reset_primary_owner", "cannot_reset_bot"}
+_UNRESETTABLE = {"cannot_reset_primary_owner", "cannot_reset_bot", UNAVAILABLE}
 
 
 def audit_record(p: dict[str, Any], at_epoch: int) -> dict[str, Any]:
@@ -106,16 +107,28 @@ class Responder:
             ASK_EFFECT: self.ask_user,
         }
 
-    def _escalate_now(self, p: dict[str, Any], why: str) -> None:
-        """The reset was refused: escalate, and take it out of the user's reset history."""
+    def _escalate_now(
+        self, p: dict[str, Any], why: str, unavailable: SessionResetUnavailable | None = None
+    ) -> None:
+        """The reset was refused: escalate, and take it out of the user's reset history.
+        ``unavailable``: no token can reset people of their workspace, said with its name in
+        the escalation and the audit log."""
         RESETS.labels("refused").inc()
+        reason = f"{p['reason']}; {why}"
+        if unavailable is not None:
+            reason += f" in workspace {unavailable.workspace} ({unavailable.team}): "
+            reason += unavailable.why
         with self.db.write() as session:
             store.set_response(session, p["anomaly_id"], why[:64])
             sessions = p.get("sessions") or []
             store.revoke_reset(session, p["org"], p["user"], p["anomaly_id"], sessions)
+            if unavailable is not None:
+                audit(session, action="user.sessions_reset_failed", actor=ACTOR, org=p["org"],
+                      subject_user=p["user"],
+                      details={**unavailable.details(), "anomaly_id": p["anomaly_id"]})  # fmt: skip
             enqueue(
                 session, effect=ESCALATE_EFFECT,
-                payload={**p, "reason": f"{p['reason']}; {why}"},
+                payload={**p, "reason": reason},
                 idempotency_key=f"aer-escalate-reset:{p['anomaly_id']}",
             )  # fmt: skip
 
@@ -129,7 +142,10 @@ class Responder:
         except SlackRetryLater as exc:
             return retry_later(job, exc)
         except SlackPermanentError as exc:
-            await asyncio.to_thread(self._escalate_now, p, f"reset_refused:{exc.error}")
+            unavailable = exc if isinstance(exc, SessionResetUnavailable) else None
+            await asyncio.to_thread(
+                self._escalate_now, p, f"reset_refused:{exc.error}", unavailable
+            )
             self.wake()
             if exc.error in _UNRESETTABLE:
                 return Done()
