@@ -4,8 +4,9 @@ Three tokens, three jobs (docs/deploy.md, "Tokens and scopes"):
 
 * ``slack.bot_token`` (``xoxb-``): every message, DM, lookup and view;
 * ``slack.admin_token`` (an Enterprise Grid org admin's user token, ``xoxp-``):
-  ``admin.users.session.reset``, and the Audit Logs API unless ``aer.audit_logs.token``
-  names a token of its own;
+  ``admin.users.session.reset`` for the home org's people (a workspace installed through
+  OAuth: its installer's user token, or none; slack/session_reset.py), and the Audit Logs API
+  unless ``aer.audit_logs.token`` names a token of its own;
 * ``aer.audit_logs.token``: the Audit Logs API (``auditlogs:read``, Org Owner only).
 
 Slack answers every Web API call with the token's scopes in the ``x-oauth-scopes`` response

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
@@ -62,6 +63,9 @@ def start(fs: FakeSlack, make_bot: MakeBot) -> Bot:
     config["escalation"] = {"responders": [LEAD]}
     bot = make_bot(**config)
     sign_in(bot)
+    # "Add to Slack" asks the installer for the user scope (Slack's user_scope parameter).
+    start = bot.http.get("/dashboard/slack/install/start").headers["location"]
+    assert parse_qs(urlsplit(start).query)["user_scope"] == ["admin.users:write"]
     install(bot, BLUE, "Blue Co", "UBOB")
     install(bot, GREEN, "Green Co", "UCAROL", user_scopes=["admin.users:write"],
             enterprise=GREEN_ORG)  # fmt: skip
