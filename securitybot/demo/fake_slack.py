@@ -102,6 +102,7 @@ class FakeSlack(ServedFake, SlackMethods):
         self.users: dict[str, Json] = {}
         self.locales: dict[str, str] = {}  # user id -> Slack locale (users.info include_locale)
         self.usergroups: dict[str, list[str]] = {}
+        self.usergroup_teams: dict[str, str] = {}
         # Messages per conversation (channels and DMs), and who is in each channel (C…/G…).
         # Real Slack posts only where the bot was invited; an unknown channel is not created.
         self.channels: dict[str, list[Json]] = {}
@@ -247,9 +248,15 @@ class FakeSlack(ServedFake, SlackMethods):
         with self._lock:
             self.users[member["id"]] = member
 
-    def add_usergroup(self, usergroup_id: str, user_ids: list[str]) -> None:
+    def add_usergroup(
+        self, usergroup_id: str, user_ids: list[str], team: str | None = None
+    ) -> None:
+        """``team``: a group of that workspace (installed through OAuth), which only that
+        workspace's token sees; default: every token's."""
         with self._lock:
             self.usergroups[usergroup_id] = list(user_ids)
+            if team is not None:
+                self.usergroup_teams[usergroup_id] = team
 
     def add_channel(
         self, channel_id: str, *, bot_member: bool = True, private: bool = False

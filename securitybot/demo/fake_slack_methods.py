@@ -33,6 +33,7 @@ class SlackMethods:
     users: dict[str, Json]
     locales: dict[str, str]
     usergroups: dict[str, list[str]]
+    usergroup_teams: dict[str, str]
     channels: dict[str, list[Json]]
     members: dict[str, set[str]]
     private: set[str]
@@ -368,8 +369,13 @@ class SlackMethods:
             # is used" (docs.slack.dev/reference/methods/usergroups.users.list); without it
             # Slack answers missing_argument ("A required argument is missing.").
             return {"ok": False, "error": "missing_argument"}
-        users = self.usergroups.get(str(params.get("usergroup", "")))
-        if users is None:
+        group = str(params.get("usergroup", ""))
+        users = self.usergroups.get(group)
+        owner = self.usergroup_teams.get(group)
+        if users is None or (
+            owner is not None and self.workspace_tokens.get(token, self.team_id) != owner
+        ):
+            # A group of another workspace: the token's workspace has no such group.
             return {"ok": False, "error": "no_such_subteam"}
         return {"ok": True, "users": list(users)}
 

@@ -598,9 +598,12 @@ class SlackGateway:
             raise SlackPermanentError(session_reset.METHOD, "no slack.admin_token configured")
         await self._call(session_reset.METHOD, client=self.admin_client, user_id=user_id)
 
-    async def usergroup_members(self, usergroup: str) -> set[str]:
+    async def usergroup_members(self, usergroup: str, team: str | None = None) -> set[str]:
+        """``team``: the group is that workspace's (an escalation route's), read with its
+        token when it was installed through OAuth; default: slack.bot_token's."""
         if not self.workspaces:
-            data = await self._call("usergroups.users.list", usergroup=usergroup)
+            via = team if team and self.installations and team != self.home_team else ""
+            data = await self._call("usergroups.users.list", via_team=via, usergroup=usergroup)
             return set(data.get("users") or [])
         # An org-level token must name the workspace (team_id, "required if org token is
         # used": docs.slack.dev/reference/methods/usergroups.users.list); the group lives in

@@ -41,8 +41,11 @@ class Responders:
         ttl: float = 300.0,
         *,
         ids: list[str] | None = None,
+        team: str | None = None,
     ) -> None:
         ids = cfg.responders if ids is None else ids
+        # A route's groups are its workspace's (team), read with its token; else the home's.
+        self.team = team
         self.users = {r for r in ids if not r.startswith("S")}
         self.groups = [r for r in ids if r.startswith("S")]
         self._slack, self._ttl = slack, ttl
@@ -52,7 +55,7 @@ class Responders:
             for route in cfg.routes:
                 if route.responders:
                     self.by_channel[route.channel] = Responders(
-                        cfg, slack, ttl, ids=list(route.responders)
+                        cfg, slack, ttl, ids=list(route.responders), team=route.team_id
                     )
 
     async def contains(self, user_id: str, channel: str | None = None) -> bool:
@@ -67,7 +70,7 @@ class Responders:
         if self._members is None or now - self._members[0] > self._ttl:
             members: set[str] = set()
             for group in self.groups:
-                members |= await self._slack.usergroup_members(group)
+                members |= await self._slack.usergroup_members(group, team=self.team)
             self._members = (now, members)
         return user_id in self._members[1]
 

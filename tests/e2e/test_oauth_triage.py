@@ -72,7 +72,7 @@ def start(fs: FakeSlack, make_bot: MakeBot) -> Bot:
     return bot
 
 
-def escalate(bot: Bot, user: str, team: str, key: str) -> int:
+def escalate(bot: Bot, user: str, team: str, key: str, channel: str = SECURITY_CHANNEL) -> int:
     """``user`` says no in their DM (and confirms): the alert goes to the security channel."""
     alert = bot.post_alert(dedup_key=key, user=bot.fs.users[user]["profile"]["email"])
     bot.wait_status(alert["id"], "awaiting_ack")
@@ -83,6 +83,7 @@ def escalate(bot: Bot, user: str, team: str, key: str) -> int:
             wait_until(lambda: bot.audit(alert["id"], "answer.denial_pending"), 10, "asked again")
     bot.wait_status(alert["id"], "escalated")
     wait_until(lambda: bot.row(alert["id"]).escalation_ts, 10, "escalation posted")
+    assert bot.row(alert["id"]).escalation_channel == channel
     return int(alert["id"])
 
 
@@ -173,3 +174,58 @@ def test_the_fake_answers_a_workspace_outside_grid_as_slack_documents(fs: FakeSl
                         headers={"Authorization": f"Bearer {user_token}"})  # fmt: skip
     assert answer.json() == {"ok": False, "error": "feature_not_enabled"}
     assert fs.session_resets == []
+
+
+BLUE_CHANNEL = "CBLUESECURITY"
+BLUE_TEAM_GROUP = "SBLUESEC"
+
+
+def test_triage_in_an_installed_workspaces_own_channel_uses_its_token(
+    fs: FakeSlack, make_bot: MakeBot
+) -> None:
+    """escalation.routes: Blue's escalations go to Blue's channel, triaged by Blue's own
+    security group (a user group of Blue, read with Blue's token); every call of the triage
+    (membership, refusal, the post's updates) goes out with Blue's token."""
+    fs.add_channel(BLUE_CHANNEL)
+    fs.add_user("UBLUELEAD", "bluelead@example.com", real_name="Blue Lead", teams=[BLUE])
+    fs.add_usergroup(BLUE_TEAM_GROUP, ["UBLUELEAD"], team=BLUE)
+    config: dict[str, Any] = oauth_config(fs)
+    config["escalation"] = {"responders": [LEAD], "routes": [
+        {"team_id": BLUE, "channel": BLUE_CHANNEL, "responders": [BLUE_TEAM_GROUP]}]}  # fmt: skip
+    bot = make_bot(**config)
+    sign_in(bot)
+    install(bot, BLUE, "Blue Co", "UBOB")
+    installed = len(fs.calls)
+    bob = escalate(bot, "UBOB", BLUE, "routed-triage-bob", channel=BLUE_CHANNEL)
+    blue = f"Bearer {token_of(bot, BLUE)}"
+
+    def click(user: str, action: str) -> None:
+        body = block_action_body(user=user, action_id=action, value=str(bob),
+                                 channel=BLUE_CHANNEL, message_ts="1.0", team=BLUE,
+                                 response_url=fs.response_url())  # fmt: skip
+        assert bot.slack_post(body).status_code == 200
+
+    # Bob may not triage his own alert: refused, told with Blue's token.
+    click("UBOB", COMPROMISE_ACTION)
+    wait_until(lambda: bot.audit(bob, "triage.refused"), 10, "refusal audited")
+    [told] = wait_until(lambda: [c for c in fs.calls_to("chat.postEphemeral")
+                                 if c.params.get("user") == "UBOB"], 10, "Bob told")  # fmt: skip
+    assert auth(told) == blue
+    # Blue's lead, a member of Blue's group, claims and confirms the compromise.
+    click("UBLUELEAD", CLAIM_ACTION)
+    wait_until(lambda: bot.audit(bob, "alert.claimed"), 10, "claimed")
+    [lookup, *_] = fs.calls_to("usergroups.users.list")
+    assert auth(lookup) == blue and lookup.response["ok"]
+    click("UBLUELEAD", COMPROMISE_ACTION)
+    assert bot.wait_status(bob, "closed")["outcome"] == "compromised"
+    wait_until(lambda: bot.audit(bob, "user.sessions_reset_failed"), 10, "reset unavailable")
+    updates = wait_until(
+        lambda: [c for c in ok_calls(fs, "chat.update", BLUE_CHANNEL)
+                 if "Sessions *not* reset" in json.dumps(c.params.get("blocks"))],
+        10, "Blue's post shows it",
+    )  # fmt: skip
+    assert {auth(c) for c in updates} == {blue}
+    # (Before Blue was installed, start-up's channel check could only use slack.bot_token.)
+    since = [c for c in fs.calls[installed:] if c.params.get("channel") == BLUE_CHANNEL]
+    assert since and {auth(c) for c in since} == {blue}
+    assert not bot.security_posts() and not fs.calls_to("admin.users.session.reset")
