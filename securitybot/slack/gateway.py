@@ -591,12 +591,12 @@ class SlackGateway:
             )
             if team is not None:
                 client = await session_reset.reset_client(self.installations, team)
-                await self._call(session_reset.METHOD, client=client, via_team=team,
+                await self._call("admin.users.session.reset", client=client, via_team=team,
                                  user_id=user_id)  # fmt: skip
                 return
         if self.admin_client is None:
             raise SlackPermanentError(session_reset.METHOD, "no slack.admin_token configured")
-        await self._call(session_reset.METHOD, client=self.admin_client, user_id=user_id)
+        await self._call("admin.users.session.reset", client=self.admin_client, user_id=user_id)
 
     async def usergroup_members(self, usergroup: str, team: str | None = None) -> set[str]:
         """``team``: the group is that workspace's (an escalation route's), read with its
