@@ -141,6 +141,7 @@ class FakeSlack(ServedFake, SlackMethods):
         # outside Grid) and the user scopes granted.
         self.user_tokens: dict[str, Json] = {}
         self._refresh_tokens: dict[str, str] = {}
+        self._user_refresh_tokens: dict[str, str] = {}
         self._workspaces_seen: dict[str, Json] = {}
         self._revoked: set[str] = set()
 
@@ -545,6 +546,9 @@ class FakeSlack(ServedFake, SlackMethods):
         if secret != self.oauth_client[1]:
             return {"ok": False, "error": "bad_client_secret"}
         if params.get("grant_type") == "refresh_token":
+            user_team = self._user_refresh_tokens.pop(str(params.get("refresh_token", "")), None)
+            if user_team is not None:
+                return self._issue_user(self._workspaces_seen[user_team])
             team_id = self._refresh_tokens.pop(str(params.get("refresh_token", "")), None)
             if team_id is None:
                 return {"ok": False, "error": "invalid_refresh_token"}
@@ -579,10 +583,13 @@ class FakeSlack(ServedFake, SlackMethods):
             if grant.get("enterprise"):
                 org = grant["enterprise"]
                 reply["enterprise"] = {"id": org, "name": f"Org {org}"}
+            if self.token_rotation:
+                reply["authed_user"] |= self._user_pair(team["id"])
             self.user_tokens[reply["authed_user"]["access_token"]] = {
                 "team": team["id"], "enterprise": grant.get("enterprise"),
                 "scopes": reply["authed_user"]["scope"].split(","),
             }  # fmt: skip
+            grant["user_scope"] = reply["authed_user"]["scope"]
         if grant.get("org_wide"):
             # An org-wide install names the org, not a workspace: team null, the org in
             # enterprise, is_enterprise_install true (api.slack.com/enterprise/org-wide-apps).
@@ -591,6 +598,28 @@ class FakeSlack(ServedFake, SlackMethods):
         self.workspace_tokens[token] = team["id"]
         grant["bot_user_id"] = reply["bot_user_id"]
         return dict(reply)
+
+    def _user_pair(self, team_id: str) -> Json:
+        """With token rotation, a user token expires too and comes with its refresh token."""
+        self._seq += 1
+        refresh = f"xoxe-1-u-{team_id}-{self._seq:06d}"
+        self._user_refresh_tokens[refresh] = team_id
+        return {"access_token": f"xoxe.xoxp-1-{team_id}-{self._seq:06d}",
+                "refresh_token": refresh, "expires_in": self.token_lifetime}  # fmt: skip
+
+    def _issue_user(self, grant: Json) -> Json:
+        """A user token's refresh: Slack answers token_type "user" with the new pair
+        (docs.slack.dev/authentication/using-token-rotation)."""
+        team = grant["team"]
+        pair = self._user_pair(team["id"])
+        self.user_tokens[pair["access_token"]] = {
+            "team": team["id"], "enterprise": grant.get("enterprise"),
+            "scopes": str(grant.get("user_scope", "")).split(","),
+        }  # fmt: skip
+        org = grant.get("enterprise")
+        return {"ok": True, "token_type": "user", "scope": grant.get("user_scope", ""),
+                "team": dict(team), "enterprise": {"id": org, "name": f"Org {org}"} if org
+                else None, **pair}  # fmt: skip
 
     def _scope_header(self, token: str) -> dict[str, str]:
         """Slack names the token's scopes in ``x-oauth-scopes`` on every Web API answer."""

@@ -12,11 +12,13 @@ in the audit log, without Slack being called with a token that cannot do it."""
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from sqlalchemy import select
 
 from securitybot.demo import FakeSlack, view_submission_body
 from securitybot.demo.slack_signing import block_action_body, message_event_body
@@ -27,6 +29,7 @@ from securitybot.slack.messages import (
     COMPROMISE_ACTION,
 )
 from securitybot.slack.triage import NOTE_ACTION, NOTE_BLOCK
+from securitybot.store.slack_installations import METADATA
 from tests.e2e.conftest import MakeBot
 from tests.e2e.harness import SECURITY_CHANNEL, Bot, ok_calls, wait_until
 from tests.e2e.test_oauth_workspaces import (
@@ -229,3 +232,41 @@ def test_triage_in_an_installed_workspaces_own_channel_uses_its_token(
     since = [c for c in fs.calls[installed:] if c.params.get("channel") == BLUE_CHANNEL]
     assert since and {auth(c) for c in since} == {blue}
     assert not bot.security_posts() and not fs.calls_to("admin.users.session.reset")
+
+
+def test_a_rotated_admin_user_token_is_refreshed_before_the_reset(
+    fs: FakeSlack, make_bot: MakeBot
+) -> None:
+    """Token rotation on: the installer's user token expires too; it is exchanged before the
+    reset, and saving the new one keeps Green's current bot token."""
+    fs.token_rotation = True
+    fs.token_lifetime = 7201  # seconds; refreshed 2 h ahead: at once
+    config: dict[str, Any] = oauth_config(
+        fs, refresh_before="2h", user_scopes=["admin.users:write"]
+    )
+    config["escalation"] = {"responders": [LEAD]}
+    bot = make_bot(**config)
+    sign_in(bot)
+    install(bot, GREEN, "Green Co", "UCAROL", user_scopes=["admin.users:write"],
+            enterprise=GREEN_ORG)  # fmt: skip
+    first = fs.calls_to("oauth.v2.access")[0].response["authed_user"]
+    assert first["refresh_token"].startswith("xoxe-1-u-")
+    carol = escalate(bot, "UCAROL", GREEN, "rotated-carol")
+    time.sleep(2.0)  # expires_at is whole seconds: now within refresh_before of it
+    triage(bot, COMPROMISE_ACTION, carol)
+    wait_until(lambda: fs.session_resets == ["UCAROL"], 10, "Carol's sessions reset")
+    [reset] = resets(fs, "UCAROL")
+    assert auth(reset) != f"Bearer {first['access_token']}"
+    assert auth(reset).startswith("Bearer xoxe.xoxp-1-TGREEN-")
+    refreshed = [c for c in fs.calls_to("oauth.v2.access")
+                 if c.params.get("refresh_token") == first["refresh_token"]]  # fmt: skip
+    assert refreshed and refreshed[0].response["token_type"] == "user"
+    # Saving the new user token kept Green's newest bot token (slack_sdk saves the bot with
+    # the installation): the newest bot row holds the last bot token Slack issued.
+    issued = [c.response["access_token"] for c in fs.calls_to("oauth.v2.access")
+              if str(c.response.get("access_token", "")).startswith("xoxe.xoxb-")]  # fmt: skip
+    bots = METADATA.tables["slack_bots"]
+    with bot.db.engine.connect() as conn:
+        newest = conn.execute(select(bots.c.bot_token).where(bots.c.team_id == GREEN)
+                              .order_by(bots.c.id.desc())).first()  # fmt: skip
+    assert newest is not None and newest.bot_token == issued[-1]
