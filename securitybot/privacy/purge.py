@@ -49,6 +49,7 @@ from securitybot.store.aer_models import (
 from securitybot.store.db import Database
 from securitybot.store.models import Alert, AuditLog, Outbox, Snooze
 from securitybot.store.paging_models import Page, PagedAlert
+from securitybot.store.planner import unindexed
 
 logger = logging.getLogger(__name__)
 
@@ -125,14 +126,6 @@ def _window(session: Session, model: Any, cols: Sequence[Any], after: int | None
     return list(rows), rows[-1].id
 
 
-def _plain(col: Any) -> Any:
-    """``col`` as an expression no index serves (``coalesce(col, col)``, the same value): the
-    conditions beside a batch's primary-key range must not lead the planner to an index on
-    them, or each batch scans every old row (SQLite chose ``ix_outbox_status_next_attempt_at``
-    for ``status IN ('done', 'dead')``: half a million rows for each batch of 500)."""
-    return func.coalesce(col, col, type_=col.type)
-
-
 def _in_window(model: Any, batch: Batch) -> list[ColumnElement[bool]]:
     where = [model.id > batch.low, model.id <= batch.high]
     if batch.kept:
@@ -176,8 +169,8 @@ def _alerts(policy: Policy, *, lock: bool) -> Target:
     child = aliased(Alert)
 
     def eligible() -> list[ColumnElement[bool]]:
-        return [_plain(Alert.status).in_(sorted(FINISHED)), _plain(Alert.created_at) < cutoff,
-                _plain(Alert.updated_at) < cutoff,
+        return [unindexed(Alert.status).in_(sorted(FINISHED)), unindexed(Alert.created_at) < cutoff,
+                unindexed(Alert.updated_at) < cutoff,
                 # A parent whose grouped child is still open stays until the child is finished.
                 ~exists().where(child.parent_id == Alert.id,
                                 child.status.not_in(sorted(FINISHED)))]  # fmt: skip
@@ -244,7 +237,7 @@ def _anomalies(policy: Policy) -> Target:
 
     def dele(session: Session, batch: Batch) -> int:
         stmt = delete(AerAnomaly).where(
-            *_in_window(AerAnomaly, batch), _plain(AerAnomaly.created_at) < cutoff,
+            *_in_window(AerAnomaly, batch), unindexed(AerAnomaly.created_at) < cutoff,
             AerAnomaly.id.not_in(held_resets(batch.low, batch.high)))  # fmt: skip
         return _dml(session, stmt)
 
@@ -275,7 +268,7 @@ def _audit(policy: Policy) -> Target:
 
     def dele(session: Session, batch: Batch) -> int:
         stmt = delete(AuditLog).where(*_in_window(AuditLog, batch),
-                                      _plain(AuditLog.created_at) < cutoff,
+                                      unindexed(AuditLog.created_at) < cutoff,
                                       ~_open_alert(AuditLog.alert_id))  # fmt: skip
         return _dml(session, stmt)
 
@@ -287,7 +280,7 @@ def _outbox(policy: Policy) -> Target:
     hold = policy.hold
 
     def eligible() -> list[ColumnElement[bool]]:
-        return [_plain(Outbox.status).in_(sorted(FINISHED_JOBS)),
+        return [unindexed(Outbox.status).in_(sorted(FINISHED_JOBS)),
                 func.coalesce(Outbox.done_at, Outbox.created_at) < cutoff]  # fmt: skip
 
     def sel(session: Session, after: int | None, n: int) -> tuple[Batch | list[Any], Any]:

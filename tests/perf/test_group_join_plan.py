@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
@@ -57,3 +58,43 @@ def test_the_group_join_uses_the_person_indexes_without_statistics(pg: Database)
     assert parents == list(range(200, 1999, 200))  # the person's open alerts (ids from 1)
     assert "ix_alerts_user_given_kind" in plan, plan
     assert "ix_alerts_parent_id" not in plan, plan
+
+
+def test_on_sqlite_the_group_join_reads_the_persons_alerts_not_every_top_level_one(
+    tmp_path: Path,
+) -> None:
+    # SQLite (never ANALYZEd) led the second lookup with ``parent_id IS NULL``, true of every
+    # top-level alert: on a store of 250,000 finished ones each DM batch read them all, and
+    # ingest-to-DM at 100/s went from 64 ms to 863 ms at p50.
+    db = Database.from_url(f"sqlite:///{tmp_path}/plan.db")
+    migrate(db.engine)
+    old = utcnow() - timedelta(days=30)
+    with db.write() as session:
+        session.add_all(
+            Alert(
+                kind="sensitive_command",
+                severity="high",
+                source="t",
+                dedup_key=f"k{i}",
+                user_given="someone@example.com",
+                user_id="USOMEONE",
+                title="t",
+                status="resolved",
+                created_at=old,
+                updated_at=old,
+            )
+            for i in range(3000)
+        )
+    values = {"kinds": ["sensitive_command"], "givens": ["alice@example.com"],
+              "users": ["UALICE"], "batch": [3001], "below": 3001,
+              "since": utcnow() - timedelta(seconds=300)}  # fmt: skip
+    with db.read() as session:
+        conn = session.connection()
+        ctx = conn.execute(_POSSIBLE_PARENTS, values).context
+        params = ctx.parameters[0] if isinstance(ctx.parameters, list) else ctx.parameters
+        plan = "\n".join(str(r[-1]) for r in conn.exec_driver_sql(
+            "EXPLAIN QUERY PLAN " + ctx.statement, params))  # fmt: skip
+    db.dispose()
+    assert "ix_alerts_user_given_kind" in plan, plan
+    assert "ix_alerts_user_id_status" in plan, plan
+    assert "parent_id" not in plan and "SCAN" not in plan, plan
