@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 from typing import Any
 from urllib.parse import urlsplit
@@ -44,7 +45,9 @@ def check_config(config: str | None, offline: bool) -> None:
     click.echo(yaml.safe_dump(settings.masked(), sort_keys=False), nl=False)
     found = find_config_path(config)
     if not found.exists():  # not an error (environment-only set-ups), but never silent
-        click.echo(f"# no config file found ({found}, $SECURITYBOT_CONFIG unset): defaults and "
+        via = os.environ.get("SECURITYBOT_CONFIG")
+        named = "from $SECURITYBOT_CONFIG" if via else "$SECURITYBOT_CONFIG unset"
+        click.echo(f"# no config file found ({found}, {named}): defaults and "
                    "SECURITYBOT_* environment variables only")  # fmt: skip
     click.echo(f"# alert kinds: {', '.join(kinds.names())}")
     for note in settings.unconfigured():

@@ -51,7 +51,8 @@ def http_url(v: str) -> str:
     return v.rstrip("/")
 
 
-def _clock_time(value: Any) -> Any:
+def unquoted_time(value: Any) -> Any:
+    """Refuse a time of day YAML read as a number, with the quoted form to write instead."""
     # YAML 1.1 reads an unquoted 10:00 as the base-60 number 600 (PyYAML does).
     if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 24 * 60:
         raise ValueError(
@@ -63,5 +64,5 @@ def _clock_time(value: Any) -> Any:
 
 # A time of day, HH:MM (24 h).
 ClockTime = Annotated[
-    str, BeforeValidator(_clock_time), Field(pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
+    str, BeforeValidator(unquoted_time), Field(pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
 ]

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import Field, field_validator
+from pydantic import BeforeValidator, Field, field_validator
 
-from securitybot.config.base import Duration, DurationOrOff, _Section
+from securitybot.config.base import Duration, DurationOrOff, _Section, unquoted_time
 
 
 class RetentionHold(_Section):
@@ -44,7 +44,8 @@ class RetentionConfig(_Section):
     # one under half of it grows the next back towards batch_size.
     batch_time: Duration = 0.05
     # When the daily purge runs (UTC, HH:MM); one replica at a time holds its lease.
-    run_at: str = "03:30"
+    # H:MM is taken too (it always was); an unquoted one gets the hint to quote it.
+    run_at: Annotated[str, BeforeValidator(unquoted_time)] = "03:30"
 
     @field_validator("alerts", "audit", "outbox", "aer", mode="before")
     @classmethod
@@ -56,7 +57,10 @@ class RetentionConfig(_Section):
     def _hhmm(cls, v: str) -> str:
         from securitybot.domain.business_hours import parse_hhmm
 
-        parse_hhmm(v)
+        try:
+            parse_hhmm(v)
+        except ValueError:
+            raise ValueError(f"{v!r} is not a time of day (UTC, HH:MM)") from None
         return v
 
     @property

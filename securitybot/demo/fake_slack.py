@@ -7,11 +7,9 @@ The product talks to it through the unmodified slack_sdk clients, so request enc
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import json
 import logging
-import math
 import threading
 import time
 from collections.abc import Callable
@@ -23,8 +21,11 @@ from urllib.parse import parse_qsl, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from securitybot.demo._serving import FakeServer, ServedFake
+from securitybot.demo.fake_slack_audit import SlackAuditLogs
+from securitybot.demo.fake_slack_faults import SlackFaults, _Failure
+from securitybot.demo.fake_slack_installs import SlackInstalls
 from securitybot.demo.fake_slack_methods import SlackMethods
-from securitybot.demo.slack_examples import OAUTH_V2_ACCESS, TOKEN_LIFETIME
+from securitybot.demo.slack_examples import TOKEN_LIFETIME
 from securitybot.slack.tiers import Limits
 
 log = logging.getLogger(__name__)
@@ -35,16 +36,6 @@ AUDIT_LOGS = "audit.logs"
 RESPONSE_URL = "response_url"
 
 Json = dict[str, Any]
-
-# The scopes a token has unless FakeSlack.token_scopes says otherwise: slack-manifest.yaml's
-# bot list for bot tokens, its user list for user tokens (written out here, not imported from
-# the product, so a scope the product forgets to ask for shows in the tests).
-BOT_TOKEN_SCOPES = (
-    "chat:write", "im:write", "im:history", "channels:history", "groups:history",
-    "channels:read", "groups:read", "users:read", "users:read.email", "usergroups:read",
-    "commands",
-)  # fmt: skip
-USER_TOKEN_SCOPES = ("admin.users:write", "auditlogs:read")
 
 
 @dataclass(frozen=True)
@@ -57,14 +48,6 @@ class Call:
     response: Json = field(default_factory=dict)
 
 
-@dataclass
-class _Failure:
-    status: int
-    error: str | None
-    retry_after: int | None
-    remaining: int
-
-
 def _decode_json_fields(params: dict[str, Any]) -> dict[str, Any]:
     # Form-encoded clients send blocks/view as JSON strings; Slack decodes them server-side.
     for key in ("blocks", "attachments", "view", "metadata"):
@@ -75,7 +58,7 @@ def _decode_json_fields(params: dict[str, Any]) -> dict[str, Any]:
     return params
 
 
-class FakeSlack(ServedFake, SlackMethods):
+class FakeSlack(ServedFake, SlackMethods, SlackInstalls, SlackFaults, SlackAuditLogs):
     """Slack Web API fake. Start it, point WebClient(base_url=fs.base_url) at it."""
 
     def __init__(
@@ -282,70 +265,7 @@ class FakeSlack(ServedFake, SlackMethods):
         with self._lock:
             self.members[channel_id].discard(user_id or self.bot_user_id)
 
-    def grant_install(self, team_id: str, team_name: str, installer: str,
-                      bot_user_id: str | None = None, org_wide: bool = False,
-                      user_scopes: list[str] | None = None,
-                      enterprise: str | None = None) -> str:  # fmt: skip
-        """An admin of ``team_id`` approved the install on Slack's authorize page: the code
-        Slack puts in the redirect back to the app. ``org_wide``: an Org Admin installed it
-        for the whole Enterprise Grid org ``team_id`` (an E… id). ``user_scopes``: the user
-        scopes the installer granted (authed_user.scope); ``enterprise``: the workspace is in
-        that Grid org (another company's Grid, installed workspace by workspace)."""
-        code = f"{team_id}.{self._next_id('code')}"
-        with self._lock:
-            self._grants[code] = {"team": {"id": team_id, "name": team_name},
-                                  "installer": installer, "org_wide": org_wide,
-                                  "bot_user_id": bot_user_id or f"UB{team_id}",
-                                  "user_scopes": user_scopes,
-                                  "enterprise": enterprise}  # fmt: skip
-        return code
-
-    def revoke_workspace(self, team_id: str) -> None:
-        """The app was uninstalled from ``team_id``: its tokens stop working."""
-        with self._lock:
-            for token, team in list(self.workspace_tokens.items()):
-                if team == team_id:
-                    del self.workspace_tokens[token]
-                    self._revoked.add(token)
-            for token, grant in list(self.user_tokens.items()):
-                if grant["team"] == team_id:
-                    del self.user_tokens[token]
-
-    # ---- fault injection and inspection ----------------------------------------------------
-
-    def fail_next(
-        self,
-        method: str,
-        status: int = 200,
-        error: str | None = None,
-        retry_after: int | None = None,
-        times: int = 1,
-    ) -> None:
-        """Make the next `times` calls to `method` fail.
-
-        status=429 answers ratelimited with Retry-After (default 1); status>=500 answers a
-        server error; otherwise HTTP 200 {"ok": false, "error": error}.
-        """
-        if status == 429 and retry_after is None:
-            retry_after = 1
-        if status == 200 and error is None:
-            raise ValueError("fail_next needs an error name or a non-200 status")
-        with self._lock:
-            self._failures.setdefault(method, []).append(
-                _Failure(status, error, retry_after, times)
-            )
-
-    def enforce_rate_limits(self, limits: Limits | None = None) -> None:
-        """Answer 429 with Retry-After, as Slack does, past each method's tier and past the
-        per-channel post rate (``securitybot.slack.tiers``; ``Limits(scale=...)`` to speed up)."""
-        with self._lock:
-            self.rate_limits = limits or Limits()
-
-    def lose_next_reply(self, method: str, times: int = 1) -> None:
-        """Do the next `times` calls to `method`, then drop the connection without answering:
-        the network failing after Slack acted, so the caller cannot know that it did."""
-        with self._lock:
-            self._lost_replies[method] = self._lost_replies.get(method, 0) + times
+    # ---- inspection (faults: fake_slack_faults) ----------------------------------------------
 
     def on_call(self, callback: Callable[[Call], None]) -> None:
         self._callbacks.append(callback)
@@ -470,32 +390,9 @@ class FakeSlack(ServedFake, SlackMethods):
         self, method: str, params: dict[str, Any], headers: dict[str, str]
     ) -> tuple[int, Json, dict[str, str]]:
         """Compute the reply; called with the state lock held."""
-        if self.rate_limits is not None:
-            channel = str(params.get("channel") or "") or None
-            if channel and channel[:1] in "UW" and channel in self.users:
-                channel = "D" + channel  # a post to a user id lands in their DM
-            wait = self.rate_limits.try_call(method, channel, time.monotonic())
-            if wait > 0:
-                self.rate_limited += 1
-                # Slack's Retry-After is whole seconds.
-                retry = str(max(1, math.ceil(wait)))
-                return 429, {"ok": False, "error": "ratelimited"}, {"Retry-After": retry}
-        failures = self._failures.get(method)
-        if failures:
-            failure = failures[0]
-            failure.remaining -= 1
-            if failure.remaining <= 0:
-                failures.pop(0)
-            if failure.status == 429:
-                return (
-                    429,
-                    {"ok": False, "error": "ratelimited"},
-                    {"Retry-After": str(failure.retry_after)},
-                )
-            if failure.status >= 500:
-                body = {"ok": False, "error": failure.error} if failure.error else {}
-                return failure.status, body, {}
-            return failure.status, {"ok": False, "error": failure.error}, {}
+        fault = self._fault(method, params)
+        if fault is not None:
+            return fault
 
         if method == RESPONSE_URL:
             return 200, {"ok": True}, {}
@@ -526,133 +423,3 @@ class FakeSlack(ServedFake, SlackMethods):
             return 200, handler(str(token), params), self._scope_header(str(token))
         finally:
             self.users = everyone
-
-    def _workspace_of(self, token: str) -> str | None:
-        """The workspace a bot token belongs to, once tokens were issued through OAuth."""
-        if not self.workspace_tokens or "xoxb-" not in token:
-            return None
-        return self.workspace_tokens.get(token, self.team_id)
-
-    def _oauth_v2_access(self, headers: dict[str, str], params: dict[str, Any]) -> Json:
-        """oauth.v2.access: a code (or, with token rotation, a refresh token) for a bot token,
-        answered as Slack documents it (slack_examples.OAUTH_V2_ACCESS) for its workspace."""
-        auth = headers.get("Authorization", "")
-        if auth.startswith("Basic "):
-            client_id, _, secret = base64.b64decode(auth[6:]).decode().partition(":")
-        else:
-            client_id, secret = params.get("client_id", ""), params.get("client_secret", "")
-        if self.oauth_client is None or client_id != self.oauth_client[0]:
-            return {"ok": False, "error": "invalid_client_id"}
-        if secret != self.oauth_client[1]:
-            return {"ok": False, "error": "bad_client_secret"}
-        if params.get("grant_type") == "refresh_token":
-            user_team = self._user_refresh_tokens.pop(str(params.get("refresh_token", "")), None)
-            if user_team is not None:
-                return self._issue_user(self._workspaces_seen[user_team])
-            team_id = self._refresh_tokens.pop(str(params.get("refresh_token", "")), None)
-            if team_id is None:
-                return {"ok": False, "error": "invalid_refresh_token"}
-            grant = self._workspaces_seen[team_id]
-        else:
-            found = self._grants.pop(str(params.get("code", "")), None)
-            if found is None:
-                return {"ok": False, "error": "invalid_code"}
-            grant = self._workspaces_seen[found["team"]["id"]] = found
-        return self._issue(grant)
-
-    def _issue(self, grant: Json) -> Json:
-        team = grant["team"]
-        reply = json.loads(json.dumps(OAUTH_V2_ACCESS))
-        example = reply["team"]["id"] == team["id"]
-        self._seq += 1
-        token = reply["access_token"] if example else f"xoxb-{team['id']}-{self._seq:06d}"
-        if self.token_rotation:
-            token = f"xoxe.xoxb-1-{team['id']}-{self._seq:06d}"
-            refresh = f"xoxe-1-{team['id']}-{self._seq:06d}"
-            self._refresh_tokens[refresh] = team["id"]
-            reply |= {"refresh_token": refresh, "expires_in": self.token_lifetime}
-        # Only what names the workspace differs from the documented example: the example's
-        # own workspace gets the example verbatim. A workspace outside Grid has no enterprise.
-        if not example:
-            reply |= {"team": dict(team), "enterprise": None,
-                      "bot_user_id": grant["bot_user_id"]}  # fmt: skip
-            reply["authed_user"] |= {"id": grant["installer"],
-                                     "access_token": f"xoxp-{team['id']}-user"}  # fmt: skip
-            if grant.get("user_scopes") is not None:
-                reply["authed_user"]["scope"] = ",".join(grant["user_scopes"])
-            if grant.get("enterprise"):
-                org = grant["enterprise"]
-                reply["enterprise"] = {"id": org, "name": f"Org {org}"}
-            if self.token_rotation:
-                reply["authed_user"] |= self._user_pair(team["id"])
-            self.user_tokens[reply["authed_user"]["access_token"]] = {
-                "team": team["id"], "enterprise": grant.get("enterprise"),
-                "scopes": reply["authed_user"]["scope"].split(","),
-            }  # fmt: skip
-            grant["user_scope"] = reply["authed_user"]["scope"]
-        if grant.get("org_wide"):
-            # An org-wide install names the org, not a workspace: team null, the org in
-            # enterprise, is_enterprise_install true (api.slack.com/enterprise/org-wide-apps).
-            reply |= {"team": None, "enterprise": dict(team), "is_enterprise_install": True}
-        reply["access_token"] = token
-        self.workspace_tokens[token] = team["id"]
-        grant["bot_user_id"] = reply["bot_user_id"]
-        return dict(reply)
-
-    def _user_pair(self, team_id: str) -> Json:
-        """With token rotation, a user token expires too and comes with its refresh token."""
-        self._seq += 1
-        refresh = f"xoxe-1-u-{team_id}-{self._seq:06d}"
-        self._user_refresh_tokens[refresh] = team_id
-        return {"access_token": f"xoxe.xoxp-1-{team_id}-{self._seq:06d}",
-                "refresh_token": refresh, "expires_in": self.token_lifetime}  # fmt: skip
-
-    def _issue_user(self, grant: Json) -> Json:
-        """A user token's refresh: Slack answers token_type "user" with the new pair
-        (docs.slack.dev/authentication/using-token-rotation)."""
-        team = grant["team"]
-        pair = self._user_pair(team["id"])
-        self.user_tokens[pair["access_token"]] = {
-            "team": team["id"], "enterprise": grant.get("enterprise"),
-            "scopes": str(grant.get("user_scope", "")).split(","),
-        }  # fmt: skip
-        org = grant.get("enterprise")
-        return {"ok": True, "token_type": "user", "scope": grant.get("user_scope", ""),
-                "team": dict(team), "enterprise": {"id": org, "name": f"Org {org}"} if org
-                else None, **pair}  # fmt: skip
-
-    def _scope_header(self, token: str) -> dict[str, str]:
-        """Slack names the token's scopes in ``x-oauth-scopes`` on every Web API answer."""
-        default = BOT_TOKEN_SCOPES if token.startswith("xoxb-") else USER_TOKEN_SCOPES
-        scopes = self.token_scopes.get(token, list(default))
-        return {"x-oauth-scopes": ",".join(scopes)}
-
-    def _audit_logs(
-        self, token: str | None, params: dict[str, Any]
-    ) -> tuple[int, Json, dict[str, str]]:
-        # The Audit Logs API uses real HTTP status codes, unlike the Web API.
-        if not token:
-            return 401, {"ok": False, "error": "not_authed"}, {}
-        if token == "xoxb-invalid":
-            return 401, {"ok": False, "error": "invalid_auth"}, {}
-        if not token.startswith("xoxp-") or (self.admin_token and token != self.admin_token):
-            return 403, {"ok": False, "error": "not_allowed_token_type"}, {}
-        actions = set(filter(None, str(params.get("action", "")).split(",")))
-        try:
-            oldest = int(params.get("oldest") or 0)
-            latest = int(params.get("latest") or 2**63)
-            cursor = params.get("cursor")
-            start = int(base64.b64decode(cursor).decode().split(":")[1]) if cursor else 0
-            limit = int(params.get("limit") or 100)
-        except (ValueError, IndexError):
-            return 400, {"ok": False, "error": "invalid_arguments"}, {}
-        entries = [
-            e
-            for e in self.audit_entries
-            if (not actions or e.get("action") in actions)
-            and oldest <= e.get("date_create", 0) <= latest
-        ]
-        page = entries[start : start + limit]
-        more = start + limit < len(entries)
-        cursor = base64.b64encode(f"offset:{start + limit}".encode()).decode() if more else ""
-        return 200, {"entries": page, "response_metadata": {"next_cursor": cursor}}, {}

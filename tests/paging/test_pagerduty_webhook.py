@@ -14,7 +14,8 @@ import pytest
 from sqlalchemy import func, select
 
 from securitybot.demo import FakeSlack
-from securitybot.demo.fake_pagerduty import DOCUMENTED_WEBHOOK, FakePagerDuty, sign_webhook
+from securitybot.demo.fake_pagerduty import FakePagerDuty, sign_webhook
+from securitybot.demo.pagerduty_examples import DOCUMENTED_WEBHOOK
 from securitybot.slack.messages import CLAIM_ACTION
 from securitybot.store.models import Outbox
 from tests.e2e.conftest import MakeBot
