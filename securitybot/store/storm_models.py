@@ -22,11 +22,14 @@ class StormKey(Base):
 
 
 class StormDm(Base):
-    """A DM the guard let through: the sliding window counts the distinct people in these.
-    Rows older than the window are deleted as the detection DMs again."""
+    """A person the guard let a detection DM, and when last: the sliding window counts these
+    rows. Rows older than the window are deleted as the detection DMs again."""
 
     __tablename__ = "storm_dms"
-    __table_args__ = (Index("ix_storm_dms_key_at", "key", "at"),)
+    __table_args__ = (
+        Index("ix_storm_dms_key_at", "key", "at"),
+        Index("ux_storm_dms_key_user", "key", "user_id", unique=True),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     key: Mapped[str] = mapped_column(String(200))

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Table, delete, select, update
+from sqlalchemy import Table, delete, func, select, update
 from sqlalchemy.orm import Session
 
 from securitybot import metrics
@@ -78,7 +78,8 @@ class _Detection:
     source: str
     max_people: int
     window: float
-    people: set[str] = field(default_factory=set)
+    counted: int = 0  # distinct people DMed in the window
+    people: set[str] = field(default_factory=set)  # of the batch's people, those counted
     storm_id: int | None = None
     new_storm: bool = False
     held: int = 0
@@ -106,28 +107,35 @@ def split(
     for d in detections.values():
         storm = open_storm(session, d.key, now)
         since = now - timedelta(seconds=d.window)
+        # One row per person DMed (its last DM): once those past the window are gone, the
+        # rows left are the window's people. Only the batch's own are read, and the others
+        # counted in the index: under the lock, whatever the window holds.
         session.execute(delete(StormDm).where(StormDm.key == d.key, StormDm.at <= since))
+        of_key = StormDm.key == d.key
+        counted = session.scalar(select(func.count()).select_from(StormDm).where(of_key))
+        d.counted = int(counted or 0)
+        mine = sorted({users[a.id] for a in alerts if key_of(a.kind, a.source) == d.key})
         d.people = set(
-            session.scalars(
-                select(StormDm.user_id).where(StormDm.key == d.key, StormDm.at > since).distinct()
-            )
+            session.scalars(select(StormDm.user_id).where(of_key, StormDm.user_id.in_(mine)))
         )
         d.storm_id = storm.id if storm is not None else None
     admitted: list[Alert] = []
     held: list[tuple[Alert, int]] = []
-    dms: list[dict[str, Any]] = []
+    dms: dict[tuple[str, str], dict[str, Any]] = {}  # (detection, person): their last DM
     conn = session.connection()
     for alert in alerts:
         d = detections[key_of(alert.kind, alert.source)]
         user = users[alert.id]
-        if d.storm_id is None and (user in d.people or len(d.people) < d.max_people):
-            d.people.add(user)
-            dms.append({"key": d.key, "user_id": user, "alert_id": alert.id, "at": now})
+        if d.storm_id is None and (user in d.people or d.counted < d.max_people):
+            if user not in d.people:
+                d.people.add(user)
+                d.counted += 1
+            dms[(d.key, user)] = {"key": d.key, "user_id": user, "alert_id": alert.id, "at": now}
             admitted.append(alert)
             continue
         if d.storm_id is None:
             values = {"key": d.key, "kind": d.kind, "source": d.source, "status": OPEN,
-                      "people": len(d.people), "held": 0, "max_people": d.max_people,
+                      "people": d.counted, "held": 0, "max_people": d.max_people,
                       "window": d.window, "version": 0, "shown_version": 0, "opened_at": now,
                       "last_at": now}  # fmt: skip
             stmt = STORMS.insert().returning(STORMS.c.id)
@@ -138,7 +146,12 @@ def split(
         held.append((alert, d.storm_id))
         metrics.STORM_HELD.labels(alert.kind).inc()
     if dms:
-        conn.execute(DMS.insert(), dms)
+        upsert = dialect_insert(session, DMS)
+        upsert = upsert.on_conflict_do_update(
+            index_elements=["key", "user_id"],
+            set_={"alert_id": upsert.excluded.alert_id, "at": upsert.excluded.at},
+        )
+        conn.execute(upsert, list(dms.values()))
     for d in detections.values():
         if d.storm_id is not None and d.held:
             _grown(session, d.storm_id, d.held, now, new=d.new_storm)

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from prometheus_client import REGISTRY
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 from starlette.testclient import TestClient
 
 from securitybot.config import Settings, StormConfig
@@ -19,7 +19,7 @@ from securitybot.paging.hooks import PagingRules
 from securitybot.store.db import Database
 from securitybot.store.models import Alert, AuditLog, Outbox
 from securitybot.store.paging_models import Page, PagedAlert
-from securitybot.store.storm_models import Storm
+from securitybot.store.storm_models import Storm, StormDm
 from securitybot.storms.guard import SESSION_KEY
 from securitybot.storms.hold import storm_guard
 from tests.api.conftest import ADMIN_TOKEN, LEAD, TOKEN, serve
@@ -146,3 +146,33 @@ def test_the_api_lists_and_decides_storms_once_audited(client: TestClient, db: D
             "/api/v1/alerts?status=held", headers={"Authorization": f"Bearer {TOKEN}"}
         )
     assert held.status_code == 200 and held.json()["alerts"] == []
+
+
+def test_a_batch_reads_only_its_own_people_of_the_window(db: Database) -> None:
+    # A detection allowed many people (storm.kinds.<kind>.max_people) that has DMed 60 in the
+    # window: each batch read all of them again, under the detection's lock (60,000 after ten
+    # minutes at 100 alerts a second). Now the count, and whether the batch's people are in it.
+    wide = StormConfig(max_people=1000, window=600.0)
+    for person in range(60):
+        assert len(_guard(db, _alerts(db, [person]), wide)) == 1
+    seen: list[tuple[str, Any]] = []
+
+    def note(_c: object, _cur: object, sql: str, params: Any, *_: object) -> None:
+        seen.append((sql, params))
+
+    event.listen(db.engine, "after_cursor_execute", note)
+    try:
+        again = _alerts(db, [60, 7])  # a new person, and one the window counts already
+        assert _guard(db, again, wide) == again
+    finally:
+        event.remove(db.engine, "after_cursor_execute", note)
+    reads = [(sql, p) for sql, p in seen
+             if sql.lstrip().upper().startswith("SELECT") and "storm_dms" in sql]  # fmt: skip
+    assert reads, "the guard read nothing of the window"
+    with db.read() as session:
+        conn = session.connection()
+        for sql, params in reads:
+            rows = conn.exec_driver_sql(sql, params).all()
+            assert len(rows) <= 2, (sql, len(rows))
+        people = session.scalar(select(func.count(func.distinct(StormDm.user_id))))
+    assert people == 61
