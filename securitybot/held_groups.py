@@ -55,8 +55,11 @@ class HeldGroup:
     counted: str  # what the count counts: "resets", "alerts"
     count_field: str  # the form and JSON field with the count the decider saw
     already: str  # "{these} already {status} by {by}" with {id}: "storm {id} was"
-    these: str  # in Slack, to the clicker: "This storm was"
-    self_refusal: str
+    # In Slack, to the clicker, in the team's language (msgids, translated where shown):
+    # "This storm was already decided ({status}) by {user}."
+    already_here: str
+    changed_here: str  # "{now} alerts are held now, not the {shown} this message showed. …"
+    self_refusal: str  # also the API's 403 reason (in English there)
     actions: Mapping[str, str]  # action -> its name in the audit log ("release_storm")
     # decide(db, id, action, actor, via, shown), in one transaction; raises the errors above.
     decide: Decide

@@ -32,6 +32,8 @@ class Runtime:
     # Set by wiring when configured (kept loosely typed to avoid import cycles).
     slack: Any = None
     responders: Any = None
+    # Each person's language (flows/locales.py): told when the team chooses another one.
+    locales: Any = None
     bolt: Any = None
     served_teams: Any = None
     # slack.oauth: the workspaces installed through OAuth (slack/multi_workspace.py).

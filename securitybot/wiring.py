@@ -30,6 +30,7 @@ from securitybot.flows.locales import Locales
 from securitybot.flows.slack_wait import wake_jobs_waiting_for_slack
 from securitybot.flows.sweep import sweep_everything
 from securitybot.flows.webhooks import WebhookSender
+from securitybot.i18n import translator
 from securitybot.outbox.dispatcher import Dispatcher
 from securitybot.paging.hooks import SESSION_KEY as PAGING_RULES
 from securitybot.paging.sweep import sweep_paging
@@ -193,6 +194,7 @@ def wire_workers(
 
     verifier = verifier or build_verifier(runtime)
     locales = Locales(s.i18n, runtime.db, gateway)  # each person's language (docs/i18n.md)
+    runtime.locales = locales  # the API's PUT /api/v1/people/locale makes it forget a person
     handlers = ConversationHandlers(
         db=runtime.db,
         settings=s,
@@ -208,8 +210,10 @@ def wire_workers(
                            locales.for_user)  # fmt: skip
         responders = Responders(s.escalation, gateway)
         runtime.responders = responders  # the API's requested_by check counts user groups too
-        triage.register(bolt, runtime.db, runtime.notify_new_work, responders)
-        app_home_listeners.register(bolt, runtime.db, responders, locales.for_user)
+        triage.register(bolt, runtime.db, runtime.notify_new_work, responders,
+                        translator(s.i18n.team_locale))  # fmt: skip
+        app_home_listeners.register(bolt, runtime.db, responders, locales.for_user,
+                                    translator(s.i18n.team_locale))  # fmt: skip
         directory_sync.register(bolt, gateway)
         if org is not None:
             grid.register(bolt, org)
@@ -224,6 +228,7 @@ def wire_workers(
             wake=runtime.notify_new_work,
             locale_of=locales.for_user,
             locale_set=locales.forget,
+            team_t=translator(s.i18n.team_locale),
         )
     runtime.handlers.update(handlers.handlers())
     paging = wire_paging(runtime, routes, gateway)
@@ -385,5 +390,9 @@ def wire_storms(runtime: Runtime, routes: list[BaseRoute]) -> None:
     runtime.handlers.update(StormPosts(runtime.db, runtime.settings, runtime.slack).handlers())
     if runtime.bolt is not None and runtime.responders is not None:
         storm_buttons.register(
-            runtime.bolt, runtime.db, runtime.notify_new_work, runtime.responders
+            runtime.bolt,
+            runtime.db,
+            runtime.notify_new_work,
+            runtime.responders,
+            translator(runtime.settings.i18n.team_locale),
         )

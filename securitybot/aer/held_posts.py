@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 
 from securitybot.aer.budget import HELD_POST_EFFECT, HELD_UPDATE_EFFECT, held_users
 from securitybot.aer.held_message import held_message
+from securitybot.i18n import translator
 from securitybot.slack.versioned_post import VersionedPost
 from securitybot.store.aer_budget_models import AerHeldBatch
 
@@ -26,4 +27,4 @@ class HeldPosts(VersionedPost):
     def message(
         self, row: Any, people: list[str], mention: str | None
     ) -> tuple[str, list[dict[str, Any]]]:
-        return held_message(row, people, mention)
+        return held_message(row, people, mention, translator(self.settings.i18n.team_locale))

@@ -20,6 +20,7 @@ from securitybot.aer.torlist import TorListError, update_tor_list
 from securitybot.api import audit as audit_api
 from securitybot.api import held_resets as held_api
 from securitybot.api.events import event_routes
+from securitybot.i18n import translator
 from securitybot.runtime import Runtime
 from securitybot.slack import held_resets
 from securitybot.slack.tokens import audit_logs_token
@@ -36,7 +37,8 @@ def wire_aer(runtime: Runtime, routes: list[BaseRoute]) -> AerService | None:
     routes.extend(held_api.routes)
     runtime.handlers.update(HeldPosts(runtime.db, s, runtime.slack).handlers())
     if runtime.bolt is not None and runtime.responders is not None:
-        held_resets.register(runtime.bolt, runtime.db, runtime.notify_new_work, runtime.responders)
+        held_resets.register(runtime.bolt, runtime.db, runtime.notify_new_work, runtime.responders,
+                             translator(s.i18n.team_locale))  # fmt: skip
     if not s.aer.enabled:
         routes.extend(event_routes(None))
         return None

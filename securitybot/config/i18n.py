@@ -1,4 +1,5 @@
-"""The ``i18n`` config section (docs/i18n.md): which language each person is asked in."""
+"""The ``i18n`` config section (docs/i18n.md): which language each person is asked in, and
+which one the security team reads."""
 
 from __future__ import annotations
 
@@ -23,8 +24,11 @@ class I18nConfig(_Section):
     locales: dict[str, str] = Field(default_factory=dict)
     # Ask Slack for each person's locale (users.info include_locale). Off: config decides.
     use_slack_locale: bool = True
+    # What the security team reads: escalation posts, triage, storms, held resets, App Home's
+    # team part and the answers to responders' commands. One language for the whole team.
+    team_locale: str = "en"
 
-    @field_validator("default_locale")
+    @field_validator("default_locale", "team_locale")
     @classmethod
     def _default(cls, v: str) -> str:
         return shipped_locale(v)

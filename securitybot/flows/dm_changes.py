@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from securitybot.domain import Event, EventType
 from securitybot.flows.events import apply_by_id
 from securitybot.flows.transitions import Applied
+from securitybot.i18n import ENGLISH, Translator
 from securitybot.store import alerts as alert_store
 from securitybot.store.db import Database
 from securitybot.store.models import Alert, AuditLog
@@ -107,19 +108,28 @@ def reply_edited(db: Database, channel: str, ts: str, user: str, text: str,
         return alert.id
 
 
-def timeline_entry(action: str, details: dict[str, Any]) -> str | None:
-    """How a deletion or edit reads in the escalation timeline; None for other actions."""
+def timeline_entry(action: str, details: dict[str, Any], t: Translator = ENGLISH) -> str | None:
+    """How a deletion or edit reads in the escalation timeline (in ``t``'s language); None for
+    other actions."""
+    _ = t.gettext
     if action in (DELETED, DELETED_LATE):
-        what = "The bot's question" if details.get("deleted") == QUESTION else "The user's reply"
+        question = details.get("deleted") == QUESTION
         posted = slack_time(details.get("deleted_ts"))
-        text = f"{what}{f' (posted {posted:%H:%M:%S} UTC)' if posted else ''} was deleted"
         deleted_at = details.get("deleted_at")
-        if deleted_at:
-            text += f" at {datetime.fromisoformat(str(deleted_at)):%H:%M:%S} UTC"
+        at = f"{datetime.fromisoformat(str(deleted_at)):%H:%M:%S}" if deleted_at else ""
+        what = _("The bot's question") if question else _("The user's reply")
+        if posted:
+            what = _("{what} (posted {time} UTC)").format(what=what, time=f"{posted:%H:%M:%S}")
         if action == DELETED:
-            return f"{text} from the DM"
-        return f"{text} from the DM after the alert was decided (no change)"
+            text = (_("{what} was deleted at {time} UTC from the DM") if at
+                    else _("{what} was deleted from the DM"))  # fmt: skip
+        else:
+            text = (_("{what} was deleted at {time} UTC from the DM after the alert was decided "
+                      "(no change)") if at
+                    else _("{what} was deleted from the DM after the alert was decided "
+                           "(no change)"))  # fmt: skip
+        return text.format(what=what, time=at)
     if action == EDITED:
         new = str(details.get("text") or "")[:200]
-        return f"User edited their reply; the answer stands. Now reads: “{new}”"
+        return _("User edited their reply; the answer stands. Now reads: “{text}”").format(text=new)
     return None

@@ -14,6 +14,7 @@ from sqlalchemy import select, update
 
 from securitybot.flows.handler_core import HandlerCore
 from securitybot.flows.timeline import timeline_text
+from securitybot.i18n import Translator, translator
 from securitybot.kinds import always_mention, escalation_severity
 from securitybot.masking import scrub
 from securitybot.outbox.dispatcher import Done, GiveUp, Handler, Job, Outcome, RetryAt, backoff
@@ -49,7 +50,11 @@ class EscalationPosts:
             rows = session.scalars(
                 select(AuditLog).where(AuditLog.alert_id == alert_id).order_by(AuditLog.id)
             ).all()
-        return [(r.created_at, timeline_text(r)) for r in rows if timeline_text(r)]
+        t = self._team()
+        return [(r.created_at, line) for r in rows if (line := timeline_text(r, t))]
+
+    def _team(self) -> Translator:
+        return translator(self.h.settings.i18n.team_locale)  # what the security team reads
 
     def _mention(self, alert: Alert, tier: int | None = None) -> str | None:
         esc = self.h.settings.escalation
@@ -72,7 +77,7 @@ class EscalationPosts:
         return messages.escalation_message(
             alert, self.h.kinds.get(alert.kind), timeline, grouped=grouped,
             mention=self._mention(alert, tier if tier is not None else alert.escalation_tier),
-            provider=PROVIDER_LABELS.get(self.h.verifier.name, "Duo"),
+            provider=PROVIDER_LABELS.get(self.h.verifier.name, "Duo"), t=self._team(),
         )  # fmt: skip
 
     async def _channel(self, job: Job, alert: Alert) -> tuple[str | None, bool]:

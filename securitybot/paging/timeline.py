@@ -7,24 +7,33 @@ import html
 import re
 from typing import Any
 
+from securitybot.i18n import ENGLISH, Translator
 from securitybot.slack import mrkdwn as md
 
 LABELS = {"pagerduty": "PagerDuty", "opsgenie": "Opsgenie"}
 _MENTION = re.compile(r"<@([A-Z0-9]+)>")
 
 
-def timeline_entry(action: str, details: dict[str, Any]) -> str | None:
-    """The line for a ``paging.*`` audit row, or None for any other action."""
+def timeline_entry(action: str, details: dict[str, Any], t: Translator = ENGLISH) -> str | None:
+    """The line for a ``paging.*`` audit row (in ``t``'s language), or None for any other."""
+    _ = t.gettext
     if action == "paging.triggered":
-        return f"On-call paged through {LABELS.get(str(details.get('provider')), 'the pager')}"
-    who = md.inline(details.get("pagerduty_user") or "someone", 100)
+        pager = LABELS.get(str(details.get("provider")))
+        if pager is None:
+            return _("On-call paged through the pager")
+        return _("On-call paged through {pager}").format(pager=pager)
+    who = md.inline(details.get("pagerduty_user") or _("someone"), 100)
     if action == "paging.pagerduty_acknowledged":
-        line = f"Acknowledged in PagerDuty by {who}"
         claimed = details.get("claimed_for")
-        return line + (f": claimed for {md.user(claimed)}" if claimed else "")
+        if claimed:
+            return _("Acknowledged in PagerDuty by {who}: claimed for {user}").format(
+                who=who, user=md.user(claimed))  # fmt: skip
+        return _("Acknowledged in PagerDuty by {who}").format(who=who)
     if action == "paging.pagerduty_resolved":
-        return (f"Resolved in PagerDuty by {who}. That does not close the alert: "
-                "record the outcome here (Resolve as benign or Confirm compromise)")  # fmt: skip
+        return _(
+            "Resolved in PagerDuty by {who}. That does not close the alert: record the "
+            "outcome here (Resolve as benign or Confirm compromise)"
+        ).format(who=who)
     return None
 
 

@@ -4,7 +4,8 @@ An employee sees their open alerts (with the DM's own answer buttons) and recent
 responder also sees the escalation queue (claim), exemptions, snoozes and suppression rules
 (revoke). Slack allows 100 blocks in a view, so every list is capped and says so.
 
-The employee's part is in their language (``t``); the security team's part is in English.
+The employee's part is in their language (``t``); the security team's part is in the team's
+(``i18n.team_locale``).
 """
 
 from __future__ import annotations
@@ -58,13 +59,16 @@ def _when(alert: Alert) -> str:
     return slack_date(alert.occurred_at or alert.created_at)
 
 
-def _revoke(label: str, item: str) -> dict[str, Any]:
+def _revoke(label: str, item: str, t: Translator) -> dict[str, Any]:
+    _ = t.gettext
     confirm = {
-        "title": {"type": "plain_text", "text": f"Revoke {item}?"},
-        "text": {"type": "mrkdwn", "text": "It ends now; the change is logged under your name."},
-        "confirm": {"type": "plain_text", "text": "Revoke"},
-        "deny": {"type": "plain_text", "text": "Cancel"},
-    }
+        "title": {"type": "plain_text",
+                  "text": md.clip_plain(_("Revoke {item}?").format(item=item), 100)},
+        "text": {"type": "mrkdwn",
+                 "text": _("It ends now; the change is logged under your name.")},
+        "confirm": {"type": "plain_text", "text": md.clip_plain(_("Revoke"), 30)},
+        "deny": {"type": "plain_text", "text": md.clip_plain(_("Cancel"), 30)},
+    }  # fmt: skip
     return md.button(REVOKE_ACTION, label, item, style="danger", confirm=confirm)
 
 
@@ -103,62 +107,76 @@ def _history_line(alert: Alert, t: Translator = ENGLISH) -> str:
     return f"• #{alert.id} {md.inline(alert.title, 120)} · {outcome} · {_when(alert)}"
 
 
-def _team(team: TeamView) -> list[dict[str, Any]]:
-    blocks: list[dict[str, Any]] = [{"type": "divider"}, md.header("Security team")]
+def _team(team: TeamView, t: Translator = ENGLISH) -> list[dict[str, Any]]:
+    """The responders' part, in the team's language (``i18n.team_locale``)."""
+    _ = t.gettext
+    blocks: list[dict[str, Any]] = [{"type": "divider"}, md.header(_("Security team"))]
     if team.storms:
-        blocks.append(md.section(f"*Storms held* ({len(team.storms)})"))
+        blocks.append(md.section(_("*Storms held* ({count})").format(count=len(team.storms))))
     for storm, users in team.storms[:MAX_ITEMS]:
         # The channel message's own buttons: the same handlers, checks and audit.
-        _, storm_blocks = storm_message(storm, users)
+        _text, storm_blocks = storm_message(storm, users, t=t)
         blocks += [b for b in storm_blocks if b.get("type") in ("section", "actions")]
-    blocks += _more(len(team.storms))
-    blocks.append(md.section(f"*Escalation queue* ({len(team.queue)})"))
+    blocks += _more(len(team.storms), t)
+    blocks.append(md.section(_("*Escalation queue* ({count})").format(count=len(team.queue))))
     for a in team.queue[:MAX_ITEMS]:
         who = md.user(a.user_id) if a.user_id else md.code(a.user_given, 100)
-        state = f"claimed by {md.user(a.claimed_by)}" if a.claimed_by else "unclaimed"
+        state = (
+            _("claimed by {user}").format(user=md.user(a.claimed_by))
+            if a.claimed_by
+            else _("unclaimed")
+        )
         text = (
             f"#{a.id} {md.inline(a.title, 150)}\n{who} · "
             f"{md.code(a.escalation_reason or '', 40)} · {state} · {_when(a)}"
         )
-        blocks.append(_with(md.section(text), md.button(messages.CLAIM_ACTION, "Claim", str(a.id))))
-    blocks += _more(len(team.queue)) or ([] if team.queue else [md.context("Nothing waiting.")])
+        claim = md.button(messages.CLAIM_ACTION, _("Claim"), str(a.id))
+        blocks.append(_with(md.section(text), claim))
+    blocks += _more(len(team.queue), t) or (
+        [] if team.queue else [md.context(_("Nothing waiting."))]
+    )
 
-    blocks.append(md.section(f"*Active exemptions* ({len(team.exemptions)})"))
+    blocks.append(md.section(_("*Active exemptions* ({count})").format(count=len(team.exemptions))))
     for e in team.exemptions[:MAX_ITEMS]:
-        until = f"until {slack_date(e.expires_at)}" if e.expires_at else "no end"
-        text = (
-            f"E{e.id} {md.user(e.user) if e.user.startswith(('U', 'W')) else md.code(e.user, 100)}"
-            f" · {until} · by {md.user(e.created_by)}\n{md.inline(e.reason, 200)}"
-        )
-        blocks.append(_with(md.section(text), _revoke("Revoke", f"E{e.id}")))
-    blocks += _more(len(team.exemptions))
+        until = (
+            _("until {when}").format(when=slack_date(e.expires_at)) if e.expires_at
+            else _("no end")
+        )  # fmt: skip
+        who = md.user(e.user) if e.user.startswith(("U", "W")) else md.code(e.user, 100)
+        by = _("by {user}").format(user=md.user(e.created_by))
+        text = f"E{e.id} {who} · {until} · {by}\n{md.inline(e.reason, 200)}"
+        blocks.append(_with(md.section(text), _revoke(_("Revoke"), f"E{e.id}", t)))
+    blocks += _more(len(team.exemptions), t)
 
-    blocks.append(md.section(f"*Active snoozes* ({len(team.snoozes)})"))
+    blocks.append(md.section(_("*Active snoozes* ({count})").format(count=len(team.snoozes))))
     for s in team.snoozes[:MAX_ITEMS]:
         scope = ", ".join(f"{k}={v}" for k, v in (s.scope or {}).items())
+        until = _("until {when}").format(when=slack_date(s.expires_at))
         text = (
             f"S{s.id} {md.user(s.user_id)} · {md.code(s.kind, 66)} {md.inline(scope, 200)} · "
-            f"until {slack_date(s.expires_at)}"
+            f"{until}"
         )
-        blocks.append(_with(md.section(text), _revoke("Revoke", f"S{s.id}")))
-    blocks += _more(len(team.snoozes))
+        blocks.append(_with(md.section(text), _revoke(_("Revoke"), f"S{s.id}", t)))
+    blocks += _more(len(team.snoozes), t)
 
-    blocks.append(md.section(f"*Suppression rules* ({len(team.rules)})"))
+    blocks.append(md.section(_("*Suppression rules* ({count})").format(count=len(team.rules))))
     for r in team.rules[:MAX_ITEMS]:
+        until = _("until {when}").format(when=slack_date(r.expires_at))
+        by = _("by {user}").format(user=md.user(r.created_by))
         text = (
-            f"{md.code(suppressions.describe(r), 300)} · until {slack_date(r.expires_at)} · "
-            f"by {md.user(r.created_by)}\n{md.inline(r.reason, 200)}"
+            f"{md.code(suppressions.describe(r), 300)} · {until} · {by}\n{md.inline(r.reason, 200)}"
         )
-        blocks.append(_with(md.section(text), _revoke("Revoke", f"R{r.id}")))
-    blocks += _more(len(team.rules))
-    blocks.append(md.context("Add with `/securitybot exempt` or `/securitybot suppress`."))
+        blocks.append(_with(md.section(text), _revoke(_("Revoke"), f"R{r.id}", t)))
+    blocks += _more(len(team.rules), t)
+    blocks.append(md.context(_("Add with `/securitybot exempt` or `/securitybot suppress`.")))
     return blocks
 
 
 def home_view(
     open_alerts: list[Alert], history: list[Alert], team: TeamView | None,
-    t: Translator = ENGLISH,
+    t: Translator = ENGLISH, team_t: Translator = ENGLISH,
 ) -> dict[str, Any]:  # fmt: skip
+    """``t``: the reader's own language; ``team_t``: the team's (``i18n.team_locale``)."""
     _ = t.gettext
     blocks: list[dict[str, Any]] = [md.header("Securitybot")]
     blocks.append(md.section(_("*Your open alerts* ({count})").format(count=len(open_alerts))))
@@ -173,5 +191,5 @@ def home_view(
     blocks.append(md.context(_("Type `/securitybot help` for commands; `/securitybot test` sends "
                                "you a harmless test alert.")))  # fmt: skip
     if team is not None:
-        blocks += _team(team)
+        blocks += _team(team, team_t)
     return {"type": "home", "blocks": blocks[:MAX_BLOCKS]}

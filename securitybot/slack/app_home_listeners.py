@@ -57,20 +57,26 @@ def _team(db: Database) -> app_home.TeamView:
         )  # fmt: skip
 
 
-def build(db: Database, user: str, is_responder: bool, t: Translator = ENGLISH) -> dict[str, Any]:
+def build(
+    db: Database, user: str, is_responder: bool, t: Translator = ENGLISH,
+    team_t: Translator = ENGLISH,
+) -> dict[str, Any]:  # fmt: skip
     open_alerts, history = _mine(db, user)
-    return app_home.home_view(open_alerts, history, _team(db) if is_responder else None, t)
+    team = _team(db) if is_responder else None
+    return app_home.home_view(open_alerts, history, team, t, team_t)
 
 
 def register(
-    app: AsyncApp, db: Database, responders: Responders, locale_of: LocaleOf | None = None
-) -> None:
-    """``locale_of`` finds the language of the person whose App Home is shown."""
+    app: AsyncApp, db: Database, responders: Responders, locale_of: LocaleOf | None = None,
+    team_t: Translator = ENGLISH,
+) -> None:  # fmt: skip
+    """``locale_of`` finds the language of the person whose App Home is shown; ``team_t`` is
+    the team's (``i18n.team_locale``), for the responders' part."""
 
     async def publish(client: AsyncWebClient, user: str) -> None:
         is_responder = await responders.contains(user)
         t = await locale_of(user) if locale_of is not None else ENGLISH
-        view = await asyncio.to_thread(build, db, user, is_responder, t)
+        view = await asyncio.to_thread(build, db, user, is_responder, t, team_t)
         await client.views_publish(user_id=user, view=view)
 
     @app.event("app_home_opened")

@@ -45,34 +45,38 @@ COMMAND = "/securitybot"
 VIA = {"via": "slack_command"}
 MAX_REASON = 2000
 
-# What everyone may do, in their language; the security team's part stays in English.
+# What everyone may do, in their language; the security team's part in the team's.
 HELP_EVERYONE = N_("""*{command}* for everyone:
 • `{command} help`: this list
 • `{command} status`: your open alerts
 • `{command} test`: send yourself a harmless test alert (the real DM and phone push)""")
-HELP_TEAM = f"""For the security team:
-• `{COMMAND} exempt @user <duration> <reason>`: their alerts go straight to the security \
+HELP_TEAM = N_("""For the security team:
+• `{command} exempt @user <duration> <reason>`: their alerts go straight to the security \
 channel instead of a DM, until the duration (`30m`, `12h`, `7d`, `2w`) has passed
-• `{COMMAND} exemptions`: active exemptions, with their ids (`E12`)
-• `{COMMAND} snoozes`: active snoozes, with their ids (`S7`)
-• `{COMMAND} suppress <kind> [field=value...] <duration> <reason>`: a maintenance window, e.g. \
+• `{command} exemptions`: active exemptions, with their ids (`E12`)
+• `{command} snoozes`: active snoozes, with their ids (`S7`)
+• `{command} suppress <kind> [field=value...] <duration> <reason>`: a maintenance window, e.g. \
 `suppress sensitive_command host=build-* 4h CI rebuild`; matching new alerts are closed as \
 suppressed (still stored, shown and summarised daily)
-• `{COMMAND} rules`: active suppression rules, with their ids (`R3`)
-• `{COMMAND} revoke E12`, `S7` or `R3`: end an exemption, a snooze or a suppression rule now
-• `{COMMAND} locale @user <language>`: the language they are asked in (`de`, `es`, `fr`, `ja`, \
+• `{command} rules`: active suppression rules, with their ids (`R3`)
+• `{command} revoke E12`, `S7` or `R3`: end an exemption, a snooze or a suppression rule now
+• `{command} locale @user <language>`: the language they are asked in (`de`, `es`, `fr`, `ja`, \
 `pt_BR`, `en`; `default` gives Slack's back)
 Every change is logged with your Slack account. Nobody can exempt themselves, and your own \
-alerts are never suppressed by your rules."""
+alerts are never suppressed by your rules.""")
 
 
-def help_text(t: Translator = ENGLISH) -> str:
-    return t.gettext(HELP_EVERYONE).format(command=COMMAND) + "\n" + HELP_TEAM
+def help_text(t: Translator = ENGLISH, team_t: Translator = ENGLISH) -> str:
+    """The help: everyone's part in ``t`` (the reader's), the team's in ``team_t``."""
+    return (
+        t.gettext(HELP_EVERYONE).format(command=COMMAND) + "\n"
+        + team_t.gettext(HELP_TEAM).format(command=COMMAND)
+    )  # fmt: skip
 
 
 HELP = help_text()
 
-NOT_RESPONDER = "Only the security team can use this command. This attempt was logged."
+NOT_RESPONDER = N_("Only the security team can use this command. This attempt was logged.")
 
 
 # -- parsing (pure) ------------------------------------------------------------------------------
@@ -159,10 +163,11 @@ def _parse_user(raw: str) -> str | None:
 
 def parse_command(
     text: str, *, max_exemption: timedelta,
-    max_suppression: timedelta = DEFAULT_MAX_SUPPRESSION,
+    max_suppression: timedelta = DEFAULT_MAX_SUPPRESSION, t: Translator = ENGLISH,
 ) -> Command | Invalid:  # fmt: skip
-    """What ``text`` (everything after ``/securitybot``) asks for, or why it can't be done."""
-    verb, _, rest = text.strip().partition(" ")
+    """What ``text`` (everything after ``/securitybot``) asks for, or why it can't be done (in
+    ``t``'s language: only responders are told)."""
+    verb, _sep, rest = text.strip().partition(" ")
     verb, rest = verb.lower(), rest.strip()
     if verb in ("", "help"):
         return Help()
@@ -173,7 +178,7 @@ def parse_command(
     if verb == "rules" and not rest:
         return ListRules()
     if verb == "suppress":
-        parsed = sc.parse_suppress(rest, max_suppression, command=COMMAND)
+        parsed = sc.parse_suppress(rest, max_suppression, command=COMMAND, t=t)
         return Invalid(parsed) if isinstance(parsed, str) else parsed
     if verb == "exemptions" and not rest:
         return ListExemptions()
@@ -182,23 +187,26 @@ def parse_command(
     if verb == "revoke":
         m = _REVOKE_RE.match(rest)
         if m is None:
-            return Invalid(
+            return Invalid(t.gettext(
                 "Usage: `revoke E12` (an exemption), `revoke S7` (a snooze) or `revoke R3` "
                 "(a suppression rule)."
-            )
+            ))  # fmt: skip
         prefix, num = (m.group(1), m.group(2)) if m.group(1) else (m.group(3)[0], m.group(4))
         what: Literal["exemption", "snooze", "rule"] = _WHAT[prefix.upper()]  # type: ignore[assignment]
         return Revoke(what, int(num))
     if verb == "exempt":
-        return _parse_exempt(rest, max_exemption)
+        return _parse_exempt(rest, max_exemption, t)
     if verb == "locale":
-        chosen = lc.parse_locale(rest, COMMAND)
+        chosen = lc.parse_locale(rest, COMMAND, t)
         return Invalid(chosen) if isinstance(chosen, str) else chosen
-    return Invalid(f"Unknown command {md.code(verb, 42)}. Try `{COMMAND} help`.")
+    return Invalid(t.gettext("Unknown command {verb}. Try `{command} help`.").format(
+        verb=md.code(verb, 42), command=COMMAND))  # fmt: skip
 
 
-def _parse_exempt(rest: str, max_exemption: timedelta) -> Exempt | Invalid:
-    usage = f"Usage: `{COMMAND} exempt @user <duration> <reason>`, e.g. `exempt @bob 7d on leave`."
+def _parse_exempt(rest: str, max_exemption: timedelta, t: Translator) -> Exempt | Invalid:
+    usage = t.gettext(
+        "Usage: `{command} exempt @user <duration> <reason>`, e.g. `exempt @bob 7d on leave`."
+    ).format(command=COMMAND)
     parts = rest.split(None, 2)
     if len(parts) < 3:
         return Invalid(usage)
@@ -206,17 +214,15 @@ def _parse_exempt(rest: str, max_exemption: timedelta) -> Exempt | Invalid:
     user = _parse_user(who)
     if user is None:
         # A plain "@bob" would need users.list to resolve; Slack escapes real mentions for us.
-        return Invalid(
-            f"Mention the person so Slack links it (pick them from the list after typing `@`); "
-            f"{md.code(who, 82)} is not a Slack user mention."
-        )
+        return Invalid(lc.not_a_mention(who, t))
     duration = parse_duration(raw_duration)
     if duration is None:
-        return Invalid(f"{md.code(raw_duration, 22)} is not a duration: use 30m, 12h, 7d or 2w.")
+        return Invalid(sc.not_a_duration(raw_duration, t))
     if duration > max_exemption:
-        return Invalid(f"Exemptions last at most {describe(max_exemption)}.")
+        return Invalid(t.gettext("Exemptions last at most {duration}.").format(
+            duration=describe(max_exemption)))  # fmt: skip
     if len(reason) > MAX_REASON:
-        return Invalid(f"The reason is limited to {MAX_REASON} characters.")
+        return Invalid(sc.reason_too_long(t))
     return Exempt(user, duration, reason)
 
 
@@ -239,11 +245,13 @@ def refuse(db: Database, actor: str, reason: str, command: Command | Invalid) ->
         )
 
 
-def _when(at: datetime | None) -> str:
-    return "no end" if at is None else f"until {slack_date(at)}"
+def _when(at: datetime | None, t: Translator) -> str:
+    if at is None:
+        return t.gettext("no end")
+    return t.gettext("until {when}").format(when=slack_date(at))
 
 
-def _exempt(db: Database, cmd: Exempt, actor: str) -> str:
+def _exempt(db: Database, cmd: Exempt, actor: str, t: Translator) -> str:
     expires_at = utcnow() + cmd.duration
     try:
         with db.write() as session:
@@ -251,121 +259,147 @@ def _exempt(db: Database, cmd: Exempt, actor: str) -> str:
                                   expires_at=expires_at, via=VIA)  # fmt: skip
             item = e.id
     except IntegrityError:
-        return f"{md.user(cmd.user)} is already exempt; see `{COMMAND} exemptions`."
-    return (
-        f"Exempted {md.user(cmd.user)} {_when(expires_at)} (E{item}): their alerts go straight to "
-        f"the security channel. Undo with `{COMMAND} revoke E{item}`."
-    )
+        return t.gettext("{user} is already exempt; see `{command} exemptions`.").format(
+            user=md.user(cmd.user), command=COMMAND)  # fmt: skip
+    return t.gettext(
+        "Exempted {user} {until} (E{item}): their alerts go straight to the security channel. "
+        "Undo with `{command} revoke E{item}`."
+    ).format(user=md.user(cmd.user), until=_when(expires_at, t), item=item, command=COMMAND)
 
 
-def _list_exemptions(db: Database) -> str:
+def _list_exemptions(db: Database, t: Translator) -> str:
     now = utcnow()
     with db.read() as session:
         active = [
             e for e in exemptions.list_all(session) if e.expires_at is None or e.expires_at > now
         ]
         lines = [
-            f"• E{e.id} {md.user(e.user)} {_when(e.expires_at)}, by {md.user(e.created_by)}: "
-            f"{md.inline(e.reason, 200)}"
+            f"• E{e.id} {md.user(e.user)} {_when(e.expires_at, t)}, "
+            + t.gettext("by {user}").format(user=md.user(e.created_by))
+            + f": {md.inline(e.reason, 200)}"
             for e in active
         ]
-    return "\n".join(["*Active exemptions*", *lines]) if lines else "No active exemptions."
+    if not lines:
+        return t.gettext("No active exemptions.")
+    return "\n".join(["*" + t.gettext("Active exemptions") + "*", *lines])
 
 
-def _list_snoozes(db: Database) -> str:
+def _list_snoozes(db: Database, t: Translator) -> str:
     with db.read() as session:
         lines = [
             f"• S{s.id} {md.user(s.user_id)} {md.code(s.kind, 66)} "
             f"{md.inline(', '.join(f'{k}={v}' for k, v in (s.scope or {}).items()))} "
-            f"{_when(s.expires_at)}"
+            f"{_when(s.expires_at, t)}"
             for s in snoozes.list_recent(session)
         ]
-    return "\n".join(["*Active snoozes*", *lines]) if lines else "No active snoozes."
+    if not lines:
+        return t.gettext("No active snoozes.")
+    return "\n".join(["*" + t.gettext("Active snoozes") + "*", *lines])
 
 
-def revoke(db: Database, cmd: Revoke, actor: str, via: dict[str, Any] = VIA) -> str:
+# How each kind of revocable item is named in the answer (the team's language).
+_REVOKED = {
+    "exemption": (N_("Revoked exemption {label}."), N_("There is no active exemption {label}.")),
+    "snooze": (N_("Revoked snooze {label}."), N_("There is no active snooze {label}.")),
+}
+
+
+def revoke(
+    db: Database, cmd: Revoke, actor: str, via: dict[str, Any] = VIA, t: Translator = ENGLISH
+) -> str:
     """End an exemption, snooze or suppression rule now, audited as ``actor`` with ``via``."""
     if cmd.what == "rule":
-        return sc.revoke(db, cmd.item_id, actor, via)
+        return sc.revoke(db, cmd.item_id, actor, via, t)
     with db.write() as session:
         if cmd.what == "exemption":
             done = exemptions.delete(session, exemption_id=cmd.item_id, actor=actor, via=via)
         else:
             done = snoozes.revoke(session, snooze_id=cmd.item_id, actor=actor, via=via)
     label = f"{cmd.what[0].upper()}{cmd.item_id}"
-    return f"Revoked {cmd.what} {label}." if done else f"There is no active {cmd.what} {label}."
+    revoked, missing = _REVOKED[cmd.what]
+    return t.gettext(revoked if done else missing).format(label=label)
 
 
-def execute(db: Database, command: Command, actor: str, kinds: KindRegistry | None = None) -> str:
-    """Carry out a responder's command; the reply text (shown only to them)."""
+def execute(
+    db: Database, command: Command, actor: str, kinds: KindRegistry | None = None,
+    t: Translator = ENGLISH,
+) -> str:  # fmt: skip
+    """Carry out a responder's command; the reply text (shown only to them, in ``t``'s
+    language: the team's)."""
     if isinstance(command, Suppress):
-        refusal = sc.kind_refusal(kinds, command.kind) if kinds is not None else None
+        refusal = sc.kind_refusal(kinds, command.kind, t) if kinds is not None else None
         if refusal:
             refuse(db, actor, "kind cannot be suppressed", command)
             return refusal
-        return sc.suppress(db, command, actor, VIA, COMMAND)
+        return sc.suppress(db, command, actor, VIA, COMMAND, t)
     if isinstance(command, ListRules):
-        return sc.list_rules(db)
+        return sc.list_rules(db, t)
     if isinstance(command, Exempt):
         if command.user == actor:
             refuse(db, actor, "self", command)
-            return "Nobody can exempt themselves; ask another responder. This attempt was logged."
-        return _exempt(db, command, actor)
+            return t.gettext(
+                "Nobody can exempt themselves; ask another responder. This attempt was logged."
+            )
+        return _exempt(db, command, actor, t)
     if isinstance(command, ListExemptions):
-        return _list_exemptions(db)
+        return _list_exemptions(db, t)
     if isinstance(command, ListSnoozes):
-        return _list_snoozes(db)
+        return _list_snoozes(db, t)
     if isinstance(command, Revoke):
-        return revoke(db, command, actor)
+        return revoke(db, command, actor, t=t)
     if isinstance(command, SetLocale):
-        return lc.set_locale(db, command, actor, VIA)
-    return HELP
+        return lc.set_locale(db, command, actor, VIA, t)
+    return help_text(team_t=t)
 
 
 def _self_service(
     db: Database, parsed: Command, user: str, kinds: KindRegistry, policy: PolicyConfig,
-    t: Translator = ENGLISH,
+    t: Translator = ENGLISH, team_t: Translator = ENGLISH,
 ) -> str:  # fmt: skip
     if isinstance(parsed, Status):
         return self_service.status(db, user, t)
     if isinstance(parsed, Test):
         return self_service.send_test(db, user, kinds, policy, t)
-    return help_text(t)
+    return help_text(t, team_t)
 
 
 def register(
     app: AsyncApp, db: Database, responders: Responders, *, max_exemption: timedelta,
     max_suppression: timedelta, kinds: KindRegistry, policy: PolicyConfig,
     wake: Callable[[], None], locale_of: LocaleOf | None = None,
-    locale_set: Callable[[str], None] | None = None,
+    locale_set: Callable[[str], None] | None = None, team_t: Translator = ENGLISH,
 ) -> None:  # fmt: skip
-    """``locale_of``: the caller's language, for the answers anyone may ask for;
-    ``locale_set``: told whose language a responder just chose (its cache forgets them)."""
+    """``locale_of``: the caller's language, for the answers anyone may ask for (and the
+    refusal to someone not on the team); ``team_t``: the team's (``i18n.team_locale``), for
+    the answers to responders; ``locale_set``: told whose language a responder just chose
+    (its cache forgets them)."""
 
     @app.command(COMMAND)
     async def securitybot(ack: AsyncAck, command: dict[str, Any]) -> None:
         user = str(command.get("user_id", ""))
         parsed = parse_command(
             str(command.get("text", "")), max_exemption=max_exemption,
-            max_suppression=max_suppression,
+            max_suppression=max_suppression, t=team_t,
         )  # fmt: skip
         if isinstance(parsed, SELF_SERVICE):
             t = await locale_of(user) if locale_of is not None else ENGLISH
-            text = await asyncio.to_thread(_self_service, db, parsed, user, kinds, policy, t)
+            text = await asyncio.to_thread(_self_service, db, parsed, user, kinds, policy, t,
+                                           team_t)  # fmt: skip
             if isinstance(parsed, Test):
                 wake()  # the test alert's first job is waiting
             await ack(text=text, response_type="ephemeral")
             return
         if not await responders.contains(user):
             await asyncio.to_thread(refuse, db, user, "not a responder", parsed)
-            await ack(text=NOT_RESPONDER, response_type="ephemeral")
+            t = await locale_of(user) if locale_of is not None else ENGLISH
+            await ack(text=t.gettext(NOT_RESPONDER), response_type="ephemeral")
             return
         if isinstance(parsed, Invalid):
             await ack(text=parsed.message, response_type="ephemeral")
             return
         # Answered in the acknowledgement itself (within Slack's 3 seconds): the work is one
         # small transaction, and the reply is private to the responder.
-        text = await asyncio.to_thread(execute, db, parsed, user, kinds)
+        text = await asyncio.to_thread(execute, db, parsed, user, kinds, team_t)
         if isinstance(parsed, SetLocale) and locale_set is not None:
             locale_set(parsed.user)
         logger.info("%s %s by %s", COMMAND, _verb(parsed), user)

@@ -17,6 +17,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from securitybot import held_groups
 from securitybot.held_groups import HeldGroup, parse_value
+from securitybot.i18n import ENGLISH, Translator
 from securitybot.slack import mrkdwn as md
 from securitybot.slack.triage import REFUSALS, Responders
 from securitybot.store.db import Database
@@ -24,9 +25,11 @@ from securitybot.store.db import Database
 
 def register(
     app: AsyncApp, db: Database, wake: Callable[[], None], responders: Responders,
-    group: HeldGroup, buttons: Mapping[str, str],
+    group: HeldGroup, buttons: Mapping[str, str], t: Translator = ENGLISH,
 ) -> None:  # fmt: skip
-    """Listen for ``buttons`` (Slack action id -> the group's action)."""
+    """Listen for ``buttons`` (Slack action id -> the group's action); the replies to the
+    clicker are in ``t``'s language (``i18n.team_locale``)."""
+    _ = t.gettext
 
     async def act(body: dict[str, Any], client: AsyncWebClient, action: str) -> None:
         user = body["user"]["id"]
@@ -43,7 +46,7 @@ def register(
         if not await responders.contains(user):
             await asyncio.to_thread(group.audit_refusal, db, group_id, user, "not a responder",
                                     what)  # fmt: skip
-            await say(REFUSALS["not a responder"])
+            await say(_(REFUSALS["not a responder"]))
             return
         via = {"via": "slack_button"}
         try:
@@ -51,17 +54,17 @@ def register(
         except held_groups.NotFound:
             return
         except held_groups.AlreadyResolved as exc:
-            await say(f"{group.these} already {exc.status} by {md.user(exc.resolved_by)}.")
+            await say(_(group.already_here).format(status=exc.status,
+                                                   user=md.user(exc.resolved_by)))  # fmt: skip
             return
         except held_groups.Changed as exc:
             await asyncio.to_thread(group.refresh, db, group_id)
             wake()
-            await say(f"{exc.now} {group.counted} are held now, not the {exc.shown} this "
-                      "message showed. It is being updated: look again, then decide.")  # fmt: skip
+            await say(_(group.changed_here).format(now=exc.now, shown=exc.shown))
             return
         except held_groups.SelfInvolved:
             await asyncio.to_thread(group.audit_refusal, db, group_id, user, "self", what)
-            await say(group.self_refusal)
+            await say(_(group.self_refusal))
             return
         wake()
 

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from securitybot.aer import budget
 from securitybot.aer.held_message import DISCARD_ACTION, RELEASE_ACTION
 from securitybot.held_groups import HeldGroup
+from securitybot.i18n import ENGLISH, N_, Translator
 from securitybot.slack import held_group_buttons
 from securitybot.slack.triage import Responders
 from securitybot.store.aer_budget_models import AerHeldBatch
@@ -20,7 +21,7 @@ from securitybot.store.db import Database
 from securitybot.store.models import utcnow
 from securitybot.store.outbox import enqueue
 
-SELF_REFUSAL = (
+SELF_REFUSAL = N_(
     "These held resets include your own account; another responder must decide. This was logged."
 )
 
@@ -79,7 +80,11 @@ GROUP = HeldGroup(
     counted="resets",
     count_field="resets",
     already="held resets {id} were already {status} by {by}",
-    these="These held resets were",
+    already_here=N_("These held resets were already {status} by {user}."),
+    changed_here=N_(
+        "{now} resets are held now, not the {shown} this message showed. It is "
+        "being updated: look again, then decide."
+    ),
     self_refusal=SELF_REFUSAL,
     actions={"release": "release_held_resets", "discard": "discard_held_resets"},
     decide=lambda db, batch_id, action, actor, via, shown: decide(
@@ -92,6 +97,9 @@ GROUP = HeldGroup(
 )
 
 
-def register(app: AsyncApp, db: Database, wake: Callable[[], None], responders: Responders) -> None:
+def register(
+    app: AsyncApp, db: Database, wake: Callable[[], None], responders: Responders,
+    t: Translator = ENGLISH,
+) -> None:  # fmt: skip
     buttons = {RELEASE_ACTION: "release", DISCARD_ACTION: "discard"}
-    held_group_buttons.register(app, db, wake, responders, GROUP, buttons)
+    held_group_buttons.register(app, db, wake, responders, GROUP, buttons, t)

@@ -62,22 +62,27 @@ def deny_confirm(t: Translator = ENGLISH) -> dict[str, Any]:
 
 DENY_CONFIRM = deny_confirm()
 
+# Why an alert reached the team, in the team's language (``i18n.team_locale``).
 REASON_TEXT = {
-    "not_me": "the user said it was not them",
-    "duo_denied": "the Duo push was denied",
-    "duo_timeout": "the Duo push was not answered in time",
-    "duo_not_enrolled": "the user has no usable Duo push device",
-    "duo_error": "Duo could not be reached",
-    "no_response": "the user did not answer in time",
-    "unknown_user": "the user could not be found in Slack",
-    "not_reachable": "the user is in no workspace the app was added to, so nobody could ask them",
-    "no_user": "the alert names no Slack user (no email address or Slack id)",
-    "always_escalate": "this kind of alert always goes to the team",
-    "user_exempt": "the user is exempt from DMs",
-    "dm_failed": "the DM could not be delivered",
-    "duo_fraud": "the user reported the Duo push as *fraud*: someone else may hold their password",
-    "dm_deleted": "the question or the user's answer was deleted from the DM",
-    "wrong_person": "the user says the alert is about *someone else*: check the user mapping",
+    "not_me": N_("the user said it was not them"),
+    "duo_denied": N_("the Duo push was denied"),
+    "duo_timeout": N_("the Duo push was not answered in time"),
+    "duo_not_enrolled": N_("the user has no usable Duo push device"),
+    "duo_error": N_("Duo could not be reached"),
+    "no_response": N_("the user did not answer in time"),
+    "unknown_user": N_("the user could not be found in Slack"),
+    "not_reachable": N_(
+        "the user is in no workspace the app was added to, so nobody could ask them"
+    ),
+    "no_user": N_("the alert names no Slack user (no email address or Slack id)"),
+    "always_escalate": N_("this kind of alert always goes to the team"),
+    "user_exempt": N_("the user is exempt from DMs"),
+    "dm_failed": N_("the DM could not be delivered"),
+    "duo_fraud": N_(
+        "the user reported the Duo push as *fraud*: someone else may hold their password"
+    ),
+    "dm_deleted": N_("the question or the user's answer was deleted from the DM"),
+    "wrong_person": N_("the user says the alert is about *someone else*: check the user mapping"),
 }
 
 
@@ -242,11 +247,48 @@ def answered_message(
     return md.fallback(f"{headline_md}: {outcome_text}"), blocks
 
 
-def _who(alert: Alert) -> str:
+def _who(alert: Alert, t: Translator = ENGLISH) -> str:
     if alert.user_id:
         return md.user(alert.user_id)
     # What the tool said (maybe a login such as "root"), shown as inert code; or plainly none.
-    return md.code(alert.user_given, 200) if alert.user_given else "_no user named_"
+    return md.code(alert.user_given, 200) if alert.user_given else t.gettext("_no user named_")
+
+
+def _status_line(alert: Alert, t: Translator) -> str:
+    _ = t.gettext
+    claimer = md.user(alert.claimed_by)
+    if alert.status == "escalated":
+        return _("Needs a responder")
+    if alert.status == "triaging":
+        if alert.claimed_by:
+            return _("Being triaged by {user}").format(user=claimer)
+        return _("Triaging")
+    if alert.status == "closed":
+        outcome = md.inline(alert.outcome or "", 64)
+        if alert.claimed_by:
+            return _("Closed: *{outcome}* by {user}").format(outcome=outcome, user=claimer)
+        return _("Closed: *{outcome}*").format(outcome=outcome)
+    return md.inline(alert.status, 64)
+
+
+def triage_actions(alert: Alert, t: Translator = ENGLISH) -> dict[str, Any]:
+    """The responders' buttons under an open escalation, in the team's language."""
+    _ = t.gettext
+    confirm = {"title": {"type": "plain_text", "text": _("Confirm compromise?")},
+               "text": {"type": "mrkdwn",
+                        "text": _("This resets all of the user's Slack sessions.")},
+               "confirm": {"type": "plain_text", "text": _("Reset sessions")},
+               "deny": {"type": "plain_text", "text": _("Cancel")}}  # fmt: skip
+    value = str(alert.id)
+    return {
+        "type": "actions", "block_id": f"triage:{alert.id}",
+        "elements": [
+            md.button(CLAIM_ACTION, _("Claim"), value),
+            md.button(BENIGN_ACTION, _("Resolve as benign"), value, style="primary"),
+            md.button(COMPROMISE_ACTION, _("Confirm compromise"), value, style="danger",
+                      confirm=confirm),
+        ],
+    }  # fmt: skip
 
 
 def escalation_message(
@@ -257,26 +299,27 @@ def escalation_message(
     mention: str | None = None,
     grouped: list[Alert] | None = None,
     provider: str = "Duo",
+    t: Translator = ENGLISH,
 ) -> tuple[str, list[dict[str, Any]]]:
-    """The security channel's post. ``mention`` is product-made markup (from config); the
-    timeline lines are mrkdwn whose outside parts are already escaped (``timeline_text``).
-    ``provider`` names the second factor in the reason ("the Okta Verify push was denied")."""
+    """The security channel's post, in the team's language (``t``: ``i18n.team_locale``; the
+    alert's own text stays as the tool wrote it). ``mention`` is product-made markup (from
+    config); the timeline lines are mrkdwn whose outside parts are already escaped
+    (``timeline_text``, in the same language). ``provider`` names the second factor in the
+    reason ("the Okta Verify push was denied")."""
+    _ = t.gettext
     reason = alert.escalation_reason or "unknown"
-    who = _who(alert)
     severity = escalation_severity(kind, alert.escalation_reason)
     sev = severity.value.upper()
-    claimer = md.user(alert.claimed_by)
-    status_line = {
-        "escalated": "Needs a responder",
-        "triaging": f"Being triaged by {claimer}" if alert.claimed_by else "Triaging",
-        "closed": f"Closed: *{md.inline(alert.outcome or '', 64)}*" + (f" by {claimer}" if alert.claimed_by else ""),
-    }.get(alert.status, md.inline(alert.status, 64))  # fmt: skip
-    reason_text = md.escape(REASON_TEXT.get(reason, reason).replace("Duo", provider))
-    summary = (
-        f"{mention + ' ' if mention else ''}*Escalated:* {reason_text} "
-        f"({md.code(reason, 66)})\n*Who:* {who}\n*Kind:* {md.code(alert.kind, 66)} · "
-        f"*Severity:* {severity.value}\n*Status:* {status_line}"
-    )
+    known = REASON_TEXT.get(reason)
+    reason_text = md.escape((_(known) if known else reason).replace("Duo", provider))
+    summary = _(
+        "*Escalated:* {reason} ({code})\n*Who:* {who}\n*Kind:* {kind} · *Severity:* "
+        "{severity}\n*Status:* {status}"
+    ).format(reason=reason_text, code=md.code(reason, 66), who=_who(alert, t),
+             kind=md.code(alert.kind, 66), severity=severity.value,
+             status=_status_line(alert, t))  # fmt: skip
+    if mention:
+        summary = f"{mention} {summary}"
     more = md.truncated(alert.id)
     blocks: list[dict[str, Any]] = [
         md.header(f"{sev} · {alert.title}"),
@@ -284,30 +327,20 @@ def escalation_message(
     ]
     blocks += _what_happened(alert)
     if grouped:
+        n = len(grouped) + 1
+        burst = t.ngettext("*{count} alert in this burst*", "*{count} alerts in this burst*", n)
         blocks.append(
-            md.section(
-                f"*{len(grouped) + 1} alerts in this burst*\n" + _group_text(alert, grouped), more
-            )
+            md.section(burst.format(count=n) + "\n" + _group_text(alert, grouped, t), more)
         )
     if timeline:
-        lines = [f"{slack_date(t, '{time_secs}')} {what}" for t, what in timeline[-15:]]
-        blocks.append(md.section("*Timeline*\n" + "\n".join(lines), more))
+        lines = [f"{slack_date(at, '{time_secs}')} {what}" for at, what in timeline[-15:]]
+        blocks.append(md.section("*" + _("Timeline") + "*\n" + "\n".join(lines), more))
     if alert.status in ("escalated", "triaging"):
-        confirm = {"title": {"type": "plain_text", "text": "Confirm compromise?"},
-                   "text": {"type": "mrkdwn", "text": "This resets all of the user's Slack sessions."},
-                   "confirm": {"type": "plain_text", "text": "Reset sessions"},
-                   "deny": {"type": "plain_text", "text": "Cancel"}}  # fmt: skip
-        blocks.append({
-            "type": "actions", "block_id": f"triage:{alert.id}",
-            "elements": [
-                md.button(CLAIM_ACTION, "Claim", str(alert.id)),
-                md.button(BENIGN_ACTION, "Resolve as benign", str(alert.id), style="primary"),
-                md.button(COMPROMISE_ACTION, "Confirm compromise", str(alert.id), style="danger",
-                          confirm=confirm),
-            ],
-        })  # fmt: skip
-    blocks.append(md.context(f"Alert #{alert.id} · source {md.code(alert.source, 100)}"))
-    text = (
-        f"[{sev}] Escalated alert #{alert.id}: {md.inline(alert.title, 300)} ({md.escape(reason)})"
-    )
+        blocks.append(triage_actions(alert, t))
+    blocks.append(md.context(_("Alert #{alert_id} · source {source}").format(
+        alert_id=alert.id, source=md.code(alert.source, 100))))  # fmt: skip
+    text = _("[{severity}] Escalated alert #{alert_id}: {title} ({reason})").format(
+        severity=sev, alert_id=alert.id, title=md.inline(alert.title, 300),
+        reason=md.escape(reason),
+    )  # fmt: skip
     return md.fallback(text), blocks

@@ -11,6 +11,7 @@ from slack_bolt.async_app import AsyncApp
 from sqlalchemy.orm import Session
 
 from securitybot.held_groups import HeldGroup
+from securitybot.i18n import ENGLISH, N_, Translator
 from securitybot.slack import held_group_buttons
 from securitybot.slack.triage import Responders
 from securitybot.store.alerts import audit
@@ -21,7 +22,7 @@ from securitybot.storms import decide as storms
 from securitybot.storms.guard import held_users, queue_update
 from securitybot.storms.message import ACTIONS
 
-SELF_REFUSAL = (
+SELF_REFUSAL = N_(
     "This storm holds an alert about you; another responder must decide. This was logged."
 )
 
@@ -74,7 +75,11 @@ GROUP = HeldGroup(
     counted="alerts",
     count_field="held",
     already="storm {id} was already {status} by {by}",
-    these="This storm was",
+    already_here=N_("This storm was already {status} by {user}."),
+    changed_here=N_(
+        "{now} alerts are held now, not the {shown} this message showed. It is "
+        "being updated: look again, then decide."
+    ),
     self_refusal=SELF_REFUSAL,
     actions={action: f"{action}_storm" for action in storms.ACTIONS},
     decide=lambda db, storm_id, action, actor, via, shown: decide(
@@ -87,5 +92,8 @@ GROUP = HeldGroup(
 )
 
 
-def register(app: AsyncApp, db: Database, wake: Callable[[], None], responders: Responders) -> None:
-    held_group_buttons.register(app, db, wake, responders, GROUP, ACTIONS)
+def register(
+    app: AsyncApp, db: Database, wake: Callable[[], None], responders: Responders,
+    t: Translator = ENGLISH,
+) -> None:  # fmt: skip
+    held_group_buttons.register(app, db, wake, responders, GROUP, ACTIONS, t)

@@ -15,6 +15,7 @@ from securitybot.config import EscalationConfig
 from securitybot.domain import Event, EventType
 from securitybot.flows import snoozes
 from securitybot.flows.events import apply_by_id
+from securitybot.i18n import ENGLISH, N_, Translator
 from securitybot.slack import messages
 from securitybot.slack import mrkdwn as md
 from securitybot.slack.dates import slack_date
@@ -75,17 +76,20 @@ class Responders:
         return user_id in self._members[1]
 
 
-def benign_modal(alert: Alert) -> dict[str, Any]:
-    """The modal asking a responder why an alert is benign (labels are plain text)."""
+def benign_modal(alert: Alert, t: Translator = ENGLISH) -> dict[str, Any]:
+    """The modal asking a responder why an alert is benign (labels are plain text), in the
+    team's language."""
+    _ = t.gettext
     return {
         "type": "modal", "callback_id": messages.BENIGN_MODAL,
         "private_metadata": str(alert.id),
-        "title": {"type": "plain_text", "text": "Resolve as benign"},
-        "submit": {"type": "plain_text", "text": "Resolve"},
+        "title": {"type": "plain_text", "text": md.clip_plain(_("Resolve as benign"), 24)},
+        "submit": {"type": "plain_text", "text": md.clip_plain(_("Resolve"), 24)},
         "blocks": [
             {
                 "type": "input", "block_id": NOTE_BLOCK,
-                "label": {"type": "plain_text", "text": f"Why is alert #{alert.id} benign?"},
+                "label": {"type": "plain_text",
+                          "text": _("Why is alert #{alert_id} benign?").format(alert_id=alert.id)},
                 "element": {"type": "plain_text_input", "action_id": NOTE_ACTION,
                             "multiline": True},
             },
@@ -93,9 +97,14 @@ def benign_modal(alert: Alert) -> dict[str, Any]:
     }  # fmt: skip
 
 
+# Read by whoever clicked, in the team's language (``i18n.team_locale``): translated where shown.
 REFUSALS = {
-    "not a responder": "Only the security team can triage escalations. This attempt was logged.",
-    "self": "You can't triage an alert about yourself; another responder must. This was logged.",
+    "not a responder": N_(
+        "Only the security team can triage escalations. This attempt was logged."
+    ),
+    "self": N_(
+        "You can't triage an alert about yourself; another responder must. This was logged."
+    ),
 }
 
 
@@ -138,7 +147,12 @@ def _create_snooze(db: Database, alert_id: int, duration: str, actor: str) -> st
         )
 
 
-def register(app: AsyncApp, db: Database, wake: Callable[[], None], responders: Responders) -> None:
+def register(
+    app: AsyncApp, db: Database, wake: Callable[[], None], responders: Responders,
+    t: Translator = ENGLISH,
+) -> None:  # fmt: skip
+    """The triage buttons and the benign modal; ``t``: the team's language."""
+
     async def refused(alert: Alert, user: str, what: str) -> str | None:
         """The refusal text after auditing it, or None when ``user`` may triage ``alert``."""
         may = await responders.contains(user, alert.escalation_channel)
@@ -148,7 +162,7 @@ def register(app: AsyncApp, db: Database, wake: Callable[[], None], responders: 
         await asyncio.to_thread(
             _audit, db, alert.id, user, "triage.refused", {"reason": reason, "action": what}
         )
-        return REFUSALS[reason]
+        return t.gettext(REFUSALS[reason])
 
     async def guard(body: dict[str, Any], client: AsyncWebClient, what: str) -> Alert | None:
         user = body["user"]["id"]
@@ -189,7 +203,7 @@ def register(app: AsyncApp, db: Database, wake: Callable[[], None], responders: 
         alert = await guard(body, client, "resolve_benign")
         if alert is None:
             return
-        await client.views_open(trigger_id=body["trigger_id"], view=benign_modal(alert))
+        await client.views_open(trigger_id=body["trigger_id"], view=benign_modal(alert, t))
 
     @app.view(messages.BENIGN_MODAL)
     async def benign_submitted(ack: AsyncAck, body: dict[str, Any], view: dict[str, Any]) -> None:
@@ -200,7 +214,7 @@ def register(app: AsyncApp, db: Database, wake: Callable[[], None], responders: 
             .get("value")
         )
         if not note or not str(note).strip():
-            await ack(response_action="errors", errors={NOTE_BLOCK: "Please say why."})
+            await ack(response_action="errors", errors={NOTE_BLOCK: t.gettext("Please say why.")})
             return
         raw = str(view.get("private_metadata", ""))
         alert = await asyncio.to_thread(_load, db, int(raw)) if raw.isdigit() else None

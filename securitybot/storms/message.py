@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from securitybot.i18n import ENGLISH, N_, Translator
 from securitybot.slack import mrkdwn as md
 from securitybot.slack.dates import slack_date
 from securitybot.store.storm_models import Storm
@@ -29,53 +30,81 @@ def _window(seconds: float) -> str:
     return f"{seconds:g} s"
 
 
-def _sample(users: list[str]) -> str:
+def _sample(users: list[str], t: Translator) -> str:
     shown = ", ".join(md.user(u) for u in users[:SAMPLE])
     more = len(users) - SAMPLE
-    return shown + (f" and {more} more" if more > 0 else "")
+    if more <= 0:
+        return shown
+    return t.ngettext("{shown} and {more} more", "{shown} and {more} more", more).format(
+        shown=shown, more=more
+    )
+
+
+# A decided storm's status, in the team's language.
+VERBS = {
+    "released": N_("released (DMs on their way)"),
+    "discarded": N_("discarded"),
+    "escalated": N_("escalated as one incident"),
+}
 
 
 def storm_message(
-    storm: Storm, users: list[str], mention: str | None = None
+    storm: Storm, users: list[str], mention: str | None = None, t: Translator = ENGLISH
 ) -> tuple[str, list[dict[str, Any]]]:
-    """(fallback text, blocks) for ``storm``; ``users``: the people its held alerts name."""
+    """(fallback text, blocks) for ``storm``; ``users``: the people its held alerts name.
+    ``t``: the team's language (``i18n.team_locale``)."""
+    _ = t.gettext
     total = storm.people + len(users)
-    held = f"{storm.held} DM{'s' if storm.held != 1 else ''} held"
-    head = (
-        f"{mention + ' ' if mention else ''}:cyclone: *Storm:* {md.code(storm.kind, 66)} from "
-        f"{md.code(storm.source, 66)} was about to DM more than {storm.max_people} people in "
-        f"{_window(storm.window)}: *{total} people so far*, {storm.people} DMed, *{held}* "
-        f"({len(users)} people).\n*Held, e.g.:* {_sample(users)}"
-    )
+    held = t.ngettext("{count} DM held", "{count} DMs held", storm.held).format(count=storm.held)
+    head = _(
+        ":cyclone: *Storm:* {kind} from {source} was about to DM more than {max} people in "
+        "{window}: *{total} people so far*, {dmed} DMed, *{held}* ({people} people).\n"
+        "*Held, e.g.:* {sample}"
+    ).format(kind=md.code(storm.kind, 66), source=md.code(storm.source, 66),
+             max=storm.max_people, window=_window(storm.window), total=total,
+             dmed=storm.people, held=held, people=len(users),
+             sample=_sample(users, t))  # fmt: skip
+    if mention:
+        head = f"{mention} {head}"
     blocks: list[dict[str, Any]] = [md.section(head)]
     if storm.status == "open":
-        blocks.append(md.context(
+        blocks.append(md.context(_(
             "Nobody was asked about the held alerts. Release to DM them all (paced), discard "
             "if the detection misfired, or escalate all as one incident."
-        ))  # fmt: skip
+        )))  # fmt: skip
         value = button_value(storm)
         confirm = {
-            "title": {"type": "plain_text", "text": "Release held DMs?"},
-            "text": {"type": "mrkdwn", "text": md.fallback(f"This DMs {len(users)} people.")},
-            "confirm": {"type": "plain_text", "text": "DM them"},
-            "deny": {"type": "plain_text", "text": "Cancel"},
-        }
+            "title": {"type": "plain_text", "text": md.clip_plain(_("Release held DMs?"), 100)},
+            "text": {"type": "mrkdwn", "text": md.fallback(
+                t.ngettext("This DMs {count} person.", "This DMs {count} people.",
+                           len(users)).format(count=len(users)))},
+            "confirm": {"type": "plain_text", "text": md.clip_plain(_("DM them"), 30)},
+            "deny": {"type": "plain_text", "text": md.clip_plain(_("Cancel"), 30)},
+        }  # fmt: skip
         blocks.append({
             "type": "actions", "block_id": f"storm:{storm.id}",
             "elements": [
-                md.button(RELEASE_ACTION, f"Release {storm.held}", value, confirm=confirm),
-                md.button(DISCARD_ACTION, "Discard", value),
-                md.button(ESCALATE_ACTION, "Escalate all", value, style="danger"),
+                md.button(RELEASE_ACTION, _("Release {count}").format(count=storm.held), value,
+                          confirm=confirm),
+                md.button(DISCARD_ACTION, _("Discard"), value),
+                md.button(ESCALATE_ACTION, _("Escalate all"), value, style="danger"),
             ],
         })  # fmt: skip
     else:
         who = md.user(storm.resolved_by)
         when = slack_date(storm.resolved_at, missing="")
-        verbs = {"released": "released (DMs on their way)", "discarded": "discarded",
-                 "escalated": "escalated as one incident"}  # fmt: skip
-        verb = verbs.get(storm.status, storm.status)
-        more = f" (alert #{storm.escalated_alert_id})" if storm.escalated_alert_id else ""
-        blocks.append(md.section(f"*Status:* *{verb}*{more} by {who} {when}".rstrip()))
-    blocks.append(md.context(f"Storm #{storm.id} · since {slack_date(storm.opened_at)}"))
-    text = f"Storm: {storm.kind} from {storm.source}: {held} ({storm.status})"
+        known = VERBS.get(storm.status)
+        verb = _(known) if known else storm.status
+        if storm.escalated_alert_id:
+            status = _("*Status:* *{verb}* (alert #{alert_id}) by {user} {when}").format(
+                verb=verb, alert_id=storm.escalated_alert_id, user=who, when=when)  # fmt: skip
+        else:
+            status = _("*Status:* *{verb}* by {user} {when}").format(verb=verb, user=who,
+                                                                      when=when)  # fmt: skip
+        blocks.append(md.section(status.strip()))
+    blocks.append(md.context(_("Storm #{storm_id} · since {when}").format(
+        storm_id=storm.id, when=slack_date(storm.opened_at))))  # fmt: skip
+    text = _("Storm: {kind} from {source}: {held} ({status})").format(
+        kind=md.inline(storm.kind, 66), source=md.inline(storm.source, 66), held=held,
+        status=storm.status)  # fmt: skip
     return md.fallback(text), blocks

@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from securitybot.i18n import translator
 from securitybot.slack.versioned_post import VersionedPost
 from securitybot.store.storm_models import Storm
 from securitybot.storms.guard import POST_EFFECT, UPDATE_EFFECT, held_users
@@ -26,4 +27,4 @@ class StormPosts(VersionedPost):
     def message(
         self, row: Any, people: list[str], mention: str | None
     ) -> tuple[str, list[dict[str, Any]]]:
-        return storm_message(row, people, mention)
+        return storm_message(row, people, mention, translator(self.settings.i18n.team_locale))

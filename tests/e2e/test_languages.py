@@ -1,6 +1,6 @@
 """The DM lifecycle in every shipped language, through real sockets (issue 33): the person's
 Slack locale picks the catalog; typed answers in that language work; what Slack is sent stays
-within Block Kit's limits; the security team's post stays in English."""
+within Block Kit's limits; the security team's post speaks ``i18n.team_locale``."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from securitybot.slack import limits
 from securitybot.slack.messages import CONFIRM_DENIAL_TEXT
 from securitybot.store import slack_people
 from tests.e2e.conftest import MakeBot
-from tests.e2e.harness import Bot, wait_until
+from tests.e2e.harness import READ_TOKEN, Bot, wait_until
 
 # Slack's locale for Alice -> the words she types for yes / no / confirm.
 LANGUAGES = {
@@ -125,3 +125,49 @@ def test_the_config_and_the_team_choose_over_slack(fs: FakeSlack, make_bot: Make
     bot.wait_status(bob, "awaiting_ack")
     assert translator("fr").gettext("Yes, this was me") in str(_blocks(bot.dms("UALICE")[0]))
     assert translator("ja").gettext("Yes, this was me") in str(_blocks(bot.dms("UBOB")[0]))
+
+
+def test_the_security_channel_speaks_the_team_locale(fs: FakeSlack, make_bot: MakeBot) -> None:
+    """Alice is asked in English; the security team set ``i18n.team_locale: de``: the
+    escalation post, its timeline and its buttons are German; the alert's own text is not."""
+    bot, _ = _alice_speaks(fs, make_bot, "en-US", i18n={"team_locale": "de"})
+    alert_id = int(bot.post_alert(dedup_key="lang-team-locale")["id"])
+    bot.wait_status(alert_id, "awaiting_ack")
+    bot.say("UALICE", "no")
+    bot.wait_reply("UALICE")
+    bot.say("UALICE", "confirm")
+    bot.wait_status(alert_id, "escalated")
+    assert "Yes, this was me" in str(_blocks(bot.dms("UALICE")[0]))  # Alice's DM: English
+    post = bot.wait_security_post()
+    blocks = _blocks(post)
+    assert limits.problems(blocks) == []
+    shown = json.dumps(blocks, ensure_ascii=False)
+    assert f"Eskalierter Alarm #{alert_id}" in post.params["text"]
+    assert "*Eskaliert:* die Person sagt, sie war es nicht" in shown
+    assert "*Zeitverlauf*" in shown and "DM an die Person gesendet" in shown
+    assert "Übernehmen" in shown and "Als harmlos schließen" in shown
+    assert "Escalated" not in shown and "Claim" not in shown
+    assert "flurb -export" in shown  # the alert's own text stays as the tool wrote it
+
+
+def test_the_team_chooses_her_language_over_the_api(fs: FakeSlack, make_bot: MakeBot) -> None:
+    """Alice's Slack says English and she was just DMed in English; a responder chooses
+    Japanese for her by email over the admin API: her next DM is in Japanese."""
+    bot, _ = _alice_speaks(fs, make_bot, "en-US", escalation={"responders": ["ULEAD"]})
+    first = int(bot.post_alert(dedup_key="lang-api-before")["id"])
+    bot.wait_status(first, "awaiting_ack")
+    assert "Yes, this was me" in str(_blocks(bot.dms("UALICE")[0]))
+    bot.say("UALICE", "yes")  # answered, so the next alert is a new conversation
+    bot.fd.answer_push(bot.fd.wait_for_push(timeout=10).txid, "allow")
+    bot.wait_status(first, "resolved")
+    resp = bot.http.put(
+        "/api/v1/people/locale",
+        json={"user": "alice@example.com", "locale": "ja", "requested_by": "ULEAD"},
+        headers={"Authorization": f"Bearer {READ_TOKEN}"},
+    )
+    assert resp.status_code == 200, resp.text
+    assert resp.json() == {"user": "UALICE", "locale": "ja", "before": None}
+    second = int(bot.post_alert(dedup_key="lang-api-after")["id"])
+    bot.wait_status(second, "awaiting_ack")
+    dms = wait_until(lambda: (d := bot.dms("UALICE"))[1:] and d, 10, "the second DM")
+    assert translator("ja").gettext("Yes, this was me") in str(_blocks(dms[-1]))

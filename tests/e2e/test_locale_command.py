@@ -50,3 +50,18 @@ def test_only_the_team_chooses_and_mistakes_are_explained(
     assert "not a Slack user mention" in command(bot, LEAD, "locale bob de")
     assert _bob_locale(bot) is None
     assert audit(bot, "person.locale_set") == []
+
+
+def test_responders_are_answered_in_the_team_locale(team_fs: FakeSlack, make_bot: MakeBot) -> None:
+    """``i18n.team_locale: fr``: the team's answers are French; what anyone may ask (help's
+    first part, status) stays in the asker's own language (here Slack's English)."""
+    bot = make_bot(**TEAM, i18n={"team_locale": "fr"})
+    said = command(bot, LEAD, "locale <@UBOB|bob> ja")
+    assert said == "<@UBOB> est maintenant interrogé en `ja`."
+    assert command(bot, LEAD, "exemptions") == "Aucune exemption active."
+    assert command(bot, LEAD, "revoke S9") == "Il n'y a pas de suspension active S9."
+    assert command(bot, LEAD, "frobnicate").startswith("Commande inconnue `frobnicate`.")
+    helped = command(bot, LEAD, "help")
+    assert "*/securitybot* for everyone:" in helped and "Pour l'équipe de sécurité :" in helped
+    # Someone not on the team is refused in their own language, not the team's.
+    assert command(bot, "UALICE", "exemptions") == NOT_RESPONDER

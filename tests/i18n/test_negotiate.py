@@ -46,3 +46,7 @@ def test_config_refuses_a_language_without_a_catalog() -> None:
         I18nConfig(default_locale="it")
     with pytest.raises(ValidationError, match="no catalog"):
         I18nConfig(locales={"U0X": "klingon"})
+    assert I18nConfig().team_locale == "en"
+    assert I18nConfig(team_locale="de-CH").team_locale == "de-CH"
+    with pytest.raises(ValidationError, match="no catalog for 'it'"):
+        I18nConfig(team_locale="it")
