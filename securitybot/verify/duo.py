@@ -126,6 +126,7 @@ class DuoVerifier:
         txid = reply.get("txid") if isinstance(reply, Mapping) else None
         if not txid:
             return PushStart(StartResult.ERROR, detail="Duo returned no txid", sent=True)
+        self._api.pin(str(txid), username)
         return PushStart(StartResult.PUSHED, txid=str(txid), sent=True)
 
     async def start_push(self, username: str, pushinfo: dict[str, str]) -> PushStart:
@@ -152,9 +153,12 @@ class DuoVerifier:
                 metrics.DUO_LATENCY.labels("auth_status").time(),  # includes Duo's hold
                 metrics.VERIFY_LATENCY.labels(self.name, "auth_status").time(),
             ):
-                return await self._hold(txid)
+                polled = await self._hold(txid)
         finally:
             self._polls -= 1
+        if polled.status not in (PushStatus.WAITING, PushStatus.ERROR):
+            self._api.unpin(txid)  # the push is decided: nobody polls it again
+        return polled
 
     async def _hold(self, txid: str) -> PushPoll:
         """Ask until Duo has news beyond "still waiting", the hold ends, or shutdown. Duo

@@ -23,6 +23,7 @@ import socket
 import ssl
 import time
 import zlib
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -123,6 +124,8 @@ class _OwnResolver(httpcore.AsyncNetworkBackend):
 # thousands of held polls in one pool, that scan was most of the CPU. Calls are spread over
 # this many pools instead (a push's polls always in the same one), each reusing its connections.
 SHARDS = 32
+# Pushes remembered for their poll's pool: more than are ever waiting on phones at once.
+MAX_PINNED = 20_000
 
 
 class DuoAuthApi:
@@ -142,6 +145,18 @@ class DuoAuthApi:
         self._shards = shards
         self._resolver: _OwnResolver | None = None
         self._paused_until = 0.0  # monotonic: no request leaves before (Duo said 429)
+        # txid -> the key of the push's own calls: its poll goes to the pool that holds the
+        # connection its auth just used (kept alive there), not to a new TLS handshake.
+        self._pinned: OrderedDict[str, str] = OrderedDict()
+
+    def pin(self, txid: str, key: str) -> None:
+        """Send ``txid``'s calls to the pool of ``key`` (the username that pushed it)."""
+        self._pinned[txid] = key
+        while len(self._pinned) > MAX_PINNED:
+            self._pinned.popitem(last=False)  # an abandoned push's: its own pool then
+
+    def unpin(self, txid: str) -> None:
+        self._pinned.pop(txid, None)
 
     def _http(self, key: str) -> httpx.AsyncClient:
         if not self._clients:
@@ -177,6 +192,7 @@ class DuoAuthApi:
                 self._ikey, self._skey.get_secret_value(), self._host, method, path, params
             )
             key = str(params.get("txid") or params.get("username") or "")
+            key = self._pinned.get(key, key)
             resp = await self._http(key).request(
                 method, uri, headers=headers, content=body,
                 timeout=timeout if timeout is not None else self._timeout,
