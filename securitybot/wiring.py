@@ -157,6 +157,7 @@ def wire_workers(
         served = teams.ServedTeams.from_config(s.slack.team_ids, s.slack.enterprise_ids)
         home = teams.HomeIdentity(client, served)
         home.learned.append(functools.partial(_home_team, gateway))
+        org.home = home.auth  # the org's workspaces, when the read at start failed
         oauth_options: dict[str, Any] = {}
         if multi is not None:
             multi.attach(gateway, s)
