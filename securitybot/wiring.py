@@ -102,7 +102,7 @@ async def check_slack_at_start(
             channels.check_slack(gateway.client, runtime.settings, await _elsewhere(gateway)),
             SLACK_CHECK_TIMEOUT,
         )
-    except Exception as exc:  # any failure is one line; the team guard learns via Bolt later
+    except Exception as exc:  # one line; the team guard and the grid re-read ask auth.test later
         logger.warning("Slack: cannot check the bot at start: %s", channels.describe(exc))
         return
     if runtime.slack_home is not None:  # the team guard's list, the gateway's home team
