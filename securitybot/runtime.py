@@ -35,7 +35,8 @@ class Runtime:
     # Each person's language (flows/locales.py): told when the team chooses another one.
     locales: Any = None
     bolt: Any = None
-    served_teams: Any = None
+    # slack.bot_token's own auth.test, which the team guard's list learns (slack/teams.py).
+    slack_home: Any = None
     # slack.oauth: the workspaces installed through OAuth (slack/multi_workspace.py).
     slack_oauth: Any = None
     dispatcher: Any = None

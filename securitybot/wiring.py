@@ -6,6 +6,7 @@ import asyncio
 import functools
 import logging
 import time
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, timedelta
 from typing import Any
@@ -86,6 +87,11 @@ async def _elsewhere(gateway: SlackGateway) -> dict[str, AsyncWebClient]:
     return {ch: client for ch, client in found.items() if client is not None}
 
 
+def _home_team(gateway: SlackGateway, auth: Mapping[str, Any]) -> None:
+    if team := auth.get("team_id"):
+        gateway.home_team = str(team)
+
+
 async def check_slack_at_start(
     runtime: Runtime, gateway: SlackGateway, org: grid.Workspaces | None = None
 ) -> None:
@@ -96,13 +102,11 @@ async def check_slack_at_start(
             channels.check_slack(gateway.client, runtime.settings, await _elsewhere(gateway)),
             SLACK_CHECK_TIMEOUT,
         )
-    except Exception as exc:  # any failure is one line; the team guard learns via Bolt later
+    except Exception as exc:  # one line; the team guard and the grid re-read ask auth.test later
         logger.warning("Slack: cannot check the bot at start: %s", channels.describe(exc))
         return
-    if runtime.served_teams is not None:
-        runtime.served_teams.learn(found.auth)
-    if team := found.auth.get("team_id"):
-        gateway.home_team = str(team)
+    if runtime.slack_home is not None:  # the team guard's list, the gateway's home team
+        runtime.slack_home.learn(found.auth)
     for channel, error in found.missing.items():
         gateway.channel_health.failed(channel, error)
     (logger.warning if found.missing else logger.info)("%s", found.line())
@@ -148,10 +152,17 @@ def wire_workers(
         # slack.oauth: other workspaces installed through OAuth, each served with its own bot
         # token (Bolt's authorize gives listeners theirs); None: slack.bot_token alone.
         multi = multi_workspace.build(s, runtime.db, client)
+        # slack.bot_token's own team: what the team guard serves (with slack.team_ids), and
+        # the gateway's home workspace (beside the installed ones).
+        served = teams.ServedTeams.from_config(s.slack.team_ids, s.slack.enterprise_ids)
+        home = teams.HomeIdentity(client, served)
+        home.learned.append(functools.partial(_home_team, gateway))
+        org.home = home.auth  # the org's workspaces, when the read at start failed
         oauth_options: dict[str, Any] = {}
         if multi is not None:
             multi.attach(gateway, s)
-            oauth_options = {"authorize": multi.authorize(), "installation_store": multi.store}
+            oauth_options = {"authorize": multi.authorize(home.auth),
+                             "installation_store": multi.store}  # fmt: skip
         bolt = AsyncApp(
             # With authorize, Bolt takes each request's token from it, not from its client.
             client=client
@@ -167,14 +178,14 @@ def wire_workers(
             ignoring_self_events_enabled=False,
         )
         # First: nothing from a workspace we do not serve is recorded or handled.
-        served = teams.ServedTeams.from_config(s.slack.team_ids, s.slack.enterprise_ids)
         teams.register(bolt, served, runtime.db,
-                       installed=multi.installed if multi is not None else None)  # fmt: skip
+                       installed=multi.installed if multi is not None else None,
+                       home=home)  # fmt: skip
         if multi is not None:
             multi.register(bolt)
             routes.extend(multi.routes())
         runtime.slack_oauth = multi
-        runtime.served_teams = served
+        runtime.slack_home = home
         receipt_middleware = receipts.register(bolt, runtime.db)
         handler = AsyncSlackRequestHandler(bolt)
         guard = signed.SlackSignatureGuard(

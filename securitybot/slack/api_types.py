@@ -27,6 +27,14 @@ class SlackRetryLater(Exception):
         self.spends_attempt = True
 
 
+# A workspace's token does not work (revoked before its app_uninstalled reached us, expired,
+# its account deactivated, ...): Slack's documented auth errors (docs.slack.dev/reference/
+# methods/users.list, "Errors"). That workspace cannot answer; others still can.
+AUTH_ERRORS = frozenset({"not_authed", "invalid_auth", "account_inactive", "token_revoked",
+                         "token_expired", "no_permission", "org_login_required",
+                         "ekm_access_denied", "team_access_not_granted"})  # fmt: skip
+
+
 class SlackPermanentError(Exception):
     def __init__(self, method: str, error: str) -> None:
         super().__init__(f"{method}: {error}")

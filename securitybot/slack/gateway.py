@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -18,6 +19,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from securitybot import metrics
 from securitybot.slack import session_reset
 from securitybot.slack.api_types import (
+    AUTH_ERRORS,
     SlackPermanentError,
     SlackRetryLater,
     SlackUser,
@@ -87,18 +89,58 @@ class SlackGateway(People, Pacing):
         self.channel_teams: dict[str, str] = {}
         # slack.bot_token's workspace (auth.test at start): served beside the installed ones.
         self.home_team: str | None = None
+        # Lookups across workspaces (_across): a workspace rate limited, until when (monotonic),
+        # by method; and the workspaces whose auth error was logged (once each).
+        self._held: dict[tuple[str, str | None], float] = {}
+        self._unusable: set[str | None] = set()
 
     async def _across(self, method: str, **kw: Any) -> Any:
         """``method`` in each workspace served until one knows the person (users.info,
-        users.lookupByEmail: user ids and emails are per workspace without Grid)."""
-        teams = await self._teams()
-        for i, team in enumerate(teams):
+        users.lookupByEmail: user ids and emails are per workspace without Grid). A workspace
+        answering an auth error is skipped; one rate limited (its bucket held for Retry-After)
+        or failing for now is skipped too, and asked again later only if nobody else knows
+        the person."""
+        later: SlackRetryLater | None = None
+        missing: str | None = None
+        unusable: SlackPermanentError | None = None
+        for team in await self._teams():
+            held = self._held.get((method, team), 0.0) - time.monotonic()
+            if held > 0:  # no waiting behind it while other workspaces can answer
+                later = SlackRetryLater(method, "ratelimited", held, refused=True)
+                later.spends_attempt = False
+                continue
             try:
-                return await self._call(method, via_team=team or "", **kw)
+                found = await self._call(method, via_team=team or "", **kw)
             except SlackPermanentError as exc:
-                if exc.error not in _NOT_FOUND or i == len(teams) - 1:
+                if exc.error in AUTH_ERRORS:
+                    self._skipped(team, method, exc.error)
+                    unusable = exc
+                elif exc.error in _NOT_FOUND:
+                    missing = exc.error
+                else:
                     raise
-        raise AssertionError("unreachable")
+                continue
+            except SlackRetryLater as exc:
+                if exc.refused and exc.retry_after:
+                    self._held[(method, team)] = time.monotonic() + exc.retry_after
+                later = exc
+                continue
+            self._unusable.discard(team)
+            return found
+        if later is not None:
+            raise later
+        if missing is None and unusable is not None:
+            raise unusable  # no workspace could answer at all (slack.bot_token's among them)
+        raise SlackPermanentError(method, missing or "users_not_found")
+
+    def _skipped(self, team: str | None, method: str, error: str) -> None:
+        """A workspace that cannot answer (auth error), logged once (each error is counted
+        in securitybot_slack_errors_total by _call)."""
+        if team not in self._unusable:
+            self._unusable.add(team)
+            name = team or self.home_team or "of slack.bot_token"
+            logger.warning("Slack: workspace %s answered %s to %s; skipped until it answers",
+                           name, error, method)  # fmt: skip
 
     async def _call(
         self, method: str, client: AsyncWebClient | None = None, *, via_team: str | None = None,

@@ -22,6 +22,10 @@ several replicas current. Slack itself is the one list every replica can read, s
 * before calling anyone ``not_reachable`` a replica re-reads it unless it did in the last
   ``RECHECK`` seconds, so a person in a workspace just added is DMed on every replica.
 
+The first read happens at start (after ``auth.test`` says the install is org-wide); when it
+fails (one transient error of either method), the periodic re-read does it instead: until
+then an org-wide install would treat everyone as reachable.
+
 Keeping the list in the database instead would copy Slack's own state, need a table, and still
 leave the other replicas to poll for it; a Tier 2 read a minute per replica costs less.
 """
@@ -31,7 +35,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from slack_bolt.async_app import AsyncApp
@@ -77,12 +81,18 @@ class Workspaces:
         # so they are applied again over what it answered.
         self._during: list[tuple[frozenset[str], frozenset[str]]] | None = None
         gateway.recheck_workspaces = self.recheck
+        # auth.test of slack.bot_token (slack/teams.py, HomeIdentity: the start-up check's
+        # answer, or asked again): for the periodic re-read when the first read failed.
+        self.home: Callable[[], Awaitable[dict[str, Any]]] | None = None
+        self._learnt = False  # whether the install is org-wide is known (and its list read)
 
     async def learn(self, auth: dict[str, Any]) -> None:
         """After ``auth.test``: on an org-wide install, read its workspaces; else nothing."""
         if not auth.get("is_enterprise_install"):
+            self._learnt = True
             return
         await self.refresh()
+        self._learnt = True
         workspaces = self.gateway.workspaces or frozenset()
         logger.info(
             "Slack: org-wide install in enterprise %s, added to %s workspace(s): %s",
@@ -119,7 +129,17 @@ class Workspaces:
             self._log_change(found - before, before - found, "auth.teams.list")
 
     async def periodic(self) -> None:
-        """The scheduler's job: re-read the list of an org-wide install (nothing otherwise)."""
+        """The scheduler's job: re-read the list of an org-wide install (nothing otherwise),
+        or the first read when the one at start failed."""
+        if not self._learnt and self.home is not None:
+            try:
+                await self.learn(await self.home())
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                logger.warning("Slack: cannot list the org's workspaces yet: %s; trying again "
+                               "in %.0f s", exc, REFRESH)  # fmt: skip
+            return
         if self.gateway.workspaces is None:
             return
         try:

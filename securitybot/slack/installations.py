@@ -11,8 +11,12 @@ None when T is not installed (the single ``slack.bot_token`` serves it, as befor
 rotation on, a bot token lasts 12 hours and comes with a refresh token
 (docs.slack.dev/authentication/using-token-rotation); slack_sdk's ``AsyncTokenRotator``
 exchanges it (``oauth.v2.access``, ``grant_type=refresh_token``) ``refresh_before`` ahead, and
-the new pair is saved. A refresh token is single use: when another replica spent it first, the
-store has the new pair, which is read again.
+the new pair is saved. A refresh token is single use: when another replica spent it first
+(``invalid_refresh_token``), the store has the new pair, which is read again. Slack spends the
+old one before the new pair is saved, so a pair the database failed to save is kept in memory
+(and served) and its save tried again at each use until it lands. A refresh Slack refused for
+now (429, a server error) spent nothing: the current token serves while it is valid, and a 429
+holds further refreshes of that workspace for Retry-After.
 """
 
 from __future__ import annotations
@@ -36,9 +40,11 @@ from slack_sdk.oauth.state_store.async_state_store import AsyncOAuthStateStore
 from slack_sdk.oauth.state_store.sqlalchemy import SQLAlchemyOAuthStateStore
 from slack_sdk.oauth.token_rotation.async_rotator import AsyncTokenRotator
 from slack_sdk.web.async_client import AsyncWebClient
+from sqlalchemy.exc import SQLAlchemyError
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from securitybot.masking import known_secrets
-from securitybot.slack.api_types import retry_handlers
+from securitybot.slack.api_types import SlackPermanentError, SlackRetryLater, retry_handlers
 from securitybot.slack.tokens import ADMIN_SCOPES
 from securitybot.store import slack_installations
 
@@ -54,6 +60,13 @@ TOKEN_EXCHANGE_LOG.setLevel(logging.WARNING)
 CACHE_TTL = 60.0
 # A refresh token another replica just spent: its new pair is read this often, this far apart.
 RACE_READS, RACE_PAUSE = 10, 0.2
+# Writes of a refreshed pair, at once (a brief database hiccup); then at each later use.
+SAVE_ATTEMPTS = 3
+# A refresh token spent by another replica (docs.slack.dev/reference/methods/oauth.v2.access).
+SPENT = "invalid_refresh_token"
+# Slack did nothing and may do it later (the gateway's own list: slack/gateway.py, _call).
+TRANSIENT = frozenset({"ratelimited", "internal_error", "fatal_error", "service_unavailable",
+                       "request_timeout"})  # fmt: skip
 
 
 class AsyncStore(AsyncInstallationStore):
@@ -167,6 +180,10 @@ class Installations:
         # The installed workspaces (team id -> its enterprise id, when it is in one).
         self._teams: tuple[float, dict[str, str | None]] | None = None
         self._locks: dict[str, asyncio.Lock] = {}
+        # Refreshed pairs not saved yet (the database failed): served and saved at next use.
+        self._unsaved: dict[str, Bot] = {}
+        # A refresh answered 429: no other refresh of that workspace before this (clock).
+        self._hold: dict[str, float] = {}
         # The process's shared aiohttp session (wiring sets it at start), for every client.
         self.session: aiohttp.ClientSession | None = None
         store.changed.append(self.forget)
@@ -265,12 +282,17 @@ class Installations:
                 return entry
             installed = await self._installed()
             bot = None
-            if team_id in installed:  # the store finds a bot by its enterprise and team
+            if team_id not in installed:
+                self._unsaved.pop(team_id, None)  # uninstalled: never saved back
+            elif team_id in self._unsaved:  # newer than the store's, whose refresh is spent
+                bot = self._unsaved[team_id]
+                await self._save(team_id, bot)
+            else:  # the store finds a bot by its enterprise and team
                 bot = await self.store.async_find_bot(
                     enterprise_id=installed[team_id], team_id=team_id
                 )
             if bot is not None:
-                bot = await self._rotated(bot)
+                bot = await self._rotated(team_id, bot)
             entry = _Entry(self._clock(), bot, self._client_for(bot) if bot else None)
             self._entries[team_id] = entry
             return entry
@@ -278,25 +300,65 @@ class Installations:
     def _current(self, entry: _Entry) -> bool:
         if self._clock() - entry.at > CACHE_TTL:
             return False
+        if entry.bot is not None and entry.bot.team_id in self._unsaved:
+            return False  # its save is tried again
         expires = entry.bot.bot_token_expires_at if entry.bot is not None else None
         return expires is None or expires > time.time() + self._refresh_minutes * 60
 
-    async def _rotated(self, bot: Bot) -> Bot:
+    async def _rotated(self, team_id: str, bot: Bot) -> Bot:
         """``bot`` with a fresh token when its token expires soon (token rotation on)."""
+        if self._clock() < self._hold.get(team_id, 0.0):
+            return self._still_valid(bot, "ratelimited", self._hold[team_id] - self._clock())
         try:
             fresh = await self._rotator.perform_bot_token_rotation(
                 bot=bot, minutes_before_expiration=self._refresh_minutes
             )
         except SlackTokenRotationError as exc:
-            # invalid_refresh_token: another replica rotated first and saved the new pair.
-            logger.warning("Slack: cannot refresh the bot token of %s: %s; reading it again",
-                           bot.team_id, exc.api_error.response.get("error"))  # fmt: skip
-            return await self._saved_by_another(bot)
+            answer = exc.api_error.response
+            error = str(answer.get("error") or f"http_{answer.status_code}")
+            if error == SPENT:  # another replica rotated first and saved the new pair
+                logger.warning("Slack: the refresh token of %s was spent; reading the new "
+                               "pair", team_id)  # fmt: skip
+                return await self._saved_by_another(bot)
+            retry: float | None = None
+            if answer.status_code == 429:
+                headers = answer.headers or {}
+                retry = float(headers.get("Retry-After") or headers.get("retry-after") or 1)
+                self._hold[team_id] = self._clock() + retry
+            logger.warning("Slack: cannot refresh the bot token of %s now: %s", team_id, error)
+            return self._still_valid(bot, error, retry)
         if fresh is None:
             return bot
-        await asyncio.to_thread(self.store.store.save_bot, fresh)
-        logger.info("Slack: refreshed the bot token of workspace %s", bot.team_id)
+        known_secrets.add(t for t in (fresh.bot_token, fresh.bot_refresh_token) if t)
+        self._unsaved[team_id] = fresh
+        await self._save(team_id, fresh)
+        logger.info("Slack: refreshed the bot token of workspace %s", team_id)
         return fresh
+
+    def _still_valid(self, bot: Bot, error: str, retry: float | None) -> Bot:
+        """``bot`` while its token is valid (Slack refused a refresh: nothing was spent);
+        an expired one cannot serve, so the call waits (or fails on a permanent error)."""
+        expires = bot.bot_token_expires_at
+        if expires is None or expires > time.time():
+            return bot
+        if retry is not None or error in TRANSIENT or error.startswith("http_5"):
+            raise SlackRetryLater("oauth.v2.access", error, retry, refused=retry is not None)
+        raise SlackPermanentError("oauth.v2.access", error)
+
+    async def _save(self, team_id: str, bot: Bot) -> None:
+        """Save a refreshed pair (a few tries); kept in ``_unsaved`` until one succeeds."""
+        try:
+            async for attempt in AsyncRetrying(
+                stop=stop_after_attempt(SAVE_ATTEMPTS), wait=wait_exponential(0.1, max=1.0),
+                retry=retry_if_exception_type(SQLAlchemyError), reraise=True,
+            ):  # fmt: skip
+                with attempt:
+                    await asyncio.to_thread(self.store.store.save_bot, bot)
+        except Exception as exc:  # the pair is in memory: the next use saves it
+            logger.warning("Slack: cannot save the refreshed bot token of %s (%s); kept, "
+                           "saved at its next use", team_id, type(exc).__name__)  # fmt: skip
+            return
+        self._unsaved.pop(team_id, None)
 
     async def _saved_by_another(self, bot: Bot) -> Bot:
         """The pair another replica is saving after spending ``bot``'s refresh token: read

@@ -5,7 +5,8 @@ callback route. Nothing here runs unless ``slack.oauth`` is configured: the sing
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 from slack_bolt.async_app import AsyncApp
@@ -29,17 +30,10 @@ class MultiWorkspace:
     installations: Installations
     flow: AsyncOAuthFlow
     home: AsyncWebClient
-    _home_auth: dict[str, Any] = field(default_factory=dict)
 
-    async def home_auth(self) -> dict[str, Any]:
-        """auth.test of slack.bot_token, asked once."""
-        if not self._home_auth:
-            found = await self.home.auth_test()
-            self._home_auth.update(found.data if isinstance(found.data, dict) else {})
-        return self._home_auth
-
-    def authorize(self) -> InstalledAuthorize:
-        return InstalledAuthorize(self.installations, self.home, self.home_auth)
+    def authorize(self, home_auth: Callable[[], Awaitable[dict[str, Any]]]) -> InstalledAuthorize:
+        """``home_auth``: auth.test of slack.bot_token (slack/teams.py, HomeIdentity)."""
+        return InstalledAuthorize(self.installations, self.home, home_auth)
 
     async def installed(self, team_id: str) -> bool:
         return await self.installations.bot(team_id) is not None

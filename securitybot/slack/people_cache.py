@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from securitybot.slack.api_types import (
+    AUTH_ERRORS,
     SlackPermanentError,
     SlackRetryLater,
     SlackUser,
@@ -47,6 +48,8 @@ class People(WorkspaceRouting):
     recheck_workspaces: Callable[[], Awaitable[None]] | None
     _call: Callable[..., Awaitable[Any]]
     _across: Callable[..., Awaitable[Any]]
+    _skipped: Callable[[str | None, str, str], None]
+    _unusable: set[str | None]
 
     async def attach(self, directory: Directory) -> None:
         """Serve people and DM channels from ``directory`` (loaded now) and store new ones."""
@@ -186,25 +189,44 @@ class People(WorkspaceRouting):
             if self.workspaces
             else [(None, via or "") for via in await self._teams()]
         )
+        later: SlackRetryLater | None = None
         for team, via in pages:
-            cursor = ""
-            while True:
-                # include_locale: each person's language comes with them (docs/i18n.md), so a
-                # DM never needs a users.info call to find it.
-                kw: dict[str, Any] = {"limit": str(page_size), "include_locale": "true"}
-                if team is not None:
-                    kw["team_id"] = team
-                if via is not None:
-                    kw["via_team"] = via
-                if cursor:
-                    kw["cursor"] = cursor
-                data = await self._page("users.list", kw)
-                members = list(data.get("members") or [])
-                count += len(self.learn_users(members, with_locale=True))
-                cursor = str((data.get("response_metadata") or {}).get("next_cursor") or "")
-                if not cursor:
-                    break
+            try:
+                count += await self._sync_one(team, via, page_size)
+            except SlackPermanentError as exc:  # one workspace that cannot answer: the others
+                if exc.error not in AUTH_ERRORS:
+                    raise
+                self._skipped(team or via or None, "users.list", exc.error)
+            except SlackRetryLater as exc:  # still limited after the page retries: next sync
+                later = exc
+            else:
+                self._unusable.discard(team or via or None)
+        if later is not None:
+            raise later  # the sync is incomplete: reported, and tried again next time
         self._directory_since = started
+        return count
+
+    async def _sync_one(self, team: str | None, via: str | None, page_size: int) -> int:
+        """Every page of one workspace's users.list (``team``: an org token's workspace;
+        ``via``: the workspace whose token to use)."""
+        count = 0
+        cursor = ""
+        while True:
+            # include_locale: each person's language comes with them (docs/i18n.md), so a
+            # DM never needs a users.info call to find it.
+            kw: dict[str, Any] = {"limit": str(page_size), "include_locale": "true"}
+            if team is not None:
+                kw["team_id"] = team
+            if via is not None:
+                kw["via_team"] = via
+            if cursor:
+                kw["cursor"] = cursor
+            data = await self._page("users.list", kw)
+            members = list(data.get("members") or [])
+            count += len(self.learn_users(members, with_locale=True))
+            cursor = str((data.get("response_metadata") or {}).get("next_cursor") or "")
+            if not cursor:
+                break
         return count
 
     async def _page(self, method: str, kw: dict[str, Any]) -> Any:

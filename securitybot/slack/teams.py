@@ -11,7 +11,11 @@ and Socket Mode alike, after Bolt's own signature check and before the receipts 
 any listener. A refused request is answered 403, counted, logged and audited.
 
 What is served: the team (and enterprise, on Enterprise Grid) that ``auth.test`` names for the
-bot token, learnt at start, plus ``slack.team_ids`` / ``slack.enterprise_ids`` from the config.
+bot token (``HomeIdentity``: at start, and again until it answers), plus ``slack.team_ids`` /
+``slack.enterprise_ids`` from the config, plus (``slack.oauth``) the workspaces installed
+through OAuth, read from the installation store. Never the team a request names: Bolt's
+``authorize`` result names the sender's own team for ``app_uninstalled``/``tokens_revoked`` and
+an installed workspace's for its requests, and anyone can install a distributed app.
 A list is the mechanism on purpose: serving several workspaces of one org (Enterprise Grid)
 means adding them to these lists, nothing else. One exception: a request from this app's
 *org-wide* install (Bolt's ``context.is_enterprise_install``, from ``authorizations[0]`` of an
@@ -24,7 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,6 +36,7 @@ from slack_bolt.async_app import AsyncApp
 from slack_bolt.middleware.async_middleware import AsyncMiddleware
 from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_bolt.response import BoltResponse
+from slack_sdk.web.async_client import AsyncWebClient
 
 from securitybot import metrics
 from securitybot.store.alerts import audit
@@ -88,15 +93,60 @@ class ServedTeams:
         return "no_team"
 
 
+class HomeIdentity:
+    """auth.test of slack.bot_token: our own team (and enterprise), the one source the served
+    list learns from. The start-up check's answer is kept (``learn``); until one succeeds,
+    ``auth`` asks Slack again (one call in flight, shared), so a Slack down at start costs
+    nothing once it is back. ``learned`` is told of the answer, once."""
+
+    def __init__(self, client: AsyncWebClient, served: ServedTeams) -> None:
+        self.client = client
+        self.served = served
+        self.answer: dict[str, Any] | None = None
+        self.learned: list[Callable[[Mapping[str, Any]], None]] = []
+        self._asking: asyncio.Future[dict[str, Any]] | None = None
+
+    def learn(self, auth_test: Mapping[str, Any]) -> None:
+        if self.answer is not None:
+            return
+        self.answer = dict(auth_test)
+        self.served.learn(self.answer)
+        for listener in self.learned:
+            listener(self.answer)
+
+    async def auth(self) -> dict[str, Any]:
+        """The auth.test answer; raises (SlackApiError, network errors) while Slack fails."""
+        if self.answer is not None:
+            return self.answer
+        if self._asking is None:
+            self._asking = asyncio.ensure_future(self._ask())
+            self._asking.add_done_callback(self._asked)
+        return await asyncio.shield(self._asking)
+
+    async def _ask(self) -> dict[str, Any]:
+        found = await self.client.auth_test()
+        self.learn(found.data if isinstance(found.data, dict) else {})
+        assert self.answer is not None
+        return self.answer
+
+    def _asked(self, done: asyncio.Future[dict[str, Any]]) -> None:
+        if self._asking is done:
+            self._asking = None
+        if not done.cancelled():
+            done.exception()  # retrieved: every waiter got it already
+
+
 class TeamGuard(AsyncMiddleware):
     """Bolt global middleware: requests from a team or enterprise not served get 403."""
 
     def __init__(
         self, served: ServedTeams, db: Database,
         installed: Callable[[str], Awaitable[bool]] | None = None,
+        home: HomeIdentity | None = None,
     ) -> None:  # fmt: skip
         self.served = served
         self.db = db
+        self.home = home
         # slack.oauth: whether a workspace is installed through OAuth (the installation store
         # is the allowlist for those, beside slack.team_ids).
         self.installed = installed
@@ -108,10 +158,13 @@ class TeamGuard(AsyncMiddleware):
         resp: BoltResponse,
         next: Callable[[], Awaitable[BoltResponse]],
     ) -> BoltResponse | None:
-        auth = req.context.authorize_result
-        if not self.served.known and auth is not None:
-            # auth.test at start failed (Slack unreachable then); Bolt has asked it since.
-            self.served.learn({"team_id": auth.team_id, "enterprise_id": auth.enterprise_id})
+        if not self.served.known and self.home is not None:
+            # auth.test at start failed (Slack unreachable then): ask it again. Not Bolt's
+            # authorize result: that names the sender's team for an uninstall event.
+            try:
+                await self.home.auth()
+            except Exception as exc:  # still unknown: the request is refused below
+                logger.warning("Slack: cannot learn the bot's own team (auth.test): %s", exc)
         team, enterprise = req.context.team_id, req.context.enterprise_id
         org_wide = bool(req.context.is_enterprise_install)
         reason = self.served.refusal(team, enterprise, org_wide)
@@ -144,9 +197,10 @@ class TeamGuard(AsyncMiddleware):
 def register(
     app: AsyncApp, served: ServedTeams, db: Database,
     installed: Callable[[str], Awaitable[bool]] | None = None,
+    home: HomeIdentity | None = None,
 ) -> TeamGuard:  # fmt: skip
     """Register before any other middleware (receipts) so nothing from another team is
     recorded or handled."""
-    guard = TeamGuard(served, db, installed)
+    guard = TeamGuard(served, db, installed, home)
     app.use(guard)
     return guard

@@ -10,7 +10,13 @@ import json
 import pytest
 from sqlalchemy import func, select
 
-from securitybot.demo import FakeSlack, block_action_body, message_event_body, slash_command_body
+from securitybot.demo import (
+    FakeSlack,
+    app_uninstalled_body,
+    block_action_body,
+    message_event_body,
+    slash_command_body,
+)
 from securitybot.slack.messages import DENY_ACTION
 from securitybot.store.models import AuditLog
 from securitybot.store.suppression_models import SuppressionRule
@@ -94,3 +100,22 @@ def test_enterprise_and_configured_teams(team_fs: FakeSlack, make_bot: MakeBot) 
     )
     assert [json.dumps(r.details["reason"]) for r in _refusals(bot)] == ['"foreign_enterprise"']
     assert _rules(bot) == 0
+
+
+def test_a_strangers_event_while_our_team_is_unknown_teaches_the_guard_nothing(
+    team_fs: FakeSlack, make_bot: MakeBot
+) -> None:
+    """The start-up auth.test failed (Slack's documented ``internal_error``,
+    docs.slack.dev/reference/methods/auth.test): the guard learns our team from
+    slack.bot_token's own auth.test, not from the team another workspace's event names
+    (Bolt names the sender's for app_uninstalled without asking anyone)."""
+    team_fs.fail_next("auth.test", error="internal_error")
+    bot = make_bot(**TEAM)
+    wait_until(lambda: [c for c in team_fs.calls_to("auth.test") if not c.response.get("ok")],
+               10, "the start-up check failing")  # fmt: skip
+    assert bot.slack_post(app_uninstalled_body("T9")).status_code == 403
+    stranger = bot.slack_post(slash_command_body(user=LEAD, text="rules", team="T9"))
+    assert stranger.status_code == 403, stranger.text
+    home = bot.slack_post(slash_command_body(user=LEAD, text="rules"))
+    assert home.status_code == 200, home.text
+    assert {r.details["team_id"] for r in _refusals(bot)} == {"T9"}

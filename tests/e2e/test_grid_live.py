@@ -131,3 +131,23 @@ def test_every_replica_learns_it_not_only_the_one_slack_sent_the_event_to(
     gone = _ask_carol(worker, "replica-2")
     assert gone["status"] == "escalated" and gone["escalation_reason"] == "not_reachable"
     assert len(ok_calls(fs, "chat.postMessage", "DWCAROL")) == dms
+
+
+@pytest.mark.parametrize("failing", ["auth.test", "auth.teams.list"])
+def test_a_start_up_read_that_failed_is_done_by_the_periodic_one(
+    make_bot: MakeBot, fs: FakeSlack, monkeypatch: pytest.MonkeyPatch, failing: str
+) -> None:
+    """One transient error at start (Slack's documented ``internal_error``,
+    docs.slack.dev/reference/methods/auth.teams.list and .../auth.test): until the org's
+    workspaces are read, everyone would look reachable; the next periodic re-read reads
+    them, and Carol (in T3, which the app was never added to) escalates as not_reachable."""
+    monkeypatch.setattr(grid, "REFRESH", 0.5)  # seconds in production: see slack/grid.py
+    fs.fail_next(failing, error="internal_error")
+    bot = make_bot()
+    wait_until(lambda: [c for c in fs.calls_to(failing) if not c.response.get("ok")], 10,
+               "the start-up read failing")  # fmt: skip
+    wait_until(lambda: [c for c in fs.calls_to("auth.teams.list") if c.response.get("ok")], 10,
+               "the org's workspaces read by the periodic re-read")  # fmt: skip
+    gone = _ask_carol(bot, "late-1")
+    assert gone["status"] == "escalated" and gone["escalation_reason"] == "not_reachable"
+    assert not ok_calls(fs, "chat.postMessage", "DWCAROL")

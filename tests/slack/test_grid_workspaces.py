@@ -8,11 +8,13 @@ import asyncio
 from collections.abc import Iterator
 
 import pytest
+from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from securitybot.demo import FakeSlack
 from securitybot.slack import grid
 from securitybot.slack.gateway import SlackGateway
+from securitybot.slack.teams import HomeIdentity, ServedTeams
 from securitybot.slack.tiers import Limits
 
 ORG_INSTALL = {"is_enterprise_install": True, "enterprise_id": "E1"}
@@ -137,3 +139,21 @@ async def test_an_event_during_a_re_read_is_not_undone_by_it(
     answer.set()
     await reading
     assert gateway.workspaces == {"T2", "T3"}
+
+
+@pytest.mark.parametrize("failing", ["auth.test", "auth.teams.list"])
+async def test_a_first_read_that_failed_is_done_by_the_next_periodic_one(
+    fs: FakeSlack, failing: str
+) -> None:
+    """The read at start failed (Slack's documented ``internal_error``): one periodic tick
+    later the org's workspaces are known (auth.test first when that is what failed)."""
+    gateway, org = _org(fs, Clock())
+    home = HomeIdentity(gateway.client, ServedTeams())
+    org.home = home.auth
+    fs.fail_next(failing, error="internal_error")
+    with pytest.raises(SlackApiError):
+        await org.learn(await home.auth())  # what the start-up check does
+    assert gateway.workspaces is None
+    await org.periodic()
+    assert gateway.workspaces == {"T1", "T2"}
+    assert len(fs.calls_to("auth.test")) == (2 if failing == "auth.test" else 1)

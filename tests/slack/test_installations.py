@@ -8,9 +8,11 @@ import asyncio
 from collections.abc import Iterator
 
 import pytest
+from sqlalchemy.exc import OperationalError
 
 from securitybot.config import Settings
 from securitybot.demo import FakeSlack
+from securitybot.slack.api_types import SlackRetryLater
 from securitybot.slack.installations import AsyncStore, Installations
 from securitybot.slack.oauth_flow import build_flow
 from securitybot.store import slack_installations
@@ -76,3 +78,90 @@ async def test_an_uninstalled_workspace_is_gone_for_every_replica(
     second.forget("TGREEN")  # what the second replica's cache does within CACHE_TTL
     assert await second.client("TGREEN") is None
     assert await second.client("TBLUE") is not None
+
+
+def ok_refreshes(fs: FakeSlack) -> list[dict[str, object]]:
+    return [c.response for c in fs.calls_to("oauth.v2.access")
+            if c.params.get("grant_type") == "refresh_token" and c.response["ok"]]  # fmt: skip
+
+
+async def test_a_refreshed_pair_the_database_failed_to_save_is_kept_and_saved_later(
+    db: Database, fs: FakeSlack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The old refresh token is spent at Slack before the new pair is saved: a failed write
+    must not drop the new pair, or every later refresh fails (invalid_refresh_token)."""
+    await install(db, fs, "TBLUE")
+    first = replica(db, fs)
+    saves = first.store.store.save_bot
+    down = [True]
+
+    def save_bot(bot: object) -> None:
+        if down[0]:
+            raise OperationalError("INSERT INTO slack_bots", {}, Exception("database is locked"))
+        saves(bot)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(first.store.store, "save_bot", save_bot)
+    await asyncio.sleep(1.2)  # the token is due (refreshed 2 h ahead of its 7201 s)
+    fs.token_lifetime = 7500  # the new one is not, for the rest of the test
+    client = await first.client("TBLUE")
+    [fresh] = ok_refreshes(fs)
+    assert client is not None and client.token == fresh["access_token"]
+    down[0] = False  # the database is back: the next call saves the pair it kept
+    again = await first.client("TBLUE")
+    assert again is not None and again.token == fresh["access_token"]
+    stored = await first.store.async_find_bot(enterprise_id=None, team_id="TBLUE")
+    assert stored is not None and stored.bot_refresh_token == fresh["refresh_token"]
+    # Another replica reads the new pair (the next refresh spends its refresh token).
+    later = await replica(db, fs).client("TBLUE")
+    assert later is not None and later.token == fresh["access_token"]
+    assert len(ok_refreshes(fs)) == 1
+
+
+@pytest.mark.parametrize(
+    ("status", "error"),
+    [(429, None), (200, "internal_error"), (503, "service_unavailable")],
+)
+async def test_slack_failing_a_refresh_is_not_taken_for_another_replicas_refresh(
+    db: Database, fs: FakeSlack, status: int, error: str | None
+) -> None:
+    """A 429 or a server error from oauth.v2.access spent nothing: the current token (still
+    valid for hours) serves, nobody waits for a pair another replica never saved, and the
+    refresh is tried again later with the same refresh token."""
+    await install(db, fs, "TBLUE")
+    [issued] = [c.response for c in fs.calls_to("oauth.v2.access")]
+    first = replica(db, fs)
+    await asyncio.sleep(1.2)
+    # oauth.v2.access's documented errors (docs.slack.dev/reference/methods/oauth.v2.access);
+    # a 429 comes with Retry-After (docs.slack.dev/apis/web-api/rate-limits).
+    fs.fail_next("oauth.v2.access", status=status, error=error, retry_after=1)
+    reads = fs.calls_to("oauth.v2.access")
+    started = asyncio.get_running_loop().time()
+    client = await first.client("TBLUE")
+    assert asyncio.get_running_loop().time() - started < 1.0  # no RACE_READS of the store
+    assert client is not None and client.token == issued["access_token"]
+    assert len(fs.calls_to("oauth.v2.access")) == len(reads) + 1
+    if status == 429:
+        # Retry-After is respected: no second refresh within it.
+        assert await first.client("TBLUE") is not None
+        assert len(fs.calls_to("oauth.v2.access")) == len(reads) + 1
+        await asyncio.sleep(1.1)
+    again = await first.client("TBLUE")
+    [fresh] = ok_refreshes(fs)
+    assert again is not None and again.token == fresh["access_token"]
+
+
+async def test_an_expired_token_slack_will_not_refresh_now_is_retried_later(
+    db: Database, fs: FakeSlack
+) -> None:
+    """...but a token already expired cannot serve: the call waits for Retry-After."""
+    await install(db, fs, "TBLUE")
+    first = replica(db, fs)
+    bots = first.store.store
+    found = bots.find_bot(enterprise_id=None, team_id="TBLUE")
+    assert found is not None
+    found.bot_token_expires_at = 1  # long expired: nothing to send with
+    bots.save_bot(found)
+    fs.fail_next("oauth.v2.access", status=429, retry_after=3)
+    with pytest.raises(SlackRetryLater) as raised:
+        await first.client("TBLUE")
+    assert raised.value.retry_after == 3

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
-import pytest
+import asyncio
 
-from securitybot.slack.teams import ServedTeams
+import pytest
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from securitybot.demo import FakeSlack
+from securitybot.slack.teams import HomeIdentity, ServedTeams
 
 
 @pytest.mark.parametrize(
@@ -54,3 +59,23 @@ def test_an_org_wide_install_serves_every_workspace_of_its_org(
     served.learn({"ok": True, "team_id": "E1", "enterprise_id": "E1", "user_id": "UBOT",
                   "is_enterprise_install": True})  # fmt: skip
     assert served.refusal(team, enterprise, org_wide) == reason
+
+
+async def test_the_bots_own_team_is_asked_again_until_slack_answers() -> None:
+    """The start-up auth.test failed: the next ask tries again (one call for every caller
+    meanwhile), and once it answers, Slack is not asked again."""
+    with FakeSlack(team_id="T1") as fs:
+        # auth.test's documented transient error (docs.slack.dev/reference/methods/auth.test).
+        fs.fail_next("auth.test", error="internal_error")
+        served = ServedTeams()
+        home = HomeIdentity(AsyncWebClient(token="xoxb-test", base_url=fs.base_url), served)
+        told: list[str] = []
+        home.learned.append(lambda auth: told.append(str(auth["team_id"])))
+        with pytest.raises(SlackApiError):
+            await home.auth()
+        assert not served.known and told == []
+        first, second = await asyncio.gather(home.auth(), home.auth())
+        assert first["team_id"] == second["team_id"] == "T1"
+        assert served.refusal("T1", None) is None and told == ["T1"]
+        await home.auth()
+        assert len(fs.calls_to("auth.test")) == 2
