@@ -28,7 +28,7 @@ class StormDm(Base):
     __tablename__ = "storm_dms"
     __table_args__ = (
         Index("ix_storm_dms_key_at", "key", "at"),
-        Index("ux_storm_dms_key_user", "key", "user_id", unique=True),
+        Index("ix_storm_dms_key_user", "key", "user_id"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Table, delete, func, select, update
+from sqlalchemy import Table, bindparam, delete, func, select, update
 from sqlalchemy.orm import Session
 
 from securitybot import metrics
@@ -80,6 +80,7 @@ class _Detection:
     window: float
     counted: int = 0  # distinct people DMed in the window
     people: set[str] = field(default_factory=set)  # of the batch's people, those counted
+    known: set[str] = field(default_factory=set)  # of those, the ones with a row already
     storm_id: int | None = None
     new_storm: bool = False
     held: int = 0
@@ -112,12 +113,16 @@ def split(
         # counted in the index: under the lock, whatever the window holds.
         session.execute(delete(StormDm).where(StormDm.key == d.key, StormDm.at <= since))
         of_key = StormDm.key == d.key
-        counted = session.scalar(select(func.count()).select_from(StormDm).where(of_key))
+        # DISTINCT: the previous release wrote a row per DM, and may still during a rolling
+        # restart (docs/upgrades.md); nothing else ever writes a second row for a person.
+        in_window = func.count(func.distinct(StormDm.user_id))
+        counted = session.scalar(select(in_window).where(of_key))
         d.counted = int(counted or 0)
         mine = sorted({users[a.id] for a in alerts if key_of(a.kind, a.source) == d.key})
         d.people = set(
             session.scalars(select(StormDm.user_id).where(of_key, StormDm.user_id.in_(mine)))
         )
+        d.known = set(d.people)
         d.storm_id = storm.id if storm is not None else None
     admitted: list[Alert] = []
     held: list[tuple[Alert, int]] = []
@@ -146,16 +151,31 @@ def split(
         held.append((alert, d.storm_id))
         metrics.STORM_HELD.labels(alert.kind).inc()
     if dms:
-        upsert = dialect_insert(session, DMS)
-        upsert = upsert.on_conflict_do_update(
-            index_elements=["key", "user_id"],
-            set_={"alert_id": upsert.excluded.alert_id, "at": upsert.excluded.at},
-        )
-        conn.execute(upsert, list(dms.values()))
+        _note_dms(conn, list(dms.values()), {d.key: d.known for d in detections.values()})
     for d in detections.values():
         if d.storm_id is not None and d.held:
             _grown(session, d.storm_id, d.held, now, new=d.new_storm)
     return Split(admitted, held)
+
+
+_REDMED = (
+    update(DMS)
+    .where(DMS.c.key == bindparam("k"), DMS.c.user_id == bindparam("u"))
+    .values(alert_id=bindparam("alert"), at=bindparam("when"))
+)
+
+
+def _note_dms(conn: Any, dms: list[dict[str, Any]], known: dict[str, set[str]]) -> None:
+    """One row per (detection, person), moved to their latest DM: updated for people the
+    window counts already, inserted for the others. The detection's lock is held, so no
+    other transaction writes its rows meanwhile."""
+    again = [d for d in dms if d["user_id"] in known[d["key"]]]
+    new = [d for d in dms if d["user_id"] not in known[d["key"]]]
+    if again:
+        conn.execute(_REDMED, [{"k": d["key"], "u": d["user_id"], "alert": d["alert_id"],
+                                "when": d["at"]} for d in again])  # fmt: skip
+    if new:
+        conn.execute(DMS.insert(), new)
 
 
 def _grown(session: Session, storm_id: int, more: int, now: datetime, *, new: bool) -> None:

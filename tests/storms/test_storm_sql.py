@@ -17,7 +17,7 @@ from securitybot.kinds import load_kinds
 from securitybot.paging.hooks import SESSION_KEY as PAGING_KEY
 from securitybot.paging.hooks import PagingRules
 from securitybot.store.db import Database
-from securitybot.store.models import Alert, AuditLog, Outbox
+from securitybot.store.models import Alert, AuditLog, Outbox, utcnow
 from securitybot.store.paging_models import Page, PagedAlert
 from securitybot.store.storm_models import Storm, StormDm
 from securitybot.storms.guard import SESSION_KEY
@@ -176,3 +176,14 @@ def test_a_batch_reads_only_its_own_people_of_the_window(db: Database) -> None:
             assert len(rows) <= 2, (sql, len(rows))
         people = session.scalar(select(func.count(func.distinct(StormDm.user_id))))
     assert people == 61
+
+
+def test_rows_the_previous_release_wrote_per_dm_count_each_person_once(db: Database) -> None:
+    # During a rolling restart the old replicas still write a row per DM (docs/upgrades.md).
+    now = utcnow()
+    with db.write() as session:
+        session.add_all(StormDm(key="sensitive_command:test", user_id="UPERSON0", alert_id=n,
+                                at=now) for n in range(3))  # fmt: skip
+    ids = _alerts(db, [1, 2])  # person 0 counts once: 1 fits under max_people=2, 2 does not
+    assert _guard(db, ids) == ids[:1]
+    assert _status(db, ids) == ["new", "held"]

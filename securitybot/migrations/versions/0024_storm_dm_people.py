@@ -21,8 +21,9 @@ def upgrade() -> None:
         "DELETE FROM storm_dms WHERE id NOT IN "
         "(SELECT max(id) FROM storm_dms GROUP BY key, user_id)"
     )
-    op.create_index("ux_storm_dms_key_user", "storm_dms", ["key", "user_id"], unique=True)
+    # Not unique: the previous release's code writes a row per DM until it is restarted.
+    op.create_index("ix_storm_dms_key_user", "storm_dms", ["key", "user_id"])
 
 
 def downgrade() -> None:
-    op.drop_index("ux_storm_dms_key_user", table_name="storm_dms")
+    op.drop_index("ix_storm_dms_key_user", table_name="storm_dms")
