@@ -182,6 +182,9 @@ class Installations:
         self._locks: dict[str, asyncio.Lock] = {}
         # Refreshed pairs not saved yet (the database failed): served and saved at next use.
         self._unsaved: dict[str, Bot] = {}
+        # The same for installers' user tokens (session resets), refreshed one at a time.
+        self._unsaved_users: dict[str, Installation] = {}
+        self._user_locks: dict[str, asyncio.Lock] = {}
         # A refresh answered 429: no other refresh of that workspace before this (clock).
         self._hold: dict[str, float] = {}
         # The process's shared aiohttp session (wiring sets it at start), for every client.
@@ -189,9 +192,12 @@ class Installations:
         store.changed.append(self.forget)
 
     def forget(self, team_id: str | None) -> None:
-        """Drop what is cached about ``team_id`` (installed, uninstalled, rotated)."""
+        """Drop what is cached about ``team_id`` (installed, reinstalled, uninstalled): a
+        refreshed pair kept unsaved is older than a reinstall's and must not be saved over it."""
         if team_id is not None:
             self._entries.pop(team_id, None)
+            self._unsaved.pop(team_id, None)
+            self._unsaved_users.pop(team_id, None)
         self._teams = None
 
     async def _installed(self) -> dict[str, str | None]:
@@ -248,28 +254,68 @@ class Installations:
         return AdminUser(team_id, name, found.enterprise_id, client)
 
     async def _user_rotated(self, found: Installation) -> Installation:
-        """``found`` with a fresh user token when it expires soon (token rotation on). The
-        saved installation carries the workspace's current bot: saving one also saves its bot
-        (slack_sdk's store), and the one read may hold a bot token since rotated."""
+        """``found`` with a fresh user token when it expires soon (token rotation on).
+
+        One refresh per workspace at a time: a refresh token works once, so two resets at
+        once (an AER burst) must not both spend it. A refreshed installation is kept here
+        until it is saved (a failed save must not lose the only valid refresh token), and
+        served in place of the store's. The saved installation carries the workspace's
+        current bot: saving one also saves its bot (slack_sdk's store), and the one read may
+        hold a bot token since rotated."""
+        team = str(found.team_id)
+        async with self._user_locks.setdefault(team, asyncio.Lock()):
+            kept = self._unsaved_users.get(team)
+            if kept is not None:
+                found = kept
+            try:
+                fresh = await self._rotator.perform_user_token_rotation(
+                    installation=found, minutes_before_expiration=self._refresh_minutes
+                )
+            except SlackTokenRotationError as exc:
+                answer = exc.api_error.response
+                error = str(answer.get("error") or f"http_{answer.status_code}")
+                if error == SPENT:  # another replica refreshed first: read what it saved
+                    again = await self.store.async_find_installation(
+                        enterprise_id=found.enterprise_id, team_id=found.team_id
+                    )
+                    if again is not None and again.user_refresh_token != found.user_refresh_token:
+                        return again
+                retry: float | None = None
+                if answer.status_code == 429:
+                    headers = answer.headers or {}
+                    retry = float(headers.get("Retry-After") or headers.get("retry-after") or 1)
+                logger.warning("Slack: cannot refresh the user token of %s now: %s", team, error)
+                return _user_still_valid(found, error, retry)
+            if fresh is None:
+                if kept is not None:
+                    await self._save_user(team, kept)  # its save is tried again
+                return found
+            known_secrets.add(t for t in (fresh.user_token, fresh.user_refresh_token) if t)
+            bot = await self.bot(team)
+            if bot is not None:
+                fresh.bot_id, fresh.bot_user_id = bot.bot_id, bot.bot_user_id
+                fresh.bot_token, fresh.bot_scopes = bot.bot_token, bot.bot_scopes
+                fresh.bot_refresh_token = bot.bot_refresh_token
+                fresh.bot_token_expires_at = bot.bot_token_expires_at
+            self._unsaved_users[team] = fresh
+            await self._save_user(team, fresh)
+            logger.info("Slack: refreshed the user token of workspace %s", team)
+            return fresh
+
+    async def _save_user(self, team_id: str, found: Installation) -> None:
+        """Save a refreshed installation (a few tries); kept until one succeeds."""
         try:
-            fresh = await self._rotator.perform_user_token_rotation(
-                installation=found, minutes_before_expiration=self._refresh_minutes
-            )
-        except SlackTokenRotationError as exc:
-            logger.warning("Slack: cannot refresh the user token of %s: %s", found.team_id,
-                           exc.api_error.response.get("error"))  # fmt: skip
-            return found
-        if fresh is None:
-            return found
-        bot = await self.bot(str(found.team_id))
-        if bot is not None:
-            fresh.bot_id, fresh.bot_user_id = bot.bot_id, bot.bot_user_id
-            fresh.bot_token, fresh.bot_scopes = bot.bot_token, bot.bot_scopes
-            fresh.bot_refresh_token = bot.bot_refresh_token
-            fresh.bot_token_expires_at = bot.bot_token_expires_at
-        await asyncio.to_thread(self.store.store.save, fresh)
-        logger.info("Slack: refreshed the user token of workspace %s", found.team_id)
-        return fresh
+            async for attempt in AsyncRetrying(
+                stop=stop_after_attempt(SAVE_ATTEMPTS), wait=wait_exponential(0.1, max=1.0),
+                retry=retry_if_exception_type(SQLAlchemyError), reraise=True,
+            ):  # fmt: skip
+                with attempt:
+                    await asyncio.to_thread(self.store.store.save, found)
+        except Exception as exc:  # kept in memory: the next reset saves it
+            logger.warning("Slack: cannot save the refreshed user token of %s (%s); kept, "
+                           "saved at its next use", team_id, type(exc).__name__)  # fmt: skip
+            return
+        self._unsaved_users.pop(team_id, None)
 
     async def _entry(self, team_id: str) -> _Entry:
         entry = self._entries.get(team_id)
@@ -379,6 +425,17 @@ class Installations:
             token=bot.bot_token, base_url=self.api_url, retry_handlers=retry_handlers(),
             session=self.session,
         )  # fmt: skip
+
+
+def _user_still_valid(found: Installation, error: str, retry: float | None) -> Installation:
+    """``found`` while its user token is valid (Slack refused a refresh: nothing was spent);
+    an expired one cannot reset anyone, so the reset waits (or fails on a permanent error)."""
+    expires = found.user_token_expires_at
+    if expires is None or expires > time.time():
+        return found
+    if retry is not None or error in TRANSIENT or error.startswith("http_5"):
+        raise SlackRetryLater("oauth.v2.access", error, retry, refused=retry is not None)
+    raise SlackPermanentError("oauth.v2.access", error)
 
 
 class InstalledAuthorize(AsyncAuthorize):

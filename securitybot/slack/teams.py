@@ -170,7 +170,9 @@ class TeamGuard(AsyncMiddleware):
         reason = self.served.refusal(team, enterprise, org_wide)
         if reason is None:
             return await next()
-        if self.installed is not None and team and reason == "foreign_team":
+        # A workspace installed through OAuth may be in another Grid org than ours: asked
+        # whether it is installed whichever of the two refused it.
+        if self.installed is not None and team and reason in ("foreign_team", "foreign_enterprise"):
             event = req.body.get("event") or {}
             # app_uninstalled / tokens_revoked: the workspace's own uninstall reaches Bolt's
             # listeners (which delete only that workspace's installation) even once its bot

@@ -165,3 +165,84 @@ async def test_an_expired_token_slack_will_not_refresh_now_is_retried_later(
     with pytest.raises(SlackRetryLater) as raised:
         await first.client("TBLUE")
     assert raised.value.retry_after == 3
+
+
+async def install_admin(db: Database, fs: FakeSlack, team: str) -> None:
+    """``team`` installed by an org admin of another Grid org who granted admin.users:write."""
+    settings = Settings.model_validate({"slack": {"api_url": fs.base_url, "oauth": {
+        "client_id": CLIENT_ID, "client_secret": SECRET, "user_scopes": ["admin.users:write"],
+        "redirect_url": "https://securitybot.example.com/slack/oauth_redirect"}}})  # fmt: skip
+    store = AsyncStore(slack_installations.installation_store(CLIENT_ID, db.engine))
+    flow = build_flow(settings, store)
+    code = fs.grant_install(team, f"{team} Co", "UADMIN", user_scopes=["admin.users:write"],
+                            enterprise="EGREEN")  # fmt: skip
+    found = await flow.run_installation(code)
+    assert found is not None and found.user_token
+    await flow.store_installation(None, found)  # type: ignore[arg-type]
+
+
+def user_refreshes(fs: FakeSlack) -> list[dict[str, object]]:
+    return [c.response for c in fs.calls_to("oauth.v2.access")
+            if c.params.get("grant_type") == "refresh_token"
+            and c.response.get("token_type") == "user"]  # fmt: skip
+
+
+async def test_resets_at_once_refresh_the_admin_user_token_once(
+    db: Database, fs: FakeSlack
+) -> None:
+    """Two resets in one workspace at once (an AER burst): the installer's refresh token works
+    once, so the second refresh got invalid_refresh_token and the reset went out with the
+    expired token, which Slack refused for good: a confirmed compromise left signed in."""
+    await install_admin(db, fs, "TGREEN")
+    installations = replica(db, fs)
+    await asyncio.sleep(1.2)  # the user token is due
+    fs.token_lifetime = 7500
+    first, second = await asyncio.gather(installations.admin_user("TGREEN"),
+                                         installations.admin_user("TGREEN"))  # fmt: skip
+    [fresh] = user_refreshes(fs)
+    assert first is not None and second is not None
+    assert first.client is not None and second.client is not None
+    assert first.client.token == second.client.token == fresh["access_token"]
+
+
+async def test_a_refreshed_admin_user_token_the_database_failed_to_save_is_kept(
+    db: Database, fs: FakeSlack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await install_admin(db, fs, "TGREEN")
+    installations = replica(db, fs)
+    saves = installations.store.store.save
+    down = [True]
+
+    def save(found: object) -> None:
+        if down[0]:
+            raise OperationalError("INSERT INTO slack_installations", {},
+                                   Exception("database is locked"))  # fmt: skip
+        saves(found)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(installations.store.store, "save", save)
+    await asyncio.sleep(1.2)
+    fs.token_lifetime = 7500
+    admin = await installations.admin_user("TGREEN")
+    [fresh] = user_refreshes(fs)
+    assert admin is not None and admin.client is not None
+    assert admin.client.token == fresh["access_token"]
+    down[0] = False
+    again = await installations.admin_user("TGREEN")  # saved now, not refreshed again
+    assert again is not None and again.client is not None
+    assert again.client.token == fresh["access_token"] and len(user_refreshes(fs)) == 1
+    stored = await installations.store.async_find_installation(enterprise_id="EGREEN",
+                                                               team_id="TGREEN")  # fmt: skip
+    assert stored is not None and stored.user_token == fresh["access_token"]
+
+
+async def test_an_expired_admin_user_token_slack_will_not_refresh_now_is_retried_later(
+    db: Database, fs: FakeSlack
+) -> None:
+    fs.token_lifetime = 2
+    await install_admin(db, fs, "TGREEN")
+    installations = replica(db, fs)
+    await installations.bot("TGREEN")  # the bot's own refresh, before Slack fails
+    await asyncio.sleep(2.2)  # the user token has expired, not just come due
+    fs.fail_next("oauth.v2.access", error="internal_error")
+    with pytest.raises(SlackRetryLater):
+        await installations.admin_user("TGREEN")

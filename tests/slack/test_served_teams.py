@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import json
 
 import pytest
+from slack_bolt.async_app import AsyncBoltRequest
+from slack_bolt.response import BoltResponse
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from securitybot.demo import FakeSlack
-from securitybot.slack.teams import HomeIdentity, ServedTeams
+from securitybot.slack.teams import HomeIdentity, ServedTeams, TeamGuard
+from securitybot.store.db import Database
 
 
 @pytest.mark.parametrize(
@@ -79,3 +83,37 @@ async def test_the_bots_own_team_is_asked_again_until_slack_answers() -> None:
         assert served.refusal("T1", None) is None and told == ["T1"]
         await home.auth()
         assert len(fs.calls_to("auth.test")) == 2
+
+
+async def test_a_workspace_installed_from_another_grid_org_is_served(db: Database) -> None:
+    """Our own workspace is on Enterprise Grid (E1); Green, installed through OAuth, is in
+    another org. Its people's clicks were refused as foreign_enterprise before the guard asked
+    whether the workspace is installed (the very case the session reset by its installer's
+    token is for); a stranger's workspace of that org still is refused."""
+    served = ServedTeams({"T1"}, {"E1"})
+
+    async def installed(team: str) -> bool:
+        return team == "TGREEN"
+
+    guard = TeamGuard(served, db, installed)
+
+    async def process(team: str) -> int:
+        body = {
+            "type": "block_actions",
+            "team": {"id": team, "enterprise_id": "EGREEN"},
+            "user": {"id": "UCAROL", "team_id": team},
+            "enterprise": {"id": "EGREEN"},
+        }
+        req = AsyncBoltRequest(body=json.dumps(body), mode="socket_mode",
+                               headers={"content-type": ["application/json"]})  # fmt: skip
+        done = BoltResponse(status=200, body="")
+
+        async def nxt() -> BoltResponse:
+            return done
+
+        answer = await guard.async_process(req=req, resp=BoltResponse(status=200), next=nxt)
+        assert answer is not None
+        return answer.status
+
+    assert await process("TGREEN") == 200
+    assert await process("TSTRANGER") == 403
