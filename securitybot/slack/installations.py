@@ -272,23 +272,19 @@ class Installations:
                     installation=found, minutes_before_expiration=self._refresh_minutes
                 )
             except SlackTokenRotationError as exc:
-                answer = exc.api_error.response
-                error = str(answer.get("error") or f"http_{answer.status_code}")
+                error, retry = _refused(exc)
                 if error == SPENT:  # another replica refreshed first: read what it saved
                     again = await self.store.async_find_installation(
                         enterprise_id=found.enterprise_id, team_id=found.team_id
                     )
                     if again is not None and again.user_refresh_token != found.user_refresh_token:
                         return again
-                retry: float | None = None
-                if answer.status_code == 429:
-                    headers = answer.headers or {}
-                    retry = float(headers.get("Retry-After") or headers.get("retry-after") or 1)
                 logger.warning("Slack: cannot refresh the user token of %s now: %s", team, error)
-                return _user_still_valid(found, error, retry)
+                _usable_until(found.user_token_expires_at, error, retry)
+                return found
             if fresh is None:
                 if kept is not None:
-                    await self._save_user(team, kept)  # its save is tried again
+                    await self._save_kept(team, kept, self._unsaved_users)  # tried again
                 return found
             known_secrets.add(t for t in (fresh.user_token, fresh.user_refresh_token) if t)
             bot = await self.bot(team)
@@ -298,24 +294,9 @@ class Installations:
                 fresh.bot_refresh_token = bot.bot_refresh_token
                 fresh.bot_token_expires_at = bot.bot_token_expires_at
             self._unsaved_users[team] = fresh
-            await self._save_user(team, fresh)
+            await self._save_kept(team, fresh, self._unsaved_users)
             logger.info("Slack: refreshed the user token of workspace %s", team)
             return fresh
-
-    async def _save_user(self, team_id: str, found: Installation) -> None:
-        """Save a refreshed installation (a few tries); kept until one succeeds."""
-        try:
-            async for attempt in AsyncRetrying(
-                stop=stop_after_attempt(SAVE_ATTEMPTS), wait=wait_exponential(0.1, max=1.0),
-                retry=retry_if_exception_type(SQLAlchemyError), reraise=True,
-            ):  # fmt: skip
-                with attempt:
-                    await asyncio.to_thread(self.store.store.save, found)
-        except Exception as exc:  # kept in memory: the next reset saves it
-            logger.warning("Slack: cannot save the refreshed user token of %s (%s); kept, "
-                           "saved at its next use", team_id, type(exc).__name__)  # fmt: skip
-            return
-        self._unsaved_users.pop(team_id, None)
 
     async def _entry(self, team_id: str) -> _Entry:
         entry = self._entries.get(team_id)
@@ -332,7 +313,7 @@ class Installations:
                 self._unsaved.pop(team_id, None)  # uninstalled: never saved back
             elif team_id in self._unsaved:  # newer than the store's, whose refresh is spent
                 bot = self._unsaved[team_id]
-                await self._save(team_id, bot)
+                await self._save_kept(team_id, bot, self._unsaved)
             else:  # the store finds a bot by its enterprise and team
                 bot = await self.store.async_find_bot(
                     enterprise_id=installed[team_id], team_id=team_id
@@ -354,57 +335,51 @@ class Installations:
     async def _rotated(self, team_id: str, bot: Bot) -> Bot:
         """``bot`` with a fresh token when its token expires soon (token rotation on)."""
         if self._clock() < self._hold.get(team_id, 0.0):
-            return self._still_valid(bot, "ratelimited", self._hold[team_id] - self._clock())
+            _usable_until(bot.bot_token_expires_at, "ratelimited",
+                          self._hold[team_id] - self._clock())  # fmt: skip
+            return bot
         try:
             fresh = await self._rotator.perform_bot_token_rotation(
                 bot=bot, minutes_before_expiration=self._refresh_minutes
             )
         except SlackTokenRotationError as exc:
-            answer = exc.api_error.response
-            error = str(answer.get("error") or f"http_{answer.status_code}")
+            error, retry = _refused(exc)
             if error == SPENT:  # another replica rotated first and saved the new pair
                 logger.warning("Slack: the refresh token of %s was spent; reading the new "
                                "pair", team_id)  # fmt: skip
                 return await self._saved_by_another(bot)
-            retry: float | None = None
-            if answer.status_code == 429:
-                headers = answer.headers or {}
-                retry = float(headers.get("Retry-After") or headers.get("retry-after") or 1)
+            if retry is not None:
                 self._hold[team_id] = self._clock() + retry
             logger.warning("Slack: cannot refresh the bot token of %s now: %s", team_id, error)
-            return self._still_valid(bot, error, retry)
+            _usable_until(bot.bot_token_expires_at, error, retry)
+            return bot
         if fresh is None:
             return bot
         known_secrets.add(t for t in (fresh.bot_token, fresh.bot_refresh_token) if t)
         self._unsaved[team_id] = fresh
-        await self._save(team_id, fresh)
+        await self._save_kept(team_id, fresh, self._unsaved)
         logger.info("Slack: refreshed the bot token of workspace %s", team_id)
         return fresh
 
-    def _still_valid(self, bot: Bot, error: str, retry: float | None) -> Bot:
-        """``bot`` while its token is valid (Slack refused a refresh: nothing was spent);
-        an expired one cannot serve, so the call waits (or fails on a permanent error)."""
-        expires = bot.bot_token_expires_at
-        if expires is None or expires > time.time():
-            return bot
-        if retry is not None or error in TRANSIENT or error.startswith("http_5"):
-            raise SlackRetryLater("oauth.v2.access", error, retry, refused=retry is not None)
-        raise SlackPermanentError("oauth.v2.access", error)
-
-    async def _save(self, team_id: str, bot: Bot) -> None:
-        """Save a refreshed pair (a few tries); kept in ``_unsaved`` until one succeeds."""
+    async def _save_kept(self, team_id: str, fresh: Bot | Installation,
+                         kept: dict[str, Any]) -> None:  # fmt: skip
+        """Save a refreshed bot (``save_bot``) or installation (``save``, its installer's user
+        token) in a few tries; it stays in ``kept``, served and saved at its next use, until
+        one succeeds: Slack spent the old refresh token, so this is the only valid one."""
+        save = self.store.store.save_bot if isinstance(fresh, Bot) else self.store.store.save
         try:
             async for attempt in AsyncRetrying(
                 stop=stop_after_attempt(SAVE_ATTEMPTS), wait=wait_exponential(0.1, max=1.0),
                 retry=retry_if_exception_type(SQLAlchemyError), reraise=True,
             ):  # fmt: skip
                 with attempt:
-                    await asyncio.to_thread(self.store.store.save_bot, bot)
-        except Exception as exc:  # the pair is in memory: the next use saves it
-            logger.warning("Slack: cannot save the refreshed bot token of %s (%s); kept, "
-                           "saved at its next use", team_id, type(exc).__name__)  # fmt: skip
+                    await asyncio.to_thread(save, fresh)  # type: ignore[arg-type]
+        except Exception as exc:  # kept in memory: the next use saves it
+            which = "bot" if isinstance(fresh, Bot) else "user"
+            logger.warning("Slack: cannot save the refreshed %s token of %s (%s); kept, "
+                           "saved at its next use", which, team_id, type(exc).__name__)  # fmt: skip
             return
-        self._unsaved.pop(team_id, None)
+        kept.pop(team_id, None)
 
     async def _saved_by_another(self, bot: Bot) -> Bot:
         """The pair another replica is saving after spending ``bot``'s refresh token: read
@@ -427,12 +402,22 @@ class Installations:
         )  # fmt: skip
 
 
-def _user_still_valid(found: Installation, error: str, retry: float | None) -> Installation:
-    """``found`` while its user token is valid (Slack refused a refresh: nothing was spent);
-    an expired one cannot reset anyone, so the reset waits (or fails on a permanent error)."""
-    expires = found.user_token_expires_at
+def _refused(exc: SlackTokenRotationError) -> tuple[str, float | None]:
+    """Why Slack refused a refresh (its error, or ``http_<status>``), and how long a 429 asked
+    to wait (None: not a 429)."""
+    answer = exc.api_error.response
+    error = str(answer.get("error") or f"http_{answer.status_code}")
+    if answer.status_code != 429:
+        return error, None
+    headers = answer.headers or {}
+    return error, float(headers.get("Retry-After") or headers.get("retry-after") or 1)
+
+
+def _usable_until(expires: int | None, error: str, retry: float | None) -> None:
+    """A token whose refresh Slack refused (nothing was spent) serves while it is valid; an
+    expired one cannot, so the call waits (or fails on a permanent error)."""
     if expires is None or expires > time.time():
-        return found
+        return
     if retry is not None or error in TRANSIENT or error.startswith("http_5"):
         raise SlackRetryLater("oauth.v2.access", error, retry, refused=retry is not None)
     raise SlackPermanentError("oauth.v2.access", error)
