@@ -9,6 +9,8 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -40,6 +42,19 @@ def _slow_record(handlers: Any, gate: threading.Event) -> None:
     handlers._record_push = slow
 
 
+@contextmanager
+def _recorded_slowly(db: Database) -> Iterator[tuple[Any, Any, Any, Dispatcher, threading.Event]]:
+    """The handlers against the fake Duo, a dispatcher they hand their jobs over to (nobody
+    woken, no claim for a minute), and a gate the push's record waits for."""
+    with duo_handlers(db) as (fd, verifier, handlers):
+        dispatcher = Dispatcher(db, handlers.handlers(), idle_poll=60.0,
+                                unordered=UNORDERED_EFFECTS, held=HELD_EFFECTS)  # fmt: skip
+        handlers.handover = dispatcher
+        gate = threading.Event()
+        _slow_record(handlers, gate)
+        yield fd, verifier, handlers, dispatcher, gate
+
+
 async def _until(check: Any, seconds: float = 10.0) -> bool:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
@@ -53,12 +68,7 @@ async def _until(check: Any, seconds: float = 10.0) -> bool:
 def test_the_poll_is_held_before_the_push_is_recorded(
     db: Database, approve_before_record: bool
 ) -> None:
-    with duo_handlers(db) as (fd, verifier, handlers):
-        dispatcher = Dispatcher(db, handlers.handlers(), idle_poll=60.0,
-                                unordered=UNORDERED_EFFECTS, held=HELD_EFFECTS)  # fmt: skip
-        handlers.handover = dispatcher
-        gate = threading.Event()
-        _slow_record(handlers, gate)
+    with _recorded_slowly(db) as (fd, verifier, _, dispatcher, gate):
         alert_id = _awaiting_push(db)
 
         async def scenario() -> tuple[bool, str | None, str]:
@@ -95,12 +105,7 @@ def test_the_poll_is_held_before_the_push_is_recorded(
 
 
 def test_a_push_the_alert_no_longer_waits_for_is_polled_but_never_applied(db: Database) -> None:
-    with duo_handlers(db) as (fd, verifier, handlers):
-        dispatcher = Dispatcher(db, handlers.handlers(), idle_poll=60.0,
-                                unordered=UNORDERED_EFFECTS, held=HELD_EFFECTS)  # fmt: skip
-        handlers.handover = dispatcher
-        gate = threading.Event()
-        _slow_record(handlers, gate)
+    with _recorded_slowly(db) as (fd, verifier, handlers, dispatcher, gate):
         alert_id = _awaiting_push(db)
 
         def moved_on() -> None:

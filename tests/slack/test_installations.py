@@ -80,6 +80,22 @@ async def test_an_uninstalled_workspace_is_gone_for_every_replica(
     assert await second.client("TBLUE") is not None
 
 
+def database_down(monkeypatch: pytest.MonkeyPatch, installations: Installations,
+                  method: str) -> list[bool]:  # fmt: skip
+    """The store's ``method`` (save_bot, save) fails while the returned flag is [True]."""
+    store = installations.store.store
+    real = getattr(store, method)
+    down = [True]
+
+    def failing(found: object) -> None:
+        if down[0]:
+            raise OperationalError(f"{method} into slack_*", {}, Exception("database is locked"))
+        real(found)
+
+    monkeypatch.setattr(store, method, failing)
+    return down
+
+
 def ok_refreshes(fs: FakeSlack) -> list[dict[str, object]]:
     return [c.response for c in fs.calls_to("oauth.v2.access")
             if c.params.get("grant_type") == "refresh_token" and c.response["ok"]]  # fmt: skip
@@ -92,15 +108,7 @@ async def test_a_refreshed_pair_the_database_failed_to_save_is_kept_and_saved_la
     must not drop the new pair, or every later refresh fails (invalid_refresh_token)."""
     await install(db, fs, "TBLUE")
     first = replica(db, fs)
-    saves = first.store.store.save_bot
-    down = [True]
-
-    def save_bot(bot: object) -> None:
-        if down[0]:
-            raise OperationalError("INSERT INTO slack_bots", {}, Exception("database is locked"))
-        saves(bot)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(first.store.store, "save_bot", save_bot)
+    down = database_down(monkeypatch, first, "save_bot")
     await asyncio.sleep(1.2)  # the token is due (refreshed 2 h ahead of its 7201 s)
     fs.token_lifetime = 7500  # the new one is not, for the rest of the test
     client = await first.client("TBLUE")
@@ -210,16 +218,7 @@ async def test_a_refreshed_admin_user_token_the_database_failed_to_save_is_kept(
 ) -> None:
     await install_admin(db, fs, "TGREEN")
     installations = replica(db, fs)
-    saves = installations.store.store.save
-    down = [True]
-
-    def save(found: object) -> None:
-        if down[0]:
-            raise OperationalError("INSERT INTO slack_installations", {},
-                                   Exception("database is locked"))  # fmt: skip
-        saves(found)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(installations.store.store, "save", save)
+    down = database_down(monkeypatch, installations, "save")
     await asyncio.sleep(1.2)
     fs.token_lifetime = 7500
     admin = await installations.admin_user("TGREEN")
