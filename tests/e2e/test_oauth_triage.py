@@ -42,6 +42,7 @@ from tests.e2e.test_oauth_workspaces import (
     oauth_config,
     sign_in,
     token_of,
+    two_workspaces,
 )
 
 LEAD = "USECLEAD"
@@ -50,13 +51,7 @@ GREEN_ORG = "E0GREEN"
 
 @pytest.fixture
 def fs() -> Iterator[FakeSlack]:
-    with FakeSlack(team_id="T1") as fake:
-        fake.add_user(LEAD, "lead@example.com", real_name="Sam Lead")
-        fake.add_user("UBOB", "bob@example.com", real_name="Bob Builder", teams=[BLUE])
-        fake.add_user("UCAROL", "carol@example.com", real_name="Carol", teams=[GREEN])
-        fake.add_channel(SECURITY_CHANNEL)
-        fake.admin_token = "xoxp-admin"
-        fake.oauth_client = (CLIENT_ID, CLIENT_SECRET)
+    with two_workspaces((LEAD, "lead@example.com", "Sam Lead")) as fake:
         yield fake
 
 

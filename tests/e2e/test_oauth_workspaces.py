@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -38,15 +39,23 @@ CLIENT_SECRET = "e1b9e11dfcd19c1982d5de12921e17e8c"
 BLUE, GREEN = "TBLUE", "TGREEN"
 
 
-@pytest.fixture
-def fs() -> Iterator[FakeSlack]:
+@contextmanager
+def two_workspaces(home_user: tuple[str, str, str]) -> Iterator[FakeSlack]:
+    """The fake Slack: ``home_user`` (id, email, name) in the home workspace T1, Bob in Blue
+    and Carol in Green (neither installed yet), the security channel and the admin token."""
     with FakeSlack(team_id="T1") as fake:
-        fake.add_user("UALICE", "alice@example.com", real_name="Alice Liddell")
+        fake.add_user(home_user[0], home_user[1], real_name=home_user[2])
         fake.add_user("UBOB", "bob@example.com", real_name="Bob Builder", teams=[BLUE])
         fake.add_user("UCAROL", "carol@example.com", real_name="Carol", teams=[GREEN])
         fake.add_channel(SECURITY_CHANNEL)
         fake.admin_token = "xoxp-admin"
         fake.oauth_client = (CLIENT_ID, CLIENT_SECRET)
+        yield fake
+
+
+@pytest.fixture
+def fs() -> Iterator[FakeSlack]:
+    with two_workspaces(("UALICE", "alice@example.com", "Alice Liddell")) as fake:
         yield fake
 
 
