@@ -27,6 +27,7 @@ from securitybot.api.common import ApiError, error_response
 from securitybot.body_limit import BodyLimitMiddleware
 from securitybot.request_ids import RequestIdMiddleware
 from securitybot.runtime import Runtime
+from securitybot.slack.api_types import SlackRetryLater
 from securitybot.store.db import probe
 from securitybot.store.outage import OUTAGE, RETRY_AFTER_SECONDS, UNAVAILABLE_ERRORS, is_unavailable
 
@@ -139,6 +140,17 @@ async def _database_error(request: Request, exc: Exception) -> Response:
     return response
 
 
+async def _slack_later(request: Request, exc: Exception) -> Response:
+    """A request that needed Slack (finding someone by email) while Slack asked us to wait or
+    failed for now: the caller's cue to retry, like a database outage, not a 500."""
+    wait = getattr(exc, "retry_after", None) or RETRY_AFTER_SECONDS
+    logger.warning("%s %s answered 503: Slack: %s", request.method, request.url.path, exc)
+    response = error_response(503, "slack_unavailable",
+                              f"Slack cannot answer now ({exc}); retry in {wait:g} s")  # fmt: skip
+    response.headers["Retry-After"] = str(max(1, round(wait)))
+    return response
+
+
 # Errors answered by _database_error (503 when they mean an outage, else a logged 500).
 DATABASE_ERRORS: tuple[type[BaseException], ...] = (
     SQLAlchemyError,
@@ -175,6 +187,7 @@ def create_app(runtime: Runtime, extra_routes: list[BaseRoute] | None = None) ->
             ApiError: _api_error,
             HTTPException: _http_error,
             **dict.fromkeys(DATABASE_ERRORS, _database_error),
+            SlackRetryLater: _slack_later,
             Exception: _unexpected,
         },
     )

@@ -171,3 +171,21 @@ def test_the_team_chooses_her_language_over_the_api(fs: FakeSlack, make_bot: Mak
     bot.wait_status(second, "awaiting_ack")
     dms = wait_until(lambda: (d := bot.dms("UALICE"))[1:] and d, 10, "the second DM")
     assert translator("ja").gettext("Yes, this was me") in str(_blocks(dms[-1]))
+
+
+def test_a_language_by_email_while_slack_cannot_answer_is_a_503(
+    fs: FakeSlack, make_bot: MakeBot
+) -> None:
+    """Finding the person by email needs Slack: while Slack answers a transient error the API
+    says so (503, retry), not a bare 500."""
+    bot, _ = _alice_speaks(fs, make_bot, "en-US", escalation={"responders": ["ULEAD"]})
+    fs.add_user("UBORIS", "boris@example.com", real_name="Boris")
+    for _ in range(8):  # every try of the lookup, Slack's documented transient error
+        fs.fail_next("users.lookupByEmail", error="internal_error")
+    resp = bot.http.put(
+        "/api/v1/people/locale",
+        json={"user": "boris@example.com", "locale": "de", "requested_by": "ULEAD"},
+        headers={"Authorization": f"Bearer {READ_TOKEN}"},
+    )
+    assert resp.status_code == 503, resp.text
+    assert resp.json()["error"] == "slack_unavailable" and "Retry-After" in resp.headers
