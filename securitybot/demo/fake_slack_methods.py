@@ -400,6 +400,8 @@ class SlackMethods:
                    else team in self._workspaces_seen)  # fmt: skip
         if user is None or outside:
             # Someone of a workspace outside the token's org: nobody the token can see.
+            # Slack documents "user_not_found: Error fetching user" for this method
+            # (api.slack.com/methods/admin.users.session.reset, Errors).
             return {"ok": False, "error": "user_not_found"}
         if user["is_primary_owner"]:
             return {"ok": False, "error": "cannot_reset_primary_owner"}

@@ -3,8 +3,8 @@
 Both planners pick an index from the shape of the WHERE clause, and without statistics (a new
 deployment, SQLite that never ran ANALYZE) or with misleading ones they sometimes pick one that
 matches most of the table: ``parent_id IS NULL`` is true of every top-level alert, ``status
-IN ('done', 'dead')`` of almost every outbox row. A condition that must only filter the rows an
-other index found is written through :func:`unindexed`.
+IN ('done', 'dead')`` of almost every outbox row. A condition that must only filter the rows
+another index found is written through :func:`unindexed`.
 """
 
 from __future__ import annotations
