@@ -135,7 +135,7 @@ def count_bot_reads(installations: Installations) -> list[int]:
         seen[0] += 1
         return await find(**kwargs)  # type: ignore[arg-type]
 
-    store.async_find_bot = counted  # type: ignore[method-assign]
+    store.async_find_bot = counted  # type: ignore[method-assign,assignment]
     return seen
 
 
