@@ -155,7 +155,7 @@ async def test_a_429_holds_its_own_method_only(fs: FakeSlack) -> None:
     await gateway.open_dm("U0002")
     await gateway.post("CONE", "escalation")
     assert await gateway.lookup_user("U0003") is not None
-    assert time.monotonic() - started < 2.0
+    assert time.monotonic() - started < 10.0  # not held for the 30 s
     # users.lookupByEmail itself waits out Slack's Retry-After.
     with pytest.raises(TimeoutError):
         await asyncio.wait_for(gateway.lookup_user("u4@example.com"), 0.5)
@@ -171,7 +171,7 @@ async def test_a_429_on_a_channel_holds_that_channel_only(fs: FakeSlack) -> None
     started = time.monotonic()
     await gateway.post("CTWO", "elsewhere")
     await gateway.post("U0005", "a DM")
-    assert time.monotonic() - started < 2.0
+    assert time.monotonic() - started < 10.0  # not held for the 30 s
     with pytest.raises(TimeoutError):
         await asyncio.wait_for(gateway.post("CONE", "again"), 0.5)
 
@@ -207,7 +207,7 @@ async def test_each_workspace_of_an_org_has_its_own_allowance(fs: FakeSlack) -> 
         await gateway._call("users.list", team_id="T0EUROPE", limit="1")
     started = time.monotonic()
     await gateway._call("users.list", team_id="T0AMERICA", limit="1")
-    assert time.monotonic() - started < 2.0
+    assert time.monotonic() - started < 10.0  # not held for the 30 s
     with pytest.raises(TimeoutError):
         await asyncio.wait_for(gateway._call("users.list", team_id="T0EUROPE", limit="1"), 0.5)
 
