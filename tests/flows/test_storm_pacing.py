@@ -112,7 +112,7 @@ async def test_a_known_persons_dm_does_not_wait_for_the_rest_of_the_batch(
     started = time.time()
     await batch.start_conversations(pending_jobs(db, "start_conversation"))
     posts = {c.response["channel"]: c.at - started for c in fs.calls_to("chat.postMessage")}
-    assert posts["DUALICE"] < 1.0, posts  # not held up by Bob's lookup
+    assert posts["DUALICE"] < 1.5, posts  # not held up by Bob's 2 s lookup
     assert posts["DUBOB"] >= 2.0, posts
     assert _alert(db, alice).status == _alert(db, bob).status == "awaiting_ack"
 
