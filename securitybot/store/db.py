@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,6 +22,7 @@ from sqlalchemy.pool import StaticPool
 from securitybot.shipped import MIGRATIONS_DIR
 from securitybot.store import outage
 from securitybot.store.outage import describe
+from securitybot.store.write_lock import WriteLock
 
 logger = logging.getLogger(__name__)
 
@@ -163,60 +163,6 @@ def probe(engine: Engine) -> str | None:
 
 def ping(engine: Engine) -> bool:
     return probe(engine) is None
-
-
-class WriteLock:
-    """SQLite's process-wide writer lock, with a lane for urgent writes.
-
-    A ``priority`` writer (a verdict someone is waiting on: a Duo approval to resolve) goes
-    before every ordinary writer still waiting, so thousands of queued push starts cannot hold
-    it back; among themselves ordinary writers keep the plain lock's order (none promised).
-    After ``burst`` urgent writes in a row, one ordinary writer that is waiting goes next, so a
-    stream of urgent writes slows the others down but never stops them (a burst's outcomes
-    must still be recorded to free its slots)."""
-
-    def __init__(self, burst: int = 4) -> None:
-        self._mutex = threading.Lock()
-        self._urgent = threading.Condition(self._mutex)
-        self._ordinary = threading.Condition(self._mutex)
-        self._held = False
-        self._urgent_waiting = 0
-        self._ordinary_waiting = 0
-        self._burst = burst
-        self._urgent_run = 0  # urgent grants in a row while ordinary writers waited
-
-    def _ordinary_turn(self) -> bool:
-        return self._ordinary_waiting > 0 and self._urgent_run >= self._burst
-
-    def acquire(self, priority: bool = False) -> None:
-        with self._mutex:
-            if priority:
-                self._urgent_waiting += 1
-                try:
-                    self._urgent.wait_for(lambda: not self._held and not self._ordinary_turn())
-                finally:
-                    self._urgent_waiting -= 1
-                self._urgent_run = self._urgent_run + 1 if self._ordinary_waiting else 0
-            else:
-                self._ordinary_waiting += 1
-                try:
-                    self._ordinary.wait_for(
-                        lambda: (
-                            not self._held and (not self._urgent_waiting or self._ordinary_turn())
-                        )
-                    )
-                finally:
-                    self._ordinary_waiting -= 1
-                self._urgent_run = 0
-            self._held = True
-
-    def release(self) -> None:
-        with self._mutex:
-            self._held = False
-            if self._urgent_waiting and not self._ordinary_turn():
-                self._urgent.notify()
-            else:
-                self._ordinary.notify()
 
 
 class Database:

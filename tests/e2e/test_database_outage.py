@@ -181,8 +181,9 @@ def test_sqlite_locked_by_another_process_is_a_503_then_recovers(
                             "title": "locked", "dedup_key": "locked-1"}  # fmt: skip
     holder = sqlite3.connect(db_file, isolation_level=None, timeout=30)
     try:
-        # The request queues behind the process's single SQLite writer (sweeps and the outbox
-        # each wait busy_timeout on the lock too), so its 503 can take a while.
+        # The request queues behind the process's single SQLite writer; once the database is
+        # known to be locked it gives up after OUTAGE_PATIENCE instead of waiting out every
+        # writer ahead of it (sweeps, the outbox: busy_timeout each; 35-45 s before).
         with httpx.Client(base_url=base, timeout=120) as http:
             mark = len(log_lines(server))
             holder.execute("BEGIN EXCLUSIVE")
