@@ -246,7 +246,7 @@ def wire_workers(
     runtime.handlers["outbound_webhook"] = WebhookSender(list(s.webhooks.outbound))
     summary_at = parse_hhmm(s.escalation.suppression_summary_at)
     runtime.handlers[suppression_summary.EFFECT] = suppression_summary.SummaryHandler(
-        runtime.db, gateway, s.slack.security_channel
+        runtime.db, gateway, s.slack.security_channel, translator(s.i18n.team_locale)
     )
     batch = BatchConversation(handlers)
     dispatcher = Dispatcher(

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from securitybot.aer import store
 from securitybot.aer.decide import NotifyTargets
 from securitybot.config import AerContacts
+from securitybot.i18n import ENGLISH, Translator
 from securitybot.slack import mrkdwn as md
 from securitybot.store.aer_models import AerNotification
 
@@ -63,11 +64,18 @@ def consolidate(
     return jobs
 
 
-def render(row: AerNotification) -> str:
-    """The notice's mrkdwn ``text``; every field came from Slack's audit or event stream."""
-    times = f" (x{row.count} since {row.first_at:%H:%M} UTC)" if row.count > 1 else ""
-    return md.fallback(
-        f":rotating_light: Anomaly Event Response: *{md.inline(row.type, 64)}* for "
-        f"{md.user(row.user_id)} in org {md.code(row.org, 66)}{times}.\n"
-        f"Latest: {md.inline(row.last_reason, 500)}"
-    )
+def render(row: AerNotification, t: Translator = ENGLISH) -> str:
+    """The notice's mrkdwn ``text`` in ``t``'s language (the team's, or the person's it is sent
+    to); every field came from Slack's audit or event stream."""
+    fields = {"type": md.inline(row.type, 64), "user": md.user(row.user_id),
+              "org": md.code(row.org, 66)}  # fmt: skip
+    if row.count > 1:
+        head = t.gettext(
+            "Anomaly Event Response: *{type}* for {user} in org {org} (x{count} since {time} UTC)."
+        ).format(**fields, count=row.count, time=f"{row.first_at:%H:%M}")
+    else:
+        head = t.gettext("Anomaly Event Response: *{type}* for {user} in org {org}.").format(
+            **fields
+        )
+    latest = t.gettext("Latest: {reason}").format(reason=md.inline(row.last_reason, 500))
+    return md.fallback(f":rotating_light: {head}\n{latest}")

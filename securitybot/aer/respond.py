@@ -17,6 +17,7 @@ from securitybot.aer import store
 from securitybot.aer.metrics import RESETS
 from securitybot.aer.notify import NOTIFY_EFFECT, render
 from securitybot.config import Settings
+from securitybot.i18n import ENGLISH, LocaleOf, Translator, translator
 from securitybot.ingest.schema import AlertIn
 from securitybot.ingest.service import ingest_alert
 from securitybot.kinds import KindRegistry
@@ -24,7 +25,7 @@ from securitybot.outbox.dispatcher import Done, GiveUp, Handler, Job, Outcome
 from securitybot.slack import mrkdwn as md
 from securitybot.slack.gateway import SlackGateway, SlackPermanentError, SlackRetryLater
 from securitybot.slack.retry_later import retry_later
-from securitybot.slack.session_reset import UNAVAILABLE, SessionResetUnavailable
+from securitybot.slack.session_reset import UNAVAILABLE, SessionResetUnavailable, why_text
 from securitybot.store.aer_models import AerNotification
 from securitybot.store.alerts import audit
 from securitybot.store.db import Database
@@ -69,32 +70,63 @@ def audit_record(p: dict[str, Any], at_epoch: int) -> dict[str, Any]:
     }
 
 
-def signed_out_text(p: dict[str, Any]) -> str:
-    """The DM after a reset. The anomaly's fields come from Slack's logs: shown, never parsed."""
-    return md.fallback(
-        "For your security, Securitybot signed you out of Slack on all your devices. "
-        f"We noticed unusual activity on your account: {md.inline(p['type'], 64)} "
-        f"({md.inline(p['rule'], 100)}"
-        + (f", from {md.code(p['ip'], 66)}" if p.get("ip") else "")
-        + "). Please sign in again. If this was not you, tell the security team right away."
-    )
+def signed_out_text(p: dict[str, Any], t: Translator = ENGLISH) -> str:
+    """The DM after a reset, in the person's language. The anomaly's fields come from Slack's
+    logs: shown, never parsed."""
+    kind, rule = md.inline(p["type"], 64), md.inline(p["rule"], 100)
+    if p.get("ip"):
+        text = t.gettext(
+            "For your security, Securitybot signed you out of Slack on all your devices. We "
+            "noticed unusual activity on your account: {type} ({rule}, from {ip}). Please sign "
+            "in again. If this was not you, tell the security team right away."
+        ).format(type=kind, rule=rule, ip=md.code(p["ip"], 66))
+    else:
+        text = t.gettext(
+            "For your security, Securitybot signed you out of Slack on all your devices. We "
+            "noticed unusual activity on your account: {type} ({rule}). Please sign in again. "
+            "If this was not you, tell the security team right away."
+        ).format(type=kind, rule=rule)
+    return md.fallback(text)
 
 
-def escalation_text(p: dict[str, Any]) -> str:
-    return md.fallback(
-        f":warning: AER escalation for {md.user(p['user'])} (org {md.code(p['org'], 66)}): "
-        f"{md.inline(p['type'], 64)} ({md.inline(p['rule'], 100)}). "
-        f"{md.inline(p['reason'], 500)}. A human needs to look at this account."
-    )
+def escalation_reason(p: dict[str, Any], t: Translator = ENGLISH) -> str:
+    """Why AER escalates, as mrkdwn: the anomaly's reason and, when Slack refused the reset,
+    what it answered (a code) and, when no token could reset the person, where and why."""
+    reason = md.inline(p["reason"], 500)
+    refused = p.get("refused")
+    if not isinstance(refused, dict):
+        return reason
+    error = md.inline(refused.get("error") or "", 80)
+    if not refused.get("workspace"):
+        return f"{reason}; {error}"
+    return t.gettext("{reason}; {error} in workspace {workspace} ({team}): {why}").format(
+        reason=reason, error=error, workspace=md.inline(refused["workspace"], 80),
+        team=md.inline(refused.get("team") or "", 80), why=why_text(refused, t),
+    )  # fmt: skip
+
+
+def escalation_text(p: dict[str, Any], t: Translator = ENGLISH) -> str:
+    """The post to the security channel, in the team's language."""
+    text = t.gettext(
+        "AER escalation for {user} (org {org}): {type} ({rule}). {reason}. A human needs to "
+        "look at this account."
+    ).format(
+        user=md.user(p["user"]), org=md.code(p["org"], 66), type=md.inline(p["type"], 64),
+        rule=md.inline(p["rule"], 100), reason=escalation_reason(p, t),
+    )  # fmt: skip
+    return md.fallback(f":warning: {text}")
 
 
 class Responder:
     def __init__(
         self, db: Database, settings: Settings, kinds: KindRegistry, slack: SlackGateway | None,
-        wake: Callable[[], None] = lambda: None,
+        wake: Callable[[], None] = lambda: None, locale_of: LocaleOf | None = None,
     ) -> None:  # fmt: skip
         self.db, self.settings, self.kinds, self.slack = db, settings, kinds, slack
         self.wake = wake
+        # A person's language (flows/locales.py; English without it) and the team's.
+        self.locale_of = locale_of
+        self.team_t = translator(settings.i18n.team_locale)
         # One in-process lock per notification: its first post must finish before an update.
         self._locks: dict[int, asyncio.Lock] = {}
 
@@ -107,17 +139,23 @@ class Responder:
             ASK_EFFECT: self.ask_user,
         }
 
+    async def _person_t(self, user_id: str) -> Translator:
+        """``user_id``'s language, as for their alert DMs."""
+        if self.locale_of is None or not user_id:
+            return ENGLISH
+        return await self.locale_of(user_id)
+
     def _escalate_now(
         self, p: dict[str, Any], why: str, unavailable: SessionResetUnavailable | None = None
     ) -> None:
         """The reset was refused: escalate, and take it out of the user's reset history.
         ``unavailable``: no token can reset people of their workspace, said with its name in
-        the escalation and the audit log."""
+        the escalation and the audit log. The escalation is worded when it is posted, in the
+        team's language, from ``refused``."""
         RESETS.labels("refused").inc()
-        reason = f"{p['reason']}; {why}"
+        refused: dict[str, Any] = {"error": why}
         if unavailable is not None:
-            reason += f" in workspace {unavailable.workspace} ({unavailable.team}): "
-            reason += unavailable.why
+            refused.update(unavailable.details(), error=why)
         with self.db.write() as session:
             store.set_response(session, p["anomaly_id"], why[:64])
             sessions = p.get("sessions") or []
@@ -128,7 +166,7 @@ class Responder:
                       details={**unavailable.details(), "anomaly_id": p["anomaly_id"]})  # fmt: skip
             enqueue(
                 session, effect=ESCALATE_EFFECT,
-                payload={**p, "reason": reason},
+                payload={**p, "refused": refused},
                 idempotency_key=f"aer-escalate-reset:{p['anomaly_id']}",
             )  # fmt: skip
 
@@ -174,7 +212,7 @@ class Responder:
         p = job.payload
         if self.slack is None:
             return GiveUp("Slack is not configured")
-        text = signed_out_text(p)
+        text = signed_out_text(p, await self._person_t(p["user"]))
         try:
             channel = await self.slack.open_dm(p["user"])
             await self.slack.post(channel, text)
@@ -189,7 +227,7 @@ class Responder:
         channel = self.settings.slack.security_channel
         if self.slack is None or channel is None:
             return GiveUp("no Slack security channel configured to escalate to")
-        text = escalation_text(p)
+        text = escalation_text(p, self.team_t)
         try:
             await self.slack.post(channel, text)
         except SlackRetryLater as exc:
@@ -223,11 +261,13 @@ class Responder:
                 return GiveUp(f"notification {nid} is gone")
             if row.ts is not None and row.shown_count >= row.count:
                 return Done()  # an earlier job already showed this count
-            text = render(row)
+            # A person (an org's primary owner, a security admin) reads it in their language.
+            to_person = row.recipient[:1] in "UW"
+            text = render(row, await self._person_t(row.recipient) if to_person else self.team_t)
             try:
                 if row.ts is None or row.channel is None:
                     channel = row.recipient
-                    if channel[:1] in "UW":
+                    if to_person:
                         channel = await self.slack.open_dm(channel)
                     ts = await self.slack.post(channel, text)
                     await asyncio.to_thread(self._shown, nid, row.count, channel, ts)

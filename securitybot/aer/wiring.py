@@ -44,7 +44,10 @@ def wire_aer(runtime: Runtime, routes: list[BaseRoute]) -> AerService | None:
         return None
     service = AerService(s.aer, runtime.db)
     service.wake = runtime.notify_new_work
-    responder = Responder(runtime.db, s, runtime.kinds, runtime.slack, runtime.notify_new_work)
+    # Each person's language as for their alert DMs (flows/locales.py, set up by wiring.py).
+    locale_of = runtime.locales.for_user if runtime.locales is not None else None
+    responder = Responder(runtime.db, s, runtime.kinds, runtime.slack, runtime.notify_new_work,
+                          locale_of)  # fmt: skip
     runtime.handlers.update(responder.handlers())
     publisher = None
     if s.aer.stream is not None:

@@ -17,6 +17,7 @@ from datetime import UTC, datetime, time, timedelta
 
 from sqlalchemy import select
 
+from securitybot.i18n import ENGLISH, Translator
 from securitybot.outbox.dispatcher import Done, GiveUp, Job, Outcome, RetryAt
 from securitybot.slack import mrkdwn as md
 from securitybot.slack.dates import slack_date
@@ -42,28 +43,43 @@ def next_run(now: datetime, at: time) -> datetime:
 
 
 def summary_text(
-    alerts: list[Alert], rules: dict[int, SuppressionRule], since: datetime, until: datetime
-) -> str | None:
-    """The post, or None when nothing was suppressed (no news is not posted)."""
+    alerts: list[Alert], rules: dict[int, SuppressionRule], since: datetime, until: datetime,
+    t: Translator = ENGLISH,
+) -> str | None:  # fmt: skip
+    """The post in ``t``'s language (the team's), or None when nothing was suppressed (no news
+    is not posted)."""
     if not alerts:
         return None
     per_rule = Counter(a.suppression_id for a in alerts)
+    n = len(alerts)
     lines = [
-        f"*🔕 {len(alerts)} alert{'s' if len(alerts) != 1 else ''} suppressed* between "
-        f"{slack_date(since)} and {slack_date(until)}"
+        t.ngettext(
+            "*🔕 {count} alert suppressed* between {since} and {until}",
+            "*🔕 {count} alerts suppressed* between {since} and {until}",
+            n,
+        ).format(count=n, since=slack_date(since), until=slack_date(until))
     ]
-    for rule_id, n in per_rule.most_common():
+    for rule_id, count in per_rule.most_common():
         rule = rules.get(rule_id or 0)
         name = f"R{rule_id}" if rule is None else (
             f"R{rule.id} {rule.kind} " + " ".join(f"{k}={v}" for k, v in rule.matchers.items())
         )  # fmt: skip
-        by = f" by {md.user(rule.created_by)}: {md.inline(rule.reason, 150)}" if rule else ""
-        lines.append(f"• {md.code(name.strip(), 200)} ×{n}{by}")
+        line = f"• {md.code(name.strip(), 200)} ×{count}"
+        if rule is not None:
+            line = t.gettext("{rule} by {user}: {reason}").format(
+                rule=line, user=md.user(rule.created_by), reason=md.inline(rule.reason, 150)
+            )
+        lines.append(line)
     for a in alerts[:MAX_LINES]:
         who = md.user(a.user_id) if a.user_id else md.code(a.user_given, 100)
         lines.append(f"   #{a.id} {md.inline(a.title, 120)} · {who} · R{a.suppression_id}")
-    if len(alerts) > MAX_LINES:
-        lines.append(f"   …and {len(alerts) - MAX_LINES} more (dashboard: Suppressions)")
+    if n > MAX_LINES:
+        more = n - MAX_LINES
+        lines.append("   " + t.ngettext(
+            "…and {count} more (dashboard: Suppressions)",
+            "…and {count} more (dashboard: Suppressions)",
+            more,
+        ).format(count=more))  # fmt: skip
     return "\n".join(lines)
 
 
@@ -114,6 +130,7 @@ class SummaryHandler:
     db: Database
     slack: SlackGateway | None
     channel: str | None
+    t: Translator = ENGLISH  # the team's language (i18n.team_locale)
 
     async def __call__(self, job: Job) -> Outcome:
         since = datetime.fromisoformat(str(job.payload["since"]))
@@ -121,7 +138,7 @@ class SummaryHandler:
         if self.slack is None or not self.channel:
             return GiveUp("Slack or slack.security_channel is not configured")
         alerts, rules = await asyncio.to_thread(_load, self.db, since, until)
-        text = summary_text(alerts, rules, since, until)
+        text = summary_text(alerts, rules, since, until, self.t)
         if text is None:
             return Done()
         key = {"kind": EFFECT, "until": until.isoformat()}

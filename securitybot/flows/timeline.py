@@ -9,6 +9,7 @@ from securitybot.flows import dm_changes
 from securitybot.i18n import ENGLISH, N_, Translator
 from securitybot.paging import timeline as paging_timeline
 from securitybot.slack import mrkdwn as md
+from securitybot.slack.session_reset import why_text
 from securitybot.store.models import AuditLog
 from securitybot.verify.base import PROVIDER_LABELS, provider_named
 
@@ -81,7 +82,7 @@ def reset_failure(details: dict[str, Any], t: Translator = ENGLISH) -> str:
     if not details.get("workspace"):
         return t.gettext(": Slack answered {error}").format(error=error)
     where = md.inline(details["workspace"], 80)
-    why = md.inline(details.get("why") or "", 200)
+    why = why_text(details, t)  # the reason's phrase in the team's language, by its code
     return t.gettext(
         " for workspace {workspace}: {error}, {why}. Sign them out there by hand"
     ).format(workspace=where, error=error, why=why)
