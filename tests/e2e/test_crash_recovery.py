@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +46,12 @@ def subprocess_bot(
     finally:
         server.stop()
         db.dispose()
+
+
+def wait_until_past(at: datetime) -> None:
+    """Sleep until ``at`` (a stored time: naive means UTC) is half a second gone."""
+    due = at if at.tzinfo else at.replace(tzinfo=UTC)
+    time.sleep(max(0.0, (due - datetime.now(UTC)).total_seconds() + 0.5))
 
 
 def _auths(fd: FakeDuo) -> int:
@@ -89,13 +96,16 @@ def test_a_push_approved_while_the_server_was_dead_resolves_after_restart(
 def test_a_deadline_that_passed_while_the_server_was_dead_escalates_once(
     db_url: str, fs: FakeSlack, fd: FakeDuo, tmp_path: Path
 ) -> None:
-    with subprocess_bot(db_url, fs, fd, tmp_path, policy={"ack_timeout": 1}) as (bot, server):
+    # A deadline long enough that a loaded machine still kills the server before it passes.
+    with subprocess_bot(db_url, fs, fd, tmp_path, policy={"ack_timeout": 4}) as (bot, server):
         alert = bot.post_alert(dedup_key="crash-ack", kind="default")
         alert_id = alert["id"]
         bot.wait_status(alert_id, "awaiting_ack", timeout=PATIENCE)
         server.kill()
         assert bot.row(alert_id).status == "awaiting_ack"
-        time.sleep(1.5)  # the deadline passes while nobody is running
+        respond_by = bot.row(alert_id).respond_by
+        assert respond_by is not None
+        wait_until_past(respond_by)  # the deadline passes while nobody is running
 
         server.start()
         escalated = bot.wait_status(alert_id, "escalated", timeout=PATIENCE)

