@@ -1,7 +1,8 @@
 """Local fakes of Slack, Duo and Okta for the demo and tests; production code never imports them."""
 
 from securitybot.demo.fake_duo import DuoRequest, FakeDuo, Push
-from securitybot.demo.fake_okta import FakeOkta, OktaRequest
+from securitybot.demo.fake_okta import FakeOkta
+from securitybot.demo.fake_okta_records import OktaRequest
 from securitybot.demo.fake_slack import AUDIT_LOGS, RESPONSE_URL, Call, FakeSlack
 from securitybot.demo.slack_signing import (
     app_home_opened_body,

@@ -25,6 +25,7 @@ from securitybot.demo.fake_slack_audit import SlackAuditLogs
 from securitybot.demo.fake_slack_faults import SlackFaults, _Failure
 from securitybot.demo.fake_slack_installs import SlackInstalls
 from securitybot.demo.fake_slack_methods import SlackMethods
+from securitybot.demo.fake_slack_people import SlackPeople
 from securitybot.demo.slack_examples import TOKEN_LIFETIME
 from securitybot.slack.tiers import Limits
 
@@ -58,7 +59,7 @@ def _decode_json_fields(params: dict[str, Any]) -> dict[str, Any]:
     return params
 
 
-class FakeSlack(ServedFake, SlackMethods, SlackInstalls, SlackFaults, SlackAuditLogs):
+class FakeSlack(ServedFake, SlackMethods, SlackPeople, SlackInstalls, SlackFaults, SlackAuditLogs):
     """Slack Web API fake. Start it, point WebClient(base_url=fs.base_url) at it."""
 
     def __init__(

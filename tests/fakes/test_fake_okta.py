@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from securitybot.demo import FakeOkta
-from securitybot.demo.fake_okta import FRAUD_EVENT
+from securitybot.demo.fake_okta_records import FRAUD_EVENT
 
 
 @pytest.fixture
