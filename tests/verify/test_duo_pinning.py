@@ -14,10 +14,13 @@ import pytest
 
 from securitybot.config import DuoConfig
 from securitybot.demo import FakeDuo
+from securitybot.flows.conversation import HELD_EFFECTS, UNORDERED_EFFECTS
+from securitybot.outbox.dispatcher import Dispatcher
+from securitybot.store.db import Database
 from securitybot.verify import duo_api
 from securitybot.verify.base import PushStatus, StartResult
 from securitybot.verify.duo import DuoVerifier
-from tests.perf.duo_handlers import IKEY, SKEY
+from tests.perf.duo_handlers import IKEY, SKEY, awaiting_push, duo_handlers, read_alert, until
 
 PEOPLE = [f"user{i}" for i in range(5)]
 
@@ -102,3 +105,31 @@ async def test_pushes_that_reach_their_final_answer_leave_no_pin(fd: FakeDuo) ->
     assert waiting.status == PushStatus.WAITING
     # Only the push still waiting on its phone keeps its pin (its next poll needs it).
     assert list(verifier._api._pinned) == [still]
+
+
+def test_alerts_whose_pushes_were_answered_leave_no_pin(db: Database) -> None:
+    """The whole way, as the service runs it: pushes started, polled (early, while recorded),
+    answered and applied; nothing stays pinned for them."""
+    with duo_handlers(db) as (fd, verifier, handlers):
+        dispatcher = Dispatcher(db, handlers.handlers(), idle_poll=60.0,
+                                unordered=UNORDERED_EFFECTS, held=HELD_EFFECTS)  # fmt: skip
+        handlers.handover = dispatcher
+        alerts = [awaiting_push(db) for _ in range(5)]
+
+        def resolved() -> bool:
+            for push in fd.pending_pushes():
+                fd.answer_push(push.txid, "allow")
+            return all(read_alert(db, a).status == "resolved" for a in alerts)
+
+        async def scenario() -> tuple[bool, int, int]:
+            await dispatcher.start()
+            try:
+                done = await until(resolved)
+                return done, len(fd.started_pushes()), len(verifier._api._pinned)
+            finally:
+                await dispatcher.stop()
+                verifier.close()
+
+        done, pushed, pinned = asyncio.run(scenario())
+    assert done and pushed == len(alerts)
+    assert pinned == 0, f"{pinned} pins left by {pushed} answered pushes"
