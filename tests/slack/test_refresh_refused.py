@@ -42,17 +42,20 @@ def fs() -> Iterator[FakeSlack]:
         yield fake
 
 
-def expires(installations: Installations, team: str, at: float) -> None:
-    """The stored bot token of ``team`` expires at ``at`` (its refresh token unchanged)."""
+def expires(installations: Installations, team: str, at: float) -> str:
+    """The stored bot token of ``team`` expires at ``at`` (its refresh token unchanged, and
+    returned)."""
     bots = installations.store.store
     found = bots.find_bot(enterprise_id=None, team_id=team)
-    assert found is not None
+    assert found is not None and found.bot_refresh_token is not None
     found.bot_token_expires_at = int(at)
     bots.save_bot(found)
+    return found.bot_refresh_token
 
 
-def refreshes(fs: FakeSlack) -> int:
-    return sum(c.params.get("grant_type") == "refresh_token"
+def offered(fs: FakeSlack, refresh_token: str) -> int:
+    """How often ``refresh_token`` was offered to Slack (oauth.v2.access)."""
+    return sum(c.params.get("refresh_token") == refresh_token
                for c in fs.calls_to("oauth.v2.access"))  # fmt: skip
 
 
@@ -69,7 +72,7 @@ async def test_a_token_slack_refuses_to_refresh_serves_until_it_expires_and_is_a
     [issued] = [c.response for c in fs.calls_to("oauth.v2.access")]
     now = [0.0]
     installations = replica(db, fs, clock=lambda: now[0])
-    expires(installations, BLUE, time.time() + 600)  # due (2 h ahead), valid for 10 minutes
+    blue = expires(installations, BLUE, time.time() + 600)  # due (2 h ahead), valid 10 min
     fs.fail_next("oauth.v2.access", error=error)
     reads = count_bot_reads(installations)
     served = [await installations.client(BLUE) for _ in range(3)]
@@ -78,7 +81,7 @@ async def test_a_token_slack_refuses_to_refresh_serves_until_it_expires_and_is_a
     served.append(await installations.client(BLUE))
     assert reads == [2]
     assert [c.token if c else None for c in served] == [issued["access_token"]] * 4
-    assert refreshes(fs) == 1, "the refused refresh token was offered to Slack again"
+    assert offered(fs, blue) == 1, "the refused refresh token was offered to Slack again"
     [logged] = refusals_logged(caplog)
     assert BLUE in logged and error in logged
     # Expired now: nothing to send with and nothing Slack will refresh it with.
@@ -87,7 +90,7 @@ async def test_a_token_slack_refuses_to_refresh_serves_until_it_expires_and_is_a
     with pytest.raises(WorkspaceUnusable) as unusable:
         await installations.client(BLUE)
     assert (unusable.value.team_id, unusable.value.error) == (BLUE, error)
-    assert refreshes(fs) == 1 and len(refusals_logged(caplog)) == 1
+    assert offered(fs, blue) == 1 and len(refusals_logged(caplog)) == 1
 
 
 @pytest.mark.parametrize("error", REFUSALS)
@@ -97,16 +100,16 @@ async def test_a_workspace_whose_expired_token_slack_will_not_refresh_is_skipped
     caplog.set_level(logging.WARNING, logger=LOG)
     gateway = await installed_gateway(db, fs)
     assert gateway.installations is not None
-    expires(gateway.installations, BLUE, 1)  # expired while nobody used it (a weekend)
+    blue = expires(gateway.installations, BLUE, 1)  # expired while nobody used it (a weekend)
     fs.fail_next("oauth.v2.access", error=error)  # Blue's refresh: the first one asked
     carol = await gateway.lookup_user("carol@example.com")
     assert carol is not None and carol.id == "UCAROL" and carol.teams == (GREEN,)
-    asked = refreshes(fs)
+    assert offered(fs, blue) == 1
     # Later lookups skip Blue without asking Slack to refresh it again, and say so once.
     dave = await gateway.lookup_user("dave@example.com")
     assert dave is not None and dave.id == "UDAVE"
     assert await gateway.lookup_user("bob@example.com") is None  # only Blue knew him
-    assert refreshes(fs) == asked
+    assert offered(fs, blue) == 1
     assert len(refusals_logged(caplog)) == 1
     skipped = [r for r in caplog.records if "skipped until it answers" in r.getMessage()]
     assert len(skipped) == 1 and BLUE in skipped[0].getMessage()
