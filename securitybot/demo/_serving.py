@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import select
 import shutil
 import socket
 import ssl
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -177,6 +179,44 @@ class FakeServer(ThreadingHTTPServer):
     def server_close(self) -> None:
         self.close_idle()
         super().server_close()
+
+
+class HungUp(Exception):
+    """The client closed the connection while its request was held: nothing is answered."""
+
+
+def peer_gone(conn: Any) -> bool:
+    """Whether the client of ``conn`` (a socket, TLS or not, between its request and our answer)
+    has closed it: its end of file, or a TLS alert (close_notify), is waiting to be read. An
+    HTTP/1.1 client sends nothing else while it waits for an answer."""
+    try:
+        readable, _, _ = select.select([conn], [], [], 0)
+        if not readable:
+            return False
+        # Beneath TLS: peek at the raw bytes, consuming nothing.
+        data = socket.socket.recv(conn, 1, socket.MSG_PEEK)
+    except BlockingIOError:
+        return False
+    except (OSError, ValueError):
+        return True
+    return data in (b"", b"\x15")  # end of file, or a TLS alert record
+
+
+def hold(changed: threading.Condition, done: Callable[[], bool], seconds: float, conn: Any,
+         every: float | None = None) -> None:  # fmt: skip
+    """Wait (``changed``'s lock held) until ``done()`` or ``seconds`` pass, as a long-poll holds
+    a request; HungUp if the client closed the connection meanwhile. That is looked at when the
+    wait ends (an answer is never spent on a connection nobody reads), and every ``every``
+    seconds if given (None: like a real server, the hold notices only when it ends)."""
+    end = time.monotonic() + max(0.0, seconds)
+    while True:
+        left = end - time.monotonic()
+        finished = changed.wait_for(done, timeout=max(0.0, left if every is None else
+                                                      min(left, every)))  # fmt: skip
+        if conn is not None and peer_gone(conn):
+            raise HungUp
+        if finished or time.monotonic() >= end:
+            return
 
 
 class TLSFake(ServedFake):

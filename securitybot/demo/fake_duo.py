@@ -19,7 +19,7 @@ from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, parse_qsl, urlsplit
 
-from securitybot.demo._serving import FakeServer, TLSFake
+from securitybot.demo._serving import FakeServer, HungUp, TLSFake, hold
 from securitybot.demo.duo_signature import DuoError, check_signature
 from securitybot.demo.fake_push import PushBook
 
@@ -109,6 +109,12 @@ class FakeDuo(TLSFake, PushBook[Push]):
         self.push_timeout = 60.0
         # Duo rejects requests whose Date header is too far off; None disables the check.
         self.max_clock_skew: float | None = 300.0
+        # A held auth_status whose client hung up is not answered (its txid is listed in
+        # ``dropped``); with notice_drops (seconds), a hold looks that often, not only when it
+        # ends, so a test sees a poll let go without answering the push.
+        self.notice_drops: float | None = None
+        self.dropped: list[str] = []
+        self._served = threading.local()  # the connection each handler thread answers
         self.requests: list[DuoRequest] = []
         self._users: dict[str, _User] = {}
         self._pushes: dict[str, Push] = {}
@@ -210,6 +216,7 @@ class FakeDuo(TLSFake, PushBook[Push]):
     # ---- request plumbing ------------------------------------------------------------------
 
     def _serve(self, req: BaseHTTPRequestHandler) -> None:
+        self._served.conn = req.connection
         split = urlsplit(req.path)
         length = int(req.headers.get("Content-Length") or 0)
         body = req.rfile.read(length).decode("utf-8") if length else ""
@@ -238,6 +245,9 @@ class FakeDuo(TLSFake, PushBook[Push]):
             status = 200
         except DuoError as err:
             status, reply = err.status, err.body
+        except HungUp:
+            req.close_connection = True
+            return
         except Exception:
             # A bug in the fake must surface as a Duo-shaped 500, not a dropped connection.
             log.exception("fake duo failed answering %s", split.path)
@@ -341,16 +351,17 @@ class FakeDuo(TLSFake, PushBook[Push]):
             if push.waiting and push.outcome == push.reported:
                 # Nothing new since the last call: hold until the phone answers, the push
                 # times out, or (tests) status_delay passes, like Duo's long-poll.
-                hold = push.created_at + self.push_timeout - time.time()
+                wait = push.created_at + self.push_timeout - time.time()
                 if self.status_delay is not None:
-                    hold = min(hold, self.status_delay)
+                    wait = min(wait, self.status_delay)
                 assert push.changed is not None
                 push.held += 1
                 try:
-                    push.changed.wait_for(
-                        lambda: push.outcome != push.reported or self._stopping,
-                        timeout=max(0, hold),
-                    )
+                    hold(push.changed, lambda: push.outcome != push.reported or self._stopping,
+                         wait, getattr(self._served, "conn", None), self.notice_drops)  # fmt: skip
+                except HungUp:
+                    self.dropped.append(txid)  # the push's news waits for the next poll
+                    raise
                 finally:
                     push.held -= 1
                 self._expire(push)

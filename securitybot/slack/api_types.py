@@ -41,6 +41,21 @@ class SlackPermanentError(Exception):
         self.error = error
 
 
+class WorkspaceUnusable(SlackPermanentError):
+    """No call can go to workspace ``team_id``: its bot token expired and Slack refused to
+    refresh it for good (``error``: oauth.v2.access's, e.g. ``invalid_client_id``). Like an
+    auth error, it is that workspace's problem; the others still answer."""
+
+    def __init__(self, method: str, error: str, team_id: str) -> None:
+        super().__init__(method, error)
+        self.team_id = team_id
+
+
+def workspace_unusable(exc: SlackPermanentError) -> bool:
+    """Whether ``exc`` says its workspace cannot answer at all (skip it, ask the others)."""
+    return exc.error in AUTH_ERRORS or isinstance(exc, WorkspaceUnusable)
+
+
 @dataclass(frozen=True)
 class SlackUser:
     id: str

@@ -19,13 +19,13 @@ from slack_sdk.web.async_client import AsyncWebClient
 from securitybot import metrics
 from securitybot.slack import session_reset
 from securitybot.slack.api_types import (
-    AUTH_ERRORS,
     SlackPermanentError,
     SlackRetryLater,
     SlackUser,
     is_user_id,
     retry_handlers,
     user_from,
+    workspace_unusable,
 )
 from securitybot.slack.channels import ChannelHealth
 from securitybot.slack.directory import Directory
@@ -112,7 +112,7 @@ class SlackGateway(People, Pacing):
             try:
                 found = await self._call(method, via_team=team or "", **kw)
             except SlackPermanentError as exc:
-                if exc.error in AUTH_ERRORS:
+                if workspace_unusable(exc):  # an auth error, a token Slack will not refresh
                     self._skipped(team, method, exc.error)
                     unusable = exc
                 elif exc.error in _NOT_FOUND:

@@ -8,15 +8,7 @@ delete through it on ``app_uninstalled`` and ``tokens_revoked``), each call in a
 
 ``Installations`` is what the gateway and Bolt's ``authorize`` ask: "the client for team T",
 None when T is not installed (the single ``slack.bot_token`` serves it, as before). With token
-rotation on, a bot token lasts 12 hours and comes with a refresh token
-(docs.slack.dev/authentication/using-token-rotation); slack_sdk's ``AsyncTokenRotator``
-exchanges it (``oauth.v2.access``, ``grant_type=refresh_token``) ``refresh_before`` ahead, and
-the new pair is saved. A refresh token is single use: when another replica spent it first
-(``invalid_refresh_token``), the store has the new pair, which is read again. Slack spends the
-old one before the new pair is saved, so a pair the database failed to save is kept in memory
-(and served) and its save tried again at each use until it lands. A refresh Slack refused for
-now (429, a server error) spent nothing: the current token serves while it is valid, and a 429
-holds further refreshes of that workspace for Retry-After.
+rotation on, tokens are refreshed before they expire (``token_refresh.TokenRefresh``).
 """
 
 from __future__ import annotations
@@ -32,7 +24,6 @@ import aiohttp
 from slack_bolt.authorization import AuthorizeResult
 from slack_bolt.authorization.async_authorize import AsyncAuthorize
 from slack_bolt.context.async_context import AsyncBoltContext
-from slack_sdk.errors import SlackTokenRotationError
 from slack_sdk.oauth.installation_store import Bot, Installation
 from slack_sdk.oauth.installation_store.async_installation_store import AsyncInstallationStore
 from slack_sdk.oauth.installation_store.sqlalchemy import SQLAlchemyInstallationStore
@@ -40,11 +31,10 @@ from slack_sdk.oauth.state_store.async_state_store import AsyncOAuthStateStore
 from slack_sdk.oauth.state_store.sqlalchemy import SQLAlchemyOAuthStateStore
 from slack_sdk.oauth.token_rotation.async_rotator import AsyncTokenRotator
 from slack_sdk.web.async_client import AsyncWebClient
-from sqlalchemy.exc import SQLAlchemyError
-from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from securitybot.masking import known_secrets
-from securitybot.slack.api_types import SlackPermanentError, SlackRetryLater, retry_handlers
+from securitybot.slack.api_types import retry_handlers
+from securitybot.slack.token_refresh import TokenRefresh
 from securitybot.slack.tokens import ADMIN_SCOPES
 from securitybot.store import slack_installations
 
@@ -58,15 +48,6 @@ TOKEN_EXCHANGE_LOG.setLevel(logging.WARNING)
 # How long a client (or "not installed") is trusted before the store is read again: another
 # replica may have installed, uninstalled or rotated meanwhile.
 CACHE_TTL = 60.0
-# A refresh token another replica just spent: its new pair is read this often, this far apart.
-RACE_READS, RACE_PAUSE = 10, 0.2
-# Writes of a refreshed pair, at once (a brief database hiccup); then at each later use.
-SAVE_ATTEMPTS = 3
-# A refresh token spent by another replica (docs.slack.dev/reference/methods/oauth.v2.access).
-SPENT = "invalid_refresh_token"
-# Slack did nothing and may do it later (the gateway's own list: slack/gateway.py, _call).
-TRANSIENT = frozenset({"ratelimited", "internal_error", "fatal_error", "service_unavailable",
-                       "request_timeout"})  # fmt: skip
 
 
 class AsyncStore(AsyncInstallationStore):
@@ -170,23 +151,17 @@ class Installations:
     ) -> None:  # fmt: skip
         self.store = store
         self.api_url = api_url
-        self._refresh_minutes = max(1, int(refresh_before // 60))
-        self._rotator = AsyncTokenRotator(
+        rotator = AsyncTokenRotator(
             client_id=client_id, client_secret=client_secret,
             client=AsyncWebClient(base_url=api_url, logger=TOKEN_EXCHANGE_LOG),
         )  # fmt: skip
+        self._refresh = TokenRefresh(store, rotator, clock=clock,
+                                     refresh_minutes=max(1, int(refresh_before // 60)))  # fmt: skip
         self._clock = clock
         self._entries: dict[str, _Entry] = {}
         # The installed workspaces (team id -> its enterprise id, when it is in one).
         self._teams: tuple[float, dict[str, str | None]] | None = None
         self._locks: dict[str, asyncio.Lock] = {}
-        # Refreshed pairs not saved yet (the database failed): served and saved at next use.
-        self._unsaved: dict[str, Bot] = {}
-        # The same for installers' user tokens (session resets), refreshed one at a time.
-        self._unsaved_users: dict[str, Installation] = {}
-        self._user_locks: dict[str, asyncio.Lock] = {}
-        # A refresh answered 429: no other refresh of that workspace before this (clock).
-        self._hold: dict[str, float] = {}
         # The process's shared aiohttp session (wiring sets it at start), for every client.
         self.session: aiohttp.ClientSession | None = None
         store.changed.append(self.forget)
@@ -196,8 +171,7 @@ class Installations:
         refreshed pair kept unsaved is older than a reinstall's and must not be saved over it."""
         if team_id is not None:
             self._entries.pop(team_id, None)
-            self._unsaved.pop(team_id, None)
-            self._unsaved_users.pop(team_id, None)
+            self._refresh.forget(team_id)
         self._teams = None
 
     async def _installed(self) -> dict[str, str | None]:
@@ -243,7 +217,7 @@ class Installations:
         name = found.team_name or team_id
         if not found.user_token or ADMIN_SCOPE not in (found.user_scopes or []):
             return AdminUser(team_id, name, found.enterprise_id, None)
-        found = await self._user_rotated(found)
+        found = await self._refresh.user(found, self.bot)
         if found.user_token is None:
             return AdminUser(team_id, name, found.enterprise_id, None)
         known_secrets.add(t for t in (found.user_token, found.user_refresh_token) if t)
@@ -252,51 +226,6 @@ class Installations:
             session=self.session,
         )  # fmt: skip
         return AdminUser(team_id, name, found.enterprise_id, client)
-
-    async def _user_rotated(self, found: Installation) -> Installation:
-        """``found`` with a fresh user token when it expires soon (token rotation on).
-
-        One refresh per workspace at a time: a refresh token works once, so two resets at
-        once (an AER burst) must not both spend it. A refreshed installation is kept here
-        until it is saved (a failed save must not lose the only valid refresh token), and
-        served in place of the store's. The saved installation carries the workspace's
-        current bot: saving one also saves its bot (slack_sdk's store), and the one read may
-        hold a bot token since rotated."""
-        team = str(found.team_id)
-        async with self._user_locks.setdefault(team, asyncio.Lock()):
-            kept = self._unsaved_users.get(team)
-            if kept is not None:
-                found = kept
-            try:
-                fresh = await self._rotator.perform_user_token_rotation(
-                    installation=found, minutes_before_expiration=self._refresh_minutes
-                )
-            except SlackTokenRotationError as exc:
-                error, retry = _refused(exc)
-                if error == SPENT:  # another replica refreshed first: read what it saved
-                    again = await self.store.async_find_installation(
-                        enterprise_id=found.enterprise_id, team_id=found.team_id
-                    )
-                    if again is not None and again.user_refresh_token != found.user_refresh_token:
-                        return again
-                logger.warning("Slack: cannot refresh the user token of %s now: %s", team, error)
-                _usable_until(found.user_token_expires_at, error, retry)
-                return found
-            if fresh is None:
-                if kept is not None:
-                    await self._save_kept(team, kept, self._unsaved_users)  # tried again
-                return found
-            known_secrets.add(t for t in (fresh.user_token, fresh.user_refresh_token) if t)
-            bot = await self.bot(team)
-            if bot is not None:
-                fresh.bot_id, fresh.bot_user_id = bot.bot_id, bot.bot_user_id
-                fresh.bot_token, fresh.bot_scopes = bot.bot_token, bot.bot_scopes
-                fresh.bot_refresh_token = bot.bot_refresh_token
-                fresh.bot_token_expires_at = bot.bot_token_expires_at
-            self._unsaved_users[team] = fresh
-            await self._save_kept(team, fresh, self._unsaved_users)
-            logger.info("Slack: refreshed the user token of workspace %s", team)
-            return fresh
 
     async def _entry(self, team_id: str) -> _Entry:
         entry = self._entries.get(team_id)
@@ -309,17 +238,18 @@ class Installations:
                 return entry
             installed = await self._installed()
             bot = None
+            unsaved = self._refresh.unsaved
             if team_id not in installed:
-                self._unsaved.pop(team_id, None)  # uninstalled: never saved back
-            elif team_id in self._unsaved:  # newer than the store's, whose refresh is spent
-                bot = self._unsaved[team_id]
-                await self._save_kept(team_id, bot, self._unsaved)
+                unsaved.pop(team_id, None)  # uninstalled: never saved back
+            elif team_id in unsaved:  # newer than the store's, whose refresh is spent
+                bot = unsaved[team_id]
+                await self._refresh.save_kept(team_id, bot, unsaved)
             else:  # the store finds a bot by its enterprise and team
                 bot = await self.store.async_find_bot(
                     enterprise_id=installed[team_id], team_id=team_id
                 )
             if bot is not None:
-                bot = await self._rotated(team_id, bot)
+                bot = await self._refresh.bot(team_id, bot)
             entry = _Entry(self._clock(), bot, self._client_for(bot) if bot else None)
             self._entries[team_id] = entry
             return entry
@@ -327,71 +257,14 @@ class Installations:
     def _current(self, entry: _Entry) -> bool:
         if self._clock() - entry.at > CACHE_TTL:
             return False
-        if entry.bot is not None and entry.bot.team_id in self._unsaved:
+        if entry.bot is None:
+            return True
+        if entry.bot.team_id in self._refresh.unsaved:
             return False  # its save is tried again
-        expires = entry.bot.bot_token_expires_at if entry.bot is not None else None
-        return expires is None or expires > time.time() + self._refresh_minutes * 60
-
-    async def _rotated(self, team_id: str, bot: Bot) -> Bot:
-        """``bot`` with a fresh token when its token expires soon (token rotation on)."""
-        if self._clock() < self._hold.get(team_id, 0.0):
-            _usable_until(bot.bot_token_expires_at, "ratelimited",
-                          self._hold[team_id] - self._clock())  # fmt: skip
-            return bot
-        try:
-            fresh = await self._rotator.perform_bot_token_rotation(
-                bot=bot, minutes_before_expiration=self._refresh_minutes
-            )
-        except SlackTokenRotationError as exc:
-            error, retry = _refused(exc)
-            if error == SPENT:  # another replica rotated first and saved the new pair
-                logger.warning("Slack: the refresh token of %s was spent; reading the new "
-                               "pair", team_id)  # fmt: skip
-                return await self._saved_by_another(bot)
-            if retry is not None:
-                self._hold[team_id] = self._clock() + retry
-            logger.warning("Slack: cannot refresh the bot token of %s now: %s", team_id, error)
-            _usable_until(bot.bot_token_expires_at, error, retry)
-            return bot
-        if fresh is None:
-            return bot
-        known_secrets.add(t for t in (fresh.bot_token, fresh.bot_refresh_token) if t)
-        self._unsaved[team_id] = fresh
-        await self._save_kept(team_id, fresh, self._unsaved)
-        logger.info("Slack: refreshed the bot token of workspace %s", team_id)
-        return fresh
-
-    async def _save_kept(self, team_id: str, fresh: Bot | Installation,
-                         kept: dict[str, Any]) -> None:  # fmt: skip
-        """Save a refreshed bot (``save_bot``) or installation (``save``, its installer's user
-        token) in a few tries; it stays in ``kept``, served and saved at its next use, until
-        one succeeds: Slack spent the old refresh token, so this is the only valid one."""
-        save = self.store.store.save_bot if isinstance(fresh, Bot) else self.store.store.save
-        try:
-            async for attempt in AsyncRetrying(
-                stop=stop_after_attempt(SAVE_ATTEMPTS), wait=wait_exponential(0.1, max=1.0),
-                retry=retry_if_exception_type(SQLAlchemyError), reraise=True,
-            ):  # fmt: skip
-                with attempt:
-                    await asyncio.to_thread(save, fresh)  # type: ignore[arg-type]
-        except Exception as exc:  # kept in memory: the next use saves it
-            which = "bot" if isinstance(fresh, Bot) else "user"
-            logger.warning("Slack: cannot save the refreshed %s token of %s (%s); kept, "
-                           "saved at its next use", which, team_id, type(exc).__name__)  # fmt: skip
-            return
-        kept.pop(team_id, None)
-
-    async def _saved_by_another(self, bot: Bot) -> Bot:
-        """The pair another replica is saving after spending ``bot``'s refresh token: read
-        until the stored refresh token is another one (a few tries), else ``bot``."""
-        for _ in range(RACE_READS):
-            again = await self.store.async_find_bot(
-                enterprise_id=bot.enterprise_id, team_id=bot.team_id
-            )
-            if again is None or again.bot_refresh_token != bot.bot_refresh_token:
-                return again or bot
-            await asyncio.sleep(RACE_PAUSE)
-        return bot
+        expires = entry.bot.bot_token_expires_at
+        if expires is not None and self._refresh.refused(entry.bot) is not None:
+            return expires > time.time()  # not refreshed: served as it is while it lasts
+        return expires is None or expires > time.time() + self._refresh.minutes * 60
 
     def _client_for(self, bot: Bot) -> AsyncWebClient:
         # Stored tokens are secrets like configured ones: never in a log line.
@@ -400,27 +273,6 @@ class Installations:
             token=bot.bot_token, base_url=self.api_url, retry_handlers=retry_handlers(),
             session=self.session,
         )  # fmt: skip
-
-
-def _refused(exc: SlackTokenRotationError) -> tuple[str, float | None]:
-    """Why Slack refused a refresh (its error, or ``http_<status>``), and how long a 429 asked
-    to wait (None: not a 429)."""
-    answer = exc.api_error.response
-    error = str(answer.get("error") or f"http_{answer.status_code}")
-    if answer.status_code != 429:
-        return error, None
-    headers = answer.headers or {}
-    return error, float(headers.get("Retry-After") or headers.get("retry-after") or 1)
-
-
-def _usable_until(expires: int | None, error: str, retry: float | None) -> None:
-    """A token whose refresh Slack refused (nothing was spent) serves while it is valid; an
-    expired one cannot, so the call waits (or fails on a permanent error)."""
-    if expires is None or expires > time.time():
-        return
-    if retry is not None or error in TRANSIENT or error.startswith("http_5"):
-        raise SlackRetryLater("oauth.v2.access", error, retry, refused=retry is not None)
-    raise SlackPermanentError("oauth.v2.access", error)
 
 
 class InstalledAuthorize(AsyncAuthorize):

@@ -15,11 +15,11 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from securitybot.slack.api_types import (
-    AUTH_ERRORS,
     SlackPermanentError,
     SlackRetryLater,
     SlackUser,
     user_from,
+    workspace_unusable,
 )
 from securitybot.slack.directory import Directory
 from securitybot.slack.workspace_routing import WorkspaceRouting
@@ -194,7 +194,7 @@ class People(WorkspaceRouting):
             try:
                 count += await self._sync_one(team, via, page_size)
             except SlackPermanentError as exc:  # one workspace that cannot answer: the others
-                if exc.error not in AUTH_ERRORS:
+                if not workspace_unusable(exc):
                     raise
                 self._skipped(team or via or None, "users.list", exc.error)
             except SlackRetryLater as exc:  # still limited after the page retries: next sync

@@ -17,6 +17,7 @@ import pytest
 from duo_client.client import sign as duo_sign
 
 from securitybot.demo import FakeDuo
+from securitybot.verify.duo_api import signed_request
 
 IKEY = "DIXXXXXXXXXXXXXXXXXX"
 SKEY = "s" * 40
@@ -315,3 +316,38 @@ def test_stop_releases_a_blocked_synchronous_auth() -> None:
     worker.join(timeout=5)
     assert not worker.is_alive()
     assert outcome["result"]["status"] == "timeout"
+
+
+def _until(check: Any, seconds: float = 10.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and not check():
+        time.sleep(0.01)
+    return bool(check())
+
+
+@pytest.mark.parametrize("notice_drops", [None, 0.02])
+def test_a_held_poll_whose_client_hung_up_spends_no_answer(
+    fd: FakeDuo, duo: duo_client.Auth, notice_drops: float | None
+) -> None:
+    """A client that closes its long-poll connection is answered nothing: the push's news stays
+    for its next poll. By default the hold finds out when it ends (the answer arrives), like a
+    real server; with ``notice_drops`` it looks while it holds, too."""
+    fd.notice_drops = notice_drops
+    txid = push(duo)
+    assert duo.auth_status(txid)["status"] == "pushed"
+    uri, headers, _ = signed_request(IKEY, SKEY, fd.host, "GET", "/auth/v2/auth_status",
+                                     {"txid": txid})  # fmt: skip
+    held = http.client.HTTPSConnection(
+        fd.host, fd.port, context=ssl.create_default_context(cafile=fd.ca_path)
+    )
+    held.request("GET", uri, headers=headers)
+    [pending] = fd.started_pushes()
+    assert _until(lambda: pending.held == 1)
+    held.close()  # hung up while Duo holds the poll
+    if notice_drops is not None:
+        assert _until(lambda: fd.dropped == [txid] and not pending.held)
+    fd.answer_push(txid, "allow")
+    assert _until(lambda: not pending.held)
+    assert fd.dropped == [txid] and pending.answered_at is None
+    assert duo.auth_status(txid)["status"] == "allow"  # the next poll reads the answer
+    assert pending.answered_at is not None

@@ -7,88 +7,40 @@ and a push that turns out not to be the alert's (the alert moved on) is never ap
 from __future__ import annotations
 
 import asyncio
-import threading
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import Any
 
 import pytest
 from sqlalchemy import select
 
-from securitybot.flows.conversation import HELD_EFFECTS, UNORDERED_EFFECTS
-from securitybot.outbox.dispatcher import Dispatcher
 from securitybot.store.db import Database
 from securitybot.store.models import Alert, Outbox
-from tests.perf.duo_handlers import duo_handlers
-from tests.perf.test_duo_poll_handover import _awaiting_push
-
-
-def _alert(db: Database, alert_id: int) -> Alert:
-    with db.read() as session:
-        found = session.get(Alert, alert_id)
-        assert found is not None
-        return found
-
-
-def _slow_record(handlers: Any, gate: threading.Event) -> None:
-    """Recording the push waits for ``gate`` (a commit queued behind a burst of others)."""
-    record = handlers._record_push
-
-    def slow(*args: Any) -> Any:
-        gate.wait(10)
-        return record(*args)
-
-    handlers._record_push = slow
-
-
-@contextmanager
-def _recorded_slowly(db: Database) -> Iterator[tuple[Any, Any, Any, Dispatcher, threading.Event]]:
-    """The handlers against the fake Duo, a dispatcher they hand their jobs over to (nobody
-    woken, no claim for a minute), and a gate the push's record waits for."""
-    with duo_handlers(db) as (fd, verifier, handlers):
-        dispatcher = Dispatcher(db, handlers.handlers(), idle_poll=60.0,
-                                unordered=UNORDERED_EFFECTS, held=HELD_EFFECTS)  # fmt: skip
-        handlers.handover = dispatcher
-        gate = threading.Event()
-        _slow_record(handlers, gate)
-        yield fd, verifier, handlers, dispatcher, gate
-
-
-async def _until(check: Any, seconds: float = 10.0) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if await asyncio.to_thread(check):
-            return True
-        await asyncio.sleep(0.02)
-    return False
+from tests.perf.duo_handlers import awaiting_push, read_alert, recorded_slowly, until
 
 
 @pytest.mark.parametrize("approve_before_record", [False, True])
 def test_the_poll_is_held_before_the_push_is_recorded(
     db: Database, approve_before_record: bool
 ) -> None:
-    with _recorded_slowly(db) as (fd, verifier, _, dispatcher, gate):
-        alert_id = _awaiting_push(db)
+    with recorded_slowly(db) as (fd, verifier, _, dispatcher, gate):
+        alert_id = awaiting_push(db)
 
         async def scenario() -> tuple[bool, str | None, str]:
             await dispatcher.start()
             try:
-                held = await _until(lambda: any(p.held for p in list(fd._pushes.values())))
+                held = await until(lambda: any(p.held for p in list(fd._pushes.values())))
                 # Still unrecorded while Duo holds its poll.
-                txid_then = _alert(db, alert_id).duo_txid
+                txid_then = read_alert(db, alert_id).duo_txid
                 push = next(iter(fd._pushes.values()), None)
                 if approve_before_record and push is not None:
                     fd.answer_push(push.txid, "allow")
                     await asyncio.sleep(0.3)
                     # The answer is in, the record is not: nothing applied yet.
-                    assert _alert(db, alert_id).status == "awaiting_2fa"
+                    assert read_alert(db, alert_id).status == "awaiting_2fa"
                 gate.set()
                 if not approve_before_record and push is not None:
-                    await _until(lambda: _alert(db, alert_id).duo_txid is not None)
+                    await until(lambda: read_alert(db, alert_id).duo_txid is not None)
                     fd.answer_push(push.txid, "allow")
-                await _until(lambda: _alert(db, alert_id).status == "resolved")
-                return held, txid_then, _alert(db, alert_id).status
+                await until(lambda: read_alert(db, alert_id).status == "resolved")
+                return held, txid_then, read_alert(db, alert_id).status
             finally:
                 gate.set()
                 await dispatcher.stop()
@@ -105,8 +57,8 @@ def test_the_poll_is_held_before_the_push_is_recorded(
 
 
 def test_a_push_the_alert_no_longer_waits_for_is_polled_but_never_applied(db: Database) -> None:
-    with _recorded_slowly(db) as (fd, verifier, handlers, dispatcher, gate):
-        alert_id = _awaiting_push(db)
+    with recorded_slowly(db) as (fd, verifier, handlers, dispatcher, gate):
+        alert_id = awaiting_push(db)
 
         def moved_on() -> None:
             with db.write() as session:
@@ -117,12 +69,12 @@ def test_a_push_the_alert_no_longer_waits_for_is_polled_but_never_applied(db: Da
         async def scenario() -> None:
             await dispatcher.start()
             try:
-                await _until(lambda: any(p.held for p in list(fd._pushes.values())))
+                await until(lambda: any(p.held for p in list(fd._pushes.values())))
                 await asyncio.to_thread(moved_on)  # e.g. a responder closed it meanwhile
                 gate.set()
                 # The early poll is let go: its long-poll slot is free again at once (the
                 # fake Duo, like Duo, notices the dropped connection only when its hold ends).
-                assert await _until(lambda: verifier._polls == 0, seconds=5)
+                assert await until(lambda: verifier._polls == 0, seconds=5)
                 assert not handlers._early_polls
                 for push in list(fd._pushes.values()):
                     fd.answer_push(push.txid, "allow")
@@ -133,7 +85,7 @@ def test_a_push_the_alert_no_longer_waits_for_is_polled_but_never_applied(db: Da
                 verifier.close()
 
         asyncio.run(scenario())
-    alert = _alert(db, alert_id)
+    alert = read_alert(db, alert_id)
     assert (alert.status, alert.outcome, alert.duo_txid) == ("escalated", "duo_timeout", None)
     with db.read() as session:
         assert not session.scalars(select(Outbox).where(Outbox.effect == "poll_duo")).all()

@@ -14,20 +14,7 @@ from securitybot.flows.conversation import HELD_EFFECTS, UNORDERED_EFFECTS
 from securitybot.outbox.dispatcher import Dispatcher
 from securitybot.store.db import Database
 from securitybot.store.models import Alert, Outbox
-from securitybot.store.outbox import enqueue
-from tests.perf.duo_handlers import duo_handlers
-
-
-def _awaiting_push(db: Database) -> int:
-    with db.write() as session:
-        alert = Alert(kind="sensitive_command", severity="high", source="test",
-                      user_given="alice@example.com", title="flurb -export", description="",
-                      status="awaiting_2fa", details={})  # fmt: skip
-        session.add(alert)
-        session.flush()
-        enqueue(session, effect="start_duo_push", alert_id=alert.id,
-                idempotency_key=f"push:{alert.id}")  # fmt: skip
-        return alert.id
+from tests.perf.duo_handlers import awaiting_push, duo_handlers
 
 
 def _poll_row(db: Database, alert_id: int) -> Outbox | None:
@@ -44,7 +31,7 @@ def test_the_poll_is_held_in_duo_without_waiting_for_a_claim(db: Database) -> No
         dispatcher = Dispatcher(db, handlers.handlers(), idle_poll=60.0,
                                 unordered=UNORDERED_EFFECTS, held=HELD_EFFECTS)  # fmt: skip
         handlers.handover = dispatcher
-        alert_id = _awaiting_push(db)
+        alert_id = awaiting_push(db)
 
         async def scenario() -> tuple[bool, Outbox | None]:
             await dispatcher.start()

@@ -8,7 +8,11 @@ from slack_sdk.web.async_client import AsyncWebClient
 from securitybot.demo import FakeSlack
 from securitybot.slack.directory import DbDirectory
 from securitybot.slack.gateway import SlackGateway
+from securitybot.slack.tiers import Limits
 from securitybot.store.db import Database
+from tests.slack.test_installations import install, replica
+
+BLUE, GREEN = "TBLUE", "TGREEN"
 
 
 async def attached_gateway(fs: FakeSlack, db: Database) -> tuple[SlackGateway, DbDirectory]:
@@ -17,3 +21,15 @@ async def attached_gateway(fs: FakeSlack, db: Database) -> tuple[SlackGateway, D
     directory = DbDirectory(db)
     await gateway.attach(directory)
     return gateway, directory
+
+
+async def installed_gateway(db: Database, fs: FakeSlack) -> SlackGateway:
+    """A gateway serving slack.bot_token's workspace (T1) and two installed through OAuth,
+    Blue then Green (another replica's view of the store: nothing cached yet)."""
+    await install(db, fs, BLUE)
+    await install(db, fs, GREEN)
+    gateway = SlackGateway(AsyncWebClient(token="xoxb-test", base_url=fs.base_url),
+                           limits=Limits(scale=1000.0))  # fmt: skip
+    gateway.installations = replica(db, fs)
+    gateway.home_team = "T1"
+    return gateway

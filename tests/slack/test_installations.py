@@ -5,7 +5,8 @@ and an uninstalled workspace gone for both."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 
 import pytest
 from sqlalchemy.exc import OperationalError
@@ -30,10 +31,12 @@ def fs() -> Iterator[FakeSlack]:
         yield fake
 
 
-def replica(db: Database, fs: FakeSlack) -> Installations:
+def replica(
+    db: Database, fs: FakeSlack, clock: Callable[[], float] = time.monotonic
+) -> Installations:
     store = AsyncStore(slack_installations.installation_store(CLIENT_ID, db.engine))
     return Installations(store, api_url=fs.base_url, client_id=CLIENT_ID, client_secret=SECRET,
-                         refresh_before=7200)  # fmt: skip
+                         refresh_before=7200, clock=clock)  # fmt: skip
 
 
 async def install(db: Database, fs: FakeSlack, team: str) -> None:

@@ -12,16 +12,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from slack_sdk.web.async_client import AsyncWebClient
 
 from securitybot.demo import FakeSlack
 from securitybot.slack.api_types import SlackRetryLater
-from securitybot.slack.gateway import SlackGateway
-from securitybot.slack.tiers import Limits
 from securitybot.store.db import Database
-from tests.slack.test_installations import CLIENT_ID, SECRET, install, replica
-
-BLUE, GREEN = "TBLUE", "TGREEN"
+from tests.slack.gateways import BLUE, GREEN, installed_gateway
+from tests.slack.test_installations import CLIENT_ID, SECRET
 
 
 @pytest.fixture
@@ -34,20 +30,10 @@ def fs() -> Iterator[FakeSlack]:
         yield fake
 
 
-async def _gateway(db: Database, fs: FakeSlack) -> SlackGateway:
-    await install(db, fs, BLUE)
-    await install(db, fs, GREEN)
-    gateway = SlackGateway(AsyncWebClient(token="xoxb-test", base_url=fs.base_url),
-                           limits=Limits(scale=1000.0))  # fmt: skip
-    gateway.installations = replica(db, fs)
-    gateway.home_team = "T1"
-    return gateway
-
-
 async def test_a_revoked_workspace_is_skipped_when_looking_someone_up(
     db: Database, fs: FakeSlack
 ) -> None:
-    gateway = await _gateway(db, fs)
+    gateway = await installed_gateway(db, fs)
     fs.revoke_workspace(BLUE)  # its app_uninstalled has not reached us (or went elsewhere)
     carol = await gateway.lookup_user("carol@example.com")
     assert carol is not None and carol.id == "UCAROL" and carol.teams == (GREEN,)
@@ -61,7 +47,7 @@ async def test_a_revoked_workspace_is_skipped_when_looking_someone_up(
 async def test_a_workspace_answering_an_auth_error_is_skipped(
     db: Database, fs: FakeSlack, error: str
 ) -> None:
-    gateway = await _gateway(db, fs)
+    gateway = await installed_gateway(db, fs)
     fs.fail_next("users.lookupByEmail", error=error)  # the first workspace asked: the home one
     carol = await gateway.lookup_user("carol@example.com")
     assert carol is not None and carol.id == "UCAROL"
@@ -70,7 +56,7 @@ async def test_a_workspace_answering_an_auth_error_is_skipped(
 async def test_a_workspace_rate_limited_does_not_hold_up_the_others(
     db: Database, fs: FakeSlack
 ) -> None:
-    gateway = await _gateway(db, fs)
+    gateway = await installed_gateway(db, fs)
     fs.fail_next("users.lookupByEmail", status=429, retry_after=30)
     carol = await gateway.lookup_user("carol@example.com")
     assert carol is not None and carol.id == "UCAROL"
@@ -84,7 +70,7 @@ async def test_a_workspace_rate_limited_does_not_hold_up_the_others(
 async def test_the_directory_sync_reads_the_workspaces_that_answer(
     db: Database, fs: FakeSlack
 ) -> None:
-    gateway = await _gateway(db, fs)
+    gateway = await installed_gateway(db, fs)
     fs.revoke_workspace(BLUE)
     count = await gateway.sync_directory()
     assert count >= 2  # Alice (home), Carol (Green)
@@ -99,7 +85,7 @@ async def test_the_directory_sync_past_a_rate_limited_workspace(
 ) -> None:
     """A workspace still answering 429 after the page retries is left for the next sync
     (which is reported as failed), after the others were read."""
-    gateway = await _gateway(db, fs)
+    gateway = await installed_gateway(db, fs)
     fs.fail_next("users.list", status=429, retry_after=0, times=6)  # home: 1 + PAGE_RETRIES
     with pytest.raises(SlackRetryLater):
         await gateway.sync_directory()
