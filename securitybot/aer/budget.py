@@ -49,13 +49,9 @@ DISCARDED = "aer.held_resets_discarded"
 OPEN = "open"
 
 
-def describe(cfg: AerResetBudget) -> str:
-    """``"3 per 1 h"``: the budget as people read it (in English; see :func:`describe_reason`)."""
-    return describe_reason(cfg).english()
-
-
 def describe_reason(cfg: AerResetBudget) -> Reason:
-    """The budget as a message: ``{count} per {span}``, the span in unit symbols (``1 h``)."""
+    """The budget as people read it, as a message: ``"3 per 1 h"`` in English (``.english()``),
+    the span in unit symbols (``1 h``) in every language."""
     per = cfg.per
     if per % 86400 == 0:
         span = f"{per / 86400:g} d"

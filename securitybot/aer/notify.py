@@ -46,6 +46,7 @@ def consolidate(
 ) -> list[dict[str, Any]]:  # fmt: skip
     """Count the anomaly into each recipient's open message; the outbox rows to (re)render.
 
+    ``reason`` is kept in English (``last_reason``) and as a message (``last_reason_i18n``).
     The idempotency key carries the count, so a burst enqueues one job per repeat but each job
     renders whatever the count is when it runs: the message converges on the latest total.
     """
@@ -53,16 +54,9 @@ def consolidate(
     jobs = []
     for recipient in targets:
         nid, count = store.bump_notification(
-            session,
-            org,
-            user,
-            kind,
-            recipient,
-            reason.english(),
-            now,
-            since,
+            session, org, user, kind, recipient, reason.english(), now, since,
             reason_i18n=reason.to_json(),
-        )
+        )  # fmt: skip
         jobs.append(
             {
                 "effect": NOTIFY_EFFECT,

@@ -86,11 +86,11 @@ def test_every_decision_records_the_same_english_reason_as_before(
 
 
 def test_a_held_reset_records_the_same_english_reason_as_before() -> None:
-    from securitybot.aer.budget import describe
+    from securitybot.aer.budget import describe_reason
     from securitybot.config import AerResetBudget
 
     d = held(decide(anomaly(), DEFAULTS, UserHistory(), NOW), "T0A",
-             describe(AerResetBudget(count=3, per=3600)))  # fmt: skip
+             describe_reason(AerResetBudget(count=3, per=3600)))  # fmt: skip
     assert d.reason == (
         f"{WHAT}: the org's response to tor is reset_sessions; held: org T0A's reset budget "
         "(3 per 1 h) is spent, so a responder must release or discard this reset"
