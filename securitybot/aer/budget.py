@@ -23,7 +23,9 @@ from sqlalchemy import Table, delete, func, select, update
 from sqlalchemy.orm import Session
 
 from securitybot import held_groups
+from securitybot.aer import reason as r
 from securitybot.aer import store
+from securitybot.aer.reason import Reason
 from securitybot.aer.respond import RESET_EFFECT
 from securitybot.config import AerResetBudget
 from securitybot.store.aer_budget_models import (
@@ -47,8 +49,9 @@ DISCARDED = "aer.held_resets_discarded"
 OPEN = "open"
 
 
-def describe(cfg: AerResetBudget) -> str:
-    """``"3 per 1 h"``: the budget as people read it."""
+def describe_reason(cfg: AerResetBudget) -> Reason:
+    """The budget as people read it, as a message: ``"3 per 1 h"`` in English (``.english()``),
+    the span in unit symbols (``1 h``) in every language."""
     per = cfg.per
     if per % 86400 == 0:
         span = f"{per / 86400:g} d"
@@ -58,7 +61,7 @@ def describe(cfg: AerResetBudget) -> str:
         span = f"{per / 60:g} min"
     else:
         span = f"{per:g} s"
-    return f"{cfg.count} per {span}"
+    return Reason(r.BUDGET, {"count": cfg.count, "span": span})
 
 
 class Ledger:
@@ -279,7 +282,7 @@ def resolve(
         h.status = status
         store.set_response(session, h.anomaly_id, status)
         if release:
-            p = {**h.payload, "reason": f"{h.payload['reason']}; released by {actor}"}
+            p = released(h.payload, actor)
             store.record_reset(session, h.org, h.user_id, now, p.get("sessions") or [])
             enqueue(session, effect=RESET_EFFECT, payload=p,
                     idempotency_key=f"aer-reset:{h.anomaly_id}")  # fmt: skip
@@ -293,6 +296,18 @@ def resolve(
     enqueue(session, effect=job["effect"], payload=job["payload"],
             idempotency_key=job["idempotency_key"])  # fmt: skip
     return Resolved(batch.id, batch.org, status, users)
+
+
+def released(payload: dict[str, Any], actor: str) -> dict[str, Any]:
+    """A held reset's payload once ``actor`` released it: its reason says so (in English, and
+    as a message where the held payload had one)."""
+    out = {**payload, "reason": f"{payload['reason']}; released by {actor}"}
+    why = Reason.from_json(payload.get("reason_i18n"))
+    if why is not None:
+        out["reason_i18n"] = Reason(r.RELEASED, {"reason": why, "actor": actor}).to_json()
+    else:
+        out.pop("reason_i18n", None)
+    return out
 
 
 def held_users(session: Session, batch_id: int) -> list[str]:

@@ -1,7 +1,9 @@
 """The AER decision framework: what to do about one anomaly, and why, as a pure function.
 
 Every outcome, including "do nothing", is a :class:`Decision` with a human-readable reason, so
-the audit trail answers "why was (or wasn't) Alice logged out?" without reading code.
+the audit trail answers "why was (or wasn't) Alice logged out?" without reading code. The reason
+is a template and its values (:mod:`securitybot.aer.reason`): recorded in English, shown to the
+team in its language.
 
 Checks run in this order; the first that applies wins:
 
@@ -39,7 +41,9 @@ from enum import StrEnum
 from types import MappingProxyType
 from typing import Any
 
+from securitybot.aer import reason as r
 from securitybot.aer.detect import Anomaly
+from securitybot.aer.reason import Reason
 from securitybot.aer.rules import (
     ANOMALY_TYPES,
     DETECTION_KEYS,
@@ -141,8 +145,14 @@ class UserHistory:
 class Decision:
     verdict: Verdict
     action: Action | None
-    reason: str
+    # Why, as a template and its values: in the team's language where Slack shows it.
+    why: Reason
     configured: Action | None = field(default=None, compare=False)
+
+    @property
+    def reason(self) -> str:
+        """Why, in English: what the anomaly row stores, the API returns and the log says."""
+        return self.why.english()
 
 
 def _duration(value: Any, where: str, *, allow_zero: bool) -> float:
@@ -272,6 +282,7 @@ def _utc(value: datetime) -> datetime:
 
 
 def _ago(seconds: float) -> str:
+    """A duration in unit symbols (``45s``, ``12 min``, ``1.5 h``), the same in every language."""
     if seconds < 120:
         return f"{seconds:.0f}s"
     if seconds < 7200:
@@ -281,55 +292,52 @@ def _ago(seconds: float) -> str:
 
 def decide(anomaly: Anomaly, cfg: OrgAerConfig, history: UserHistory, now: datetime) -> Decision:
     """Decide what to do about ``anomaly``; see the module docstring for the order of checks."""
-    what = f"{anomaly.type} ({anomaly.rule}) for {anomaly.user}"
+    what = Reason(r.WHAT, {"type": anomaly.type, "rule": anomaly.rule, "user": anomaly.user})
     if not cfg.enabled:
-        return Decision(Verdict.DISABLED, None, f"{what}: AER is disabled for org {anomaly.org}")
+        return Decision(
+            Verdict.DISABLED, None, Reason(r.DISABLED, {"what": what, "org": anomaly.org})
+        )
     if anomaly.user in cfg.excluded_users:
-        return Decision(Verdict.EXCLUDED, None, f"{what}: the user is excluded from AER")
+        return Decision(Verdict.EXCLUDED, None, Reason(r.EXCLUDED_USER, {"what": what}))
     groups = history.user_groups & cfg.excluded_groups
     if groups:
         listed = ", ".join(sorted(groups))
-        return Decision(Verdict.EXCLUDED, None, f"{what}: the user is in excluded group {listed}")
+        why = Reason(r.EXCLUDED_GROUP, {"what": what, "groups": listed})
+        return Decision(Verdict.EXCLUDED, None, why)
     session = anomaly.session
     configured = cfg.response_for(anomaly.type)
     if session is not None and session in history.reset_sessions:
-        at = history.last_reset_at.isoformat() if history.last_reset_at else "the last reset"
-        reason = f"{what}: session {session} was already reset at {at}"
-        return Decision(Verdict.DUPLICATE, None, reason, configured)
+        if history.last_reset_at:
+            at = history.last_reset_at.isoformat()
+            why = Reason(r.ALREADY_RESET, {"what": what, "session": session, "at": at})
+        else:
+            why = Reason(r.ALREADY_RESET_LAST, {"what": what, "session": session})
+        return Decision(Verdict.DUPLICATE, None, why, configured)
     if session is not None and session in history.escalated_sessions:
-        reason = f"{what}: session {session} was already escalated for persistence"
-        return Decision(Verdict.DUPLICATE, None, reason, configured)
+        why = Reason(r.ALREADY_ESCALATED, {"what": what, "session": session})
+        return Decision(Verdict.DUPLICATE, None, why, configured)
+    response = Reason(r.RESPONSE, {"what": what, "type": anomaly.type, "action": configured.value})
     if configured is Action.NOTIFY_ONLY:
-        reason = f"{what}: the org's response to {anomaly.type} is notify_only"
-        return Decision(Verdict.NOTIFY, Action.NOTIFY_ONLY, reason, configured)
+        return Decision(Verdict.NOTIFY, Action.NOTIFY_ONLY, response, configured)
     if configured is Action.ASK_USER:
-        reason = f"{what}: the org's response to {anomaly.type} is ask_user"
-        return Decision(Verdict.ASK_USER, Action.ASK_USER, reason, configured)
+        return Decision(Verdict.ASK_USER, Action.ASK_USER, response, configured)
     last = history.last_reset_at
     if last is not None:
         last = _utc(last)
         since = max(0.0, (_utc(now) - last).total_seconds())
         if session is not None and since <= cfg.persistence_window:
-            reason = (
-                f"{what}: persistence after reset at {last.isoformat()}: new session {session} "
-                f"{_ago(since)} after the user's sessions were reset; escalating to humans "
-                "instead of resetting again"
-            )
-            return Decision(Verdict.ESCALATE_PERSISTENCE, Action.NOTIFY_ONLY, reason, configured)
+            why = Reason(r.PERSISTENCE, {"what": what, "at": last.isoformat(),
+                                         "session": session, "ago": _ago(since)})  # fmt: skip
+            return Decision(Verdict.ESCALATE_PERSISTENCE, Action.NOTIFY_ONLY, why, configured)
         if since < cfg.cooldown:
-            reason = (
-                f"{what}: sessions were reset {_ago(since)} ago at {last.isoformat()}, within the "
-                f"{_ago(cfg.cooldown)} cool-down; notifying instead of resetting again"
-            )
-            return Decision(Verdict.COOLDOWN, Action.NOTIFY_ONLY, reason, configured)
-    reason = f"{what}: the org's response to {anomaly.type} is reset_sessions"
-    return Decision(Verdict.RESET, Action.RESET_SESSIONS, reason, configured)
+            why = Reason(r.COOLDOWN, {"what": what, "ago": _ago(since), "at": last.isoformat(),
+                                      "cooldown": _ago(cfg.cooldown)})  # fmt: skip
+            return Decision(Verdict.COOLDOWN, Action.NOTIFY_ONLY, why, configured)
+    return Decision(Verdict.RESET, Action.RESET_SESSIONS, response, configured)
 
 
-def held(decision: Decision, org: str, budget: str) -> Decision:
-    """``decision`` (a reset) held back because the org's reset budget is spent."""
-    reason = (
-        f"{decision.reason}; held: org {org}'s reset budget ({budget}) is spent, so a "
-        "responder must release or discard this reset"
-    )
-    return Decision(Verdict.HELD, None, reason, decision.configured)
+def held(decision: Decision, org: str, budget: str | Reason) -> Decision:
+    """``decision`` (a reset) held back because the org's reset budget (``budget``, as
+    :func:`securitybot.aer.budget.describe_reason` says it) is spent."""
+    why = Reason(r.HELD, {"reason": decision.why, "org": org, "budget": budget})
+    return Decision(Verdict.HELD, None, why, decision.configured)

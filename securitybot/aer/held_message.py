@@ -35,10 +35,10 @@ def held_message(
 ) -> tuple[str, list[dict[str, Any]]]:
     """(fallback text, blocks): how many resets are held, for whom, and what to do; in the
     team's language (``t``: ``i18n.team_locale``)."""
-    from securitybot.aer.budget import describe
+    from securitybot.aer.budget import describe_reason
 
     _ = t.gettext
-    budget = describe(AerResetBudget(count=batch.budget_count, per=batch.budget_per))
+    budget = describe_reason(AerResetBudget(count=batch.budget_count, per=batch.budget_per)).text(t)
     n = batch.resets
     resets = t.ngettext("{count} automatic session reset", "{count} automatic session resets",
                         n).format(count=n)  # fmt: skip

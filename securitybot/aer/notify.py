@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from securitybot.aer import store
 from securitybot.aer.decide import NotifyTargets
+from securitybot.aer.reason import Reason, shown
 from securitybot.config import AerContacts
 from securitybot.i18n import ENGLISH, Translator
 from securitybot.slack import mrkdwn as md
@@ -40,11 +41,12 @@ def recipients(targets: NotifyTargets, org: str, contacts: Mapping[str, AerConta
 
 
 def consolidate(
-    session: Session, *, org: str, user: str, kind: str, targets: list[str], reason: str,
+    session: Session, *, org: str, user: str, kind: str, targets: list[str], reason: Reason,
     now: datetime, window: float,
 ) -> list[dict[str, Any]]:  # fmt: skip
     """Count the anomaly into each recipient's open message; the outbox rows to (re)render.
 
+    ``reason`` is kept in English (``last_reason``) and as a message (``last_reason_i18n``).
     The idempotency key carries the count, so a burst enqueues one job per repeat but each job
     renders whatever the count is when it runs: the message converges on the latest total.
     """
@@ -52,8 +54,9 @@ def consolidate(
     jobs = []
     for recipient in targets:
         nid, count = store.bump_notification(
-            session, org, user, kind, recipient, reason, now, since
-        )
+            session, org, user, kind, recipient, reason.english(), now, since,
+            reason_i18n=reason.to_json(),
+        )  # fmt: skip
         jobs.append(
             {
                 "effect": NOTIFY_EFFECT,
@@ -77,5 +80,7 @@ def render(row: AerNotification, t: Translator = ENGLISH) -> str:
         head = t.gettext("Anomaly Event Response: *{type}* for {user} in org {org}.").format(
             **fields
         )
-    latest = t.gettext("Latest: {reason}").format(reason=md.inline(row.last_reason, 500))
+    # Rows written before the reason was kept as a message show their English.
+    reason = shown(row.last_reason, row.last_reason_i18n, t)
+    latest = t.gettext("Latest: {reason}").format(reason=reason)
     return md.fallback(f":rotating_light: {head}\n{latest}")

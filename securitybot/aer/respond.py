@@ -16,6 +16,7 @@ from typing import Any
 from securitybot.aer import store
 from securitybot.aer.metrics import RESETS
 from securitybot.aer.notify import NOTIFY_EFFECT, render
+from securitybot.aer.reason import shown
 from securitybot.config import Settings
 from securitybot.i18n import ENGLISH, LocaleOf, Translator, translator
 from securitybot.ingest.schema import AlertIn
@@ -91,8 +92,10 @@ def signed_out_text(p: dict[str, Any], t: Translator = ENGLISH) -> str:
 
 def escalation_reason(p: dict[str, Any], t: Translator = ENGLISH) -> str:
     """Why AER escalates, as mrkdwn: the anomaly's reason and, when Slack refused the reset,
-    what it answered (a code) and, when no token could reset the person, where and why."""
-    reason = md.inline(p["reason"], 500)
+    what it answered (a code) and, when no token could reset the person, where and why. The
+    reason is in ``t``'s language when the payload carries it as a message (``reason_i18n``;
+    payloads queued before it existed show their English)."""
+    reason = shown(p["reason"], p.get("reason_i18n"), t)
     refused = p.get("refused")
     if not isinstance(refused, dict):
         return reason

@@ -229,7 +229,7 @@ class AerService:
             cfg = self.org_config(a.org)
             d = decide(a, cfg, store.user_history(session, a.org, a.user), now)
             if d.verdict is Verdict.RESET and not ledger.take(a.org):
-                d = held(d, a.org, budget.describe(self.cfg.reset_budget))
+                d = held(d, a.org, budget.describe_reason(self.cfg.reset_budget))
             aid = store.insert_anomaly(session, {
                 "org": a.org, "user_id": a.user, "type": a.type, "rule": a.rule[:80],
                 "source": source, "source_ref": refs[i] if refs else None,
@@ -251,7 +251,7 @@ class AerService:
                 "anomaly_id": aid, "org": a.org, "user": a.user, "type": a.type,
                 "rule": a.rule, "observed": a.observed, "threshold": a.threshold,
                 "session": a.session, "ip": a.ip, "user_agent": a.user_agent,
-                "reason": d.reason,
+                "reason": d.reason, "reason_i18n": d.why.to_json(),
             }  # fmt: skip
             killed: list[str] = []
             if d.verdict in (Verdict.RESET, Verdict.HELD):
@@ -279,7 +279,7 @@ class AerService:
                 targets = recipients(cfg.notify, a.org, self.cfg.contacts)
                 jobs += consolidate(
                     session, org=a.org, user=a.user, kind=a.type, targets=targets,
-                    reason=d.reason, now=now, window=self.cfg.notification_window,
+                    reason=d.why, now=now, window=self.cfg.notification_window,
                 )  # fmt: skip
         enqueue_many(session, [*jobs, *holds.finish()])
         count_decisions(session, decided)

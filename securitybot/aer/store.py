@@ -240,9 +240,10 @@ def save_poller_position(
 
 def bump_notification(
     session: Session, org: str, user: str, kind: str, recipient: str, reason: str,
-    now: datetime, since: datetime,
+    now: datetime, since: datetime, reason_i18n: dict[str, Any] | None = None,
 ) -> tuple[int, int]:  # fmt: skip
-    """Count one more anomaly into the open message for this key, or open one: (id, count)."""
+    """Count one more anomaly into the open message for this key, or open one: (id, count).
+    ``reason``: in English; ``reason_i18n``: the same as a message (``aer.reason``)."""
     q = (
         select(AerNotification)
         .where(
@@ -260,12 +261,12 @@ def bump_notification(
     if row is None:
         row = AerNotification(
             org=org, user_id=user, type=kind, recipient=recipient, count=1, shown_count=0,
-            last_reason=reason, first_at=now, last_at=now,
+            last_reason=reason, last_reason_i18n=reason_i18n, first_at=now, last_at=now,
         )  # fmt: skip
         session.add(row)
     else:
         row.count += 1
-        row.last_reason, row.last_at = reason, now
+        row.last_reason, row.last_reason_i18n, row.last_at = reason, reason_i18n, now
     session.flush()
     return row.id, row.count
 

@@ -96,7 +96,7 @@ TABLES: dict[str, Spec] = {
     "aer_anomalies": Spec(people=("user_id",), clear=("session_id", "ip", "user_agent"),
                           texts=("details", "reason", "observed", "threshold", "source_ref")),
     "aer_notifications": Spec(people=("user_id", "recipient"), clear=("channel", "ts"),
-                              texts=("last_reason",)),
+                              texts=("last_reason", "last_reason_i18n")),
     "aer_settings_snapshots": Spec(texts=("settings",)),
     "aer_poller_state": Spec(why="a vendor's paging cursor"),
     "aer_versions": Spec(why="version numbers"),

@@ -122,6 +122,9 @@ class AerNotification(Base):
     count: Mapped[int] = mapped_column(Integer, default=1)
     shown_count: Mapped[int] = mapped_column(Integer, default=0)
     last_reason: Mapped[str] = mapped_column(Text, default="")
+    # The same reason as a message (securitybot.aer.reason), shown in the reader's language;
+    # None on rows written before it existed (their English is shown).
+    last_reason_i18n: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     channel: Mapped[str | None] = mapped_column(String(32))
     ts: Mapped[str | None] = mapped_column(String(32))
     first_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -113,3 +113,32 @@ def test_aer_notices_fit_and_stay_inert_in_every_language(
     for text in (aer_notice(row, t), signed_out_text(p, t), escalation_text(p, t),
                  escalation_text({**p, "refused": {"error": reason}}, t)):  # fmt: skip
         check(text, allowed=allowed)
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+@SETTINGS
+@given(untrusted, untrusted, untrusted, untrusted, untrusted, st.booleans())
+def test_aer_decision_reasons_fit_and_stay_inert_in_every_language(
+    lang: str, org: str, user: str, kind: str, rule: str, session: str, budget_spent: bool
+) -> None:
+    """The reason as a message (template translated, values escaped): persistence after a reset
+    (the longest), held past the budget, in the escalation and the notice."""
+    from securitybot.aer.budget import describe_reason
+    from securitybot.aer.decide import Action, OrgAerConfig, UserHistory, decide, held
+    from securitybot.aer.detect import Anomaly
+    from securitybot.config import AerResetBudget
+
+    t = translator(lang)
+    a = Anomaly(org, user, kind, session, AT, rule, "x", None, None, None, None, None, {})
+    history = UserHistory(last_reset_at=AT - timedelta(minutes=5))
+    d = decide(a, OrgAerConfig(responses={kind: Action.RESET_SESSIONS}), history, AT)
+    if budget_spent:
+        d = held(d, org, describe_reason(AerResetBudget(count=3, per=3600)))
+    row = AerNotification(org=org, user_id=user, type=kind, recipient="CAER", count=2,
+                          last_reason=d.reason, last_reason_i18n=d.why.to_json(),
+                          first_at=AT)  # fmt: skip
+    p = {"user": user, "org": org, "type": kind, "rule": rule, "reason": d.reason,
+         "reason_i18n": d.why.to_json()}  # fmt: skip
+    allowed = (f"<@{user}>",) if SLACK_ID_RE.match(user) else ()
+    for text in (aer_notice(row, t), escalation_text(p, t)):
+        check(text, allowed=allowed)
