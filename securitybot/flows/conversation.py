@@ -349,7 +349,8 @@ class ConversationHandlers(HandlerCore):
         minutes = None
         if alert.respond_by:
             minutes = max(1, int((alert.respond_by - utcnow()).total_seconds() // 60))
-        text = messages.reminder_text(alert, minutes, await self.speaks(alert.user_id))
+        text = messages.reminder_text(alert, minutes, await self.speaks(alert.user_id),
+                                      self.kinds.get(alert.kind))  # fmt: skip
         try:
             await self._post_once(job, alert.dm_channel, text, None, "reminder")
         except SlackRetryLater as exc:

@@ -202,8 +202,12 @@ def answer_actions(alert: Alert, t: Translator = ENGLISH) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def reminder_text(alert: Alert, minutes: int | None, t: Translator = ENGLISH) -> str:
-    title = md.inline(alert.title, 200)
+def reminder_text(
+    alert: Alert, minutes: int | None, t: Translator = ENGLISH, kind: AlertKind | None = None
+) -> str:
+    """``kind``: the alert's, so the reminder names it as the DM's headline did, in the
+    reader's language; without it, the alert's own title."""
+    title = _titles(alert, kind, t)[1] if kind is not None else md.inline(alert.title, 200)
     if minutes:
         said = t.ngettext(
             "Reminder: please answer about alert #{alert_id} ({title}) within about {minutes} "

@@ -61,7 +61,7 @@ def test_the_answered_dm_fits(lang: str, alert: Alert, outcome: str, snooze: boo
 @SETTINGS
 @given(alert=alerts(), minutes=st.one_of(st.none(), st.integers(1, 10**6)))
 def test_the_reminder_fits(lang: str, alert: Alert, minutes: int | None) -> None:
-    check(messages.reminder_text(alert, minutes, translator(lang)))
+    check(messages.reminder_text(alert, minutes, translator(lang), KINDS.get(alert.kind)))
 
 
 @pytest.mark.parametrize("lang", LANGUAGES)
@@ -115,3 +115,21 @@ def test_the_buttons_and_the_dialog_are_translated() -> None:
     assert labels["de"] == ["Ja, das war ich", "Nein, das war ich nicht", "Falsche Person"]
     assert labels["ja"] == ["はい、私です", "いいえ、私ではありません", "人違いです"]
     assert len({tuple(v) for v in labels.values()}) == len(LANGUAGES)
+
+
+def test_the_reminder_names_the_alert_as_the_dm_did_in_the_persons_language() -> None:
+    """The reminder's headline is the DM's: the kind's title in the reader's language (the
+    tool's own title only where the kind shows that), not the tool's English title."""
+    ran = {"host": "accountingserver01", "command": "flurb -export"}
+    alert = make_alert(kind="sensitive_command", title="flurb -export on accountingserver01",
+                       details=ran)  # fmt: skip
+    kind = KINDS.get("sensitive_command")
+    german = messages.reminder_text(alert, 5, translator("de"), kind)
+    assert "Sensibler Befehl auf accountingserver01" in german, german
+    assert "flurb -export on accountingserver01" not in german
+    english = messages.reminder_text(alert, 5, translator("en"), kind)
+    assert "(Sensitive command on accountingserver01)" in english, english
+    # The default kind shows the tool's title, escaped, as before.
+    tool = make_alert(kind="default", title="<!channel> disk full")
+    shown = messages.reminder_text(tool, None, translator("de"), KINDS.get("default"))
+    assert "&lt;!channel&gt; disk full" in shown and "<!channel>" not in shown

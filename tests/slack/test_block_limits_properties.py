@@ -105,6 +105,7 @@ def test_the_answered_dm_fits(alert: Alert, outcome: str, snooze: bool) -> None:
 @given(alerts(), st.one_of(st.none(), st.integers(1, 10**6)))
 def test_the_reminder_fits(alert: Alert, minutes: int | None) -> None:
     check(messages.reminder_text(alert, minutes))
+    check(messages.reminder_text(alert, minutes, kind=KINDS.get(alert.kind)))
 
 
 @st.composite
