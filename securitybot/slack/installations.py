@@ -2,9 +2,7 @@
 through Slack's OAuth flow, one client per installation, refreshed before it expires.
 
 slack_sdk's SQLAlchemy installation store keeps the installations on our database
-(store/slack_installations.py). It is synchronous; ``AsyncStore`` gives it the asynchronous
-face Bolt's conventions expect (``AsyncInstallationStore``: Bolt's token revocation listeners
-delete through it on ``app_uninstalled`` and ``tokens_revoked``), each call in a thread.
+(store/slack_installations.py), through ``installation_stores.AsyncStore``.
 
 ``Installations`` is what the gateway and Bolt's ``authorize`` ask: "the client for team T",
 None when T is not installed (the single ``slack.bot_token`` serves it, as before). With token
@@ -24,19 +22,15 @@ import aiohttp
 from slack_bolt.authorization import AuthorizeResult
 from slack_bolt.authorization.async_authorize import AsyncAuthorize
 from slack_bolt.context.async_context import AsyncBoltContext
-from slack_sdk.oauth.installation_store import Bot, Installation
-from slack_sdk.oauth.installation_store.async_installation_store import AsyncInstallationStore
-from slack_sdk.oauth.installation_store.sqlalchemy import SQLAlchemyInstallationStore
-from slack_sdk.oauth.state_store.async_state_store import AsyncOAuthStateStore
-from slack_sdk.oauth.state_store.sqlalchemy import SQLAlchemyOAuthStateStore
+from slack_sdk.oauth.installation_store import Bot
 from slack_sdk.oauth.token_rotation.async_rotator import AsyncTokenRotator
 from slack_sdk.web.async_client import AsyncWebClient
 
 from securitybot.masking import known_secrets
 from securitybot.slack.api_types import retry_handlers
+from securitybot.slack.installation_stores import AsyncStore
 from securitybot.slack.token_refresh import TokenRefresh
 from securitybot.slack.tokens import ADMIN_SCOPES
-from securitybot.store import slack_installations
 
 logger = logging.getLogger(__name__)
 
@@ -48,77 +42,6 @@ TOKEN_EXCHANGE_LOG.setLevel(logging.WARNING)
 # How long a client (or "not installed") is trusted before the store is read again: another
 # replica may have installed, uninstalled or rotated meanwhile.
 CACHE_TTL = 60.0
-
-
-class AsyncStore(AsyncInstallationStore):
-    """slack_sdk's synchronous SQLAlchemy store, asynchronously (a thread per call).
-    ``changed(team_id)`` is told of every save and delete, so cached clients follow."""
-
-    def __init__(self, store: SQLAlchemyInstallationStore) -> None:
-        self.store = store
-        self.changed: list[Callable[[str | None], None]] = []
-
-    def _tell(self, team_id: str | None) -> None:
-        for listener in self.changed:
-            listener(team_id)
-
-    async def async_save(self, installation: Installation) -> None:
-        await asyncio.to_thread(self.store.save, installation)
-        self._tell(installation.team_id)
-
-    async def async_save_bot(self, bot: Bot) -> None:
-        await asyncio.to_thread(self.store.save_bot, bot)
-        self._tell(bot.team_id)
-
-    async def async_find_bot(
-        self, *, enterprise_id: str | None, team_id: str | None,
-        is_enterprise_install: bool | None = False,
-    ) -> Bot | None:  # fmt: skip
-        return await asyncio.to_thread(
-            self.store.find_bot, enterprise_id=enterprise_id, team_id=team_id,
-            is_enterprise_install=is_enterprise_install,
-        )  # fmt: skip
-
-    async def async_find_installation(
-        self, *, enterprise_id: str | None, team_id: str | None, user_id: str | None = None,
-        is_enterprise_install: bool | None = False,
-    ) -> Installation | None:  # fmt: skip
-        return await asyncio.to_thread(
-            self.store.find_installation, enterprise_id=enterprise_id, team_id=team_id,
-            user_id=user_id, is_enterprise_install=is_enterprise_install,
-        )  # fmt: skip
-
-    async def async_delete_bot(self, *, enterprise_id: str | None, team_id: str | None) -> None:
-        await asyncio.to_thread(self.store.delete_bot, enterprise_id=enterprise_id,
-                                team_id=team_id)  # fmt: skip
-        self._tell(team_id)
-
-    async def async_delete_installation(
-        self, *, enterprise_id: str | None, team_id: str | None, user_id: str | None = None
-    ) -> None:
-        await asyncio.to_thread(self.store.delete_installation, enterprise_id=enterprise_id,
-                                team_id=team_id, user_id=user_id)  # fmt: skip
-        self._tell(team_id)
-
-    async def async_delete_all(self, *, enterprise_id: str | None, team_id: str | None) -> None:
-        await self.async_delete_bot(enterprise_id=enterprise_id, team_id=team_id)
-        await self.async_delete_installation(enterprise_id=enterprise_id, team_id=team_id)
-
-    def teams(self) -> list[tuple[str | None, str]]:
-        return slack_installations.installed_teams(self.store)
-
-
-class AsyncStateStore(AsyncOAuthStateStore):
-    """slack_sdk's synchronous SQLAlchemy OAuth state store, a thread per call."""
-
-    def __init__(self, store: SQLAlchemyOAuthStateStore) -> None:
-        self.store = store
-
-    async def async_issue(self, *args: Any, **kwargs: Any) -> str:
-        return await asyncio.to_thread(self.store.issue)
-
-    async def async_consume(self, state: str) -> bool:
-        return await asyncio.to_thread(self.store.consume, state)
 
 
 # The user scope admin.users.session.reset needs.

@@ -19,7 +19,8 @@ from starlette.routing import BaseRoute, Route
 from securitybot.config import Settings
 from securitybot.slack import oauth_flow
 from securitybot.slack.gateway import SlackGateway
-from securitybot.slack.installations import AsyncStore, Installations, InstalledAuthorize
+from securitybot.slack.installation_stores import AsyncStore
+from securitybot.slack.installations import Installations, InstalledAuthorize
 from securitybot.store import slack_installations
 from securitybot.store.db import Database
 

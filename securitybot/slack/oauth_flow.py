@@ -30,7 +30,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from securitybot.config import Settings
-from securitybot.slack.installations import TOKEN_EXCHANGE_LOG, AsyncStateStore, AsyncStore
+from securitybot.slack.installation_stores import AsyncStateStore, AsyncStore
+from securitybot.slack.installations import TOKEN_EXCHANGE_LOG
 from securitybot.slack.tokens import BOT_SCOPES
 from securitybot.store import slack_installations
 

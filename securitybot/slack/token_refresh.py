@@ -24,7 +24,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from slack_sdk.errors import SlackTokenRotationError
 from slack_sdk.oauth.installation_store import Bot, Installation
@@ -34,9 +34,7 @@ from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt,
 
 from securitybot.masking import known_secrets
 from securitybot.slack.api_types import SlackRetryLater, WorkspaceUnusable
-
-if TYPE_CHECKING:  # installations imports this module
-    from securitybot.slack.installations import AsyncStore
+from securitybot.slack.installation_stores import AsyncStore
 
 logger = logging.getLogger("securitybot.slack.installations")
 

@@ -14,7 +14,8 @@ from sqlalchemy.exc import OperationalError
 from securitybot.config import Settings
 from securitybot.demo import FakeSlack
 from securitybot.slack.api_types import SlackRetryLater
-from securitybot.slack.installations import AsyncStore, Installations
+from securitybot.slack.installation_stores import AsyncStore
+from securitybot.slack.installations import Installations
 from securitybot.slack.oauth_flow import build_flow
 from securitybot.store import slack_installations
 from securitybot.store.db import Database
