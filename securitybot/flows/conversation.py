@@ -1,10 +1,10 @@
 """Outbox handlers for the conversation: find the user, DM them, push Duo, update messages.
-What the security team sees (the escalation post and its updates) is in ``escalation_posts``."""
+What the security team sees (the escalation post and its updates) is in ``escalation_posts``;
+resetting a compromised user's sessions is in ``session_resets``."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import logging
 from concurrent.futures import ThreadPoolExecutor
@@ -14,22 +14,22 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import update
-from sqlalchemy.orm import Session
 
 from securitybot import metrics
 from securitybot.domain import Event, EventType
 from securitybot.domain.business_hours import add_business_seconds, parse_hhmm
-from securitybot.flows import snoozes, webhooks
+from securitybot.flows import snoozes
 from securitybot.flows.escalation_posts import EscalationPosts
 from securitybot.flows.events import apply_by_id
 from securitybot.flows.handler_core import HandlerCore
 from securitybot.flows.locales import Locales
+from securitybot.flows.push_support import duo_username, let_go, listening_to_duo
+from securitybot.flows.session_resets import SessionResets
 from securitybot.i18n import ENGLISH, Translator
 from securitybot.outbox.dispatcher import Done, GiveUp, Handler, Job, Outcome, RetryAt, backoff
 from securitybot.slack import messages
 from securitybot.slack.gateway import SlackPermanentError, SlackRetryLater, SlackUser
 from securitybot.slack.retry_later import retry_later
-from securitybot.slack.session_reset import SessionResetUnavailable
 from securitybot.store import alerts as alert_store
 from securitybot.store.models import Alert, utcnow
 from securitybot.store.outbox import enqueue, enqueue_leased
@@ -60,17 +60,6 @@ VERDICT_THREADS = 4
 # Recording a push that reached the phone: threads of its own too, so a burst of 2,000 of them
 # neither waits behind the default pool nor holds back the verdicts above.
 RECORD_THREADS = 8
-
-
-def duo_username(mode: str, user: SlackUser | None, alert: Alert) -> str:
-    email = (user.email if user else None) or (alert.user_given if "@" in alert.user_given else "")
-    if mode == "email" and email:
-        return email
-    if mode == "slack_name" and user is not None:
-        return user.name
-    if email:
-        return email.split("@", 1)[0]
-    return user.name if user else alert.user_given
 
 
 @dataclass
@@ -124,10 +113,10 @@ class ConversationHandlers(HandlerCore):
             "start_duo_push": self.start_duo_push,
             "poll_duo": self.poll_duo,
             "update_dm": self.update_dm,
-            "reset_sessions": self.reset_sessions,
             "send_reminder": self.send_reminder,
             "refresh_dm": self.refresh_dm,
             **EscalationPosts(self).handlers(),
+            **SessionResets(self).handlers(),
         }
 
     # -- handlers ----------------------------------------------------------------------------
@@ -219,14 +208,14 @@ class ConversationHandlers(HandlerCore):
                     started.poll_handle, details,
                 )  # fmt: skip
             except BaseException:
-                await _let_go(early)
+                await let_go(early)
                 raise
             if isinstance(recorded, Job) and self.handover is not None:
                 if early is not None:
                     self._early_polls[recorded.id] = early
                 self.handover.run([recorded])  # polled from here, at once
                 return Done()
-            await _let_go(early)
+            await let_go(early)
             if recorded:
                 self.wake(["poll_duo"])  # only the poll's claimer: nothing else was written
             return Done()
@@ -295,7 +284,7 @@ class ConversationHandlers(HandlerCore):
             # who approves meanwhile waits for it: the verdict threads, not the default pool.
             # A handed-over job was written with the push a moment ago: nothing to check.
             alert = await self._urgent(self._verdicts, self._load, job.alert_id)
-            if alert is None or alert.duo_txid != txid or not _listening_to_duo(alert):
+            if alert is None or alert.duo_txid != txid or not listening_to_duo(alert):
                 return Done()
         handle = str(job.payload.get("handle") or txid)
         polled = await early if early is not None else await self.verifier.poll(handle)
@@ -359,72 +348,3 @@ class ConversationHandlers(HandlerCore):
             return GiveUp(str(exc))
         await asyncio.to_thread(self._audit, alert, "alert.reminder_sent", {})
         return Done()
-
-    async def reset_sessions(self, job: Job) -> Outcome:
-        alert = await self.load(job.alert_id)
-        if alert is None or not alert.user_id or self.slack is None:
-            return GiveUp("no Slack user to reset")
-        try:
-            await self.slack.reset_sessions(alert.user_id)
-        except SlackRetryLater as exc:
-            return retry_later(job, exc)
-        except SessionResetUnavailable as exc:
-            # No token can do it (a workspace outside Grid): said once, in the audit log and
-            # the escalation post, and never retried.
-            await asyncio.to_thread(self._reset_failed, alert, exc.details())
-            self.wake()
-            return Done()
-        except SlackPermanentError as exc:
-            await asyncio.to_thread(self._reset_failed, alert, {"error": exc.error})
-            self.wake()
-            return GiveUp(str(exc))
-        await asyncio.to_thread(self._sessions_reset, alert)
-        self.wake()
-        return Done()
-
-    def _reset_failed(self, alert: Alert, details: dict[str, Any]) -> None:
-        with self.db.write() as session:
-            alert_store.audit(session, alert_id=alert.id, actor="system",
-                              action="user.sessions_reset_failed", details=details,
-                              subject_user=alert.user_id)  # fmt: skip
-            self._show_reset(session, alert)
-
-    def _sessions_reset(self, alert: Alert) -> None:
-        with self.db.write() as session:
-            alert_store.audit(
-                session,
-                alert_id=alert.id,
-                actor="system",
-                action="user.sessions_reset",
-                details={"user": alert.user_id},
-                subject_user=alert.user_id,
-            )
-            webhooks.enqueue_for(session, alert, ["sessions_reset"])
-            self._show_reset(session, alert)
-
-    @staticmethod
-    def _show_reset(session: Session, alert: Alert) -> None:
-        """The escalation post's timeline shows how the reset went: the update the triage
-        queued may have rendered before it was done."""
-        enqueue(session, effect="update_escalation", alert_id=alert.id,
-                idempotency_key=f"reset-shown:{alert.id}")  # fmt: skip
-
-
-def _listening_to_duo(alert: Alert) -> bool:
-    """Whether the alert's push is still worth polling."""
-    if alert.status == "awaiting_2fa":
-        return True
-    # Escalated before Duo answered (e.g. at the deadline): keep listening until it does (Duo
-    # times a push out after a minute), so a late answer, above all a fraud report, still
-    # reaches the team's timeline.
-    return alert.status in ("escalated", "triaging") and alert.duo_result is None
-
-
-async def _let_go(early: asyncio.Future[PushPoll] | None) -> None:
-    """Stop an early poll nobody will apply (the record found the alert moved on, or failed):
-    its answer stays with Duo for whoever polls the push next."""
-    if early is None:
-        return
-    early.cancel()
-    with contextlib.suppress(asyncio.CancelledError, Exception):
-        await early
