@@ -3,7 +3,8 @@
 from securitybot.demo.fake_duo import DuoRequest, FakeDuo, Push
 from securitybot.demo.fake_okta import FakeOkta
 from securitybot.demo.fake_okta_records import OktaRequest
-from securitybot.demo.fake_slack import AUDIT_LOGS, RESPONSE_URL, Call, FakeSlack
+from securitybot.demo.fake_slack import Call, FakeSlack
+from securitybot.demo.fake_slack_http import AUDIT_LOGS, RESPONSE_URL
 from securitybot.demo.slack_signing import (
     app_home_opened_body,
     app_uninstalled_body,

@@ -7,34 +7,26 @@ The product talks to it through the unmodified slack_sdk clients, so request enc
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import json
 import logging
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
 from http.server import BaseHTTPRequestHandler
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from securitybot.demo._serving import FakeServer, ServedFake
 from securitybot.demo.fake_slack_audit import SlackAuditLogs
 from securitybot.demo.fake_slack_faults import SlackFaults, _Failure
+from securitybot.demo.fake_slack_http import AUDIT_LOGS, RESPONSE_URL, read_request, send_reply
 from securitybot.demo.fake_slack_installs import SlackInstalls
 from securitybot.demo.fake_slack_methods import SlackMethods
 from securitybot.demo.fake_slack_people import SlackPeople
+from securitybot.demo.fake_slack_users import user_object
 from securitybot.demo.slack_examples import TOKEN_LIFETIME
 from securitybot.slack.tiers import Limits
 
 log = logging.getLogger(__name__)
-
-# Audit Logs calls are not Web API "methods"; they are recorded under this name.
-AUDIT_LOGS = "audit.logs"
-# Calls to a block-action response_url (see FakeSlack.response_url) are recorded under this name.
-RESPONSE_URL = "response_url"
 
 Json = dict[str, Any]
 
@@ -47,16 +39,6 @@ class Call:
     at: float
     status: int = 200
     response: Json = field(default_factory=dict)
-
-
-def _decode_json_fields(params: dict[str, Any]) -> dict[str, Any]:
-    # Form-encoded clients send blocks/view as JSON strings; Slack decodes them server-side.
-    for key in ("blocks", "attachments", "view", "metadata"):
-        value = params.get(key)
-        if isinstance(value, str) and value[:1] in "[{":
-            with contextlib.suppress(ValueError):
-                params[key] = json.loads(value)
-    return params
 
 
 class FakeSlack(ServedFake, SlackMethods, SlackPeople, SlackInstalls, SlackFaults, SlackAuditLogs):
@@ -177,49 +159,12 @@ class FakeSlack(ServedFake, SlackMethods, SlackPeople, SlackInstalls, SlackFault
         """``teams``: on Enterprise Grid, the workspaces the person belongs to (default: this
         fake's own ``team_id``). ``locale`` is their Slack language, answered by users.info only
         when asked with include_locale (None: Slack answers none)."""
-        name = name or email.split("@")[0]
-        home = (teams or [self.team_id])[0]
-        real_name = real_name or name
-        try:
-            offset = datetime.now(ZoneInfo(tz)).utcoffset()
-        except ZoneInfoNotFoundError:
-            offset = None
-        user: Json = {
-            "id": user_id,
-            "team_id": home,
-            "name": name,
-            "deleted": deleted,
-            "real_name": real_name,
-            "tz": tz,
-            "tz_label": tz,
-            "tz_offset": int(offset.total_seconds()) if offset else 0,
-            "is_admin": is_admin or is_owner or is_primary_owner,
-            "is_owner": is_owner or is_primary_owner,
-            "is_primary_owner": is_primary_owner,
-            "is_restricted": False,
-            "is_ultra_restricted": False,
-            "is_bot": is_bot,
-            "is_app_user": False,
-            "updated": int(time.time()),
-            "profile": {
-                "real_name": real_name,
-                "display_name": name,
-                "first_name": first_name or real_name.split(" ")[0],
-                "last_name": " ".join(real_name.split(" ")[1:]),
-                "email": email,
-                "team": home,
-            },
-        }
-        if self.enterprise_id:
-            # docs.slack.dev/reference/objects/user-object: "enterprise_user: An object
-            # containing info related to an Enterprise Grid user", with the org's id and name,
-            # admin and owner flags, and "teams: An array of workspace IDs that are in the
-            # Enterprise Grid organization and which this user belongs to".
-            user["enterprise_user"] = {
-                "id": user_id, "enterprise_id": self.enterprise_id,
-                "enterprise_name": "Fake Org", "is_admin": is_admin, "is_owner": is_owner,
-                "teams": list(teams or [self.team_id]),
-            }  # fmt: skip
+        user = user_object(
+            user_id, email, name=name, real_name=real_name, first_name=first_name, tz=tz,
+            deleted=deleted, is_bot=is_bot, is_admin=is_admin, is_owner=is_owner,
+            is_primary_owner=is_primary_owner, teams=teams or [self.team_id],
+            enterprise_id=self.enterprise_id,
+        )  # fmt: skip
         with self._lock:
             self.users[user_id] = user
             if locale is None:
@@ -316,31 +261,9 @@ class FakeSlack(ServedFake, SlackMethods, SlackPeople, SlackInstalls, SlackFault
     # ---- request plumbing ------------------------------------------------------------------
 
     def _serve(self, req: BaseHTTPRequestHandler) -> None:
-        split = urlsplit(req.path)
-        length = int(req.headers.get("Content-Length") or 0)
-        raw = req.rfile.read(length).decode("utf-8") if length else ""
-        headers = {k: v for k, v in req.headers.items()}
-        params: dict[str, Any] = dict(parse_qsl(split.query, keep_blank_values=True))
-        ctype = req.headers.get("Content-Type", "")
-        if raw and "json" in ctype:
-            try:
-                body = json.loads(raw)
-            except ValueError:
-                body = None
-            if isinstance(body, dict):
-                params.update(body)
-        elif raw:
-            params.update(parse_qsl(raw, keep_blank_values=True))
-        _decode_json_fields(params)
-
-        if split.path.startswith("/api/"):
-            method = split.path[len("/api/") :]
-        elif split.path == "/audit/v1/logs":
-            method = AUDIT_LOGS
-        elif split.path.startswith("/actions/"):
-            method = RESPONSE_URL
-        else:
-            self._send(req, 404, {"ok": False, "error": "not_found"}, {})
+        method, params, headers = read_request(req)
+        if method is None:
+            send_reply(req, 404, {"ok": False, "error": "not_found"}, {})
             return
 
         with self._lock:
@@ -367,25 +290,7 @@ class FakeSlack(ServedFake, SlackMethods, SlackPeople, SlackInstalls, SlackFault
         if lose:
             req.close_connection = True
             return
-        self._send(req, status, payload, extra)
-
-    @staticmethod
-    def _send(
-        req: BaseHTTPRequestHandler, status: int, payload: Json, extra: dict[str, str]
-    ) -> None:
-        if status >= 500 and not payload:
-            data, ctype = b"<html><body>Internal Server Error</body></html>", "text/html"
-        else:
-            data, ctype = json.dumps(payload).encode(), "application/json; charset=utf-8"
-        # A client killed mid-call (crash tests) has gone: Slack would not mind either.
-        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
-            req.send_response(status)
-            req.send_header("Content-Type", ctype)
-            req.send_header("Content-Length", str(len(data)))
-            for k, v in extra.items():
-                req.send_header(k, v)
-            req.end_headers()
-            req.wfile.write(data)
+        send_reply(req, status, payload, extra)
 
     def _answer(
         self, method: str, params: dict[str, Any], headers: dict[str, str]
