@@ -30,12 +30,9 @@ from securitybot.demo.cast import (
     pagerduty_id,
 )
 from securitybot.demo.fake_slack import Call
-from securitybot.demo.slack_signing import (
-    block_action_body,
-    message_event_body,
-    sign,
-    view_submission_body,
-)
+from securitybot.demo.slack_event_bodies import message_event_body
+from securitybot.demo.slack_interaction_bodies import block_action_body, view_submission_body
+from securitybot.demo.slack_signing import sign
 from securitybot.demo.world import World
 from securitybot.slack.triage import NOTE_ACTION, NOTE_BLOCK
 from securitybot.store.models import Alert

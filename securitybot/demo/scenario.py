@@ -12,7 +12,8 @@ import time
 from typing import Any
 
 from securitybot.demo.cast import PEOPLE, SECURITY_CHANNEL
-from securitybot.demo.slack_signing import block_action_body, message_event_body
+from securitybot.demo.slack_event_bodies import message_event_body
+from securitybot.demo.slack_interaction_bodies import block_action_body
 from securitybot.demo.world import World
 from securitybot.slack import messages
 

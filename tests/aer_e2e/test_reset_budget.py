@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import select
 
 from securitybot.demo import FakeSlack
-from securitybot.demo.slack_signing import block_action_body
+from securitybot.demo.slack_interaction_bodies import block_action_body
 from securitybot.store.models import AuditLog
 from tests.aer_e2e.conftest import QUIET, TOR_IP, MakeBot, get, post_events
 from tests.e2e.harness import SECURITY_CHANNEL, Bot, ok_calls, wait_until

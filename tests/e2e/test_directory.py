@@ -8,7 +8,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from securitybot.demo.slack_signing import team_join_body, user_change_body
+from securitybot.demo.slack_event_bodies import team_join_body, user_change_body
 from securitybot.store import slack_people
 from tests.e2e.harness import Bot, ok_calls, wait_until
 

@@ -1,10 +1,10 @@
 """Deleting or editing messages in the alert's DM: deletions escalate at once, edits never
 change the answer. Event shapes follow Slack's reference for the message_deleted and
-message_changed subtypes (see securitybot/demo/slack_signing.py)."""
+message_changed subtypes (see securitybot/demo/slack_event_bodies.py)."""
 
 from __future__ import annotations
 
-from securitybot.demo.slack_signing import (
+from securitybot.demo.slack_event_bodies import (
     message_changed_body,
     message_deleted_body,
     message_event_body,

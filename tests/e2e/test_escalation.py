@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from securitybot.demo import FakeSlack, view_submission_body
-from securitybot.demo.slack_signing import block_action_body
+from securitybot.demo.slack_interaction_bodies import block_action_body
 from securitybot.slack.messages import (
     BENIGN_ACTION,
     BENIGN_MODAL,

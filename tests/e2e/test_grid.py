@@ -16,12 +16,8 @@ import httpx
 import pytest
 
 from securitybot.demo import FakeSlack
-from securitybot.demo.slack_signing import (
-    app_home_opened_body,
-    block_action_body,
-    message_event_body,
-    slash_command_body,
-)
+from securitybot.demo.slack_event_bodies import app_home_opened_body, message_event_body
+from securitybot.demo.slack_interaction_bodies import block_action_body, slash_command_body
 from securitybot.slack.messages import CLAIM_ACTION, COMPROMISE_ACTION, CONFIRM_ACTION, DENY_ACTION
 from tests.e2e.conftest import MakeBot
 from tests.e2e.harness import SECURITY_CHANNEL, Bot, ok_calls, wait_until

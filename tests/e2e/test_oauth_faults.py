@@ -16,11 +16,8 @@ from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 
 from securitybot.demo import FakeSlack
-from securitybot.demo.slack_signing import (
-    app_home_opened_body,
-    app_uninstalled_body,
-    slash_command_body,
-)
+from securitybot.demo.slack_event_bodies import app_home_opened_body, app_uninstalled_body
+from securitybot.demo.slack_interaction_bodies import slash_command_body
 from securitybot.store.slack_installations import METADATA
 from tests.e2e.conftest import MakeBot
 from tests.e2e.harness import wait_until

@@ -21,7 +21,8 @@ import pytest
 from sqlalchemy import select
 
 from securitybot.demo import FakeSlack, view_submission_body
-from securitybot.demo.slack_signing import block_action_body, message_event_body
+from securitybot.demo.slack_event_bodies import message_event_body
+from securitybot.demo.slack_interaction_bodies import block_action_body
 from securitybot.slack.messages import (
     BENIGN_ACTION,
     BENIGN_MODAL,

@@ -19,15 +19,14 @@ import pytest
 from sqlalchemy import select
 
 from securitybot.demo import FakeSlack
-from securitybot.demo.slack_examples import OAUTH_V2_ACCESS
-from securitybot.demo.slack_signing import (
+from securitybot.demo.slack_event_bodies import (
     app_home_opened_body,
     app_uninstalled_body,
-    block_action_body,
     message_event_body,
-    slash_command_body,
     tokens_revoked_body,
 )
+from securitybot.demo.slack_examples import OAUTH_V2_ACCESS
+from securitybot.demo.slack_interaction_bodies import block_action_body, slash_command_body
 from securitybot.slack.messages import CONFIRM_ACTION
 from securitybot.store.slack_installations import METADATA
 from tests.dashboard.test_dashboard import HASH, PASSWORD

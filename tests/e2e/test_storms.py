@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import select
 
 from securitybot.demo import FakeSlack
-from securitybot.demo.slack_signing import block_action_body
+from securitybot.demo.slack_interaction_bodies import block_action_body
 from securitybot.store.models import AuditLog
 from securitybot.store.storm_models import Storm
 from securitybot.storms.message import DISCARD_ACTION, ESCALATE_ACTION, RELEASE_ACTION

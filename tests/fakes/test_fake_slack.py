@@ -28,11 +28,8 @@ from securitybot.demo import (
     sign,
     view_submission_body,
 )
-from securitybot.demo.slack_signing import (
-    message_changed_body,
-    message_deleted_body,
-    retry_headers,
-)
+from securitybot.demo.slack_event_bodies import message_changed_body, message_deleted_body
+from securitybot.demo.slack_signing import retry_headers
 
 SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
 

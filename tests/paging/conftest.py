@@ -10,7 +10,7 @@ import pytest
 
 from securitybot.demo.fake_opsgenie import FakeOpsgenie
 from securitybot.demo.fake_pagerduty import FakePagerDuty
-from securitybot.demo.slack_signing import block_action_body, view_submission_body
+from securitybot.demo.slack_interaction_bodies import block_action_body, view_submission_body
 from securitybot.slack.messages import BENIGN_MODAL, DENY_ACTION
 from securitybot.slack.triage import NOTE_ACTION, NOTE_BLOCK
 from tests.e2e.conftest import fd, fs, make_bot, verifier  # noqa: F401 (fixtures)
