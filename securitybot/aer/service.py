@@ -8,32 +8,26 @@ and reloaded by :meth:`AerService.load_state`.
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy.orm import Session
 
-from securitybot.aer import budget, shared, store
+from securitybot.aer import shared, store
+from securitybot.aer.anomaly_decisions import record_decisions
 from securitybot.aer.baselines import WINDOW_SECONDS, Baseline, learn_baseline
 from securitybot.aer.decide import (
-    Action,
     OrgAerConfig,
-    Verdict,
-    decide,
-    held,
     merge_org_config,
     merged_org_mapping,
 )
 from securitybot.aer.detect import Anomaly, CounterKey, DetectionEngine
 from securitybot.aer.events import ActivityEvent
-from securitybot.aer.metrics import EVENTS_JUDGED, count_decisions
-from securitybot.aer.notify import consolidate, recipients
-from securitybot.aer.respond import ASK_EFFECT, ESCALATE_EFFECT, RESET_EFFECT
+from securitybot.aer.metrics import EVENTS_JUDGED
 from securitybot.aer.rules import (
     DETECTION_KEYS,
     DetectionConfig,
@@ -42,24 +36,19 @@ from securitybot.aer.rules import (
     TorList,
     load_rules,
 )
+from securitybot.aer.settings_audit import audit_settings_changes
 from securitybot.config import AerConfig
-from securitybot.store.alerts import audit
 from securitybot.store.db import Database
 from securitybot.store.models import utcnow
-from securitybot.store.outbox import enqueue_many
 
 logger = logging.getLogger(__name__)
 
-SETTINGS_CHANGED = "pref.anomaly_event_response_changed"
 # Sessions remembered per user so a reset records which sessions it killed (bounded: a user
 # with thousands of sessions is a scraper, and the newest are the ones that matter).
 _SESSIONS_PER_USER = 32
 # Sessions first seen longer ago than this are not reloaded at start-up (Slack sessions of
 # long-idle clients re-authenticate; the engine also caps how many it holds).
 _SESSION_LOOKBACK = timedelta(days=30)
-_NOTIFYING = {
-    Verdict.RESET, Verdict.NOTIFY, Verdict.COOLDOWN, Verdict.ESCALATE_PERSISTENCE, Verdict.HELD,
-}  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,75 +204,10 @@ class AerService:
         A reset spends the org's reset budget (:mod:`securitybot.aer.budget`); past it, the
         reset is held for a responder instead.
         """
-        anomalies = list(anomalies)
-        counts: dict[str, int] = {}
-        decided: list[tuple[str, str, str | None]] = []
-        jobs: list[dict[str, Any]] = []
-        ledger = budget.Ledger(session, self.cfg.reset_budget, self.clock())
-        holds = budget.HeldResets(session, self.cfg.reset_budget, ledger.now)
-        ledger.lock(
-            a.org for a in anomalies
-            if self.org_config(a.org).response_for(a.type) is Action.RESET_SESSIONS
+        return record_decisions(
+            session, anomalies, now, cfg=self.cfg, org_config=self.org_config,
+            sessions=self._sessions, clock=self.clock(), source=source, refs=refs,
         )  # fmt: skip
-        for i, a in enumerate(anomalies):
-            cfg = self.org_config(a.org)
-            d = decide(a, cfg, store.user_history(session, a.org, a.user), now)
-            if d.verdict is Verdict.RESET and not ledger.take(a.org):
-                d = held(d, a.org, budget.describe_reason(self.cfg.reset_budget))
-            aid = store.insert_anomaly(session, {
-                "org": a.org, "user_id": a.user, "type": a.type, "rule": a.rule[:80],
-                "source": source, "source_ref": refs[i] if refs else None,
-                "session_id": a.session, "ip": a.ip, "user_agent": a.user_agent,
-                "observed": str(a.observed)[:200],
-                "threshold": None if a.threshold is None else str(a.threshold)[:200],
-                "details": json.loads(json.dumps(a.details, default=str)),
-                "verdict": d.verdict.value, "action": d.action.value if d.action else None,
-                "reason": d.reason, "occurred_at": a.ts, "created_at": now,
-                "response": "held" if d.verdict is Verdict.HELD else None,
-            })  # fmt: skip
-            if aid is None:  # an audit-log entry polled twice
-                if d.verdict is Verdict.RESET:
-                    ledger.give_back(a.org)
-                continue
-            counts[d.verdict.value] = counts.get(d.verdict.value, 0) + 1
-            decided.append((a.type, d.verdict.value, d.action.value if d.action else None))
-            p = {
-                "anomaly_id": aid, "org": a.org, "user": a.user, "type": a.type,
-                "rule": a.rule, "observed": a.observed, "threshold": a.threshold,
-                "session": a.session, "ip": a.ip, "user_agent": a.user_agent,
-                "reason": d.reason, "reason_i18n": d.why.to_json(),
-            }  # fmt: skip
-            killed: list[str] = []
-            if d.verdict in (Verdict.RESET, Verdict.HELD):
-                seen = [
-                    *self._sessions.get((a.org, a.user), {}),
-                    *([a.session] if a.session else []),
-                ]
-                killed = [s for s in dict.fromkeys(seen) if s]
-                p["sessions"] = killed
-            if d.verdict is Verdict.RESET:
-                ledger.grant(a.org, aid)
-                store.record_reset(session, a.org, a.user, now, killed)
-                jobs.append({"effect": RESET_EFFECT, "payload": p,
-                             "idempotency_key": f"aer-reset:{aid}"})  # fmt: skip
-            elif d.verdict is Verdict.HELD:
-                holds.hold(p)
-            elif d.verdict is Verdict.ESCALATE_PERSISTENCE:
-                store.record_escalation(session, a.org, a.user, a.session, now)
-                jobs.append({"effect": ESCALATE_EFFECT, "payload": p,
-                             "idempotency_key": f"aer-escalate:{aid}"})  # fmt: skip
-            elif d.verdict is Verdict.ASK_USER:
-                jobs.append({"effect": ASK_EFFECT, "payload": p,
-                             "idempotency_key": f"aer-ask:{aid}"})  # fmt: skip
-            if d.verdict in _NOTIFYING:
-                targets = recipients(cfg.notify, a.org, self.cfg.contacts)
-                jobs += consolidate(
-                    session, org=a.org, user=a.user, kind=a.type, targets=targets,
-                    reason=d.why, now=now, window=self.cfg.notification_window,
-                )  # fmt: skip
-        enqueue_many(session, [*jobs, *holds.finish()])
-        count_decisions(session, decided)
-        return counts
 
     # --- state across restarts ----------------------------------------------------------
 
@@ -388,29 +312,4 @@ class AerService:
 
     def audit_settings_changes(self) -> list[str]:
         """Audit every org whose effective AER settings differ from the last ones persisted."""
-        changed = []
-        current = self.effective_settings()
-        with self.db.write() as session:
-            for org, settings in current.items():
-                old = store.get_snapshot(session, org)
-                if old == settings:
-                    continue
-                audit(
-                    session, action=SETTINGS_CHANGED, actor="config", org=org,
-                    details={"old": old, "new": settings},
-                )  # fmt: skip
-                store.put_snapshot(session, org, settings)
-                changed.append(org)
-        return changed
-
-    def effective_settings(self) -> dict[str, dict[str, Any]]:
-        out = {"*": _plain(dict(self.cfg.defaults))}
-        for org, layer in self.cfg.orgs.items():
-            out[org] = _plain(merged_org_mapping(self.cfg.defaults, layer))
-        return out
-
-
-def _plain(value: Mapping[str, Any]) -> dict[str, Any]:
-    # Through JSON so the comparison with the stored snapshot is like for like.
-    data: dict[str, Any] = json.loads(json.dumps(value, sort_keys=True, default=str))
-    return data
+        return audit_settings_changes(self.db, self.cfg)

@@ -11,7 +11,8 @@ from sqlalchemy import select
 
 from securitybot.aer.events import parse_event
 from securitybot.aer.poller import POLLER_NAME, AuditLogPoller
-from securitybot.aer.service import SETTINGS_CHANGED, AerService
+from securitybot.aer.service import AerService
+from securitybot.aer.settings_audit import SETTINGS_CHANGED
 from securitybot.aer.store import poller_position
 from securitybot.config import AerAuditLogs, AerConfig
 from securitybot.demo import FakeSlack
