@@ -39,8 +39,10 @@ from bench.aer_cluster import cluster, workload
 from bench.aer_engine import baseline_memory, generate
 from bench.common import TOKEN, database, ingest_config, server
 from securitybot.aer.detect import DetectionEngine
+from securitybot.aer.detection_config import DetectionConfig
 from securitybot.aer.events import ActivityEvent, parse_batch
-from securitybot.aer.rules import EXAMPLE_TOR_PATH, DetectionConfig, TorList, load_rules
+from securitybot.aer.reference_data import EXAMPLE_TOR_PATH, TorList
+from securitybot.aer.rules import load_rules
 from securitybot.aer.stream import StreamPublisher
 from securitybot.config import AerStream
 from securitybot.store.models import utcnow

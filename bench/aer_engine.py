@@ -19,8 +19,10 @@ from typing import Any
 
 from securitybot.aer.baselines import baseline_size_bytes, deep_sizeof, learn_baseline
 from securitybot.aer.detect import DetectionEngine
+from securitybot.aer.detection_config import DetectionConfig
 from securitybot.aer.events import ActivityEvent
-from securitybot.aer.rules import EXAMPLE_TOR_PATH, DetectionConfig, TorList, load_rules
+from securitybot.aer.reference_data import EXAMPLE_TOR_PATH, TorList
+from securitybot.aer.rules import load_rules
 
 ORGS = {"T0ACME": 3000, "T0GLOBEX": 1500, "T0INITECH": 500}
 ACTIONS = [

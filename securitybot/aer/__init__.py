@@ -41,8 +41,10 @@ from securitybot.aer.decide import (
     merge_org_config,
 )
 from securitybot.aer.detect import Anomaly, DetectionEngine
+from securitybot.aer.detection_config import DetectionConfig
 from securitybot.aer.events import ActivityEvent, BatchError, EventError, parse_batch, parse_event
-from securitybot.aer.rules import DetectionConfig, Rules, RulesError, TorList, load_rules
+from securitybot.aer.reference_data import TorList
+from securitybot.aer.rules import Rules, RulesError, load_rules
 
 __all__ = [
     "Action",

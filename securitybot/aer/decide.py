@@ -43,17 +43,14 @@ from typing import Any
 
 from securitybot.aer import reason as r
 from securitybot.aer.detect import Anomaly
-from securitybot.aer.reason import Reason
-from securitybot.aer.rules import (
-    ANOMALY_TYPES,
+from securitybot.aer.detection_config import (
     DETECTION_KEYS,
     IPNetwork,
     OrgDetectionConfig,
-    Rules,
-    RulesError,
-    parse_asn_list,
     parse_cidrs,
 )
+from securitybot.aer.reason import Reason
+from securitybot.aer.rules import ANOMALY_TYPES, Rules, RulesError, parse_asn_list
 from securitybot.durations import parse_duration
 
 

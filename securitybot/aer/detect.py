@@ -26,14 +26,9 @@ from securitybot.aer.detect_state import (
     SessionState,
     UserState,
 )
+from securitybot.aer.detection_config import DetectionConfig, OrgDetectionConfig
 from securitybot.aer.events import ActivityEvent
-from securitybot.aer.rules import (
-    COUNTRY_CENTROIDS,
-    DetectionConfig,
-    OrgDetectionConfig,
-    TorList,
-    haversine_km,
-)
+from securitybot.aer.reference_data import COUNTRY_CENTROIDS, TorList, haversine_km
 
 __all__ = [
     "Anomaly",

@@ -8,8 +8,9 @@ from datetime import datetime
 from typing import Any
 
 from securitybot.aer.baselines import Baseline
+from securitybot.aer.detection_config import OrgDetectionConfig
 from securitybot.aer.events import ActivityEvent
-from securitybot.aer.rules import OrgDetectionConfig, Rules
+from securitybot.aer.rules import Rules
 
 
 @dataclass(frozen=True, slots=True)

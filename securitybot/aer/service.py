@@ -26,16 +26,11 @@ from securitybot.aer.decide import (
     merged_org_mapping,
 )
 from securitybot.aer.detect import Anomaly, CounterKey, DetectionEngine
+from securitybot.aer.detection_config import DETECTION_KEYS, DetectionConfig, OrgDetectionConfig
 from securitybot.aer.events import ActivityEvent
 from securitybot.aer.metrics import EVENTS_JUDGED
-from securitybot.aer.rules import (
-    DETECTION_KEYS,
-    DetectionConfig,
-    OrgDetectionConfig,
-    Rules,
-    TorList,
-    load_rules,
-)
+from securitybot.aer.reference_data import TorList
+from securitybot.aer.rules import Rules, load_rules
 from securitybot.aer.settings_audit import audit_settings_changes
 from securitybot.config import AerConfig
 from securitybot.store.db import Database

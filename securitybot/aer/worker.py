@@ -33,7 +33,8 @@ from securitybot.aer.events import ActivityEvent
 from securitybot.aer.mac import check_mac, signing_keys
 from securitybot.aer.metrics import PARTITION_LAG
 from securitybot.aer.natsconn import connect, warn_without_credentials
-from securitybot.aer.rules import Rules, TorList, load_rules
+from securitybot.aer.reference_data import TorList
+from securitybot.aer.rules import Rules, load_rules
 from securitybot.aer.service import AerService
 from securitybot.aer.stream import Invalid, Undecodable, decode, ensure_stream, partition, subject
 from securitybot.config import AerStream, Settings

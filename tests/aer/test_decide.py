@@ -18,7 +18,8 @@ from securitybot.aer.decide import (
     merged_org_mapping,
 )
 from securitybot.aer.detect import Anomaly
-from securitybot.aer.rules import ANOMALY_TYPES, DetectionConfig, load_rules
+from securitybot.aer.detection_config import DetectionConfig
+from securitybot.aer.rules import ANOMALY_TYPES, load_rules
 
 NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 DEFAULTS = OrgAerConfig()

@@ -11,13 +11,8 @@ import pytest
 from securitybot.aer.baselines import learn_baseline
 from securitybot.aer.detect import Anomaly, DetectionConfig, DetectionEngine, TorList
 from securitybot.aer.events import ActivityEvent
-from securitybot.aer.rules import (
-    DEFAULT_TOR_PATH,
-    EXAMPLE_TOR_PATH,
-    RulesError,
-    load_rules,
-    parse_rules,
-)
+from securitybot.aer.reference_data import DEFAULT_TOR_PATH, EXAMPLE_TOR_PATH
+from securitybot.aer.rules import RulesError, load_rules, parse_rules
 
 T0 = datetime(2024, 5, 1, 9, 0, tzinfo=UTC)
 RULES = load_rules()

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from securitybot.aer.rules import EXAMPLE_TOR_PATH
+from securitybot.aer.reference_data import EXAMPLE_TOR_PATH
 from securitybot.demo import FakeDuo, FakeSlack
 from tests.e2e.harness import IKEY, SECURITY_CHANNEL, SKEY, TOKEN, Bot, e2e_settings, running_bot
 

@@ -14,7 +14,7 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from securitybot.aer.rules import DEFAULT_TOR_PATH
+from securitybot.aer.reference_data import DEFAULT_TOR_PATH
 from securitybot.cli import main
 from securitybot.demo import FakeDuo, FakeSlack
 from tests.aer_e2e.conftest import QUIET, MakeBot, aer_config, post_events

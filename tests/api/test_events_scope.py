@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import func, select, text
 from starlette.testclient import TestClient
 
-from securitybot.aer.rules import EXAMPLE_TOR_PATH
+from securitybot.aer.reference_data import EXAMPLE_TOR_PATH
 from securitybot.config import ConfigError, Settings, load_config
 from securitybot.store.aer_models import AerAnomaly, AerCounter
 from securitybot.store.db import Database

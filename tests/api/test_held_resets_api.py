@@ -11,7 +11,7 @@ from sqlalchemy import select, text
 from starlette.testclient import TestClient
 
 from securitybot.aer.events import parse_event
-from securitybot.aer.rules import EXAMPLE_TOR_PATH
+from securitybot.aer.reference_data import EXAMPLE_TOR_PATH
 from securitybot.aer.service import AerService
 from securitybot.config import Settings
 from securitybot.store.db import Database

@@ -10,7 +10,7 @@ from sqlalchemy import text
 from starlette.testclient import TestClient
 
 from securitybot.aer.events import parse_event
-from securitybot.aer.rules import EXAMPLE_TOR_PATH
+from securitybot.aer.reference_data import EXAMPLE_TOR_PATH
 from securitybot.aer.service import AerService
 from securitybot.config import AerConfig
 from securitybot.service import build_service
