@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -41,8 +40,6 @@ from securitybot.verify.base import (
     StartResult,
     provider_named,
 )
-
-logger = logging.getLogger(__name__)
 
 MAX_DM_ATTEMPTS = 8  # then the DM counts as failed and the alert escalates (fail closed)
 MAX_DUO_ERRORS = 3  # Duo errors are retried briefly; then escalate with duo_error
