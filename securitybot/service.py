@@ -90,6 +90,7 @@ def uvicorn_config(
         # uvicorn hands it to asyncio.timeout, which takes seconds as a float; its annotation
         # says int.
         timeout_graceful_shutdown=settings.server.shutdown_grace / 4,  # type: ignore[arg-type]
+        timeout_keep_alive=round(settings.server.keep_alive_timeout),
         # uvicorn would otherwise rewrite the client address from X-Forwarded-For for any
         # request from 127.0.0.1; the dashboard decides per `dashboard.trusted_proxies`.
         proxy_headers=False,

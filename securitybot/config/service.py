@@ -39,6 +39,10 @@ class ServerConfig(_Section):
     # SIGTERM to exit: open HTTP requests get a quarter of it, outbox jobs in flight half, and
     # what is left closes connections. Kubernetes' terminationGracePeriodSeconds must be longer.
     shutdown_grace: Duration = Field(default=20.0, le=600)
+    # How long an idle keep-alive connection stays open. Longer than the load balancers' and
+    # senders' own idle timeouts (AWS ALB and nginx: 60 s), or a request sent as we close the
+    # connection fails ("Server disconnected", a 502 behind a proxy). uvicorn's own is 5 s.
+    keep_alive_timeout: Duration = Field(default=75.0, ge=1, le=3600)
 
 
 class SchedulerConfig(_Section):
