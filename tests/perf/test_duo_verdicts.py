@@ -141,9 +141,10 @@ def test_sqlite_write_lock_lets_a_priority_writer_go_before_queued_writers() -> 
     assert sorted(order[1:]) == sorted(f"push{i}" for i in range(10))
 
 
+# PostgreSQL has no process-wide writer lock; its rows lock on their own.
+@pytest.mark.parametrize("backend", ["sqlite"])
 def test_priority_writes_on_a_database_go_first(db: Database) -> None:
-    if not db.is_sqlite:
-        pytest.skip("PostgreSQL has no process-wide writer lock; its rows lock on their own")
+    assert db.is_sqlite
     alert_id = _alert(db, "tx-1")
     order: list[str] = []
 
@@ -158,11 +159,11 @@ def test_priority_writes_on_a_database_go_first(db: Database) -> None:
     assert order[0] == "verdict" and len(order) == 6
 
 
+@pytest.mark.parametrize("backend", ["sqlite"])
 def test_a_held_effect_is_claimed_before_queued_writes(db: Database) -> None:
     """A push's poll is claimed before the burst's queued writes: until it is, nothing
     listens for the person's answer (SQLite; PostgreSQL claims with SKIP LOCKED anyway)."""
-    if not db.is_sqlite:
-        pytest.skip("PostgreSQL has no process-wide writer lock")
+    assert db.is_sqlite
     with db.write() as session:
         enqueue(session, effect="poll_duo", alert_id=None, payload={"txid": "tx-1"},
                 idempotency_key="poll:tx-1")  # fmt: skip

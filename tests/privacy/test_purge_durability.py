@@ -56,11 +56,11 @@ def _old_alerts(db: Database, n: int) -> None:
         alert(db, age_days=500, jobs=1, audit=1)
 
 
+@pytest.mark.parametrize("backend", ["postgres"])  # PostgreSQL's setting: on it alone
 def test_on_postgres_the_purges_deletes_commit_asynchronously_and_only_they(
     db: Database,
 ) -> None:
-    if not db.is_postgres:
-        pytest.skip("PostgreSQL's setting")
+    assert db.is_postgres
     _old_alerts(db, 7)
     with DeleteSettings(db) as deletes:
         report = purge.run(db, current_policy(db, CONFIG), batch_size=3, batch_time=60)
@@ -78,9 +78,9 @@ def test_on_postgres_the_purges_deletes_commit_asynchronously_and_only_they(
         assert session.connection().exec_driver_sql("SHOW synchronous_commit").scalar() == "on"
 
 
+@pytest.mark.parametrize("backend", ["sqlite"])
 def test_on_sqlite_no_such_statement_is_sent(db: Database) -> None:
-    if not db.is_sqlite:
-        pytest.skip("SQLite's statements")
+    assert db.is_sqlite
     _old_alerts(db, 4)
     with Statements(db) as st:
         report = purge.run(db, current_policy(db, CONFIG), batch_size=3, batch_time=60)
