@@ -6,9 +6,8 @@ from __future__ import annotations
 import click
 
 from securitybot.aer.deadletters_cli import aer_dead_letters
-from securitybot.cli_support import CONFIG_HELP, fail, settings_from
+from securitybot.cli_support import CONFIG_HELP, checked_db, fail, settings_from
 from securitybot.logs import configure_logging
-from securitybot.store.db import Database, SchemaNotReady
 
 
 @click.group("aer")
@@ -23,16 +22,9 @@ def aer_refresh_baselines(config: str | None) -> None:
     settings = settings_from(config)
     configure_logging(settings.logging, settings)
     from securitybot.aer.service import AerService
-    from securitybot.store.db import check_schema
 
-    db = Database.from_url(settings.database.url)
-    try:
-        check_schema(db.engine)
+    with checked_db(settings) as db:
         r = AerService(settings.aer, db).refresh_baselines()
-    except SchemaNotReady as exc:
-        fail(str(exc), 1)
-    finally:
-        db.dispose()
     # Running servers poll aer_versions (and LISTEN on PostgreSQL): they pick this up in seconds.
     click.echo(f"refreshed {r.learned} baselines, {r.changed} changed (version {r.version})")
 
@@ -60,16 +52,9 @@ def aer_worker(config: str | None, metrics_port: int, metrics_host: str) -> None
     if settings.aer.stream is None:
         fail("aer.stream is not configured: events are processed by the server itself", 2)
     from securitybot.aer.worker import run_worker
-    from securitybot.store.db import check_schema
 
-    db = Database.from_url(settings.database.url)
-    try:
-        check_schema(db.engine)
+    with checked_db(settings) as db:
         run_worker(settings, db, metrics_port, metrics_host)
-    except SchemaNotReady as exc:
-        fail(str(exc), 1)
-    finally:
-        db.dispose()
 
 
 @aer.command("update-tor-list")
@@ -80,22 +65,16 @@ def aer_update_tor_list(config: str | None, url: str | None) -> None:
     settings = settings_from(config)
     configure_logging(settings.logging, settings)
     from securitybot.aer.torlist import TorListError, update_tor_list
-    from securitybot.store.db import check_schema
 
     a = settings.aer
-    db = Database.from_url(settings.database.url)
-    try:
-        check_schema(db.engine)
-        r = update_tor_list(
-            db, url or a.tor_list_url, min_entries=a.tor_list_min_entries,
-            max_entries=a.tor_list_max_entries,
-        )  # fmt: skip
-    except SchemaNotReady as exc:
-        fail(str(exc), 1)
-    except TorListError as exc:
-        fail(f"update-tor-list: refused, the previous list stays in force: {exc}", 1)
-    finally:
-        db.dispose()
+    with checked_db(settings) as db:
+        try:
+            r = update_tor_list(
+                db, url or a.tor_list_url, min_entries=a.tor_list_min_entries,
+                max_entries=a.tor_list_max_entries,
+            )  # fmt: skip
+        except TorListError as exc:
+            fail(f"update-tor-list: refused, the previous list stays in force: {exc}", 1)
     click.echo(f"stored {r.entries} Tor exits (+{r.added} -{r.removed}, version {r.version})")
 
 

@@ -9,10 +9,9 @@ import sys
 import click
 
 from securitybot.aer.deadletters import REASONS as DEAD_LETTER_REASONS
-from securitybot.cli_support import CONFIG_HELP, fail, settings_from
+from securitybot.cli_support import CONFIG_HELP, checked_db, fail, settings_from
 from securitybot.config import Settings
 from securitybot.logs import configure_logging
-from securitybot.store.db import Database, SchemaNotReady
 
 
 @click.group("dead-letters")
@@ -20,20 +19,12 @@ def aer_dead_letters() -> None:
     """Stream messages workers would not act on (bad MAC, undecodable, invalid)."""
 
 
-def _stream_db(config: str | None) -> tuple[Settings, Database]:
+def _stream_settings(config: str | None) -> Settings:
     settings = settings_from(config)
     configure_logging(settings.logging, settings)
     if settings.aer.stream is None:
         fail("aer.stream is not configured: there is no stream and no dead letters", 2)
-    from securitybot.store.db import check_schema
-
-    db = Database.from_url(settings.database.url)
-    try:
-        check_schema(db.engine)
-    except SchemaNotReady as exc:
-        db.dispose()
-        fail(str(exc), 1)
-    return settings, db
+    return settings
 
 
 @aer_dead_letters.command("list")
@@ -48,30 +39,27 @@ def aer_dead_letters_list(
     """Show dead letters, oldest first: id, when stored, reason, subject, sequence, detail."""
     from securitybot.aer.deadletters import listing
 
-    settings, db = _stream_db(config)
+    settings = _stream_settings(config)
     assert settings.aer.stream is not None
-    try:
-        with db.read() as session:
-            rows = listing(session, settings.aer.stream.stream, reason=reason, limit=limit,
-                           include_replayed=not pending)  # fmt: skip
-            for r in rows:
-                replayed = (f"replayed {r.replayed_at:%Y-%m-%dT%H:%M:%SZ} by {r.replayed_by}"
-                            if r.replayed_at else "not replayed")  # fmt: skip
-                if as_json:
-                    click.echo(json.dumps({
-                        "id": r.id, "stored_at": r.stored_at.isoformat(), "reason": r.reason,
-                        "subject": r.subject, "seq": r.seq, "partition": r.partition,
-                        "detail": r.detail, "msg_id": r.msg_id, "headers": r.headers,
-                        "data": r.data.decode("utf-8", "replace"),
-                        "replayed_at": r.replayed_at.isoformat() if r.replayed_at else None,
-                        "replayed_by": r.replayed_by,
-                    }))  # fmt: skip
-                else:
-                    click.echo(f"{r.id}\t{r.stored_at:%Y-%m-%dT%H:%M:%SZ}\t{r.reason}\t"
-                               f"{r.subject}#{r.seq}\t{len(r.data)} bytes\t{replayed}\t"
-                               f"{r.detail}")  # fmt: skip
-    finally:
-        db.dispose()
+    with checked_db(settings) as db, db.read() as session:
+        rows = listing(session, settings.aer.stream.stream, reason=reason, limit=limit,
+                       include_replayed=not pending)  # fmt: skip
+        for r in rows:
+            replayed = (f"replayed {r.replayed_at:%Y-%m-%dT%H:%M:%SZ} by {r.replayed_by}"
+                        if r.replayed_at else "not replayed")  # fmt: skip
+            if as_json:
+                click.echo(json.dumps({
+                    "id": r.id, "stored_at": r.stored_at.isoformat(), "reason": r.reason,
+                    "subject": r.subject, "seq": r.seq, "partition": r.partition,
+                    "detail": r.detail, "msg_id": r.msg_id, "headers": r.headers,
+                    "data": r.data.decode("utf-8", "replace"),
+                    "replayed_at": r.replayed_at.isoformat() if r.replayed_at else None,
+                    "replayed_by": r.replayed_by,
+                }))  # fmt: skip
+            else:
+                click.echo(f"{r.id}\t{r.stored_at:%Y-%m-%dT%H:%M:%SZ}\t{r.reason}\t"
+                           f"{r.subject}#{r.seq}\t{len(r.data)} bytes\t{replayed}\t"
+                           f"{r.detail}")  # fmt: skip
     if not rows and not as_json:
         click.echo("no dead letters")
 
@@ -98,10 +86,10 @@ def aer_dead_letters_replay(
 
     if bool(ids) == bool(reason):
         fail("aer dead-letters replay: name the IDS or a --reason, not both or neither", 2)
-    settings, db = _stream_db(config)
+    settings = _stream_settings(config)
     cfg = settings.aer.stream
     assert cfg is not None
-    try:
+    with checked_db(settings) as db:
         if reason:
             with db.read() as session:
                 found = listing(session, cfg.stream, reason=reason, limit=10_000,
@@ -109,8 +97,6 @@ def aer_dead_letters_replay(
                 ids = tuple(r.id for r in found)
         who = actor or f"cli:{getpass.getuser()}"
         results = asyncio.run(replay(db, cfg, ids, actor=who, again=again))
-    finally:
-        db.dispose()
     failed = 0
     for r in results:
         if r.refused is None:
