@@ -5,19 +5,17 @@ travels in the URL: ``?token=``. That token must reach no log line, uvicorn's re
 from __future__ import annotations
 
 import logging
-import threading
-import time
 from collections.abc import Iterator
 
 import httpx
 import pytest
-import uvicorn
 
 from securitybot.logs import configure_logging
 from securitybot.service import build_service, uvicorn_config
 from securitybot.store.db import Database
 from tests.adapters.conftest import FALCO_TOKEN, adapter_settings, sample
 from tests.e2e.harness import free_port
+from tests.uvicorn_thread import serving
 
 
 @pytest.fixture
@@ -40,22 +38,15 @@ def test_a_falco_url_token_authenticates_and_is_never_logged(
     settings = adapter_settings(db_url, logging={"level": "DEBUG", "access_log": True})
     configure_logging(settings.logging)
     _runtime, app = build_service(settings, db)
-    server = uvicorn.Server(uvicorn_config(app, settings, host="127.0.0.1", port=free_port()))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline and thread.is_alive(), "server did not start"
-        time.sleep(0.02)
-    try:
-        with httpx.Client(base_url=f"http://127.0.0.1:{server.config.port}") as http:
-            ok = http.post(f"/api/v1/alerts/falco?token={FALCO_TOKEN}",
-                           json=sample("falco_http_output"))  # fmt: skip
-            wrong = http.post("/api/v1/alerts/falco?token=not-the-token-but-secret-too",
-                              json=sample("falco_http_output"))  # fmt: skip
-    finally:
-        server.should_exit = True
-        thread.join(timeout=15)
+    config = uvicorn_config(app, settings, host="127.0.0.1", port=free_port())
+    with (
+        serving(config) as server,
+        httpx.Client(base_url=f"http://127.0.0.1:{server.config.port}") as http,
+    ):
+        ok = http.post(f"/api/v1/alerts/falco?token={FALCO_TOKEN}",
+                       json=sample("falco_http_output"))  # fmt: skip
+        wrong = http.post("/api/v1/alerts/falco?token=not-the-token-but-secret-too",
+                          json=sample("falco_http_output"))  # fmt: skip
 
     assert ok.status_code == 201, ok.text
     assert ok.json()["source"] == "falco-k8s"

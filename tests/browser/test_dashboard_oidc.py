@@ -4,8 +4,6 @@ tampered state, a callback from another browser and an expired ID token sign nob
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -23,6 +21,7 @@ from securitybot.store.dashboard_models import DashboardSessionRow
 from securitybot.store.db import Database
 from securitybot.store.models import AuditLog
 from tests.oidc.provider import PEOPLE, ROLES, OidcProvider, oidc_provider
+from tests.uvicorn_thread import serving
 
 CALLBACK = "/dashboard/oidc/callback"
 
@@ -45,20 +44,9 @@ def dashboard_settings(db_url: str, idp: OidcProvider, port: int) -> Settings:
 @contextmanager
 def served(settings: Settings, db: Database, port: int) -> Iterator[str]:
     _rt, app = build_service(settings, db)
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline and thread.is_alive(), "server did not start"
-        time.sleep(0.02)
-    try:
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    with serving(config):
         yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=15)
 
 
 @contextmanager

@@ -5,13 +5,10 @@ from __future__ import annotations
 import json
 import logging
 import socket
-import threading
-import time
 from collections.abc import Iterator
 
 import httpx
 import pytest
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse
@@ -20,6 +17,7 @@ from starlette.routing import Route
 from securitybot.config import Settings
 from securitybot.logs import configure_logging
 from securitybot.service import uvicorn_config
+from tests.uvicorn_thread import serving
 
 
 @pytest.fixture
@@ -59,21 +57,12 @@ def test_uvicorn_tracebacks_and_access_lines_are_json(
     settings = Settings.model_validate({"logging": {"json": True, "access_log": True}})
     configure_logging(settings.logging)
     app = Starlette(routes=[Route("/ok", ok), Route("/boom", boom)])
-    server = uvicorn.Server(uvicorn_config(app, settings, port=free_port()))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline and thread.is_alive(), "server did not start"
-        time.sleep(0.02)
-    port = server.config.port
-    try:
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}") as http:
-            assert http.get("/ok").status_code == 200
-            assert http.get("/boom").status_code == 500
-    finally:
-        server.should_exit = True
-        thread.join(timeout=15)
+    with (
+        serving(uvicorn_config(app, settings, port=free_port())) as server,
+        httpx.Client(base_url=f"http://127.0.0.1:{server.config.port}") as http,
+    ):
+        assert http.get("/ok").status_code == 200
+        assert http.get("/boom").status_code == 500
 
     lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
     records = [json.loads(line) for line in lines]  # each line is JSON, or this raises

@@ -7,12 +7,10 @@ retried by the sender's client: seen in our own tests under load."""
 from __future__ import annotations
 
 import socket
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse
@@ -21,6 +19,7 @@ from starlette.routing import Route
 from securitybot.config import Settings
 from securitybot.service import uvicorn_config
 from tests.unit.test_json_logging import free_port
+from tests.uvicorn_thread import serving
 
 REQUEST = b"GET /ok HTTP/1.1\r\nHost: localhost\r\nConnection: keep-alive\r\n\r\n"
 
@@ -30,20 +29,10 @@ async def ok(request: Request) -> PlainTextResponse:
 
 
 @contextmanager
-def serving(settings: Settings) -> Iterator[int]:
+def _ok_served(settings: Settings) -> Iterator[int]:
     app = Starlette(routes=[Route("/ok", ok)])
-    server = uvicorn.Server(uvicorn_config(app, settings, port=free_port()))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline and thread.is_alive(), "server did not start"
-        time.sleep(0.02)
-    try:
+    with serving(uvicorn_config(app, settings, port=free_port())) as server:
         yield server.config.port
-    finally:
-        server.should_exit = True
-        thread.join(timeout=15)
 
 
 def _ask(conn: socket.socket) -> bytes:
@@ -58,7 +47,7 @@ def _ask(conn: socket.socket) -> bytes:
 
 
 def test_a_connection_idle_longer_than_uvicorns_five_seconds_is_still_served() -> None:
-    with serving(Settings()) as port, socket.create_connection(("127.0.0.1", port)) as conn:
+    with _ok_served(Settings()) as port, socket.create_connection(("127.0.0.1", port)) as conn:
         conn.settimeout(10)
         assert _ask(conn).startswith(b"HTTP/1.1 200")
         time.sleep(6.0)  # a sender's pool keeps it; uvicorn's default had closed it at 5 s
