@@ -28,14 +28,21 @@ def test_a_person_whose_slack_speaks_german_is_told_in_german_they_were_signed_o
     assert f"`{TOR_IP}`" in dm
 
 
-def test_notices_are_in_the_teams_language_and_a_contacts_own(
-    make_bot: MakeBot, fs: FakeSlack
-) -> None:
+def _bob_noticed(make_bot: MakeBot, fs: FakeSlack) -> tuple[Bot, str]:
+    """Bob logs in from two networks of a French team's org whose response is notify_only:
+    the bot and the notice in the AER channel."""
     bot = make_bot(TEAM_FR)
     base = {"org": QUIET, "user": "UBOB", "action": "login", "country": "US"}
     events = [{**base, "asn": asn, "session": f"S{asn}"} for asn in (7922, 3320)]
     assert post_events(bot, events)["decisions"] == {"notify": 1}
-    [channel] = wait_until(lambda: _texts(fs, AER_CHANNEL), what="the channel's notice")
+    [notice] = wait_until(lambda: _texts(fs, AER_CHANNEL), what="the channel's notice")
+    return bot, notice
+
+
+def test_notices_are_in_the_teams_language_and_a_contacts_own(
+    make_bot: MakeBot, fs: FakeSlack
+) -> None:
+    _bot, channel = _bob_noticed(make_bot, fs)
     assert channel.startswith(":rotating_light: Réponse aux événements anormaux : *")
     assert "Dernière anomalie : " in channel
     [secadm] = wait_until(lambda: _texts(fs, "DUSECADM"), what="the security admin's DM")
@@ -76,11 +83,7 @@ def test_an_escalation_for_persistence_after_a_reset_gives_its_reason_in_french(
 def test_a_notice_for_notify_only_gives_its_reason_in_french(
     make_bot: MakeBot, fs: FakeSlack
 ) -> None:
-    bot = make_bot(TEAM_FR)
-    base = {"org": QUIET, "user": "UBOB", "action": "login", "country": "US"}
-    events = [{**base, "asn": asn, "session": f"S{asn}"} for asn in (7922, 3320)]
-    assert post_events(bot, events)["decisions"] == {"notify": 1}
-    [notice] = wait_until(lambda: _texts(fs, AER_CHANNEL), what="the channel's notice")
+    bot, notice = _bob_noticed(make_bot, fs)
     [reason] = _reasons(bot, "notify")
     kind = reason.split(" ", 1)[0]
     assert reason.endswith(f" for UBOB: the org's response to {kind} is notify_only")
