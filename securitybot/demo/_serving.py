@@ -12,7 +12,7 @@ import ssl
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import TracebackType
@@ -179,6 +179,21 @@ class FakeServer(ThreadingHTTPServer):
     def server_close(self) -> None:
         self.close_idle()
         super().server_close()
+
+
+def write_reply(req: BaseHTTPRequestHandler, status: int, data: bytes,
+                ctype: str | None = "application/json",
+                headers: Mapping[str, str] | None = None) -> None:  # fmt: skip
+    """Answer ``req``: ``status``, ``data`` with its length, ``ctype`` (None: no body type),
+    and ``headers`` (a vendor's own: rate limits, request ids)."""
+    req.send_response(status)
+    if ctype is not None:
+        req.send_header("Content-Type", ctype)
+    req.send_header("Content-Length", str(len(data)))
+    for name, value in (headers or {}).items():
+        req.send_header(name, value)
+    req.end_headers()
+    req.wfile.write(data)
 
 
 class HungUp(Exception):

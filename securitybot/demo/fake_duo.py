@@ -19,7 +19,7 @@ from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, parse_qsl, urlsplit
 
-from securitybot.demo._serving import FakeServer, HungUp, TLSFake, hold
+from securitybot.demo._serving import FakeServer, HungUp, TLSFake, hold, write_reply
 from securitybot.demo.duo_signature import DuoError, check_signature
 from securitybot.demo.fake_push import PushBook
 
@@ -258,11 +258,7 @@ class FakeDuo(TLSFake, PushBook[Push]):
                 DuoRequest(req.command, split.path, params, ok, version, status, time.time())
             )
         data = json.dumps(reply).encode()
-        req.send_response(status)
-        req.send_header("Content-Type", "application/json")
-        req.send_header("Content-Length", str(len(data)))
-        req.end_headers()
-        req.wfile.write(data)
+        write_reply(req, status, data)
 
     def _route(self, method: str, path: str, params: dict[str, str]) -> Json:
         routes = {

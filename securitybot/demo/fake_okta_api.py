@@ -13,7 +13,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from securitybot.demo import okta_examples as documented
-from securitybot.demo._serving import TLSFake
+from securitybot.demo._serving import TLSFake, write_reply
 from securitybot.demo.fake_okta_records import (
     _RESULTS,
     FRAUD_EVENT,
@@ -85,13 +85,7 @@ class OktaApi(TLSFake, PushBook[Push]):
             "X-Rate-Limit-Reset": str((minute + 1) * 60),
         }
         data = json.dumps(reply).encode()
-        req.send_response(status)
-        req.send_header("Content-Type", "application/json")
-        req.send_header("Content-Length", str(len(data)))
-        for name, value in extra.items():
-            req.send_header(name, value)
-        req.end_headers()
-        req.wfile.write(data)
+        write_reply(req, status, data, headers=extra)
 
     def _route(self, method: str, path: str, params: dict[str, str]) -> tuple[int, Any]:
         parts = path.strip("/").split("/")

@@ -34,7 +34,7 @@ from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from securitybot.demo._serving import FakeServer, ServedFake
+from securitybot.demo._serving import FakeServer, ServedFake, write_reply
 
 log = logging.getLogger(__name__)
 
@@ -153,14 +153,8 @@ class FakeOpsgenie(ServedFake):
         if self.latency:
             time.sleep(self.latency)
         data = json.dumps(reply).encode()
-        req.send_response(status)
-        req.send_header("Content-Type", "application/json")
-        req.send_header("Content-Length", str(len(data)))
-        req.send_header("X-Request-ID", str(reply.get("requestId", "")))
-        for name, value in extra.items():
-            req.send_header(name, value)
-        req.end_headers()
-        req.wfile.write(data)
+        write_reply(req, status, data,
+                    headers={"X-Request-ID": str(reply.get("requestId", "")), **extra})  # fmt: skip
 
     def _failure(self) -> _Failure | None:
         with self._lock:

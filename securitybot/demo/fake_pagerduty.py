@@ -42,7 +42,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from securitybot.demo._serving import FakeServer, ServedFake
+from securitybot.demo._serving import FakeServer, ServedFake, write_reply
 from securitybot.demo.pagerduty_examples import DOCUMENTED_USER, DOCUMENTED_WEBHOOK
 
 log = logging.getLogger(__name__)
@@ -285,14 +285,7 @@ class FakePagerDuty(ServedFake):
         if self.latency:
             time.sleep(self.latency)
         data = b"" if reply is None else json.dumps(reply).encode()
-        req.send_response(status)
-        if reply is not None:
-            req.send_header("Content-Type", "application/json")
-        req.send_header("Content-Length", str(len(data)))
-        for name, value in extra.items():
-            req.send_header(name, value)
-        req.end_headers()
-        req.wfile.write(data)
+        write_reply(req, status, data, None if reply is None else "application/json", extra)
 
     def _failure(self) -> _Failure | None:
         with self._lock:

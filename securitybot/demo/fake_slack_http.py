@@ -9,6 +9,7 @@ from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
+from securitybot.demo._serving import write_reply
 from securitybot.demo.fake_slack_methods import Json
 
 # Audit Logs calls are not Web API "methods"; they are recorded under this name.
@@ -68,10 +69,4 @@ def send_reply(
         data, ctype = json.dumps(payload).encode(), "application/json; charset=utf-8"
     # A client killed mid-call (crash tests) has gone: Slack would not mind either.
     with contextlib.suppress(BrokenPipeError, ConnectionResetError):
-        req.send_response(status)
-        req.send_header("Content-Type", ctype)
-        req.send_header("Content-Length", str(len(data)))
-        for k, v in extra.items():
-            req.send_header(k, v)
-        req.end_headers()
-        req.wfile.write(data)
+        write_reply(req, status, data, ctype, extra)
