@@ -45,7 +45,9 @@ def _post_alert(server: Server, fs: FakeSlack, fd: FakeDuo, db: Database, key: s
     fs.reset_calls()
     with httpx.Client(base_url=f"http://127.0.0.1:{server.port}", timeout=10) as http:
         alert_id: int = Bot(http.base_url, fs, fd, db, http).post_alert(dedup_key=key)["id"]
-    wait_until(lambda: fs.calls, what="the DM job to reach Slack")
+    # The DM itself, not any call (a directory sync's users.list may reach Slack first).
+    wait_until(lambda: fs.calls_to("chat.postMessage") and _dm_jobs(db, alert_id),
+               what="the DM job to reach Slack")  # fmt: skip
     return alert_id
 
 
